@@ -1,0 +1,2 @@
+//! The collector. (Being written.)
+pub mod schema;

@@ -1,0 +1,359 @@
+//! A small, strict JSON reader and writer for the wire body and `--json`.
+//!
+//! The client may only use crates without dependencies, and the datagrams it
+//! exchanges are small and fixed in shape, so JSON is done here by hand. The
+//! reader is written for hostile input (the collector runs it on every signed
+//! body): it never panics, never loops without consuming input, and refuses
+//! anything outside what the wire needs, namely nesting deeper than
+//! [`MAX_DEPTH`], input longer than [`MAX_INPUT`], and numbers that are not
+//! unsigned integers (no floats, no negatives, nothing above `u64::MAX`).
+//! That sidesteps the traps of general-purpose JSON crates on such input.
+
+use std::fmt::Write as _;
+
+/// Deepest nesting accepted (the wire body needs 3: object, array, object).
+pub const MAX_DEPTH: usize = 8;
+/// Longest input accepted, in bytes (a datagram is at most 1,400).
+pub const MAX_INPUT: usize = 1 << 20;
+
+/// A parsed JSON value. Objects keep their keys in order (duplicates kept).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    Num(u64),
+    Str(String),
+    Arr(Vec<Value>),
+    Obj(Vec<(String, Value)>),
+}
+
+impl Value {
+    pub fn as_object(&self) -> Option<&[(String, Value)]> {
+        match self {
+            Value::Obj(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The first value under `key` in an object.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_object()?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+}
+
+/// Parses one JSON document (surrounding white space allowed).
+pub fn parse(input: &str) -> Result<Value, String> {
+    if input.len() > MAX_INPUT {
+        return Err(format!(
+            "JSON of {} bytes is longer than {MAX_INPUT}",
+            input.len()
+        ));
+    }
+    let mut p = Parser {
+        s: input.as_bytes(),
+        i: 0,
+    };
+    p.ws();
+    let v = p.value(0)?;
+    p.ws();
+    if p.i != p.s.len() {
+        return Err(format!("unexpected data after JSON at byte {}", p.i));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn err<T>(&self, what: &str) -> Result<T, String> {
+        Err(format!("{what} at byte {}", self.i))
+    }
+
+    fn eat(&mut self, b: u8) -> Result<(), String> {
+        if self.s.get(self.i) == Some(&b) {
+            self.i += 1;
+            Ok(())
+        } else {
+            self.err(&format!("expected '{}'", b as char))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, String> {
+        if depth >= MAX_DEPTH {
+            return self.err("JSON nested too deeply");
+        }
+        match self.s.get(self.i) {
+            None => self.err("unexpected end of JSON"),
+            Some(b'{') => {
+                self.i += 1;
+                let mut obj = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b'}') {
+                    self.i += 1;
+                    return Ok(Value::Obj(obj));
+                }
+                loop {
+                    self.ws();
+                    let k = self.string()?;
+                    self.ws();
+                    self.eat(b':')?;
+                    self.ws();
+                    let v = self.value(depth + 1)?;
+                    obj.push((k, v));
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(Value::Obj(obj));
+                        }
+                        _ => return self.err("expected ',' or '}'"),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.i += 1;
+                let mut arr = Vec::new();
+                self.ws();
+                if self.s.get(self.i) == Some(&b']') {
+                    self.i += 1;
+                    return Ok(Value::Arr(arr));
+                }
+                loop {
+                    self.ws();
+                    arr.push(self.value(depth + 1)?);
+                    self.ws();
+                    match self.s.get(self.i) {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Value::Arr(arr));
+                        }
+                        _ => return self.err("expected ',' or ']'"),
+                    }
+                }
+            }
+            Some(b'"') => Ok(Value::Str(self.string()?)),
+            Some(b'0'..=b'9') => {
+                let start = self.i;
+                let mut n: u64 = 0;
+                while let Some(&d @ b'0'..=b'9') = self.s.get(self.i) {
+                    n = match n
+                        .checked_mul(10)
+                        .and_then(|n| n.checked_add(u64::from(d - b'0')))
+                    {
+                        Some(n) => n,
+                        None => return self.err("number too large"),
+                    };
+                    self.i += 1;
+                }
+                if self.i - start > 1 && self.s[start] == b'0' {
+                    return self.err("number with a leading zero");
+                }
+                if let Some(b'.' | b'e' | b'E') = self.s.get(self.i) {
+                    return self.err("only unsigned integers are allowed");
+                }
+                Ok(Value::Num(n))
+            }
+            Some(b'-') => self.err("only unsigned integers are allowed"),
+            Some(_) => {
+                for (word, v) in [
+                    (&b"null"[..], Value::Null),
+                    (b"true", Value::Bool(true)),
+                    (b"false", Value::Bool(false)),
+                ] {
+                    if self.s[self.i..].starts_with(word) {
+                        self.i += word.len();
+                        return Ok(v);
+                    }
+                }
+                self.err("unexpected character")
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, String> {
+        let Some(h) = self.s.get(self.i..self.i + 4) else {
+            return self.err("short \\u escape");
+        };
+        let h = std::str::from_utf8(h).map_err(|_| format!("bad \\u escape at byte {}", self.i))?;
+        let v =
+            u32::from_str_radix(h, 16).map_err(|_| format!("bad \\u escape at byte {}", self.i))?;
+        self.i += 4;
+        Ok(v)
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        self.eat(b'"')?;
+        let mut out = String::new();
+        loop {
+            // Copy a run of plain characters at once. The input is a &str,
+            // and runs end only at ASCII bytes, so slicing stays on char
+            // boundaries.
+            let start = self.i;
+            while let Some(&b) = self.s.get(self.i) {
+                if b == b'"' || b == b'\\' || b < 0x20 {
+                    break;
+                }
+                self.i += 1;
+            }
+            out.push_str(std::str::from_utf8(&self.s[start..self.i]).map_err(|_| "invalid UTF-8")?);
+            match self.s.get(self.i) {
+                None => return self.err("unterminated string"),
+                Some(b'"') => {
+                    self.i += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.i += 1;
+                    let Some(&e) = self.s.get(self.i) else {
+                        return self.err("unterminated string");
+                    };
+                    self.i += 1;
+                    match e {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => {
+                            let hi = self.hex4()?;
+                            let c = if (0xD800..0xDC00).contains(&hi) {
+                                if self.s.get(self.i..self.i + 2) != Some(b"\\u") {
+                                    return self.err("lone surrogate in \\u escape");
+                                }
+                                self.i += 2;
+                                let lo = self.hex4()?;
+                                if !(0xDC00..0xE000).contains(&lo) {
+                                    return self.err("bad surrogate pair");
+                                }
+                                0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
+                            } else {
+                                hi
+                            };
+                            match char::from_u32(c) {
+                                Some(c) => out.push(c),
+                                None => return self.err("bad \\u escape"),
+                            }
+                        }
+                        _ => return self.err("bad escape"),
+                    }
+                }
+                Some(_) => return self.err("control character in string"),
+            }
+        }
+    }
+}
+
+/// Appends `s` as a JSON string literal.
+pub fn write_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            // Escaping <, > and & keeps the JSON safe to embed in HTML.
+            c if (c as u32) < 0x20
+                || c == '<'
+                || c == '>'
+                || c == '&'
+                || c == '\u{2028}'
+                || c == '\u{2029}' =>
+            {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Appends `"key":"value"`, preceded by a comma.
+pub fn field_str(out: &mut String, key: &str, value: &str) {
+    out.push(',');
+    write_str(out, key);
+    out.push(':');
+    write_str(out, value);
+}
+
+/// Appends `"key":n`, preceded by a comma unless `first`.
+pub fn field_u64(out: &mut String, key: &str, n: u64, first: bool) {
+    if !first {
+        out.push(',');
+    }
+    write_str(out, key);
+    let _ = write!(out, ":{n}");
+}
+
+pub fn want_str<'a>(key: &str, v: &'a Value) -> Result<&'a str, String> {
+    match v {
+        Value::Str(s) => Ok(s),
+        _ => Err(format!("'{key}' must be a string")),
+    }
+}
+
+pub fn want_u64(key: &str, v: &Value) -> Result<u64, String> {
+    match v {
+        Value::Num(n) => Ok(*n),
+        _ => Err(format!("'{key}' must be an unsigned integer")),
+    }
+}
+
+pub fn want_u32(key: &str, v: &Value) -> Result<u32, String> {
+    u32::try_from(want_u64(key, v)?).map_err(|_| format!("'{key}' is out of range"))
+}
+
+pub fn want_u16(key: &str, v: &Value) -> Result<u16, String> {
+    u16::try_from(want_u64(key, v)?).map_err(|_| format!("'{key}' is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_what_the_wire_uses() {
+        let v = parse(r#" {"a":1,"b":[true,false,null],"c":"x\"\u00e9\ud83d\ude00"} "#).unwrap();
+        assert_eq!(v.get("a"), Some(&Value::Num(1)));
+        assert_eq!(v.get("c"), Some(&Value::Str("x\"é😀".into())));
+    }
+
+    #[test]
+    fn refuses_the_known_traps_of_general_crates() {
+        // nanoserde 0.2.1 panics on the first and loops on the second.
+        assert!(parse(r#"{"zz":}"#).is_err());
+        assert!(parse(r#"{"zz":[1,2"#).is_err());
+        assert!(parse(r#"{"n":-1}"#).is_err());
+        assert!(parse(r#"{"n":1.5}"#).is_err());
+        assert!(parse(r#"{"n":18446744073709551616}"#).is_err());
+        assert!(parse(&"[".repeat(100_000)).is_err());
+        assert!(parse("\"\\ud800\"").is_err());
+    }
+
+    #[test]
+    fn strings_round_trip() {
+        for s in ["", "plain", "<script>\"&'", "tab\tnl\n\u{1}", "ünï😀"] {
+            let mut out = String::new();
+            write_str(&mut out, s);
+            assert_eq!(parse(&out).unwrap(), Value::Str(s.into()));
+        }
+    }
+}

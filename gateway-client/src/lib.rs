@@ -1,0 +1,29 @@
+//! The gateway side of the ROC tunnel monitor, and the vocabulary the rest of
+//! the workspace shares.
+//!
+//! A gateway runs `ps aux`, and every ssh (or autossh) process on it that
+//! holds port forwards becomes one [`Tunnel`] record per forward. The records
+//! are signed and sent over UDP to the collector, which acknowledges them.
+//!
+//! - [`tunnel`]: the record itself.
+//! - [`ps`]: reads `ps aux` / `ps auxww` / busybox `ps` output into processes
+//!   and asks [`ssh_args`] which of them are tunnels.
+//! - [`ssh_args`]: OpenSSH's (and autossh's) option grammar, from a command
+//!   line to the forwards it sets up.
+//! - [`wire`]: the datagram format: header, HMAC, JSON body, split and
+//!   reassembly. The collector uses it too, so it lives here.
+//! - [`json`]: the small strict JSON reader and writer the wire uses.
+//! - [`key`]: the shared secret, read from a file.
+//!
+//! This crate's normal dependencies are std plus crates with no dependencies
+//! of their own: it is built statically and copied to machines that have
+//! nothing else.
+
+pub mod json;
+pub mod key;
+pub mod ps;
+pub mod ssh_args;
+pub mod tunnel;
+pub mod wire;
+
+pub use tunnel::{Health, Kind, Tunnel};

@@ -1,0 +1,1 @@
+//! The datagram format. (Being written.)

@@ -1,0 +1,1 @@
+//! webgen. (Being written.)
