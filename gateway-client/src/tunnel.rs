@@ -11,8 +11,9 @@
 use crate::json::{self, Value};
 
 /// Which kind of forward: `-L` (local), `-R` (remote) or `-D` (dynamic, SOCKS).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub enum Kind {
+    #[default]
     Local,
     Remote,
     Dynamic,
@@ -95,12 +96,6 @@ pub struct Tunnel {
     pub listening: Health,
     /// Whether a VNC server answered through the forward (`--probe`).
     pub vnc: Health,
-}
-
-impl Default for Kind {
-    fn default() -> Kind {
-        Kind::Local
-    }
 }
 
 impl Tunnel {

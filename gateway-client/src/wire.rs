@@ -1,1 +1,769 @@
-//! The datagram format. (Being written.)
+//! The datagram format between gateway clients and the collector.
+//!
+//! A datagram is one header line and a JSON body:
+//!
+//! ```text
+//! ROCTM/1 <64 hex digits: HMAC-SHA-256 of the body under the shared key>\n
+//! {"v":1,"gw":"novadaq-far-gateway-01","kind":"report","seq":…,"sent":…,"part":1,"parts":1,"text":"","tunnels":[…]}
+//! ```
+//!
+//! [`decode`] checks, in this order and before it parses anything: the size
+//! (at most [`MAX_DATAGRAM`] bytes), the header's shape, the protocol
+//! version, and the signature (compared in constant time). Only a correctly
+//! signed body reaches the JSON reader, and that reader ([`crate::json`]) is
+//! strict and bounded. Each failure names its [`Reject`] reason, which the
+//! collector counts.
+//!
+//! A report too large for one datagram is split by [`encode_all`] into parts
+//! that share one `seq`; [`Reassembler`] puts them back together in any order,
+//! ignoring duplicates, with bounded memory. Every accepted part is answered
+//! with a signed ack ([`ack`]). `docs/protocol.md` documents all of this with
+//! a worked example; `testdata/wire/` holds signed vectors.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::json::{self, Value};
+use crate::key::Key;
+use crate::tunnel::Tunnel;
+
+/// The protocol version in the header and the body's `v`.
+pub const VERSION: u32 = 1;
+/// No datagram is larger than this, in bytes.
+pub const MAX_DATAGRAM: usize = 1400;
+/// Most parts one report may be split into.
+pub const MAX_PARTS: u32 = 1000;
+/// Longest gateway name, in bytes.
+pub const MAX_NAME: usize = 64;
+/// The header's fixed prefix.
+pub const MAGIC: &str = "ROCTM/";
+/// Length of the header line: `ROCTM/1 ` + 64 hex digits + newline.
+const HEADER_LEN: usize = MAGIC.len() + 2 + 64 + 1;
+
+/// What a datagram is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MsgKind {
+    Report,
+    Heartbeat,
+    Message,
+    Shutdown,
+    Ack,
+}
+
+impl MsgKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MsgKind::Report => "report",
+            MsgKind::Heartbeat => "heartbeat",
+            MsgKind::Message => "message",
+            MsgKind::Shutdown => "shutdown",
+            MsgKind::Ack => "ack",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<MsgKind> {
+        [
+            MsgKind::Report,
+            MsgKind::Heartbeat,
+            MsgKind::Message,
+            MsgKind::Shutdown,
+            MsgKind::Ack,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// The JSON body of one datagram.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Body {
+    /// The gateway's name (`--name`, default its host name).
+    pub gateway: String,
+    pub kind: MsgKind,
+    /// Unique per gateway and increasing: the client's send time in
+    /// microseconds. All parts of one report share it.
+    pub seq: u64,
+    /// The gateway's send time, Unix seconds.
+    pub sent: u64,
+    /// This is part `part` of `parts`, 1-based.
+    pub part: u32,
+    pub parts: u32,
+    /// The operator's message (`message`), the ack's status (`ack`), or empty.
+    pub text: String,
+    /// The forwards (`report` only).
+    pub tunnels: Vec<Tunnel>,
+}
+
+/// Why a datagram was refused. The names are the collector's counter labels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reject {
+    Oversized,
+    Malformed,
+    UnknownVersion,
+    BadSignature,
+    UnknownPart,
+}
+
+impl Reject {
+    pub const ALL: [Reject; 5] = [
+        Reject::Oversized,
+        Reject::Malformed,
+        Reject::UnknownVersion,
+        Reject::BadSignature,
+        Reject::UnknownPart,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::Oversized => "oversized",
+            Reject::Malformed => "malformed",
+            Reject::UnknownVersion => "unknown_version",
+            Reject::BadSignature => "bad_signature",
+            Reject::UnknownPart => "unknown_part",
+        }
+    }
+}
+
+/// A refused datagram: the reason and what exactly was wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WireError {
+    pub reason: Reject,
+    pub detail: String,
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason.as_str(), self.detail)
+    }
+}
+
+impl std::error::Error for WireError {}
+
+fn reject<T>(reason: Reject, detail: impl Into<String>) -> Result<T, WireError> {
+    Err(WireError {
+        reason,
+        detail: detail.into(),
+    })
+}
+
+/// The hex HMAC-SHA-256 of `body` under `key`.
+pub fn sign(key: &Key, body: &[u8]) -> [u8; 32] {
+    hmac_sha256::HMAC::mac(body, key.as_bytes())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 15)] as char);
+    }
+    s
+}
+
+fn unhex(s: &[u8]) -> Option<[u8; 32]> {
+    if s.len() != 64 {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, pair) in s.chunks_exact(2).enumerate() {
+        out[i] = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(out)
+}
+
+/// Equal without an early exit, so timing tells nothing about the signature.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Body {
+    /// The body as JSON text, tunnels last.
+    pub fn to_json(&self) -> String {
+        let mut s = self.head_json();
+        for (i, t) in self.tunnels.iter().enumerate() {
+            if i > 0 {
+                s.push(',');
+            }
+            t.write_json(&mut s);
+        }
+        s.push_str("]}");
+        s
+    }
+
+    /// Everything up to and including `"tunnels":[`.
+    fn head_json(&self) -> String {
+        let mut s = String::with_capacity(256);
+        s.push('{');
+        json::field_u64(&mut s, "v", u64::from(VERSION), true);
+        json::field_str(&mut s, "gw", &self.gateway);
+        json::field_str(&mut s, "kind", self.kind.as_str());
+        json::field_u64(&mut s, "seq", self.seq, false);
+        json::field_u64(&mut s, "sent", self.sent, false);
+        json::field_u64(&mut s, "part", u64::from(self.part), false);
+        json::field_u64(&mut s, "parts", u64::from(self.parts), false);
+        json::field_str(&mut s, "text", &self.text);
+        s.push_str(",\"tunnels\":[");
+        s
+    }
+
+    fn from_json(v: &Value) -> Result<Body, String> {
+        let obj = v.as_object().ok_or("body is not a JSON object")?;
+        let mut body = Body {
+            gateway: String::new(),
+            kind: MsgKind::Heartbeat,
+            seq: 0,
+            sent: 0,
+            part: 0,
+            parts: 0,
+            text: String::new(),
+            tunnels: Vec::new(),
+        };
+        let mut seen = [false; 6];
+        for (k, v) in obj {
+            match k.as_str() {
+                "v" => {} // checked by decode
+                "gw" => {
+                    body.gateway = json::want_str(k, v)?.to_string();
+                    seen[0] = true;
+                }
+                "kind" => {
+                    let s = json::want_str(k, v)?;
+                    body.kind = MsgKind::parse(s).ok_or_else(|| format!("unknown kind '{s}'"))?;
+                    seen[1] = true;
+                }
+                "seq" => {
+                    body.seq = json::want_u64(k, v)?;
+                    seen[2] = true;
+                }
+                "sent" => {
+                    body.sent = json::want_u64(k, v)?;
+                    seen[3] = true;
+                }
+                "part" => {
+                    body.part = json::want_u32(k, v)?;
+                    seen[4] = true;
+                }
+                "parts" => {
+                    body.parts = json::want_u32(k, v)?;
+                    seen[5] = true;
+                }
+                "text" => body.text = json::want_str(k, v)?.to_string(),
+                "tunnels" => match v {
+                    Value::Arr(items) => {
+                        body.tunnels = items
+                            .iter()
+                            .map(Tunnel::from_json)
+                            .collect::<Result<_, _>>()?;
+                    }
+                    _ => return Err("'tunnels' must be an array".into()),
+                },
+                _ => {} // unknown keys are ignored, for later versions
+            }
+        }
+        let names = ["gw", "kind", "seq", "sent", "part", "parts"];
+        if let Some(i) = seen.iter().position(|s| !s) {
+            return Err(format!("missing '{}'", names[i]));
+        }
+        check_name(&body.gateway)?;
+        Ok(body)
+    }
+}
+
+/// A gateway name: 1 to 64 bytes, no control characters or white space.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME {
+        return Err(format!(
+            "gateway name must be 1 to {MAX_NAME} bytes, got {}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control() || c.is_whitespace()) {
+        return Err(format!("gateway name {name:?} holds the character {c:?}"));
+    }
+    Ok(())
+}
+
+/// Frames and signs one body. Does not check the size; see [`encode_all`].
+pub fn encode(key: &Key, body: &Body) -> Vec<u8> {
+    let json = body.to_json();
+    let mut out = format!("{MAGIC}{VERSION} {}\n", hex(&sign(key, json.as_bytes()))).into_bytes();
+    out.extend_from_slice(json.as_bytes());
+    out
+}
+
+/// Reads and verifies one datagram. The signature is checked before any JSON
+/// is parsed.
+pub fn decode(key: &Key, datagram: &[u8]) -> Result<Body, WireError> {
+    if datagram.len() > MAX_DATAGRAM {
+        return reject(
+            Reject::Oversized,
+            format!("{} bytes, at most {MAX_DATAGRAM}", datagram.len()),
+        );
+    }
+    let Some(rest) = datagram.strip_prefix(MAGIC.as_bytes()) else {
+        return reject(Reject::Malformed, "does not start with ROCTM/");
+    };
+    let Some(nl) = rest.iter().take(HEADER_LEN).position(|&b| b == b'\n') else {
+        return reject(Reject::Malformed, "no header line");
+    };
+    let (header, body) = (&rest[..nl], &rest[nl + 1..]);
+    let Some(sp) = header.iter().position(|&b| b == b' ') else {
+        return reject(Reject::Malformed, "header has no signature");
+    };
+    let version = std::str::from_utf8(&header[..sp])
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok());
+    match version {
+        None => return reject(Reject::Malformed, "header version is not a number"),
+        Some(VERSION) => {}
+        Some(v) => {
+            return reject(
+                Reject::UnknownVersion,
+                format!("version {v}, this side speaks {VERSION}"),
+            );
+        }
+    }
+    let Some(mac) = unhex(&header[sp + 1..]) else {
+        return reject(Reject::Malformed, "signature is not 64 hex digits");
+    };
+    if !constant_time_eq(&mac, &sign(key, body)) {
+        return reject(
+            Reject::BadSignature,
+            "signature does not match the body under our key",
+        );
+    }
+    let text = std::str::from_utf8(body)
+        .or_else(|e| reject(Reject::Malformed, format!("body is not UTF-8: {e}")))?;
+    let value = json::parse(text).or_else(|e| reject(Reject::Malformed, e))?;
+    match value.get("v") {
+        Some(Value::Num(n)) if *n == u64::from(VERSION) => {}
+        Some(Value::Num(n)) => return reject(Reject::UnknownVersion, format!("body version {n}")),
+        _ => return reject(Reject::Malformed, "body has no version 'v'"),
+    }
+    let body = Body::from_json(&value).or_else(|e| reject(Reject::Malformed, e))?;
+    if body.parts == 0 || body.parts > MAX_PARTS || body.part == 0 || body.part > body.parts {
+        return reject(
+            Reject::UnknownPart,
+            format!("part {} of {}", body.part, body.parts),
+        );
+    }
+    if body.kind != MsgKind::Report && body.parts != 1 {
+        return reject(
+            Reject::UnknownPart,
+            format!(
+                "a {} comes in one part, not {}",
+                body.kind.as_str(),
+                body.parts
+            ),
+        );
+    }
+    Ok(body)
+}
+
+/// The signed ack for an accepted part; `status` is `ok` or `duplicate`.
+pub fn ack(key: &Key, acked: &Body, status: &str) -> Vec<u8> {
+    let body = Body {
+        gateway: acked.gateway.clone(),
+        kind: MsgKind::Ack,
+        seq: acked.seq,
+        sent: acked.sent,
+        part: acked.part,
+        parts: acked.parts,
+        text: status.to_string(),
+        tunnels: Vec::new(),
+    };
+    encode(key, &body)
+}
+
+/// Cuts the longest string of a tunnel in half (on a char boundary).
+fn shorten(t: &mut Tunnel) -> bool {
+    let fields = [
+        &mut t.user,
+        &mut t.bind,
+        &mut t.target_host,
+        &mut t.dest,
+        &mut t.start,
+        &mut t.cpu_time,
+    ];
+    let Some(longest) = fields.into_iter().max_by_key(|s| s.len()) else {
+        return false;
+    };
+    if longest.is_empty() {
+        return false;
+    }
+    let mut cut = longest.len() / 2;
+    while !longest.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    longest.truncate(cut);
+    true
+}
+
+/// Splits `body` (with all its tunnels, `part`/`parts` ignored) into signed
+/// datagrams of at most [`MAX_DATAGRAM`] bytes. A tunnel too long for a
+/// datagram on its own has its longest strings shortened. Fails when the
+/// message text or the name cannot fit, or the report needs more than
+/// [`MAX_PARTS`] parts.
+pub fn encode_all(key: &Key, body: &Body) -> Result<Vec<(Body, Vec<u8>)>, String> {
+    check_name(&body.gateway)?;
+    // The head's size with the widest part numbers it could hold.
+    let widest = Body {
+        part: MAX_PARTS,
+        parts: MAX_PARTS,
+        tunnels: Vec::new(),
+        ..body.clone()
+    };
+    let head = HEADER_LEN + widest.head_json().len() + 2;
+    if head > MAX_DATAGRAM {
+        return Err(format!(
+            "the message is too long: {} bytes encoded, at most {} fit in a datagram",
+            head - HEADER_LEN - 2 - widest.head_json().len() + widest.text.len(),
+            MAX_DATAGRAM - (head - widest.text.len())
+        ));
+    }
+    let room = MAX_DATAGRAM - head;
+    let mut groups: Vec<Vec<Tunnel>> = vec![Vec::new()];
+    let mut used = 0;
+    for t in &body.tunnels {
+        let mut t = t.clone();
+        let mut len = t.to_json().len();
+        while len > room && shorten(&mut t) {
+            len = t.to_json().len();
+        }
+        let last = groups.last_mut().expect("groups starts non-empty");
+        let need = len + usize::from(!last.is_empty());
+        if used + need <= room {
+            last.push(t);
+            used += need;
+        } else {
+            groups.push(vec![t]);
+            used = len;
+        }
+    }
+    let parts = u32::try_from(groups.len()).unwrap_or(u32::MAX);
+    if parts > MAX_PARTS {
+        return Err(format!(
+            "{} tunnels need {parts} datagrams, at most {MAX_PARTS}",
+            body.tunnels.len()
+        ));
+    }
+    Ok(groups
+        .into_iter()
+        .zip(1..)
+        .map(|(tunnels, part)| {
+            let b = Body {
+                part,
+                parts,
+                tunnels,
+                ..body.clone()
+            };
+            let bytes = encode(key, &b);
+            debug_assert!(bytes.len() <= MAX_DATAGRAM);
+            (b, bytes)
+        })
+        .collect())
+}
+
+/// A whole report (or other message), put back together from its parts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Report {
+    pub gateway: String,
+    pub kind: MsgKind,
+    pub seq: u64,
+    pub sent: u64,
+    pub parts: u32,
+    pub text: String,
+    pub tunnels: Vec<Tunnel>,
+}
+
+struct Pending {
+    first_seen: u64,
+    parts: Vec<Option<Body>>,
+    have: u32,
+}
+
+/// Puts split reports back together. Parts may come in any order and more
+/// than once. At most `max_pending` reports wait incomplete; the oldest is
+/// dropped to make room, and any older than `max_age` seconds expire.
+pub struct Reassembler {
+    max_pending: usize,
+    max_age: u64,
+    pending: HashMap<(String, u64), Pending>,
+}
+
+impl Reassembler {
+    pub fn new(max_pending: usize, max_age: u64) -> Reassembler {
+        Reassembler {
+            max_pending: max_pending.max(1),
+            max_age,
+            pending: HashMap::new(),
+        }
+    }
+
+    /// Reports waiting for more parts.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Drops incomplete reports first seen more than `max_age` seconds ago.
+    pub fn expire(&mut self, now: u64) -> usize {
+        let before = self.pending.len();
+        let max_age = self.max_age;
+        self.pending
+            .retain(|_, p| now.saturating_sub(p.first_seen) <= max_age);
+        before - self.pending.len()
+    }
+
+    /// Adds one part; returns the report when this part completes it.
+    pub fn add(&mut self, part: Body, now: u64) -> Option<Report> {
+        if part.parts <= 1 {
+            return Some(Report {
+                gateway: part.gateway,
+                kind: part.kind,
+                seq: part.seq,
+                sent: part.sent,
+                parts: 1,
+                text: part.text,
+                tunnels: part.tunnels,
+            });
+        }
+        if part.part == 0 || part.part > part.parts || part.parts > MAX_PARTS {
+            return None;
+        }
+        self.expire(now);
+        let key = (part.gateway.clone(), part.seq);
+        if !self.pending.contains_key(&key) && self.pending.len() >= self.max_pending {
+            let oldest = self
+                .pending
+                .iter()
+                .min_by_key(|(_, p)| p.first_seen)
+                .map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                self.pending.remove(&k);
+            }
+        }
+        let n = part.parts as usize;
+        let entry = self.pending.entry(key.clone()).or_insert_with(|| Pending {
+            first_seen: now,
+            parts: vec![None; n],
+            have: 0,
+        });
+        if entry.parts.len() != n {
+            return None; // a part that disagrees on the count: ignore it
+        }
+        let slot = &mut entry.parts[part.part as usize - 1];
+        if slot.is_none() {
+            *slot = Some(part);
+            entry.have += 1;
+        }
+        if entry.have as usize != n {
+            return None;
+        }
+        let done = self.pending.remove(&key)?;
+        let mut bodies = done.parts.into_iter().flatten();
+        let first = bodies.next()?;
+        let mut report = Report {
+            gateway: first.gateway,
+            kind: first.kind,
+            seq: first.seq,
+            sent: first.sent,
+            parts: first.parts,
+            text: first.text,
+            tunnels: first.tunnels,
+        };
+        for b in bodies {
+            report.tunnels.extend(b.tunnels);
+        }
+        Some(report)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tunnel::Kind;
+
+    fn key() -> Key {
+        Key::from_text("0123456789abcdef0123456789abcdef")
+    }
+
+    fn tunnel(i: u32) -> Tunnel {
+        Tunnel {
+            pid: 1000 + i,
+            user: format!("novacr{:02}", i % 100),
+            kind: Kind::Local,
+            listen_port: 5900 + (i % 100) as u16,
+            target_host: "novadaq-far-master-02".into(),
+            target_port: 5951,
+            dest: "novadaq-far-gateway-01".into(),
+            start: "Apr04".into(),
+            cpu_time: "1:56".into(),
+            ..Tunnel::default()
+        }
+    }
+
+    fn report(n: u32) -> Body {
+        Body {
+            gateway: "novadaq-far-gateway-01".into(),
+            kind: MsgKind::Report,
+            seq: 1_700_000_000_000_000,
+            sent: 1_700_000_000,
+            part: 1,
+            parts: 1,
+            text: String::new(),
+            tunnels: (0..n).map(tunnel).collect(),
+        }
+    }
+
+    #[test]
+    fn round_trip_one_part() {
+        let parts = encode_all(&key(), &report(3)).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(decode(&key(), &parts[0].1).unwrap(), report(3));
+    }
+
+    #[test]
+    fn five_hundred_tunnels_split_and_reassemble_in_any_order() {
+        let body = report(500);
+        let mut parts = encode_all(&key(), &body).unwrap();
+        assert!(parts.len() > 50, "{} parts", parts.len());
+        assert!(parts.iter().all(|(_, d)| d.len() <= MAX_DATAGRAM));
+        parts.reverse();
+        let mut r = Reassembler::new(16, 60);
+        let mut done = None;
+        for (i, (_, d)) in parts.iter().enumerate() {
+            let b = decode(&key(), d).unwrap();
+            done = r.add(b.clone(), 10);
+            if i + 1 < parts.len() {
+                assert!(done.is_none(), "complete early at part {i}");
+                // A duplicate changes nothing.
+                assert!(r.add(b, 10).is_none());
+            }
+        }
+        let done = done.expect("complete");
+        assert_eq!(done.tunnels, body.tunnels);
+        assert_eq!(r.pending(), 0);
+    }
+
+    #[test]
+    fn rejects_in_order_size_header_version_signature() {
+        let good = encode(&key(), &report(1));
+        assert_eq!(
+            decode(&key(), &vec![b'x'; 1401]).unwrap_err().reason,
+            Reject::Oversized
+        );
+        assert_eq!(
+            decode(&key(), b"hello").unwrap_err().reason,
+            Reject::Malformed
+        );
+        let mut v2 = good.clone();
+        v2[6] = b'2';
+        assert_eq!(
+            decode(&key(), &v2).unwrap_err().reason,
+            Reject::UnknownVersion
+        );
+        let other = Key::from_text("another key, sixteen bytes long");
+        assert_eq!(
+            decode(&other, &good).unwrap_err().reason,
+            Reject::BadSignature
+        );
+        let mut flipped = good.clone();
+        *flipped.last_mut().unwrap() = b' ';
+        assert_eq!(
+            decode(&key(), &flipped).unwrap_err().reason,
+            Reject::BadSignature
+        );
+    }
+
+    #[test]
+    fn signed_hostile_bodies_are_malformed_not_panics() {
+        for body in [
+            r#"{"zz":}"#,
+            r#"{"v":1,"zz":[1,2"#,
+            "[[[[[[[[[[[[[[[[[[[[",
+            "{\"v\":1}",
+            "\u{0}",
+        ] {
+            let mut d = format!("ROCTM/1 {}\n", hex(&sign(&key(), body.as_bytes()))).into_bytes();
+            d.extend_from_slice(body.as_bytes());
+            assert_eq!(
+                decode(&key(), &d).unwrap_err().reason,
+                Reject::Malformed,
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_part_numbers_are_unknown_part() {
+        for (part, parts) in [(0, 1), (2, 1), (1, 0), (1, MAX_PARTS + 1)] {
+            let b = Body {
+                part,
+                parts,
+                ..report(0)
+            };
+            assert_eq!(
+                decode(&key(), &encode(&key(), &b)).unwrap_err().reason,
+                Reject::UnknownPart
+            );
+        }
+    }
+
+    #[test]
+    fn a_huge_field_is_shortened_to_fit() {
+        let mut b = report(1);
+        b.tunnels[0].target_host = "h".repeat(5000);
+        let parts = encode_all(&key(), &b).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert!(parts[0].1.len() <= MAX_DATAGRAM);
+    }
+
+    #[test]
+    fn a_message_too_long_is_refused() {
+        let b = Body {
+            kind: MsgKind::Message,
+            text: "x".repeat(2000),
+            ..report(0)
+        };
+        assert!(encode_all(&key(), &b).unwrap_err().contains("too long"));
+        let b = Body {
+            kind: MsgKind::Message,
+            text: "x".repeat(1000),
+            ..report(0)
+        };
+        assert_eq!(encode_all(&key(), &b).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn ack_round_trips() {
+        let b = report(2);
+        let a = decode(&key(), &ack(&key(), &b, "ok")).unwrap();
+        assert_eq!(
+            (a.kind, a.seq, a.part, a.text.as_str()),
+            (MsgKind::Ack, b.seq, 1, "ok")
+        );
+    }
+
+    #[test]
+    fn reassembler_memory_is_bounded() {
+        let mut r = Reassembler::new(4, 60);
+        for seq in 0..100 {
+            let b = Body {
+                seq,
+                part: 1,
+                parts: 2,
+                ..report(1)
+            };
+            assert_eq!(r.add(b, 5), None);
+        }
+        assert_eq!(r.pending(), 4);
+        assert_eq!(r.expire(1000), 4);
+    }
+}
