@@ -19,9 +19,13 @@
 //! of their own: it is built statically and copied to machines that have
 //! nothing else.
 
+pub mod cli;
+pub mod error;
 pub mod json;
 pub mod key;
 pub mod ps;
+pub mod run;
+pub mod send;
 pub mod ssh_args;
 pub mod tunnel;
 pub mod wire;

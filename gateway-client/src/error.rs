@@ -1,0 +1,118 @@
+//! The client's one error type. Each variant carries the input it failed on,
+//! and [`Error::exit_code`] maps it to the exit status documented in `--help`.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::key::KeyError;
+
+/// Exit status: the collector acknowledged everything (or `--dry-run`).
+pub const EXIT_OK: i32 = 0;
+/// Exit status: the collector did not acknowledge (timeout, refused, network).
+pub const EXIT_NOT_ACKED: i32 = 1;
+/// Exit status: bad command line or config file.
+pub const EXIT_USAGE: i32 = 2;
+/// Exit status: a local failure (key file, `ps`, capture file).
+pub const EXIT_LOCAL: i32 = 3;
+
+#[derive(Debug)]
+pub enum Error {
+    /// A bad command line: the message names the option.
+    Usage(String),
+    /// A bad line in the config file.
+    Config {
+        path: PathBuf,
+        line: usize,
+        msg: String,
+    },
+    Key(KeyError),
+    /// The capture given with `--ps-file` could not be read.
+    Capture {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Running `ps` (live mode) failed.
+    Ps(String),
+    /// The message or name cannot be sent (too long, bad characters).
+    Encode(String),
+    /// `-a HOST -p PORT` did not resolve to an address.
+    Resolve {
+        addr: String,
+        detail: String,
+    },
+    /// The socket failed (other than a refusal).
+    Net {
+        addr: String,
+        source: std::io::Error,
+    },
+    /// Nothing listens on the collector's UDP port.
+    Refused {
+        addr: String,
+    },
+    /// The collector did not acknowledge every part within the timeout.
+    NoAck {
+        addr: String,
+        acked: usize,
+        total: usize,
+        timeout_ms: u128,
+    },
+    /// Writing our own output failed.
+    Output(std::io::Error),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) | Error::Config { .. } | Error::Encode(_) => EXIT_USAGE,
+            Error::Key(_) | Error::Capture { .. } | Error::Ps(_) | Error::Output(_) => EXIT_LOCAL,
+            Error::Resolve { .. }
+            | Error::Net { .. }
+            | Error::Refused { .. }
+            | Error::NoAck { .. } => EXIT_NOT_ACKED,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(m) => write!(f, "{m} (see --help)"),
+            Error::Config { path, line, msg } => write!(f, "{}:{line}: {msg}", path.display()),
+            Error::Key(e) => write!(f, "{e}"),
+            Error::Capture { path, source } => {
+                write!(f, "cannot read ps capture {}: {source}", path.display())
+            }
+            Error::Ps(m) => write!(f, "{m}"),
+            Error::Encode(m) => write!(f, "{m}"),
+            Error::Resolve { addr, detail } => {
+                write!(
+                    f,
+                    "cannot resolve collector address {addr}: {detail} (check -a/-p or the config file)"
+                )
+            }
+            Error::Net { addr, source } => write!(f, "cannot send to collector {addr}: {source}"),
+            Error::Refused { addr } => write!(
+                f,
+                "collector {addr} refused the datagram: nothing listens on that UDP port (is the collector running? check -a/-p)"
+            ),
+            Error::NoAck {
+                addr,
+                acked,
+                total,
+                timeout_ms,
+            } => write!(
+                f,
+                "no acknowledgement from collector {addr} within {timeout_ms} ms ({acked} of {total} datagrams acknowledged): is it running, and does it use the same key?"
+            ),
+            Error::Output(e) => write!(f, "cannot write output: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<KeyError> for Error {
+    fn from(e: KeyError) -> Error {
+        Error::Key(e)
+    }
+}

@@ -1,0 +1,301 @@
+//! From the command line to the exit status: find the tunnels (a capture or
+//! live `ps`), print them, sign and send them, and report what the collector
+//! answered, in the spirit of the original tool's printout.
+//!
+//! `main.rs` only calls [`run`]. Every failure becomes one line on stderr,
+//! `gateway-client: …`, and the exit status documented in `--help`.
+
+use std::ffi::OsString;
+use std::io::{self, Read, Write};
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::cli::{self, Action, Args, Mode};
+use crate::error::{EXIT_OK, Error};
+use crate::key::Key;
+use crate::ps;
+use crate::send::{self, Delivery};
+use crate::tunnel::Tunnel;
+use crate::wire::{self, Body, MsgKind};
+
+// TEMPORARY until live.rs lands.
+mod live {
+    pub fn collect(
+        _t: std::time::Duration,
+        _p: bool,
+    ) -> Result<(Vec<crate::tunnel::Tunnel>, usize), String> {
+        let o = std::process::Command::new("ps")
+            .arg("auxww")
+            .output()
+            .map_err(|e| e.to_string())?;
+        let r = crate::ps::parse_ps(&String::from_utf8_lossy(&o.stdout));
+        Ok((r.tunnels, r.skipped))
+    }
+}
+
+/// How long a live `ps` may take before it is killed.
+pub const PS_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Runs the client; returns the exit status.
+pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
+    let mut out = io::stdout().lock();
+    match execute(args, &mut out) {
+        Ok(code) => code,
+        // Output cut short by a closed pipe (`| head`) is not a failure.
+        Err(Error::Output(e)) if e.kind() == io::ErrorKind::BrokenPipe => EXIT_OK,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "gateway-client: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> Result<i32, Error> {
+    let args = match cli::parse_args(args)? {
+        Action::Help => {
+            out.write_all(cli::HELP.as_bytes()).map_err(Error::Output)?;
+            return Ok(EXIT_OK);
+        }
+        Action::Version => {
+            writeln!(out, "gateway-client {}", env!("CARGO_PKG_VERSION")).map_err(Error::Output)?;
+            return Ok(EXIT_OK);
+        }
+        Action::Run(args) => args,
+    };
+    let name = match &args.name {
+        Some(n) => n.clone(),
+        None => host_name(),
+    };
+    wire::check_name(&name).map_err(|e| Error::Encode(format!("--name: {e}")))?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+
+    let (kind, text, tunnels) = match &args.mode {
+        Mode::Report => {
+            let (tunnels, skipped) = find_tunnels(&args)?;
+            if skipped > 0 && !args.quiet {
+                let _ = writeln!(
+                    io::stderr(),
+                    "gateway-client: warning: skipped {skipped} lines of ps output that are not processes"
+                );
+            }
+            (MsgKind::Report, String::new(), tunnels)
+        }
+        Mode::Heartbeat => (MsgKind::Heartbeat, String::new(), Vec::new()),
+        Mode::Message(m) => (MsgKind::Message, m.clone(), Vec::new()),
+        Mode::Shutdown => (MsgKind::Shutdown, String::new(), Vec::new()),
+    };
+
+    // Read the key before printing anything, so a bad key fails cleanly.
+    let key = if args.dry_run {
+        None
+    } else {
+        Some(Key::from_file(&args.key_file)?)
+    };
+
+    if args.json {
+        let mut s = String::new();
+        for t in &tunnels {
+            s.clear();
+            t.write_json(&mut s);
+            s.push('\n');
+            out.write_all(s.as_bytes()).map_err(Error::Output)?;
+        }
+    } else if !args.quiet {
+        print_header(out, &name, now.as_secs(), kind, &text, &tunnels).map_err(Error::Output)?;
+    }
+    if args.dry_run {
+        if !args.json && !args.quiet {
+            writeln!(out, "--- dry run: nothing sent").map_err(Error::Output)?;
+        }
+        return Ok(EXIT_OK);
+    }
+
+    let Some(key) = key else { return Ok(EXIT_OK) };
+    let body = Body {
+        gateway: name,
+        kind,
+        seq: u64::try_from(now.as_micros()).unwrap_or(u64::MAX),
+        sent: now.as_secs(),
+        part: 1,
+        parts: 1,
+        text,
+        tunnels,
+    };
+    let parts = wire::encode_all(&key, &body).map_err(Error::Encode)?;
+    let addr = send::resolve(&args.address, args.port)?;
+    let delivery = send::deliver(addr, &key, &parts, args.timeout)?;
+    if !args.json && !args.quiet {
+        print_delivery(out, kind, &delivery).map_err(Error::Output)?;
+    }
+    Ok(EXIT_OK)
+}
+
+/// The tunnels of a capture file (`-` for stdin) or of live `ps`.
+fn find_tunnels(args: &Args) -> Result<(Vec<Tunnel>, usize), Error> {
+    let Some(path) = &args.ps_file else {
+        return live::collect(PS_TIMEOUT, args.probe).map_err(|e| Error::Ps(e.to_string()));
+    };
+    let capture_err = |source| Error::Capture {
+        path: path.clone(),
+        source,
+    };
+    let mut bytes = Vec::new();
+    if path == Path::new("-") {
+        io::stdin()
+            .lock()
+            .read_to_end(&mut bytes)
+            .map_err(capture_err)?;
+    } else {
+        bytes = std::fs::read(path).map_err(capture_err)?;
+    }
+    // ps output is text, but a capture may hold stray bytes: keep going.
+    let text = String::from_utf8_lossy(&bytes);
+    let outcome = ps::parse_ps(&text);
+    Ok((outcome.tunnels, outcome.skipped))
+}
+
+/// This machine's host name, as the kernel has it.
+pub fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".to_string())
+}
+
+/// The account running the client.
+fn user_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "?".to_string())
+}
+
+/// `2026-11-23 21:06:46 UTC` from Unix seconds (the client has no time zone data).
+pub fn utc_string(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+fn print_header(
+    out: &mut impl Write,
+    name: &str,
+    now: u64,
+    kind: MsgKind,
+    text: &str,
+    tunnels: &[Tunnel],
+) -> io::Result<()> {
+    let mut s = String::new();
+    s.push_str(&format!("--- ROC tunnel monitor: {}\n", kind.as_str()));
+    s.push_str(&format!("--- time: {}\n", utc_string(now)));
+    s.push_str(&format!("--- user: {}\n", user_name()));
+    s.push_str(&format!("--- gateway: {name}\n"));
+    match kind {
+        MsgKind::Report => {
+            s.push_str(&format!("--- tunnels: {}\n", tunnels.len()));
+            if !tunnels.is_empty() {
+                s.push_str(&format!(
+                    "{:<5} {:<5} {:<21} {:<28} {:<4} {:<12} {:<24} {:<8} {:<8} {:<9} {}\n",
+                    "KIND",
+                    "PID",
+                    "LISTEN",
+                    "TARGET",
+                    "VNC",
+                    "USER",
+                    "DEST",
+                    "START",
+                    "TIME",
+                    "LISTENING",
+                    "VNC-ANSWER"
+                ));
+            }
+            for t in tunnels {
+                let listen = if t.bind.is_empty() {
+                    t.listen_port.to_string()
+                } else {
+                    format!("{}:{}", t.bind, t.listen_port)
+                };
+                let target = if t.target_host.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{}:{}", t.target_host, t.target_port)
+                };
+                let display = t
+                    .vnc_display()
+                    .map(|d| format!(":{d}"))
+                    .unwrap_or_else(|| "-".into());
+                s.push_str(&format!(
+                    "{:<5} {:<5} {:<21} {:<28} {:<4} {:<12} {:<24} {:<8} {:<8} {:<9} {}\n",
+                    t.kind.letter(),
+                    t.pid,
+                    listen,
+                    target,
+                    display,
+                    t.user,
+                    t.dest,
+                    t.start,
+                    t.cpu_time,
+                    t.listening.as_str(),
+                    t.vnc.as_str()
+                ));
+            }
+        }
+        MsgKind::Message => s.push_str(&format!("--- message: {text}\n")),
+        _ => {}
+    }
+    out.write_all(s.as_bytes())
+}
+
+fn print_delivery(out: &mut impl Write, kind: MsgKind, d: &Delivery) -> io::Result<()> {
+    let dup = if d.duplicates > 0 {
+        format!(", {} already received", d.duplicates)
+    } else {
+        String::new()
+    };
+    writeln!(
+        out,
+        "--- {} sent to {} in {} datagram{}: acknowledged in {} ms ({} sends{dup})",
+        kind.as_str(),
+        d.addr,
+        d.datagrams,
+        if d.datagrams == 1 { "" } else { "s" },
+        d.elapsed.as_millis(),
+        d.sends
+    )?;
+    writeln!(out, "--- done")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_strings() {
+        assert_eq!(utc_string(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc_string(1_459_860_677), "2016-04-05 12:51:17 UTC");
+        assert_eq!(utc_string(1_795_474_006), "2026-11-23 22:46:46 UTC");
+        assert_eq!(utc_string(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+}

@@ -1,0 +1,151 @@
+//! Delivery: send every datagram of a message over UDP and retry with backoff
+//! until each part is acknowledged or the timeout passes.
+//!
+//! The socket is connected to the collector, so a collector that is not
+//! running shows at once as `ConnectionRefused` (an ICMP port unreachable)
+//! instead of a silent wait. Acks are verified with the same key; anything
+//! that is not a signed ack for one of our parts is ignored. A read timeout on
+//! a UDP socket comes back as `WouldBlock` on Linux (`TimedOut` elsewhere): both
+//! mean "no datagram yet".
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::key::Key;
+use crate::wire::{self, Body, MsgKind};
+
+/// First wait for acks before resending; it doubles up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub const MAX_BACKOFF: Duration = Duration::from_millis(1600);
+
+/// What the collector answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub addr: SocketAddr,
+    pub datagrams: usize,
+    /// Datagrams sent in all, retries included.
+    pub sends: usize,
+    /// Parts the collector said it already had (an earlier ack was lost).
+    pub duplicates: usize,
+    pub elapsed: Duration,
+}
+
+/// Resolves `host:port`, preferring the first address returned.
+pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
+    let addr = format!("{host}:{port}");
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| Error::Resolve {
+            addr: addr.clone(),
+            detail: e.to_string(),
+        })?
+        .next()
+        .ok_or(Error::Resolve {
+            addr,
+            detail: "no address found".into(),
+        })
+}
+
+/// Sends all `parts` to `addr` and waits for an ack of each.
+pub fn deliver(
+    addr: SocketAddr,
+    key: &Key,
+    parts: &[(Body, Vec<u8>)],
+    timeout: Duration,
+) -> Result<Delivery, Error> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let net = |source| Error::Net {
+        addr: addr.to_string(),
+        source,
+    };
+    let local: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0"
+    } else {
+        "[::]:0"
+    }
+    .parse()
+    .expect("literal address");
+    let socket = UdpSocket::bind(local).map_err(net)?;
+    socket.connect(addr).map_err(net)?;
+
+    let mut acked = vec![false; parts.len()];
+    let (mut sends, mut duplicates) = (0, 0);
+    let mut backoff = FIRST_BACKOFF;
+    let mut buf = [0u8; wire::MAX_DATAGRAM + 1];
+    // Each round sends what is unacknowledged, then reads acks until the
+    // round's wait is over. Rounds are bounded by the deadline.
+    while Instant::now() < deadline {
+        for ((_, bytes), _) in parts.iter().zip(&acked).filter(|(_, a)| !**a) {
+            match socket.send(bytes) {
+                Ok(_) => sends += 1,
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    return Err(Error::Refused {
+                        addr: addr.to_string(),
+                    });
+                }
+                Err(e) => return Err(net(e)),
+            }
+        }
+        let round_end = (Instant::now() + backoff).min(deadline);
+        loop {
+            let now = Instant::now();
+            if now >= round_end {
+                break;
+            }
+            socket
+                .set_read_timeout(Some(round_end - now))
+                .map_err(net)?;
+            let n = match socket.recv(&mut buf) {
+                Ok(n) => n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                    return Err(Error::Refused {
+                        addr: addr.to_string(),
+                    });
+                }
+                Err(e) => return Err(net(e)),
+            };
+            let Ok(ack) = wire::decode(key, &buf[..n]) else {
+                continue;
+            };
+            if ack.kind != MsgKind::Ack {
+                continue;
+            }
+            let hit = parts.iter().position(|(b, _)| {
+                b.seq == ack.seq
+                    && b.part == ack.part
+                    && b.gateway == ack.gateway
+                    && b.parts == ack.parts
+            });
+            if let Some(i) = hit
+                && !acked[i]
+            {
+                acked[i] = true;
+                if ack.text == "duplicate" {
+                    duplicates += 1;
+                }
+            }
+            if acked.iter().all(|a| *a) {
+                return Ok(Delivery {
+                    addr,
+                    datagrams: parts.len(),
+                    sends,
+                    duplicates,
+                    elapsed: start.elapsed(),
+                });
+            }
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+    Err(Error::NoAck {
+        addr: addr.to_string(),
+        acked: acked.iter().filter(|a| **a).count(),
+        total: parts.len(),
+        timeout_ms: timeout.as_millis(),
+    })
+}
