@@ -1,0 +1,215 @@
+//! The command line: one [`Args`] struct, a `const HELP`, and a lexopt loop.
+//!
+//! Defaults are plain values before the loop; the required `--data` and
+//! `--key-file` are checked at the end. Every mistake is one [`Error::Usage`]
+//! line naming the flag and the bad value.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::error::Error;
+
+pub const HELP: &str = "\
+collector: receives the gateways' signed UDP reports, writes them to CSV logs
+and serves status, metrics, the logs and the site over HTTP.
+
+Usage:
+  collector --data DIR --udp ADDR:PORT --http ADDR:PORT --key-file FILE [--site DIR]
+
+Options:
+  --data DIR          where the CSV logs and the lock file live (required)
+  --key-file FILE     shared secret, as text (white space around it ignored);
+                      must not be readable by group or others (required)
+  --udp ADDR:PORT     where reports arrive [default: 127.0.0.1:9555]
+  --http ADDR:PORT    status.json, /metrics, /logs/ and the site
+                      [default: 127.0.0.1:9556]; keep it on loopback and put
+                      a reverse proxy in front when it must face a network
+  --site DIR          serve the files of DIR at / (e.g. webgen's output)
+  --late SECS         a gateway silent this long is late [default: 150]
+  --down SECS         a gateway silent this long is down [default: 600]
+  --keep-days N       delete log files older than N days; 0 keeps all
+                      [default: 90]
+  --max-skew SECS     refuse datagrams whose send time is further than this
+                      from our clock (stale) [default: 300]
+  --on-collect CMD    run CMD with sh -c after accepted reports are written
+                      (typically webgen); never two at once, at most once
+                      every 5 s, and once more after a burst
+  --notify CMD        run CMD with sh -c on alerts, with ROCTM_EVENT
+                      (gateway_late, gateway_down, gateway_up, tunnel_up,
+                      tunnel_down), ROCTM_GATEWAY, ROCTM_TUNNEL, ROCTM_TIME,
+                      ROCTM_AGE_SECONDS in its environment; killed after 30 s
+  -h, --help          print this help
+  -V, --version       print the version
+
+A second collector started on the same --data exits 0 at once without a word,
+so cron may start it every minute:
+  * * * * * collector --data /var/lib/roctm --key-file /etc/roctm/key --site /var/lib/roctm/site
+
+Exit status:
+  0  stopped by a signed shutdown, or another collector already runs, or help
+  1  a failure while running (the HTTP server died, a log file failed);
+     cron starting it again is the cure
+  2  a bad option, key file, data directory or address
+";
+
+/// What the command line asked for.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Command {
+    Run(Args),
+    Help,
+    Version,
+}
+
+/// Every option, typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Args {
+    pub data: PathBuf,
+    pub key_file: PathBuf,
+    pub udp: SocketAddr,
+    pub http: SocketAddr,
+    pub site: Option<PathBuf>,
+    pub late: u64,
+    pub down: u64,
+    pub keep_days: u64,
+    pub max_skew: u64,
+    pub on_collect: Option<String>,
+    pub notify: Option<String>,
+}
+
+fn parse_addr(flag: &str, value: OsString) -> Result<SocketAddr, Error> {
+    let s = value.to_string_lossy();
+    s.parse().map_err(|_| {
+        Error::Usage(format!(
+            "{flag} '{s}' is not ADDR:PORT (for example 127.0.0.1:9555 or [::1]:9555)"
+        ))
+    })
+}
+
+fn parse_secs(flag: &str, value: OsString, min: u64, max: u64) -> Result<u64, Error> {
+    let s = value.to_string_lossy();
+    match s.parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(Error::Usage(format!(
+            "{flag} '{s}' is not a whole number from {min} to {max}"
+        ))),
+    }
+}
+
+fn parse_cmd(flag: &str, value: OsString) -> Result<String, Error> {
+    match value.into_string() {
+        Ok(s) if !s.trim().is_empty() => Ok(s),
+        _ => Err(Error::Usage(format!(
+            "{flag} needs a non-empty UTF-8 command"
+        ))),
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
+    use lexopt::prelude::*;
+    let mut data = None;
+    let mut key_file = None;
+    let mut udp: SocketAddr = "127.0.0.1:9555".parse().expect("literal address");
+    let mut http: SocketAddr = "127.0.0.1:9556".parse().expect("literal address");
+    let mut site = None;
+    let mut late = 150;
+    let mut down = 600;
+    let mut keep_days = 90;
+    let mut max_skew = 300;
+    let mut on_collect = None;
+    let mut notify = None;
+
+    const DAY: u64 = 86_400;
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("data") => data = Some(PathBuf::from(parser.value()?)),
+            Long("key-file") => key_file = Some(PathBuf::from(parser.value()?)),
+            Long("udp") => udp = parse_addr("--udp", parser.value()?)?,
+            Long("http") => http = parse_addr("--http", parser.value()?)?,
+            Long("site") => site = Some(PathBuf::from(parser.value()?)),
+            Long("late") => late = parse_secs("--late", parser.value()?, 1, 30 * DAY)?,
+            Long("down") => down = parse_secs("--down", parser.value()?, 1, 365 * DAY)?,
+            Long("keep-days") => {
+                keep_days = parse_secs("--keep-days", parser.value()?, 0, 100_000)?
+            }
+            Long("max-skew") => max_skew = parse_secs("--max-skew", parser.value()?, 1, DAY)?,
+            Long("on-collect") => on_collect = Some(parse_cmd("--on-collect", parser.value()?)?),
+            Long("notify") => notify = Some(parse_cmd("--notify", parser.value()?)?),
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    if down <= late {
+        return Err(Error::Usage(format!(
+            "--down {down} must be longer than --late {late}"
+        )));
+    }
+    Ok(Command::Run(Args {
+        data: data.ok_or_else(|| Error::Usage("missing --data DIR".into()))?,
+        key_file: key_file.ok_or_else(|| Error::Usage("missing --key-file FILE".into()))?,
+        udp,
+        http,
+        site,
+        late,
+        down,
+        keep_days,
+        max_skew,
+        on_collect,
+        notify,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, Error> {
+        parse_args(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn defaults_are_loopback() {
+        let Command::Run(a) = parse(&["--data", "d", "--key-file", "k"]).unwrap() else {
+            panic!("not run")
+        };
+        assert_eq!(a.udp.to_string(), "127.0.0.1:9555");
+        assert_eq!(a.http.to_string(), "127.0.0.1:9556");
+        assert_eq!(
+            (a.late, a.down, a.keep_days, a.max_skew),
+            (150, 600, 90, 300)
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_flag() {
+        for (args, want) in [
+            (&["--key-file", "k"][..], "missing --data"),
+            (&["--data", "d"][..], "missing --key-file"),
+            (
+                &["--data", "d", "--key-file", "k", "--udp", "9555"][..],
+                "--udp '9555'",
+            ),
+            (
+                &["--data", "d", "--key-file", "k", "--late", "-3"][..],
+                "--late '-3'",
+            ),
+            (
+                &["--data", "d", "--key-file", "k", "--late", "700"][..],
+                "must be longer",
+            ),
+            (&["--bogus"][..], "--bogus"),
+        ] {
+            let e = parse(args).unwrap_err().to_string();
+            assert!(e.contains(want), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert_eq!(parse(&["-h"]).unwrap(), Command::Help);
+        assert_eq!(parse(&["-V"]).unwrap(), Command::Version);
+    }
+}

@@ -1,0 +1,434 @@
+//! The CSV log files: writing rows durably, repairing torn ends, rolling
+//! over at UTC midnight, retention, and reading recent files back.
+//!
+//! The schema (names, columns, row types) is in [`crate::schema`]. This file
+//! is about bytes on disk and the traps of the `csv` crate: `Writer::from_path`
+//! truncates, `flush()` reaches only the page cache, and a row torn by a crash
+//! silently merges with the next one on read. So each file is opened for
+//! append with a plain [`File`]; the rows of one datagram are formatted into a
+//! buffer by `csv` and written with one `write_all`, tunnel rows first, then
+//! the event row, then both files are `sync_data`ed. Only then may ingest ack.
+//! If anything fails half way, both files are cut back to their last good
+//! length, so a failed write never leaves a torn row for the next one to merge
+//! with. On start, the files of today and yesterday are cut back to the end of
+//! their last complete row (quote-aware: a message may hold a newline), which
+//! repairs a row torn by `kill -9` or a power cut.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use jiff::civil::Date;
+
+use crate::error::Error;
+use crate::schema::{self, EventRow, LogKind, TunnelRow};
+
+/// The UTC day of a Unix time.
+pub fn day_of(secs: u64) -> Date {
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    jiff::Timestamp::from_second(secs)
+        .unwrap_or(jiff::Timestamp::MAX)
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date()
+}
+
+/// The length of the longest prefix of `bytes` made of complete CSV rows:
+/// just after the last newline that is outside a quoted field.
+pub fn complete_rows_len(bytes: &[u8]) -> usize {
+    let mut in_quotes = false;
+    let mut end = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'"' => in_quotes = !in_quotes,
+            b'\n' if !in_quotes => end = i + 1,
+            _ => {}
+        }
+    }
+    end
+}
+
+/// Cuts a log file back to its last complete row. Returns the bytes cut.
+pub fn repair(path: &Path) -> Result<u64, Error> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(Error::io("cannot open the log file", path, e)),
+    };
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| Error::io("cannot read the log file", path, e))?;
+    let keep = complete_rows_len(&bytes);
+    if keep == bytes.len() {
+        return Ok(0);
+    }
+    file.set_len(keep as u64)
+        .and_then(|()| file.sync_data())
+        .map_err(|e| Error::io("cannot cut the torn row off", path, e))?;
+    Ok((bytes.len() - keep) as u64)
+}
+
+/// One open log file and the length of its committed rows.
+#[derive(Debug)]
+struct Open {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+impl Open {
+    fn open(dir: &Path, kind: LogKind, day: Date) -> Result<Open, Error> {
+        let path = dir.join(schema::file_name(kind, day));
+        let created = !path.exists();
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io("cannot open the log file", &path, e))?;
+        let mut len = file
+            .metadata()
+            .map_err(|e| Error::io("cannot stat the log file", &path, e))?
+            .len();
+        if len == 0 {
+            let header = format_rows(std::iter::once(kind.header().iter().copied()));
+            file.write_all(&header)
+                .and_then(|()| file.sync_data())
+                .map_err(|e| Error::io("cannot write the header of", &path, e))?;
+            len = header.len() as u64;
+        }
+        if created {
+            // Make the new name itself durable.
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        Ok(Open { path, file, len })
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.file.write_all(bytes)
+    }
+
+    fn commit(&mut self, added: usize) -> std::io::Result<()> {
+        self.file.sync_data()?;
+        self.len += added as u64;
+        Ok(())
+    }
+
+    /// Back to the last committed length after a failed write.
+    fn restore(&mut self) {
+        let _ = self.file.set_len(self.len);
+        let _ = self.file.sync_data();
+    }
+}
+
+/// Formats rows as CSV bytes (each ends in `\n`).
+fn format_rows<I, R, F>(rows: I) -> Vec<u8>
+where
+    I: IntoIterator<Item = R>,
+    R: IntoIterator<Item = F>,
+    F: AsRef<[u8]>,
+{
+    let mut w = csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::with_capacity(512));
+    for row in rows {
+        // Writing into a Vec cannot fail.
+        let _ = w.write_record(row);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+/// Appends rows to today's files. See the module doc for the guarantees.
+#[derive(Debug)]
+pub struct LogWriter {
+    dir: PathBuf,
+    day: Date,
+    keep_days: u64,
+    events: Open,
+    tunnels: Open,
+}
+
+impl LogWriter {
+    /// Repairs the recent files, applies retention, opens today's files.
+    pub fn open(dir: &Path, now: u64, keep_days: u64) -> Result<LogWriter, Error> {
+        let day = day_of(now);
+        let yesterday = day.yesterday().unwrap_or(day);
+        for d in [yesterday, day] {
+            for kind in LogKind::ALL {
+                let path = dir.join(schema::file_name(kind, d));
+                let cut = repair(&path)?;
+                if cut > 0 {
+                    eprintln!(
+                        "collector: {}: cut {cut} bytes of a torn last row",
+                        path.display()
+                    );
+                }
+            }
+        }
+        let w = LogWriter {
+            dir: dir.to_path_buf(),
+            day,
+            keep_days,
+            events: Open::open(dir, LogKind::Events, day)?,
+            tunnels: Open::open(dir, LogKind::Tunnels, day)?,
+        };
+        w.apply_retention(day);
+        Ok(w)
+    }
+
+    /// The day of the files open now.
+    pub fn day(&self) -> Date {
+        self.day
+    }
+
+    /// Switches to the files of the day of `now` if that is a new day.
+    pub fn roll(&mut self, now: u64) -> Result<(), Error> {
+        let day = day_of(now);
+        if day == self.day {
+            return Ok(());
+        }
+        let events = Open::open(&self.dir, LogKind::Events, day)?;
+        let tunnels = Open::open(&self.dir, LogKind::Tunnels, day)?;
+        self.events = events;
+        self.tunnels = tunnels;
+        self.day = day;
+        self.apply_retention(day);
+        Ok(())
+    }
+
+    /// Writes one datagram's rows: tunnel rows, then the event row, then
+    /// syncs both files. On error both files are as they were before.
+    pub fn append(&mut self, tunnels: &[TunnelRow], event: &EventRow) -> Result<(), Error> {
+        self.roll(event.received)?;
+        let t = format_rows(tunnels.iter().map(TunnelRow::to_record));
+        let e = format_rows(std::iter::once(event.to_record()));
+        let result = self
+            .tunnels
+            .write(&t)
+            .map_err(|err| (self.tunnels.path.clone(), err))
+            .and_then(|()| {
+                self.events
+                    .write(&e)
+                    .map_err(|err| (self.events.path.clone(), err))
+            })
+            .and_then(|()| {
+                self.tunnels
+                    .commit(t.len())
+                    .map_err(|err| (self.tunnels.path.clone(), err))
+            })
+            .and_then(|()| {
+                self.events
+                    .commit(e.len())
+                    .map_err(|err| (self.events.path.clone(), err))
+            });
+        if let Err((path, err)) = result {
+            // Whatever was written is undone; committed lengths are known.
+            self.tunnels.restore();
+            self.events.restore();
+            return Err(Error::io("cannot write to the log file", path, err));
+        }
+        Ok(())
+    }
+
+    /// Deletes log files older than `keep_days` before `today`; 0 keeps all.
+    /// Only names that parse as log names are touched.
+    pub fn apply_retention(&self, today: Date) {
+        if self.keep_days == 0 {
+            return;
+        }
+        let days = i64::try_from(self.keep_days)
+            .unwrap_or(i64::MAX)
+            .min(100_000);
+        let Ok(oldest) = today.checked_sub(jiff::Span::new().days(days)) else {
+            return;
+        };
+        for (name, _, day) in list(&self.dir) {
+            if day < oldest {
+                let path = self.dir.join(&name);
+                if let Err(e) = std::fs::remove_file(&path) {
+                    eprintln!("collector: cannot delete old log {}: {e}", path.display());
+                }
+            }
+        }
+    }
+}
+
+/// The log files in `dir`: regular files whose names parse as log names,
+/// sorted by name (so by kind, then day).
+pub fn list(dir: &Path) -> Vec<(String, LogKind, Date)> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<_> = entries
+        .flatten()
+        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let (kind, day) = schema::parse_file_name(&name)?;
+            Some((name, kind, day))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Reads rows of one file; rows that do not parse are skipped and counted.
+fn read_rows<T>(
+    path: &Path,
+    parse: fn(&csv::StringRecord) -> Result<T, String>,
+) -> Result<(Vec<T>, usize), Error> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
+        Err(e) => return Err(Error::io("cannot open the log file", path, e)),
+    };
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    let mut rows = Vec::new();
+    let mut bad = 0;
+    let mut record = csv::StringRecord::new();
+    loop {
+        match reader.read_record(&mut record) {
+            Ok(true) => match parse(&record) {
+                Ok(row) => rows.push(row),
+                Err(_) => bad += 1,
+            },
+            Ok(false) => break,
+            Err(e) if e.is_io_error() => {
+                return Err(Error::io(
+                    "cannot read the log file",
+                    path,
+                    std::io::Error::other(e.to_string()),
+                ));
+            }
+            Err(_) => bad += 1,
+        }
+    }
+    Ok((rows, bad))
+}
+
+/// The event rows of one file, and how many rows did not parse.
+pub fn read_events(path: &Path) -> Result<(Vec<EventRow>, usize), Error> {
+    read_rows(path, EventRow::from_record)
+}
+
+/// The tunnel rows of one file, and how many rows did not parse.
+pub fn read_tunnels(path: &Path) -> Result<(Vec<TunnelRow>, usize), Error> {
+    read_rows(path, TunnelRow::from_record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_client::tunnel::Tunnel;
+
+    fn tmp(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("csvlog-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn event(received: u64, text: &str) -> EventRow {
+        EventRow {
+            received,
+            gateway: "novadaq-far-gateway-01".into(),
+            kind: "message".into(),
+            seq: received * 1_000_000,
+            part: 1,
+            parts: 1,
+            sent: received,
+            source: "127.0.0.1:40000".into(),
+            tunnels: 0,
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn complete_rows_len_respects_quotes() {
+        assert_eq!(complete_rows_len(b"a,b\n1,2\n"), 8);
+        assert_eq!(complete_rows_len(b"a,b\n1,2"), 4);
+        assert_eq!(complete_rows_len(b"a,b\n1,\"x\ny"), 4);
+        assert_eq!(complete_rows_len(b"a,b\n1,\"x\ny\"\"\"\n"), 14);
+        assert_eq!(complete_rows_len(b"a,"), 0);
+    }
+
+    #[test]
+    fn appends_keep_one_header_and_survive_reopen() {
+        let dir = tmp("append");
+        let now = 1_763_856_000; // 2025-11-23T00:00:00Z
+        let mut w = LogWriter::open(&dir, now, 0).unwrap();
+        let rows = vec![TunnelRow {
+            received: now,
+            gateway: "g".into(),
+            seq: 1,
+            part: 1,
+            tunnel: Tunnel {
+                pid: 7,
+                ..Tunnel::default()
+            },
+        }];
+        w.append(&rows, &event(now, "line one\nline two")).unwrap();
+        drop(w);
+        let mut w = LogWriter::open(&dir, now + 5, 0).unwrap();
+        w.append(&[], &event(now + 5, "")).unwrap();
+        let path = dir.join("events-2025-11-23.csv");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.matches("received,gateway").count(), 1, "{text}");
+        let (events, bad) = read_events(&path).unwrap();
+        assert_eq!((events.len(), bad), (2, 0));
+        assert_eq!(events[0].text, "line one\nline two");
+        let (tunnels, _) = read_tunnels(&dir.join("tunnels-2025-11-23.csv")).unwrap();
+        assert_eq!(tunnels, rows);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn torn_row_is_cut_on_open_not_merged() {
+        let dir = tmp("torn");
+        let now = 1_763_856_000;
+        let mut w = LogWriter::open(&dir, now, 0).unwrap();
+        w.append(&[], &event(now, "kept")).unwrap();
+        drop(w);
+        let path = dir.join("events-2025-11-23.csv");
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"1763856001,novadaq-far-gateway-01,message,17,1,1,176")
+            .unwrap();
+        drop(f);
+        let mut w = LogWriter::open(&dir, now + 2, 0).unwrap();
+        w.append(&[], &event(now + 2, "after")).unwrap();
+        let (events, bad) = read_events(&path).unwrap();
+        assert_eq!(bad, 0);
+        let texts: Vec<_> = events.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, ["kept", "after"]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rolls_over_at_utc_midnight_and_deletes_old_files() {
+        let dir = tmp("roll");
+        std::fs::write(dir.join("events-2025-01-01.csv"), "x\n").unwrap();
+        std::fs::write(dir.join("notes-2025-01-01.csv"), "x\n").unwrap();
+        let midnight = 1_763_856_000; // 2025-11-23T00:00:00Z
+        let mut w = LogWriter::open(&dir, midnight - 1, 30).unwrap();
+        w.append(&[], &event(midnight - 1, "before")).unwrap();
+        w.append(&[], &event(midnight, "after")).unwrap();
+        let names: Vec<_> = list(&dir).into_iter().map(|(n, _, _)| n).collect();
+        assert_eq!(
+            names,
+            [
+                "events-2025-11-22.csv",
+                "events-2025-11-23.csv",
+                "tunnels-2025-11-22.csv",
+                "tunnels-2025-11-23.csv"
+            ]
+        );
+        assert!(dir.join("notes-2025-01-01.csv").exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,101 @@
+//! The collector's one error type.
+//!
+//! Every variant carries the input it failed on (the flag, the file, the
+//! address), so that `main` can print it as one line after `collector: ` and
+//! exit with [`Error::exit_code`]. Problems with a single datagram are not
+//! errors of this kind: ingest counts and logs them and goes on.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use gateway_client::key::KeyError;
+
+#[derive(Debug)]
+pub enum Error {
+    /// A bad or missing command-line argument.
+    Usage(String),
+    /// The key file could not be used.
+    Key(KeyError),
+    /// A file or directory operation failed.
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    /// A socket could not be bound.
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    /// The HTTP side stopped serving; cron should start a fresh collector.
+    HttpDied(String),
+    /// The UDP socket failed in a way that retrying cannot fix.
+    Udp(std::io::Error),
+}
+
+impl Error {
+    /// 2 for what the operator must fix in the command line or files, 1 for
+    /// failures while running.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage(_) | Error::Key(_) | Error::Bind { .. } => 2,
+            Error::Io { .. } | Error::HttpDied(_) | Error::Udp(_) => 1,
+        }
+    }
+
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Error {
+        Error::Io {
+            path: path.into(),
+            what,
+            source,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Usage(msg) => write!(f, "{msg} (try --help)"),
+            Error::Key(e) => write!(f, "{e}"),
+            Error::Io { path, what, source } => {
+                write!(f, "{what} {}: {source}", path.display())
+            }
+            Error::Bind { what, addr, source } => {
+                write!(f, "cannot bind the {what} address {addr}: {source}")
+            }
+            Error::HttpDied(why) => write!(
+                f,
+                "the HTTP server stopped ({why}); exiting so that cron starts a fresh collector"
+            ),
+            Error::Udp(e) => write!(f, "UDP socket: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Key(e) => Some(e),
+            Error::Io { source, .. } | Error::Bind { source, .. } => Some(source),
+            Error::Udp(e) => Some(e),
+            Error::Usage(_) | Error::HttpDied(_) => None,
+        }
+    }
+}
+
+impl From<KeyError> for Error {
+    fn from(e: KeyError) -> Error {
+        Error::Key(e)
+    }
+}
+
+impl From<lexopt::Error> for Error {
+    fn from(e: lexopt::Error) -> Error {
+        Error::Usage(e.to_string())
+    }
+}
