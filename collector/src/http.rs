@@ -1,0 +1,830 @@
+//! HTTP: `/status.json`, `/metrics`, `/logs/` and the site, on tiny_http,
+//! kept off the ingest path and shielded from tiny_http's traps.
+//!
+//! Ingest never touches a socket of this side: it publishes an
+//! `Arc<Snapshot>` behind a mutex held only to swap or clone the `Arc`, and
+//! the counters are atomics. Everything here runs on threads of its own.
+//!
+//! tiny_http 0.12 has no read or write timeouts, no header size limit, one
+//! thread per connection, and its accept thread silently dies on `EMFILE`. So
+//! the public TCP port is not given to it. A small *gate* owns the listener:
+//! it never stops accepting (an `accept` error is logged and retried), it
+//! admits at most [`MAX_CONNECTIONS`] at once (others get 503 at once), reads
+//! the request head with a size limit and a deadline (431, 414, 408), lets
+//! only GET and HEAD through (405), and forwards a clean request line with
+//! `Connection: close` to tiny_http over a Unix socket in a private directory
+//! (`DATA/.http/`). It copies the answer back with write timeouts and an
+//! overall deadline, so a slow or idle client holds only its own threads;
+//! there are as many tiny_http workers as admitted connections, so it cannot
+//! stall other clients either. If tiny_http's side dies anyway (its accept
+//! thread reports an error, or a thread of ours ends), [`HttpServer::check`]
+//! says so and the collector exits non-zero for cron to restart it.
+//!
+//! Files are served only by names that appear in a directory listing and
+//! parse as log names (or, for the site, are plain files of `--site`): no
+//! path from a URL is ever joined onto the filesystem. Responses carry a
+//! `Content-Type` and a `Content-Length` (the chunked threshold is raised),
+//! and a log file is served up to the end of its last complete row at the
+//! moment of the request, since ingest may be appending to it.
+//!
+//! To face a network, keep `--http` on loopback and put a reverse proxy in
+//! front (see the README).
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nanoserde::{SerJson, SerJsonState};
+use tiny_http::{Header, Method, Response, Server, StatusCode};
+
+use crate::csvlog;
+use crate::error::Error;
+use crate::metrics::{self, GatewaySeries, Metrics};
+use crate::state::{Gateway, GatewayState};
+
+/// Connections served at once; more get 503 at once.
+pub const MAX_CONNECTIONS: usize = 32;
+/// Largest request head (request line and headers), bytes.
+pub const MAX_HEAD: usize = 8192;
+/// Longest request target, bytes.
+pub const MAX_URL: usize = 2048;
+/// Time a client has to send its request head.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+/// Time a client has to take its whole answer.
+pub const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
+/// Per read or write on a client socket.
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What ingest publishes for HTTP: the gateways as last written.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    pub gateways: Vec<Gateway>,
+    pub late: u64,
+    pub down: u64,
+}
+
+/// The slot ingest swaps a new snapshot into.
+pub type SharedSnapshot = Arc<Mutex<Arc<Snapshot>>>;
+
+/// Takes the current snapshot (holds the lock only to clone the `Arc`).
+pub fn current(shared: &SharedSnapshot) -> Arc<Snapshot> {
+    match shared.lock() {
+        Ok(s) => s.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn rfc3339(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// One tunnel in `status.json`: the record's own JSON plus `first_seen`.
+struct TunnelJson<'a>(&'a crate::state::TunnelSeen);
+
+impl SerJson for TunnelJson<'_> {
+    fn ser_json(&self, _d: usize, s: &mut SerJsonState) {
+        let mut json = self.0.tunnel.to_json();
+        json.pop(); // the closing brace
+        json.push_str(",\"first_seen\":");
+        json.push_str(&self.0.first_seen.to_string());
+        json.push('}');
+        s.out.push_str(&json);
+    }
+}
+
+#[derive(SerJson)]
+struct GatewayJson<'a> {
+    name: String,
+    last_seen: String,
+    last_seen_unix: u64,
+    age_seconds: u64,
+    state: String,
+    last_kind: String,
+    source: String,
+    last_report: Option<String>,
+    message: Option<String>,
+    message_time: Option<String>,
+    tunnels: Vec<TunnelJson<'a>>,
+}
+
+#[derive(SerJson)]
+struct StatusJson<'a> {
+    generated: String,
+    late_after_seconds: u64,
+    down_after_seconds: u64,
+    gateways: Vec<GatewayJson<'a>>,
+}
+
+/// `status.json` for a snapshot at time `now`.
+pub fn status_json(snap: &Snapshot, now: u64) -> String {
+    let gateways = snap
+        .gateways
+        .iter()
+        .map(|g| {
+            let age = now.saturating_sub(g.last_seen);
+            GatewayJson {
+                name: g.name.clone(),
+                last_seen: rfc3339(g.last_seen),
+                last_seen_unix: g.last_seen,
+                age_seconds: age,
+                state: GatewayState::at(age, snap.late, snap.down)
+                    .as_str()
+                    .to_string(),
+                last_kind: g.last_kind.clone(),
+                source: g.source.clone(),
+                last_report: g.last_report.map(rfc3339),
+                message: g.message.as_ref().map(|(_, m)| m.clone()),
+                message_time: g.message.as_ref().map(|(t, _)| rfc3339(*t)),
+                tunnels: g.tunnels.iter().map(TunnelJson).collect(),
+            }
+        })
+        .collect();
+    StatusJson {
+        generated: rfc3339(now),
+        late_after_seconds: snap.late,
+        down_after_seconds: snap.down,
+        gateways,
+    }
+    .serialize_json()
+}
+
+/// `/metrics` for a snapshot at time `now`.
+pub fn metrics_text(m: &Metrics, snap: &Snapshot, now: u64) -> String {
+    let series: Vec<GatewaySeries> = snap
+        .gateways
+        .iter()
+        .map(|g| GatewaySeries {
+            name: g.name.clone(),
+            last_seen: g.last_seen,
+            state: GatewayState::at(now.saturating_sub(g.last_seen), snap.late, snap.down),
+            tunnels: g.tunnels.len(),
+        })
+        .collect();
+    metrics::render(m, &series)
+}
+
+/// Decodes `%XX` escapes; `None` for a bad escape or a result that is not
+/// UTF-8.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The Content-Type for a file name, by extension.
+pub fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext.to_ascii_lowercase().as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "js" => "text/javascript; charset=utf-8",
+        "json" => "application/json",
+        "csv" => "text/csv; charset=utf-8",
+        "txt" => "text/plain; charset=utf-8",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "ico" => "image/x-icon",
+        _ => "application/octet-stream",
+    }
+}
+
+/// What a request path names.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Status,
+    Metrics,
+    Health,
+    LogsIndex,
+    LogsRedirect,
+    Log(String),
+    SiteIndex,
+    Site(String),
+    BadPath,
+    NotFound,
+}
+
+/// Routes a raw request target (as tiny_http gives it: query included,
+/// nothing decoded).
+pub fn route(target: &str) -> Route {
+    let path = target.split(['?', '#']).next().unwrap_or("");
+    let Some(path) = percent_decode(path) else {
+        return Route::BadPath;
+    };
+    if !path.starts_with('/')
+        || path.contains('\0')
+        || path.contains('\\')
+        || path.split('/').any(|seg| seg == ".." || seg == ".")
+    {
+        return Route::BadPath;
+    }
+    match path.as_str() {
+        "/status.json" => Route::Status,
+        "/metrics" => Route::Metrics,
+        "/healthz" => Route::Health,
+        "/logs" => Route::LogsRedirect,
+        "/logs/" => Route::LogsIndex,
+        "/" | "/index.html" => Route::SiteIndex,
+        p => {
+            if let Some(name) = p.strip_prefix("/logs/") {
+                if !name.contains('/') {
+                    return Route::Log(name.to_string());
+                }
+            } else if let Some(name) = p.strip_prefix('/')
+                && !name.contains('/')
+                && !name.starts_with('.')
+            {
+                return Route::Site(name.to_string());
+            }
+            Route::NotFound
+        }
+    }
+}
+
+/// A running HTTP side.
+pub struct HttpServer {
+    addr: SocketAddr,
+    dead: Arc<Mutex<Option<String>>>,
+    threads: Vec<JoinHandle<()>>,
+    socket_dir: PathBuf,
+}
+
+struct Ctx {
+    data: PathBuf,
+    site: Option<PathBuf>,
+    snapshot: SharedSnapshot,
+    metrics: Arc<Metrics>,
+}
+
+fn die(dead: &Mutex<Option<String>>, why: String) {
+    if let Ok(mut d) = dead.lock()
+        && d.is_none()
+    {
+        *d = Some(why);
+    }
+}
+
+impl HttpServer {
+    /// Binds `addr` and starts the gate, tiny_http and its workers.
+    pub fn start(
+        addr: SocketAddr,
+        data: &Path,
+        site: Option<PathBuf>,
+        snapshot: SharedSnapshot,
+        metrics: Arc<Metrics>,
+    ) -> Result<HttpServer, Error> {
+        let listener = TcpListener::bind(addr).map_err(|source| Error::Bind {
+            what: "HTTP",
+            addr: addr.to_string(),
+            source,
+        })?;
+        let addr = listener.local_addr().unwrap_or(addr);
+        let (inner, socket_dir, internal) = bind_internal(data)?;
+        let server = Arc::new(
+            Server::from_listener(inner, None).map_err(|e| Error::HttpDied(e.to_string()))?,
+        );
+        let dead = Arc::new(Mutex::new(None));
+        let ctx = Arc::new(Ctx {
+            data: data.to_path_buf(),
+            site,
+            snapshot,
+            metrics: metrics.clone(),
+        });
+        let mut threads = Vec::new();
+        for i in 0..MAX_CONNECTIONS {
+            let (server, ctx, dead) = (server.clone(), ctx.clone(), dead.clone());
+            threads.push(spawn(&format!("http-{i}"), move || {
+                worker(&server, &ctx, &dead)
+            })?);
+        }
+        let (d, m) = (dead.clone(), metrics);
+        threads.push(spawn("http-gate", move || {
+            gate(&listener, &internal, &m, &d)
+        })?);
+        Ok(HttpServer {
+            addr,
+            dead,
+            threads,
+            socket_dir,
+        })
+    }
+
+    /// The bound address (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `Err` when the HTTP side no longer serves.
+    pub fn check(&self) -> Result<(), Error> {
+        if let Ok(d) = self.dead.lock()
+            && let Some(why) = d.as_ref()
+        {
+            return Err(Error::HttpDied(why.clone()));
+        }
+        if self.threads.iter().any(JoinHandle::is_finished) {
+            return Err(Error::HttpDied("an HTTP thread ended".into()));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.socket_dir);
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, Error> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .map_err(|e| Error::HttpDied(format!("cannot start a thread: {e}")))
+}
+
+/// Where tiny_http listens: a socket in `DATA/.http/` (mode 0700).
+#[derive(Clone)]
+enum Internal {
+    Path(PathBuf),
+}
+
+fn bind_internal(data: &Path) -> Result<(UnixListener, PathBuf, Internal), Error> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let dir = data.join(".http");
+    let _ = std::fs::remove_dir_all(&dir); // ours: we hold the lock
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| Error::io("cannot create", &dir, e))?;
+    let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+    let path = dir.join("s");
+    let listener = UnixListener::bind(&path).map_err(|e| {
+        Error::io(
+            "cannot bind the internal HTTP socket (is the data directory path very long?)",
+            &path,
+            e,
+        )
+    })?;
+    Ok((listener, dir, Internal::Path(path)))
+}
+
+fn connect_internal(internal: &Internal) -> std::io::Result<UnixStream> {
+    match internal {
+        Internal::Path(p) => UnixStream::connect(p),
+    }
+}
+
+/// Accepts forever; an error (EMFILE...) is logged, rate-limited, and retried.
+fn gate(
+    listener: &TcpListener,
+    internal: &Internal,
+    metrics: &Arc<Metrics>,
+    dead: &Arc<Mutex<Option<String>>>,
+) {
+    let active = Arc::new(AtomicUsize::new(0));
+    let errors = AtomicU64::new(0);
+    loop {
+        match listener.accept() {
+            Ok((stream, _peer)) => {
+                if active.load(Relaxed) >= MAX_CONNECTIONS {
+                    metrics.http_refused.fetch_add(1, Relaxed);
+                    let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
+                    refuse(stream, 503, "Service Unavailable", "too many connections");
+                    continue;
+                }
+                active.fetch_add(1, Relaxed);
+                let (a, m, i) = (active.clone(), metrics.clone(), internal.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("http-conn".into())
+                    .stack_size(128 * 1024)
+                    .spawn(move || {
+                        connection(stream, &i, &m);
+                        a.fetch_sub(1, Relaxed);
+                    });
+                if spawned.is_err() {
+                    active.fetch_sub(1, Relaxed);
+                    metrics.http_refused.fetch_add(1, Relaxed);
+                }
+            }
+            Err(e) => {
+                let n = errors.fetch_add(1, Relaxed);
+                if n.is_power_of_two() || n == 0 {
+                    eprintln!("collector: HTTP accept failed ({} so far): {e}", n + 1);
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                if e.kind() == std::io::ErrorKind::InvalidInput {
+                    die(dead, format!("accept: {e}"));
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Answers from the gate itself and closes.
+fn refuse(mut stream: TcpStream, code: u16, reason: &str, detail: &str) {
+    let body = format!("{code} {reason}: {detail}\n");
+    let allow = if code == 405 {
+        "Allow: GET, HEAD\r\n"
+    } else {
+        ""
+    };
+    let head = format!(
+        "HTTP/1.1 {code} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\n{allow}Connection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes());
+    let _ = stream.write_all(body.as_bytes());
+    let _ = stream.flush();
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    // Drain a little so the client sees the answer rather than a reset.
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut sink = [0u8; 1024];
+    for _ in 0..8 {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// What the gate made of a request head.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Head {
+    /// Forward `METHOD TARGET`.
+    Pass(String, String),
+    Refuse(u16, &'static str, &'static str),
+}
+
+/// Checks a complete request head (up to and including the blank line).
+pub fn check_head(head: &[u8]) -> Head {
+    let line_end = head
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .or_else(|| head.iter().position(|&b| b == b'\n'))
+        .unwrap_or(head.len());
+    let Ok(line) = std::str::from_utf8(&head[..line_end]) else {
+        return Head::Refuse(400, "Bad Request", "request line is not text");
+    };
+    let mut parts = line.split(' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Head::Refuse(400, "Bad Request", "malformed request line");
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Head::Refuse(400, "Bad Request", "only HTTP/1.x is spoken here");
+    }
+    if target.len() > MAX_URL {
+        return Head::Refuse(414, "URI Too Long", "request target too long");
+    }
+    if !target.starts_with('/') || !target.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        return Head::Refuse(400, "Bad Request", "bad request target");
+    }
+    if method != "GET" && method != "HEAD" {
+        return Head::Refuse(405, "Method Not Allowed", "only GET and HEAD");
+    }
+    Head::Pass(method.to_string(), target.to_string())
+}
+
+fn connection(mut stream: TcpStream, internal: &Internal, metrics: &Metrics) {
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_nodelay(true);
+    let start = Instant::now();
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 2048];
+    let end = loop {
+        if let Some(i) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        if let Some(i) = head.windows(2).position(|w| w == b"\n\n") {
+            break i + 2;
+        }
+        if head.len() > MAX_HEAD {
+            metrics.http_refused.fetch_add(1, Relaxed);
+            refuse(
+                stream,
+                431,
+                "Request Header Fields Too Large",
+                "request head too large",
+            );
+            return;
+        }
+        if start.elapsed() > HEAD_DEADLINE {
+            metrics.http_refused.fetch_add(1, Relaxed);
+            refuse(stream, 408, "Request Timeout", "request head too slow");
+            return;
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                metrics.http_refused.fetch_add(1, Relaxed);
+                refuse(stream, 408, "Request Timeout", "request head too slow");
+                return;
+            }
+            Err(_) => return,
+        }
+    };
+    let (method, target) = match check_head(&head[..end]) {
+        Head::Pass(m, t) => (m, t),
+        Head::Refuse(code, reason, detail) => {
+            metrics.http_refused.fetch_add(1, Relaxed);
+            refuse(stream, code, reason, detail);
+            return;
+        }
+    };
+    let Ok(mut inner) = connect_internal(internal) else {
+        refuse(stream, 503, "Service Unavailable", "server busy");
+        return;
+    };
+    let _ = inner.set_read_timeout(Some(IO_TIMEOUT * 6));
+    let _ = inner.set_write_timeout(Some(IO_TIMEOUT));
+    let request =
+        format!("{method} {target} HTTP/1.1\r\nHost: collector\r\nConnection: close\r\n\r\n");
+    if inner.write_all(request.as_bytes()).is_err() {
+        return;
+    }
+    let _ = inner.shutdown(std::net::Shutdown::Write);
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        if start.elapsed() > ANSWER_DEADLINE {
+            break;
+        }
+        match inner.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                if stream.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = stream.flush();
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+fn header(name: &str, value: &str) -> Header {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap_or_else(|()| {
+        Header::from_bytes(&b"X-Invalid"[..], &b"1"[..]).expect("static header")
+    })
+}
+
+fn common_headers(content_type: &str) -> Vec<Header> {
+    vec![
+        header("Content-Type", content_type),
+        header("Cache-Control", "no-cache"),
+        header("X-Content-Type-Options", "nosniff"),
+        header("Connection", "close"),
+    ]
+}
+
+type Answer = Response<Box<dyn Read + Send>>;
+
+fn bytes(code: u16, content_type: &str, body: Vec<u8>) -> Answer {
+    let len = body.len();
+    Response::new(
+        StatusCode(code),
+        common_headers(content_type),
+        Box::new(std::io::Cursor::new(body)) as Box<dyn Read + Send>,
+        Some(len),
+        None,
+    )
+    .with_chunked_threshold(usize::MAX)
+}
+
+fn text(code: u16, body: &str) -> Answer {
+    bytes(code, "text/plain; charset=utf-8", body.as_bytes().to_vec())
+}
+
+/// A file, up to `len` bytes (for a log: the end of its last complete row).
+fn file(code: u16, content_type: &str, mut f: File, len: u64) -> Answer {
+    let _ = f.seek(SeekFrom::Start(0));
+    Response::new(
+        StatusCode(code),
+        common_headers(content_type),
+        Box::new(f.take(len)) as Box<dyn Read + Send>,
+        Some(usize::try_from(len).unwrap_or(usize::MAX)),
+        None,
+    )
+    .with_chunked_threshold(usize::MAX)
+}
+
+/// The length of a log file up to the end of its last complete line.
+fn complete_len(f: &mut File) -> std::io::Result<u64> {
+    let len = f.metadata()?.len();
+    let back = len.min(64 * 1024);
+    f.seek(SeekFrom::Start(len - back))?;
+    let mut tail = Vec::with_capacity(back as usize);
+    f.take(back).read_to_end(&mut tail)?;
+    let keep = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    Ok(len - back + keep as u64)
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn logs_index(data: &Path) -> Answer {
+    let mut page = String::from(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>ROC tunnel monitor logs</title></head><body>\n<h1>Logs</h1>\n<ul>\n",
+    );
+    for (name, _, _) in csvlog::list(data) {
+        let size = std::fs::metadata(data.join(&name))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let n = html_escape(&name);
+        page.push_str(&format!("<li><a href=\"{n}\">{n}</a> {size} bytes</li>\n"));
+    }
+    page.push_str("</ul>\n</body></html>\n");
+    bytes(200, "text/html; charset=utf-8", page.into_bytes())
+}
+
+fn builtin_index() -> Answer {
+    let page = "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>ROC tunnel monitor</title></head><body>\n<h1>ROC tunnel monitor collector</h1>\n<ul><li><a href=\"/status.json\">status.json</a></li><li><a href=\"/metrics\">metrics</a></li><li><a href=\"/logs/\">logs</a></li></ul>\n</body></html>\n";
+    bytes(200, "text/html; charset=utf-8", page.as_bytes().to_vec())
+}
+
+/// A plain file named `name` in the listing of `dir`, if there is one.
+fn listed_file(dir: &Path, name: &str) -> Option<File> {
+    let entry = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_str() == Some(name))?;
+    if !entry.file_type().ok()?.is_file() {
+        return None;
+    }
+    File::open(entry.path()).ok()
+}
+
+/// Answers one request.
+fn answer(method: &Method, url: &str, ctx: &Ctx) -> Answer {
+    if *method != Method::Get && *method != Method::Head {
+        return text(405, "only GET and HEAD\n");
+    }
+    let t = now();
+    match route(url) {
+        Route::Status => {
+            let snap = current(&ctx.snapshot);
+            bytes(200, "application/json", status_json(&snap, t).into_bytes())
+        }
+        Route::Metrics => {
+            let snap = current(&ctx.snapshot);
+            bytes(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                metrics_text(&ctx.metrics, &snap, t).into_bytes(),
+            )
+        }
+        Route::Health => text(200, "ok\n"),
+        Route::LogsIndex => logs_index(&ctx.data),
+        Route::LogsRedirect => {
+            let mut r = text(301, "see /logs/\n");
+            r.add_header(header("Location", "/logs/"));
+            r
+        }
+        Route::Log(name) => {
+            if crate::schema::parse_file_name(&name).is_none() {
+                return text(404, "no such log\n");
+            }
+            match listed_file(&ctx.data, &name) {
+                Some(mut f) => match complete_len(&mut f) {
+                    Ok(len) => file(200, "text/csv; charset=utf-8", f, len),
+                    Err(_) => text(500, "cannot read the log\n"),
+                },
+                None => text(404, "no such log\n"),
+            }
+        }
+        Route::SiteIndex => match &ctx.site {
+            Some(dir) => match listed_file(dir, "index.html") {
+                Some(f) => site_file(f, "index.html"),
+                None => builtin_index(),
+            },
+            None => builtin_index(),
+        },
+        Route::Site(name) => match ctx.site.as_ref().and_then(|dir| listed_file(dir, &name)) {
+            Some(f) => site_file(f, &name),
+            None => text(404, "not found\n"),
+        },
+        Route::BadPath => text(400, "bad path\n"),
+        Route::NotFound => text(404, "not found\n"),
+    }
+}
+
+fn site_file(f: File, name: &str) -> Answer {
+    match f.metadata() {
+        Ok(m) => file(200, content_type(name), f, m.len()),
+        Err(_) => text(500, "cannot read the file\n"),
+    }
+}
+
+fn worker(server: &Server, ctx: &Ctx, dead: &Mutex<Option<String>>) {
+    loop {
+        match server.recv_timeout(Duration::from_secs(1)) {
+            Ok(Some(rq)) => {
+                ctx.metrics.http_requests.fetch_add(1, Relaxed);
+                let response = answer(rq.method(), rq.url(), ctx);
+                let _ = rq.respond(response);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                die(dead, format!("tiny_http: {e}"));
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_never_leave_their_directories() {
+        assert_eq!(route("/status.json?x=1"), Route::Status);
+        assert_eq!(
+            route("/logs/events-2026-11-23.csv"),
+            Route::Log("events-2026-11-23.csv".into())
+        );
+        assert_eq!(
+            route("/%6cogs/events-2026-11-23.csv"),
+            Route::Log("events-2026-11-23.csv".into())
+        );
+        for bad in [
+            "/../etc/passwd",
+            "/logs/../collector.lock",
+            "/logs/%2e%2e/collector.lock",
+            "/logs/%2E%2E%2Fcollector.lock",
+            "/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+            "/logs/..%5c..%5cetc",
+            "/logs/%00",
+            "/logs/%zz",
+            "/logs/%c0%ae%c0%ae/",
+        ] {
+            assert_eq!(route(bad), Route::BadPath, "{bad}");
+        }
+        assert_eq!(route("/logs/a/b"), Route::NotFound);
+        assert_eq!(route("/.http"), Route::NotFound);
+        assert_eq!(route("/history.html"), Route::Site("history.html".into()));
+    }
+
+    #[test]
+    fn heads_are_checked() {
+        assert_eq!(
+            check_head(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+            Head::Pass("GET".into(), "/metrics".into())
+        );
+        assert!(matches!(
+            check_head(b"POST / HTTP/1.1\r\n\r\n"),
+            Head::Refuse(405, ..)
+        ));
+        assert!(matches!(
+            check_head(b"GET / HTTP/2\r\n\r\n"),
+            Head::Refuse(400, ..)
+        ));
+        assert!(matches!(
+            check_head(b"GET /\xff HTTP/1.1\r\n\r\n"),
+            Head::Refuse(400, ..)
+        ));
+        let long = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(MAX_URL));
+        assert!(matches!(check_head(long.as_bytes()), Head::Refuse(414, ..)));
+    }
+}

@@ -1,0 +1,172 @@
+//! Alerts: runs `--notify CMD` once per [`Alert`], off the ingest path.
+//!
+//! Ingest hands alerts to a bounded queue and never waits: when the queue is
+//! full (a hanging command while many alerts come) the alert is dropped and
+//! counted. One thread runs the command for each alert in turn, with the
+//! event in its environment, and kills it after [`LIMIT`]:
+//!
+//! - `ROCTM_EVENT`: `gateway_late`, `gateway_down`, `gateway_up`,
+//!   `tunnel_up` or `tunnel_down`
+//! - `ROCTM_GATEWAY`: the gateway's name
+//! - `ROCTM_TIME`: when, RFC 3339 (UTC); `ROCTM_UNIX_TIME`: the same in seconds
+//! - `ROCTM_AGE_SECONDS`: how long the gateway had been silent
+//! - for tunnel events, `ROCTM_TUNNEL` (one line describing the forward),
+//!   `ROCTM_TUNNEL_USER`, `ROCTM_TUNNEL_LISTEN_PORT`,
+//!   `ROCTM_TUNNEL_TARGET` (`host:port`), `ROCTM_TUNNEL_PID`
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::time::Duration;
+
+use gateway_client::tunnel::Tunnel;
+
+use crate::command;
+use crate::metrics::Metrics;
+use crate::state::Alert;
+
+/// A notify command is killed after this long.
+pub const LIMIT: Duration = Duration::from_secs(30);
+/// Alerts waiting for the command, at most.
+pub const QUEUE: usize = 256;
+
+/// `novacr01: L 127.0.0.1:5901 -> novadaq-far-master-02:5951 via novadaq-far-gateway-01 (pid 4242)`
+pub fn describe(t: &Tunnel) -> String {
+    let bind = if t.bind.is_empty() {
+        String::new()
+    } else {
+        format!("{}:", t.bind)
+    };
+    let target = if t.target_host.is_empty() {
+        String::new()
+    } else {
+        format!(" -> {}:{}", t.target_host, t.target_port)
+    };
+    format!(
+        "{}: {} {bind}{}{target} via {} (pid {})",
+        t.user,
+        t.kind.letter(),
+        t.listen_port,
+        t.dest,
+        t.pid
+    )
+}
+
+/// The environment for one alert.
+pub fn environment(a: &Alert) -> Vec<(&'static str, String)> {
+    let time = i64::try_from(a.time)
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    let mut env = vec![
+        ("ROCTM_EVENT", a.kind.as_str().to_string()),
+        ("ROCTM_GATEWAY", a.gateway.clone()),
+        ("ROCTM_TIME", time),
+        ("ROCTM_UNIX_TIME", a.time.to_string()),
+        ("ROCTM_AGE_SECONDS", a.age.to_string()),
+    ];
+    if let Some(t) = &a.tunnel {
+        env.push(("ROCTM_TUNNEL", describe(t)));
+        env.push(("ROCTM_TUNNEL_USER", t.user.clone()));
+        env.push(("ROCTM_TUNNEL_LISTEN_PORT", t.listen_port.to_string()));
+        env.push((
+            "ROCTM_TUNNEL_TARGET",
+            format!("{}:{}", t.target_host, t.target_port),
+        ));
+        env.push(("ROCTM_TUNNEL_PID", t.pid.to_string()));
+    }
+    env
+}
+
+/// The sending end, held by ingest.
+pub struct Notifier {
+    tx: SyncSender<Alert>,
+    metrics: Arc<Metrics>,
+}
+
+impl Notifier {
+    /// Starts the thread that runs `cmd`.
+    pub fn start(cmd: String, metrics: Arc<Metrics>) -> std::io::Result<Notifier> {
+        let (tx, rx) = sync_channel(QUEUE);
+        let m = metrics.clone();
+        std::thread::Builder::new()
+            .name("notify".into())
+            .spawn(move || worker(&cmd, &rx, &m))?;
+        Ok(Notifier { tx, metrics })
+    }
+
+    /// Queues an alert; never blocks.
+    pub fn send(&self, alert: Alert) {
+        match self.tx.try_send(alert) {
+            Ok(()) => {}
+            Err(TrySendError::Full(a)) => {
+                let n = self.metrics.notify_dropped.fetch_add(1, Relaxed);
+                if n.is_power_of_two() {
+                    eprintln!(
+                        "collector: --notify is behind, dropped the {} alert for {} ({} dropped so far)",
+                        a.kind.as_str(),
+                        a.gateway,
+                        n + 1
+                    );
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.metrics.notify_dropped.fetch_add(1, Relaxed);
+            }
+        }
+    }
+}
+
+fn worker(cmd: &str, rx: &Receiver<Alert>, metrics: &Metrics) {
+    while let Ok(alert) = rx.recv() {
+        match command::run(cmd, &environment(&alert), LIMIT) {
+            Ok(()) => {
+                metrics.notify_ok.fetch_add(1, Relaxed);
+            }
+            Err(why) => {
+                metrics.notify_failed.fetch_add(1, Relaxed);
+                eprintln!(
+                    "collector: --notify for {} of {} failed: {why}",
+                    alert.kind.as_str(),
+                    alert.gateway
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::AlertKind;
+
+    #[test]
+    fn tunnel_alerts_carry_the_tunnel() {
+        let a = Alert {
+            kind: AlertKind::TunnelDown,
+            gateway: "novadaq-far-gateway-01".into(),
+            tunnel: Some(Tunnel {
+                pid: 4242,
+                user: "novacr01".into(),
+                listen_port: 5901,
+                target_host: "novadaq-far-master-02".into(),
+                target_port: 5951,
+                dest: "novadaq-far-gateway-01".into(),
+                ..Tunnel::default()
+            }),
+            time: 1_763_856_000,
+            age: 0,
+        };
+        let env = environment(&a);
+        let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("ROCTM_EVENT"), Some("tunnel_down"));
+        assert_eq!(get("ROCTM_TIME"), Some("2025-11-23T00:00:00Z"));
+        assert_eq!(
+            get("ROCTM_TUNNEL"),
+            Some(
+                "novacr01: L 5901 -> novadaq-far-master-02:5951 via novadaq-far-gateway-01 (pid 4242)"
+            )
+        );
+    }
+}

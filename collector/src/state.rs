@@ -1,0 +1,393 @@
+//! What the collector believes about each gateway, and the alerts that
+//! changes of that belief raise.
+//!
+//! Healthchecks-style: a gateway is *up* while it reports, *late* once it has
+//! been silent past `--late` (the expected minute plus grace), *down* past
+//! `--down`. Any accepted datagram (report, heartbeat, message, shutdown
+//! request) counts as a sign of life; only complete reports replace the
+//! tunnel list. Tunnels are compared report to report by their identity
+//! (pid, kind, bind, ports, target, dest): new ones *appeared*, missing ones
+//! *disappeared*.
+//!
+//! Alerts are returned, not sent: ingest hands them to `notify.rs`. Tunnel
+//! alerts are held back while a gateway is down and for the first report after
+//! it comes back (one `gateway_up`, not one alert per tunnel), and a gateway
+//! seen for the first time raises `gateway_up` alone. The state is rebuilt from
+//! the logs at start by feeding the same methods and dropping their alerts.
+//! The number of gateways is capped so that signed junk cannot grow it.
+
+use std::collections::BTreeMap;
+
+use gateway_client::tunnel::Tunnel;
+use gateway_client::wire::Report;
+
+/// Most gateways tracked.
+pub const MAX_GATEWAYS: usize = 1000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GatewayState {
+    Up,
+    Late,
+    Down,
+}
+
+impl GatewayState {
+    pub const ALL: [GatewayState; 3] = [GatewayState::Up, GatewayState::Late, GatewayState::Down];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GatewayState::Up => "up",
+            GatewayState::Late => "late",
+            GatewayState::Down => "down",
+        }
+    }
+
+    /// The state after `age` seconds of silence.
+    pub fn at(age: u64, late: u64, down: u64) -> GatewayState {
+        if age >= down {
+            GatewayState::Down
+        } else if age >= late {
+            GatewayState::Late
+        } else {
+            GatewayState::Up
+        }
+    }
+}
+
+/// A tunnel and when the collector first saw it in a report.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunnelSeen {
+    pub tunnel: Tunnel,
+    pub first_seen: u64,
+}
+
+/// The identity of a tunnel between reports.
+type TunnelKey = (u32, &'static str, String, u16, String, u16, String);
+
+fn key(t: &Tunnel) -> TunnelKey {
+    (
+        t.pid,
+        t.kind.letter(),
+        t.bind.clone(),
+        t.listen_port,
+        t.target_host.clone(),
+        t.target_port,
+        t.dest.clone(),
+    )
+}
+
+/// One gateway as last heard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Gateway {
+    pub name: String,
+    /// Collector time of the last accepted datagram.
+    pub last_seen: u64,
+    /// Its kind (`report`, `heartbeat`, ...) and source address.
+    pub last_kind: String,
+    pub source: String,
+    /// Collector time of the last complete report, and its seq.
+    pub last_report: Option<u64>,
+    pub last_report_seq: u64,
+    pub tunnels: Vec<TunnelSeen>,
+    /// The last operator's message and when it came.
+    pub message: Option<(u64, String)>,
+    /// The state as last evaluated (for alerts).
+    pub state: GatewayState,
+    hold_tunnel_alerts: bool,
+}
+
+/// What happened, for `--notify`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AlertKind {
+    GatewayLate,
+    GatewayDown,
+    GatewayUp,
+    TunnelUp,
+    TunnelDown,
+}
+
+impl AlertKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertKind::GatewayLate => "gateway_late",
+            AlertKind::GatewayDown => "gateway_down",
+            AlertKind::GatewayUp => "gateway_up",
+            AlertKind::TunnelUp => "tunnel_up",
+            AlertKind::TunnelDown => "tunnel_down",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alert {
+    pub kind: AlertKind,
+    pub gateway: String,
+    pub tunnel: Option<Tunnel>,
+    /// Collector time of the change.
+    pub time: u64,
+    /// Seconds since the gateway was last seen.
+    pub age: u64,
+}
+
+/// All gateways.
+#[derive(Debug)]
+pub struct State {
+    late: u64,
+    down: u64,
+    gateways: BTreeMap<String, Gateway>,
+}
+
+impl State {
+    pub fn new(late: u64, down: u64) -> State {
+        State {
+            late,
+            down,
+            gateways: BTreeMap::new(),
+        }
+    }
+
+    pub fn thresholds(&self) -> (u64, u64) {
+        (self.late, self.down)
+    }
+
+    /// Whether a datagram from `gateway` may be taken: known, or room left.
+    pub fn has_room_for(&self, gateway: &str) -> bool {
+        self.gateways.contains_key(gateway) || self.gateways.len() < MAX_GATEWAYS
+    }
+
+    pub fn gateways(&self) -> impl Iterator<Item = &Gateway> {
+        self.gateways.values()
+    }
+
+    pub fn get(&self, gateway: &str) -> Option<&Gateway> {
+        self.gateways.get(gateway)
+    }
+
+    /// Any accepted datagram: a sign of life.
+    pub fn seen(
+        &mut self,
+        gateway: &str,
+        kind: &str,
+        text: &str,
+        source: &str,
+        now: u64,
+    ) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        if !self.has_room_for(gateway) {
+            return alerts;
+        }
+        let g = self.gateways.entry(gateway.to_string()).or_insert_with(|| {
+            alerts.push(Alert {
+                kind: AlertKind::GatewayUp,
+                gateway: gateway.to_string(),
+                tunnel: None,
+                time: now,
+                age: 0,
+            });
+            Gateway {
+                name: gateway.to_string(),
+                last_seen: now,
+                last_kind: String::new(),
+                source: String::new(),
+                last_report: None,
+                last_report_seq: 0,
+                tunnels: Vec::new(),
+                message: None,
+                state: GatewayState::Up,
+                // A new gateway's first tunnels are not news.
+                hold_tunnel_alerts: true,
+            }
+        });
+        if g.state != GatewayState::Up {
+            alerts.push(Alert {
+                kind: AlertKind::GatewayUp,
+                gateway: gateway.to_string(),
+                tunnel: None,
+                time: now,
+                age: now.saturating_sub(g.last_seen),
+            });
+            g.state = GatewayState::Up;
+        }
+        g.last_seen = g.last_seen.max(now);
+        g.last_kind = kind.to_string();
+        g.source = source.to_string();
+        if kind == "message" {
+            g.message = Some((now, text.to_string()));
+        }
+        alerts
+    }
+
+    /// A complete report: the new tunnel list. Older reports that complete
+    /// late change nothing.
+    pub fn report(&mut self, report: &Report, now: u64) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        let Some(g) = self.gateways.get_mut(&report.gateway) else {
+            return alerts;
+        };
+        if g.last_report.is_some() && report.seq <= g.last_report_seq {
+            return alerts;
+        }
+        let quiet = g.hold_tunnel_alerts;
+        let mut old: BTreeMap<TunnelKey, TunnelSeen> =
+            g.tunnels.drain(..).map(|t| (key(&t.tunnel), t)).collect();
+        let mut tunnels = Vec::with_capacity(report.tunnels.len());
+        for t in &report.tunnels {
+            match old.remove(&key(t)) {
+                Some(prev) => tunnels.push(TunnelSeen {
+                    tunnel: t.clone(),
+                    first_seen: prev.first_seen,
+                }),
+                None => {
+                    if !quiet {
+                        alerts.push(Alert {
+                            kind: AlertKind::TunnelUp,
+                            gateway: g.name.clone(),
+                            tunnel: Some(t.clone()),
+                            time: now,
+                            age: 0,
+                        });
+                    }
+                    tunnels.push(TunnelSeen {
+                        tunnel: t.clone(),
+                        first_seen: now,
+                    });
+                }
+            }
+        }
+        if !quiet {
+            for gone in old.into_values() {
+                alerts.push(Alert {
+                    kind: AlertKind::TunnelDown,
+                    gateway: g.name.clone(),
+                    tunnel: Some(gone.tunnel),
+                    time: now,
+                    age: 0,
+                });
+            }
+        }
+        g.tunnels = tunnels;
+        g.last_report = Some(now);
+        g.last_report_seq = report.seq;
+        g.hold_tunnel_alerts = false;
+        alerts
+    }
+
+    /// Re-evaluates late and down; called about once a second.
+    pub fn tick(&mut self, now: u64) -> Vec<Alert> {
+        let mut alerts = Vec::new();
+        for g in self.gateways.values_mut() {
+            let age = now.saturating_sub(g.last_seen);
+            let state = GatewayState::at(age, self.late, self.down);
+            if state == g.state || state == GatewayState::Up {
+                continue;
+            }
+            let kind = match state {
+                GatewayState::Late => AlertKind::GatewayLate,
+                _ => AlertKind::GatewayDown,
+            };
+            if state == GatewayState::Down {
+                g.hold_tunnel_alerts = true;
+            }
+            g.state = state;
+            alerts.push(Alert {
+                kind,
+                gateway: g.name.clone(),
+                tunnel: None,
+                time: now,
+                age,
+            });
+        }
+        alerts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gateway_client::wire::MsgKind;
+
+    fn tunnel(pid: u32, port: u16) -> Tunnel {
+        Tunnel {
+            pid,
+            user: "novacr01".into(),
+            listen_port: port,
+            target_host: "novadaq-far-master-02".into(),
+            target_port: 5951,
+            dest: "novadaq-far-gateway-01".into(),
+            ..Tunnel::default()
+        }
+    }
+
+    fn report(seq: u64, tunnels: Vec<Tunnel>) -> Report {
+        Report {
+            gateway: "gw".into(),
+            kind: MsgKind::Report,
+            seq,
+            sent: seq,
+            parts: 1,
+            text: String::new(),
+            tunnels,
+        }
+    }
+
+    fn kinds(alerts: &[Alert]) -> Vec<&'static str> {
+        alerts.iter().map(|a| a.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn up_late_down_up_with_tunnel_alerts_held_while_down() {
+        let mut s = State::new(150, 600);
+        assert_eq!(
+            kinds(&s.seen("gw", "report", "", "a", 1000)),
+            ["gateway_up"]
+        );
+        // The first tunnels of a new gateway are not news.
+        assert!(s.report(&report(1, vec![tunnel(1, 5901)]), 1000).is_empty());
+        assert_eq!(
+            kinds(&s.report(&report(2, vec![tunnel(2, 5902)]), 1060)),
+            ["tunnel_up", "tunnel_down"]
+        );
+        // An older report completing late changes nothing.
+        assert!(s.report(&report(1, vec![]), 1061).is_empty());
+        assert_eq!(s.get("gw").unwrap().tunnels.len(), 1);
+        assert!(s.tick(1100).is_empty());
+        assert_eq!(kinds(&s.tick(1000 + 150)), ["gateway_late"]);
+        assert!(s.tick(1000 + 151).is_empty());
+        assert_eq!(kinds(&s.tick(1000 + 600)), ["gateway_down"]);
+        assert_eq!(
+            kinds(&s.seen("gw", "report", "", "a", 2000)),
+            ["gateway_up"]
+        );
+        // Back from down: the first report re-baselines quietly.
+        assert!(s.report(&report(3, vec![tunnel(3, 5903)]), 2000).is_empty());
+        assert_eq!(kinds(&s.report(&report(4, vec![]), 2060)), ["tunnel_down"]);
+    }
+
+    #[test]
+    fn first_seen_survives_reports() {
+        let mut s = State::new(150, 600);
+        s.seen("gw", "report", "", "a", 1000);
+        s.report(&report(1, vec![tunnel(1, 5901)]), 1000);
+        s.seen("gw", "report", "", "a", 1060);
+        s.report(&report(2, vec![tunnel(1, 5901), tunnel(2, 5902)]), 1060);
+        let firsts: Vec<_> = s
+            .get("gw")
+            .unwrap()
+            .tunnels
+            .iter()
+            .map(|t| t.first_seen)
+            .collect();
+        assert_eq!(firsts, [1000, 1060]);
+    }
+
+    #[test]
+    fn gateways_are_capped() {
+        let mut s = State::new(150, 600);
+        for i in 0..MAX_GATEWAYS + 5 {
+            s.seen(&format!("gw{i}"), "heartbeat", "", "a", 1);
+        }
+        assert_eq!(s.gateways().count(), MAX_GATEWAYS);
+        assert!(!s.has_room_for("another"));
+        assert!(s.has_room_for("gw0"));
+    }
+}
