@@ -354,7 +354,7 @@ pub fn decode(key: &Key, datagram: &[u8]) -> Result<Body, WireError> {
             format!("part {} of {}", body.part, body.parts),
         );
     }
-    if body.kind != MsgKind::Report && body.parts != 1 {
+    if !matches!(body.kind, MsgKind::Report | MsgKind::Ack) && body.parts != 1 {
         return reject(
             Reject::UnknownPart,
             format!(
