@@ -1,9 +1,38 @@
-//! The collector. (Being written.)
+//! The collector of the ROC tunnel monitor: it receives the gateways' signed
+//! UDP reports, writes them to CSV logs, and serves status, metrics, the logs
+//! and the generated site over HTTP.
+//!
+//! [`run`] goes from the command line ([`cli`]) to a running collector: it
+//! takes the single-instance [`lock`], reads the key, binds the UDP socket,
+//! opens the logs ([`csvlog`], whose columns are in [`schema`]), rebuilds
+//! what it knew from them, starts the HTTP side ([`http`]) and the command
+//! runners ([`notify`], [`on_collect`]), then loops in [`ingest`] until a
+//! signed shutdown arrives or something fatal happens.
+//!
+//! The invariants that the rest is built around:
+//!
+//! - **Nothing is acked before its rows are written and synced**, so after a
+//!   `kill -9` at any moment every acked datagram is in the logs, and the next
+//!   start cuts any torn last row off.
+//! - **Signatures are checked before anything is parsed** (in
+//!   `gateway_client::wire`), and no datagram, however hostile, can panic,
+//!   hang or grow memory without bound: every table (replay set, pending
+//!   reassembly, gateways, alert queue, log lines) has a cap.
+//! - **Ingest never waits on HTTP or on commands**: it publishes a snapshot
+//!   and pokes queues; HTTP, `--notify` and `--on-collect` run on their own
+//!   threads.
+//! - **HTTP serves only names from directory listings**, never a path joined
+//!   from a URL.
+//!
+//! Errors that stop the collector are one [`Error`] with the input it failed
+//! on; problems with one datagram are counted ([`metrics`]) and logged.
+
 pub mod cli;
 pub mod command;
 pub mod csvlog;
 pub mod error;
 pub mod http;
+pub mod ingest;
 pub mod lock;
 pub mod metrics;
 pub mod notify;
@@ -11,3 +40,156 @@ pub mod on_collect;
 pub mod replay;
 pub mod schema;
 pub mod state;
+
+use std::ffi::OsString;
+use std::net::UdpSocket;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gateway_client::key::Key;
+use gateway_client::wire::MAX_DATAGRAM;
+
+pub use error::Error;
+
+use crate::cli::{Args, Command};
+use crate::http::{HttpServer, Snapshot};
+use crate::ingest::{Ingest, Step};
+use crate::metrics::Metrics;
+
+/// How a run ended without an error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `--help`: print this text.
+    Help(&'static str),
+    /// `--version`: print this line.
+    Version(String),
+    /// Another collector holds the lock: exit 0 without a word.
+    AlreadyRunning,
+    /// A signed shutdown stopped it; the line says from whom.
+    Shutdown(String),
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Runs the collector with the arguments after the program name.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Outcome, Error> {
+    match cli::parse_args(args)? {
+        Command::Help => Ok(Outcome::Help(cli::HELP)),
+        Command::Version => Ok(Outcome::Version(format!(
+            "collector {}",
+            env!("CARGO_PKG_VERSION")
+        ))),
+        Command::Run(args) => serve(&args),
+    }
+}
+
+fn serve(args: &Args) -> Result<Outcome, Error> {
+    std::fs::create_dir_all(&args.data)
+        .map_err(|e| Error::io("cannot create the data directory", &args.data, e))?;
+    let Some(lock) = lock::Lock::acquire(&args.data)? else {
+        return Ok(Outcome::AlreadyRunning);
+    };
+    let key = Key::from_file(&args.key_file)?;
+    if let Some(site) = &args.site
+        && !site.is_dir()
+    {
+        return Err(Error::Usage(format!(
+            "--site {} is not a directory",
+            site.display()
+        )));
+    }
+    let socket = UdpSocket::bind(args.udp).map_err(|source| Error::Bind {
+        what: "UDP",
+        addr: args.udp.to_string(),
+        source,
+    })?;
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .map_err(Error::Udp)?;
+
+    let now = unix_now();
+    let metrics = Arc::new(Metrics::default());
+    metrics.start_time.store(now, Relaxed);
+    let log = csvlog::LogWriter::open(&args.data, now, args.keep_days)?;
+    let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
+    let spawn_err = |what: &'static str| {
+        move |e: std::io::Error| Error::io("cannot start the thread for", what, e)
+    };
+    let notifier = match &args.notify {
+        Some(cmd) => Some(
+            notify::Notifier::start(cmd.clone(), metrics.clone()).map_err(spawn_err("--notify"))?,
+        ),
+        None => None,
+    };
+    let on_collect = match &args.on_collect {
+        Some(cmd) => Some(
+            on_collect::OnCollect::start(cmd.clone(), metrics.clone())
+                .map_err(spawn_err("--on-collect"))?,
+        ),
+        None => None,
+    };
+    let mut ingest = Ingest::new(
+        key,
+        args.max_skew,
+        args.late,
+        args.down,
+        log,
+        metrics.clone(),
+        snapshot.clone(),
+        notifier,
+        on_collect,
+    );
+    ingest.rebuild(&args.data, now)?;
+    let http = HttpServer::start(args.http, &args.data, args.site.clone(), snapshot, metrics)?;
+
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut last_tick = 0;
+    let mut udp_errors = 0u32;
+    loop {
+        let received = socket.recv_from(&mut buf);
+        let now = unix_now();
+        match received {
+            Ok((n, peer)) => {
+                udp_errors = 0;
+                if let Step::Shutdown { gateway, source } =
+                    ingest.handle(&socket, &buf[..n], peer, now)
+                {
+                    drop(http);
+                    lock.release();
+                    return Ok(Outcome::Shutdown(format!(
+                        "stopped by a signed shutdown from {gateway} ({source})"
+                    )));
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // ICMP errors and the like: note, pause, go on; give up only
+                // when nothing but errors comes for a long while.
+                udp_errors += 1;
+                if udp_errors.is_power_of_two() {
+                    eprintln!("collector: UDP receive failed ({udp_errors} in a row): {e}");
+                }
+                if udp_errors > 10_000 {
+                    return Err(Error::Udp(e));
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        if now != last_tick {
+            last_tick = now;
+            ingest.tick(now);
+            http.check()?;
+        }
+    }
+}
