@@ -1,0 +1,138 @@
+//! Runs every real `ps` capture in `testdata/ps/` through the parser.
+//!
+//! Each `NAME.txt` there is the output of a real `ps` (procps or busybox)
+//! taken on processes started by `scripts/capture-ps-fixtures`, and
+//! `NAME.json` beside it holds the hand-checked tunnels it must yield: one
+//! JSON object per line, exactly as [`Tunnel::to_json`] writes them, in the
+//! order of the capture. `testdata/ps/README.md` says how each was made.
+//!
+//! One test checks them all and, for every fixture that differs, reports
+//! which expected lines are missing and which produced lines are extra (or
+//! that only the order differs), so one run shows every disagreement.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use gateway_client::Tunnel;
+use gateway_client::ps::parse_ps;
+
+/// Fewer captures than this means fixtures went missing.
+const MIN_FIXTURES: usize = 12;
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/ps")
+}
+
+/// The `.txt` captures, sorted by name.
+fn captures() -> Vec<PathBuf> {
+    let dir = fixture_dir();
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Lines of `want` not matched in `got`, counting duplicates.
+fn missing_from<'a>(want: &'a [String], got: &[String]) -> Vec<&'a str> {
+    let mut have: HashMap<&str, usize> = HashMap::new();
+    for g in got {
+        *have.entry(g.as_str()).or_default() += 1;
+    }
+    want.iter()
+        .filter(|w| match have.get_mut(w.as_str()) {
+            Some(n) if *n > 0 => {
+                *n -= 1;
+                false
+            }
+            _ => true,
+        })
+        .map(String::as_str)
+        .collect()
+}
+
+/// Compares one capture with its expected file; `None` when they agree.
+fn check(txt: &Path) -> Option<String> {
+    let name = txt.file_name().unwrap().to_string_lossy().into_owned();
+    let json = txt.with_extension("json");
+    let text = match std::fs::read(txt) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => return Some(format!("{name}: cannot read: {e}\n")),
+    };
+    let want: Vec<String> = match std::fs::read_to_string(&json) {
+        Ok(s) => s
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_owned)
+            .collect(),
+        Err(e) => {
+            return Some(format!(
+                "{name}: no expected file {}: {e}\n",
+                json.display()
+            ));
+        }
+    };
+    let outcome = parse_ps(&text);
+    let got: Vec<String> = outcome.tunnels.iter().map(Tunnel::to_json).collect();
+    if got == want {
+        return None;
+    }
+    let mut report = format!(
+        "{name}: expected {} tunnels, parser gave {} ({} lines skipped)\n",
+        want.len(),
+        got.len(),
+        outcome.skipped
+    );
+    let missing = missing_from(&want, &got);
+    let extra = missing_from(&got, &want);
+    if missing.is_empty() && extra.is_empty() {
+        report.push_str("  same tunnels, different order\n");
+    }
+    for m in missing {
+        let _ = writeln!(report, "  missing: {m}");
+    }
+    for x in extra {
+        let _ = writeln!(report, "  extra:   {x}");
+    }
+    Some(report)
+}
+
+#[test]
+fn every_capture_gives_its_expected_tunnels() {
+    let caps = captures();
+    assert!(
+        caps.len() >= MIN_FIXTURES,
+        "only {} captures in {}, want at least {MIN_FIXTURES}",
+        caps.len(),
+        fixture_dir().display()
+    );
+    let failures: Vec<String> = caps.iter().filter_map(|c| check(c)).collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} ps fixtures differ:\n{}",
+        failures.len(),
+        caps.len(),
+        failures.concat()
+    );
+}
+
+#[test]
+fn every_expected_line_is_a_tunnel_record() {
+    // Guards the fixtures themselves: each expected line must read back as a
+    // tunnel and be written again byte for byte (field order, escaping).
+    for txt in captures() {
+        let json = txt.with_extension("json");
+        let text =
+            std::fs::read_to_string(&json).unwrap_or_else(|e| panic!("{}: {e}", json.display()));
+        for (i, line) in text.lines().enumerate() {
+            let v = gateway_client::json::parse(line)
+                .unwrap_or_else(|e| panic!("{}:{}: {e}", json.display(), i + 1));
+            let t = Tunnel::from_json(&v)
+                .unwrap_or_else(|e| panic!("{}:{}: {e}", json.display(), i + 1));
+            assert_eq!(t.to_json(), line, "{}:{}", json.display(), i + 1);
+        }
+    }
+}
