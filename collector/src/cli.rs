@@ -56,7 +56,7 @@ Exit status:
 /// What the command line asked for.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Command {
-    Run(Args),
+    Run(Box<Args>),
     Help,
     Version,
 }
@@ -147,7 +147,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, E
             "--down {down} must be longer than --late {late}"
         )));
     }
-    Ok(Command::Run(Args {
+    Ok(Command::Run(Box::new(Args {
         data: data.ok_or_else(|| Error::Usage("missing --data DIR".into()))?,
         key_file: key_file.ok_or_else(|| Error::Usage("missing --key-file FILE".into()))?,
         udp,
@@ -159,7 +159,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, E
         max_skew,
         on_collect,
         notify,
-    }))
+    })))
 }
 
 #[cfg(test)]

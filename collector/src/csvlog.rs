@@ -69,14 +69,14 @@ pub fn repair(path: &Path) -> Result<u64, Error> {
 
 /// One open log file and the length of its committed rows.
 #[derive(Debug)]
-struct Open {
+struct OpenFile {
     path: PathBuf,
     file: File,
     len: u64,
 }
 
-impl Open {
-    fn open(dir: &Path, kind: LogKind, day: Date) -> Result<Open, Error> {
+impl OpenFile {
+    fn create_or_append(dir: &Path, kind: LogKind, day: Date) -> Result<OpenFile, Error> {
         let path = dir.join(schema::file_name(kind, day));
         let created = !path.exists();
         let mut file = OpenOptions::new()
@@ -101,7 +101,7 @@ impl Open {
                 let _ = d.sync_all();
             }
         }
-        Ok(Open { path, file, len })
+        Ok(OpenFile { path, file, len })
     }
 
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -147,8 +147,8 @@ pub struct LogWriter {
     dir: PathBuf,
     day: Date,
     keep_days: u64,
-    events: Open,
-    tunnels: Open,
+    events: OpenFile,
+    tunnels: OpenFile,
 }
 
 impl LogWriter {
@@ -172,8 +172,8 @@ impl LogWriter {
             dir: dir.to_path_buf(),
             day,
             keep_days,
-            events: Open::open(dir, LogKind::Events, day)?,
-            tunnels: Open::open(dir, LogKind::Tunnels, day)?,
+            events: OpenFile::create_or_append(dir, LogKind::Events, day)?,
+            tunnels: OpenFile::create_or_append(dir, LogKind::Tunnels, day)?,
         };
         w.apply_retention(day);
         Ok(w)
@@ -190,8 +190,8 @@ impl LogWriter {
         if day == self.day {
             return Ok(());
         }
-        let events = Open::open(&self.dir, LogKind::Events, day)?;
-        let tunnels = Open::open(&self.dir, LogKind::Tunnels, day)?;
+        let events = OpenFile::create_or_append(&self.dir, LogKind::Events, day)?;
+        let tunnels = OpenFile::create_or_append(&self.dir, LogKind::Tunnels, day)?;
         self.events = events;
         self.tunnels = tunnels;
         self.day = day;

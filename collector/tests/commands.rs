@@ -1,0 +1,187 @@
+//! `--on-collect` and `--notify` on the real collector, and its command
+//! line: help, bad options and bad key files give one line and exit 2.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::*;
+use gateway_client::wire::{self, MsgKind};
+
+fn lines(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn on_collect_runs_after_a_burst_but_not_for_every_report() {
+    let dir = TempDir::new("oncollect");
+    let out = dir.path().join("runs.txt");
+    // Each run records how many event rows were written when it ran.
+    let cmd = format!(
+        "cat {}/data/events-*.csv | wc -l >> {}",
+        dir.path().display(),
+        out.display()
+    );
+    let c = Collector::start(dir.path(), &["--on-collect", &cmd]);
+    let burst = 12;
+    for i in 0..burst {
+        let b = body(MsgKind::Report, vec![tunnel(i)]);
+        assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
+    }
+    // Header + one row per report: the last run must see them all.
+    let want = (burst + 1).to_string();
+    let done = wait_for(30, || {
+        let l = lines(&out);
+        (l.last().map(|s| s.trim()) == Some(want.as_str())).then_some(l)
+    });
+    let runs = done.unwrap_or_else(|| panic!("last run never saw every report: {:?}", lines(&out)));
+    assert!(
+        runs.len() < burst as usize,
+        "{} runs for {burst} reports",
+        runs.len()
+    );
+    assert!(c.metric("roctm_collector_on_collect_runs_total{result=\"ok\"} ") >= 1);
+}
+
+#[test]
+fn a_failing_on_collect_is_counted_not_fatal() {
+    let dir = TempDir::new("oncollect-fail");
+    let c = Collector::start(dir.path(), &["--on-collect", "exit 7"]);
+    let b = body(MsgKind::Report, vec![]);
+    assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
+    let failed = wait_for(20, || {
+        (c.metric("roctm_collector_on_collect_runs_total{result=\"failed\"} ") == 1).then_some(())
+    });
+    assert!(failed.is_some());
+    assert!(c.stderr_text().contains("--on-collect failed"));
+    assert_eq!(c.get("/healthz").status, 200);
+}
+
+#[test]
+fn notify_gets_gateway_and_tunnel_events() {
+    let dir = TempDir::new("notify");
+    let out = dir.path().join("alerts.txt");
+    let cmd = format!(
+        "echo \"$ROCTM_EVENT $ROCTM_GATEWAY $ROCTM_TUNNEL_LISTEN_PORT\" >> {}",
+        out.display()
+    );
+    let c = Collector::start(
+        dir.path(),
+        &["--notify", &cmd, "--late", "2", "--down", "4"],
+    );
+    let send = |tunnels| {
+        let b = body(MsgKind::Report, tunnels);
+        assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
+    };
+    send(vec![tunnel(1)]);
+    send(vec![tunnel(1), tunnel(2)]);
+    send(vec![tunnel(2)]);
+    let want = [
+        format!("gateway_up {GW} "),
+        format!("tunnel_up {GW} 5902"),
+        format!("tunnel_down {GW} 5901"),
+        format!("gateway_late {GW} "),
+        format!("gateway_down {GW} "),
+    ];
+    let got = wait_for(30, || {
+        let l = lines(&out);
+        (l.len() >= want.len()).then_some(l)
+    });
+    assert_eq!(got.unwrap_or_else(|| lines(&out)), want);
+    // Back from down: one gateway_up, tunnel changes held back.
+    send(vec![tunnel(3)]);
+    let got = wait_for(20, || {
+        let l = lines(&out);
+        (l.len() > want.len()).then_some(l)
+    });
+    assert_eq!(
+        got.unwrap_or_default().get(5),
+        Some(&format!("gateway_up {GW} "))
+    );
+}
+
+#[test]
+fn a_hanging_notify_is_killed_and_ingest_goes_on() {
+    let dir = TempDir::new("notify-hang");
+    let c = Collector::start(dir.path(), &["--notify", "sleep 3"]);
+    for i in 0..5 {
+        let b = body(MsgKind::Report, vec![tunnel(i)]);
+        assert!(c.send(&wire::encode(&key(), &b), 5).is_some(), "report {i}");
+    }
+    assert_eq!(c.outcome("accepted"), 5);
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_collector"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.contains(
+        "collector --data DIR --udp ADDR:PORT --http ADDR:PORT --key-file FILE [--site DIR]"
+    ));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_collector"))
+        .arg("-V")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .starts_with("collector ")
+    );
+}
+
+fn run_with(dir: &std::path::Path, extra: &[&str]) -> (Option<i32>, String) {
+    let out = command(dir, free_udp(), free_tcp(), extra)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn bad_options_and_key_files_give_one_line_and_exit_2() {
+    let dir = TempDir::new("cli");
+    let key_file = write_key(dir.path());
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, err) = run_with(dir.path(), &[]);
+    assert_eq!(code, Some(2));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("collector: key file") && err.contains("chmod 600"),
+        "{err}"
+    );
+
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for (args, want) in [
+        (&["--late", "soon"][..], "--late 'soon'"),
+        (&["--frobnicate"][..], "--frobnicate"),
+        (
+            &["--site", "/nonexistent/site"][..],
+            "--site /nonexistent/site",
+        ),
+    ] {
+        let (code, err) = run_with(dir.path(), args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("collector: ") && err.contains(want),
+            "{err}"
+        );
+    }
+    // A port already taken.
+    let taken = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let out = command(dir.path(), taken.local_addr().unwrap(), free_tcp(), &[])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot bind the UDP address"));
+}
