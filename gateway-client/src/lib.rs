@@ -21,8 +21,10 @@
 
 pub mod cli;
 pub mod error;
+pub mod health;
 pub mod json;
 pub mod key;
+pub mod live;
 pub mod ps;
 pub mod run;
 pub mod send;
