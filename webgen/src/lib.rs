@@ -1,1 +1,168 @@
-//! webgen. (Being written.)
+//! webgen turns the collector's CSV logs into the ROC tunnel monitor's
+//! static site: `index.html`, the status now, and `history.html`, what
+//! happened over the last day, week and month. A cron job or the
+//! collector's `--on-collect` runs it after each collection; any web server
+//! can serve the result, because both pages are self-contained (inline CSS
+//! and SVG, no fetches, readable without JavaScript).
+//!
+//! The run is a pipeline with one module per step:
+//!
+//! - `logs` streams the log files day by day and hands a [`logs::Visitor`]
+//!   every accepted event and every complete report, in the order they were
+//!   received. It applies the schema's reading rules (see
+//!   `collector::schema`) and skips and counts bad rows.
+//! - `state` holds [`state::Tracker`], the visitor that aggregates on the fly
+//!   (last heard, tunnel sessions, counts, silences, messages), and derives
+//!   the [`state::Status`] now.
+//! - `history` derives each range's charts, availability, sessions and
+//!   messages from the same tracker.
+//! - `render` formats times and numbers in Rust, builds the template
+//!   contexts, renders the minijinja templates (embedded, or from
+//!   `--templates DIR`; HTML escaping always on) and writes each page
+//!   atomically.
+//!
+//! Memory follows the number of gateways, tunnels and reports, never the
+//! number of rows: no row outlives the day it was read in.
+//!
+//! [`run`] is the binary; [`execute`] is the same without printing, for tests.
+
+pub mod cli;
+pub mod error;
+pub mod history;
+pub mod logs;
+pub mod render;
+pub mod state;
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+
+use crate::cli::{Command, Config};
+use crate::error::Error;
+use crate::logs::{Catalog, ReadStats};
+use crate::render::Clock;
+use crate::state::{Status, Tracker};
+
+/// Items listed on the status page per list (tunnels gone, messages).
+pub const STATUS_LIST_LIMIT: usize = 30;
+
+/// What a run did.
+#[derive(Debug)]
+pub struct Summary {
+    pub pages: Vec<PathBuf>,
+    pub stats: ReadStats,
+    pub gateways: usize,
+}
+
+/// Parses the arguments (without the program name), runs, prints warnings
+/// and errors as `webgen: ...` lines on stderr, and returns the exit code.
+pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cfg = match cli::parse(args) {
+        Ok(Command::Run(cfg)) => cfg,
+        Ok(Command::Help) => {
+            print!("{}", cli::HELP);
+            return error::EXIT_OK;
+        }
+        Ok(Command::Version) => {
+            println!("webgen {}", env!("CARGO_PKG_VERSION"));
+            return error::EXIT_OK;
+        }
+        Err(e) => {
+            eprintln!("webgen: {e}");
+            return e.exit_code();
+        }
+    };
+    match execute(&cfg) {
+        Ok(summary) => {
+            for w in summary.stats.warnings() {
+                eprintln!("webgen: warning: {w}");
+            }
+            if !cfg.quiet {
+                let s = &summary.stats;
+                let pages: Vec<String> = summary
+                    .pages
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect();
+                println!(
+                    "webgen: wrote {} ({} gateways, {} log files, {} malformed rows skipped)",
+                    pages.join(", "),
+                    summary.gateways,
+                    s.files.len(),
+                    s.malformed()
+                );
+            }
+            error::EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("webgen: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+/// Reads the logs, builds both pages and writes them. Prints nothing.
+pub fn execute(cfg: &Config) -> Result<Summary, Error> {
+    let longest = cfg.ranges.iter().map(|r| r.secs).max().unwrap_or(0);
+    let day = |t: u64| {
+        let ts = i64::try_from(t)
+            .ok()
+            .and_then(|s| Timestamp::from_second(s).ok())
+            .unwrap_or(Timestamp::MAX);
+        ts.to_zoned(jiff::tz::TimeZone::UTC).date()
+    };
+    // One extra day before the longest range, for the sessions running into it.
+    let from = day(cfg.now.saturating_sub(longest).saturating_sub(86_400));
+    let to = day(cfg.now);
+
+    let mut catalog = Catalog::default();
+    let mut tracker = Tracker::new(cfg.thresholds);
+    let stats = logs::read(&cfg.data, from, to, cfg.now, &mut catalog, &mut tracker)?;
+
+    let status = Status::build(
+        &tracker,
+        &catalog,
+        cfg.now,
+        cfg.thresholds,
+        cfg.recent,
+        STATUS_LIST_LIMIT,
+    );
+    let ranges = history::build(
+        &tracker,
+        &catalog,
+        cfg.now,
+        &cfg.ranges,
+        stats.first_received,
+        cfg.thresholds.late,
+    );
+
+    let clock = Clock::new(cfg.tz.clone(), cfg.now);
+    let env = render::make_env(cfg.templates.as_deref());
+    let index = render::render(
+        &env,
+        "index.html",
+        render::status_context(&clock, &stats, &status),
+    )?;
+    let history = render::render(
+        &env,
+        "history.html",
+        render::history_context(&clock, &stats, &ranges),
+    )?;
+
+    std::fs::create_dir_all(&cfg.out).map_err(|source| Error::Write {
+        path: cfg.out.clone(),
+        source,
+    })?;
+    let mut pages = Vec::new();
+    for (name, html) in [("index.html", index), ("history.html", history)] {
+        let path = cfg.out.join(name);
+        render::write_atomic(&path, html.as_bytes())?;
+        pages.push(path);
+    }
+    Ok(Summary {
+        pages,
+        gateways: status.gateways.len(),
+        stats,
+    })
+}

@@ -1,0 +1,278 @@
+//! The command line: one [`Config`] from one lexopt loop, with the help
+//! text written by hand in [`HELP`].
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::error::Error;
+use crate::history::Range;
+use crate::state::Thresholds;
+
+pub const HELP: &str = "\
+webgen: renders the ROC tunnel monitor's pages from the collector's CSV logs
+
+USAGE:
+    webgen --data DIR --out DIR [OPTIONS]
+
+Reads events-*.csv and tunnels-*.csv in DIR and writes index.html (status
+now) and history.html (last 24 h, 7 d, 30 d) into the output directory.
+Both are self-contained: inline CSS and SVG, no JavaScript needed.
+
+OPTIONS:
+    --data DIR        the collector's log directory (missing or empty: the
+                      pages say there is no data yet)
+    --out DIR         where to write the pages (created if missing); each
+                      page is written to a temporary file, then renamed
+    --late DURATION   a gateway not heard for longer is late [150s]
+    --down DURATION   a gateway not heard for longer is down [10m]
+    --recent DURATION how far back 'went away recently' looks [24h]
+    --range DURATION  add a history range ending now, e.g. 2h or 90d
+                      (repeatable; 24h, 7d and 30d are always shown)
+    --tz ZONE         IANA time zone for the pages, e.g. America/Chicago
+                      [the host's]
+    --templates DIR   use the templates in DIR (base.html, macros.html,
+                      index.html, history.html; missing ones are built in)
+    --now TIME        take TIME as now: Unix seconds or RFC 3339
+                      (for tests and replays of old logs) [the clock]
+    -q, --quiet       print nothing on success (warnings still go to stderr)
+    -h, --help        print this help
+    -V, --version     print the version
+
+DURATION is a number with an optional unit: s (default), m, h or d.
+
+Malformed or truncated rows in the logs are skipped and counted on stderr;
+they never stop the pages.
+
+EXIT STATUS:
+    0   pages written (even with skipped rows)
+    1   the data directory could not be listed or a page not written
+    2   bad command line or unknown time zone
+";
+
+/// Everything one run needs.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub data: PathBuf,
+    pub out: PathBuf,
+    pub thresholds: Thresholds,
+    pub recent: u64,
+    /// In display order; the defaults first.
+    pub ranges: Vec<Range>,
+    pub tz: TimeZone,
+    pub templates: Option<PathBuf>,
+    /// Unix seconds.
+    pub now: u64,
+    pub quiet: bool,
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Box<Config>),
+    Help,
+    Version,
+}
+
+/// `150`, `150s`, `10m`, `24h`, `7d` to seconds.
+pub fn parse_duration(flag: &str, s: &str) -> Result<u64, Error> {
+    let bad = |why: &str| Error::Usage(format!("{flag} '{s}': {why}"));
+    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| bad("expected a number with an optional unit s, m, h or d"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad("unit must be s, m, h or d")),
+    };
+    let secs = n.checked_mul(mult).ok_or_else(|| bad("too long"))?;
+    // Ten years is plenty and keeps every sum of times far from overflow.
+    if secs > 10 * 366 * 86_400 {
+        return Err(bad("longer than ten years"));
+    }
+    Ok(secs)
+}
+
+/// The label of a range: the largest whole unit, `24h` stays `24h`.
+fn range_label(secs: u64) -> String {
+    if secs.is_multiple_of(86_400) && secs > 86_400 {
+        format!("{}d", secs / 86_400)
+    } else if secs.is_multiple_of(3600) {
+        format!("{}h", secs / 3600)
+    } else if secs.is_multiple_of(60) {
+        format!("{}m", secs / 60)
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// Unix seconds or RFC 3339 to Unix seconds.
+pub fn parse_now(s: &str) -> Result<u64, Error> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n);
+    }
+    let ts: Timestamp = s.parse().map_err(|e| {
+        Error::Usage(format!(
+            "--now '{s}': not Unix seconds or an RFC 3339 time ({e})"
+        ))
+    })?;
+    u64::try_from(ts.as_second()).map_err(|_| Error::Usage(format!("--now '{s}': before 1970")))
+}
+
+pub fn parse_tz(s: &str) -> Result<TimeZone, Error> {
+    TimeZone::get(s).map_err(|e| Error::TimeZone {
+        zone: s.to_string(),
+        reason: format!("not a time zone known here ({e})"),
+    })
+}
+
+fn path(flag: &str, v: OsString) -> Result<PathBuf, Error> {
+    if v.is_empty() {
+        return Err(Error::Usage(format!("{flag} needs a directory, got ''")));
+    }
+    Ok(PathBuf::from(v))
+}
+
+fn string(flag: &str, v: OsString) -> Result<String, Error> {
+    v.into_string()
+        .map_err(|v| Error::Usage(format!("{flag} '{}': not UTF-8", v.to_string_lossy())))
+}
+
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
+    use lexopt::prelude::*;
+    let mut data = None;
+    let mut out = None;
+    let mut thresholds = Thresholds::default();
+    let mut recent = 86_400;
+    let mut ranges: Vec<Range> = [86_400, 7 * 86_400, 30 * 86_400]
+        .into_iter()
+        .map(|secs| Range {
+            label: range_label(secs),
+            secs,
+        })
+        .collect();
+    let mut tz = None;
+    let mut templates = None;
+    let mut now = None;
+    let mut quiet = false;
+
+    let mut parser = lexopt::Parser::from_args(args);
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("data") => data = Some(path("--data", parser.value()?)?),
+            Long("out") => out = Some(path("--out", parser.value()?)?),
+            Long("late") => {
+                thresholds.late = parse_duration("--late", &string("--late", parser.value()?)?)?
+            }
+            Long("down") => {
+                thresholds.down = parse_duration("--down", &string("--down", parser.value()?)?)?
+            }
+            Long("recent") => {
+                recent = parse_duration("--recent", &string("--recent", parser.value()?)?)?
+            }
+            Long("range") => {
+                let secs = parse_duration("--range", &string("--range", parser.value()?)?)?;
+                if secs == 0 {
+                    return Err(Error::Usage("--range '0': must be longer than zero".into()));
+                }
+                if !ranges.iter().any(|r| r.secs == secs) {
+                    ranges.push(Range {
+                        label: range_label(secs),
+                        secs,
+                    });
+                }
+            }
+            Long("tz") => tz = Some(parse_tz(&string("--tz", parser.value()?)?)?),
+            Long("templates") => templates = Some(path("--templates", parser.value()?)?),
+            Long("now") => now = Some(parse_now(&string("--now", parser.value()?)?)?),
+            Short('q') | Long("quiet") => quiet = true,
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    if thresholds.down < thresholds.late {
+        return Err(Error::Usage(format!(
+            "--down ({} s) must not be shorter than --late ({} s)",
+            thresholds.down, thresholds.late
+        )));
+    }
+    let data = data.ok_or_else(|| Error::Usage("missing --data DIR".into()))?;
+    let out = out.ok_or_else(|| Error::Usage("missing --out DIR".into()))?;
+    let tz = tz.unwrap_or_else(|| TimeZone::try_system().unwrap_or(TimeZone::UTC));
+    let now = match now {
+        Some(n) => n,
+        None => u64::try_from(Timestamp::now().as_second()).unwrap_or(0),
+    };
+    Ok(Command::Run(Box::new(Config {
+        data,
+        out,
+        thresholds,
+        recent,
+        ranges,
+        tz,
+        templates,
+        now,
+        quiet,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<OsString> {
+        s.split_whitespace().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("--late", "150").unwrap(), 150);
+        assert_eq!(parse_duration("--late", "150s").unwrap(), 150);
+        assert_eq!(parse_duration("--down", "10m").unwrap(), 600);
+        assert_eq!(parse_duration("--range", "90d").unwrap(), 90 * 86_400);
+        for bad in ["", "m", "10x", "-5", "1.5h", "99999999999999999999d"] {
+            let e = parse_duration("--late", bad).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("--late '{bad}'")), "{e}");
+        }
+    }
+
+    #[test]
+    fn now_both_ways() {
+        assert_eq!(parse_now("1764000000").unwrap(), 1_764_000_000);
+        assert_eq!(parse_now("2025-11-24T16:00:00Z").unwrap(), 1_764_000_000);
+        assert!(parse_now("yesterday").is_err());
+    }
+
+    #[test]
+    fn ranges_and_defaults() {
+        let Command::Run(c) =
+            parse(args("--data d --out o --range 2h --range 7d --now 5")).unwrap()
+        else {
+            panic!()
+        };
+        let labels: Vec<&str> = c.ranges.iter().map(|r| r.label.as_str()).collect();
+        assert_eq!(labels, ["24h", "7d", "30d", "2h"]);
+        assert_eq!(c.thresholds, Thresholds::default());
+        assert_eq!(c.now, 5);
+        assert!(
+            parse(args("--out o"))
+                .unwrap_err()
+                .to_string()
+                .contains("--data")
+        );
+        assert!(parse(args("--data d --out o --late 10m --down 5m")).is_err());
+        assert!(matches!(
+            parse(args("--data d --out o --tz Mars/Olympus")),
+            Err(Error::TimeZone { .. })
+        ));
+    }
+}

@@ -1,0 +1,678 @@
+//! Reading the collector's CSV logs as one ordered stream of events and
+//! complete reports.
+//!
+//! The schema (file names, columns, row types) is `collector::schema`; this
+//! module applies its reading rules: a datagram is in the logs when its
+//! *event* row is, so tunnel rows whose `(gateway, seq, part)` has no event
+//! row are ignored; a report is complete when event rows cover parts
+//! `1..=parts`; a row written twice (a retransmission after a crash between
+//! write and ack) counts once. Malformed or truncated rows are skipped and
+//! counted per file, never fatal.
+//!
+//! The logs are read one UTC day at a time and never held whole: the events
+//! file of a day is read first (one row per datagram, small), then its
+//! tunnels file is streamed through one reused [`csv::ByteRecord`]. Each
+//! tunnel is interned once in the [`Catalog`] under its identity (gateway,
+//! pid, kind, bind, listen port, target host and port), so a report is just a
+//! sorted list of small [`Obs`] values. The day's events and complete
+//! reports are then handed, in the order they were received, to a
+//! [`Visitor`] that aggregates on the fly (`state::Tracker`).
+//!
+//! Assumption: a datagram's tunnel rows and its event row carry the same
+//! `received` time and so sit in the same day's files (the collector writes
+//! them together).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use collector::schema::{self, EventRow, LogKind, TunnelRow};
+use gateway_client::tunnel::{Health, Tunnel};
+use jiff::civil::Date;
+
+use crate::error::Error;
+
+/// Index of a gateway in [`Catalog::gateways`].
+pub type GwId = u32;
+/// Index of a tunnel in [`Catalog::tunnels`].
+pub type TunnelId = u32;
+
+/// Reports larger than this many parts are treated as malformed (a report
+/// of 10,000 tunnels needs well under a hundred 1,400-byte datagrams).
+const MAX_PARTS: u32 = 4096;
+
+/// Every gateway and tunnel seen, each stored once.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    pub gateways: Vec<String>,
+    gw_index: HashMap<Box<[u8]>, GwId>,
+    /// The tunnel as first seen (owner, destination and ps columns included).
+    pub tunnels: Vec<TunnelEntry>,
+    tunnel_index: HashMap<Box<[u8]>, TunnelId>,
+}
+
+#[derive(Debug)]
+pub struct TunnelEntry {
+    pub gateway: GwId,
+    pub tunnel: Tunnel,
+}
+
+impl Catalog {
+    fn gateway_id(&mut self, name: &str) -> GwId {
+        if let Some(&id) = self.gw_index.get(name.as_bytes()) {
+            return id;
+        }
+        let id = self.gateways.len() as GwId;
+        self.gateways.push(name.to_string());
+        self.gw_index.insert(name.as_bytes().into(), id);
+        id
+    }
+
+    fn find_gateway(&self, name: &[u8]) -> Option<GwId> {
+        self.gw_index.get(name).copied()
+    }
+
+    pub fn gateway(&self, id: GwId) -> &str {
+        &self.gateways[id as usize]
+    }
+
+    pub fn tunnel(&self, id: TunnelId) -> &TunnelEntry {
+        &self.tunnels[id as usize]
+    }
+}
+
+/// One tunnel in one report, with the health it had then.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Obs {
+    pub id: TunnelId,
+    pub listening: Health,
+    pub vnc: Health,
+}
+
+/// What an event row says happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    Report,
+    Heartbeat,
+    Message,
+    Shutdown,
+    /// A kind this version does not know; still proof the gateway was heard.
+    Other,
+}
+
+impl EventKind {
+    fn parse(s: &str) -> EventKind {
+        match s {
+            "report" => EventKind::Report,
+            "heartbeat" => EventKind::Heartbeat,
+            "message" => EventKind::Message,
+            "shutdown" => EventKind::Shutdown,
+            _ => EventKind::Other,
+        }
+    }
+}
+
+/// One accepted datagram (each part of a long report is one).
+#[derive(Debug)]
+pub struct Event {
+    pub received: u64,
+    pub gateway: GwId,
+    pub kind: EventKind,
+    pub seq: u64,
+    /// The operator's message (empty for everything else).
+    pub text: String,
+}
+
+/// One complete report: every tunnel the gateway saw at `sent`.
+#[derive(Debug)]
+pub struct Report<'a> {
+    /// When its last part was received.
+    pub received: u64,
+    pub gateway: GwId,
+    pub seq: u64,
+    /// Sorted by tunnel id, each tunnel once.
+    pub tunnels: &'a [Obs],
+}
+
+/// The consumer of the stream. Calls come in the order the collector
+/// received the datagrams; a report comes right after the event row that
+/// completed it.
+pub trait Visitor {
+    fn event(&mut self, catalog: &Catalog, event: &Event);
+    fn report(&mut self, catalog: &Catalog, report: &Report<'_>);
+}
+
+/// What reading found, for stderr and the pages' footers.
+#[derive(Debug, Default)]
+pub struct ReadStats {
+    /// The data directory does not exist.
+    pub missing_dir: bool,
+    pub files: Vec<FileStats>,
+    /// Tunnel rows with no event row for their (gateway, seq, part).
+    pub orphan_rows: u64,
+    /// Rows seen again (retransmissions), counted once.
+    pub duplicate_rows: u64,
+    /// Reports with parts missing at the end of their day.
+    pub incomplete_reports: u64,
+    /// Earliest and latest `received` of an accepted event row.
+    pub first_received: Option<u64>,
+    pub last_received: Option<u64>,
+}
+
+impl ReadStats {
+    pub fn malformed(&self) -> u64 {
+        self.files.iter().map(|f| f.malformed).sum()
+    }
+
+    pub fn has_data(&self) -> bool {
+        self.first_received.is_some()
+    }
+
+    /// One line per file with skipped rows or trouble, ready for stderr.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for f in &self.files {
+            if let Some(problem) = &f.problem {
+                out.push(format!("{}: {problem}", f.path.display()));
+            }
+            if f.malformed > 0 {
+                let (line, why) = f.first_bad.clone().unwrap_or_default();
+                out.push(format!(
+                    "{}: skipped {} malformed row{} (first at line {line}: {why})",
+                    f.path.display(),
+                    f.malformed,
+                    if f.malformed == 1 { "" } else { "s" }
+                ));
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug)]
+pub struct FileStats {
+    pub path: PathBuf,
+    pub rows: u64,
+    pub malformed: u64,
+    /// Line number and reason of the first malformed row.
+    pub first_bad: Option<(u64, String)>,
+    /// Why the file could not be read (whole or from some point on).
+    pub problem: Option<String>,
+}
+
+impl FileStats {
+    fn new(path: PathBuf) -> FileStats {
+        FileStats {
+            path,
+            rows: 0,
+            malformed: 0,
+            first_bad: None,
+            problem: None,
+        }
+    }
+
+    fn bad(&mut self, line: u64, why: impl Into<String>) {
+        self.malformed += 1;
+        if self.first_bad.is_none() {
+            self.first_bad = Some((line, why.into()));
+        }
+    }
+}
+
+/// The log files of a directory, by day, for the days in `from..=to`.
+/// A missing directory is `Ok(None)`: there is no data yet.
+pub fn list_days(dir: &Path, from: Date, to: Date) -> Result<Option<Vec<DayFiles>>, Error> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(Error::DataDir {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut days: std::collections::BTreeMap<Date, DayFiles> = Default::default();
+    for entry in entries {
+        let entry = entry.map_err(|source| Error::DataDir {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let name = entry.file_name();
+        let Some((kind, day)) = name.to_str().and_then(schema::parse_file_name) else {
+            continue;
+        };
+        if day < from || day > to {
+            continue;
+        }
+        let slot = days.entry(day).or_insert_with(|| DayFiles {
+            day,
+            events: None,
+            tunnels: None,
+        });
+        match kind {
+            LogKind::Events => slot.events = Some(entry.path()),
+            LogKind::Tunnels => slot.tunnels = Some(entry.path()),
+        }
+    }
+    Ok(Some(days.into_values().collect()))
+}
+
+/// One UTC day's pair of files (either may be missing).
+#[derive(Debug)]
+pub struct DayFiles {
+    pub day: Date,
+    pub events: Option<PathBuf>,
+    pub tunnels: Option<PathBuf>,
+}
+
+/// A report being put together from its parts.
+struct Assembly {
+    parts: u32,
+    have: Vec<bool>,
+    missing: u32,
+    received: u64,
+    tunnels: Vec<Obs>,
+}
+
+/// Reads the logs of `dir` for the UTC days `from..=to`, skipping rows
+/// received after `until`, and feeds them to `visitor` in order.
+pub fn read(
+    dir: &Path,
+    from: Date,
+    to: Date,
+    until: u64,
+    catalog: &mut Catalog,
+    visitor: &mut impl Visitor,
+) -> Result<ReadStats, Error> {
+    let mut stats = ReadStats::default();
+    let Some(days) = list_days(dir, from, to)? else {
+        stats.missing_dir = true;
+        return Ok(stats);
+    };
+    // Keys of the previous day's datagrams, to count a retransmission that
+    // was written again after midnight only once.
+    let mut previous: HashSet<(GwId, u64, u32)> = HashSet::new();
+    for day in days {
+        previous = read_day(&day, until, catalog, visitor, &mut stats, &previous);
+    }
+    Ok(stats)
+}
+
+fn open(path: &Path, stats: &mut FileStats) -> Option<csv::Reader<File>> {
+    match File::open(path) {
+        Ok(f) => Some(reader(f)),
+        Err(e) => {
+            stats.problem = Some(format!("cannot open: {e}"));
+            None
+        }
+    }
+}
+
+fn reader<R: Read>(r: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(256 * 1024)
+        .from_reader(r)
+}
+
+/// Checks the first row against the expected header. Returns false (and
+/// notes why) when the file is not in the schema this version reads.
+fn check_header(rec: &csv::ByteRecord, want: &[&str], fs: &mut FileStats) -> bool {
+    let ok = rec.len() == want.len() && rec.iter().zip(want).all(|(a, b)| a == b.as_bytes());
+    if !ok {
+        fs.problem = Some(format!("header is not '{}': file skipped", want.join(",")));
+    }
+    ok
+}
+
+fn read_day(
+    day: &DayFiles,
+    until: u64,
+    catalog: &mut Catalog,
+    visitor: &mut impl Visitor,
+    stats: &mut ReadStats,
+    previous: &HashSet<(GwId, u64, u32)>,
+) -> HashSet<(GwId, u64, u32)> {
+    let mut seen: HashSet<(GwId, u64, u32)> = HashSet::new();
+    let mut events: Vec<Event> = Vec::new();
+    let mut assemblies: HashMap<(GwId, u64), Assembly> = HashMap::new();
+
+    if let Some(path) = &day.events {
+        let mut fs = FileStats::new(path.clone());
+        if let Some(mut rdr) = open(path, &mut fs) {
+            let mut raw = csv::ByteRecord::new();
+            let mut line: u64 = 0;
+            let mut first = true;
+            loop {
+                match rdr.read_byte_record(&mut raw) {
+                    Ok(false) => break,
+                    Ok(true) => {}
+                    Err(e) => {
+                        if e.is_io_error() {
+                            fs.problem = Some(format!("read error after line {line}: {e}"));
+                            break;
+                        }
+                        fs.bad(line + 1, e.to_string());
+                        continue;
+                    }
+                }
+                line = raw.position().map_or(line + 1, |p| p.line());
+                if first {
+                    first = false;
+                    if !check_header(&raw, &schema::EVENT_HEADER, &mut fs) {
+                        break;
+                    }
+                    continue;
+                }
+                fs.rows += 1;
+                let rec = match csv::StringRecord::from_byte_record(raw.clone()) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        fs.bad(line, "not UTF-8");
+                        continue;
+                    }
+                };
+                let row = match EventRow::from_record(&rec) {
+                    Ok(r) => r,
+                    Err(why) => {
+                        fs.bad(line, why);
+                        continue;
+                    }
+                };
+                if row.part == 0 || row.parts == 0 || row.part > row.parts || row.parts > MAX_PARTS
+                {
+                    fs.bad(
+                        line,
+                        format!("part {} of {} is impossible", row.part, row.parts),
+                    );
+                    continue;
+                }
+                if row.received > until {
+                    continue;
+                }
+                let gw = catalog.gateway_id(&row.gateway);
+                let key = (gw, row.seq, row.part);
+                if previous.contains(&key) || !seen.insert(key) {
+                    stats.duplicate_rows += 1;
+                    continue;
+                }
+                let kind = EventKind::parse(&row.kind);
+                if kind == EventKind::Report {
+                    let asm = assemblies.entry((gw, row.seq)).or_insert_with(|| Assembly {
+                        parts: row.parts,
+                        have: vec![false; row.parts as usize],
+                        missing: row.parts,
+                        received: row.received,
+                        tunnels: Vec::new(),
+                    });
+                    if asm.parts != row.parts {
+                        seen.remove(&key);
+                        fs.bad(
+                            line,
+                            format!(
+                                "part {} of {} but an earlier part said {} parts",
+                                row.part, row.parts, asm.parts
+                            ),
+                        );
+                        continue;
+                    }
+                    asm.have[row.part as usize - 1] = true;
+                    asm.missing -= 1;
+                    asm.received = asm.received.max(row.received);
+                }
+                stats.first_received = Some(
+                    stats
+                        .first_received
+                        .map_or(row.received, |f| f.min(row.received)),
+                );
+                stats.last_received = Some(
+                    stats
+                        .last_received
+                        .map_or(row.received, |l| l.max(row.received)),
+                );
+                events.push(Event {
+                    received: row.received,
+                    gateway: gw,
+                    kind,
+                    seq: row.seq,
+                    text: if kind == EventKind::Report {
+                        String::new()
+                    } else {
+                        row.text
+                    },
+                });
+            }
+        }
+        stats.files.push(fs);
+    }
+
+    if let Some(path) = &day.tunnels {
+        let mut fs = FileStats::new(path.clone());
+        // With no report event that day, no tunnel row there can count.
+        if !assemblies.is_empty()
+            && let Some(rdr) = open(path, &mut fs)
+        {
+            read_tunnels(rdr, catalog, &mut assemblies, &mut fs, stats);
+        }
+        stats.files.push(fs);
+    }
+
+    // Complete reports, each delivered right after the event that completed it.
+    let mut reports: Vec<(u64, u64, GwId, Vec<Obs>)> = Vec::new();
+    for ((gw, seq), mut asm) in assemblies {
+        if asm.missing > 0 {
+            stats.incomplete_reports += 1;
+            continue;
+        }
+        asm.tunnels.sort_unstable_by_key(|o| o.id);
+        let before = asm.tunnels.len();
+        asm.tunnels.dedup_by_key(|o| o.id);
+        stats.duplicate_rows += (before - asm.tunnels.len()) as u64;
+        reports.push((asm.received, seq, gw, asm.tunnels));
+    }
+    reports.sort_unstable_by_key(|r| (r.0, r.2, r.1));
+    events.sort_by_key(|e| (e.received, e.seq));
+
+    let mut reports = reports.into_iter().peekable();
+    for ev in &events {
+        // Reports completed strictly before this event go first.
+        while let Some(r) = reports.next_if(|r| r.0 < ev.received) {
+            emit_report(catalog, visitor, r);
+        }
+        visitor.event(catalog, ev);
+    }
+    for r in reports {
+        emit_report(catalog, visitor, r);
+    }
+    seen
+}
+
+fn emit_report(
+    catalog: &Catalog,
+    visitor: &mut impl Visitor,
+    (received, seq, gateway, tunnels): (u64, u64, GwId, Vec<Obs>),
+) {
+    visitor.report(
+        catalog,
+        &Report {
+            received,
+            gateway,
+            seq,
+            tunnels: &tunnels,
+        },
+    );
+}
+
+/// Parses an unsigned decimal number (no sign, no spaces), or `None`.
+fn uint(b: &[u8]) -> Option<u64> {
+    if b.is_empty() || b.len() > 20 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &c in b {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(c - b'0'))?;
+    }
+    Some(n)
+}
+
+fn health(b: &[u8]) -> Option<Health> {
+    std::str::from_utf8(b).ok().and_then(Health::parse)
+}
+
+/// Validates one tunnel row without allocating; returns its event key and
+/// health. Checks every column that `TunnelRow::from_record` checks.
+fn check_tunnel(rec: &csv::ByteRecord) -> Result<(u64, u32, Health, Health), String> {
+    let n = schema::TUNNEL_HEADER.len();
+    if rec.len() != n {
+        return Err(format!("{} columns, expected {n}", rec.len()));
+    }
+    let f = |i: usize| rec.get(i).unwrap_or(b"");
+    let num = |i: usize, max: u64| {
+        uint(f(i)).filter(|&v| v <= max).ok_or_else(|| {
+            format!(
+                "column '{}': '{}' is not a number in range",
+                schema::TUNNEL_HEADER[i],
+                String::from_utf8_lossy(f(i))
+            )
+        })
+    };
+    num(0, u64::MAX)?;
+    let seq = num(2, u64::MAX)?;
+    let part = num(3, u64::from(u32::MAX))? as u32;
+    num(4, u64::from(u32::MAX))?;
+    if !matches!(f(6), b"L" | b"R" | b"D") {
+        return Err(format!(
+            "column 'kind': '{}' is not L, R or D",
+            String::from_utf8_lossy(f(6))
+        ));
+    }
+    num(8, u64::from(u16::MAX))?;
+    num(10, u64::from(u16::MAX))?;
+    if !f(12).is_empty() {
+        num(12, u64::MAX)?;
+    }
+    let listening = health(f(15)).ok_or("column 'listening' is not yes, no or unknown")?;
+    let vnc = health(f(16)).ok_or("column 'vnc' is not yes, no or unknown")?;
+    if std::str::from_utf8(rec.as_slice()).is_err() {
+        return Err("not UTF-8".into());
+    }
+    Ok((seq, part, listening, vnc))
+}
+
+fn read_tunnels<R: Read>(
+    mut rdr: csv::Reader<R>,
+    catalog: &mut Catalog,
+    assemblies: &mut HashMap<(GwId, u64), Assembly>,
+    fs: &mut FileStats,
+    stats: &mut ReadStats,
+) {
+    let mut raw = csv::ByteRecord::new();
+    let mut key: Vec<u8> = Vec::with_capacity(128);
+    let mut line: u64 = 0;
+    let mut first = true;
+    loop {
+        match rdr.read_byte_record(&mut raw) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                if e.is_io_error() {
+                    fs.problem = Some(format!("read error after line {line}: {e}"));
+                    break;
+                }
+                fs.bad(line + 1, e.to_string());
+                continue;
+            }
+        }
+        line = raw.position().map_or(line + 1, |p| p.line());
+        if first {
+            first = false;
+            if !check_header(&raw, &schema::TUNNEL_HEADER, fs) {
+                return;
+            }
+            continue;
+        }
+        fs.rows += 1;
+        let (seq, part, listening, vnc) = match check_tunnel(&raw) {
+            Ok(v) => v,
+            Err(why) => {
+                fs.bad(line, why);
+                continue;
+            }
+        };
+        let Some(gw) = catalog.find_gateway(raw.get(1).unwrap_or(b"")) else {
+            stats.orphan_rows += 1;
+            continue;
+        };
+        let Some(asm) = assemblies.get_mut(&(gw, seq)) else {
+            stats.orphan_rows += 1;
+            continue;
+        };
+        if part == 0 || part > asm.parts || !asm.have[part as usize - 1] {
+            stats.orphan_rows += 1;
+            continue;
+        }
+        // Identity: gateway, pid, kind, bind, listen port, target host, port.
+        key.clear();
+        key.extend_from_slice(&gw.to_le_bytes());
+        for i in [4, 6, 7, 8, 9, 10] {
+            let v = raw.get(i).unwrap_or(b"");
+            key.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            key.extend_from_slice(v);
+        }
+        let id = match catalog.tunnel_index.get(key.as_slice()) {
+            Some(&id) => id,
+            None => {
+                let rec = match csv::StringRecord::from_byte_record(raw.clone()) {
+                    Ok(r) => r,
+                    Err(_) => {
+                        fs.bad(line, "not UTF-8");
+                        continue;
+                    }
+                };
+                let row = match TunnelRow::from_record(&rec) {
+                    Ok(r) => r,
+                    Err(why) => {
+                        fs.bad(line, why);
+                        continue;
+                    }
+                };
+                let id = catalog.tunnels.len() as TunnelId;
+                catalog.tunnels.push(TunnelEntry {
+                    gateway: gw,
+                    tunnel: row.tunnel,
+                });
+                catalog.tunnel_index.insert(key.as_slice().into(), id);
+                id
+            }
+        };
+        asm.tunnels.push(Obs { id, listening, vnc });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uint_is_strict() {
+        assert_eq!(uint(b"0"), Some(0));
+        assert_eq!(uint(b"18446744073709551615"), Some(u64::MAX));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+1",
+            b" 1",
+            b"1.0",
+            b"18446744073709551616",
+            b"x",
+        ] {
+            assert_eq!(uint(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+}

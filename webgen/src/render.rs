@@ -1,0 +1,546 @@
+//! From facts to pages: the template environment ([`make_env`]), the
+//! formatting of times, ages and numbers (done here in Rust: core minijinja
+//! has no date filters and prints raw floats in full), the template contexts,
+//! and atomic page writes.
+//!
+//! Every template is rendered with HTML auto-escaping forced on, whatever
+//! its name, so text from the network (messages, user and host names) is
+//! always text. Charts are inline SVG whose coordinates are computed here;
+//! the templates only place them.
+
+use std::borrow::Cow;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use gateway_client::tunnel::{Health, Tunnel};
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use minijinja::value::Value;
+use minijinja::{AutoEscape, Environment, context};
+
+use crate::error::Error;
+use crate::history::{BUCKETS, GatewayHistory, RangeHistory};
+use crate::logs::{EventKind, ReadStats};
+use crate::state::{GatewayStatus, Message, Status, TunnelNow};
+
+/// The templates built into the binary.
+pub const TEMPLATES: [(&str, &str); 4] = [
+    ("base.html", include_str!("../templates/base.html")),
+    ("macros.html", include_str!("../templates/macros.html")),
+    ("index.html", include_str!("../templates/index.html")),
+    ("history.html", include_str!("../templates/history.html")),
+];
+
+/// The template environment: the built-in templates, or with `dir` the
+/// templates found there (a name missing there falls back to the built-in
+/// one). Auto-escaping is HTML for every template.
+pub fn make_env(dir: Option<&Path>) -> Environment<'static> {
+    let mut env = Environment::new();
+    env.set_auto_escape_callback(|_| AutoEscape::Html);
+    env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    match dir {
+        None => {
+            for (name, src) in TEMPLATES {
+                env.add_template(name, src)
+                    .expect("built-in templates parse (checked by tests)");
+            }
+        }
+        Some(dir) => {
+            let from_dir = minijinja::path_loader(dir.to_path_buf());
+            env.set_loader(move |name| match from_dir(name)? {
+                Some(src) => Ok(Some(src)),
+                None => Ok(TEMPLATES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, s)| minijinja::TemplateSource::from(s.to_string()))),
+            });
+        }
+    }
+    env
+}
+
+/// Renders one template to a string.
+pub fn render(env: &Environment<'_>, name: &str, ctx: Value) -> Result<String, Error> {
+    let err = |source| Error::Template {
+        name: name.to_string(),
+        source,
+    };
+    env.get_template(name)
+        .map_err(err)?
+        .render(ctx)
+        .map_err(err)
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same
+/// directory, synced, then renamed over the old page.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let err = |source| Error::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp: PathBuf = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(err)
+}
+
+/// Formats times for the pages: local time in the chosen zone, ages
+/// relative to "now".
+#[derive(Clone, Debug)]
+pub struct Clock {
+    pub tz: TimeZone,
+    /// The zone's name as shown on the pages.
+    pub tz_name: String,
+    pub now: u64,
+}
+
+impl Clock {
+    pub fn new(tz: TimeZone, now: u64) -> Clock {
+        let tz_name = tz
+            .iana_name()
+            .map(str::to_string)
+            .unwrap_or_else(|| "host local time".to_string());
+        Clock { tz, tz_name, now }
+    }
+
+    fn zoned(&self, t: u64) -> jiff::Zoned {
+        let ts = i64::try_from(t)
+            .ok()
+            .and_then(|s| Timestamp::from_second(s).ok())
+            .unwrap_or(Timestamp::MAX);
+        ts.to_zoned(self.tz.clone())
+    }
+
+    /// `2026-11-23 15:14`
+    pub fn time(&self, t: u64) -> String {
+        self.zoned(t).strftime("%Y-%m-%d %H:%M").to_string()
+    }
+
+    /// `2026-11-23 15:14:05 CST`
+    pub fn time_full(&self, t: u64) -> String {
+        self.zoned(t).strftime("%Y-%m-%d %H:%M:%S %Z").to_string()
+    }
+
+    /// `Mon 23 Nov 15:14`, for chart axes.
+    pub fn short(&self, t: u64, with_day: bool) -> String {
+        let z = self.zoned(t);
+        if with_day {
+            z.strftime("%a %d %b").to_string()
+        } else {
+            z.strftime("%H:%M").to_string()
+        }
+    }
+
+    /// The zone's abbreviation now (`CST`) and offset (`UTC-06:00`).
+    pub fn zone_label(&self) -> String {
+        let z = self.zoned(self.now);
+        let offset = z.offset();
+        let secs = offset.seconds();
+        let sign = if secs < 0 { '-' } else { '+' };
+        let a = secs.unsigned_abs();
+        format!(
+            "{} ({}, UTC{sign}{:02}:{:02})",
+            self.tz_name,
+            z.strftime("%Z"),
+            a / 3600,
+            a % 3600 / 60
+        )
+    }
+
+    /// `5 min ago` style age of a past time (`in the future` if after now).
+    pub fn ago(&self, t: u64) -> String {
+        if t > self.now {
+            return "in the future".to_string();
+        }
+        format!("{} ago", duration(self.now - t))
+    }
+}
+
+/// A duration in at most two units: `42 s`, `3 min`, `2 h 05 min`, `3 d 4 h`.
+pub fn duration(secs: u64) -> String {
+    let (d, h, m, s) = (
+        secs / 86_400,
+        secs % 86_400 / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+    );
+    if d > 0 {
+        if h > 0 {
+            format!("{d} d {h} h")
+        } else {
+            format!("{d} d")
+        }
+    } else if h > 0 {
+        format!("{h} h {m:02} min")
+    } else if m > 0 {
+        format!("{m} min")
+    } else {
+        format!("{s} s")
+    }
+}
+
+/// `24 hours`, `7 days`, `90 minutes`: a range's name on the page.
+pub fn range_title(secs: u64) -> String {
+    let (n, unit) = if secs.is_multiple_of(86_400) && secs > 86_400 {
+        (secs / 86_400, "day")
+    } else if secs.is_multiple_of(3600) {
+        (secs / 3600, "hour")
+    } else if secs.is_multiple_of(60) {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
+/// `12,345`
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A share as a percentage with two decimals, never rounded up to 100
+/// unless it is exactly 1: `99.99 %`, `100 %`.
+pub fn percent(share: f64) -> String {
+    if share >= 1.0 {
+        return "100 %".to_string();
+    }
+    let hundredths = (share.max(0.0) * 10_000.0).floor() / 100.0;
+    format!("{hundredths:.2} %")
+}
+
+/// `1 tunnel`, `2 tunnels`.
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
+}
+
+fn health(h: Health) -> &'static str {
+    h.as_str()
+}
+
+/// The target as `host:port` (IPv6 in brackets), or `—` when there is none.
+fn target(t: &Tunnel) -> String {
+    if t.target_host.is_empty() && t.target_port == 0 {
+        return match t.kind {
+            gateway_client::tunnel::Kind::Dynamic => "SOCKS (dynamic)".to_string(),
+            _ => "—".to_string(),
+        };
+    }
+    let host: Cow<str> = if t.target_host.contains(':') {
+        format!("[{}]", t.target_host).into()
+    } else {
+        t.target_host.as_str().into()
+    };
+    format!("{host}:{}", t.target_port)
+}
+
+fn listen(t: &Tunnel) -> String {
+    if t.bind.is_empty() {
+        t.listen_port.to_string()
+    } else if t.bind.contains(':') {
+        format!("[{}]:{}", t.bind, t.listen_port)
+    } else {
+        format!("{}:{}", t.bind, t.listen_port)
+    }
+}
+
+fn tunnel_value(clock: &Clock, t: &Tunnel) -> Value {
+    context! {
+        pid => t.pid,
+        kind => t.kind.letter(),
+        listen => listen(t),
+        listen_port => t.listen_port,
+        target => target(t),
+        display => t.vnc_display().map(|d| format!(":{d}")),
+        user => t.user.as_str(),
+        dest => t.dest.as_str(),
+        started => t.started.map(|s| clock.time(s)),
+    }
+}
+
+fn tunnel_now(clock: &Clock, t: &TunnelNow) -> Value {
+    context! {
+        t => tunnel_value(clock, &t.tunnel),
+        since => clock.time(t.since),
+        since_age => duration(clock.now.saturating_sub(t.since)),
+        listening => health(t.listening),
+        vnc => health(t.vnc),
+        broken => t.broken(),
+    }
+}
+
+fn gateway_status(clock: &Clock, g: &GatewayStatus) -> Value {
+    let broken = g.tunnels.iter().filter(|t| t.broken()).count() as u64;
+    context! {
+        name => g.name.as_str(),
+        state => g.state.as_str(),
+        last_heard => clock.time_full(g.last_heard),
+        last_heard_ago => clock.ago(g.last_heard),
+        last_report => g.last_report.map(|t| clock.time(t)),
+        last_report_ago => g.last_report.map(|t| clock.ago(t)),
+        tunnels => g.tunnels.iter().map(|t| tunnel_now(clock, t)).collect::<Vec<_>>(),
+        tunnel_count => plural(g.tunnels.len() as u64, "tunnel", "tunnels"),
+        broken => broken,
+        broken_count => plural(broken, "broken", "broken"),
+    }
+}
+
+fn message(clock: &Clock, gw: &str, m: &Message) -> Value {
+    context! {
+        time => clock.time(m.received),
+        ago => clock.ago(m.received),
+        gateway => gw,
+        kind => match m.kind { EventKind::Shutdown => "shutdown", _ => "message" },
+        text => m.text.as_str(),
+    }
+}
+
+/// What every page shows in its header and footer.
+fn page(clock: &Clock, stats: &ReadStats, name: &str, title: &str) -> Value {
+    context! {
+        name => name,
+        title => title,
+        generated => clock.time_full(clock.now),
+        generated_unix => clock.now,
+        tz => clock.zone_label(),
+        has_data => stats.has_data(),
+        malformed => stats.malformed(),
+        malformed_text => plural(stats.malformed(), "malformed row", "malformed rows"),
+        files => stats.files.len(),
+        version => env!("CARGO_PKG_VERSION"),
+    }
+}
+
+/// The context of `index.html`.
+pub fn status_context(clock: &Clock, stats: &ReadStats, s: &Status) -> Value {
+    let counts = |st: &str| s.gateways.iter().filter(|g| g.state.as_str() == st).count();
+    context! {
+        page => page(clock, stats, "index", "ROC tunnels — status"),
+        gateways => s.gateways.iter().map(|g| gateway_status(clock, g)).collect::<Vec<_>>(),
+        summary => context! {
+            up => counts("up"), late => counts("late"), down => counts("down"),
+            tunnels => plural(s.gateways.iter().map(|g| g.tunnels.len() as u64).sum(), "tunnel", "tunnels"),
+        },
+        late_after => duration(s.thresholds.late),
+        down_after => duration(s.thresholds.down),
+        gone => s.gone.iter().map(|g| context! {
+            gateway => g.gateway.as_str(),
+            t => tunnel_value(clock, &g.tunnel),
+            first => clock.time(g.first),
+            last => clock.time(g.last),
+            ended => clock.time(g.ended),
+            ended_ago => clock.ago(g.ended),
+            lasted => duration(g.last.saturating_sub(g.first)),
+        }).collect::<Vec<_>>(),
+        gone_more => s.gone_total.saturating_sub(s.gone.len()),
+        gone_gateways => s.gone_gateways.iter().map(|(n, t)| context! {
+            name => n.as_str(), last_heard => clock.time(*t), ago => clock.ago(*t),
+        }).collect::<Vec<_>>(),
+        messages => s.messages.iter().map(|(gw, m)| message(clock, gw, m)).collect::<Vec<_>>(),
+        messages_more => s.messages_total.saturating_sub(s.messages.len() as u64),
+    }
+}
+
+/// Chart geometry: the plot is a 0..1000 × 0..100 box (y down), scaled
+/// to any width by the SVG viewBox with `preserveAspectRatio="none"`.
+fn chart(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Value {
+    let span = r.end.saturating_sub(r.start).max(1);
+    let ymax = g.max_count.max(1);
+    let y = |n: u32| 100.0 - f64::from(n) * 92.0 / f64::from(ymax);
+    let w = 1000.0 / BUCKETS as f64;
+    // One step-line run per stretch of buckets with reports.
+    let mut runs: Vec<String> = Vec::new();
+    let mut areas: Vec<String> = Vec::new();
+    let mut cur = String::new();
+    let mut area = String::new();
+    let mut first_x = 0.0;
+    let mut last_x = 0.0;
+    for (i, b) in g.buckets.iter().enumerate() {
+        let x0 = i as f64 * w;
+        let x1 = x0 + w;
+        match b {
+            Some(b) => {
+                if cur.is_empty() {
+                    first_x = x0;
+                }
+                let yy = y(b.max);
+                cur.push_str(&format!("{x0:.1},{yy:.1} {x1:.1},{yy:.1} "));
+                area.push_str(&format!("{x0:.1},{yy:.1} {x1:.1},{yy:.1} "));
+                last_x = x1;
+            }
+            None => {
+                if !cur.is_empty() {
+                    runs.push(std::mem::take(&mut cur).trim_end().to_string());
+                    areas.push(format!("{first_x:.1},100 {}{last_x:.1},100", area));
+                    area.clear();
+                }
+            }
+        }
+    }
+    if !cur.is_empty() {
+        runs.push(cur.trim_end().to_string());
+        areas.push(format!("{first_x:.1},100 {area}{last_x:.1},100"));
+    }
+    let xpos = |t: u64| (t.saturating_sub(r.start).min(span)) as f64 * 1000.0 / span as f64;
+    let silences: Vec<Value> = g
+        .silences
+        .iter()
+        .map(|&(a, b)| {
+            let x = xpos(a.max(r.start));
+            let x2 = xpos(b.min(r.end));
+            context! { x => format!("{x:.1}"), w => format!("{:.1}", (x2 - x).max(1.0)) }
+        })
+        .collect();
+    // Five time ticks, labelled with the day when the range spans days.
+    let with_day = span > 2 * 86_400;
+    let ticks: Vec<Value> = (0..=4)
+        .map(|i| {
+            let t = r.start + span * i / 4;
+            context! { pct => i * 25, label => clock.short(t, with_day) }
+        })
+        .collect();
+    context! {
+        runs => runs,
+        areas => areas,
+        silences => silences,
+        ticks => ticks,
+        ymax => g.max_count,
+        gridy => format!("{:.1}", y(ymax)),
+    }
+}
+
+fn bars(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
+    let span = r.end.saturating_sub(r.start).max(1) as f64;
+    g.bars
+        .iter()
+        .map(|b| {
+            let a = b.first.max(r.start).saturating_sub(r.start) as f64 / span * 100.0;
+            let e = b.last.min(r.end).saturating_sub(r.start) as f64 / span * 100.0;
+            let width = (e - a).max(0.4);
+            context! {
+                t => tunnel_value(clock, &b.tunnel),
+                left => format!("{:.2}", a.min(99.6)),
+                width => format!("{:.2}", width.min(100.0 - a.min(99.6))),
+                first => clock.time(b.first),
+                last => clock.time(b.last),
+                lasted => duration(b.last.saturating_sub(b.first)),
+                open => b.open,
+            }
+        })
+        .collect()
+}
+
+fn range_value(clock: &Clock, r: &RangeHistory) -> Value {
+    let gateways: Vec<Value> = r
+        .gateways
+        .iter()
+        .map(|g| {
+            context! {
+                name => g.name.as_str(),
+                availability => g.availability().map(percent),
+                window => duration(g.window.1.saturating_sub(g.window.0)),
+                window_partial => g.window.0 > r.start,
+                window_start => clock.time(g.window.0),
+                silent => duration(g.silent),
+                reports => count(g.reports as u64),
+                chart => chart(clock, r, g),
+                bars => bars(clock, r, g),
+                bars_more => g.bars_total.saturating_sub(g.bars.len()),
+                bars_total => g.bars_total,
+                silences => g.silences.iter().map(|&(a, b)| context! {
+                    from => clock.time(a), to => clock.time(b), lasted => duration(b - a),
+                    ongoing => b == r.end,
+                }).collect::<Vec<_>>(),
+                silences_total => g.silences_total,
+                silences_more => g.silences_total.saturating_sub(g.silences.len()),
+            }
+        })
+        .collect();
+    context! {
+        label => r.range.label.as_str(),
+        title => range_title(r.range.secs),
+        start => clock.time(r.start),
+        end => clock.time(r.end),
+        longer_than_data => r.longer_than_data(),
+        data_start => r.data_start.map(|t| clock.time(t)),
+        data_span => r.data_start.map(|t| duration(r.end.saturating_sub(t))),
+        gateways => gateways,
+        messages => r.messages.iter().map(|(gw, m)| message(clock, gw, m)).collect::<Vec<_>>(),
+        messages_total => r.messages_total,
+        messages_more => r.messages_total.saturating_sub(r.messages.len()),
+    }
+}
+
+/// The context of `history.html`.
+pub fn history_context(clock: &Clock, stats: &ReadStats, ranges: &[RangeHistory]) -> Value {
+    context! {
+        page => page(clock, stats, "history", "ROC tunnels — history"),
+        ranges => ranges.iter().map(|r| range_value(clock, r)).collect::<Vec<_>>(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(count(0), "0");
+        assert_eq!(count(999), "999");
+        assert_eq!(count(1000), "1,000");
+        assert_eq!(count(4_320_000), "4,320,000");
+        assert_eq!(percent(1.0), "100 %");
+        assert_eq!(percent(0.99999), "99.99 %");
+        assert_eq!(percent(0.1 + 0.2), "30.00 %");
+        assert_eq!(percent(0.0), "0.00 %");
+        assert_eq!(range_title(86_400), "24 hours");
+        assert_eq!(range_title(30 * 86_400), "30 days");
+        assert_eq!(range_title(5400), "90 minutes");
+        assert_eq!(duration(42), "42 s");
+        assert_eq!(duration(180), "3 min");
+        assert_eq!(duration(7500), "2 h 05 min");
+        assert_eq!(duration(3 * 86_400 + 4 * 3600 + 5), "3 d 4 h");
+    }
+
+    #[test]
+    fn times_in_zone() {
+        let tz = TimeZone::get("America/Chicago").unwrap();
+        let c = Clock::new(tz, 1_763_932_800); // 2025-11-23 21:20:00 UTC
+        assert_eq!(c.time(1_763_932_800), "2025-11-23 15:20");
+        assert_eq!(c.time_full(1_763_932_800), "2025-11-23 15:20:00 CST");
+        assert_eq!(c.zone_label(), "America/Chicago (CST, UTC-06:00)");
+        assert_eq!(c.ago(1_763_932_800 - 300), "5 min ago");
+    }
+
+    #[test]
+    fn every_template_escapes() {
+        let env = make_env(None);
+        for (name, _) in TEMPLATES {
+            env.get_template(name).unwrap();
+        }
+        let mut env = make_env(None);
+        env.add_template("plain.txt", "{{ x }}").unwrap();
+        let out = env
+            .get_template("plain.txt")
+            .unwrap()
+            .render(context! { x => "<b>" })
+            .unwrap();
+        assert_eq!(out, "&lt;b&gt;");
+    }
+}

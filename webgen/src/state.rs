@@ -1,0 +1,390 @@
+//! What is true now: each gateway's state (up / late / down), the tunnels
+//! its latest complete report holds and since when, what went away
+//! recently, and the latest operators' messages.
+//!
+//! Two halves. [`Tracker`] is the aggregate built on the fly while
+//! `logs::read` streams the logs: per gateway the last time it was heard,
+//! the open tunnel *sessions* (a tunnel's consecutive run of reports, keyed
+//! by its identity), the closed ones, the tunnel count per report and the
+//! silences. It never keeps rows. `history.rs` reads the same tracker for
+//! the history page. [`Status::build`] then picks out the status now.
+//!
+//! A tunnel's "since" is the first report of the consecutive run of reports
+//! that contained it; a gap in reporting does not end a session, a complete
+//! report without the tunnel does.
+
+use std::collections::VecDeque;
+
+use gateway_client::tunnel::{Health, Tunnel};
+
+use crate::logs::{Catalog, Event, EventKind, GwId, Obs, Report, TunnelId, Visitor};
+
+/// Messages kept in memory (newest); older ones are only counted.
+pub const MAX_MESSAGES: usize = 5_000;
+/// Closed sessions kept per gateway (newest); older ones are only counted.
+pub const MAX_CLOSED: usize = 50_000;
+
+/// When a gateway counts as late or down, in seconds since it was last heard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    pub late: u64,
+    pub down: u64,
+}
+
+impl Default for Thresholds {
+    /// For a one-minute cron: two and a half missed minutes make it late,
+    /// ten make it down (the collector uses the same).
+    fn default() -> Thresholds {
+        Thresholds {
+            late: 150,
+            down: 600,
+        }
+    }
+}
+
+/// One tunnel's consecutive run of reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Session {
+    pub id: TunnelId,
+    /// First and last report that contained it.
+    pub first: u64,
+    pub last: u64,
+    /// The first complete report without it; `None` while it is open.
+    pub ended: Option<u64>,
+    /// Health in the latest report that contained it.
+    pub listening: Health,
+    pub vnc: Health,
+}
+
+/// An operator's message or a shutdown request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    pub received: u64,
+    pub gateway: GwId,
+    pub kind: EventKind,
+    pub text: String,
+}
+
+/// Everything known about one gateway.
+#[derive(Debug)]
+pub struct GatewayTrack {
+    pub id: GwId,
+    pub first_heard: u64,
+    pub last_heard: u64,
+    pub events: u64,
+    pub reports: u64,
+    /// `received` of the latest complete report.
+    pub last_report: Option<u64>,
+    /// Sessions open at the latest report, sorted by tunnel id.
+    pub open: Vec<Session>,
+    /// Closed sessions, oldest first.
+    pub closed: Vec<Session>,
+    pub closed_dropped: u64,
+    /// Tunnel count per complete report: (received, count).
+    pub series: Vec<(u64, u32)>,
+    /// Gaps between consecutive events longer than the late threshold.
+    pub silences: Vec<(u64, u64)>,
+}
+
+impl GatewayTrack {
+    fn new(id: GwId, at: u64) -> GatewayTrack {
+        GatewayTrack {
+            id,
+            first_heard: at,
+            last_heard: at,
+            events: 0,
+            reports: 0,
+            last_report: None,
+            open: Vec::new(),
+            closed: Vec::new(),
+            closed_dropped: 0,
+            series: Vec::new(),
+            silences: Vec::new(),
+        }
+    }
+
+    fn close(&mut self, mut s: Session, at: u64) {
+        s.ended = Some(at);
+        self.closed.push(s);
+        if self.closed.len() >= 2 * MAX_CLOSED {
+            let drop = self.closed.len() - MAX_CLOSED;
+            self.closed.drain(..drop);
+            self.closed_dropped += drop as u64;
+        }
+    }
+}
+
+/// The aggregate of the whole log stream (see the module doc).
+#[derive(Debug)]
+pub struct Tracker {
+    late: u64,
+    /// Indexed by gateway id; `None` for a gateway not heard yet.
+    pub gateways: Vec<Option<GatewayTrack>>,
+    /// The newest messages, oldest first.
+    pub messages: VecDeque<Message>,
+    pub messages_total: u64,
+}
+
+impl Tracker {
+    pub fn new(thresholds: Thresholds) -> Tracker {
+        Tracker {
+            late: thresholds.late,
+            gateways: Vec::new(),
+            messages: VecDeque::new(),
+            messages_total: 0,
+        }
+    }
+
+    fn track(&mut self, gw: GwId, at: u64) -> &mut GatewayTrack {
+        let i = gw as usize;
+        if self.gateways.len() <= i {
+            self.gateways.resize_with(i + 1, || None);
+        }
+        self.gateways[i].get_or_insert_with(|| GatewayTrack::new(gw, at))
+    }
+
+    /// The gateways heard, in name order.
+    pub fn gateways_by_name<'a>(&'a self, catalog: &Catalog) -> Vec<&'a GatewayTrack> {
+        let mut v: Vec<&GatewayTrack> = self.gateways.iter().flatten().collect();
+        v.sort_by(|a, b| catalog.gateway(a.id).cmp(catalog.gateway(b.id)));
+        v
+    }
+}
+
+impl Visitor for Tracker {
+    fn event(&mut self, _catalog: &Catalog, ev: &Event) {
+        let late = self.late;
+        let g = self.track(ev.gateway, ev.received);
+        if ev.received > g.last_heard.saturating_add(late) {
+            g.silences.push((g.last_heard, ev.received));
+        }
+        g.last_heard = g.last_heard.max(ev.received);
+        g.events += 1;
+        if matches!(ev.kind, EventKind::Message | EventKind::Shutdown) {
+            self.messages_total += 1;
+            self.messages.push_back(Message {
+                received: ev.received,
+                gateway: ev.gateway,
+                kind: ev.kind,
+                text: ev.text.clone(),
+            });
+            if self.messages.len() > MAX_MESSAGES {
+                self.messages.pop_front();
+            }
+        }
+    }
+
+    fn report(&mut self, _catalog: &Catalog, r: &Report<'_>) {
+        let g = self.track(r.gateway, r.received);
+        g.reports += 1;
+        g.last_report = Some(r.received);
+        g.series.push((r.received, r.tunnels.len() as u32));
+        // Merge the open sessions with the report, both sorted by id.
+        let old = std::mem::take(&mut g.open);
+        let mut open = Vec::with_capacity(r.tunnels.len());
+        let mut old = old.into_iter().peekable();
+        let start = |o: &Obs| Session {
+            id: o.id,
+            first: r.received,
+            last: r.received,
+            ended: None,
+            listening: o.listening,
+            vnc: o.vnc,
+        };
+        for o in r.tunnels {
+            while let Some(s) = old.next_if(|s| s.id < o.id) {
+                g.close(s, r.received);
+            }
+            match old.next_if(|s| s.id == o.id) {
+                Some(mut s) => {
+                    s.last = r.received;
+                    s.listening = o.listening;
+                    s.vnc = o.vnc;
+                    open.push(s);
+                }
+                None => open.push(start(o)),
+            }
+        }
+        for s in old {
+            g.close(s, r.received);
+        }
+        g.open = open;
+    }
+}
+
+/// A gateway's state by the time since it was last heard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GwState {
+    Up,
+    Late,
+    Down,
+}
+
+impl GwState {
+    pub fn of(age: u64, t: Thresholds) -> GwState {
+        if age > t.down {
+            GwState::Down
+        } else if age > t.late {
+            GwState::Late
+        } else {
+            GwState::Up
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GwState::Up => "up",
+            GwState::Late => "late",
+            GwState::Down => "down",
+        }
+    }
+}
+
+/// A tunnel in a gateway's latest report.
+#[derive(Clone, Debug)]
+pub struct TunnelNow {
+    pub tunnel: Tunnel,
+    pub since: u64,
+    pub listening: Health,
+    pub vnc: Health,
+}
+
+impl TunnelNow {
+    /// Not listening, or a VNC probe that got no answer.
+    pub fn broken(&self) -> bool {
+        self.listening == Health::No || self.vnc == Health::No
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct GatewayStatus {
+    pub name: String,
+    pub state: GwState,
+    pub last_heard: u64,
+    pub last_report: Option<u64>,
+    /// By listen port.
+    pub tunnels: Vec<TunnelNow>,
+}
+
+/// A tunnel that went away: it was in one report and not in the next.
+#[derive(Clone, Debug)]
+pub struct Gone {
+    pub gateway: String,
+    pub tunnel: Tunnel,
+    pub first: u64,
+    pub last: u64,
+    pub ended: u64,
+}
+
+/// The status page's facts.
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub now: u64,
+    pub thresholds: Thresholds,
+    pub gateways: Vec<GatewayStatus>,
+    /// Tunnels that went away since `now - recent`, newest first, at most `limit`.
+    pub gone: Vec<Gone>,
+    pub gone_total: usize,
+    /// Gateways that are down, with when they were last heard.
+    pub gone_gateways: Vec<(String, u64)>,
+    /// Newest first, at most `limit`.
+    pub messages: Vec<(String, Message)>,
+    pub messages_total: u64,
+}
+
+impl Status {
+    /// `recent` is how far back "went away recently" looks; `limit` caps
+    /// each list.
+    pub fn build(
+        tracker: &Tracker,
+        catalog: &Catalog,
+        now: u64,
+        thresholds: Thresholds,
+        recent: u64,
+        limit: usize,
+    ) -> Status {
+        let since = now.saturating_sub(recent);
+        let mut gateways = Vec::new();
+        let mut gone = Vec::new();
+        let mut gone_gateways = Vec::new();
+        for g in tracker.gateways_by_name(catalog) {
+            let name = catalog.gateway(g.id).to_string();
+            let state = GwState::of(now.saturating_sub(g.last_heard), thresholds);
+            if state == GwState::Down {
+                gone_gateways.push((name.clone(), g.last_heard));
+            }
+            let mut tunnels: Vec<TunnelNow> = g
+                .open
+                .iter()
+                .map(|s| TunnelNow {
+                    tunnel: catalog.tunnel(s.id).tunnel.clone(),
+                    since: s.first,
+                    listening: s.listening,
+                    vnc: s.vnc,
+                })
+                .collect();
+            tunnels.sort_by(|a, b| {
+                (a.tunnel.listen_port, &a.tunnel.target_host, a.tunnel.pid).cmp(&(
+                    b.tunnel.listen_port,
+                    &b.tunnel.target_host,
+                    b.tunnel.pid,
+                ))
+            });
+            for s in g.closed.iter().rev() {
+                let ended = s.ended.unwrap_or(s.last);
+                if ended < since {
+                    break;
+                }
+                gone.push(Gone {
+                    gateway: name.clone(),
+                    tunnel: catalog.tunnel(s.id).tunnel.clone(),
+                    first: s.first,
+                    last: s.last,
+                    ended,
+                });
+            }
+            gateways.push(GatewayStatus {
+                name,
+                state,
+                last_heard: g.last_heard,
+                last_report: g.last_report,
+                tunnels,
+            });
+        }
+        gone.sort_by_key(|g| std::cmp::Reverse(g.ended));
+        let gone_total = gone.len();
+        gone.truncate(limit);
+        let messages = tracker
+            .messages
+            .iter()
+            .rev()
+            .take(limit)
+            .map(|m| (catalog.gateway(m.gateway).to_string(), m.clone()))
+            .collect();
+        Status {
+            now,
+            thresholds,
+            gateways,
+            gone,
+            gone_total,
+            gone_gateways,
+            messages,
+            messages_total: tracker.messages_total,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_by_age() {
+        let t = Thresholds::default();
+        assert_eq!(GwState::of(0, t), GwState::Up);
+        assert_eq!(GwState::of(150, t), GwState::Up);
+        assert_eq!(GwState::of(151, t), GwState::Late);
+        assert_eq!(GwState::of(600, t), GwState::Late);
+        assert_eq!(GwState::of(601, t), GwState::Down);
+    }
+}

@@ -1,0 +1,554 @@
+//! The pages' facts, checked by parsing the HTML the real `webgen` binary
+//! writes from the fixture logs in `testdata/logs/` (described, with the
+//! facts they hold, in `testdata/logs/README.md`).
+//!
+//! Pages are parsed with `scraper` (html5ever, the same tree-building rules
+//! as a browser), so a check reads a table cell or a badge, and injected
+//! markup would show up as elements, not as a string that happens to match.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use assert_cmd::Command;
+use scraper::{ElementRef, Html, Selector};
+
+/// "now" for the fixtures: 2026-11-23 18:00:00 UTC = 12:00 in Chicago.
+const NOW: &str = "2026-11-23T18:00:00Z";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/logs")
+        .join(name)
+}
+
+fn fresh_dir(tag: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
+        "pages-{tag}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+struct Run {
+    out: PathBuf,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn page(&self, name: &str) -> Html {
+        let text = std::fs::read_to_string(self.out.join(name)).unwrap();
+        Html::parse_document(&text)
+    }
+}
+
+fn webgen(data: &Path, extra: &[&str]) -> Run {
+    let out = fresh_dir("out");
+    let assert = Command::cargo_bin("webgen")
+        .unwrap()
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(&out)
+        .args(["--now", NOW, "--tz", "America/Chicago"])
+        .args(extra)
+        .assert()
+        .success();
+    let o = assert.get_output();
+    Run {
+        out,
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn sel(s: &str) -> Selector {
+    Selector::parse(s).unwrap()
+}
+
+/// The whitespace-normalised text of an element.
+fn text(e: ElementRef<'_>) -> String {
+    e.text()
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn texts(root: ElementRef<'_>, css: &str) -> Vec<String> {
+    root.select(&sel(css)).map(text).collect()
+}
+
+fn one<'a>(root: ElementRef<'a>, css: &str) -> ElementRef<'a> {
+    let s = sel(css);
+    let mut it = root.select(&s);
+    let first = it.next().unwrap_or_else(|| panic!("no '{css}'"));
+    assert!(it.next().is_none(), "more than one '{css}'");
+    first
+}
+
+fn gateway_panel<'a>(doc: &'a Html, name: &str) -> ElementRef<'a> {
+    doc.select(&sel("section.gateway"))
+        .find(|e| e.value().attr("data-gateway") == Some(name))
+        .unwrap_or_else(|| panic!("no panel for {name}"))
+}
+
+/// A tunnel row by its listen column, as (column class → text).
+fn tunnel_row<'a>(panel: ElementRef<'a>, listen: &str) -> ElementRef<'a> {
+    panel
+        .select(&sel("tr.tunnel"))
+        .find(|r| texts(*r, "td.listen .port") == [listen])
+        .unwrap_or_else(|| panic!("no tunnel listening on {listen}"))
+}
+
+fn cell(row: ElementRef<'_>, class: &str) -> String {
+    text(one(row, &format!("td.{class}")))
+}
+
+const FAR: &str = "novadaq-far-gateway-01";
+const NEAR: &str = "novadaq-near-gateway-01";
+
+#[test]
+fn status_page_shows_gateways_and_tunnels_now() {
+    let run = webgen(&fixture("two-gateways"), &[]);
+    let doc = run.page("index.html");
+    let root = doc.root_element();
+
+    // Panels in name order with their state.
+    let panels: Vec<(String, String)> = root
+        .select(&sel("section.gateway"))
+        .map(|p| {
+            (
+                p.value().attr("data-gateway").unwrap().to_string(),
+                text(one(p, ".badge.state")),
+            )
+        })
+        .collect();
+    assert_eq!(
+        panels,
+        [
+            (FAR.to_string(), "up".to_string()),
+            (NEAR.to_string(), "down".to_string())
+        ]
+    );
+
+    let far = gateway_panel(&doc, FAR);
+    assert_eq!(
+        text(one(far, ".lastheard")),
+        "last heard 20 s ago (2026-11-23 11:59:40 CST)"
+    );
+    // Three tunnels now: the orphan row's 5920 and the gone 5902 are not here,
+    // and the incomplete last-but-two report did not end 5901 or 5910.
+    assert_eq!(
+        texts(far, "tr.tunnel td.listen .port"),
+        ["5900", "5901", "127.0.0.1:5910"]
+    );
+    let a = tunnel_row(far, "5900");
+    assert_eq!(cell(a, "target"), "novadaq-far-master-02:5951 :51");
+    assert_eq!(text(one(a, ".vncd")), ":51");
+    assert_eq!(cell(a, "owner"), "novacr01");
+    assert_eq!(cell(a, "dest"), "novadaq-far-master-02");
+    // Since its first report of the day before: the run was never broken.
+    assert_eq!(cell(a, "since"), "2026-11-22 16:00 (19 h 59 min)");
+    assert_eq!(cell(a, "listening"), "✓ yes");
+    assert_eq!(cell(a, "vnc"), "✓ yes");
+    assert!(!a.value().classes().any(|c| c == "broken"));
+
+    let b = tunnel_row(far, "5901");
+    assert!(b.value().classes().any(|c| c == "broken"));
+    assert_eq!(cell(b, "vnc"), "✗ no");
+    assert_eq!(cell(b, "since"), "2026-11-23 11:30 (29 min)");
+
+    let c = tunnel_row(far, "127.0.0.1:5910");
+    assert!(c.value().classes().any(|c| c == "broken"));
+    assert_eq!(cell(c, "listening"), "✗ no");
+    assert_eq!(cell(c, "vnc"), "? unknown");
+    assert_eq!(cell(c, "target"), "novadaq-far-dcm-01:5999 :99");
+    assert_eq!(cell(c, "since"), "2026-11-23 11:40 (19 min)");
+    assert_eq!(text(one(far, ".badge.broken")), "2 broken");
+
+    // The down gateway: its last report's tunnels, marked as possibly stale.
+    let near = gateway_panel(&doc, NEAR);
+    assert!(text(one(near, ".stalenote")).contains("as of its last report at 2026-11-23 11:39"));
+    assert_eq!(texts(near, "tr.tunnel td.listen .port"), ["1080", "5900"]);
+    assert_eq!(cell(tunnel_row(near, "1080"), "target"), "SOCKS (dynamic)");
+    assert_eq!(
+        cell(tunnel_row(near, "5900"), "since"),
+        "2026-11-22 15:00 (20 h 59 min)"
+    );
+
+    // Went away recently: the gateway, then tunnels newest first.
+    let gone = one(root, "#gone");
+    assert_eq!(
+        texts(gone, "table.gone-gateways tbody td"),
+        [
+            format!("{NEAR} down"),
+            "2026-11-23 11:39 (20 min ago)".to_string()
+        ]
+    );
+    let rows: Vec<Vec<String>> = gone
+        .select(&sel("table.gone-tunnels tbody tr"))
+        .map(|r| texts(r, "td"))
+        .collect();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    assert_eq!(rows[0][0], "2026-11-23 11:45 (14 min ago)");
+    assert_eq!(rows[0][1], FAR);
+    assert_eq!(rows[0][2], "5902");
+    assert_eq!(rows[0][5], "2026-11-23 11:30 – 2026-11-23 11:44 (14 min)");
+    assert_eq!(
+        (
+            rows[1][1].as_str(),
+            rows[1][2].as_str(),
+            rows[1][4].as_str()
+        ),
+        (NEAR, "5903", "müller")
+    );
+    assert_eq!(rows[2][0], "2026-11-22 15:03 (20 h 56 min ago)");
+    assert_eq!(rows[2][2], "5905");
+
+    // Messages, newest first, as text: the script tag is not an element.
+    let msgs: Vec<String> = root
+        .select(&sel("#messages .msgs li .text"))
+        .map(|e| e.text().collect())
+        .collect();
+    assert_eq!(
+        msgs,
+        [
+            "<script>alert(1)</script> \"double\" & 'single' quotes — Grüße aus Ash River, café ✓ Ω\nsecond line",
+            "Shift change: novacr02 handed over to ROC-West",
+        ]
+    );
+    assert_eq!(
+        root.select(&sel("script")).count(),
+        1,
+        "only the page's own script"
+    );
+
+    // Page furniture.
+    assert_eq!(
+        one(root, "meta[http-equiv=refresh]")
+            .value()
+            .attr("content"),
+        Some("60")
+    );
+    assert_eq!(root.value().attr("data-generated"), Some("1795456800"));
+    assert_eq!(
+        text(one(root, "header .gen")),
+        "Generated 2026-11-23 12:00:00 CST · times in America/Chicago (CST, UTC-06:00) · refreshes every minute"
+    );
+    assert!(one(root, "#stale").value().attr("hidden").is_some());
+    assert_eq!(text(one(root, "#malformed")), "5 malformed rows skipped");
+
+    // Bad rows are counted on stderr, one line per file; the run succeeded.
+    let warnings: Vec<&str> = run.stderr.lines().collect();
+    assert_eq!(warnings.len(), 2, "{}", run.stderr);
+    assert!(warnings[0].starts_with("webgen: warning: "));
+    assert!(warnings[0].contains(
+        "events-2026-11-23.csv: skipped 2 malformed rows (first at line 11: column 'seq'"
+    ));
+    assert!(warnings[1].contains("tunnels-2026-11-23.csv: skipped 3 malformed rows (first at line 41: column 'listen_port': '59x0'"));
+    assert!(run.stdout.contains("2 gateways"), "{}", run.stdout);
+}
+
+/// Self-contained: nothing is fetched, no JavaScript needed for content.
+fn assert_self_contained(doc: &Html) {
+    let root = doc.root_element();
+    if let Some(e) = root
+        .select(&sel("[src], link, iframe, object, embed, img"))
+        .next()
+    {
+        panic!("external resource: {}", e.html());
+    }
+    for e in root.select(&sel("[href]")) {
+        let href = e.value().attr("href").unwrap();
+        assert!(
+            href.starts_with('#') || href == "index.html" || href == "history.html",
+            "link out of the site: {href}"
+        );
+    }
+    for e in root.select(&sel("[style]")) {
+        assert!(!e.value().attr("style").unwrap().contains("url("));
+    }
+    assert!(!text(one(root, "style")).contains("url("));
+    assert!(!text(one(root, "style")).contains("@import"));
+}
+
+#[test]
+fn pages_are_self_contained() {
+    let run = webgen(&fixture("two-gateways"), &[]);
+    assert_self_contained(&run.page("index.html"));
+    assert_self_contained(&run.page("history.html"));
+}
+
+#[test]
+fn history_page_ranges_availability_sessions() {
+    let run = webgen(&fixture("two-gateways"), &["--range", "2h"]);
+    let doc = run.page("history.html");
+    let root = doc.root_element();
+    let ids: Vec<&str> = root
+        .select(&sel("section.range"))
+        .map(|s| s.value().attr("id").unwrap())
+        .collect();
+    assert_eq!(ids, ["r-24h", "r-7d", "r-30d", "r-2h"]);
+    assert_eq!(
+        texts(root, ".rangenav a"),
+        [
+            "Last 24 hours",
+            "Last 7 days",
+            "Last 30 days",
+            "Last 2 hours"
+        ]
+    );
+
+    let day = one(root, "#r-24h");
+    // The logs start 2026-11-22 21:00:10 UTC, less than 24 h before now.
+    assert_eq!(
+        text(one(day, ".longer")),
+        "The logs only go back to 2026-11-22 15:00 (20 h 59 min), less than this range: the earlier part of it has no data."
+    );
+    let far = day
+        .select(&sel("section.gateway"))
+        .find(|g| g.value().attr("data-gateway") == Some(FAR))
+        .unwrap();
+    // Window 2026-11-22 22:00:40 .. 18:00:00 = 71,960 s; silent 69,660 s
+    // (22:09:40 to 17:30:40): 2,300 / 71,960 = 3.196 %.
+    assert_eq!(text(one(far, ".availability")), "3.19 %");
+    assert_eq!(text(one(far, ".silent")), "19 h 21 min");
+    // 10 + 30 complete reports: the duplicate counted once, the two-part
+    // report counted, the incomplete one not.
+    assert_eq!(text(one(far, ".reports")), "40");
+    let bars: Vec<(String, bool)> = far
+        .select(&sel("li.session"))
+        .map(|li| {
+            (
+                text(one(li, ".label")),
+                li.value().classes().any(|c| c == "open"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        bars,
+        [
+            (
+                "novacr01 · 5900 → novadaq-far-master-02:5951 :51".to_string(),
+                true
+            ),
+            (
+                "novacr02 · 5901 → novadaq-far-master-02:5952 :52".to_string(),
+                true
+            ),
+            (
+                "novacr03 · 5902 → novadaq-far-master-03:5953 :53".to_string(),
+                false
+            ),
+            (
+                "rocuser · 127.0.0.1:5910 → novadaq-far-dcm-01:5999 :99".to_string(),
+                true
+            ),
+        ]
+    );
+    assert_eq!(
+        far.select(&sel(".chart svg polyline")).count(),
+        2,
+        "two stretches of reports, split by the silence"
+    );
+    assert_eq!(far.select(&sel(".chart svg rect.silence")).count(), 1);
+
+    let near = day
+        .select(&sel("section.gateway"))
+        .find(|g| g.value().attr("data-gateway") == Some(NEAR))
+        .unwrap();
+    // Window 2026-11-22 21:00:10 .. 18:00:00 = 75,590 s; silent 72,900 s
+    // (21:05:10 to 17:20:10) + 1,250 s still silent: 1,440 / 75,590 = 1.905 %.
+    assert_eq!(text(one(near, ".availability")), "1.90 %");
+    assert_eq!(text(one(near, ".reports")), "26");
+    let silences: Vec<Vec<String>> = near
+        .select(&sel("table.silences tbody tr"))
+        .map(|r| texts(r, "td"))
+        .collect();
+    assert_eq!(
+        silences,
+        [
+            ["2026-11-23 11:39", "still silent", "20 min"],
+            ["2026-11-22 15:05", "2026-11-23 11:20", "20 h 15 min"],
+        ]
+    );
+    assert_eq!(day.select(&sel(".messages .msgs li")).count(), 2);
+
+    // Two hours: covered by the data, so no note; availability over it.
+    let two = one(root, "#r-2h");
+    assert!(two.select(&sel(".longer")).next().is_none());
+    let avail: Vec<(String, String)> = two
+        .select(&sel("section.gateway"))
+        .map(|g| {
+            (
+                g.value().attr("data-gateway").unwrap().to_string(),
+                text(one(g, ".availability")),
+            )
+        })
+        .collect();
+    // far: silent 16:00–17:30:40 = 5,440 of 7,200 s; near: 4,810 + 1,250.
+    assert_eq!(
+        avail,
+        [
+            (FAR.to_string(), "24.44 %".to_string()),
+            (NEAR.to_string(), "15.83 %".to_string()),
+        ]
+    );
+}
+
+#[test]
+fn network_text_is_never_markup() {
+    let run = webgen(&fixture("hostile"), &[]);
+    for page in ["index.html", "history.html"] {
+        let doc = run.page(page);
+        let root = doc.root_element();
+        assert_eq!(root.select(&sel("img")).count(), 0, "{page}");
+        assert_eq!(root.select(&sel("script")).count(), 1, "{page}");
+        assert_eq!(root.select(&sel("h2 b, h3 b")).count(), 0, "{page}");
+        assert_eq!(texts(root, "h1"), ["ROC tunnel monitor"], "{page}");
+        let panel = gateway_panel(&doc, "gw-\"quoted\"<b>bold</b>");
+        assert_eq!(
+            texts(panel, "h2, h3"),
+            ["gw-\"quoted\"<b>bold</b>"],
+            "{page}"
+        );
+    }
+    let doc = run.page("index.html");
+    let panel = gateway_panel(&doc, "gw-\"quoted\"<b>bold</b>");
+    let row = tunnel_row(panel, "5950");
+    assert_eq!(cell(row, "owner"), "<img src=x onerror=alert(3)>");
+    assert_eq!(cell(row, "target"), "<script>alert(4)</script>:5901 :1");
+    assert_eq!(cell(row, "dest"), "evil&amp;host");
+    assert_eq!(
+        texts(doc.root_element(), "#messages .msgs li .text"),
+        ["</li></ul><h1>injected</h1> ストップ"]
+    );
+}
+
+#[test]
+fn no_data_yet_for_missing_or_empty_dir() {
+    let missing = fresh_dir("missing");
+    let empty = fresh_dir("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    std::fs::write(empty.join("notes.txt"), "not a log").unwrap();
+    for data in [&missing, &empty] {
+        let run = webgen(data, &[]);
+        for page in ["index.html", "history.html"] {
+            let doc = run.page(page);
+            let root = doc.root_element();
+            assert!(
+                text(one(root, "#no-data")).starts_with("No data yet."),
+                "{page}"
+            );
+            assert_eq!(root.select(&sel("section.gateway")).count(), 0);
+        }
+        assert_eq!(run.stderr, "");
+    }
+}
+
+#[test]
+fn templates_dir_overrides_and_still_escapes() {
+    let dir = fresh_dir("templates");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("index.html"),
+        "<p id=n>{{ gateways|length }}</p>{% for x in messages %}<p class=m>{{ x.text }}</p>{% endfor %}",
+    )
+    .unwrap();
+    let run = webgen(
+        &fixture("two-gateways"),
+        &["--templates", dir.to_str().unwrap()],
+    );
+    let doc = run.page("index.html");
+    let root = doc.root_element();
+    assert_eq!(text(one(root, "#n")), "2");
+    assert_eq!(root.select(&sel("script")).count(), 0);
+    assert!(texts(root, "p.m")[0].starts_with("<script>alert(1)</script>"));
+    // history.html is not in the directory: the built-in one is used.
+    let hist = run.page("history.html");
+    assert_eq!(hist.root_element().select(&sel("section.range")).count(), 3);
+}
+
+#[test]
+fn pages_replace_old_ones_and_leave_no_temporary_files() {
+    let run = webgen(&fixture("two-gateways"), &[]);
+    std::fs::write(run.out.join("index.html"), "old").unwrap();
+    Command::cargo_bin("webgen")
+        .unwrap()
+        .arg("--data")
+        .arg(fixture("hostile"))
+        .arg("--out")
+        .arg(&run.out)
+        .args(["--now", NOW, "-q"])
+        .assert()
+        .success()
+        .stdout("");
+    let mut names: Vec<String> = std::fs::read_dir(&run.out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["history.html", "index.html"]);
+    assert!(
+        std::fs::read_to_string(run.out.join("index.html"))
+            .unwrap()
+            .contains("gw-")
+    );
+}
+
+#[test]
+fn bad_command_lines_get_one_line_and_exit_2() {
+    for args in [
+        vec!["--out", "x"],
+        vec!["--data", "d", "--out", "o", "--late", "soon"],
+        vec!["--data", "d", "--out", "o", "--tz", "Mars/Base"],
+        vec!["--data", "d", "--out", "o", "--now", "yesterday"],
+        vec!["--data", "d", "--out", "o", "--bogus"],
+    ] {
+        let out = Command::cargo_bin("webgen")
+            .unwrap()
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("webgen: "), "{err}");
+    }
+    let help = Command::cargo_bin("webgen")
+        .unwrap()
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    assert!(
+        String::from_utf8(help.stdout)
+            .unwrap()
+            .contains("EXIT STATUS")
+    );
+}
+
+#[test]
+fn unwritable_output_is_exit_1() {
+    let blocker = fresh_dir("blocker");
+    std::fs::write(&blocker, "a file, not a directory").unwrap();
+    let out = Command::cargo_bin("webgen")
+        .unwrap()
+        .arg("--data")
+        .arg(fixture("hostile"))
+        .arg("--out")
+        .arg(blocker.join("sub"))
+        .args(["--now", NOW])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.starts_with("webgen: ") && err.contains("cannot write"),
+        "{err}"
+    );
+}
