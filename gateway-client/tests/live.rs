@@ -1,0 +1,445 @@
+//! Live mode on real processes: a stand-in `ssh` (`tests/helpers/fake_ssh.rs`,
+//! compiled here with `rustc` into a file named `ssh`) runs with a tunnel's
+//! command line, and [`live::collect`] must find it in the real `ps`, name
+//! its owner, give its start time, and tell whether its forward listens and
+//! whether a VNC server answers through it. Listeners are on 127.0.0.1
+//! only; other processes on the machine may be ssh too, so each test looks
+//! at its own children's pids only. Also: a hung or failing `ps`.
+
+use std::fs;
+use std::net::TcpListener;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use gateway_client::live::{self, LiveError};
+use gateway_client::{Health, Kind, Tunnel};
+
+/// The stand-in ssh, compiled once per test run.
+fn fake_ssh() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("live-fake-ssh");
+        fs::create_dir_all(&dir).unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/helpers/fake_ssh.rs");
+        let tmp = dir.join(format!("ssh.{}", std::process::id()));
+        let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+        let out = Command::new(&rustc)
+            .args(["--edition", "2024", "-C", "debuginfo=0", "-o"])
+            .arg(&tmp)
+            .arg(&src)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {rustc:?} to build the fake ssh: {e}"));
+        assert!(
+            out.status.success(),
+            "rustc failed on {}: {}",
+            src.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bin = dir.join("ssh");
+        fs::rename(&tmp, &bin).unwrap();
+        bin
+    })
+}
+
+/// A child process, killed and reaped when dropped.
+struct Proc {
+    child: Child,
+    spawned: u64,
+}
+
+impl Proc {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// How to start a fake ssh.
+#[derive(Default)]
+struct Spawn {
+    /// A listening socket it holds and answers on (as its stdin).
+    listener: Option<TcpListener>,
+    /// What it answers with (default: an RFB greeting).
+    banner: Option<&'static str>,
+    /// argv[0] as `ps` shows it (default: the helper's full path).
+    arg0: Option<&'static str>,
+    /// Run under this uid (needs root).
+    uid: Option<u32>,
+}
+
+fn spawn(args: &[String], how: Spawn) -> Proc {
+    try_spawn(args, how).expect("start the fake ssh")
+}
+
+fn try_spawn(args: &[String], how: Spawn) -> std::io::Result<Proc> {
+    let bin = fake_ssh();
+    let mut c = Command::new(bin);
+    c.args(args)
+        .env("FAKE_SSH_SECONDS", "60")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // ps joins argv with spaces: a path with a space would not read as ssh.
+    let arg0 = how
+        .arg0
+        .or(bin.to_str().filter(|p| p.contains(' ')).map(|_| "ssh"));
+    if let Some(a) = arg0 {
+        c.arg0(a);
+    }
+    match how.listener {
+        Some(l) => {
+            c.env("FAKE_SSH_LISTEN", "stdin")
+                .stdin(Stdio::from(OwnedFd::from(l)));
+        }
+        None => {
+            c.stdin(Stdio::null());
+        }
+    }
+    if let Some(b) = how.banner {
+        c.env("FAKE_SSH_BANNER", b);
+    }
+    if let Some(u) = how.uid {
+        c.uid(u);
+    }
+    let spawned = now();
+    let child = c.spawn()?;
+    Ok(Proc { child, spawned })
+}
+
+fn s(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+fn bound() -> (TcpListener, u16) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    (l, port)
+}
+
+/// A port nothing listens on (bound and released; another process could
+/// take it meanwhile, and then it is still not ours).
+fn free_port() -> u16 {
+    bound().1
+}
+
+/// The live tunnels of one process.
+fn tunnels_of(all: &[Tunnel], p: &Proc) -> Vec<Tunnel> {
+    all.iter().filter(|t| t.pid == p.pid()).cloned().collect()
+}
+
+fn collect(probe: bool) -> Vec<Tunnel> {
+    let (tunnels, _skipped) = live::collect(Duration::from_secs(10), probe).expect("live collect");
+    tunnels
+}
+
+/// The account name of our uid, read independently of the library.
+fn my_user() -> String {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap()
+        .to_string();
+    fs::read_to_string("/etc/passwd")
+        .unwrap()
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() > 2 && f[2] == uid)
+        .map_or(uid.clone(), |f| f[0].to_string())
+}
+
+fn have_proc() -> bool {
+    Path::new("/proc/net/tcp").exists()
+}
+
+fn check_started(t: &Tunnel, p: &Proc) {
+    let started = t.started.expect("start time from /proc");
+    assert!(
+        started + 5 >= p.spawned && started <= p.spawned + 5,
+        "started {started}, spawned at {}",
+        p.spawned
+    );
+}
+
+#[test]
+fn listening_forward_with_a_vnc_server_behind_it() {
+    let (l, port) = bound();
+    let p = spawn(
+        &s(&[
+            "-N",
+            "-L",
+            &format!("{port}:localhost:5951"),
+            "fakehost.invalid",
+        ]),
+        Spawn {
+            listener: Some(l),
+            ..Spawn::default()
+        },
+    );
+    let all = collect(true);
+    let mine = tunnels_of(&all, &p);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let t = &mine[0];
+    assert_eq!(
+        (
+            t.kind,
+            t.bind.as_str(),
+            t.listen_port,
+            t.target_host.as_str(),
+            t.target_port
+        ),
+        (Kind::Local, "", port, "localhost", 5951)
+    );
+    assert_eq!(t.dest, "fakehost.invalid");
+    assert_eq!(t.user, my_user());
+    if have_proc() {
+        check_started(t, &p);
+        assert_eq!(t.listening, Health::Yes);
+    }
+    assert_eq!(t.vnc, Health::Yes);
+}
+
+#[test]
+fn port_held_by_another_process_is_not_listening() {
+    // This test process holds the port; the ssh has the forward on its
+    // command line but no listener (ExitOnForwardFailure=no).
+    let (held, port) = bound();
+    let p = spawn(
+        &s(&[
+            "-f",
+            "-N",
+            &format!("-L127.0.0.1:{port}:vnc-host:5902"),
+            "user@fakehost.invalid",
+        ]),
+        Spawn::default(),
+    );
+    let all = collect(true);
+    let mine = tunnels_of(&all, &p);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(
+        (mine[0].bind.as_str(), mine[0].listen_port),
+        ("127.0.0.1", port)
+    );
+    assert_eq!(mine[0].dest, "fakehost.invalid");
+    if have_proc() {
+        assert_eq!(mine[0].listening, Health::No);
+        // Not probed: the port is someone else's.
+        assert_eq!(mine[0].vnc, Health::No);
+    }
+    drop(held);
+}
+
+#[test]
+fn nothing_listening_and_mixed_forwards() {
+    let (l, port) = bound();
+    let dead = free_port();
+    let far = free_port();
+    let p = spawn(
+        &s(&[
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=no",
+            "-L",
+            &format!("{dead}:localhost:5903"),
+            "-D",
+            &port.to_string(),
+            "-R",
+            &format!("{far}:localhost:5904"),
+            "fakehost.invalid",
+        ]),
+        Spawn {
+            listener: Some(l),
+            ..Spawn::default()
+        },
+    );
+    let all = collect(true);
+    let mine = tunnels_of(&all, &p);
+    let got: Vec<(Kind, u16, Health, Health)> = mine
+        .iter()
+        .map(|t| (t.kind, t.listen_port, t.listening, t.vnc))
+        .collect();
+    if have_proc() {
+        assert_eq!(
+            got,
+            vec![
+                // Nothing listens: no, and no VNC server answers through it.
+                (Kind::Local, dead, Health::No, Health::No),
+                // The process holds a socket on the -D port.
+                (Kind::Dynamic, port, Health::Yes, Health::Unknown),
+                // Listens on the far side: unknown, never probed.
+                (Kind::Remote, far, Health::Unknown, Health::Unknown),
+            ]
+        );
+    } else {
+        assert_eq!(got.len(), 3);
+    }
+}
+
+#[test]
+fn probe_finds_something_else_than_vnc() {
+    let (l, port) = bound();
+    let p = spawn(
+        &s(&[
+            "-N",
+            "-L",
+            &format!("{port}:localhost:5905"),
+            "fakehost.invalid",
+        ]),
+        Spawn {
+            listener: Some(l),
+            banner: Some("SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"),
+            arg0: Some("ssh"),
+            ..Spawn::default()
+        },
+    );
+    let without = tunnels_of(&collect(false), &p);
+    assert_eq!(without.len(), 1, "{without:?}");
+    assert_eq!(
+        without[0].vnc,
+        Health::Unknown,
+        "not probed without --probe"
+    );
+    let with = tunnels_of(&collect(true), &p);
+    assert_eq!(with.len(), 1, "{with:?}");
+    if have_proc() {
+        assert_eq!(with[0].listening, Health::Yes);
+    }
+    assert_eq!(with[0].vnc, Health::No);
+}
+
+/// A process of an account that /etc/passwd does not know: the user is
+/// its numeric uid, as ps prints it too.
+#[test]
+fn account_without_a_name() {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|r| r.split_whitespace().next())
+        == Some("0");
+    let uid = 54321;
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    if !root || passwd.lines().any(|l| l.split(':').nth(2) == Some("54321")) {
+        eprintln!("skipped: needs root and a free uid {uid}");
+        return;
+    }
+    let p = match try_spawn(
+        &s(&["-N", "-L", "15999:localhost:5999", "fakehost.invalid"]),
+        Spawn {
+            uid: Some(uid),
+            ..Spawn::default()
+        },
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!(
+                "skipped: uid {uid} cannot run {}: {e}",
+                fake_ssh().display()
+            );
+            return;
+        }
+    };
+    let mine = tunnels_of(&collect(false), &p);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0].user, uid.to_string());
+    check_started(&mine[0], &p);
+}
+
+/// Whether any process's command line holds `token`.
+fn process_with(token: &str) -> bool {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return false;
+    };
+    dir.flatten().any(|e| {
+        fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(token))
+    })
+}
+
+#[test]
+fn hung_ps_is_killed() {
+    let token = format!("hung-ps-{}-{}", std::process::id(), now());
+    // The fake ssh sleeps whatever its arguments: a ps that never answers.
+    let r = live::run_ps_program(fake_ssh(), &[token.as_str()], Duration::from_millis(300));
+    match r {
+        Err(e @ LiveError::Timeout { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("did not finish within 300 ms"), "{msg}");
+            assert!(msg.contains("ssh"), "names the program: {msg}");
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(!process_with(&token), "the hung program is gone");
+}
+
+#[test]
+fn ps_leaving_a_child_on_its_output_does_not_hang() {
+    // ps exits, but a child of its holds stdout open past the deadline.
+    let r = live::run_ps_program(
+        Path::new("/bin/sh"),
+        &["-c", "sleep 3 & echo partial"],
+        Duration::from_millis(300),
+    );
+    assert!(matches!(r, Err(LiveError::Timeout { .. })), "{r:?}");
+}
+
+#[test]
+fn failing_ps_gives_its_first_stderr_line() {
+    let r = live::run_ps_program(
+        Path::new("/bin/sh"),
+        &[
+            "-c",
+            "echo 'ps: unknown option -- q' >&2; echo usage >&2; exit 1",
+        ],
+        Duration::from_secs(10),
+    );
+    let e = r.unwrap_err();
+    assert!(matches!(e, LiveError::Failed { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(msg.starts_with("/bin/sh failed (exit status: 1)"), "{msg}");
+    assert!(msg.ends_with(": ps: unknown option -- q"), "{msg}");
+}
+
+#[test]
+fn missing_ps_is_named() {
+    let e = live::run_ps_program(
+        Path::new("/nonexistent/ps"),
+        &["auxww"],
+        Duration::from_secs(1),
+    )
+    .unwrap_err();
+    assert!(matches!(e, LiveError::Spawn { .. }), "{e:?}");
+    assert!(
+        e.to_string().starts_with("cannot run /nonexistent/ps: "),
+        "{e}"
+    );
+}
+
+#[test]
+fn real_ps_output_has_a_header_and_us() {
+    let text = live::run_ps(Duration::from_secs(10)).unwrap();
+    let mut lines = text.lines();
+    assert!(lines.next().unwrap().trim_end().ends_with("COMMAND"));
+    let me = std::process::id().to_string();
+    assert!(
+        lines.any(|l| l.split_whitespace().take(2).any(|w| w == me)),
+        "our own pid {me} is in ps"
+    );
+}
