@@ -305,7 +305,7 @@ fn plain_forward() -> impl Strategy<Value = (u16, String, u16, String, u32, Stri
 }
 
 proptest! {
-    #![proptest_config(cases(512))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn ps_parser_never_panics_on_noise(bytes in prop::collection::vec(any::<u8>(), 0..2000)) {
@@ -326,7 +326,6 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "the ps parser is being written; un-ignore when parse_ps finds tunnels"]
     fn ps_parser_finds_a_plain_forward_in_any_spelling(
         (p, h, q, cmd, pid, dest) in plain_forward(),
     ) {
@@ -479,7 +478,7 @@ fn almost_valid_body() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(cases(512))]
+    #![proptest_config(cases(256))]
 
     #[test]
     fn decode_never_panics_on_noise(bytes in prop::collection::vec(any::<u8>(), 0..1600)) {
@@ -723,7 +722,7 @@ fn same_report(rep: &wire::Report, body: &Body) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(cases(256))]
+    #![proptest_config(cases(128))]
 
     #[test]
     fn encode_then_decode_gives_back_the_same_report(k in key(), body in arb_body()) {
@@ -759,10 +758,11 @@ proptest! {
 
     #[test]
     fn overlong_fields_are_shortened_never_lost(
-        long in "\\PC{200,3000}",
+        (piece, times) in ("\\PC{1,16}", 50usize..300),
         field in 0usize..6,
         n in 1usize..4,
     ) {
+        let long = piece.repeat(times);
         let mut t = Tunnel { pid: 7, listen_port: 5900, target_port: 5951, ..Tunnel::default() };
         *[&mut t.user, &mut t.bind, &mut t.target_host, &mut t.dest, &mut t.start, &mut t.cpu_time][field] = long.clone();
         let body = Body {
@@ -789,7 +789,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(cases(48))]
+    #![proptest_config(cases(32))]
 
     #[test]
     fn split_parts_reassemble_in_any_order_with_duplicates(
