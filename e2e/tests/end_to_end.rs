@@ -221,6 +221,13 @@ fn gateway_to_page_in_a_browser() -> Result<()> {
         }
     }
 
+    // The fake ssh listens on its port: the forward may show as listening
+    // or not yet checked, never as not listening.
+    let listening = element(row, "class=\"listening\"", "</td>").unwrap_or_default();
+    if listening.contains("class=\"h no\"") {
+        return Err(Error::check("the listening forward not shown as 'no'", row));
+    }
+
     // status.json says the same.
     let (code, status) = http_get(http_addr, "/status.json")?;
     if code != 200 || !status.contains(GATEWAY) || !status.contains(VNC_HOST) {
