@@ -658,6 +658,44 @@ mod tests {
         h2.join().unwrap();
     }
 
+    /// More VNC forwards than probe threads, half of them dead: each gets
+    /// its own answer.
+    #[test]
+    fn many_probes_in_parallel() {
+        let n = PROBE_THREADS + 8;
+        let listeners: Vec<TcpListener> = (0..n)
+            .map(|_| {
+                let l = TcpListener::bind("127.0.0.1:0").unwrap();
+                l.set_nonblocking(true).unwrap();
+                l
+            })
+            .collect();
+        let mut ts: Vec<Tunnel> = Vec::new();
+        for l in &listeners {
+            ts.push(local("127.0.0.1", l.local_addr().unwrap().port(), 5901));
+            let free = TcpListener::bind("127.0.0.1:0").unwrap();
+            ts.push(local("127.0.0.1", free.local_addr().unwrap().port(), 5902));
+        }
+        let server = std::thread::spawn(move || {
+            let end = Instant::now() + Duration::from_secs(10);
+            let mut served = vec![false; listeners.len()];
+            while served.contains(&false) && Instant::now() < end {
+                for (i, l) in listeners.iter().enumerate() {
+                    if let Ok((mut c, _)) = l.accept() {
+                        let _ = c.write_all(b"RFB 003.008\n");
+                        served[i] = true;
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        });
+        probe_vnc(&mut ts);
+        server.join().unwrap();
+        for pair in ts.chunks(2) {
+            assert_eq!((pair[0].vnc, pair[1].vnc), (Health::Yes, Health::No));
+        }
+    }
+
     /// A listener that accepts and says nothing: the probe gives up.
     #[test]
     fn probe_silent_listener() {

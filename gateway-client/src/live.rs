@@ -312,10 +312,15 @@ fn first_line(b: &[u8]) -> String {
 /// doc), and the number of `ps` lines skipped as malformed. `probe` also
 /// probes the VNC forwards ([`health::probe_vnc`]).
 pub fn collect(timeout: Duration, probe: bool) -> Result<(Vec<Tunnel>, usize), LiveError> {
+    let deadline = Instant::now() + timeout;
     let text = run_ps(timeout)?;
     let outcome = ps::parse_ps(&text);
     let mut tunnels = outcome.tunnels;
-    complete(&mut tunnels, timeout);
+    // A second ps (for names /etc/passwd lacks) gets what is left of the limit.
+    complete(
+        &mut tunnels,
+        deadline.saturating_duration_since(Instant::now()),
+    );
     if probe {
         health::probe_vnc(&mut tunnels);
     }
@@ -487,7 +492,7 @@ pub fn complete(tunnels: &mut [Tunnel], timeout: Duration) {
         .collect();
     unresolved.sort_unstable();
     unresolved.dedup();
-    let wide = if unresolved.is_empty() {
+    let wide = if unresolved.is_empty() || timeout.is_zero() {
         HashMap::new()
     } else {
         wide_ps_users(&unresolved, timeout)

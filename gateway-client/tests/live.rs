@@ -292,6 +292,46 @@ fn nothing_listening_and_mixed_forwards() {
     }
 }
 
+/// A forward bound to `[::1]` (read from `/proc/net/tcp6`), probed there.
+#[test]
+fn ipv6_loopback_forward() {
+    let Ok(l) = TcpListener::bind("[::1]:0") else {
+        eprintln!("skipped: no IPv6 loopback here");
+        return;
+    };
+    let port = l.local_addr().unwrap().port();
+    let p = spawn(
+        &s(&[
+            "-N",
+            "-L",
+            &format!("[::1]:{port}:[fd00::5]:5906"),
+            "-p",
+            "2222",
+            "fakehost.invalid",
+        ]),
+        Spawn {
+            listener: Some(l),
+            ..Spawn::default()
+        },
+    );
+    let mine = tunnels_of(&collect(true), &p);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    let t = &mine[0];
+    assert_eq!(
+        (
+            t.bind.as_str(),
+            t.listen_port,
+            t.target_host.as_str(),
+            t.target_port
+        ),
+        ("::1", port, "fd00::5", 5906)
+    );
+    if have_proc() {
+        assert_eq!(t.listening, Health::Yes);
+    }
+    assert_eq!(t.vnc, Health::Yes);
+}
+
 #[test]
 fn probe_finds_something_else_than_vnc() {
     let (l, port) = bound();
@@ -359,6 +399,56 @@ fn account_without_a_name() {
     let mine = tunnels_of(&collect(false), &p);
     assert_eq!(mine.len(), 1, "{mine:?}");
     assert_eq!(mine[0].user, uid.to_string());
+    check_started(&mine[0], &p);
+}
+
+/// ps cuts a long account name to `name+`; live mode gives it in full.
+/// Runs the fake ssh as the first long-named account of /etc/passwd
+/// (`systemd-network` on Debian), which needs root.
+#[test]
+fn long_account_name_in_full() {
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let uids: Vec<&str> = passwd.lines().filter_map(|l| l.split(':').nth(2)).collect();
+    let long = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        let unique = f.len() > 2 && uids.iter().filter(|u| **u == f[2]).count() == 1;
+        (unique && f[0].len() > 8 && f[2] != "0" && !f[0].contains(' '))
+            .then(|| (f[0].to_string(), f[2].parse::<u32>().ok()))
+    });
+    let (Some((name, Some(uid))), true) = (long, my_user() == "root") else {
+        eprintln!("skipped: needs root and an account with a name longer than 8");
+        return;
+    };
+    let p = match try_spawn(
+        &s(&["-N", "-L", "15998:localhost:5998", "fakehost.invalid"]),
+        Spawn {
+            uid: Some(uid),
+            ..Spawn::default()
+        },
+    ) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("skipped: {name} cannot run {}: {e}", fake_ssh().display());
+            return;
+        }
+    };
+    // What ps itself printed for the process: cut.
+    let text = live::run_ps(Duration::from_secs(10)).unwrap();
+    let pid = p.pid().to_string();
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().take(2).any(|w| w == pid))
+        .expect("the fake ssh is in ps");
+    let ps_user = line.split_whitespace().next().unwrap();
+    if text.starts_with("USER") {
+        // procps marks the cut with a `+` (busybox cuts silently).
+        assert!(ps_user.ends_with('+'), "{line}");
+    }
+    assert!(name.starts_with(ps_user.trim_end_matches('+')), "{line}");
+    assert_ne!(ps_user, name);
+    let mine = tunnels_of(&collect(false), &p);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0].user, name);
     check_started(&mine[0], &p);
 }
 
