@@ -696,6 +696,21 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever /proc/net/tcp holds, reading it does not panic, and
+        /// every socket read from it is a listener on a real port.
+        #[test]
+        fn any_table_text(text in "\\PC*", lines in proptest::collection::vec(
+            "[ 0-9A-Fa-f:x]{0,120}", 0..8)) {
+            let _ = parse_tcp_table(&text);
+            let joined = lines.join("\n");
+            for l in parse_tcp_table(&joined) {
+                let port = format!("{:04X}", l.port);
+                proptest::prop_assert!(joined.to_ascii_uppercase().contains(&port), "{}", port);
+            }
+        }
+    }
+
     /// A listener that accepts and says nothing: the probe gives up.
     #[test]
     fn probe_silent_listener() {

@@ -585,6 +585,23 @@ mod tests {
         assert_eq!(first_line(&[b'x'; 300]).len(), 203);
     }
 
+    proptest::proptest! {
+        /// No text in /proc or /etc/passwd makes the readers panic.
+        #[test]
+        fn any_proc_text(text in "\\PC*", bytes in proptest::collection::vec(
+            proptest::prelude::any::<u8>(), 0..300)) {
+            let lossy = String::from_utf8_lossy(&bytes);
+            for t in [text.as_str(), &lossy] {
+                let _ = parse_stat_starttime(t);
+                let _ = parse_status_uid(t);
+                let _ = parse_btime(t);
+                let _ = parse_passwd(t);
+                let _ = parse_pid_user(t);
+                let _ = first_line(t.as_bytes());
+            }
+        }
+    }
+
     #[test]
     fn finds_ps_on_this_machine() {
         if Path::new("/bin/ps").exists() || Path::new("/usr/bin/ps").exists() {
