@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 use crate::key::KeyError;
+use crate::live::LiveError;
 
 /// Exit status: the collector acknowledged everything (or `--dry-run`).
 pub const EXIT_OK: i32 = 0;
@@ -32,7 +33,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// Running `ps` (live mode) failed.
-    Ps(String),
+    Live(LiveError),
     /// The message or name cannot be sent (too long, bad characters).
     Encode(String),
     /// `-a HOST -p PORT` did not resolve to an address.
@@ -64,7 +65,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::Config { .. } | Error::Encode(_) => EXIT_USAGE,
-            Error::Key(_) | Error::Capture { .. } | Error::Ps(_) | Error::Output(_) => EXIT_LOCAL,
+            Error::Key(_) | Error::Capture { .. } | Error::Live(_) | Error::Output(_) => EXIT_LOCAL,
             Error::Resolve { .. }
             | Error::Net { .. }
             | Error::Refused { .. }
@@ -82,7 +83,7 @@ impl fmt::Display for Error {
             Error::Capture { path, source } => {
                 write!(f, "cannot read ps capture {}: {source}", path.display())
             }
-            Error::Ps(m) => write!(f, "{m}"),
+            Error::Live(e) => write!(f, "{e}"),
             Error::Encode(m) => write!(f, "{m}"),
             Error::Resolve { addr, detail } => {
                 write!(

@@ -13,25 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::cli::{self, Action, Args, Mode};
 use crate::error::{EXIT_OK, Error};
 use crate::key::Key;
-use crate::ps;
 use crate::send::{self, Delivery};
 use crate::tunnel::Tunnel;
 use crate::wire::{self, Body, MsgKind};
-
-// TEMPORARY until live.rs lands.
-mod live {
-    pub fn collect(
-        _t: std::time::Duration,
-        _p: bool,
-    ) -> Result<(Vec<crate::tunnel::Tunnel>, usize), String> {
-        let o = std::process::Command::new("ps")
-            .arg("auxww")
-            .output()
-            .map_err(|e| e.to_string())?;
-        let r = crate::ps::parse_ps(&String::from_utf8_lossy(&o.stdout));
-        Ok((r.tunnels, r.skipped))
-    }
-}
+use crate::{live, ps};
 
 /// How long a live `ps` may take before it is killed.
 pub const PS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -135,7 +120,7 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
 /// The tunnels of a capture file (`-` for stdin) or of live `ps`.
 fn find_tunnels(args: &Args) -> Result<(Vec<Tunnel>, usize), Error> {
     let Some(path) = &args.ps_file else {
-        return live::collect(PS_TIMEOUT, args.probe).map_err(|e| Error::Ps(e.to_string()));
+        return live::collect(PS_TIMEOUT, args.probe).map_err(Error::Live);
     };
     let capture_err = |source| Error::Capture {
         path: path.clone(),
@@ -170,11 +155,19 @@ pub fn host_name() -> String {
         .unwrap_or_else(|| "unknown-host".to_string())
 }
 
-/// The account running the client.
+/// The account running the client, from `/etc/passwd` (then `$USER`).
 fn user_name() -> String {
-    std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "?".to_string())
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| live::parse_status_uid(&s));
+    let names = std::fs::read_to_string("/etc/passwd")
+        .map(|t| live::parse_passwd(&t))
+        .unwrap_or_default();
+    live::resolve_user(
+        uid,
+        &names,
+        &std::env::var("USER").unwrap_or_else(|_| "?".to_string()),
+    )
 }
 
 /// `2026-11-23 21:06:46 UTC` from Unix seconds (the client has no time zone data).
