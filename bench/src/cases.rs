@@ -1,0 +1,518 @@
+//! Every benchmark case of `scripts/bench`, each turning measurements into
+//! rows of the result table (case, figure, target, met or not).
+//!
+//! The binaries measured are the release builds in `--bin` (glibc) and, when
+//! present, the static musl builds in `--static` (what gets deployed); each
+//! case runs on both and the static row says how much slower musl is.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::data;
+use crate::error::Error;
+use crate::live::{self, Collector};
+use crate::measure::{self, fmt_bytes, fmt_duration};
+
+/// One line of the result table.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub case: String,
+    pub figure: String,
+    pub target: String,
+    /// `None`: informational, no target.
+    pub met: Option<bool>,
+}
+
+impl Row {
+    fn new(case: impl Into<String>, figure: String, target: &str, met: Option<bool>) -> Row {
+        Row {
+            case: case.into(),
+            figure,
+            target: target.to_string(),
+            met,
+        }
+    }
+}
+
+/// How big a run is.
+#[derive(Clone, Debug)]
+pub struct Scale {
+    pub quick: bool,
+    pub parse_iters: usize,
+    pub client_runs: usize,
+    pub rtt_reports: usize,
+    pub ingest_for: Duration,
+    pub senders: usize,
+    pub webgen_days: u64,
+    pub webgen_runs: usize,
+    pub scale_days: Vec<u64>,
+}
+
+impl Scale {
+    pub fn full() -> Scale {
+        Scale {
+            quick: false,
+            parse_iters: 300,
+            client_runs: 200,
+            rtt_reports: 2000,
+            ingest_for: Duration::from_secs(10),
+            senders: 64,
+            webgen_days: 30,
+            webgen_runs: 3,
+            scale_days: vec![1, 7, 30, 90],
+        }
+    }
+
+    pub fn quick() -> Scale {
+        Scale {
+            quick: true,
+            parse_iters: 50,
+            client_runs: 20,
+            rtt_reports: 200,
+            ingest_for: Duration::from_secs(2),
+            senders: 64,
+            webgen_days: 2,
+            webgen_runs: 1,
+            scale_days: vec![1, 2],
+        }
+    }
+}
+
+/// Where things are.
+#[derive(Clone, Debug)]
+pub struct Setup {
+    pub data: PathBuf,
+    pub bin: PathBuf,
+    pub static_bin: Option<PathBuf>,
+    /// A musl build of this runner, for the in-process parse figure.
+    pub musl_self: Option<PathBuf>,
+    pub scale: Scale,
+}
+
+impl Setup {
+    /// (label, directory) for each build that is there.
+    fn builds(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut v = vec![("glibc", self.bin.clone())];
+        if let Some(s) = &self.static_bin {
+            v.push(("static musl", s.clone()));
+        }
+        v
+    }
+}
+
+fn ratio(musl: f64, glibc: f64) -> String {
+    if glibc > 0.0 {
+        format!(", {:.2}× glibc", musl / glibc)
+    } else {
+        String::new()
+    }
+}
+
+/// The capture of 10,000 processes holding 1,000 forwards.
+pub fn capture(setup: &Setup) -> Result<PathBuf, Error> {
+    data::capture(&setup.data, 10_000, 1_000)
+}
+
+/// This thread's CPU time so far.
+fn thread_cpu() -> Duration {
+    // SAFETY: timespec is plain old data; clock_gettime only writes it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// In-process parse timings.
+pub struct ParseTimes {
+    /// Median wall time of one parse.
+    pub wall: Duration,
+    /// Median CPU time of this thread for one parse (what other processes
+    /// on a busy machine do not add to).
+    pub cpu: Duration,
+    pub tunnels: usize,
+}
+
+/// `iters` parses of `path` in this process, after a warm-up.
+pub fn parse_in_process(path: &Path, iters: usize) -> Result<ParseTimes, Error> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read", path, e))?;
+    let tunnels = gateway_client::ps::parse_ps(&text).tunnels.len();
+    let mut walls = Vec::with_capacity(iters);
+    let mut cpus = Vec::with_capacity(iters);
+    for _ in 0..iters.max(1) {
+        let (t, c) = (Instant::now(), thread_cpu());
+        let out = gateway_client::ps::parse_ps(std::hint::black_box(&text));
+        cpus.push(thread_cpu().saturating_sub(c));
+        walls.push(t.elapsed());
+        std::hint::black_box(out);
+    }
+    Ok(ParseTimes {
+        wall: measure::median(&mut walls),
+        cpu: measure::median(&mut cpus),
+        tunnels,
+    })
+}
+
+pub fn parse(setup: &Setup, capture: &Path) -> Result<Vec<Row>, Error> {
+    let p = parse_in_process(capture, setup.scale.parse_iters)?;
+    let mut rows = vec![Row::new(
+        "parse 10,000-process capture, 1,000 forwards (in process, median)",
+        format!(
+            "{} wall, {} CPU ({} tunnels)",
+            fmt_duration(p.wall),
+            fmt_duration(p.cpu),
+            p.tunnels
+        ),
+        "≤ 2 ms",
+        Some(p.wall <= Duration::from_millis(2) && p.tunnels == 1000),
+    )];
+    if let Some(me) = &setup.musl_self {
+        let out = Command::new(me)
+            .arg("parse")
+            .arg(capture)
+            .arg("--iters")
+            .arg(setup.scale.parse_iters.to_string())
+            .output()
+            .map_err(|e| Error::command(&me.display().to_string(), e.to_string()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let nums: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|w| w.parse().ok())
+            .collect();
+        let (Some(&wall), Some(&cpu)) = (nums.first(), nums.get(1)) else {
+            return Err(Error::command(
+                &me.display().to_string(),
+                format!("parse printed '{}'", text.trim()),
+            ));
+        };
+        let (wall, cpu) = (Duration::from_nanos(wall), Duration::from_nanos(cpu));
+        rows.push(Row::new(
+            "parse, static musl build",
+            format!(
+                "{} wall, {} CPU{}",
+                fmt_duration(wall),
+                fmt_duration(cpu),
+                ratio(cpu.as_secs_f64(), p.cpu.as_secs_f64())
+            ),
+            "≤ 2 ms",
+            Some(wall <= Duration::from_millis(2)),
+        ));
+    }
+    Ok(rows)
+}
+
+/// `gateway-client --ps-file CAPTURE --dry-run` as a whole process.
+pub fn client(setup: &Setup, capture: &Path) -> Result<Vec<Row>, Error> {
+    let mut rows = Vec::new();
+    let mut glibc = 0.0;
+    for (label, dir) in setup.builds() {
+        let bin = dir.join("gateway-client");
+        if !bin.exists() {
+            continue;
+        }
+        // Once to check it finds every forward.
+        let out = Command::new(&bin)
+            .args(["--dry-run", "--json", "--name", "bench-gw", "--ps-file"])
+            .arg(capture)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| Error::command(&bin.display().to_string(), e.to_string()))?;
+        let found = out.stdout.iter().filter(|&&b| b == b'\n').count();
+        let mut walls = Vec::new();
+        let mut cpus = Vec::new();
+        let mut rss = 0;
+        for i in 0..setup.scale.client_runs + 3 {
+            let m = measure::run(
+                Command::new(&bin)
+                    .args(["--dry-run", "-q", "--name", "bench-gw", "--ps-file"])
+                    .arg(capture)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            )?;
+            if i >= 3 {
+                walls.push(m.wall);
+                cpus.push(m.cpu);
+                rss = rss.max(m.max_rss);
+            }
+        }
+        let med = measure::median(&mut walls);
+        let p90 = measure::percentile(&mut walls, 90.0);
+        let extra = if label == "glibc" {
+            glibc = med.as_secs_f64();
+            String::new()
+        } else {
+            ratio(med.as_secs_f64(), glibc)
+        };
+        rows.push(Row::new(
+            format!("gateway-client --ps-file --dry-run, whole process ({label})"),
+            format!(
+                "{} median wall, p90 {}, {} CPU, {} RSS, {found} tunnels{extra}",
+                fmt_duration(med),
+                fmt_duration(p90),
+                fmt_duration(measure::median(&mut cpus)),
+                fmt_bytes(rss)
+            ),
+            "≤ 5 ms wall",
+            Some(med <= Duration::from_millis(5) && found == 1000),
+        ));
+    }
+    if let Some(s) = &setup.static_bin {
+        let bin = s.join("gateway-client");
+        if let Ok(meta) = std::fs::metadata(&bin) {
+            let size = meta.len();
+            rows.push(Row::new(
+                "static gateway-client binary size",
+                format!("{size} bytes ({:.0} KiB)", size as f64 / 1024.0),
+                "≤ 1 MiB",
+                Some(size <= 1024 * 1024),
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+fn collector_bin(dir: &Path) -> Option<PathBuf> {
+    let b = dir.join("collector");
+    b.exists().then_some(b)
+}
+
+/// Report to ack round trip, one report at a time.
+pub fn round_trip(setup: &Setup) -> Result<Vec<Row>, Error> {
+    let mut rows = Vec::new();
+    let mut glibc = 0.0;
+    for (label, dir) in setup.builds() {
+        let Some(bin) = collector_bin(&dir) else {
+            continue;
+        };
+        let c = Collector::start(&bin, &setup.data.join("collector-rtt"))?;
+        // Warm up, then measure.
+        live::round_trip(&c, 20, 3)?;
+        let mut r = live::round_trip(&c, setup.scale.rtt_reports, 3)?;
+        c.stop()?;
+        let med = measure::median(&mut r.latencies);
+        let p99 = measure::percentile(&mut r.latencies, 99.0);
+        let extra = if label == "glibc" {
+            glibc = med.as_secs_f64();
+            String::new()
+        } else {
+            ratio(med.as_secs_f64(), glibc)
+        };
+        rows.push(Row::new(
+            format!("report → ack round trip, loopback ({label})"),
+            format!(
+                "{} median, p99 {}, {} reports, {} resent, {} lost{extra}",
+                fmt_duration(med),
+                fmt_duration(p99),
+                setup.scale.rtt_reports,
+                r.resends,
+                r.lost
+            ),
+            "≤ 2 ms median",
+            Some(med <= Duration::from_millis(2) && r.lost == 0),
+        ));
+    }
+    Ok(rows)
+}
+
+/// Many senders at once; then every acked part is looked for in the logs.
+pub fn ingest(setup: &Setup) -> Result<Vec<Row>, Error> {
+    let mut rows = Vec::new();
+    let mut glibc = 0.0;
+    for (label, dir) in setup.builds() {
+        let Some(bin) = collector_bin(&dir) else {
+            continue;
+        };
+        let data = setup.data.join("collector-ingest");
+        let c = Collector::start(&bin, &data)?;
+        let r = live::ingest(&c, setup.scale.senders, 10, setup.scale.ingest_for)?;
+        c.stop()?;
+        let counted = live::count_logs(&data, &r.acked)?;
+        let rate = r.reports_acked as f64 / r.elapsed.as_secs_f64();
+        let extra = if label == "glibc" {
+            glibc = rate;
+            String::new()
+        } else {
+            // Slowdown: glibc rate over musl rate.
+            ratio(glibc, rate)
+        };
+        let parts_per_report = r.parts_acked as f64 / r.reports_acked.max(1) as f64;
+        rows.push(Row::new(
+            format!(
+                "collector ingest, {} senders, reports of 10 tunnels ({label})",
+                setup.scale.senders
+            ),
+            format!(
+                "{rate:.0} reports/s ({:.1} datagrams each), {} acked in {:.1} s, {} resent, {} lost{}",
+                parts_per_report,
+                r.reports_acked,
+                r.elapsed.as_secs_f64(),
+                r.resends,
+                r.lost,
+                if extra.is_empty() {
+                    String::new()
+                } else {
+                    format!("{extra} slower")
+                }
+            ),
+            "≥ 20,000 reports/s",
+            Some(rate >= 20_000.0),
+        ));
+        let all_there = counted.missing == 0 && counted.doubled == 0 && counted.bad_rows == 0;
+        rows.push(Row::new(
+            format!("every acked report in the logs ({label})"),
+            format!(
+                "{} acked parts, {} missing; {} event rows, {} tunnel rows (want {}), {} doubled, {} bad",
+                r.parts_acked,
+                counted.missing,
+                counted.report_parts,
+                counted.tunnel_rows,
+                r.reports_acked * r.tunnels_per_report as u64,
+                counted.doubled,
+                counted.bad_rows
+            ),
+            "all, counted",
+            Some(all_there),
+        ));
+        let _ = std::fs::remove_dir_all(&data);
+    }
+    Ok(rows)
+}
+
+fn webgen_once(
+    bin: &Path,
+    logs: &Path,
+    out: &Path,
+    range: Option<u64>,
+) -> Result<measure::Measured, Error> {
+    let _ = std::fs::remove_dir_all(out);
+    let mut cmd = Command::new(bin);
+    cmd.arg("--data")
+        .arg(logs)
+        .arg("--out")
+        .arg(out)
+        .args(["--now", &data::END.to_string(), "--tz", "UTC", "-q"])
+        .stdout(Stdio::null());
+    if let Some(days) = range {
+        cmd.arg("--range").arg(format!("{days}d"));
+    }
+    measure::run(&mut cmd)
+}
+
+/// webgen on the main data set: time and peak memory.
+pub fn webgen(setup: &Setup) -> Result<Vec<Row>, Error> {
+    let days = setup.scale.webgen_days;
+    let logs = data::logs_dir(&setup.data, days);
+    let (tunnel_rows, bytes) = data::size_of(&logs)?;
+    let mut rows = Vec::new();
+    let mut glibc = 0.0;
+    for (label, dir) in setup.builds() {
+        let bin = dir.join("webgen");
+        if !bin.exists() {
+            continue;
+        }
+        let out = setup.data.join("site");
+        let mut walls = Vec::new();
+        let mut rss = 0;
+        let mut cpu = Duration::ZERO;
+        for _ in 0..setup.scale.webgen_runs {
+            let m = webgen_once(&bin, &logs, &out, None)?;
+            walls.push(m.wall);
+            rss = rss.max(m.max_rss);
+            cpu = cpu.max(m.cpu);
+        }
+        let med = measure::median(&mut walls);
+        let extra = if label == "glibc" {
+            glibc = med.as_secs_f64();
+            String::new()
+        } else {
+            ratio(med.as_secs_f64(), glibc)
+        };
+        rows.push(Row::new(
+            format!(
+                "webgen, {days} d × {} gateways × {} tunnels ({label})",
+                data::GATEWAYS,
+                data::TUNNELS
+            ),
+            format!(
+                "{} wall (median of {}), {} CPU, peak RSS {}; {:.2} M tunnel rows, {:.0} MB{extra}",
+                fmt_duration(med),
+                setup.scale.webgen_runs,
+                fmt_duration(cpu),
+                fmt_bytes(rss),
+                tunnel_rows as f64 / 1e6,
+                bytes as f64 / 1e6
+            ),
+            "≤ 5 s, ≤ 300 MB",
+            Some(med <= Duration::from_secs(5) && rss <= 300_000_000),
+        ));
+    }
+    Ok(rows)
+}
+
+/// webgen at several lengths of history, each with a range covering it all.
+pub fn webgen_scaling(setup: &Setup) -> Result<Vec<Row>, Error> {
+    let bin = setup.bin.join("webgen");
+    if !bin.exists() {
+        return Ok(Vec::new());
+    }
+    let mut rows = Vec::new();
+    let mut points: Vec<(u64, u64, Duration, u64)> = Vec::new();
+    for &days in &setup.scale.scale_days {
+        let logs = data::logs_dir(&setup.data, days);
+        let (tunnel_rows, _) = data::size_of(&logs)?;
+        let m = webgen_once(&bin, &logs, &setup.data.join("site"), Some(days))?;
+        rows.push(Row::new(
+            format!("webgen at {days} d (--range {days}d)"),
+            format!(
+                "{} wall, peak RSS {}, {:.2} M rows: {:.2} s and {:.0} MB per M rows",
+                fmt_duration(m.wall),
+                fmt_bytes(m.max_rss),
+                tunnel_rows as f64 / 1e6,
+                m.wall.as_secs_f64() / (tunnel_rows as f64 / 1e6),
+                m.max_rss as f64 / 1e6 / (tunnel_rows as f64 / 1e6)
+            ),
+            "",
+            None,
+        ));
+        points.push((days, tunnel_rows, m.wall, m.max_rss));
+    }
+    // Growth from the second point (the first is mostly fixed cost) to the
+    // last: time and memory may grow at most as fast as the rows (+20 % for
+    // noise).
+    if let (Some(a), Some(b)) = (points.get(1), points.last())
+        && b.1 > a.1
+    {
+        let data_growth = b.1 as f64 / a.1 as f64;
+        let time_growth = b.2.as_secs_f64() / a.2.as_secs_f64();
+        let mem_growth = b.3 as f64 / a.3 as f64;
+        rows.push(Row::new(
+            format!("webgen growth, {} d → {} d", a.0, b.0),
+            format!("data ×{data_growth:.1}, time ×{time_growth:.1}, memory ×{mem_growth:.1}"),
+            "time, memory ≤ data growth",
+            Some(time_growth <= data_growth * 1.2 && mem_growth <= data_growth * 1.2),
+        ));
+    }
+    Ok(rows)
+}
+
+/// The table, as Markdown.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::from("| case | figure | target | met? |\n| --- | --- | --- | --- |\n");
+    for r in rows {
+        let met = match r.met {
+            Some(true) => "yes",
+            Some(false) => "**NO**",
+            None => "—",
+        };
+        let target = if r.target.is_empty() {
+            "—"
+        } else {
+            &r.target
+        };
+        s.push_str(&format!(
+            "| {} | {} | {target} | {met} |\n",
+            r.case, r.figure
+        ));
+    }
+    s
+}

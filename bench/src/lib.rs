@@ -1,0 +1,28 @@
+//! Benchmarks of the ROC tunnel monitor, and the seeded data they run on.
+//!
+//! Two binaries: `gen` writes the data for people who want it by hand (a
+//! `ps auxww` capture, collector logs), and `bench` is the whole-system
+//! runner behind `scripts/bench`: it generates the data set once into
+//! `target/bench-data` ([`data`]), runs every case ([`cases`]) against the
+//! real release binaries (and the static musl ones when built), and prints
+//! one table: case, figure, target, met or not. The in-process parser
+//! micro-benchmark uses divan (`benches/parse.rs`).
+//!
+//! - [`rng`]: SplitMix64, so the data is the same everywhere without `rand`.
+//! - [`pscapture`]: a realistic `ps auxww` of a busy gateway.
+//! - [`logs`]: collector logs (`collector::schema`) of many gateways and days.
+//! - [`measure`]: wall time, CPU time and peak RSS of one child (`wait4`).
+//! - [`live`]: a real collector on loopback, and senders that speak the wire.
+//!
+//! Benchmarks print numbers; nothing here asserts a duration.
+
+pub mod cases;
+pub mod data;
+pub mod error;
+pub mod live;
+pub mod logs;
+pub mod measure;
+pub mod pscapture;
+pub mod rng;
+
+pub use error::Error;

@@ -1,0 +1,175 @@
+//! `bench`: the whole-system benchmark runner behind `scripts/bench`.
+//!
+//! `bench [--quick] [--data DIR] [--bin DIR] [--static DIR] [--musl-self FILE]
+//! [--only CASE]...` generates (or reuses) the data, runs the cases and
+//! prints the result table; `bench parse FILE [--iters N]` prints only the
+//! median nanoseconds of parsing FILE in this process (used to time the musl
+//! build of the parser).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bench::Error;
+use bench::cases::{self, Row, Scale, Setup};
+
+const HELP: &str = "\
+bench: runs the ROC tunnel monitor's benchmarks and prints a table
+
+USAGE:
+    bench [OPTIONS]                  every case
+    bench parse FILE [--iters N]     median ns of parsing FILE, in process
+
+OPTIONS:
+    --quick           a smaller, faster smoke run
+    --data DIR        data and scratch directory [target/bench-data]
+    --bin DIR         release binaries [target/release]
+    --static DIR      static musl binaries, measured too when there [target/static]
+    --musl-self FILE  a musl build of this program, for the musl parse figure
+    --only CASE       run only CASE (repeatable): parse, client, rtt, ingest,
+                      webgen, scaling
+    --out FILE        also write the table (Markdown) to FILE
+    -h, --help        print this help
+";
+
+const CASES: [&str; 6] = ["parse", "client", "rtt", "ingest", "webgen", "scaling"];
+
+fn main() -> ExitCode {
+    match run(std::env::args_os().skip(1).collect()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Vec<OsString>) -> Result<(), Error> {
+    use lexopt::prelude::*;
+    if args.first().is_some_and(|a| a == "parse") {
+        let mut p = lexopt::Parser::from_args(args.into_iter().skip(1));
+        let mut file: Option<PathBuf> = None;
+        let mut iters = 300usize;
+        while let Some(arg) = p.next()? {
+            match arg {
+                Long("iters") => iters = p.value()?.parse()?,
+                Value(v) if file.is_none() => file = Some(v.into()),
+                _ => return Err(arg.unexpected().into()),
+            }
+        }
+        let file = file.ok_or_else(|| Error::Usage("parse: missing FILE".into()))?;
+        let t = cases::parse_in_process(&file, iters)?;
+        println!(
+            "{} {} ns (wall, CPU), {} tunnels",
+            t.wall.as_nanos(),
+            t.cpu.as_nanos(),
+            t.tunnels
+        );
+        return Ok(());
+    }
+    let mut p = lexopt::Parser::from_args(args);
+    let mut quick = false;
+    let mut data = PathBuf::from("target/bench-data");
+    let mut bin = PathBuf::from("target/release");
+    let mut static_bin = PathBuf::from("target/static");
+    let mut musl_self: Option<PathBuf> = None;
+    let mut only: Vec<String> = Vec::new();
+    let mut out: Option<PathBuf> = None;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("quick") => quick = true,
+            Long("data") => data = p.value()?.into(),
+            Long("bin") => bin = p.value()?.into(),
+            Long("static") => static_bin = p.value()?.into(),
+            Long("musl-self") => musl_self = Some(p.value()?.into()),
+            Long("out") => out = Some(p.value()?.into()),
+            Long("only") => {
+                let c: String = p.value()?.string()?;
+                if !CASES.contains(&c.as_str()) {
+                    return Err(Error::Usage(format!(
+                        "--only {c}: no such case (one of {})",
+                        CASES.join(", ")
+                    )));
+                }
+                only.push(c);
+            }
+            Short('h') | Long("help") => {
+                print!("{HELP}");
+                return Ok(());
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let scale = if quick { Scale::quick() } else { Scale::full() };
+    let setup = Setup {
+        data,
+        bin,
+        static_bin: static_bin.is_dir().then_some(static_bin),
+        musl_self: musl_self.filter(|p| p.exists()),
+        scale,
+    };
+    let want = |c: &str| only.is_empty() || only.iter().any(|o| o == c);
+
+    let load_before = load_average();
+    let capture = cases::capture(&setup)?;
+    if want("webgen") || want("scaling") {
+        let mut days = setup.scale.scale_days.clone();
+        days.push(setup.scale.webgen_days);
+        let longest = days.iter().copied().max().unwrap_or(1);
+        bench::data::logs(&setup.data, longest, &days)?;
+    }
+    let mut rows: Vec<Row> = Vec::new();
+    let mut failed: Vec<String> = Vec::new();
+    type Case = fn(&Setup) -> Result<Vec<Row>, Error>;
+    let plan: [(&str, Case); 6] = [
+        ("parse", |s| cases::parse(s, &cases::capture(s)?)),
+        ("client", |s| cases::client(s, &cases::capture(s)?)),
+        ("rtt", cases::round_trip),
+        ("ingest", cases::ingest),
+        ("webgen", cases::webgen),
+        ("scaling", cases::webgen_scaling),
+    ];
+    let _ = capture;
+    for (name, case) in plan {
+        if !want(name) {
+            continue;
+        }
+        eprintln!("bench: {name} ...");
+        match case(&setup) {
+            Ok(r) => {
+                for row in &r {
+                    eprintln!("bench:   {} | {}", row.case, row.figure);
+                }
+                rows.extend(r);
+            }
+            Err(e) => {
+                eprintln!("bench: {name} failed: {e}");
+                failed.push(format!("{name}: {e}"));
+                rows.push(Row {
+                    case: name.to_string(),
+                    figure: format!("could not run: {e}"),
+                    target: String::new(),
+                    met: Some(false),
+                });
+            }
+        }
+    }
+    let mut table = cases::table(&rows);
+    table.push_str(&format!(
+        "\nLoad average (1, 5, 15 min) at the start: {load_before}; at the end: {}.\n",
+        load_average()
+    ));
+    println!("{table}");
+    if let Some(out) = out {
+        std::fs::write(&out, &table).map_err(|e| Error::io("cannot write", &out, e))?;
+    }
+    Ok(())
+}
+
+/// The first three fields of /proc/loadavg: other work on the machine
+/// inflates wall times, and the table says how much there was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(", "))
+        .unwrap_or_else(|_| "unknown".to_string())
+}

@@ -1,0 +1,121 @@
+//! Measuring one child process: wall time from spawn to exit, its user and
+//! system CPU time, and its peak resident set size, all from `wait4(2)` on
+//! that child alone (so one greedy child never hides in another's numbers).
+//! Plus the few statistics the runner prints (median, percentiles).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+
+/// One finished child.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Measured {
+    pub wall: Duration,
+    pub cpu: Duration,
+    /// Peak RSS in bytes.
+    pub max_rss: u64,
+}
+
+/// Runs `cmd` (stdout and stderr discarded unless the caller set them) and
+/// measures it. A non-zero exit is an error naming the command.
+pub fn run(cmd: &mut Command) -> Result<Measured, Error> {
+    let name = format!("{cmd:?}");
+    cmd.stdin(Stdio::null());
+    let start = Instant::now();
+    let child = cmd
+        .spawn()
+        .map_err(|e| Error::command(&name, format!("cannot start: {e}")))?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data, zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let got = loop {
+        // SAFETY: valid pointers to locals; pid is our own unwaited child.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == -1 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        break r;
+    };
+    let wall = start.elapsed();
+    // The child is reaped; std's handle must not wait for it again.
+    std::mem::forget(child);
+    if got != pid {
+        return Err(Error::command(
+            &name,
+            format!("wait4 failed: {}", std::io::Error::last_os_error()),
+        ));
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(Error::command(
+            &name,
+            format!("failed (wait status {status:#x})"),
+        ));
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Ok(Measured {
+        wall,
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss: usage.ru_maxrss as u64 * 1024,
+    })
+}
+
+/// The median of some durations (the upper one of an even count).
+pub fn median(xs: &mut [Duration]) -> Duration {
+    percentile(xs, 50.0)
+}
+
+/// The `p`th percentile (nearest rank) of some durations; zero when empty.
+pub fn percentile(xs: &mut [Duration], p: f64) -> Duration {
+    if xs.is_empty() {
+        return Duration::ZERO;
+    }
+    xs.sort_unstable();
+    let rank = ((p / 100.0) * xs.len() as f64).ceil() as usize;
+    xs[rank.clamp(1, xs.len()) - 1]
+}
+
+/// `1.23 ms`, `456 µs`, `7.8 s`.
+pub fn fmt_duration(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.2} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.0} µs", s * 1e6)
+    }
+}
+
+/// `123.4 MB` (10^6 bytes).
+pub fn fmt_bytes(b: u64) -> String {
+    if b >= 1_000_000 {
+        format!("{:.1} MB", b as f64 / 1e6)
+    } else {
+        format!("{:.1} kB", b as f64 / 1e3)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let mut xs: Vec<Duration> = [5, 1, 4, 2, 3].map(Duration::from_millis).to_vec();
+        assert_eq!(median(&mut xs), Duration::from_millis(3));
+        assert_eq!(percentile(&mut xs, 100.0), Duration::from_millis(5));
+        assert_eq!(percentile(&mut xs, 0.0), Duration::from_millis(1));
+        assert_eq!(median(&mut []), Duration::ZERO);
+    }
+
+    #[test]
+    fn measures_a_real_child() {
+        let m = run(&mut Command::new("true")).unwrap();
+        assert!(m.max_rss > 0);
+        assert!(run(&mut Command::new("false")).is_err());
+    }
+}
