@@ -1,11 +1,15 @@
 //! What happened over a range of time ending now (24 h, 7 d, 30 d and any
 //! given with `--range`): per gateway the tunnel count over time (bucketed
-//! for a chart), the tunnel sessions as bars from first to last seen, the
+//! for a chart), the tunnel sessions as bars from first to last seen (one
+//! lane per owner, listen port and target, so a tunnel that is restarted
+//! with a new pid stays on its row), the
 //! availability as a share of *time* and the silences; and the message log.
 //!
 //! Everything here is derived from `state::Tracker`, never from rows, and
 //! every list is capped: a range says how many items it left out instead of
 //! handing the templates a hundred thousand rows.
+
+use std::collections::HashMap;
 
 use gateway_client::tunnel::Tunnel;
 
@@ -14,8 +18,10 @@ use crate::state::{GatewayTrack, Message, Session, Tracker};
 
 /// Buckets of a tunnel-count chart.
 pub const BUCKETS: usize = 240;
-/// Session bars drawn per gateway and range.
-pub const MAX_BARS: usize = 40;
+/// Timeline lanes drawn per gateway and range.
+pub const MAX_LANES: usize = 40;
+/// Bars drawn per lane (the newest).
+pub const MAX_SEGMENTS: usize = 200;
 /// Silences listed per gateway and range.
 pub const MAX_SILENCES: usize = 20;
 /// Messages listed per range.
@@ -36,14 +42,24 @@ pub struct Bucket {
     pub max: u32,
 }
 
-/// A tunnel session clipped to the range.
+/// One timeline row: the sessions of one owner, listen port and target.
 #[derive(Clone, Debug)]
-pub struct Bar {
+pub struct Lane {
+    /// The tunnel of its latest session.
     pub tunnel: Tunnel,
-    pub first: u64,
-    pub last: u64,
-    /// Still in the latest report.
-    pub open: bool,
+    /// (first seen, last seen, still open), oldest first, at most `MAX_SEGMENTS`.
+    pub segments: Vec<(u64, u64, bool)>,
+    pub segments_total: usize,
+}
+
+impl Lane {
+    pub fn open(&self) -> bool {
+        self.segments.iter().any(|s| s.2)
+    }
+
+    fn last_seen(&self) -> u64 {
+        self.segments.iter().map(|s| s.1).max().unwrap_or(0)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -61,9 +77,12 @@ pub struct GatewayHistory {
     /// Silences overlapping the range, newest first, at most `MAX_SILENCES`.
     pub silences: Vec<(u64, u64)>,
     pub silences_total: usize,
-    /// Session bars, ordered by first seen, at most `MAX_BARS` (the newest).
-    pub bars: Vec<Bar>,
-    pub bars_total: usize,
+    /// Timeline lanes, ordered by first seen, at most `MAX_LANES` (the most
+    /// recently seen).
+    pub lanes: Vec<Lane>,
+    pub lanes_total: usize,
+    /// Sessions overlapping the range.
+    pub sessions: usize,
     pub reports: usize,
 }
 
@@ -175,34 +194,57 @@ fn gateway(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64, late: u64)
     let silences_total = all.len();
     let silences: Vec<(u64, u64)> = all.iter().rev().take(MAX_SILENCES).copied().collect();
 
-    // Session bars: the closed sessions overlapping the range, then the open ones.
+    // Sessions overlapping the range (closed, then open), grouped in lanes.
     let first_closed = g
         .closed
         .partition_point(|s| s.ended.unwrap_or(s.last) < start);
     let overlaps = |s: &&Session| s.last >= start && s.first <= end;
-    let mut sessions: Vec<(&Session, bool)> = g.closed[first_closed..]
+    let mut index: HashMap<(&str, &str, u16, &str, u16, &str), usize> = HashMap::new();
+    let mut lanes: Vec<Lane> = Vec::new();
+    let mut sessions = 0;
+    for (s, open) in g.closed[first_closed..]
         .iter()
         .filter(overlaps)
         .map(|s| (s, false))
         .chain(g.open.iter().filter(overlaps).map(|s| (s, true)))
-        .collect();
-    let bars_total = sessions.len();
-    // Keep the most recently seen, then draw them in order of first seen.
-    sessions.sort_by(|a, b| b.0.last.cmp(&a.0.last).then(a.0.first.cmp(&b.0.first)));
-    sessions.truncate(MAX_BARS);
-    sessions.sort_by(|a, b| {
-        (a.0.first, catalog.tunnel(a.0.id).tunnel.listen_port)
-            .cmp(&(b.0.first, catalog.tunnel(b.0.id).tunnel.listen_port))
-    });
-    let bars = sessions
-        .into_iter()
-        .map(|(s, open)| Bar {
-            tunnel: catalog.tunnel(s.id).tunnel.clone(),
-            first: s.first,
-            last: s.last,
-            open,
-        })
-        .collect();
+    {
+        sessions += 1;
+        let t = &catalog.tunnel(s.id).tunnel;
+        let key = (
+            t.user.as_str(),
+            t.bind.as_str(),
+            t.listen_port,
+            t.target_host.as_str(),
+            t.target_port,
+            t.kind.letter(),
+        );
+        let i = *index.entry(key).or_insert_with(|| {
+            lanes.push(Lane {
+                tunnel: t.clone(),
+                segments: Vec::new(),
+                segments_total: 0,
+            });
+            lanes.len() - 1
+        });
+        let lane = &mut lanes[i];
+        lane.tunnel = t.clone();
+        lane.segments.push((s.first, s.last, open));
+        lane.segments_total += 1;
+        if lane.segments.len() >= 2 * MAX_SEGMENTS {
+            lane.segments.sort_by_key(|x| x.0);
+            lane.segments.drain(..MAX_SEGMENTS);
+        }
+    }
+    for lane in &mut lanes {
+        lane.segments.sort_by_key(|x| x.0);
+        let extra = lane.segments.len().saturating_sub(MAX_SEGMENTS);
+        lane.segments.drain(..extra);
+    }
+    let lanes_total = lanes.len();
+    // Keep the most recently seen lanes, then draw them in order of first seen.
+    lanes.sort_by_key(|l| std::cmp::Reverse(l.last_seen()));
+    lanes.truncate(MAX_LANES);
+    lanes.sort_by_key(|l| (l.segments.first().map_or(0, |s| s.0), l.tunnel.listen_port));
 
     GatewayHistory {
         name: catalog.gateway(g.id).to_string(),
@@ -212,8 +254,9 @@ fn gateway(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64, late: u64)
         silent,
         silences,
         silences_total,
-        bars,
-        bars_total,
+        lanes,
+        lanes_total,
+        sessions,
         reports,
     }
 }
@@ -232,8 +275,9 @@ mod tests {
             silent: 250,
             silences: vec![],
             silences_total: 0,
-            bars: vec![],
-            bars_total: 0,
+            lanes: vec![],
+            lanes_total: 0,
+            sessions: 0,
             reports: 0,
         };
         assert_eq!(h.availability(), Some(0.75));

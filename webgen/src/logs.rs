@@ -46,10 +46,10 @@ const MAX_PARTS: u32 = 4096;
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub gateways: Vec<String>,
-    gw_index: HashMap<Box<[u8]>, GwId>,
+    gw_index: FastMap<Box<[u8]>, GwId>,
     /// The tunnel as first seen (owner, destination and ps columns included).
     pub tunnels: Vec<TunnelEntry>,
-    tunnel_index: HashMap<Box<[u8]>, TunnelId>,
+    tunnel_index: FastMap<Box<[u8]>, TunnelId>,
 }
 
 #[derive(Debug)]
@@ -120,8 +120,28 @@ pub struct Event {
     pub gateway: GwId,
     pub kind: EventKind,
     pub seq: u64,
+    /// Part `part` of a report (1 for everything else).
+    pub part: u32,
     /// The operator's message (empty for everything else).
     pub text: String,
+}
+
+impl Event {
+    /// Keeps the event unless the previous day already had it; records its key.
+    fn part_key_ok(
+        &self,
+        previous: &FastSet<(GwId, u64, u32)>,
+        seen: &mut FastSet<(GwId, u64, u32)>,
+        stats: &mut ReadStats,
+    ) -> bool {
+        let key = (self.gateway, self.seq, self.part);
+        if previous.contains(&key) {
+            stats.duplicate_rows += 1;
+            return false;
+        }
+        seen.insert(key);
+        true
+    }
 }
 
 /// One complete report: every tunnel the gateway saw at `sent`.
@@ -293,11 +313,42 @@ pub fn read(
     };
     // Keys of the previous day's datagrams, to count a retransmission that
     // was written again after midnight only once.
-    let mut previous: HashSet<(GwId, u64, u32)> = HashSet::new();
-    for day in days {
-        previous = read_day(&day, until, catalog, visitor, &mut stats, &previous);
+    let mut previous: FastSet<(GwId, u64, u32)> = FastSet::default();
+    // Days are parsed in parallel, a batch at a time (one day per core),
+    // and merged into the stream in order.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 8);
+    for batch in days.chunks(threads) {
+        let parsed: Vec<DayData> = if batch.len() == 1 {
+            vec![parse_day(&batch[0], until)]
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|day| s.spawn(move || parse_day(day, until)))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                    .collect()
+            })
+        };
+        for day in parsed {
+            previous = merge_day(day, catalog, visitor, &mut stats, &previous);
+        }
     }
     Ok(stats)
+}
+
+/// One day's files, parsed on their own: ids are local to the day until
+/// [`merge_day`] maps them to the run's [`Catalog`].
+struct DayData {
+    catalog: Catalog,
+    stats: ReadStats,
+    events: Vec<Event>,
+    /// (received, seq, gateway, tunnels sorted by local id)
+    reports: Vec<(u64, u64, GwId, Vec<Obs>)>,
 }
 
 fn open(path: &Path, stats: &mut FileStats) -> Option<csv::Reader<File>> {
@@ -328,17 +379,14 @@ fn check_header(rec: &csv::ByteRecord, want: &[&str], fs: &mut FileStats) -> boo
     ok
 }
 
-fn read_day(
-    day: &DayFiles,
-    until: u64,
-    catalog: &mut Catalog,
-    visitor: &mut impl Visitor,
-    stats: &mut ReadStats,
-    previous: &HashSet<(GwId, u64, u32)>,
-) -> HashSet<(GwId, u64, u32)> {
-    let mut seen: HashSet<(GwId, u64, u32)> = HashSet::new();
+fn parse_day(day: &DayFiles, until: u64) -> DayData {
+    let mut catalog = Catalog::default();
+    let catalog = &mut catalog;
+    let mut stats = ReadStats::default();
+    let stats = &mut stats;
+    let mut seen: FastSet<(GwId, u64, u32)> = FastSet::default();
     let mut events: Vec<Event> = Vec::new();
-    let mut assemblies: HashMap<(GwId, u64), Assembly> = HashMap::new();
+    let mut assemblies: FastMap<(GwId, u64), Assembly> = FastMap::default();
 
     if let Some(path) = &day.events {
         let mut fs = FileStats::new(path.clone());
@@ -395,7 +443,7 @@ fn read_day(
                 }
                 let gw = catalog.gateway_id(&row.gateway);
                 let key = (gw, row.seq, row.part);
-                if previous.contains(&key) || !seen.insert(key) {
+                if !seen.insert(key) {
                     stats.duplicate_rows += 1;
                     continue;
                 }
@@ -438,6 +486,7 @@ fn read_day(
                     gateway: gw,
                     kind,
                     seq: row.seq,
+                    part: row.part,
                     text: if kind == EventKind::Report {
                         String::new()
                     } else {
@@ -473,6 +522,87 @@ fn read_day(
         stats.duplicate_rows += (before - asm.tunnels.len()) as u64;
         reports.push((asm.received, seq, gw, asm.tunnels));
     }
+    DayData {
+        catalog: std::mem::take(catalog),
+        stats: std::mem::take(stats),
+        events,
+        reports,
+    }
+}
+
+/// Maps a parsed day's ids into the run's catalog, drops what the previous
+/// day already had (a retransmission written again after midnight), and
+/// hands the day's events and complete reports to the visitor in order.
+/// Returns the day's datagram keys.
+fn merge_day(
+    day: DayData,
+    catalog: &mut Catalog,
+    visitor: &mut impl Visitor,
+    stats: &mut ReadStats,
+    previous: &FastSet<(GwId, u64, u32)>,
+) -> FastSet<(GwId, u64, u32)> {
+    let DayData {
+        catalog: local,
+        stats: day_stats,
+        mut events,
+        mut reports,
+    } = day;
+    stats.files.extend(day_stats.files);
+    stats.orphan_rows += day_stats.orphan_rows;
+    stats.duplicate_rows += day_stats.duplicate_rows;
+    stats.incomplete_reports += day_stats.incomplete_reports;
+    for t in [day_stats.first_received, day_stats.last_received]
+        .into_iter()
+        .flatten()
+    {
+        stats.first_received = Some(stats.first_received.map_or(t, |f| f.min(t)));
+        stats.last_received = Some(stats.last_received.map_or(t, |l| l.max(t)));
+    }
+
+    let gw_map: Vec<GwId> = local
+        .gateways
+        .iter()
+        .map(|n| catalog.gateway_id(n))
+        .collect();
+    let mut tunnel_map: Vec<TunnelId> = vec![0; local.tunnels.len()];
+    let mut key: Vec<u8> = Vec::with_capacity(128);
+    for (local_key, &local_id) in &local.tunnel_index {
+        let entry = &local.tunnels[local_id as usize];
+        let gw = gw_map[entry.gateway as usize];
+        key.clear();
+        key.extend_from_slice(&gw.to_le_bytes());
+        key.extend_from_slice(&local_key[4..]);
+        let id = match catalog.tunnel_index.get(key.as_slice()) {
+            Some(&id) => id,
+            None => {
+                let id = catalog.tunnels.len() as TunnelId;
+                catalog.tunnels.push(TunnelEntry {
+                    gateway: gw,
+                    tunnel: entry.tunnel.clone(),
+                });
+                catalog.tunnel_index.insert(key.as_slice().into(), id);
+                id
+            }
+        };
+        tunnel_map[local_id as usize] = id;
+    }
+
+    let mut seen: FastSet<(GwId, u64, u32)> = FastSet::default();
+    events.retain_mut(|e| {
+        e.gateway = gw_map[e.gateway as usize];
+        e.part_key_ok(previous, &mut seen, stats)
+    });
+    reports.retain_mut(|r| {
+        r.2 = gw_map[r.2 as usize];
+        if previous.contains(&(r.2, r.1, 1)) {
+            return false;
+        }
+        for o in r.3.iter_mut() {
+            o.id = tunnel_map[o.id as usize];
+        }
+        r.3.sort_unstable_by_key(|o| o.id);
+        true
+    });
     reports.sort_unstable_by_key(|r| (r.0, r.2, r.1));
     events.sort_by_key(|e| (e.received, e.seq));
 
@@ -522,11 +652,64 @@ fn uint(b: &[u8]) -> Option<u64> {
 }
 
 fn health(b: &[u8]) -> Option<Health> {
-    std::str::from_utf8(b).ok().and_then(Health::parse)
+    match b {
+        b"yes" => Some(Health::Yes),
+        b"no" => Some(Health::No),
+        b"unknown" | b"" => Some(Health::Unknown),
+        _ => None,
+    }
 }
 
-/// Validates one tunnel row without allocating; returns its event key and
-/// health. Checks every column that `TunnelRow::from_record` checks.
+/// A small fast hasher for the per-row lookups (FxHash's multiply-rotate,
+/// eight bytes at a time). The keys come from our own log files, so
+/// SipHash's protection against chosen collisions buys nothing here.
+#[derive(Default, Clone, Copy)]
+pub struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().unwrap_or([0; 8])));
+        }
+        let mut tail = [0u8; 8];
+        let rest = chunks.remainder();
+        tail[..rest.len()].copy_from_slice(rest);
+        self.add(u64::from_le_bytes(tail) ^ (rest.len() as u64) << 56);
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.add(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.add(n);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+impl FastHasher {
+    #[inline]
+    fn add(&mut self, w: u64) {
+        self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+type FastSet<K> = HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;
+
+/// Validates the columns of one tunnel row that vary from report to report
+/// (times, seq, part, health) without allocating; returns its event key and
+/// health. The identity and text columns are checked in full by
+/// `TunnelRow::from_record` the first time that identity is seen; after that
+/// a row with the same identity bytes has the same, valid, values.
 fn check_tunnel(rec: &csv::ByteRecord) -> Result<(u64, u32, Health, Health), String> {
     let n = schema::TUNNEL_HEADER.len();
     if rec.len() != n {
@@ -545,30 +728,18 @@ fn check_tunnel(rec: &csv::ByteRecord) -> Result<(u64, u32, Health, Health), Str
     num(0, u64::MAX)?;
     let seq = num(2, u64::MAX)?;
     let part = num(3, u64::from(u32::MAX))? as u32;
-    num(4, u64::from(u32::MAX))?;
-    if !matches!(f(6), b"L" | b"R" | b"D") {
-        return Err(format!(
-            "column 'kind': '{}' is not L, R or D",
-            String::from_utf8_lossy(f(6))
-        ));
-    }
-    num(8, u64::from(u16::MAX))?;
-    num(10, u64::from(u16::MAX))?;
     if !f(12).is_empty() {
         num(12, u64::MAX)?;
     }
     let listening = health(f(15)).ok_or("column 'listening' is not yes, no or unknown")?;
     let vnc = health(f(16)).ok_or("column 'vnc' is not yes, no or unknown")?;
-    if std::str::from_utf8(rec.as_slice()).is_err() {
-        return Err("not UTF-8".into());
-    }
     Ok((seq, part, listening, vnc))
 }
 
 fn read_tunnels<R: Read>(
     mut rdr: csv::Reader<R>,
     catalog: &mut Catalog,
-    assemblies: &mut HashMap<(GwId, u64), Assembly>,
+    assemblies: &mut FastMap<(GwId, u64), Assembly>,
     fs: &mut FileStats,
     stats: &mut ReadStats,
 ) {

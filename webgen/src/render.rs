@@ -415,7 +415,13 @@ fn chart(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Value {
             context! { pct => i * 25, label => clock.short(t, with_day) }
         })
         .collect();
+    // The part of the range before the logs begin.
+    let nodata = r
+        .data_start
+        .filter(|&d| d > r.start)
+        .map(|d| format!("{:.1}", xpos(d)));
     context! {
+        nodata => nodata,
         runs => runs,
         areas => areas,
         silences => silences,
@@ -425,22 +431,34 @@ fn chart(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Value {
     }
 }
 
-fn bars(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
+fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
     let span = r.end.saturating_sub(r.start).max(1) as f64;
-    g.bars
+    g.lanes
         .iter()
-        .map(|b| {
-            let a = b.first.max(r.start).saturating_sub(r.start) as f64 / span * 100.0;
-            let e = b.last.min(r.end).saturating_sub(r.start) as f64 / span * 100.0;
-            let width = (e - a).max(0.4);
+        .map(|lane| {
+            let bars: Vec<Value> = lane
+                .segments
+                .iter()
+                .map(|&(first, last, open)| {
+                    let a = first.max(r.start).saturating_sub(r.start) as f64 / span * 100.0;
+                    let e = last.min(r.end).saturating_sub(r.start) as f64 / span * 100.0;
+                    let left = a.min(99.6);
+                    context! {
+                        left => format!("{left:.2}"),
+                        width => format!("{:.2}", (e - a).max(0.4).min(100.0 - left)),
+                        first => clock.time(first),
+                        last => clock.time(last),
+                        lasted => duration(last.saturating_sub(first)),
+                        open => open,
+                    }
+                })
+                .collect();
             context! {
-                t => tunnel_value(clock, &b.tunnel),
-                left => format!("{:.2}", a.min(99.6)),
-                width => format!("{:.2}", width.min(100.0 - a.min(99.6))),
-                first => clock.time(b.first),
-                last => clock.time(b.last),
-                lasted => duration(b.last.saturating_sub(b.first)),
-                open => b.open,
+                t => tunnel_value(clock, &lane.tunnel),
+                bars => bars,
+                open => lane.open(),
+                sessions => lane.segments_total,
+                more => lane.segments_total - lane.segments.len(),
             }
         })
         .collect()
@@ -460,9 +478,10 @@ fn range_value(clock: &Clock, r: &RangeHistory) -> Value {
                 silent => duration(g.silent),
                 reports => count(g.reports as u64),
                 chart => chart(clock, r, g),
-                bars => bars(clock, r, g),
-                bars_more => g.bars_total.saturating_sub(g.bars.len()),
-                bars_total => g.bars_total,
+                lanes => lanes(clock, r, g),
+                lanes_more => g.lanes_total.saturating_sub(g.lanes.len()),
+                lanes_total => g.lanes_total,
+                sessions => count(g.sessions as u64),
                 silences => g.silences.iter().map(|&(a, b)| context! {
                     from => clock.time(a), to => clock.time(b), lasted => duration(b - a),
                     ongoing => b == r.end,

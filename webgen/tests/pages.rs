@@ -277,6 +277,49 @@ fn assert_self_contained(doc: &Html) {
 }
 
 #[test]
+fn late_between_thresholds() {
+    // Two and a half minutes after the far gateway's last report (17:59:40
+    // UTC): past the late threshold of 150 s, not yet the down one of 600 s.
+    let out = fresh_dir("late");
+    Command::cargo_bin("webgen")
+        .unwrap()
+        .arg("--data")
+        .arg(fixture("two-gateways"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--now", "2026-11-23T18:02:11Z", "--tz", "UTC", "-q"])
+        .assert()
+        .success();
+    let doc = Html::parse_document(&std::fs::read_to_string(out.join("index.html")).unwrap());
+    let far = gateway_panel(&doc, FAR);
+    assert_eq!(far.value().attr("data-state"), Some("late"));
+    assert_eq!(
+        text(one(far, ".lastheard")),
+        "last heard 2 min ago (2026-11-23 17:59:40 UTC)"
+    );
+    assert!(text(one(far, ".stalenote")).contains("as of its last report at 2026-11-23 17:59"));
+    assert_eq!(
+        gateway_panel(&doc, NEAR).value().attr("data-state"),
+        Some("down")
+    );
+    // With --late 5m it is up again.
+    Command::cargo_bin("webgen")
+        .unwrap()
+        .arg("--data")
+        .arg(fixture("two-gateways"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--now", "2026-11-23T18:02:11Z", "--late", "5m", "-q"])
+        .assert()
+        .success();
+    let doc = Html::parse_document(&std::fs::read_to_string(out.join("index.html")).unwrap());
+    assert_eq!(
+        gateway_panel(&doc, FAR).value().attr("data-state"),
+        Some("up")
+    );
+}
+
+#[test]
 fn pages_are_self_contained() {
     let run = webgen(&fixture("two-gateways"), &[]);
     assert_self_contained(&run.page("index.html"));
