@@ -26,8 +26,8 @@ OPTIONS:
                       pages say there is no data yet)
     --out DIR         where to write the pages (created if missing); each
                       page is written to a temporary file, then renamed
-    --late DURATION   a gateway not heard for longer is late [150s]
-    --down DURATION   a gateway not heard for longer is down [10m]
+    --late DURATION   a gateway not heard for this long is late [150s]
+    --down DURATION   a gateway not heard for this long is down [10m]
     --recent DURATION how far back 'went away recently' looks [24h]
     --range DURATION  add a history range ending now, e.g. 2h or 90d
                       (repeatable; 24h, 7d and 30d are always shown)

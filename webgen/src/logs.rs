@@ -175,6 +175,9 @@ pub struct ReadStats {
     pub duplicate_rows: u64,
     /// Reports with parts missing at the end of their day.
     pub incomplete_reports: u64,
+    /// Complete reports with fewer valid tunnel rows than their event rows
+    /// announce (some were malformed): skipped.
+    pub damaged_reports: u64,
     /// Earliest and latest `received` of an accepted event row.
     pub first_received: Option<u64>,
     pub last_received: Option<u64>,
@@ -205,6 +208,13 @@ impl ReadStats {
                     if f.malformed == 1 { "" } else { "s" }
                 ));
             }
+        }
+        if self.damaged_reports > 0 {
+            out.push(format!(
+                "skipped {} report{} missing malformed tunnel rows",
+                self.damaged_reports,
+                if self.damaged_reports == 1 { "" } else { "s" }
+            ));
         }
         out
     }
@@ -293,6 +303,8 @@ struct Assembly {
     have: Vec<bool>,
     missing: u32,
     received: u64,
+    /// Tunnels the event rows say the parts carry.
+    expected: u64,
     tunnels: Vec<Obs>,
 }
 
@@ -454,6 +466,7 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                         have: vec![false; row.parts as usize],
                         missing: row.parts,
                         received: row.received,
+                        expected: 0,
                         tunnels: Vec::new(),
                     });
                     if asm.parts != row.parts {
@@ -470,6 +483,7 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                     asm.have[row.part as usize - 1] = true;
                     asm.missing -= 1;
                     asm.received = asm.received.max(row.received);
+                    asm.expected += u64::from(row.tunnels);
                 }
                 stats.first_received = Some(
                     stats
@@ -520,6 +534,12 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
         let before = asm.tunnels.len();
         asm.tunnels.dedup_by_key(|o| o.id);
         stats.duplicate_rows += (before - asm.tunnels.len()) as u64;
+        if (asm.tunnels.len() as u64) < asm.expected {
+            // Some of its tunnel rows were malformed: taking it as it is
+            // would end, then restart, the sessions of the tunnels lost.
+            stats.damaged_reports += 1;
+            continue;
+        }
         reports.push((asm.received, seq, gw, asm.tunnels));
     }
     DayData {
@@ -551,6 +571,7 @@ fn merge_day(
     stats.orphan_rows += day_stats.orphan_rows;
     stats.duplicate_rows += day_stats.duplicate_rows;
     stats.incomplete_reports += day_stats.incomplete_reports;
+    stats.damaged_reports += day_stats.damaged_reports;
     for t in [day_stats.first_received, day_stats.last_received]
         .into_iter()
         .flatten()

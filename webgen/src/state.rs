@@ -221,10 +221,12 @@ pub enum GwState {
 }
 
 impl GwState {
+    /// Late from `late` seconds of silence on, down from `down` on (the
+    /// collector's `status.json` and alerts use the same rule).
     pub fn of(age: u64, t: Thresholds) -> GwState {
-        if age > t.down {
+        if age >= t.down {
             GwState::Down
-        } else if age > t.late {
+        } else if age >= t.late {
             GwState::Late
         } else {
             GwState::Up
@@ -382,9 +384,9 @@ mod tests {
     fn state_by_age() {
         let t = Thresholds::default();
         assert_eq!(GwState::of(0, t), GwState::Up);
-        assert_eq!(GwState::of(150, t), GwState::Up);
-        assert_eq!(GwState::of(151, t), GwState::Late);
-        assert_eq!(GwState::of(600, t), GwState::Late);
-        assert_eq!(GwState::of(601, t), GwState::Down);
+        assert_eq!(GwState::of(149, t), GwState::Up);
+        assert_eq!(GwState::of(150, t), GwState::Late);
+        assert_eq!(GwState::of(599, t), GwState::Late);
+        assert_eq!(GwState::of(600, t), GwState::Down);
     }
 }
