@@ -1,8 +1,42 @@
-//! Reads `ps` output (procps `ps aux`, `ps auxww`, busybox `ps`) into tunnels.
+//! Reads `ps` output (procps `ps aux`, `ps auxww`, busybox `ps`) into
+//! processes, and the ssh processes among them into tunnel records.
 //!
-//! (Being written: for now it finds nothing.)
+//! The layout comes from the header line: procps `ps aux`
+//! (`USER PID %CPU %MEM VSZ RSS TTY STAT START TIME COMMAND`), busybox
+//! (`PID USER TIME COMMAND`, `PID USER COMMAND`, the older
+//! `PID USER VSZ STAT COMMAND`), and in fact any header whose last column is
+//! `COMMAND`, `CMD` or `ARGS` (`ps -ef`, `ps -o ...`; `STARTED`, lstart's
+//! header, spans five words). Columns are split at white space except the
+//! last, which is the rest of the line as printed. A header may appear again
+//! (captures pasted together) and takes over from there. Lines before any
+//! header (a capture through `grep ssh`) are recognised one by one: a second
+//! word that is a number means procps (`aux` when the third holds a `.`, else
+//! `-ef`), a first word that is a number means busybox.
+//!
+//! A line that does not fit (too few columns, a PID that is not a number) is
+//! skipped and counted; blank lines are ignored. Values are kept as printed:
+//! a USER cut to `name+` by procps stays so.
+//!
+//! Only lines holding `ssh` can be tunnels, so the others are only checked
+//! for shape, without allocating. Each ssh or autossh COMMAND goes through
+//! [`ssh_args`], and one record is made per forward.
+//!
+//! autossh shows twice in `ps`: its own line and the ssh it started, which
+//! holds the listening sockets and carries the same forwards (plus
+//! autossh's monitoring ones). Each forward is reported once, from that ssh
+//! child: an autossh line is dropped when the capture holds an ssh line of
+//! the same user and destination with all of its forwards; otherwise (the
+//! child is between restarts) autossh's own forwards are reported under its
+//! pid.
 
-use crate::tunnel::Tunnel;
+use std::collections::HashMap;
+use std::fmt;
+
+use crate::ssh_args::{self, Forward, Invocation, Program};
+use crate::tunnel::{Health, Tunnel};
+
+/// Problems kept in [`PsOutcome::problems`]; more are only counted.
+pub const MAX_PROBLEMS: usize = 100;
 
 /// One process line of a `ps` capture, as ps printed it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -18,6 +52,20 @@ pub struct Process {
     pub command: String,
 }
 
+/// Something in a capture that was skipped, with its line number (from 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    /// `17: bad -L spec '5900:h' (pid 4242)`; callers put the file name in front.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.line, self.message)
+    }
+}
+
 /// What one pass over a `ps` capture found.
 #[derive(Debug, Default)]
 pub struct PsOutcome {
@@ -25,20 +73,1078 @@ pub struct PsOutcome {
     pub tunnels: Vec<Tunnel>,
     /// Lines that could not be read as a process (counted in a warning).
     pub skipped: usize,
+    /// Forward specs of ssh processes that ssh would refuse (not reported).
+    pub bad_forwards: usize,
+    /// The first [`MAX_PROBLEMS`] skipped lines and bad forwards.
+    pub problems: Vec<Problem>,
+}
+
+impl PsOutcome {
+    fn problem(&mut self, line: usize, message: impl FnOnce() -> String) {
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Problem {
+                line,
+                message: message(),
+            });
+        }
+    }
+}
+
+/// What a column holds, for the columns before COMMAND.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Col {
+    User,
+    Pid,
+    /// START / STIME (one word) or STARTED (lstart: five words).
+    Start(u8),
+    Time,
+    Other,
+}
+
+/// Most words before COMMAND a layout may have.
+const MAX_WORDS: usize = 32;
+
+/// Where the bytes of a line's fields are noted while it is split: the
+/// start and end of USER, PID, START and TIME, and a slot for the rest.
+type Marks = [usize; 9];
+const USER_MARK: u8 = 0;
+const PID_MARK: u8 = 2;
+const START_MARK: u8 = 4;
+const TIME_MARK: u8 = 6;
+const NO_MARK: u8 = 8;
+
+/// The columns before COMMAND (which is always last), as what each word's
+/// start and end mark.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Layout {
+    /// How many words come before COMMAND.
+    words: usize,
+    start_mark: [u8; MAX_WORDS],
+    end_mark: [u8; MAX_WORDS],
+}
+
+impl Layout {
+    /// `None` without a PID column or with more than [`MAX_WORDS`] words.
+    fn new(cols: &[Col]) -> Option<Layout> {
+        let mut l = Layout {
+            words: 0,
+            start_mark: [NO_MARK; MAX_WORDS],
+            end_mark: [NO_MARK; MAX_WORDS],
+        };
+        let mut has_pid = false;
+        for col in cols {
+            let (mark, n) = match col {
+                Col::User => (USER_MARK, 1),
+                Col::Pid => {
+                    has_pid = true;
+                    (PID_MARK, 1)
+                }
+                Col::Start(n) => (START_MARK, usize::from(*n).max(1)),
+                Col::Time => (TIME_MARK, 1),
+                Col::Other => (NO_MARK, 1),
+            };
+            let first = l.words;
+            l.words += n;
+            if l.words > MAX_WORDS {
+                return None;
+            }
+            if mark != NO_MARK {
+                l.start_mark[first] = mark;
+                l.end_mark[l.words - 1] = mark + 1;
+            }
+        }
+        has_pid.then_some(l)
+    }
+
+    /// procps `ps aux`.
+    fn aux() -> Option<Layout> {
+        use Col::*;
+        Layout::new(&[
+            User,
+            Pid,
+            Other,
+            Other,
+            Other,
+            Other,
+            Other,
+            Other,
+            Start(1),
+            Time,
+        ])
+    }
+
+    /// procps `ps -ef`: UID PID PPID C STIME TTY TIME CMD.
+    fn ef() -> Option<Layout> {
+        use Col::*;
+        Layout::new(&[User, Pid, Other, Other, Start(1), Other, Time])
+    }
+
+    /// Reads a header line; `None` if the line is not one.
+    fn from_header(line: &str) -> Option<Layout> {
+        let t = line.trim_end();
+        if !(t.ends_with("COMMAND") || t.ends_with("CMD") || t.ends_with("ARGS")) {
+            return None;
+        }
+        let words: Vec<&str> = t.split_ascii_whitespace().collect();
+        let (last, before) = words.split_last()?;
+        if !matches!(*last, "COMMAND" | "CMD" | "ARGS") || before.len() > MAX_WORDS {
+            return None;
+        }
+        let header_word = |w: &&str| {
+            w.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b"%_-+".contains(&b))
+        };
+        if !before.iter().all(header_word) {
+            return None;
+        }
+        let cols: Vec<Col> = before
+            .iter()
+            .map(|w| match *w {
+                "USER" | "UID" | "RUSER" | "EUSER" | "UNAME" => Col::User,
+                "PID" => Col::Pid,
+                "START" | "STIME" => Col::Start(1),
+                "STARTED" => Col::Start(5),
+                "TIME" => Col::Time,
+                _ => Col::Other,
+            })
+            .collect();
+        Layout::new(&cols)
+    }
+
+    /// Guesses the layout of a line seen before any header.
+    fn guess(line: &str) -> Option<Layout> {
+        use Col::*;
+        let mut w = line.split_ascii_whitespace();
+        let (a, b, c, d) = (w.next()?, w.next()?, w.next()?, w.next());
+        if is_number(b) && !is_number(a) {
+            return if c.contains('.') {
+                Layout::aux()
+            } else {
+                Layout::ef()
+            };
+        }
+        if !is_number(a) {
+            return None;
+        }
+        // busybox: PID USER [TIME | VSZ STAT] COMMAND
+        if is_cpu_time(c) {
+            Layout::new(&[Pid, User, Time])
+        } else if is_vsz(c) && d.is_some_and(is_stat) {
+            Layout::new(&[Pid, User, Other, Other])
+        } else {
+            Layout::new(&[Pid, User])
+        }
+    }
+}
+
+fn is_number(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `0:00`, `12:34:56`, `1-02:03:04`.
+fn is_cpu_time(s: &str) -> bool {
+    s.contains(':')
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || b == b':' || b == b'-')
+}
+
+/// busybox VSZ: `2492`, `41m`, `1.2g`.
+fn is_vsz(s: &str) -> bool {
+    let digits = s.trim_end_matches(['k', 'm', 'g', 't', 'K', 'M', 'G', 'T']);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// Process state: `S`, `R<`, `SW`, `Ssl+`, `D`, `Z`.
+fn is_stat(s: &str) -> bool {
+    s.len() <= 6 && s.bytes().all(|b| b"RSDTtZWXIPNLsl<+".contains(&b))
+}
+
+/// One process line, borrowed from the capture.
+#[derive(Clone, Copy, Debug)]
+struct Row<'a> {
+    user: &'a str,
+    pid: u32,
+    start: &'a str,
+    cpu_time: &'a str,
+    command: &'a str,
+}
+
+impl Row<'_> {
+    fn to_process(self) -> Process {
+        Process {
+            user: self.user.to_string(),
+            pid: self.pid,
+            start: self.start.to_string(),
+            cpu_time: self.cpu_time.to_string(),
+            command: self.command.to_string(),
+        }
+    }
+}
+
+/// White space between columns: space, tab, and any other control byte
+/// (ps prints control characters in COMMAND as `?`).
+fn is_space(b: u8) -> bool {
+    b <= b' '
+}
+
+/// Eight bytes of `b` from `i` as a little-endian word, zero-padded at the
+/// end of `b` (zero is white space and no newline).
+fn load8(b: &[u8], i: usize) -> u64 {
+    match b.get(i..i + 8) {
+        Some(part) => u64::from_le_bytes(part.try_into().unwrap_or_default()),
+        None => {
+            let rest = b.get(i..).unwrap_or_default();
+            let mut buf = [0u8; 8];
+            buf[..rest.len()].copy_from_slice(rest);
+            u64::from_le_bytes(buf)
+        }
+    }
+}
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+/// Gathers bit 7 of each byte into the top byte (the bits never collide).
+const GATHER: u64 = 0x0102_0408_1020_4080;
+
+/// Bit `k` set when byte `k` of `x` is not white space ([`is_space`]).
+/// Eight bytes at a time (SWAR), so lines are split without a branch per byte.
+fn word_bits(x: u64) -> u64 {
+    // Adding 0x5f to a byte's low 7 bits sets its high bit iff they are >= 0x21.
+    let high = (((x & LOW7) + 0x5f5f_5f5f_5f5f_5f5f) | x) & HIGH;
+    (high >> 7).wrapping_mul(GATHER) >> 56
+}
+
+/// Bit `k` set when byte `k` of `x` is a newline.
+fn newline_bits(x: u64) -> u64 {
+    let y = x ^ 0x0a0a_0a0a_0a0a_0a0a;
+    let zero = !((((y & LOW7) + LOW7) | y) | LOW7);
+    (zero >> 7).wrapping_mul(GATHER) >> 56
+}
+
+/// Bytes looked at in one step of [`scan_line`]: enough for the columns
+/// before COMMAND of every known layout (about 65 bytes for `ps aux`).
+const WINDOW: usize = 64;
+
+/// Splits the line starting at byte `start` of `text` by `layout`, without
+/// allocating. Returns where the line ends (its newline, or the end of the
+/// text) and the row, if the line is one.
+///
+/// The white space and newline bits of a 64-byte window are computed
+/// straight through, then the word edges are taken from them in order:
+/// no branch per byte.
+fn scan_line<'a>(text: &'a str, start: usize, layout: &Layout) -> (usize, Option<Row<'a>>) {
+    let b = text.as_bytes();
+    let mut marks: Marks = [start; 9];
+    let mut count = 0;
+    let mut in_word = false;
+    let mut at = start;
+    while at < b.len() {
+        let (mut words, mut newlines) = (0u64, 0u64);
+        for k in 0..WINDOW / 8 {
+            let x = load8(b, at + 8 * k);
+            words |= word_bits(x) << (8 * k);
+            newlines |= newline_bits(x) << (8 * k);
+        }
+        // Word starts and ends, up to and including the newline (where the
+        // last word may end).
+        let mut edges = words ^ ((words << 1) | u64::from(in_word));
+        let line_end = newlines.trailing_zeros() as usize; // 64: not in the window
+        if line_end < WINDOW - 1 {
+            edges &= (2u64 << line_end) - 1;
+        }
+        while edges != 0 {
+            let edge = at + edges.trailing_zeros() as usize;
+            edges &= edges - 1;
+            if in_word {
+                marks[usize::from(layout.end_mark[count])] = edge;
+                count += 1;
+            } else if count == layout.words {
+                let end = if line_end < WINDOW {
+                    (at + line_end).min(b.len())
+                } else {
+                    line_end_from(b, at + WINDOW)
+                };
+                return (end, row_of(text, &marks, edge, end));
+            } else {
+                marks[usize::from(layout.start_mark[count])] = edge;
+            }
+            in_word = !in_word;
+        }
+        if line_end < WINDOW {
+            // The line ended before COMMAND.
+            return ((at + line_end).min(b.len()), None);
+        }
+        at += WINDOW;
+    }
+    (b.len(), None)
+}
+
+/// Where the line ends: the first newline at or after `at`, or the end of `b`.
+fn line_end_from(b: &[u8], mut at: usize) -> usize {
+    while at < b.len() {
+        let newlines = newline_bits(load8(b, at));
+        if newlines != 0 {
+            return (at + newlines.trailing_zeros() as usize).min(b.len());
+        }
+        at += 8;
+    }
+    b.len()
+}
+
+/// The row from the marks of a split line whose COMMAND spans `command`..`end`.
+fn row_of<'a>(text: &'a str, m: &Marks, command: usize, end: usize) -> Option<Row<'a>> {
+    let field = |mark: u8| {
+        let k = usize::from(mark);
+        text.get(m[k]..m[k + 1]).unwrap_or("")
+    };
+    let pid = field(PID_MARK);
+    if !is_number(pid) {
+        return None;
+    }
+    Some(Row {
+        user: field(USER_MARK),
+        pid: pid.parse().ok()?,
+        start: field(START_MARK),
+        cpu_time: field(TIME_MARK),
+        command: text
+            .get(command..end)?
+            .trim_end_matches(|c: char| c.is_ascii() && is_space(c as u8)),
+    })
+}
+
+/// Walks the lines of a capture: `found` gets the line number and the row of
+/// every process line (`only_ssh`: of those holding "ssh"); `bad` gets the
+/// number of every line that is not one. Blank lines and headers are neither.
+fn walk<'a>(
+    text: &'a str,
+    only_ssh: bool,
+    mut found: impl FnMut(usize, Row<'a>, usize),
+    mut bad: impl FnMut(usize, &'a str),
+) -> Widths {
+    let mut widths = Widths::default();
+    let mut header: Option<Layout> = None;
+    let mut pos = 0;
+    let mut number = 0;
+    while pos < text.len() {
+        number += 1;
+        let (end, row) = match &header {
+            Some(layout) => scan_line(text, pos, layout),
+            None => {
+                // Before any header, each line's layout is guessed from its words.
+                let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
+                let line = &text[pos..end];
+                let row = Layout::guess(line).and_then(|l| scan_line(line, 0, &l).1);
+                (end, row)
+            }
+        };
+        let line = &text[pos..end];
+        pos = end + 1;
+        match row {
+            Some(row) => {
+                let len = line.strip_suffix('\r').unwrap_or(line).len();
+                widths.rows += 1;
+                if len > widths.longest {
+                    widths.longest = len;
+                    widths.at_longest = 0;
+                }
+                widths.at_longest += usize::from(len == widths.longest);
+                if !only_ssh || row.command.contains("ssh") {
+                    found(number, row, len);
+                }
+            }
+            None => {
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                if line.bytes().all(is_space) {
+                    continue;
+                }
+                match Layout::from_header(line) {
+                    Some(h) => header = Some(h),
+                    None => bad(number, line),
+                }
+            }
+        }
+    }
+    widths
+}
+
+/// Line lengths of the process lines of a capture, to tell whether ps cut
+/// them at a terminal's width.
+#[derive(Debug, Default)]
+struct Widths {
+    rows: usize,
+    /// The longest line, in bytes, and how many lines have that length.
+    longest: usize,
+    at_longest: usize,
+}
+
+impl Widths {
+    /// The width ps cut lines at, if it did: ps on a terminal (or with
+    /// `COLUMNS`) cuts every longer line to exactly that width, so many lines
+    /// share the greatest length; in uncut output it is rare.
+    fn cut_at(&self) -> Option<usize> {
+        (self.at_longest >= 3 && self.at_longest * 20 >= self.rows).then_some(self.longest)
+    }
+}
+
+/// A command line without its last word, which ps may have cut in the middle.
+fn without_last_word(command: &str) -> &str {
+    let t = command.trim_end();
+    match t.rfind(|c: char| c.is_ascii_whitespace()) {
+        Some(i) => t[..i].trim_end(),
+        None => "",
+    }
 }
 
 /// Splits a capture into processes; the count is of lines skipped as malformed.
-pub fn parse_processes(_text: &str) -> (Vec<Process>, usize) {
-    (Vec::new(), 0)
+pub fn parse_processes(text: &str) -> (Vec<Process>, usize) {
+    let mut procs = Vec::new();
+    let mut skipped = 0;
+    walk(
+        text,
+        false,
+        |_, row, _| procs.push(row.to_process()),
+        |_, _| skipped += 1,
+    );
+    (procs, skipped)
 }
 
-/// The tunnels one process holds (none unless it is an ssh/autossh with forwards).
-pub fn tunnels_of(_p: &Process) -> Vec<Tunnel> {
-    Vec::new()
+/// The tunnels one process holds (none unless it is an ssh/autossh with
+/// forwards). This looks at the one process only: see [`tunnels_of_all`]
+/// for autossh.
+pub fn tunnels_of(p: &Process) -> Vec<Tunnel> {
+    let Some(inv) = ssh_args::parse_command(&p.command) else {
+        return Vec::new();
+    };
+    let found = Found {
+        line: 0,
+        pid: p.pid,
+        user: &p.user,
+        start: &p.start,
+        cpu_time: &p.cpu_time,
+        inv,
+    };
+    let mut out = Vec::new();
+    found.push_tunnels(&mut out);
+    out
+}
+
+/// The tunnels of a whole process list, each forward once (autossh and
+/// its ssh child: see the module doc).
+pub fn tunnels_of_all(procs: &[Process]) -> Vec<Tunnel> {
+    let found: Vec<Found> = procs
+        .iter()
+        .filter_map(|p| {
+            Some(Found {
+                line: 0,
+                pid: p.pid,
+                user: &p.user,
+                start: &p.start,
+                cpu_time: &p.cpu_time,
+                inv: ssh_args::parse_command(&p.command)?,
+            })
+        })
+        .collect();
+    resolve(found)
 }
 
 /// Parses the text of a `ps` capture.
 pub fn parse_ps(text: &str) -> PsOutcome {
-    let (procs, skipped) = parse_processes(text);
-    PsOutcome { tunnels: procs.iter().flat_map(tunnels_of).collect(), skipped }
+    let mut out = PsOutcome::default();
+    let mut candidates: Vec<(usize, Row, usize)> = Vec::new();
+    let mut skipped = Vec::new();
+    let widths = walk(
+        text,
+        true,
+        |line, row, len| {
+            if ssh_args::program_of(row.command).is_some() {
+                candidates.push((line, row, len));
+            }
+        },
+        |line, text| skipped.push((line, text)),
+    );
+    let cut_at = widths.cut_at();
+    let mut problems: Vec<(usize, String)> = Vec::new();
+    let mut found: Vec<Found> = Vec::with_capacity(candidates.len());
+    for (line, row, len) in candidates {
+        let mut command = row.command;
+        if cut_at == Some(len) {
+            // The last word may be cut short: a forward spec that lost
+            // digits would still parse. ssh needs a destination, so a line
+            // cut before it reports nothing (see ssh_args).
+            command = without_last_word(command);
+        }
+        let Some(inv) = ssh_args::parse_command(command) else {
+            continue;
+        };
+        if inv.dest.is_empty() {
+            problems.push((
+                line,
+                format!(
+                    "pid {}: ssh command line without a destination (cut short by ps?): no tunnel reported",
+                    row.pid
+                ),
+            ));
+        }
+        found.push(Found {
+            line,
+            pid: row.pid,
+            user: row.user,
+            start: row.start,
+            cpu_time: row.cpu_time,
+            inv,
+        });
+    }
+    if let (Some(width), Some(first)) = (cut_at, found.first()) {
+        problems.push((
+            first.line,
+            format!("ps cut lines at {width} characters (use ps auxww): ssh command lines of that length lose their last word"),
+        ));
+    }
+    // Problems in line order.
+    out.skipped = skipped.len();
+    for (line, text) in skipped.iter().take(MAX_PROBLEMS) {
+        problems.push((*line, format!("not a process line: '{}'", clip(text))));
+    }
+    for f in &found {
+        out.bad_forwards += f.inv.bad.len();
+        for b in f.inv.bad.iter().take(MAX_PROBLEMS) {
+            problems.push((f.line, format!("{b} (pid {})", f.pid)));
+        }
+    }
+    problems.sort_by_key(|p| p.0);
+    for (line, message) in problems {
+        out.problem(line, || message);
+    }
+    out.tunnels = resolve(found);
+    out
+}
+
+/// At most 80 characters of a line, for a message.
+fn clip(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// An ssh or autossh process and what its command line sets up.
+struct Found<'a> {
+    line: usize,
+    pid: u32,
+    user: &'a str,
+    start: &'a str,
+    cpu_time: &'a str,
+    inv: Invocation,
+}
+
+impl Found<'_> {
+    fn push_tunnels(self, out: &mut Vec<Tunnel>) {
+        for f in self.inv.forwards {
+            out.push(Tunnel {
+                pid: self.pid,
+                user: self.user.to_string(),
+                kind: f.kind,
+                bind: f.bind,
+                listen_port: f.listen_port,
+                target_host: f.target_host,
+                target_port: f.target_port,
+                dest: self.inv.dest.clone(),
+                started: None,
+                start: self.start.to_string(),
+                cpu_time: self.cpu_time.to_string(),
+                listening: Health::Unknown,
+                vnc: Health::Unknown,
+            });
+        }
+    }
+}
+
+/// The records of all found processes, dropping autossh lines whose ssh
+/// child is in the list too.
+fn resolve(found: Vec<Found>) -> Vec<Tunnel> {
+    let keep: Vec<bool> = {
+        let mut ssh_by_key: HashMap<(&str, &str), Vec<&[Forward]>> = HashMap::new();
+        for f in &found {
+            if f.inv.program == Program::Ssh && !f.inv.forwards.is_empty() {
+                ssh_by_key
+                    .entry((f.user, f.inv.dest.as_str()))
+                    .or_default()
+                    .push(&f.inv.forwards);
+            }
+        }
+        let child_present = |f: &Found| {
+            ssh_by_key
+                .get(&(f.user, f.inv.dest.as_str()))
+                .is_some_and(|children| {
+                    children
+                        .iter()
+                        .any(|c| f.inv.forwards.iter().all(|fw| c.contains(fw)))
+                })
+        };
+        found
+            .iter()
+            .map(|f| f.inv.program != Program::Autossh || !child_present(f))
+            .collect()
+    };
+    let mut out = Vec::with_capacity(found.iter().map(|f| f.inv.forwards.len()).sum());
+    for (f, keep) in found.into_iter().zip(keep) {
+        if keep {
+            f.push_tunnels(&mut out);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `4934 root L []:5901 [h]:5901 gw 21:27 0:00`, one line per record.
+    fn render(t: &Tunnel) -> String {
+        let mut s = format!(
+            "{} {} {} [{}]:{}",
+            t.pid,
+            t.user,
+            t.kind.letter(),
+            t.bind,
+            t.listen_port
+        );
+        if !t.target_host.is_empty() || t.target_port != 0 {
+            s.push_str(&format!(" [{}]:{}", t.target_host, t.target_port));
+        }
+        s.push_str(&format!(" {} {} {}", t.dest, t.start, t.cpu_time));
+        s.trim_end().to_string()
+    }
+
+    /// Parses a capture and compares its records and skipped-line count.
+    #[track_caller]
+    fn check(capture: &str, skipped: usize, expected: &[&str]) {
+        let out = parse_ps(capture);
+        let got: Vec<String> = out.tunnels.iter().map(render).collect();
+        assert_eq!(got, expected, "capture:\n{capture}");
+        assert_eq!(
+            out.skipped, skipped,
+            "skipped lines; problems: {:?}",
+            out.problems
+        );
+        for t in &out.tunnels {
+            assert_eq!(t.started, None);
+            assert_eq!(t.listening, Health::Unknown);
+            assert_eq!(t.vnc, Health::Unknown);
+        }
+    }
+
+    // Lines of real captures (procps 4.0.2 and busybox 1.35 on Debian 12),
+    // with ssh processes started for the purpose.
+    const AUX: &str = "\
+USER       PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND
+root         1  0.0  0.0  44816 17044 ?        S<Ll 20:29   0:02 /process_api --firecracker-init --addr 0.0.0.0:2024
+root         2  0.0  0.0      0     0 ?        S    20:29   0:00 [kthreadd]
+root     21419  0.0  0.0  15456  9100 ?        S    21:22   0:00 sshd: /usr/sbin/sshd -D -f /tmp/psfix.Wifptv/sshd_config -E /tmp/psfix.Wifptv/sshd.log [listener] 0 of 100-100 startups
+root     21474  0.0  0.0  16676  9876 ?        Ss   21:22   0:00 sshd: novacr01 [priv]
+root     21483  0.0  0.0  11232  3508 ?        Ss   21:22   0:00 ssh -i /tmp/psfix.Wifptv/id_ed25519 -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -N -f -L 5900:localhost:5951 novacr01@127.0.0.1 -p 42801
+novacr01 21484  0.0  0.0  16936  5700 ?        S    21:22   0:00 sshd: novacr01
+novacr01 21557  0.0  0.0  11232  3500 ?        Ss   21:22   0:00 ssh -olocalforward=[::1]:5909 localhost:5959 -o LocalForward = 5910 localhost:5960 -fN novadaq-far-master-01
+novacr01 21614  0.0  0.0  11232  3668 ?        Ss   21:22   0:00 ssh -fN -R 0:localhost:5906 -R 6906 -R 0 novadaq-far-gateway-01
+novacr01 21635  0.1  0.0  11232  8076 ?        S    21:22   0:00 ssh -l novacr01 -p 42801 -W [localhost]:42801 127.0.0.1
+root     21685  0.0  0.0   3908  1976 ?        S    21:22   0:00 grep -E ^(local|remote|dynamic)forward 
+novacr01 21691  0.0  0.0  11232  3780 ?        Ss   21:22   0:00 ssh -f -L 5923:localhost:5973 novadaq-far-master-02 sleep 100000; echo -L 5924:localhost:5974 -G
+root      4934  0.0  0.0   2940  1920 ?        S    21:27   0:00 bin/ssh -fNL 5901:novadaq-far-master-02:5901 novacr01@novadaq-far-gateway-01
+root      4935  0.0  0.0   2940  1924 ?        S    21:27   0:00 bin/ssh -o LocalForward 5902 novadaq-far-master-02:5902 -N gw
+root      4936  0.0  0.0   2940  1948 ?        S    21:27   0:00 bin/ssh -L 5903:h:5951 gw sleep 100 -L 5904:h:5952
+root      4937  0.0  0.0   2492  1688 ?        S    21:27   0:00 /usr/lib/autossh/autossh -M 20000 -N -L 5905:h:5955 gw
+root      4938  0.0  0.0   4360  3128 ?        S    21:27   0:00 bash -c /tmp/parser-fake/bin/ssh -D 1080 gw; true
+root      4939  0.0  0.0   2940  1832 ?        S    21:27   0:00 /tmp/parser-fake/bin/ssh -L 20000:127.0.0.1:20000 -R 20000:127.0.0.1:20001 -N -L 5905:h:5955 gw
+root      4940  0.0  0.0   2940  1848 ?        S    21:27   0:00 /tmp/parser-fake/bin/ssh -D 1080 gw
+";
+
+    const AUX_TUNNELS: &[&str] = &[
+        "21483 root L []:5900 [localhost]:5951 127.0.0.1 21:22 0:00",
+        "21557 novacr01 L [::1]:5909 [localhost]:5959 novadaq-far-master-01 21:22 0:00",
+        "21557 novacr01 L []:5910 [localhost]:5960 novadaq-far-master-01 21:22 0:00",
+        "21614 novacr01 R []:0 [localhost]:5906 novadaq-far-gateway-01 21:22 0:00",
+        "21614 novacr01 R []:6906 novadaq-far-gateway-01 21:22 0:00",
+        "21614 novacr01 R []:0 novadaq-far-gateway-01 21:22 0:00",
+        "21691 novacr01 L []:5923 [localhost]:5973 novadaq-far-master-02 21:22 0:00",
+        "4934 root L []:5901 [novadaq-far-master-02]:5901 novadaq-far-gateway-01 21:27 0:00",
+        "4935 root L []:5902 [novadaq-far-master-02]:5902 gw 21:27 0:00",
+        "4936 root L []:5903 [h]:5951 gw 21:27 0:00",
+        "4939 root L []:20000 [127.0.0.1]:20000 gw 21:27 0:00",
+        "4939 root R []:20000 [127.0.0.1]:20001 gw 21:27 0:00",
+        "4939 root L []:5905 [h]:5955 gw 21:27 0:00",
+        "4940 root D []:1080 gw 21:27 0:00",
+    ];
+
+    #[test]
+    fn procps_aux() {
+        check(AUX, 0, AUX_TUNNELS);
+    }
+
+    #[test]
+    fn procps_aux_through_grep_without_header() {
+        let grepped: String = AUX.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        check(&grepped, 0, AUX_TUNNELS);
+    }
+
+    #[test]
+    fn procps_auxf_tree() {
+        check(
+            "\
+USER       PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND
+root      4937  0.0  0.0   2492  1688 ?        S    21:27   0:00 /usr/lib/autossh/autossh -M 20000 -N -L 5905:h:5955 gw
+root      4939  0.0  0.0   2940  1832 ?        S    21:27   0:00  \\_ /tmp/parser-fake/bin/ssh -L 20000:127.0.0.1:20000 -R 20000:127.0.0.1:20001 -N -L 5905:h:5955 gw
+root      4938  0.0  0.0   4360  3128 ?        S    21:27   0:00 bash -c /tmp/parser-fake/bin/ssh -D 1080 gw; true
+root      4940  0.0  0.0   2940  1848 ?        S    21:27   0:00  \\_ /tmp/parser-fake/bin/ssh -D 1080 gw
+",
+            0,
+            &[
+                "4939 root L []:20000 [127.0.0.1]:20000 gw 21:27 0:00",
+                "4939 root R []:20000 [127.0.0.1]:20001 gw 21:27 0:00",
+                "4939 root L []:5905 [h]:5955 gw 21:27 0:00",
+                "4940 root D []:1080 gw 21:27 0:00",
+            ],
+        );
+    }
+
+    #[test]
+    fn start_column_forms_and_cut_user_names() {
+        check(
+            "\
+USER       PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND
+novacr0+  4242  0.0  0.0  11232  3500 ?        Ss   Apr04   1:56 ssh -fN -L 5900:novadaq-far-master-02:5951 novadaq-far-gateway-01
+novacr0+  4243  0.0  0.0  11232  3500 ?        Ss    2016  12:01 ssh -fN -L 5901:novadaq-far-master-02:5952 novadaq-far-gateway-01
+1000      4244  0.1  0.0  11232  3500 pts/3    S+   21:06   0:00 ssh -L 5902:h:5953 gw
+",
+            0,
+            &[
+                "4242 novacr0+ L []:5900 [novadaq-far-master-02]:5951 novadaq-far-gateway-01 Apr04 1:56",
+                "4243 novacr0+ L []:5901 [novadaq-far-master-02]:5952 novadaq-far-gateway-01 2016 12:01",
+                "4244 1000 L []:5902 [h]:5953 gw 21:06 0:00",
+            ],
+        );
+    }
+
+    #[test]
+    fn busybox_formats() {
+        let tunnels = [
+            "4934 root L []:5901 [novadaq-far-master-02]:5901 novadaq-far-gateway-01",
+            "4935 root L []:5902 [novadaq-far-master-02]:5902 gw",
+            "4939 root L []:20000 [127.0.0.1]:20000 gw",
+            "4939 root R []:20000 [127.0.0.1]:20001 gw",
+            "4939 root L []:5905 [h]:5955 gw",
+            "4940 root D []:1080 gw",
+        ];
+        let plain = "\
+PID   USER     COMMAND
+    1 root     /process_api --firecracker-init --addr 0.0.0.0:2024
+    2 root     [kthreadd]
+21474 root     sshd: novacr01 [priv]
+ 4934 root     bin/ssh -fNL 5901:novadaq-far-master-02:5901 novacr01@novadaq-far-gateway-01
+ 4935 root     bin/ssh -o LocalForward 5902 novadaq-far-master-02:5902 -N gw
+ 4937 root     /usr/lib/autossh/autossh -M 20000 -N -L 5905:h:5955 gw
+ 4938 root     bash -c /tmp/parser-fake/bin/ssh -D 1080 gw; true
+ 4939 root     /tmp/parser-fake/bin/ssh -L 20000:127.0.0.1:20000 -R 20000:127.0.0.1:20001 -N -L 5905:h:5955 gw
+ 4940 root     /tmp/parser-fake/bin/ssh -D 1080 gw
+";
+        check(plain, 0, &tunnels);
+        let grepped: String = plain.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        check(&grepped, 0, &tunnels);
+        let vsz = "\
+PID   USER     VSZ  STAT COMMAND
+    1 root      41m S<   /process_api --firecracker-init --addr 0.0.0.0:2024
+    2 root        0 SW   [kthreadd]
+ 4934 root     2940 S    bin/ssh -fNL 5901:novadaq-far-master-02:5901 novacr01@novadaq-far-gateway-01
+ 4935 root     2940 S    bin/ssh -o LocalForward 5902 novadaq-far-master-02:5902 -N gw
+ 4937 root     2492 S    /usr/lib/autossh/autossh -M 20000 -N -L 5905:h:5955 gw
+ 4938 root     4360 S    bash -c /tmp/parser-fake/bin/ssh -D 1080 gw; true
+ 4939 root     2940 S    /tmp/parser-fake/bin/ssh -L 20000:127.0.0.1:20000 -R 20000:127.0.0.1:20001 -N -L 5905:h:5955 gw
+ 4940 root     2940 S    /tmp/parser-fake/bin/ssh -D 1080 gw
+";
+        check(vsz, 0, &tunnels);
+        let grepped: String = vsz.lines().skip(1).map(|l| format!("{l}\n")).collect();
+        check(&grepped, 0, &tunnels);
+        // The older default layout, right-aligned PID, and the TIME layout.
+        check(
+            "  PID USER       VSZ STAT COMMAND\n  812 novacr01  2940 S    ssh -N -L 5900:h:5951 gw\n",
+            0,
+            &["812 novacr01 L []:5900 [h]:5951 gw"],
+        );
+        check(
+            "PID   USER     TIME  COMMAND\n  812 novacr01  0:03 ssh -N -L 5900:h:5951 gw\n",
+            0,
+            &["812 novacr01 L []:5900 [h]:5951 gw  0:03"],
+        );
+        check(
+            "  812 novacr01  0:03 ssh -N -L 5900:h:5951 gw\n",
+            0,
+            &["812 novacr01 L []:5900 [h]:5951 gw  0:03"],
+        );
+    }
+
+    #[test]
+    fn other_procps_layouts() {
+        check(
+            "\
+UID        PID  PPID  C STIME TTY          TIME CMD
+root      4939  4937  0 21:27 ?        00:00:00 /tmp/parser-fake/bin/ssh -L 20000:127.0.0.1:20000 -R 20000:127.0.0.1:20001 -N -L 5905:h:5955 gw
+root      4940  4938  0 21:27 ?        00:00:00 /tmp/parser-fake/bin/ssh -D 1080 gw
+",
+            0,
+            &[
+                "4939 root L []:20000 [127.0.0.1]:20000 gw 21:27 00:00:00",
+                "4939 root R []:20000 [127.0.0.1]:20001 gw 21:27 00:00:00",
+                "4939 root L []:5905 [h]:5955 gw 21:27 00:00:00",
+                "4940 root D []:1080 gw 21:27 00:00:00",
+            ],
+        );
+        check(
+            "root      4940  4938  0 Apr04 ?        00:00:00 /tmp/parser-fake/bin/ssh -D 1080 gw\n",
+            0,
+            &["4940 root D []:1080 gw Apr04 00:00:00"],
+        );
+        check(
+            "\
+  PID USER                      STARTED     TIME COMMAND
+ 4940 root     Mon Nov 23 21:27:17 2026 00:00:00 /tmp/parser-fake/bin/ssh -D 1080 gw
+",
+            0,
+            &["4940 root D []:1080 gw Mon Nov 23 21:27:17 2026 00:00:00"],
+        );
+    }
+
+    #[test]
+    fn autossh_reported_once() {
+        let parent = "root      4937  0.0  0.0   2492  1688 ?        S    21:27   0:00 /usr/lib/autossh/autossh -M 20000 -N -L 5905:h:5955 gw\n";
+        let child = "root      4939  0.0  0.0   2940  1832 ?        S    21:27   0:00 /tmp/parser-fake/bin/ssh -L 20000:127.0.0.1:20000 -R 20000:127.0.0.1:20001 -N -L 5905:h:5955 gw\n";
+        // Child present: its forwards only.
+        check(
+            &format!("{parent}{child}"),
+            0,
+            &[
+                "4939 root L []:20000 [127.0.0.1]:20000 gw 21:27 0:00",
+                "4939 root R []:20000 [127.0.0.1]:20001 gw 21:27 0:00",
+                "4939 root L []:5905 [h]:5955 gw 21:27 0:00",
+            ],
+        );
+        // Child between restarts: autossh's own forwards.
+        check(parent, 0, &["4937 root L []:5905 [h]:5955 gw 21:27 0:00"]);
+        // An ssh of another user or to another host is not its child.
+        let other = child.replacen("root ", "alice", 1);
+        check(
+            &format!("{parent}{other}"),
+            0,
+            &[
+                "4937 root L []:5905 [h]:5955 gw 21:27 0:00",
+                "4939 alice L []:20000 [127.0.0.1]:20000 gw 21:27 0:00",
+                "4939 alice R []:20000 [127.0.0.1]:20001 gw 21:27 0:00",
+                "4939 alice L []:5905 [h]:5955 gw 21:27 0:00",
+            ],
+        );
+        // The same through tunnels_of_all, from processes.
+        let (procs, _) = parse_processes(&format!("{parent}{child}"));
+        assert_eq!(tunnels_of_all(&procs).len(), 3);
+        assert_eq!(tunnels_of(&procs[0]).len(), 1);
+    }
+
+    #[test]
+    fn lines_cut_at_a_terminal_width() {
+        // AUX as ps prints it on a 100-column terminal: every longer line
+        // is cut to exactly 100 characters.
+        let cut: String = AUX
+            .lines()
+            .map(|l| format!("{}\n", &l[..l.len().min(100)]))
+            .collect();
+        // Only `bin/ssh -L 5903:h:5951 gw sleep 1[00]` keeps its forward and
+        // destination once the possibly cut last word is set aside; the
+        // others lost their destination (`... -L 5923:localhost:5973 novad`)
+        // or never had one on screen. `.../bin/ssh -D 1080 gw` is exactly
+        // 100 characters long, so it cannot be told from a cut line.
+        check(&cut, 0, &["4936 root L []:5903 [h]:5951 gw 21:27 0:00"]);
+        let out = parse_ps(&cut);
+        assert!(
+            out.problems
+                .iter()
+                .any(|p| p.message.starts_with("ps cut lines at 100 characters")),
+            "{:?}",
+            out.problems
+        );
+        // Uncut, the same lines all report.
+        check(AUX, 0, AUX_TUNNELS);
+    }
+
+    #[test]
+    fn malformed_lines_are_skipped_and_counted() {
+        let capture = "\
+USER       PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND
+root     21483  0.0  0.0  11232  3508 ?        Ss   21:22   0:00 ssh -N -L 5900:h:5951 gw
+
+root     xx483  0.0  0.0  11232  3508 ?        Ss   21:22   0:00 ssh -N -L 5901:h:5951 gw
+root     21484  0.0  0.0  11232
+$ ps aux | grep ssh
+root     99999999999  0.0  0.0  11232  3508 ?        Ss   21:22   0:00 ssh -N -L 5902:h:5951 gw
+   \t  \r
+novacr01 21485  0.0  0.0  11232  3508 ?        Ss   21:22   0:00 ssh -N -L 5900:h gw -L 5903:h:5953\r
+";
+        check(
+            capture,
+            4,
+            &[
+                "21483 root L []:5900 [h]:5951 gw 21:22 0:00",
+                "21485 novacr01 L []:5903 [h]:5953 gw 21:22 0:00",
+            ],
+        );
+        let out = parse_ps(capture);
+        assert_eq!(out.bad_forwards, 1);
+        let problems: Vec<String> = out.problems.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            problems,
+            [
+                "4: not a process line: 'root     xx483  0.0  0.0  11232  3508 ?        Ss   21:22   0:00 ssh -N -L 5901:...'",
+                "5: not a process line: 'root     21484  0.0  0.0  11232'",
+                "6: not a process line: '$ ps aux | grep ssh'",
+                "7: not a process line: 'root     99999999999  0.0  0.0  11232  3508 ?        Ss   21:22   0:00 ssh -N -L...'",
+                "9: bad -L spec '5900:h' (pid 21485)",
+            ]
+        );
+        // Without a header, lines that fit no layout are skipped too.
+        check("hello\nssh -L 1:h:2 gw\n\n", 2, &[]);
+    }
+
+    #[test]
+    fn empty_and_header_only() {
+        check("", 0, &[]);
+        check("\n\n", 0, &[]);
+        check(
+            "USER       PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND\n",
+            0,
+            &[],
+        );
+    }
+
+    #[test]
+    fn processes_keep_what_ps_printed() {
+        let (procs, skipped) = parse_processes(
+            "\
+USER       PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND
+novacr0+  4242  0.0  0.0  11232  3500 ?        Ss   Apr04   1:56 /usr/lib/autossh/autossh    -M 20000 -N  -L 5900:h:5951 gw
+root         2  0.0  0.0      0     0 ?        S    20:29   0:00 [kthreadd]
+bad line
+",
+        );
+        assert_eq!(skipped, 1);
+        assert_eq!(
+            procs[0],
+            Process {
+                user: "novacr0+".into(),
+                pid: 4242,
+                start: "Apr04".into(),
+                cpu_time: "1:56".into(),
+                command: "/usr/lib/autossh/autossh    -M 20000 -N  -L 5900:h:5951 gw".into(),
+            }
+        );
+        assert_eq!(procs[1].command, "[kthreadd]");
+        assert_eq!(procs.len(), 2);
+    }
+
+    #[test]
+    fn very_long_lines() {
+        let mut cmd = String::from("ssh -N");
+        for i in 0..20_000 {
+            cmd.push_str(&format!(" -L {}:h:{}", 1 + i % 60_000, 5900 + i % 100));
+        }
+        cmd.push_str(" gw");
+        let line = format!("root 1 0.0 0.0 1 1 ? S 21:22 0:00 {cmd}\n");
+        let out = parse_ps(&line);
+        assert_eq!(out.tunnels.len(), 20_000);
+        let junk = format!(
+            "root 1 0.0 0.0 1 1 ? S 21:22 0:00 ssh {}\n",
+            "x".repeat(1 << 20)
+        );
+        assert!(parse_ps(&junk).tunnels.is_empty());
+    }
+
+    /// The obvious way to split `ps aux` lines, to check the fast one against.
+    fn naive_processes(text: &str) -> (Vec<Process>, usize) {
+        let mut procs = Vec::new();
+        let mut skipped = 0;
+        for line in text.split('\n').skip(1) {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.bytes().all(is_space) {
+                continue;
+            }
+            let b = line.as_bytes();
+            let mut words = Vec::new();
+            let mut i = 0;
+            while words.len() < 10 {
+                while i < b.len() && is_space(b[i]) {
+                    i += 1;
+                }
+                let s = i;
+                while i < b.len() && !is_space(b[i]) {
+                    i += 1;
+                }
+                if s == i {
+                    break;
+                }
+                words.push(&line[s..i]);
+            }
+            while i < b.len() && is_space(b[i]) {
+                i += 1;
+            }
+            let command = line[i..].trim_end_matches(|c: char| c.is_ascii() && is_space(c as u8));
+            let pid = words
+                .get(1)
+                .filter(|p| is_number(p))
+                .and_then(|p| p.parse().ok());
+            match pid {
+                Some(pid) if words.len() == 10 && !command.is_empty() => procs.push(Process {
+                    user: words[0].into(),
+                    pid,
+                    start: words[8].into(),
+                    cpu_time: words[9].into(),
+                    command: command.into(),
+                }),
+                _ => skipped += 1,
+            }
+        }
+        (procs, skipped)
+    }
+
+    #[test]
+    fn fast_split_agrees_with_naive_on_real_lines() {
+        let text = format!("{AUX}root 1 0.0 0.0 1 1 ? S 21:22 0:00 x\n\nroot 2\tx");
+        assert_eq!(parse_processes(&text), naive_processes(&text));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_split_agrees_with_naive(
+            lines in proptest::collection::vec(
+                "([a-z+]{1,9}|[0-9]{1,12}|[ \t]{1,3}|[0-9.:]{1,8}|é|ssh|-L|\\?|x{60,130}){0,40}",
+                0..12,
+            )
+        ) {
+            let text = format!("{}\n{}", AUX.lines().next().unwrap_or(""), lines.join("\n"));
+            proptest::prop_assert_eq!(parse_processes(&text), naive_processes(&text));
+        }
+
+        #[test]
+        fn never_panics_on_random_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..2048)) {
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = parse_ps(&text);
+            let _ = parse_processes(&text);
+        }
+
+        #[test]
+        fn never_panics_on_ps_like_lines(
+            lines in proptest::collection::vec(
+                "(USER +PID .*COMMAND|PID +USER +(TIME|VSZ STAT)? *COMMAND|[a-z0-9+]{0,9} +[0-9]{0,6} +[0-9.:a-zA-Z ]{0,30} +(/usr/bin/)?(auto)?ssh( [-a-zA-Z0-9:/@\\[\\]*=%.]{0,10}){0,12})",
+                0..20,
+            )
+        ) {
+            let text = lines.join("\n");
+            let out = parse_ps(&text);
+            proptest::prop_assert!(out.skipped <= lines.len());
+        }
+    }
 }
