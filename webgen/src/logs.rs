@@ -711,8 +711,17 @@ impl std::hash::Hasher for FastHasher {
         self.add(n as u64);
     }
 
+    /// The multiply only carries low bits upwards, and keys such as a seq
+    /// (microseconds, often whole seconds) share their low bits; hashbrown
+    /// picks buckets by the low bits, so mix the high ones down (MurmurHash3's
+    /// finaliser).
     fn finish(&self) -> u64 {
-        self.0
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
