@@ -420,7 +420,7 @@ fn walk<'a>(
     only_ssh: bool,
     mut found: impl FnMut(usize, Row<'a>, usize),
     mut bad: impl FnMut(usize, &'a str),
-) -> Widths {
+) -> Widths<'a> {
     let mut widths = Widths::default();
     let mut header: Option<Layout> = None;
     let mut pos = 0;
@@ -442,12 +442,7 @@ fn walk<'a>(
         match row {
             Some(row) => {
                 let len = line.strip_suffix('\r').unwrap_or(line).len();
-                widths.rows += 1;
-                if len > widths.longest {
-                    widths.longest = len;
-                    widths.at_longest = 0;
-                }
-                widths.at_longest += usize::from(len == widths.longest);
+                widths.add(len, row.command);
                 if !only_ssh || row.command.contains("ssh") {
                     found(number, row, len);
                 }
@@ -470,19 +465,46 @@ fn walk<'a>(
 /// Line lengths of the process lines of a capture, to tell whether ps cut
 /// them at a terminal's width.
 #[derive(Debug, Default)]
-struct Widths {
+struct Widths<'a> {
     rows: usize,
     /// The longest line, in bytes, and how many lines have that length.
     longest: usize,
     at_longest: usize,
+    /// The program of the first line of that length, and whether lines of
+    /// another program have it too.
+    program: &'a str,
+    varied: bool,
 }
 
-impl Widths {
+impl<'a> Widths<'a> {
+    fn add(&mut self, len: usize, command: &'a str) {
+        self.rows += 1;
+        if len < self.longest {
+            return;
+        }
+        let program = command.split_ascii_whitespace().next().unwrap_or("");
+        if len > self.longest {
+            *self = Widths {
+                rows: self.rows,
+                longest: len,
+                at_longest: 1,
+                program,
+                varied: false,
+            };
+        } else {
+            self.at_longest += 1;
+            self.varied |= program != self.program;
+        }
+    }
+
     /// The width ps cut lines at, if it did: ps on a terminal (or with
-    /// `COLUMNS`) cuts every longer line to exactly that width, so many lines
-    /// share the greatest length; in uncut output it is rare.
+    /// `COLUMNS`) cuts every longer line to exactly that width, so many
+    /// lines of different programs share the greatest length. Uncut, the
+    /// longest line is rarely matched, and then by lines of one program
+    /// (the same tunnel started several times, a generated capture).
     fn cut_at(&self) -> Option<usize> {
-        (self.at_longest >= 3 && self.at_longest * 20 >= self.rows).then_some(self.longest)
+        (self.varied && self.at_longest >= 3 && self.at_longest * 20 >= self.rows)
+            .then_some(self.longest)
     }
 }
 
@@ -970,6 +992,18 @@ root      4940  4938  0 21:27 ?        00:00:00 /tmp/parser-fake/bin/ssh -D 1080
         );
         // Uncut, the same lines all report.
         check(AUX, 0, AUX_TUNNELS);
+        // Lines of one length are not cut when they all run one program
+        // (here: the same tunnel command for many accounts).
+        let same: String = (0..30)
+            .map(|i| {
+                format!(
+                    "novacr{i:02}   {:>6}  0.0  0.0  14540  5628 ?        Ss   Nov22   0:01 ssh -N -L {}:h:5951 gw\n",
+                    10_000 + i,
+                    20_000 + i
+                )
+            })
+            .collect();
+        assert_eq!(parse_ps(&same).tunnels.len(), 30);
     }
 
     #[test]

@@ -123,16 +123,31 @@ pub struct Invocation {
 }
 
 /// Whether a `ps` COMMAND runs ssh or autossh (by any path), judged by its
-/// first word. `ps f` tree art (`\_`, `|`) in front is skipped.
+/// first word. `ps f` tree art (`\_`, `|`) in front is skipped, and so is
+/// busybox's `{comm}` prefix, which names the program when argv[0] was
+/// changed (`{ssh} vnc-tunnel -N -L ...` after `exec -a vnc-tunnel ssh`).
 pub fn program_of(command: &str) -> Option<Program> {
-    command
-        .split_ascii_whitespace()
-        .find(|w| !is_tree_art(w))
-        .and_then(program_of_word)
+    let (comm, argv) = split_command(command);
+    comm.and_then(program_of_word).or_else(|| {
+        argv.split_ascii_whitespace()
+            .next()
+            .and_then(program_of_word)
+    })
 }
 
-fn is_tree_art(w: &str) -> bool {
-    w == "\\_" || w == "|"
+/// The busybox `{comm}` (if any) and the argv part of a ps COMMAND, tree art
+/// removed.
+fn split_command(command: &str) -> (Option<&str>, &str) {
+    let mut rest = command.trim_start();
+    while let Some(r) = rest.strip_prefix("\\_").or_else(|| rest.strip_prefix('|')) {
+        rest = r.trim_start();
+    }
+    if let Some(r) = rest.strip_prefix('{')
+        && let Some((comm, argv)) = r.split_once('}')
+    {
+        return (Some(comm), argv);
+    }
+    (None, rest)
 }
 
 fn program_of_word(w: &str) -> Option<Program> {
@@ -147,20 +162,18 @@ fn program_of_word(w: &str) -> Option<Program> {
 /// Reads a command line as `ps` shows it (argv joined with spaces). `None`
 /// unless it runs ssh or autossh.
 pub fn parse_command(command: &str) -> Option<Invocation> {
-    program_of(command)?; // most commands stop here, before any allocation
+    let program = program_of(command)?; // most commands stop here, before any allocation
+    let (_, argv) = split_command(command);
     let mut words: Vec<&str> = Vec::with_capacity(32);
-    words.extend(
-        command
-            .split_ascii_whitespace()
-            .skip_while(|w| is_tree_art(w)),
-    );
-    parse_words(&words, true)
+    words.extend(argv.split_ascii_whitespace());
+    parse_words(program, &words, true)
 }
 
 /// Reads an exact argv (argv[0] first). `None` unless it runs ssh or autossh.
 pub fn parse_argv<S: AsRef<str>>(argv: &[S]) -> Option<Invocation> {
+    let program = program_of_word(argv.first()?.as_ref())?;
     let words: Vec<&str> = argv.iter().map(|s| s.as_ref()).collect();
-    parse_words(&words, false)
+    parse_words(program, &words, false)
 }
 
 /// Whether option letter `c` takes a value; `None` for a letter ssh does
@@ -191,8 +204,8 @@ struct Parse {
     stdio_forward: bool,
 }
 
-fn parse_words(words: &[&str], joined: bool) -> Option<Invocation> {
-    let program = program_of_word(words.first()?)?;
+/// Reads argv (`words`, argv[0] first) as `program` does.
+fn parse_words(program: Program, words: &[&str], joined: bool) -> Option<Invocation> {
     let mut p = Parse {
         joined,
         forwards: Vec::new(),
@@ -1366,6 +1379,29 @@ mod tests {
         assert!(parse_forward(Kind::Local, &long).is_none());
         let long_path = format!("5900:/{}", "p".repeat(200));
         assert!(parse_forward(Kind::Local, &long_path).is_none());
+    }
+
+    #[test]
+    fn busybox_comm_prefix() {
+        // busybox shows `{comm}` before argv when argv[0] is not the program.
+        check(
+            "{ssh} vnc-tunnel -N -L 5900:h:5951 gw",
+            "ssh gw | L []:5900 [h]:5951",
+        );
+        check(
+            "{autossh} tunnel -M 0 -N -L 5900:h:5951 gw",
+            "autossh gw | L []:5900 [h]:5951",
+        );
+        check(
+            "{tmux: server} tmux new-session -d -s vnc ssh -L 5931:localhost:5981 far",
+            "-",
+        );
+        check(
+            "{ssh} ssh: /home/u/.ssh/cm-gw [mux]",
+            "ssh /home/u/.ssh/cm-gw",
+        );
+        check("{/sbin/init} /sbin/init", "-");
+        check("{ssh", "-");
     }
 
     #[test]
