@@ -26,11 +26,6 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// A log file that is listed but cannot be opened or read.
-    LogFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     /// A template failed to load or render (with `--templates DIR`, usually
     /// a mistake in that directory).
     Template {
@@ -67,9 +62,6 @@ impl fmt::Display for Error {
                     path.display()
                 )
             }
-            Error::LogFile { path, source } => {
-                write!(f, "{}: cannot read: {source}", path.display())
-            }
             Error::Template { name, source } => {
                 write!(f, "template '{name}': {source}")?;
                 if let Some(detail) = source.detail() {
@@ -90,9 +82,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::DataDir { source, .. }
-            | Error::LogFile { source, .. }
-            | Error::Write { source, .. } => Some(source),
+            Error::DataDir { source, .. } | Error::Write { source, .. } => Some(source),
             Error::Template { source, .. } => Some(source),
             _ => None,
         }

@@ -285,16 +285,27 @@ fn tunnel_now(clock: &Clock, t: &TunnelNow) -> Value {
     }
 }
 
+/// Tunnel rows shown per gateway panel; past that, the broken ones are
+/// kept first and the rest are counted.
+pub const MAX_TUNNEL_ROWS: usize = 200;
+
 fn gateway_status(clock: &Clock, g: &GatewayStatus) -> Value {
     let broken = g.tunnels.iter().filter(|t| t.broken()).count() as u64;
+    let mut shown: Vec<&TunnelNow> = g.tunnels.iter().collect();
+    if shown.len() > MAX_TUNNEL_ROWS {
+        shown.sort_by_key(|t| !t.broken());
+        shown.truncate(MAX_TUNNEL_ROWS);
+        shown.sort_by_key(|t| (t.tunnel.listen_port, t.tunnel.pid));
+    }
     context! {
+        tunnels_more => g.tunnels.len() - shown.len(),
         name => g.name.as_str(),
         state => g.state.as_str(),
         last_heard => clock.time_full(g.last_heard),
         last_heard_ago => clock.ago(g.last_heard),
         last_report => g.last_report.map(|t| clock.time(t)),
         last_report_ago => g.last_report.map(|t| clock.ago(t)),
-        tunnels => g.tunnels.iter().map(|t| tunnel_now(clock, t)).collect::<Vec<_>>(),
+        tunnels => shown.iter().map(|t| tunnel_now(clock, t)).collect::<Vec<_>>(),
         tunnel_count => plural(g.tunnels.len() as u64, "tunnel", "tunnels"),
         broken => broken,
         broken_count => plural(broken, "broken", "broken"),

@@ -595,3 +595,41 @@ fn unwritable_output_is_exit_1() {
         "{err}"
     );
 }
+
+#[test]
+fn long_tunnel_lists_are_cut_keeping_the_broken_ones() {
+    // One report of 250 tunnels, the two with the highest ports broken.
+    let data = fresh_dir("many");
+    std::fs::create_dir_all(&data).unwrap();
+    let t = 1_795_456_790u64;
+    std::fs::write(
+        data.join("events-2026-11-23.csv"),
+        format!(
+            "received,gateway,kind,seq,part,parts,sent,source,tunnels,text\n{t},gw,report,1,1,1,{t},a,250,\n"
+        ),
+    )
+    .unwrap();
+    let mut rows = String::from(
+        "received,gateway,seq,part,pid,user,kind,bind,listen_port,target_host,target_port,dest,started,start,cpu_time,listening,vnc\n",
+    );
+    for i in 0..250u32 {
+        let listening = if i >= 248 { "no" } else { "yes" };
+        rows.push_str(&format!(
+            "{t},gw,1,1,{},u{i},L,,{},h,5901,h,,,,{listening},unknown\n",
+            1000 + i,
+            10_000 + i
+        ));
+    }
+    std::fs::write(data.join("tunnels-2026-11-23.csv"), rows).unwrap();
+    let run = webgen(&data, &[]);
+    let doc = run.page("index.html");
+    let panel = gateway_panel(&doc, "gw");
+    let ports = texts(panel, "tr.tunnel td.listen .port");
+    assert_eq!(ports.len(), 200);
+    assert_eq!(ports[0], "10000");
+    assert_eq!(ports[198..], ["10248", "10249"]);
+    assert_eq!(
+        texts(panel, "p.more"),
+        ["50 more healthy tunnels not listed (250 tunnels in all)."]
+    );
+}
