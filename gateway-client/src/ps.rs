@@ -29,7 +29,7 @@
 //! child is between restarts) autossh's own forwards are reported under its
 //! pid.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use crate::ssh_args::{self, Forward, Invocation, Program};
@@ -697,11 +697,7 @@ fn resolve(found: Vec<Found>) -> Vec<Tunnel> {
         let child_present = |f: &Found| {
             ssh_by_key
                 .get(&(f.user, f.inv.dest.as_str()))
-                .is_some_and(|children| {
-                    children
-                        .iter()
-                        .any(|c| f.inv.forwards.iter().all(|fw| c.contains(fw)))
-                })
+                .is_some_and(|children| children.iter().any(|c| holds_all(c, &f.inv.forwards)))
         };
         found
             .iter()
@@ -715,6 +711,16 @@ fn resolve(found: Vec<Found>) -> Vec<Tunnel> {
         }
     }
     out
+}
+
+/// Whether `child` holds every forward of `parent` (a set when both are
+/// long, so that hostile captures stay linear).
+fn holds_all(child: &[Forward], parent: &[Forward]) -> bool {
+    if child.len() <= ssh_args::FEW || parent.len() <= ssh_args::FEW {
+        return parent.iter().all(|f| child.contains(f));
+    }
+    let set: HashSet<&Forward> = child.iter().collect();
+    parent.iter().all(|f| set.contains(f))
 }
 
 #[cfg(test)]
@@ -1095,6 +1101,17 @@ bad line
             "x".repeat(1 << 20)
         );
         assert!(parse_ps(&junk).tunnels.is_empty());
+        // 60,000 forwards, many equal, in an autossh and its child: linear.
+        let many: String = (0..60_000)
+            .map(|i| format!(" -L {}:h:{}", 1 + i % 30_000, 5900 + i % 100))
+            .collect();
+        let capture = format!(
+            "root 1 0.0 0.0 1 1 ? S 21:22 0:00 autossh -M 0{many} gw\n\
+             root 2 0.0 0.0 1 1 ? S 21:22 0:00 ssh{many} gw\n"
+        );
+        let out = parse_ps(&capture);
+        assert_eq!(out.tunnels.len(), 30_000);
+        assert!(out.tunnels.iter().all(|t| t.pid == 2));
     }
 
     /// The obvious way to split `ps aux` lines, to check the fast one against.

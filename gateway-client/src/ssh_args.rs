@@ -56,6 +56,7 @@
 //! `ssh_config` files are invisible in either.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::fmt;
 
 use crate::tunnel::Kind;
@@ -74,6 +75,8 @@ const MAX_HOST: usize = 1024;
 const MAX_SOCKET_PATH: usize = 107;
 /// How far ahead a command-valued `-o` keyword may own words (ps words).
 const COMMAND_LOOKAHEAD: usize = 16;
+/// Up to this many forwards, duplicates are looked for in a list.
+pub const FEW: usize = 16;
 
 /// Which program a command line runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,7 +86,7 @@ pub enum Program {
 }
 
 /// One forward as ssh understands it (see the module doc for socket paths).
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Forward {
     pub kind: Kind,
     /// Bind address, or listening socket path; empty when none was given.
@@ -195,6 +198,8 @@ struct Parse {
     /// `words` are ps words (argv joined with spaces), not exact argv.
     joined: bool,
     forwards: Vec<Forward>,
+    /// The forwards as a set, once there are many (hostile command lines).
+    seen: HashSet<Forward>,
     bad: Vec<BadForward>,
     /// `ClearAllForwardings`, first value wins.
     clear_all: Option<bool>,
@@ -209,6 +214,7 @@ fn parse_words(program: Program, words: &[&str], joined: bool) -> Option<Invocat
     let mut p = Parse {
         joined,
         forwards: Vec::new(),
+        seen: HashSet::new(),
         bad: Vec::new(),
         clear_all: None,
         mux_command: false,
@@ -301,8 +307,18 @@ impl Parse {
     }
 
     /// Adds a forward unless it is there already (ssh keeps one of equal ones).
+    /// Linear below [`FEW`] forwards, a set above (so never quadratic).
     fn add(&mut self, f: Forward) {
-        if !self.forwards.contains(&f) {
+        if self.forwards.len() < FEW {
+            if !self.forwards.contains(&f) {
+                self.forwards.push(f);
+            }
+            return;
+        }
+        if self.seen.is_empty() {
+            self.seen.extend(self.forwards.iter().cloned());
+        }
+        if self.seen.insert(f.clone()) {
             self.forwards.push(f);
         }
     }
