@@ -14,9 +14,11 @@
 //! tunnels file is streamed through one reused [`csv::ByteRecord`]. Each
 //! tunnel is interned once in the [`Catalog`] under its identity (gateway,
 //! pid, kind, bind, listen port, target host and port), so a report is just a
-//! sorted list of small [`Obs`] values. The day's events and complete
-//! reports are then handed, in the order they were received, to a
-//! [`Visitor`] that aggregates on the fly (`state::Tracker`).
+//! sorted list of small [`Obs`] values. Days are parsed in parallel (one
+//! per core, each with ids of its own) and merged in order: their ids are
+//! mapped to the run's [`Catalog`], and their events and complete reports
+//! handed, in the order they were received, to a [`Visitor`] that
+//! aggregates on the fly (`state::Tracker`).
 //!
 //! Assumption: a datagram's tunnel rows and its event row carry the same
 //! `received` time and so sit in the same day's files (the collector writes
