@@ -309,13 +309,14 @@ fn first_line(b: &[u8]) -> String {
 }
 
 /// The tunnels of this machine, completed from `/proc` (see the module
-/// doc), and the number of `ps` lines skipped as malformed. `probe` also
-/// probes the VNC forwards ([`health::probe_vnc`]).
-pub fn collect(timeout: Duration, probe: bool) -> Result<(Vec<Tunnel>, usize), LiveError> {
+/// doc), with what the `ps` pass skipped. Each ssh process's exact argv is
+/// read from `/proc` where possible ([`exact_argv`]). `probe` also probes the
+/// VNC forwards ([`health::probe_vnc`]).
+pub fn collect(timeout: Duration, probe: bool) -> Result<ps::PsOutcome, LiveError> {
     let deadline = Instant::now() + timeout;
     let text = run_ps(timeout)?;
-    let outcome = ps::parse_ps(&text);
-    let mut tunnels = outcome.tunnels;
+    let mut outcome = ps::parse_ps_with(&text, exact_argv);
+    let mut tunnels = std::mem::take(&mut outcome.tunnels);
     // A second ps (for names /etc/passwd lacks) gets what is left of the limit.
     complete(
         &mut tunnels,
@@ -324,7 +325,26 @@ pub fn collect(timeout: Duration, probe: bool) -> Result<(Vec<Tunnel>, usize), L
     if probe {
         health::probe_vnc(&mut tunnels);
     }
-    Ok((tunnels, outcome.skipped))
+    outcome.tunnels = tunnels;
+    Ok(outcome)
+}
+
+/// The exact argv of `pid` from `/proc/PID/cmdline`, when it is the process
+/// `ps` showed: its arguments joined with spaces give `command` exactly (so
+/// neither a reused pid nor a line `ps` altered is read by mistake).
+pub fn exact_argv(pid: u32, command: &str) -> Option<Vec<String>> {
+    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    argv_matching(&bytes, command)
+}
+
+/// Splits NUL-separated `cmdline` bytes into arguments, if they join with
+/// spaces into `command`.
+pub fn argv_matching(cmdline: &[u8], command: &str) -> Option<Vec<String>> {
+    let text = std::str::from_utf8(cmdline.strip_suffix(b"\0").unwrap_or(cmdline)).ok()?;
+    if text.is_empty() || text.replace('\0', " ") != command {
+        return None;
+    }
+    Some(text.split('\0').map(str::to_string).collect())
 }
 
 /// What `/proc` tells about one process.
@@ -516,6 +536,27 @@ pub fn complete(tunnels: &mut [Tunnel], timeout: Duration) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn argv_is_taken_only_when_it_is_what_ps_showed() {
+        let cmdline = b"ssh\0-o\0LocalForward 5900 h:5951\0gw\0";
+        assert_eq!(
+            argv_matching(cmdline, "ssh -o LocalForward 5900 h:5951 gw"),
+            Some(vec![
+                "ssh".into(),
+                "-o".into(),
+                "LocalForward 5900 h:5951".into(),
+                "gw".into()
+            ])
+        );
+        // A reused pid, or a line ps cut or changed: the ps text is read instead.
+        assert_eq!(
+            argv_matching(cmdline, "ssh -o LocalForward 5900 h:5951 other"),
+            None
+        );
+        assert_eq!(argv_matching(b"", ""), None);
+        assert_eq!(argv_matching(b"\xff\0", "?"), None);
+    }
+
     use super::*;
 
     #[test]

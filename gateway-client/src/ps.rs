@@ -571,6 +571,17 @@ pub fn tunnels_of_all(procs: &[Process]) -> Vec<Tunnel> {
 
 /// Parses the text of a `ps` capture.
 pub fn parse_ps(text: &str) -> PsOutcome {
+    parse_ps_with(text, |_, _| None)
+}
+
+/// Like [`parse_ps`], but asks `exact_argv(pid, command)` for a process's
+/// exact arguments (live mode reads `/proc/PID/cmdline`). Where it gives
+/// them, ssh's grammar reads them directly, with no guessing about words
+/// that `ps` joined with spaces; where it gives `None`, the `ps` text is read.
+pub fn parse_ps_with(
+    text: &str,
+    exact_argv: impl Fn(u32, &str) -> Option<Vec<String>>,
+) -> PsOutcome {
     let mut out = PsOutcome::default();
     let mut candidates: Vec<(usize, Row, usize)> = Vec::new();
     let mut skipped = Vec::new();
@@ -595,7 +606,11 @@ pub fn parse_ps(text: &str) -> PsOutcome {
             // cut before it reports nothing (see ssh_args).
             command = without_last_word(command);
         }
-        let Some(inv) = ssh_args::parse_command(command) else {
+        let inv = match exact_argv(row.pid, command) {
+            Some(argv) => ssh_args::parse_argv(&argv),
+            None => ssh_args::parse_command(command),
+        };
+        let Some(inv) = inv else {
             continue;
         };
         if inv.dest.is_empty() {

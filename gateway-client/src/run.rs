@@ -58,14 +58,11 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
 
     let (kind, text, tunnels) = match &args.mode {
         Mode::Report => {
-            let (tunnels, skipped) = find_tunnels(&args)?;
-            if skipped > 0 && !args.quiet {
-                let _ = writeln!(
-                    io::stderr(),
-                    "gateway-client: warning: skipped {skipped} lines of ps output that are not processes"
-                );
+            let (source, outcome) = find_tunnels(&args)?;
+            if !args.quiet {
+                warn_problems(&source, &outcome);
             }
-            (MsgKind::Report, String::new(), tunnels)
+            (MsgKind::Report, String::new(), outcome.tunnels)
         }
         Mode::Heartbeat => (MsgKind::Heartbeat, String::new(), Vec::new()),
         Mode::Message(m) => (MsgKind::Message, m.clone(), Vec::new()),
@@ -117,10 +114,12 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
     Ok(EXIT_OK)
 }
 
-/// The tunnels of a capture file (`-` for stdin) or of live `ps`.
-fn find_tunnels(args: &Args) -> Result<(Vec<Tunnel>, usize), Error> {
+/// The tunnels of a capture file (`-` for stdin) or of live `ps`, with the
+/// name of where they came from (for warnings).
+fn find_tunnels(args: &Args) -> Result<(String, ps::PsOutcome), Error> {
     let Some(path) = &args.ps_file else {
-        return live::collect(PS_TIMEOUT, args.probe).map_err(Error::Live);
+        let outcome = live::collect(PS_TIMEOUT, args.probe).map_err(Error::Live)?;
+        return Ok(("ps auxww".to_string(), outcome));
     };
     let capture_err = |source| Error::Capture {
         path: path.clone(),
@@ -137,8 +136,31 @@ fn find_tunnels(args: &Args) -> Result<(Vec<Tunnel>, usize), Error> {
     }
     // ps output is text, but a capture may hold stray bytes: keep going.
     let text = String::from_utf8_lossy(&bytes);
-    let outcome = ps::parse_ps(&text);
-    Ok((outcome.tunnels, outcome.skipped))
+    let source = if path == Path::new("-") {
+        "stdin".to_string()
+    } else {
+        path.display().to_string()
+    };
+    Ok((source, ps::parse_ps(&text)))
+}
+
+/// Most warnings printed about one `ps` pass; the rest are counted.
+const MAX_WARNINGS: usize = 10;
+
+/// One line per skipped line or refused forward: `SOURCE:LINE: message`.
+fn warn_problems(source: &str, outcome: &ps::PsOutcome) {
+    let mut err = io::stderr().lock();
+    for p in outcome.problems.iter().take(MAX_WARNINGS) {
+        let _ = writeln!(err, "gateway-client: warning: {source}:{p}");
+    }
+    let total = (outcome.skipped + outcome.bad_forwards).max(outcome.problems.len());
+    if total > MAX_WARNINGS {
+        let _ = writeln!(
+            err,
+            "gateway-client: warning: {source}: {} more problems not shown",
+            total - MAX_WARNINGS
+        );
+    }
 }
 
 /// This machine's host name, as the kernel has it.

@@ -144,8 +144,9 @@ fn tunnels_of(all: &[Tunnel], p: &Proc) -> Vec<Tunnel> {
 }
 
 fn collect(probe: bool) -> Vec<Tunnel> {
-    let (tunnels, _skipped) = live::collect(Duration::from_secs(10), probe).expect("live collect");
-    tunnels
+    live::collect(Duration::from_secs(10), probe)
+        .expect("live collect")
+        .tunnels
 }
 
 /// The account name of our uid, read independently of the library.
@@ -531,5 +532,38 @@ fn real_ps_output_has_a_header_and_us() {
     assert!(
         lines.any(|l| l.split_whitespace().take(2).any(|w| w == me)),
         "our own pid {me} is in ps"
+    );
+}
+
+/// An argument holding spaces (`-i "/keys/my key"`) shows in ps as several
+/// words, which no reading of the ps text can split back. Live mode reads
+/// the exact argv from /proc and still finds the forward.
+#[test]
+fn argument_with_spaces_is_read_from_proc() {
+    let p = spawn(
+        &s(&[
+            "-i",
+            "/home/novacr01/my keys/id_ed25519",
+            "-o",
+            "LocalForward 15998 localhost:5998",
+            "-N",
+            "-L",
+            "15997:localhost:5997",
+            "fakehost.invalid",
+        ]),
+        Spawn::default(),
+    );
+    let mine = tunnels_of(&collect(false), &p);
+    let ports: Vec<_> = mine
+        .iter()
+        .map(|t| (t.listen_port, t.target_port, t.dest.as_str()))
+        .collect();
+    assert!(have_proc(), "this test needs /proc");
+    assert_eq!(
+        ports,
+        [
+            (15998, 5998, "fakehost.invalid"),
+            (15997, 5997, "fakehost.invalid")
+        ]
     );
 }
