@@ -143,6 +143,16 @@ fn tunnels_of(all: &[Tunnel], p: &Proc) -> Vec<Tunnel> {
     all.iter().filter(|t| t.pid == p.pid()).cloned().collect()
 }
 
+/// A test that cannot run here says why; under CI (`CI` set) that is a
+/// failure, never a silent pass.
+fn skip(why: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "cannot run under CI: {why}"
+    );
+    eprintln!("skipped: {why}");
+}
+
 fn collect(probe: bool) -> Vec<Tunnel> {
     live::collect(Duration::from_secs(10), probe)
         .expect("live collect")
@@ -297,7 +307,7 @@ fn nothing_listening_and_mixed_forwards() {
 #[test]
 fn ipv6_loopback_forward() {
     let Ok(l) = TcpListener::bind("[::1]:0") else {
-        eprintln!("skipped: no IPv6 loopback here");
+        skip("no IPv6 loopback here");
         return;
     };
     let port = l.local_addr().unwrap().port();
@@ -378,7 +388,7 @@ fn account_without_a_name() {
     let uid = 54321;
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
     if !root || passwd.lines().any(|l| l.split(':').nth(2) == Some("54321")) {
-        eprintln!("skipped: needs root and a free uid {uid}");
+        skip(&format!("needs root and a free uid {uid}"));
         return;
     }
     let p = match try_spawn(
@@ -390,10 +400,10 @@ fn account_without_a_name() {
     ) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!(
-                "skipped: uid {uid} cannot run {}: {e}",
+            skip(&format!(
+                "uid {uid} cannot run {}: {e}",
                 fake_ssh().display()
-            );
+            ));
             return;
         }
     };
@@ -417,7 +427,7 @@ fn long_account_name_in_full() {
             .then(|| (f[0].to_string(), f[2].parse::<u32>().ok()))
     });
     let (Some((name, Some(uid))), true) = (long, my_user() == "root") else {
-        eprintln!("skipped: needs root and an account with a name longer than 8");
+        skip("needs root and an account with a name longer than 8");
         return;
     };
     let p = match try_spawn(
@@ -429,7 +439,7 @@ fn long_account_name_in_full() {
     ) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("skipped: {name} cannot run {}: {e}", fake_ssh().display());
+            skip(&format!("{name} cannot run {}: {e}", fake_ssh().display()));
             return;
         }
     };
