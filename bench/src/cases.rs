@@ -87,6 +87,9 @@ pub struct Setup {
     pub static_bin: Option<PathBuf>,
     /// A musl build of this runner, for the in-process parse figure.
     pub musl_self: Option<PathBuf>,
+    /// Where the collectors under test keep their logs (normally under
+    /// `data`; a tmpfs here shows what ingest costs without the disk).
+    pub scratch: PathBuf,
     pub scale: Scale,
 }
 
@@ -222,12 +225,10 @@ pub fn client(setup: &Setup, capture: &Path) -> Result<Vec<Row>, Error> {
         let mut cpus = Vec::new();
         let mut rss = 0;
         for i in 0..setup.scale.client_runs + 3 {
-            let m = measure::run(
+            let m = measure::run_clean(
                 Command::new(&bin)
                     .args(["--dry-run", "-q", "--name", "bench-gw", "--ps-file"])
-                    .arg(capture)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null()),
+                    .arg(capture),
             )?;
             if i >= 3 {
                 walls.push(m.wall);
@@ -284,7 +285,7 @@ pub fn round_trip(setup: &Setup) -> Result<Vec<Row>, Error> {
         let Some(bin) = collector_bin(&dir) else {
             continue;
         };
-        let c = Collector::start(&bin, &setup.data.join("collector-rtt"))?;
+        let c = Collector::start(&bin, &setup.scratch.join("collector-rtt"))?;
         // Warm up, then measure.
         live::round_trip(&c, 20, 3)?;
         let mut r = live::round_trip(&c, setup.scale.rtt_reports, 3)?;
@@ -322,7 +323,7 @@ pub fn ingest(setup: &Setup) -> Result<Vec<Row>, Error> {
         let Some(bin) = collector_bin(&dir) else {
             continue;
         };
-        let data = setup.data.join("collector-ingest");
+        let data = setup.scratch.join("collector-ingest");
         let c = Collector::start(&bin, &data)?;
         let r = live::ingest(&c, setup.scale.senders, 10, setup.scale.ingest_for)?;
         c.stop()?;
@@ -361,7 +362,7 @@ pub fn ingest(setup: &Setup) -> Result<Vec<Row>, Error> {
         rows.push(Row::new(
             format!("every acked report in the logs ({label})"),
             format!(
-                "{} acked parts, {} missing; {} event rows, {} tunnel rows (want {}), {} doubled, {} bad",
+                "{} acked parts, {} missing; {} report event rows, {} tunnel rows (acked: {}; more = written, ack not seen), {} doubled, {} bad",
                 r.parts_acked,
                 counted.missing,
                 counted.report_parts,
@@ -386,16 +387,17 @@ fn webgen_once(
 ) -> Result<measure::Measured, Error> {
     let _ = std::fs::remove_dir_all(out);
     let mut cmd = Command::new(bin);
-    cmd.arg("--data")
-        .arg(logs)
-        .arg("--out")
-        .arg(out)
-        .args(["--now", &data::END.to_string(), "--tz", "UTC", "-q"])
-        .stdout(Stdio::null());
+    cmd.arg("--data").arg(logs).arg("--out").arg(out).args([
+        "--now",
+        &data::END.to_string(),
+        "--tz",
+        "UTC",
+        "-q",
+    ]);
     if let Some(days) = range {
         cmd.arg("--range").arg(format!("{days}d"));
     }
-    measure::run(&mut cmd)
+    measure::run_clean(&cmd)
 }
 
 /// webgen on the main data set: time and peak memory.

@@ -121,7 +121,7 @@ pub fn size_of(dir: &Path) -> Result<(u64, u64), Error> {
             std::fs::read(e.path()).map_err(|err| Error::io("cannot read", &e.path(), err))?;
         bytes += data.len() as u64;
         if kind == collector::schema::LogKind::Tunnels {
-            rows += data.iter().filter(|&&b| b == b'\n').count() as u64 - 1;
+            rows += (data.iter().filter(|&&b| b == b'\n').count() as u64).saturating_sub(1);
         }
     }
     Ok((rows, bytes))

@@ -19,6 +19,7 @@ bench: runs the ROC tunnel monitor's benchmarks and prints a table
 USAGE:
     bench [OPTIONS]                  every case
     bench parse FILE [--iters N]     median ns of parsing FILE, in process
+    bench measure -- CMD [ARGS...]   wall ns, CPU ns and peak RSS bytes of CMD
 
 OPTIONS:
     --quick           a smaller, faster smoke run
@@ -28,6 +29,8 @@ OPTIONS:
     --musl-self FILE  a musl build of this program, for the musl parse figure
     --only CASE       run only CASE (repeatable): parse, client, rtt, ingest,
                       webgen, scaling
+    --scratch DIR     where the collectors under test write their logs
+                      [the data directory]; a tmpfs shows ingest without fsync cost
     --out FILE        also write the table (Markdown) to FILE
     -h, --help        print this help
 ";
@@ -46,6 +49,14 @@ fn main() -> ExitCode {
 
 fn run(args: Vec<OsString>) -> Result<(), Error> {
     use lexopt::prelude::*;
+    if args.first().is_some_and(|a| a == "measure") {
+        let rest = match args.get(1) {
+            Some(a) if a == "--" => &args[2..],
+            _ => &args[1..],
+        };
+        println!("{}", bench::measure::helper(rest)?);
+        return Ok(());
+    }
     if args.first().is_some_and(|a| a == "parse") {
         let mut p = lexopt::Parser::from_args(args.into_iter().skip(1));
         let mut file: Option<PathBuf> = None;
@@ -75,9 +86,11 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     let mut musl_self: Option<PathBuf> = None;
     let mut only: Vec<String> = Vec::new();
     let mut out: Option<PathBuf> = None;
+    let mut scratch: Option<PathBuf> = None;
     while let Some(arg) = p.next()? {
         match arg {
             Long("quick") => quick = true,
+            Long("scratch") => scratch = Some(p.value()?.into()),
             Long("data") => data = p.value()?.into(),
             Long("bin") => bin = p.value()?.into(),
             Long("static") => static_bin = p.value()?.into(),
@@ -102,6 +115,7 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     }
     let scale = if quick { Scale::quick() } else { Scale::full() };
     let setup = Setup {
+        scratch: scratch.unwrap_or_else(|| data.clone()),
         data,
         bin,
         static_bin: static_bin.is_dir().then_some(static_bin),

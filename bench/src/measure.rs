@@ -17,8 +17,59 @@ pub struct Measured {
     pub max_rss: u64,
 }
 
+/// Runs `cmd` through a fresh, small copy of this program
+/// (`bench measure -- CMD...`) and returns what that copy measured.
+///
+/// Why not [`run`] directly: Linux keeps the largest RSS a process had across
+/// `exec`, and a child spawned by a large parent starts as (a copy of, or with
+/// `vfork` the very) parent's address space, so its `ru_maxrss` is at least
+/// the parent's. The runner holds data sets; the helper holds ~2 MB, which
+/// is then the floor of the figure. stdout of the measured program is
+/// discarded, stderr passed through.
+pub fn run_clean(cmd: &Command) -> Result<Measured, Error> {
+    let me = std::env::current_exe().map_err(|e| Error::command("bench", e.to_string()))?;
+    let out = Command::new(&me)
+        .arg("measure")
+        .arg("--")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| Error::command(&me.display().to_string(), e.to_string()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    match (out.status.success(), nums.as_slice()) {
+        (true, [wall, cpu, rss, ..]) => Ok(Measured {
+            wall: Duration::from_nanos(*wall),
+            cpu: Duration::from_nanos(*cpu),
+            max_rss: *rss,
+        }),
+        _ => Err(Error::command(&format!("{cmd:?}"), text.trim().to_string())),
+    }
+}
+
+/// The helper's side of [`run_clean`]: runs `argv` with stdout discarded
+/// and prints `wall_ns cpu_ns max_rss_bytes`.
+pub fn helper(argv: &[std::ffi::OsString]) -> Result<String, Error> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| Error::Usage("measure: missing the command".into()))?;
+    let m = run(Command::new(program).args(args).stdout(Stdio::null()))?;
+    Ok(format!(
+        "{} {} {}",
+        m.wall.as_nanos(),
+        m.cpu.as_nanos(),
+        m.max_rss
+    ))
+}
+
 /// Runs `cmd` (stdout and stderr discarded unless the caller set them) and
-/// measures it. A non-zero exit is an error naming the command.
+/// measures it. A non-zero exit is an error naming the command. Its peak RSS
+/// is at least this process's (see [`run_clean`]).
 pub fn run(cmd: &mut Command) -> Result<Measured, Error> {
     let name = format!("{cmd:?}");
     cmd.stdin(Stdio::null());

@@ -66,6 +66,11 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     }
     match what.as_str() {
         "ps" => {
+            if procs > 10_000_000 || forwards > 1_000_000 {
+                return Err(Error::Usage(format!(
+                    "ps: --procs at most 10000000, --forwards at most 1000000 (got {procs}, {forwards})"
+                )));
+            }
             let c = bench::pscapture::generate(seed, procs, forwards);
             match out {
                 Some(path) => std::fs::write(&path, &c.text)
