@@ -325,7 +325,12 @@ pub fn ingest(setup: &Setup) -> Result<Vec<Row>, Error> {
         };
         let data = setup.scratch.join("collector-ingest");
         let c = Collector::start(&bin, &data)?;
+        let cpu_before = c.cpu_time();
         let r = live::ingest(&c, setup.scale.senders, 10, setup.scale.ingest_for)?;
+        let cpu = c
+            .cpu_time()
+            .zip(cpu_before)
+            .map(|(a, b)| a.saturating_sub(b));
         c.stop()?;
         let counted = live::count_logs(&data, &r.acked)?;
         let rate = r.reports_acked as f64 / r.elapsed.as_secs_f64();
@@ -337,13 +342,23 @@ pub fn ingest(setup: &Setup) -> Result<Vec<Row>, Error> {
             ratio(glibc, rate)
         };
         let parts_per_report = r.parts_acked as f64 / r.reports_acked.max(1) as f64;
+        // What the collector itself spent: on this small machine the senders
+        // share its two cores, so this is its capacity without them.
+        let per_report = match cpu {
+            Some(cpu) if r.reports_acked > 0 => format!(
+                "; collector CPU {:.0} µs a report ({:.0} reports per CPU-second)",
+                cpu.as_secs_f64() * 1e6 / r.reports_acked as f64,
+                r.reports_acked as f64 / cpu.as_secs_f64().max(1e-9)
+            ),
+            _ => String::new(),
+        };
         rows.push(Row::new(
             format!(
                 "collector ingest, {} senders, reports of 10 tunnels ({label})",
                 setup.scale.senders
             ),
             format!(
-                "{rate:.0} reports/s ({:.1} datagrams each), {} acked in {:.1} s, {} resent, {} lost{}",
+                "{rate:.0} reports/s ({:.1} datagrams each), {} acked in {:.1} s, {} resent, {} lost{per_report}{}",
                 parts_per_report,
                 r.reports_acked,
                 r.elapsed.as_secs_f64(),
