@@ -8,40 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Collector, TempDir, wait_for};
-
-/// The client binary, built beside the collector's if it is not there yet
-/// (`cargo test -p collector` alone does not build other packages' binaries).
-fn client_bin() -> PathBuf {
-    let collector = PathBuf::from(env!("CARGO_BIN_EXE_collector"));
-    let bin = collector.with_file_name("gateway-client");
-    if !bin.exists() {
-        let mut build = Command::new(env!("CARGO"));
-        build.args([
-            "build",
-            "-q",
-            "-p",
-            "gateway-client",
-            "--bin",
-            "gateway-client",
-        ]);
-        if collector
-            .parent()
-            .and_then(Path::file_name)
-            .is_some_and(|d| d == "release")
-        {
-            build.arg("--release");
-        }
-        let status = build.status().expect("run cargo build for gateway-client");
-        assert!(status.success(), "cargo build -p gateway-client failed");
-    }
-    assert!(
-        bin.exists(),
-        "gateway-client not found at {}",
-        bin.display()
-    );
-    bin
-}
+use common::{Collector, TempDir, client_bin, wait_for};
 
 fn client(c: &Collector, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(client_bin())

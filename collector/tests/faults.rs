@@ -22,31 +22,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use gateway_client::wire::{self, MsgKind};
 
-/// The client binary, built (or found up to date) beside the collector's:
-/// `cargo test -p collector` alone does not build other packages' binaries.
-fn client_bin() -> PathBuf {
-    let collector = PathBuf::from(env!("CARGO_BIN_EXE_collector"));
-    let mut build = Command::new(env!("CARGO"));
-    build.args([
-        "build",
-        "-q",
-        "-p",
-        "gateway-client",
-        "--bin",
-        "gateway-client",
-    ]);
-    if collector
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|d| d == "release")
-    {
-        build.arg("--release");
-    }
-    let status = build.status().expect("run cargo build for gateway-client");
-    assert!(status.success(), "cargo build -p gateway-client failed");
-    collector.with_file_name("gateway-client")
-}
-
 /// Runs the client against `port` with `--timeout timeout`; returns its exit
 /// code and stderr. Fails if it has not exited by itself well after its
 /// timeout.

@@ -22,7 +22,12 @@ fn every_vector_decodes_as_expected() {
         .filter_map(|n| n.strip_suffix(".dgram").map(str::to_string))
         .collect();
     names.sort();
-    assert!(names.len() >= 20, "only {} vectors in {}", names.len(), dir.display());
+    assert!(
+        names.len() >= 20,
+        "only {} vectors in {}",
+        names.len(),
+        dir.display()
+    );
     let mut failures = Vec::new();
     for name in &names {
         let dgram = std::fs::read(dir.join(format!("{name}.dgram"))).unwrap();
@@ -33,7 +38,10 @@ fn every_vector_decodes_as_expected() {
             ("accept", Ok(body)) => {
                 let want = lines.next().unwrap_or("");
                 if body.to_json() != want {
-                    failures.push(format!("{name}: decoded to\n  {}\nwant\n  {want}", body.to_json()));
+                    failures.push(format!(
+                        "{name}: decoded to\n  {}\nwant\n  {want}",
+                        body.to_json()
+                    ));
                 }
                 if wire::encode(&key, &body) != dgram {
                     failures.push(format!("{name}: does not encode back to the same bytes"));
@@ -45,5 +53,11 @@ fn every_vector_decodes_as_expected() {
             (v, Ok(_)) => failures.push(format!("{name}: want {v}, but it was accepted")),
         }
     }
-    assert!(failures.is_empty(), "{} of {} vectors failed:\n{}", failures.len(), names.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} vectors failed:\n{}",
+        failures.len(),
+        names.len(),
+        failures.join("\n")
+    );
 }

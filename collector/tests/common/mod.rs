@@ -348,3 +348,33 @@ pub fn get(addr: SocketAddr, path: &str) -> Option<Reply> {
         format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
     )
 }
+
+/// The `gateway-client` binary, built (or found up to date) beside the
+/// collector's, once per test process: `cargo test -p collector` alone does
+/// not build other packages' binaries.
+pub fn client_bin() -> PathBuf {
+    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BIN.get_or_init(|| {
+        let collector = PathBuf::from(env!("CARGO_BIN_EXE_collector"));
+        let mut build = Command::new(env!("CARGO"));
+        build.args([
+            "build",
+            "-q",
+            "-p",
+            "gateway-client",
+            "--bin",
+            "gateway-client",
+        ]);
+        if collector
+            .parent()
+            .and_then(Path::file_name)
+            .is_some_and(|d| d == "release")
+        {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build for gateway-client");
+        assert!(status.success(), "cargo build -p gateway-client failed");
+        collector.with_file_name("gateway-client")
+    })
+    .clone()
+}
