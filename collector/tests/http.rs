@@ -5,9 +5,10 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use common::*;
 use gateway_client::wire::{self, MsgKind};
@@ -130,6 +131,66 @@ fn idle_and_slow_clients_do_not_stall_others() {
     drop(idle);
     let back = wait_for(20, || get(c.http, "/healthz").filter(|r| r.status == 200));
     assert!(back.is_some());
+}
+
+/// A thousand connections that never send a byte: each is answered (503 at
+/// once beyond the connection limit, 408 when its head never comes) or
+/// closed, UDP ingest acks all the while, and HTTP serves again afterwards.
+#[test]
+fn a_thousand_idle_connections_are_answered_or_closed_and_ingest_goes_on() {
+    let (_dir, c) = collector_with_a_report("idle-1000", &[]);
+    let mut conns = Vec::new();
+    let mut not_connected = 0;
+    for _ in 0..1000 {
+        match TcpStream::connect_timeout(&c.http, Duration::from_secs(2)) {
+            Ok(s) => conns.push(s),
+            Err(_) => not_connected += 1,
+        }
+    }
+    let heartbeat = wire::encode(&key(), &body(MsgKind::Heartbeat, Vec::new()));
+    assert!(
+        c.send(&heartbeat, 10).is_some(),
+        "no ack while 1,000 HTTP connections were open"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut answered, mut closed, mut stuck) = (0, 0, 0);
+    for s in &mut conns {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(10));
+        s.set_read_timeout(Some(left)).unwrap();
+        let mut buf = [0u8; 16];
+        match s.read(&mut buf) {
+            Ok(0) => closed += 1,
+            Ok(n) if buf[..n].starts_with(b"HTTP/1.") => answered += 1,
+            Ok(n) => panic!(
+                "not an HTTP answer: {:?}",
+                String::from_utf8_lossy(&buf[..n])
+            ),
+            Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::BrokenPipe) => {
+                closed += 1
+            }
+            Err(_) => stuck += 1,
+        }
+    }
+    eprintln!("answered {answered}, closed {closed}, not connected {not_connected}, stuck {stuck}");
+    assert_eq!(
+        stuck, 0,
+        "connections neither answered nor closed within 60 s"
+    );
+    assert_eq!(answered + closed + not_connected, 1000);
+    drop(conns);
+    let again = wire::encode(&key(), &body(MsgKind::Heartbeat, Vec::new()));
+    assert!(c.send(&again, 10).is_some());
+    let back = wait_for(20, || {
+        get(c.http, "/status.json").filter(|r| r.status == 200)
+    });
+    assert!(
+        back.is_some(),
+        "HTTP did not come back: {}",
+        c.stderr_text()
+    );
 }
 
 #[test]
