@@ -418,7 +418,10 @@ fn gate(
                 if active.load(Relaxed) >= MAX_CONNECTIONS {
                     metrics.http_refused.fetch_add(1, Relaxed);
                     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
-                    refuse(stream, 503, "Service Unavailable", "too many connections");
+                    // On the accept thread: answer and close without waiting
+                    // for the client, or a flood of idle connections would
+                    // hold up accepting for everyone.
+                    refuse_now(stream, 503, "Service Unavailable", "too many connections");
                     continue;
                 }
                 active.fetch_add(1, Relaxed);
@@ -451,7 +454,17 @@ fn gate(
 }
 
 /// Answers from the gate itself and closes.
-fn refuse(mut stream: TcpStream, code: u16, reason: &str, detail: &str) {
+fn refuse(stream: TcpStream, code: u16, reason: &str, detail: &str) {
+    answer_and_drain(stream, code, reason, detail, false);
+}
+
+/// [`refuse`] without waiting: only what the client has already sent is
+/// drained. For the accept thread, which must never wait on one client.
+fn refuse_now(stream: TcpStream, code: u16, reason: &str, detail: &str) {
+    answer_and_drain(stream, code, reason, detail, true);
+}
+
+fn answer_and_drain(mut stream: TcpStream, code: u16, reason: &str, detail: &str, now: bool) {
     let body = format!("{code} {reason}: {detail}\n");
     let allow = if code == 405 {
         "Allow: GET, HEAD\r\n"
@@ -467,7 +480,11 @@ fn refuse(mut stream: TcpStream, code: u16, reason: &str, detail: &str) {
     let _ = stream.flush();
     let _ = stream.shutdown(std::net::Shutdown::Write);
     // Drain a little so the client sees the answer rather than a reset.
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    if now {
+        let _ = stream.set_nonblocking(true);
+    } else {
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(100)));
+    }
     let mut sink = [0u8; 1024];
     for _ in 0..8 {
         match stream.read(&mut sink) {
