@@ -326,9 +326,9 @@ impl Ingest {
                 return Step::Continue;
             }
         }
-        if !self.state.has_room_for(&gw) {
+        if !self.state.make_room_for(&gw, now) {
             let detail = format!(
-                "{gw}: already tracking {} gateways",
+                "{gw}: already tracking {} gateways, none silent for a day",
                 crate::state::MAX_GATEWAYS
             );
             self.reject(Outcome::GatewayLimit, peer, &detail, now);

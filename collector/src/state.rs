@@ -23,6 +23,10 @@ use gateway_client::wire::Report;
 
 /// Most gateways tracked.
 pub const MAX_GATEWAYS: usize = 1000;
+/// When the table is full, a gateway silent this long (seconds) gives its
+/// place to a new one, so invented names cannot keep a real gateway out for
+/// longer than this.
+pub const FORGET_AFTER: u64 = 86_400;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GatewayState {
@@ -153,6 +157,24 @@ impl State {
     /// Whether a datagram from `gateway` may be taken: known, or room left.
     pub fn has_room_for(&self, gateway: &str) -> bool {
         self.gateways.contains_key(gateway) || self.gateways.len() < MAX_GATEWAYS
+    }
+
+    /// Like [`State::has_room_for`], but when the table is full it forgets
+    /// the longest-silent gateway if that one has been silent for more than
+    /// [`FORGET_AFTER`] seconds.
+    pub fn make_room_for(&mut self, gateway: &str, now: u64) -> bool {
+        if self.has_room_for(gateway) {
+            return true;
+        }
+        let oldest = self.gateways.values().min_by_key(|g| g.last_seen);
+        match oldest {
+            Some(g) if now.saturating_sub(g.last_seen) > FORGET_AFTER => {
+                let name = g.name.clone();
+                self.gateways.remove(&name);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn gateways(&self) -> impl Iterator<Item = &Gateway> {
@@ -389,5 +411,13 @@ mod tests {
         assert_eq!(s.gateways().count(), MAX_GATEWAYS);
         assert!(!s.has_room_for("another"));
         assert!(s.has_room_for("gw0"));
+        // Full of recent names: no room. A day later the longest-silent one
+        // gives way, once per new name.
+        assert!(!s.make_room_for("another", 2 + FORGET_AFTER - 1));
+        s.seen("gw7", "heartbeat", "", "a", FORGET_AFTER);
+        assert!(s.make_room_for("another", 2 + FORGET_AFTER));
+        s.seen("another", "heartbeat", "", "a", 2 + FORGET_AFTER);
+        assert_eq!(s.gateways().count(), MAX_GATEWAYS);
+        assert!(s.get("another").is_some() && s.get("gw7").is_some());
     }
 }
