@@ -76,8 +76,11 @@ impl Acker {
                     continue;
                 }
                 if let Ok(body) = wire::decode(&key, &buf[..n]) {
-                    let _ = sock.send_to(&wire::ack(&ack_key, &body, "ok"), peer);
+                    // Record before acking: once acked, the client may exit
+                    // and the test read what was received.
+                    let ack = wire::ack(&ack_key, &body, "ok");
                     seen.lock().unwrap().push(body);
+                    let _ = sock.send_to(&ack, peer);
                 }
             }
         });
