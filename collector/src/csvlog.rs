@@ -111,10 +111,8 @@ impl OpenFile {
         self.file.write_all(bytes)
     }
 
-    fn commit(&mut self, added: usize) -> std::io::Result<()> {
-        self.file.sync_data()?;
-        self.len += added as u64;
-        Ok(())
+    fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
     }
 
     /// Back to the last committed length after a failed write.
@@ -202,9 +200,24 @@ impl LogWriter {
     /// Writes one datagram's rows: tunnel rows, then the event row, then
     /// syncs both files. On error both files are as they were before.
     pub fn append(&mut self, tunnels: &[TunnelRow], event: &EventRow) -> Result<(), Error> {
-        self.roll(event.received)?;
+        self.append_batch(tunnels, std::slice::from_ref(event))
+    }
+
+    /// Writes the rows of a batch of datagrams (group commit): all tunnel
+    /// rows with one write, all event rows with one write, then one sync of
+    /// each file. On error both files are as they were before: none of the
+    /// batch's rows stays, whole or torn. Rolls over to the day of the
+    /// latest `received` first.
+    pub fn append_batch(
+        &mut self,
+        tunnels: &[TunnelRow],
+        events: &[EventRow],
+    ) -> Result<(), Error> {
+        if let Some(received) = events.iter().map(|e| e.received).max() {
+            self.roll(received)?;
+        }
         let t = format_rows(tunnels.iter().map(TunnelRow::to_record));
-        let e = format_rows(std::iter::once(event.to_record()));
+        let e = format_rows(events.iter().map(EventRow::to_record));
         let result = self
             .tunnels
             .write(&t)
@@ -216,20 +229,23 @@ impl LogWriter {
             })
             .and_then(|()| {
                 self.tunnels
-                    .commit(t.len())
+                    .sync()
                     .map_err(|err| (self.tunnels.path.clone(), err))
             })
             .and_then(|()| {
                 self.events
-                    .commit(e.len())
+                    .sync()
                     .map_err(|err| (self.events.path.clone(), err))
             });
         if let Err((path, err)) = result {
-            // Whatever was written is undone; committed lengths are known.
+            // Whatever was written is undone, in both files (the committed
+            // lengths move only once both are synced).
             self.tunnels.restore();
             self.events.restore();
             return Err(Error::io("cannot write to the log file", path, err));
         }
+        self.tunnels.len += t.len() as u64;
+        self.events.len += e.len() as u64;
         Ok(())
     }
 

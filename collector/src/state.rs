@@ -155,6 +155,11 @@ impl State {
         self.gateways.contains_key(gateway) || self.gateways.len() < MAX_GATEWAYS
     }
 
+    /// Gateways tracked.
+    pub fn count(&self) -> usize {
+        self.gateways.len()
+    }
+
     pub fn gateways(&self) -> impl Iterator<Item = &Gateway> {
         self.gateways.values()
     }
