@@ -592,3 +592,100 @@ impl Ingest {
         self.alert(alerts);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Snapshot;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    const KEY: &str = "9f3b1c0d2e4a5968778695a4b3c2d1e0f0e1d2c3b4a5968778695a4b3c2d1e0";
+
+    fn setup(name: &str, now: u64) -> (Ingest, std::path::PathBuf, Arc<Metrics>) {
+        let dir = std::env::temp_dir().join(format!("ingest-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let log = LogWriter::open(&dir, now, 0).unwrap();
+        let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
+        let ingest = Ingest::new(
+            Key::from_text(KEY),
+            300,
+            150,
+            600,
+            log,
+            metrics.clone(),
+            snapshot,
+            None,
+            None,
+        );
+        (ingest, dir, metrics)
+    }
+
+    fn datagram(kind: MsgKind, seq: u64, now: u64) -> Vec<u8> {
+        let body = Body {
+            gateway: "gw".into(),
+            kind,
+            seq,
+            sent: now,
+            part: 1,
+            parts: 1,
+            text: String::new(),
+            tunnels: vec![Tunnel::default()],
+        };
+        wire::encode(&Key::from_text(KEY), &body)
+    }
+
+    /// The acks `sock` receives within a short while: (seq, status).
+    fn acks(sock: &UdpSocket) -> Vec<(u64, String)> {
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let ack = wire::decode(&Key::from_text(KEY), &buf[..n]).unwrap();
+            out.push((ack.seq, ack.text));
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_copy_within_a_batch_is_a_duplicate_and_a_shutdown_ends_the_batch() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let (mut ingest, dir, metrics) = setup("batch", now);
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = client.local_addr().unwrap();
+        let a = datagram(MsgKind::Report, 1, now);
+        let b = datagram(MsgKind::Report, 2, now);
+        let stop = datagram(MsgKind::Shutdown, 3, now);
+        let after = datagram(MsgKind::Report, 4, now);
+        let batch = [&a, &a, &b, &stop, &after].map(|d| (d.as_slice(), peer));
+        let step = ingest.handle_batch(&server, batch, now);
+        assert!(matches!(step, Step::Shutdown { .. }), "{step:?}");
+        assert_eq!(
+            acks(&client),
+            [
+                (1, "duplicate".to_string()),
+                (1, "ok".to_string()),
+                (2, "ok".to_string()),
+                (3, "ok".to_string())
+            ]
+        );
+        let (events, _) =
+            csvlog::read_events(&dir.join(format!("events-{}.csv", csvlog::day_of(now)))).unwrap();
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(metrics.datagrams(Outcome::Accepted), 3);
+        assert_eq!(metrics.datagrams(Outcome::Replay), 1);
+        // Now written: a copy in a later batch is acked at once.
+        ingest.handle(&server, &a, peer, now);
+        assert_eq!(acks(&client), [(1, "duplicate".to_string())]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
