@@ -1,19 +1,28 @@
-//! UDP ingest: from a datagram to rows on disk, an ack, state and alerts.
+//! UDP ingest: from datagrams to rows on disk, acks, state and alerts.
 //!
-//! One thread, one socket, in this order for every datagram:
+//! One thread, one socket. The loop receives in batches ([`RecvBatch`]): one
+//! blocking receive, then whatever else is already queued, without waiting,
+//! up to [`MAX_BATCH`] datagrams. For a batch ([`Ingest::handle_batch`]):
 //!
-//! 1. [`wire::decode`] checks size, header, version and the HMAC before any
-//!    JSON is parsed; a failure is counted by its reason and logged.
-//! 2. The send time must be within `--max-skew` of our clock (else *stale*).
-//! 3. [`ReplayGuard`]: a part already accepted is a duplicate, acked again
-//!    with status `duplicate` but not written; a forgotten one is a replay.
-//! 4. The part's tunnel rows, then its event row, are written and synced
-//!    ([`LogWriter::append`]). Only then is the signed ack sent.
-//! 5. The state sees a sign of life; a report part goes to the
+//! 1. Each datagram is checked: [`wire::decode`] checks size, header,
+//!    version and the HMAC before any JSON is parsed; the send time must be
+//!    within `--max-skew` of our clock (else *stale*); [`ReplayGuard`]: a
+//!    part already written is a duplicate, acked again at once with status
+//!    `duplicate` and not written; a forgotten one is a replay. A part taken
+//!    earlier in the same batch is a duplicate too, but its ack waits for
+//!    the batch's sync. A failure is counted by its reason and logged.
+//! 2. The tunnel rows and event rows of every datagram taken are written
+//!    with one write per file, and each file is synced once (group commit,
+//!    [`LogWriter::append_batch`]). Only then are they acked. If the write
+//!    fails, none of the batch is acked or remembered (each counts as
+//!    `write_error`), and no row of it stays in the files.
+//! 3. The state sees a sign of life; a report part goes to the
 //!    [`Reassembler`], and a complete report replaces the gateway's tunnels.
+//!    The HTTP snapshot is published once for the batch, before the acks.
 //!    Alerts go to `--notify`, and `--on-collect` is poked: both queue and
 //!    return, so ingest never waits on a command or on an HTTP client.
-//! 6. A signed shutdown, once written and acked, stops the loop.
+//! 4. A signed shutdown ends the batch (datagrams queued after it are not
+//!    looked at); once written and acked, it stops the loop.
 //!
 //! The socket's read timeout gives a tick about once a second even without
 //! traffic: late/down evaluation, expiry, midnight roll-over, and the check
