@@ -8,7 +8,8 @@
 //! append with a plain [`File`]; the rows of a batch of datagrams (group
 //! commit) are formatted into a buffer per file by `csv` and written with one
 //! `write_all` each, tunnel rows first, then the event rows, then each file
-//! that was written to is `sync_data`ed once. Only then may ingest ack.
+//! that was written to is `sync_data`ed once (the two at once, on two
+//! threads). Only then may ingest ack.
 //! If anything fails half way, both files are cut back to their last good
 //! length, so a failed write never leaves a torn row for the next one to merge
 //! with. On start, the files of today and yesterday are cut back to the end of
@@ -123,23 +124,45 @@ impl OpenFile {
     }
 }
 
-/// Syncs the files that were written to, in turn. (Syncing the two on two
-/// threads at once was measured against this on the development machine's
-/// shared disk, round trip and ingest: no difference beyond the run-to-run
-/// noise, so the simpler way stays.) A file with nothing new needs no sync:
-/// its committed rows were synced before.
+/// Syncs the files that were written to: both at once, on two threads,
+/// when both were, else the one. A file with nothing new needs no sync: its
+/// committed rows were synced before. On ext4 two `fdatasync`s at once share
+/// one journal commit: on the development machine's shared disk, a 200-byte
+/// append to each of two files and their syncs took 7.1–7.9 ms median in
+/// turn and 2.5–3.9 ms at once (400 of each, interleaved). A thread per
+/// batch costs some tens of µs, which group commit spreads over the batch.
 fn sync_both(
     a: &OpenFile,
     a_written: bool,
     b: &OpenFile,
     b_written: bool,
 ) -> Result<(), (PathBuf, std::io::Error)> {
-    for (f, written) in [(a, a_written), (b, b_written)] {
-        if written {
-            f.sync().map_err(|err| (f.path.clone(), err))?;
+    let sync = |f: &OpenFile| f.sync().map_err(|err| (f.path.clone(), err));
+    if !(a_written && b_written) {
+        for (f, written) in [(a, a_written), (b, b_written)] {
+            if written {
+                sync(f)?;
+            }
         }
+        return Ok(());
     }
-    Ok(())
+    std::thread::scope(|s| {
+        let Ok(other) = std::thread::Builder::new()
+            .name("log-sync".into())
+            .spawn_scoped(s, || sync(a))
+        else {
+            // No thread to be had: in turn, then.
+            return sync(a).and_then(|()| sync(b));
+        };
+        let rb = sync(b);
+        let ra = other.join().unwrap_or_else(|_| {
+            Err((
+                a.path.clone(),
+                std::io::Error::other("the sync thread panicked"),
+            ))
+        });
+        ra.and(rb)
+    })
 }
 
 /// Formats rows as CSV bytes (each ends in `\n`).
