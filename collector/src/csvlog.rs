@@ -5,9 +5,11 @@
 //! is about bytes on disk and the traps of the `csv` crate: `Writer::from_path`
 //! truncates, `flush()` reaches only the page cache, and a row torn by a crash
 //! silently merges with the next one on read. So each file is opened for
-//! append with a plain [`File`]; the rows of one datagram are formatted into a
-//! buffer by `csv` and written with one `write_all`, tunnel rows first, then
-//! the event row, then both files are `sync_data`ed. Only then may ingest ack.
+//! append with a plain [`File`]; the rows of a batch of datagrams (group
+//! commit) are formatted into a buffer per file by `csv` and written with one
+//! `write_all` each, tunnel rows first, then the event rows, then each file
+//! that was written to is `sync_data`ed once (the two at once, on two
+//! threads). Only then may ingest ack.
 //! If anything fails half way, both files are cut back to their last good
 //! length, so a failed write never leaves a torn row for the next one to merge
 //! with. On start, the files of today and yesterday are cut back to the end of
@@ -111,10 +113,8 @@ impl OpenFile {
         self.file.write_all(bytes)
     }
 
-    fn commit(&mut self, added: usize) -> std::io::Result<()> {
-        self.file.sync_data()?;
-        self.len += added as u64;
-        Ok(())
+    fn sync(&self) -> std::io::Result<()> {
+        self.file.sync_data()
     }
 
     /// Back to the last committed length after a failed write.
@@ -122,6 +122,47 @@ impl OpenFile {
         let _ = self.file.set_len(self.len);
         let _ = self.file.sync_data();
     }
+}
+
+/// Syncs the files that were written to: both at once, on two threads,
+/// when both were, else the one. A file with nothing new needs no sync: its
+/// committed rows were synced before. On ext4 two `fdatasync`s at once share
+/// one journal commit: on the development machine's shared disk, a 200-byte
+/// append to each of two files and their syncs took 7.1–7.9 ms median in
+/// turn and 2.5–3.9 ms at once (400 of each, interleaved). A thread per
+/// batch costs some tens of µs, which group commit spreads over the batch.
+fn sync_both(
+    a: &OpenFile,
+    a_written: bool,
+    b: &OpenFile,
+    b_written: bool,
+) -> Result<(), (PathBuf, std::io::Error)> {
+    let sync = |f: &OpenFile| f.sync().map_err(|err| (f.path.clone(), err));
+    if !(a_written && b_written) {
+        for (f, written) in [(a, a_written), (b, b_written)] {
+            if written {
+                sync(f)?;
+            }
+        }
+        return Ok(());
+    }
+    std::thread::scope(|s| {
+        let Ok(other) = std::thread::Builder::new()
+            .name("log-sync".into())
+            .spawn_scoped(s, || sync(a))
+        else {
+            // No thread to be had: in turn, then.
+            return sync(a).and_then(|()| sync(b));
+        };
+        let rb = sync(b);
+        let ra = other.join().unwrap_or_else(|_| {
+            Err((
+                a.path.clone(),
+                std::io::Error::other("the sync thread panicked"),
+            ))
+        });
+        ra.and(rb)
+    })
 }
 
 /// Formats rows as CSV bytes (each ends in `\n`).
@@ -202,9 +243,24 @@ impl LogWriter {
     /// Writes one datagram's rows: tunnel rows, then the event row, then
     /// syncs both files. On error both files are as they were before.
     pub fn append(&mut self, tunnels: &[TunnelRow], event: &EventRow) -> Result<(), Error> {
-        self.roll(event.received)?;
+        self.append_batch(tunnels, std::slice::from_ref(event))
+    }
+
+    /// Writes the rows of a batch of datagrams (group commit): all tunnel
+    /// rows with one write, all event rows with one write, then one sync of
+    /// each file. On error both files are as they were before: none of the
+    /// batch's rows stays, whole or torn. Rolls over to the day of the
+    /// latest `received` first.
+    pub fn append_batch(
+        &mut self,
+        tunnels: &[TunnelRow],
+        events: &[EventRow],
+    ) -> Result<(), Error> {
+        if let Some(received) = events.iter().map(|e| e.received).max() {
+            self.roll(received)?;
+        }
         let t = format_rows(tunnels.iter().map(TunnelRow::to_record));
-        let e = format_rows(std::iter::once(event.to_record()));
+        let e = format_rows(events.iter().map(EventRow::to_record));
         let result = self
             .tunnels
             .write(&t)
@@ -214,22 +270,16 @@ impl LogWriter {
                     .write(&e)
                     .map_err(|err| (self.events.path.clone(), err))
             })
-            .and_then(|()| {
-                self.tunnels
-                    .commit(t.len())
-                    .map_err(|err| (self.tunnels.path.clone(), err))
-            })
-            .and_then(|()| {
-                self.events
-                    .commit(e.len())
-                    .map_err(|err| (self.events.path.clone(), err))
-            });
+            .and_then(|()| sync_both(&self.tunnels, !t.is_empty(), &self.events, !e.is_empty()));
         if let Err((path, err)) = result {
-            // Whatever was written is undone; committed lengths are known.
+            // Whatever was written is undone, in both files (the committed
+            // lengths move only once both are synced).
             self.tunnels.restore();
             self.events.restore();
             return Err(Error::io("cannot write to the log file", path, err));
         }
+        self.tunnels.len += t.len() as u64;
+        self.events.len += e.len() as u64;
         Ok(())
     }
 

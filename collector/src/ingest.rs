@@ -1,19 +1,28 @@
-//! UDP ingest: from a datagram to rows on disk, an ack, state and alerts.
+//! UDP ingest: from datagrams to rows on disk, acks, state and alerts.
 //!
-//! One thread, one socket, in this order for every datagram:
+//! One thread, one socket. The loop receives in batches ([`RecvBatch`]): one
+//! blocking receive, then whatever else is already queued, without waiting,
+//! up to [`MAX_BATCH`] datagrams. For a batch ([`Ingest::handle_batch`]):
 //!
-//! 1. [`wire::decode`] checks size, header, version and the HMAC before any
-//!    JSON is parsed; a failure is counted by its reason and logged.
-//! 2. The send time must be within `--max-skew` of our clock (else *stale*).
-//! 3. [`ReplayGuard`]: a part already accepted is a duplicate, acked again
-//!    with status `duplicate` but not written; a forgotten one is a replay.
-//! 4. The part's tunnel rows, then its event row, are written and synced
-//!    ([`LogWriter::append`]). Only then is the signed ack sent.
-//! 5. The state sees a sign of life; a report part goes to the
+//! 1. Each datagram is checked: [`wire::decode`] checks size, header,
+//!    version and the HMAC before any JSON is parsed; the send time must be
+//!    within `--max-skew` of our clock (else *stale*); [`ReplayGuard`]: a
+//!    part already written is a duplicate, acked again at once with status
+//!    `duplicate` and not written; a forgotten one is a replay. A part taken
+//!    earlier in the same batch is a duplicate too, but its ack waits for
+//!    the batch's sync. A failure is counted by its reason and logged.
+//! 2. The tunnel rows and event rows of every datagram taken are written
+//!    with one write per file, and each file is synced once (group commit,
+//!    [`LogWriter::append_batch`]). Only then are they acked. If the write
+//!    fails, none of the batch is acked or remembered (each counts as
+//!    `write_error`), and no row of it stays in the files.
+//! 3. The state sees a sign of life; a report part goes to the
 //!    [`Reassembler`], and a complete report replaces the gateway's tunnels.
+//!    The HTTP snapshot is published once for the batch, before the acks.
 //!    Alerts go to `--notify`, and `--on-collect` is poked: both queue and
 //!    return, so ingest never waits on a command or on an HTTP client.
-//! 6. A signed shutdown, once written and acked, stops the loop.
+//! 4. A signed shutdown ends the batch (datagrams queued after it are not
+//!    looked at); once written and acked, it stops the loop.
 //!
 //! The socket's read timeout gives a tick about once a second even without
 //! traffic: late/down evaluation, expiry, midnight roll-over, and the check
@@ -25,7 +34,7 @@
 //! and reassembler, so a restart neither accepts a replay nor makes every
 //! gateway look new.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -35,6 +44,7 @@ use gateway_client::tunnel::Tunnel;
 use gateway_client::wire::{self, Body, MsgKind, Reassembler};
 
 use crate::csvlog::{self, LogWriter};
+use crate::error::Error;
 use crate::http::{SharedSnapshot, Snapshot};
 use crate::metrics::{Metrics, Outcome};
 use crate::notify::Notifier;
@@ -59,6 +69,92 @@ pub enum Step {
         gateway: String,
         source: String,
     },
+}
+
+/// Datagrams taken into one batch, at most.
+pub const MAX_BATCH: usize = 256;
+
+/// The datagrams of one batch as received: one blocking receive, then what
+/// else is already queued on the socket, without waiting, up to
+/// [`MAX_BATCH`] (the buffer holds that many datagrams of the largest size).
+pub struct RecvBatch {
+    buf: Vec<u8>,
+    /// (offset in `buf`, length, sender)
+    items: Vec<(usize, usize, SocketAddr)>,
+}
+
+impl Default for RecvBatch {
+    fn default() -> Self {
+        RecvBatch {
+            buf: vec![0; MAX_BATCH * SLOT],
+            items: Vec::with_capacity(MAX_BATCH),
+        }
+    }
+}
+
+/// Room for one datagram: one byte more than the largest valid one, so that
+/// an oversized datagram shows as such to [`wire::decode`].
+const SLOT: usize = wire::MAX_DATAGRAM + 1;
+
+impl RecvBatch {
+    /// Waits for a datagram (as long as the socket's read timeout), then
+    /// takes what else is queued without waiting. The inner result is the
+    /// first receive's (on error the batch is empty); errors after it just
+    /// end the batch. The outer error is fatal: the socket could not be
+    /// made blocking again, and the loop would spin.
+    pub fn recv(&mut self, socket: &UdpSocket) -> Result<std::io::Result<()>, Error> {
+        self.items.clear();
+        match socket.recv_from(&mut self.buf[..SLOT]) {
+            Ok((n, peer)) => self.items.push((0, n, peer)),
+            Err(e) => return Ok(Err(e)),
+        }
+        if socket.set_nonblocking(true).is_err() {
+            return Ok(Ok(()));
+        }
+        while self.items.len() < MAX_BATCH {
+            let offset = self.items.len() * SLOT;
+            match socket.recv_from(&mut self.buf[offset..offset + SLOT]) {
+                Ok((n, peer)) => self.items.push((offset, n, peer)),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        socket.set_nonblocking(false).map_err(Error::Udp)?;
+        Ok(Ok(()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// The datagrams, in the order received.
+    pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+        self.items
+            .iter()
+            .map(|&(offset, n, peer)| (&self.buf[offset..offset + n], peer))
+    }
+}
+
+/// A datagram of a batch that passed the checks and waits for its write.
+struct Taken {
+    body: Body,
+    peer: SocketAddr,
+    source: String,
+}
+
+/// What a batch has taken so far, before its write.
+#[derive(Default)]
+struct PendingBatch {
+    /// (gateway, seq, part) taken: a second copy is a duplicate.
+    parts: HashSet<(String, u64, u32)>,
+    /// Gateways the state does not know yet (they count against the cap).
+    new_gateways: HashSet<String>,
+    /// Acks for copies of parts taken by this batch, sent after its sync.
+    duplicates: Vec<(Vec<u8>, SocketAddr)>,
 }
 
 /// Rate-limited one-line logs, per reason.
@@ -269,7 +365,7 @@ impl Ingest {
         }
     }
 
-    /// Handles one datagram received at `now` from `peer`.
+    /// Handles one datagram received at `now` from `peer`: a batch of one.
     pub fn handle(
         &mut self,
         socket: &UdpSocket,
@@ -277,22 +373,33 @@ impl Ingest {
         peer: SocketAddr,
         now: u64,
     ) -> Step {
+        self.handle_batch(socket, [(datagram, peer)], now)
+    }
+
+    /// Checks one datagram of a batch: decode, kind, skew, replay (against
+    /// what is written and what this batch already took), gateway room.
+    /// Rejections are counted here; duplicates of written parts are acked
+    /// here, since nothing needs writing for them.
+    fn classify(
+        &mut self,
+        socket: &UdpSocket,
+        datagram: &[u8],
+        peer: SocketAddr,
+        now: u64,
+        batch: &mut PendingBatch,
+    ) -> Option<Taken> {
         let body = match wire::decode(&self.key, datagram) {
             Ok(b) => b,
             Err(e) => {
                 self.reject(Outcome::from_reject(e.reason), peer, &e.detail, now);
-                return Step::Continue;
+                return None;
             }
         };
-        let gw = body.gateway.clone();
+        let gw = &body.gateway;
         if body.kind == MsgKind::Ack {
-            self.reject(
-                Outcome::Malformed,
-                peer,
-                &format!("{gw}: an ack is not for the collector"),
-                now,
-            );
-            return Step::Continue;
+            let detail = format!("{gw}: an ack is not for the collector");
+            self.reject(Outcome::Malformed, peer, &detail, now);
+            return None;
         }
         let skew = now.abs_diff(body.sent);
         if skew > self.max_skew {
@@ -301,9 +408,17 @@ impl Ingest {
                 body.sent, self.max_skew
             );
             self.reject(Outcome::Stale, peer, &detail, now);
-            return Step::Continue;
+            return None;
         }
-        match self.replay.check(&gw, body.seq, body.part, body.sent) {
+        let part_key = (gw.clone(), body.seq, body.part);
+        let verdict = if batch.parts.contains(&part_key) {
+            // Taken by this batch but not written yet: acked as a
+            // duplicate only once the batch is synced.
+            Verdict::Duplicate
+        } else {
+            self.replay.check(gw, body.seq, body.part, body.sent)
+        };
+        match verdict {
             Verdict::Fresh => {}
             Verdict::Duplicate => {
                 self.metrics.count(Outcome::Replay);
@@ -315,88 +430,162 @@ impl Ingest {
                     self.metrics.log_lines_suppressed.fetch_add(1, Relaxed);
                 }
                 let ack = wire::ack(&self.key, &body, "duplicate");
-                if self.send(socket, &ack, peer, now) {
+                if batch.parts.contains(&part_key) {
+                    batch.duplicates.push((ack, peer));
+                } else if self.send(socket, &ack, peer, now) {
                     self.metrics.acks_duplicate.fetch_add(1, Relaxed);
                 }
-                return Step::Continue;
+                return None;
             }
             Verdict::Replay => {
                 let detail = format!("{gw}: seq {} is older than what is remembered", body.seq);
                 self.reject(Outcome::Replay, peer, &detail, now);
-                return Step::Continue;
+                return None;
             }
         }
-        if !self.state.make_room_for(&gw, now) {
-            let detail = format!(
-                "{gw}: already tracking {} gateways, none silent for a day",
-                crate::state::MAX_GATEWAYS
-            );
-            self.reject(Outcome::GatewayLimit, peer, &detail, now);
+        let known = self.state.get(gw).is_some() || batch.new_gateways.contains(gw);
+        if !known {
+            let full = |state: &crate::state::State| {
+                state.count() + batch.new_gateways.len() >= crate::state::MAX_GATEWAYS
+            };
+            // A full table makes room by forgetting a gateway silent for a day.
+            let no_room = full(&self.state) && {
+                let forgot = self.state.forget_one_silent(now);
+                !forgot || full(&self.state)
+            };
+            if no_room {
+                let detail = format!(
+                    "{gw}: already tracking {} gateways, none silent for a day",
+                    crate::state::MAX_GATEWAYS
+                );
+                self.reject(Outcome::GatewayLimit, peer, &detail, now);
+                return None;
+            }
+            batch.new_gateways.insert(gw.clone());
+        }
+        batch.parts.insert(part_key);
+        Some(Taken {
+            source: peer.to_string(),
+            body,
+            peer,
+        })
+    }
+
+    /// Handles a batch of datagrams received at `now` (group commit): each
+    /// is checked, the rows of all that pass are written and synced at once
+    /// ([`LogWriter::append_batch`]), and only then are they acked, seen by
+    /// the state and the reassembler, published (once) and alerted on. If
+    /// the write fails none of them is acked or remembered, so a
+    /// retransmission is taken later. A signed shutdown ends the batch: the
+    /// datagrams after it are not looked at.
+    pub fn handle_batch<'a>(
+        &mut self,
+        socket: &UdpSocket,
+        datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
+        now: u64,
+    ) -> Step {
+        let mut batch = PendingBatch::default();
+        let mut taken: Vec<Taken> = Vec::new();
+        for (datagram, peer) in datagrams {
+            if let Some(t) = self.classify(socket, datagram, peer, now, &mut batch) {
+                let shutdown = t.body.kind == MsgKind::Shutdown;
+                taken.push(t);
+                if shutdown {
+                    break;
+                }
+            }
+        }
+        if taken.is_empty() {
             return Step::Continue;
         }
-        let source = peer.to_string();
-        let tunnel_rows: Vec<TunnelRow> = body
-            .tunnels
-            .iter()
-            .map(|t| TunnelRow {
+        let mut tunnel_rows: Vec<TunnelRow> = Vec::new();
+        let mut events: Vec<EventRow> = Vec::with_capacity(taken.len());
+        for t in &taken {
+            let body = &t.body;
+            tunnel_rows.extend(body.tunnels.iter().map(|tunnel| TunnelRow {
                 received: now,
-                gateway: gw.clone(),
+                gateway: body.gateway.clone(),
                 seq: body.seq,
                 part: body.part,
-                tunnel: t.clone(),
-            })
-            .collect();
-        let event = EventRow {
-            received: now,
-            gateway: gw.clone(),
-            kind: body.kind.as_str().to_string(),
-            seq: body.seq,
-            part: body.part,
-            parts: body.parts,
-            sent: body.sent,
-            source: source.clone(),
-            tunnels: u32::try_from(body.tunnels.len()).unwrap_or(u32::MAX),
-            text: body.text.clone(),
-        };
-        if let Err(e) = self.log.append(&tunnel_rows, &event) {
-            self.reject(Outcome::WriteError, peer, &format!("{gw}: {e}"), now);
+                tunnel: tunnel.clone(),
+            }));
+            events.push(EventRow {
+                received: now,
+                gateway: body.gateway.clone(),
+                kind: body.kind.as_str().to_string(),
+                seq: body.seq,
+                part: body.part,
+                parts: body.parts,
+                sent: body.sent,
+                source: t.source.clone(),
+                tunnels: u32::try_from(body.tunnels.len()).unwrap_or(u32::MAX),
+                text: body.text.clone(),
+            });
+        }
+        if let Err(e) = self.log.append_batch(&tunnel_rows, &events) {
+            // Nothing of the batch is on disk: no acks (not even for the
+            // duplicates within it), nothing remembered.
+            for t in &taken {
+                let detail = format!("{}: {e}", t.body.gateway);
+                self.reject(Outcome::WriteError, t.peer, &detail, now);
+            }
             return Step::Continue;
         }
-        self.metrics.count(Outcome::Accepted);
-        self.metrics.event_rows.fetch_add(1, Relaxed);
+        self.metrics
+            .event_rows
+            .fetch_add(events.len() as u64, Relaxed);
         self.metrics
             .tunnel_rows
             .fetch_add(tunnel_rows.len() as u64, Relaxed);
-        self.replay.record(&gw, body.seq, body.part, body.sent);
-        let ack = wire::ack(&self.key, &body, "ok");
-        let kind = body.kind;
-        let mut alerts = self
-            .state
-            .seen(&gw, kind.as_str(), &body.text, &source, now);
-        let mut collected = kind != MsgKind::Shutdown;
-        if kind == MsgKind::Report {
-            collected = false;
-            if let Some(report) = self.reassembler.add(body, now) {
-                self.metrics.reports_completed.fetch_add(1, Relaxed);
-                alerts.extend(self.state.report(&report, now));
-                collected = true;
+        drop((tunnel_rows, events));
+
+        let mut acks = Vec::with_capacity(taken.len());
+        let mut alerts = Vec::new();
+        let mut collected = false;
+        let mut shutdown = None;
+        for Taken { body, peer, source } in taken {
+            self.metrics.count(Outcome::Accepted);
+            let gw = body.gateway.clone();
+            self.replay.record(&gw, body.seq, body.part, body.sent);
+            acks.push((wire::ack(&self.key, &body, "ok"), peer));
+            let kind = body.kind;
+            alerts.extend(
+                self.state
+                    .seen(&gw, kind.as_str(), &body.text, &source, now),
+            );
+            match kind {
+                MsgKind::Report => {
+                    if let Some(report) = self.reassembler.add(body, now) {
+                        self.metrics.reports_completed.fetch_add(1, Relaxed);
+                        alerts.extend(self.state.report(&report, now));
+                        collected = true;
+                    }
+                }
+                MsgKind::Shutdown => {
+                    shutdown = Some(Step::Shutdown {
+                        gateway: gw,
+                        source,
+                    });
+                }
+                _ => collected = true,
             }
         }
         self.publish();
-        if self.send(socket, &ack, peer, now) {
-            self.metrics.acks_ok.fetch_add(1, Relaxed);
+        for (ack, peer) in &acks {
+            if self.send(socket, ack, *peer, now) {
+                self.metrics.acks_ok.fetch_add(1, Relaxed);
+            }
+        }
+        for (ack, peer) in &batch.duplicates {
+            if self.send(socket, ack, *peer, now) {
+                self.metrics.acks_duplicate.fetch_add(1, Relaxed);
+            }
         }
         self.alert(alerts);
         if collected && let Some(c) = &self.on_collect {
             c.poke();
         }
-        if kind == MsgKind::Shutdown {
-            return Step::Shutdown {
-                gateway: gw,
-                source,
-            };
-        }
-        Step::Continue
+        shutdown.unwrap_or(Step::Continue)
     }
 
     /// The once-a-second work: late/down, expiry, roll-over, log summaries.
@@ -418,5 +607,102 @@ impl Ingest {
             .replay_entries
             .store(self.replay.len() as u64, Relaxed);
         self.alert(alerts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Snapshot;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    const KEY: &str = "9f3b1c0d2e4a5968778695a4b3c2d1e0f0e1d2c3b4a5968778695a4b3c2d1e0";
+
+    fn setup(name: &str, now: u64) -> (Ingest, std::path::PathBuf, Arc<Metrics>) {
+        let dir = std::env::temp_dir().join(format!("ingest-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let metrics = Arc::new(Metrics::default());
+        let log = LogWriter::open(&dir, now, 0).unwrap();
+        let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
+        let ingest = Ingest::new(
+            Key::from_text(KEY),
+            300,
+            150,
+            600,
+            log,
+            metrics.clone(),
+            snapshot,
+            None,
+            None,
+        );
+        (ingest, dir, metrics)
+    }
+
+    fn datagram(kind: MsgKind, seq: u64, now: u64) -> Vec<u8> {
+        let body = Body {
+            gateway: "gw".into(),
+            kind,
+            seq,
+            sent: now,
+            part: 1,
+            parts: 1,
+            text: String::new(),
+            tunnels: vec![Tunnel::default()],
+        };
+        wire::encode(&Key::from_text(KEY), &body)
+    }
+
+    /// The acks `sock` receives within a short while: (seq, status).
+    fn acks(sock: &UdpSocket) -> Vec<(u64, String)> {
+        sock.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 2048];
+        while let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let ack = wire::decode(&Key::from_text(KEY), &buf[..n]).unwrap();
+            out.push((ack.seq, ack.text));
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_copy_within_a_batch_is_a_duplicate_and_a_shutdown_ends_the_batch() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let (mut ingest, dir, metrics) = setup("batch", now);
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = client.local_addr().unwrap();
+        let a = datagram(MsgKind::Report, 1, now);
+        let b = datagram(MsgKind::Report, 2, now);
+        let stop = datagram(MsgKind::Shutdown, 3, now);
+        let after = datagram(MsgKind::Report, 4, now);
+        let batch = [&a, &a, &b, &stop, &after].map(|d| (d.as_slice(), peer));
+        let step = ingest.handle_batch(&server, batch, now);
+        assert!(matches!(step, Step::Shutdown { .. }), "{step:?}");
+        assert_eq!(
+            acks(&client),
+            [
+                (1, "duplicate".to_string()),
+                (1, "ok".to_string()),
+                (2, "ok".to_string()),
+                (3, "ok".to_string())
+            ]
+        );
+        let (events, _) =
+            csvlog::read_events(&dir.join(format!("events-{}.csv", csvlog::day_of(now)))).unwrap();
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2, 3]);
+        assert_eq!(metrics.datagrams(Outcome::Accepted), 3);
+        assert_eq!(metrics.datagrams(Outcome::Replay), 1);
+        // Now written: a copy in a later batch is acked at once.
+        ingest.handle(&server, &a, peer, now);
+        assert_eq!(acks(&client), [(1, "duplicate".to_string())]);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

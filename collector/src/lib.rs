@@ -48,13 +48,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway_client::key::Key;
-use gateway_client::wire::MAX_DATAGRAM;
 
 pub use error::Error;
 
 use crate::cli::{Args, Command};
 use crate::http::{HttpServer, Snapshot};
-use crate::ingest::{Ingest, Step};
+use crate::ingest::{Ingest, RecvBatch, Step};
 use crate::metrics::Metrics;
 
 /// How a run ended without an error.
@@ -148,17 +147,17 @@ fn serve(args: &Args) -> Result<Outcome, Error> {
     ingest.rebuild(&args.data, now)?;
     let http = HttpServer::start(args.http, &args.data, args.site.clone(), snapshot, metrics)?;
 
-    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let mut batch = RecvBatch::default();
     let mut last_tick = 0;
     let mut udp_errors = 0u32;
     loop {
-        let received = socket.recv_from(&mut buf);
+        let received = batch.recv(&socket)?;
         let now = unix_now();
         match received {
-            Ok((n, peer)) => {
+            Ok(()) => {
                 udp_errors = 0;
                 if let Step::Shutdown { gateway, source } =
-                    ingest.handle(&socket, &buf[..n], peer, now)
+                    ingest.handle_batch(&socket, batch.datagrams(), now)
                 {
                     drop(http);
                     lock.release();

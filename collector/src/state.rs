@@ -159,13 +159,10 @@ impl State {
         self.gateways.contains_key(gateway) || self.gateways.len() < MAX_GATEWAYS
     }
 
-    /// Like [`State::has_room_for`], but when the table is full it forgets
-    /// the longest-silent gateway if that one has been silent for more than
-    /// [`FORGET_AFTER`] seconds.
-    pub fn make_room_for(&mut self, gateway: &str, now: u64) -> bool {
-        if self.has_room_for(gateway) {
-            return true;
-        }
+    /// Forgets the longest-silent gateway if it has been silent for more
+    /// than [`FORGET_AFTER`] seconds (to make room in a full table); says
+    /// whether it did.
+    pub fn forget_one_silent(&mut self, now: u64) -> bool {
         let oldest = self.gateways.values().min_by_key(|g| g.last_seen);
         match oldest {
             Some(g) if now.saturating_sub(g.last_seen) > FORGET_AFTER => {
@@ -175,6 +172,11 @@ impl State {
             }
             _ => false,
         }
+    }
+
+    /// Gateways tracked.
+    pub fn count(&self) -> usize {
+        self.gateways.len()
     }
 
     pub fn gateways(&self) -> impl Iterator<Item = &Gateway> {
@@ -413,9 +415,10 @@ mod tests {
         assert!(s.has_room_for("gw0"));
         // Full of recent names: no room. A day later the longest-silent one
         // gives way, once per new name.
-        assert!(!s.make_room_for("another", 2 + FORGET_AFTER - 1));
+        assert!(!s.forget_one_silent(1 + FORGET_AFTER));
         s.seen("gw7", "heartbeat", "", "a", FORGET_AFTER);
-        assert!(s.make_room_for("another", 2 + FORGET_AFTER));
+        assert!(s.forget_one_silent(2 + FORGET_AFTER));
+        assert!(s.has_room_for("another"));
         s.seen("another", "heartbeat", "", "a", 2 + FORGET_AFTER);
         assert_eq!(s.gateways().count(), MAX_GATEWAYS);
         assert!(s.get("another").is_some() && s.get("gw7").is_some());

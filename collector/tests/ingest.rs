@@ -302,3 +302,103 @@ fn kill_9_under_load_loses_no_acked_report() {
         );
     }
 }
+
+/// One burst sender: its own socket and gateway, `reports` reports of 3
+/// tunnels sent in windows of 10, each datagram sent twice back to back (the
+/// copy usually lands in the same receive batch), then the missing acks
+/// resent. Returns the seqs acked "ok" or "duplicate".
+fn burst_sender(addr: std::net::SocketAddr, sender: u64, reports: u64) -> Vec<u64> {
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let gateway = format!("burst-gw-{sender:02}");
+    let base = now() * 1_000_000 + sender * 1_000;
+    let mut acked = Vec::new();
+    let mut buf = [0u8; 2048];
+    let seqs: Vec<u64> = (0..reports).map(|j| base + j).collect();
+    for window in seqs.chunks(10) {
+        let datagrams: Vec<(u64, Vec<u8>)> = window
+            .iter()
+            .map(|&seq| {
+                let b = Body {
+                    gateway: gateway.clone(),
+                    seq,
+                    ..body(MsgKind::Report, vec![tunnel(1), tunnel(2), tunnel(3)])
+                };
+                (seq, wire::encode(&key(), &b))
+            })
+            .collect();
+        let mut missing: std::collections::BTreeSet<u64> = window.iter().copied().collect();
+        // At most 100 rounds of 200 ms: generous for a loaded machine, and bounded.
+        for _ in 0..100 {
+            for (seq, d) in &datagrams {
+                if missing.contains(seq) {
+                    sock.send_to(d, addr).unwrap();
+                    sock.send_to(d, addr).unwrap();
+                }
+            }
+            while !missing.is_empty() {
+                let Ok((n, _)) = sock.recv_from(&mut buf) else {
+                    break;
+                };
+                let Ok(ack) = wire::decode(&key(), &buf[..n]) else {
+                    continue;
+                };
+                assert_eq!(ack.kind, MsgKind::Ack);
+                assert!(["ok", "duplicate"].contains(&ack.text.as_str()), "{ack:?}");
+                if missing.remove(&ack.seq) {
+                    acked.push(ack.seq);
+                }
+            }
+            if missing.is_empty() {
+                break;
+            }
+        }
+    }
+    acked
+}
+
+#[test]
+fn a_burst_from_64_senders_is_all_acked_and_all_written_once() {
+    const SENDERS: u64 = 64;
+    const REPORTS: u64 = 50;
+    let dir = TempDir::new("burst");
+    let c = Collector::start(dir.path(), &[]);
+    let addr = c.udp;
+    let threads: Vec<_> = (0..SENDERS)
+        .map(|s| std::thread::spawn(move || (s, burst_sender(addr, s, REPORTS))))
+        .collect();
+    let mut acked = std::collections::BTreeSet::new();
+    for t in threads {
+        let (s, seqs) = t.join().unwrap();
+        assert_eq!(seqs.len() as u64, REPORTS, "sender {s}: not all acked");
+        for seq in seqs {
+            acked.insert((format!("burst-gw-{s:02}"), seq));
+        }
+    }
+    assert_eq!(acked.len() as u64, SENDERS * REPORTS);
+    let events = c.events();
+    let mut written = std::collections::BTreeMap::new();
+    for e in &events {
+        assert_eq!((e.kind.as_str(), e.part, e.tunnels), ("report", 1, 3));
+        *written.entry((e.gateway.clone(), e.seq)).or_insert(0) += 1;
+    }
+    assert!(written.values().all(|&n| n == 1), "a part written twice");
+    for a in &acked {
+        assert!(written.contains_key(a), "acked but not written: {a:?}");
+    }
+    assert_eq!(events.len() as u64, SENDERS * REPORTS);
+    assert_eq!(c.tunnel_rows().len() as u64, SENDERS * REPORTS * 3);
+    assert_eq!(c.outcome("accepted"), SENDERS * REPORTS);
+    assert_eq!(
+        c.metric("roctm_collector_acks_total{status=\"ok\"} "),
+        SENDERS * REPORTS
+    );
+    // The copies (those the socket's receive buffer did not drop).
+    assert!(c.outcome("replay") > 0);
+    assert_eq!(c.outcome("write_error"), 0);
+    assert_eq!(
+        c.metric("roctm_collector_reports_completed_total "),
+        SENDERS * REPORTS
+    );
+}
