@@ -11,7 +11,9 @@
 //!
 //! The logs are read one UTC day at a time and never held whole: the events
 //! file of a day is read first (one row per datagram, small), then its
-//! tunnels file is streamed through one reused [`csv::ByteRecord`]. Each
+//! tunnels file is streamed through one reused [`csv::ByteRecord`], filled
+//! by `csvread::FastReader` (plain lines split directly, anything quoted through
+//! `csv_core`, same records and line numbers as `csv::Reader`). Each
 //! tunnel is interned once in the [`Catalog`] under its identity (gateway,
 //! pid, kind, bind, listen port, target host and port), so a report is just a
 //! sorted list of small [`Obs`] values. Days are parsed in parallel (one
@@ -33,6 +35,7 @@ use collector::schema::{self, EventRow, LogKind, TunnelRow};
 use gateway_client::tunnel::{Health, Tunnel};
 use jiff::civil::Date;
 
+use crate::csvread::FastReader;
 use crate::error::Error;
 
 /// Index of a gateway in [`Catalog::gateways`].
@@ -365,22 +368,14 @@ struct DayData {
     reports: Vec<(u64, u64, GwId, Vec<Obs>)>,
 }
 
-fn open(path: &Path, stats: &mut FileStats) -> Option<csv::Reader<File>> {
+fn open(path: &Path, stats: &mut FileStats) -> Option<FastReader<File>> {
     match File::open(path) {
-        Ok(f) => Some(reader(f)),
+        Ok(f) => Some(FastReader::new(f)),
         Err(e) => {
             stats.problem = Some(format!("cannot open: {e}"));
             None
         }
     }
-}
-
-fn reader<R: Read>(r: R) -> csv::Reader<R> {
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(256 * 1024)
-        .from_reader(r)
 }
 
 /// Checks the first row against the expected header. Returns false (and
@@ -409,19 +404,15 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
             let mut line: u64 = 0;
             let mut first = true;
             loop {
-                match rdr.read_byte_record(&mut raw) {
+                match rdr.read_record(&mut raw) {
                     Ok(false) => break,
                     Ok(true) => {}
                     Err(e) => {
-                        if e.is_io_error() {
-                            fs.problem = Some(format!("read error after line {line}: {e}"));
-                            break;
-                        }
-                        fs.bad(line + 1, e.to_string());
-                        continue;
+                        fs.problem = Some(format!("read error after line {line}: {e}"));
+                        break;
                     }
                 }
-                line = raw.position().map_or(line + 1, |p| p.line());
+                line = rdr.line();
                 if first {
                     first = false;
                     if !check_header(&raw, &schema::EVENT_HEADER, &mut fs) {
@@ -769,7 +760,7 @@ fn check_tunnel(rec: &csv::ByteRecord) -> Result<(u64, u32, Health, Health), Str
 }
 
 fn read_tunnels<R: Read>(
-    mut rdr: csv::Reader<R>,
+    mut rdr: FastReader<R>,
     catalog: &mut Catalog,
     assemblies: &mut FastMap<(GwId, u64), Assembly>,
     fs: &mut FileStats,
@@ -780,19 +771,15 @@ fn read_tunnels<R: Read>(
     let mut line: u64 = 0;
     let mut first = true;
     loop {
-        match rdr.read_byte_record(&mut raw) {
+        match rdr.read_record(&mut raw) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                if e.is_io_error() {
-                    fs.problem = Some(format!("read error after line {line}: {e}"));
-                    break;
-                }
-                fs.bad(line + 1, e.to_string());
-                continue;
+                fs.problem = Some(format!("read error after line {line}: {e}"));
+                break;
             }
         }
-        line = raw.position().map_or(line + 1, |p| p.line());
+        line = rdr.line();
         if first {
             first = false;
             if !check_header(&raw, &schema::TUNNEL_HEADER, fs) {
