@@ -31,6 +31,10 @@ pub struct FastReader<R> {
     core_active: bool,
     out: Vec<u8>,
     ends: Vec<usize>,
+    /// The current record's fields: (start, end) in `buf` or, when
+    /// `in_out`, in `out`. Valid until the next read.
+    spans: Vec<(usize, usize)>,
+    in_out: bool,
 }
 
 impl<R: Read> FastReader<R> {
@@ -47,12 +51,38 @@ impl<R: Read> FastReader<R> {
             core_active: false,
             out: vec![0; 1024],
             ends: vec![0; 32],
+            spans: Vec::with_capacity(32),
+            in_out: false,
         }
     }
 
     /// The line the last record read starts on (1-based).
     pub fn line(&self) -> u64 {
         self.line
+    }
+
+    /// The number of fields of the record read last.
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// Field `i` of the record read last.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<&[u8]> {
+        let &(a, b) = self.spans.get(i)?;
+        Some(if self.in_out {
+            &self.out[a..b]
+        } else {
+            &self.buf[a..b]
+        })
+    }
+
+    /// The record read last, as a `csv::ByteRecord`.
+    pub fn to_byte_record(&self, rec: &mut ByteRecord) {
+        rec.clear();
+        for i in 0..self.len() {
+            rec.push_field(self.get(i).unwrap_or_default());
+        }
     }
 
     /// Reads more input after what is unconsumed; sets `eof` at the end.
@@ -81,9 +111,10 @@ impl<R: Read> FastReader<R> {
         }
     }
 
-    /// Reads the next record into `rec`; `Ok(false)` at the end.
-    pub fn read_record(&mut self, rec: &mut ByteRecord) -> io::Result<bool> {
-        rec.clear();
+    /// Reads the next record (see [`FastReader::get`]); `Ok(false)` at the end.
+    pub fn read_record(&mut self) -> io::Result<bool> {
+        self.spans.clear();
+        self.in_out = false;
         self.line = self.newlines + 1;
         if !self.core_active {
             let nl = loop {
@@ -101,14 +132,7 @@ impl<R: Read> FastReader<R> {
                 return Ok(false);
             }
             if !line.is_empty() && memchr::memchr2(b'"', b'\r', line).is_none() {
-                let mut start = 0;
-                for (i, &b) in line.iter().enumerate() {
-                    if b == b',' {
-                        rec.push_field(&line[start..i]);
-                        start = i + 1;
-                    }
-                }
-                rec.push_field(&line[start..]);
+                split_commas(line, self.pos, &mut self.spans);
                 match nl {
                     Some(i) => {
                         self.pos = i + 1;
@@ -120,11 +144,11 @@ impl<R: Read> FastReader<R> {
             }
             self.core.reset();
         }
-        self.read_core(rec)
+        self.read_core()
     }
 
     /// One record through `csv_core`.
-    fn read_core(&mut self, rec: &mut ByteRecord) -> io::Result<bool> {
+    fn read_core(&mut self) -> io::Result<bool> {
         let (mut outlen, mut endlen) = (0, 0);
         loop {
             if self.pos == self.end && !self.eof {
@@ -151,9 +175,10 @@ impl<R: Read> FastReader<R> {
                 ReadRecordResult::Record => {
                     let mut start = 0;
                     for &e in &self.ends[..endlen] {
-                        rec.push_field(&self.out[start..e]);
+                        self.spans.push((start, e));
                         start = e;
                     }
+                    self.in_out = true;
                     self.core_active = self.pos == 0 || self.buf[self.pos - 1] != b'\n';
                     return Ok(true);
                 }
@@ -164,6 +189,39 @@ impl<R: Read> FastReader<R> {
             }
         }
     }
+}
+
+/// Pushes the spans of the comma-separated fields of `line` (which starts
+/// at `base`), eight bytes at a time: a byte equal to `,` is a zero byte of
+/// `w ^ 0x2c2c…`, found exactly (no borrow between bytes) with the usual
+/// bit trick.
+#[inline]
+fn split_commas(line: &[u8], base: usize, spans: &mut Vec<(usize, usize)>) {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const COMMAS: u64 = 0x2c2c_2c2c_2c2c_2c2c;
+    let mut start = 0;
+    let mut chunks = line.chunks_exact(8);
+    let mut off = 0;
+    for c in &mut chunks {
+        let x = u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) ^ COMMAS;
+        // High bit set in exactly the bytes where x is zero.
+        let mut zeros = !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7);
+        while zeros != 0 {
+            let i = off + (zeros.trailing_zeros() / 8) as usize;
+            spans.push((base + start, base + i));
+            start = i + 1;
+            zeros &= zeros - 1;
+        }
+        off += 8;
+    }
+    for (j, &b) in chunks.remainder().iter().enumerate() {
+        if b == b',' {
+            let i = off + j;
+            spans.push((base + start, base + i));
+            start = i + 1;
+        }
+    }
+    spans.push((base + start, base + line.len()));
 }
 
 #[cfg(test)]
@@ -206,11 +264,14 @@ mod tests {
         }
         let mut rec = ByteRecord::new();
         let mut out = Vec::new();
-        while rdr.read_record(&mut rec).unwrap() {
+        while rdr.read_record().unwrap() {
+            rdr.to_byte_record(&mut rec);
+            assert_eq!(rec.len(), rdr.len());
+            assert_eq!(rdr.get(rdr.len()), None);
             out.push((rdr.line(), rec.iter().map(<[u8]>::to_vec).collect()));
         }
         // Reading past the end stays at the end.
-        assert!(!rdr.read_record(&mut rec).unwrap());
+        assert!(!rdr.read_record().unwrap());
         out
     }
 
@@ -255,6 +316,9 @@ mod tests {
             b"a,\"b\"\n\nc\n",
             b"#comment,1\nx\n",
             b"long,line,with,many,fields,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15\nshort\n",
+            b",,,,,,,,,,,,,,,,,\n-,-,-,--,---,----,-----,------,-------,--------\n",
+            b"novadaq-far-gateway-01,1795996802821888,1,3305288,dunepro,L,,5900\n",
+            b"\xff\xfe,\xac\xad\x2c\x2d\x2b\x00,\x80\x7f,\x01\x00\x00\x00\x2c\n",
         ];
         for c in cases {
             check(c);

@@ -404,7 +404,7 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
             let mut line: u64 = 0;
             let mut first = true;
             loop {
-                match rdr.read_record(&mut raw) {
+                match rdr.read_record() {
                     Ok(false) => break,
                     Ok(true) => {}
                     Err(e) => {
@@ -413,6 +413,7 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                     }
                 }
                 line = rdr.line();
+                rdr.to_byte_record(&mut raw);
                 if first {
                     first = false;
                     if !check_header(&raw, &schema::EVENT_HEADER, &mut fs) {
@@ -733,7 +734,7 @@ type FastSet<K> = HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;
 /// health. The identity and text columns are checked in full by
 /// `TunnelRow::from_record` the first time that identity is seen; after that
 /// a row with the same identity bytes has the same, valid, values.
-fn check_tunnel(rec: &csv::ByteRecord) -> Result<(u64, u32, Health, Health), String> {
+fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Health), String> {
     let n = schema::TUNNEL_HEADER.len();
     if rec.len() != n {
         return Err(format!("{} columns, expected {n}", rec.len()));
@@ -771,7 +772,7 @@ fn read_tunnels<R: Read>(
     let mut line: u64 = 0;
     let mut first = true;
     loop {
-        match rdr.read_record(&mut raw) {
+        match rdr.read_record() {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
@@ -782,20 +783,21 @@ fn read_tunnels<R: Read>(
         line = rdr.line();
         if first {
             first = false;
+            rdr.to_byte_record(&mut raw);
             if !check_header(&raw, &schema::TUNNEL_HEADER, fs) {
                 return;
             }
             continue;
         }
         fs.rows += 1;
-        let (seq, part, listening, vnc) = match check_tunnel(&raw) {
+        let (seq, part, listening, vnc) = match check_tunnel(&rdr) {
             Ok(v) => v,
             Err(why) => {
                 fs.bad(line, why);
                 continue;
             }
         };
-        let Some(gw) = catalog.find_gateway(raw.get(1).unwrap_or(b"")) else {
+        let Some(gw) = catalog.find_gateway(rdr.get(1).unwrap_or(b"")) else {
             stats.orphan_rows += 1;
             continue;
         };
@@ -811,13 +813,14 @@ fn read_tunnels<R: Read>(
         key.clear();
         key.extend_from_slice(&gw.to_le_bytes());
         for i in [4, 6, 7, 8, 9, 10] {
-            let v = raw.get(i).unwrap_or(b"");
+            let v = rdr.get(i).unwrap_or(b"");
             key.extend_from_slice(&(v.len() as u32).to_le_bytes());
             key.extend_from_slice(v);
         }
         let id = match catalog.tunnel_index.get(key.as_slice()) {
             Some(&id) => id,
             None => {
+                rdr.to_byte_record(&mut raw);
                 let rec = match csv::StringRecord::from_byte_record(raw.clone()) {
                     Ok(r) => r,
                     Err(_) => {
