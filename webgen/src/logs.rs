@@ -413,27 +413,37 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                     }
                 }
                 line = rdr.line();
-                rdr.to_byte_record(&mut raw);
                 if first {
                     first = false;
+                    rdr.to_byte_record(&mut raw);
                     if !check_header(&raw, &schema::EVENT_HEADER, &mut fs) {
                         break;
                     }
                     continue;
                 }
                 fs.rows += 1;
-                let rec = match csv::StringRecord::from_byte_record(raw.clone()) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        fs.bad(line, "not UTF-8");
-                        continue;
-                    }
-                };
-                let row = match EventRow::from_record(&rec) {
-                    Ok(r) => r,
-                    Err(why) => {
-                        fs.bad(line, why);
-                        continue;
+                let owned: EventRow;
+                let row = match EventView::parse(&rdr) {
+                    Some(r) => r,
+                    None => {
+                        // Something unusual: the schema's own parser decides,
+                        // and says why a row is malformed.
+                        rdr.to_byte_record(&mut raw);
+                        let rec = match csv::StringRecord::from_byte_record(raw.clone()) {
+                            Ok(r) => r,
+                            Err(_) => {
+                                fs.bad(line, "not UTF-8");
+                                continue;
+                            }
+                        };
+                        owned = match EventRow::from_record(&rec) {
+                            Ok(r) => r,
+                            Err(why) => {
+                                fs.bad(line, why);
+                                continue;
+                            }
+                        };
+                        EventView::of(&owned)
                     }
                 };
                 if row.part == 0 || row.parts == 0 || row.part > row.parts || row.parts > MAX_PARTS
@@ -447,13 +457,13 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                 if row.received > until {
                     continue;
                 }
-                let gw = catalog.gateway_id(&row.gateway);
+                let gw = catalog.gateway_id(row.gateway);
                 let key = (gw, row.seq, row.part);
                 if !seen.insert(key) {
                     stats.duplicate_rows += 1;
                     continue;
                 }
-                let kind = EventKind::parse(&row.kind);
+                let kind = EventKind::parse(row.kind);
                 if kind == EventKind::Report {
                     let asm = assemblies.entry((gw, row.seq)).or_insert_with(|| Assembly {
                         parts: row.parts,
@@ -498,7 +508,7 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                     text: if kind == EventKind::Report {
                         String::new()
                     } else {
-                        row.text
+                        row.text.to_string()
                     },
                 });
             }
@@ -651,10 +661,76 @@ fn emit_report(
     );
 }
 
+/// The columns of an event row that reading uses, borrowed from the reader.
+struct EventView<'a> {
+    received: u64,
+    gateway: &'a str,
+    kind: &'a str,
+    seq: u64,
+    part: u32,
+    parts: u32,
+    tunnels: u32,
+    text: &'a str,
+}
+
+impl<'a> EventView<'a> {
+    /// The common case without allocating: ten UTF-8 columns, the numbers
+    /// plain digits in range. `None` for anything else, which then goes
+    /// through `EventRow::from_record`; what this accepts, that accepts
+    /// with the same values.
+    fn parse<R: Read>(rdr: &'a FastReader<R>) -> Option<EventView<'a>> {
+        if rdr.len() != schema::EVENT_HEADER.len() {
+            return None;
+        }
+        let s = |i: usize| rdr.get(i).and_then(|b| std::str::from_utf8(b).ok());
+        let n = |i: usize| rdr.get(i).and_then(uint);
+        let n32 = |i: usize| n(i).and_then(|v| u32::try_from(v).ok());
+        // Columns 6 (sent) and 7 (source) are checked only.
+        n(6)?;
+        s(7)?;
+        Some(EventView {
+            received: n(0)?,
+            gateway: s(1)?,
+            kind: s(2)?,
+            seq: n(3)?,
+            part: n32(4)?,
+            parts: n32(5)?,
+            tunnels: n32(8)?,
+            text: s(9)?,
+        })
+    }
+
+    fn of(row: &'a EventRow) -> EventView<'a> {
+        EventView {
+            received: row.received,
+            gateway: &row.gateway,
+            kind: &row.kind,
+            seq: row.seq,
+            part: row.part,
+            parts: row.parts,
+            tunnels: row.tunnels,
+            text: &row.text,
+        }
+    }
+}
+
 /// Parses an unsigned decimal number (no sign, no spaces), or `None`.
+#[inline]
 fn uint(b: &[u8]) -> Option<u64> {
     if b.is_empty() || b.len() > 20 {
         return None;
+    }
+    if b.len() <= 19 {
+        // At most 19 digits cannot overflow a u64.
+        let mut n: u64 = 0;
+        for &c in b {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            n = n * 10 + u64::from(d);
+        }
+        return Some(n);
     }
     let mut n: u64 = 0;
     for &c in b {
@@ -867,5 +943,64 @@ mod tests {
         ] {
             assert_eq!(uint(bad), None, "{}", String::from_utf8_lossy(bad));
         }
+        for ok in [
+            "9999999999999999999",
+            "10000000000000000000",
+            "0000000000000000000",
+            "00000000000000000001",
+            "1795996802821888",
+            "4294967296",
+            "99999999999999999999",
+        ] {
+            assert_eq!(uint(ok.as_bytes()), ok.parse::<u64>().ok(), "{ok}");
+        }
+    }
+
+    /// What the allocation-free event parser accepts, the schema's parser
+    /// accepts with the same values; the rest is left to the schema's.
+    #[test]
+    fn event_view_agrees_with_schema() {
+        let rows: &[&[u8]] = &[
+            b"1795996803,gw-01,report,1795996802821888,1,2,1795996802,10.0.0.1:4000,5,\n",
+            b"1795996803,gw-01,message,17,1,1,1795996802,10.0.0.1:4000,0,\"hello, \"\"world\"\"\"\n",
+            b"1795996803,gw-01,report,+17,1,1,1795996802,10.0.0.1:4000,0,\n",
+            b"1795996803,gw-01,report,17,1,4294967296,1795996802,src,0,\n",
+            b"1795996803,gw-01,report,17,1,1,x,src,0,\n",
+            b"1795996803,gw-\xff,report,17,1,1,1,src,0,\n",
+            b"1795996803,gw-01,report,17,1,1,1,src,0\n",
+            b"1795996803,gw-01,report,17,1,1,1,src,0,a,b\n",
+            b"1795996803,\xc3\xa9,heartbeat,17,1,1,1,src,0,\xe2\x82\xac\n",
+        ];
+        for row in rows {
+            let mut rdr = FastReader::new(*row);
+            assert!(rdr.read_record().unwrap());
+            let mut raw = csv::ByteRecord::new();
+            rdr.to_byte_record(&mut raw);
+            let schema = csv::StringRecord::from_byte_record(raw)
+                .ok()
+                .and_then(|r| EventRow::from_record(&r).ok());
+            let name = String::from_utf8_lossy(row);
+            match (EventView::parse(&rdr), &schema) {
+                (Some(v), Some(r)) => {
+                    let w = EventView::of(r);
+                    assert_eq!(
+                        (
+                            v.received, v.gateway, v.kind, v.seq, v.part, v.parts, v.tunnels,
+                            v.text
+                        ),
+                        (
+                            w.received, w.gateway, w.kind, w.seq, w.part, w.parts, w.tunnels,
+                            w.text
+                        ),
+                        "{name}"
+                    );
+                }
+                (Some(_), None) => panic!("accepted what the schema rejects: {name}"),
+                (None, _) => {}
+            }
+        }
+        let mut rdr = FastReader::new(&rows[0][..]);
+        assert!(rdr.read_record().unwrap());
+        assert!(EventView::parse(&rdr).is_some());
     }
 }
