@@ -999,7 +999,7 @@ mod tests {
                 (None, _) => {}
             }
         }
-        let mut rdr = FastReader::new(&rows[0][..]);
+        let mut rdr = FastReader::new(rows[0]);
         assert!(rdr.read_record().unwrap());
         assert!(EventView::parse(&rdr).is_some());
     }
