@@ -27,6 +27,7 @@
 //! [`run`] is the binary; [`execute`] is the same without printing, for tests.
 
 pub mod cli;
+mod csvread;
 pub mod error;
 pub mod history;
 pub mod logs;

@@ -11,7 +11,9 @@
 //!
 //! The logs are read one UTC day at a time and never held whole: the events
 //! file of a day is read first (one row per datagram, small), then its
-//! tunnels file is streamed through one reused [`csv::ByteRecord`]. Each
+//! tunnels file is streamed through one reused [`csv::ByteRecord`], filled
+//! by `csvread::FastReader` (plain lines split directly, anything quoted through
+//! `csv_core`, same records and line numbers as `csv::Reader`). Each
 //! tunnel is interned once in the [`Catalog`] under its identity (gateway,
 //! pid, kind, bind, listen port, target host and port), so a report is just a
 //! sorted list of small [`Obs`] values. Days are parsed in parallel (one
@@ -33,6 +35,7 @@ use collector::schema::{self, EventRow, LogKind, TunnelRow};
 use gateway_client::tunnel::{Health, Tunnel};
 use jiff::civil::Date;
 
+use crate::csvread::FastReader;
 use crate::error::Error;
 
 /// Index of a gateway in [`Catalog::gateways`].
@@ -365,22 +368,14 @@ struct DayData {
     reports: Vec<(u64, u64, GwId, Vec<Obs>)>,
 }
 
-fn open(path: &Path, stats: &mut FileStats) -> Option<csv::Reader<File>> {
+fn open(path: &Path, stats: &mut FileStats) -> Option<FastReader<File>> {
     match File::open(path) {
-        Ok(f) => Some(reader(f)),
+        Ok(f) => Some(FastReader::new(f)),
         Err(e) => {
             stats.problem = Some(format!("cannot open: {e}"));
             None
         }
     }
-}
-
-fn reader<R: Read>(r: R) -> csv::Reader<R> {
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(256 * 1024)
-        .from_reader(r)
 }
 
 /// Checks the first row against the expected header. Returns false (and
@@ -409,39 +404,46 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
             let mut line: u64 = 0;
             let mut first = true;
             loop {
-                match rdr.read_byte_record(&mut raw) {
+                match rdr.read_record() {
                     Ok(false) => break,
                     Ok(true) => {}
                     Err(e) => {
-                        if e.is_io_error() {
-                            fs.problem = Some(format!("read error after line {line}: {e}"));
-                            break;
-                        }
-                        fs.bad(line + 1, e.to_string());
-                        continue;
+                        fs.problem = Some(format!("read error after line {line}: {e}"));
+                        break;
                     }
                 }
-                line = raw.position().map_or(line + 1, |p| p.line());
+                line = rdr.line();
                 if first {
                     first = false;
+                    rdr.to_byte_record(&mut raw);
                     if !check_header(&raw, &schema::EVENT_HEADER, &mut fs) {
                         break;
                     }
                     continue;
                 }
                 fs.rows += 1;
-                let rec = match csv::StringRecord::from_byte_record(raw.clone()) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        fs.bad(line, "not UTF-8");
-                        continue;
-                    }
-                };
-                let row = match EventRow::from_record(&rec) {
-                    Ok(r) => r,
-                    Err(why) => {
-                        fs.bad(line, why);
-                        continue;
+                let owned: EventRow;
+                let row = match EventView::parse(&rdr) {
+                    Some(r) => r,
+                    None => {
+                        // Something unusual: the schema's own parser decides,
+                        // and says why a row is malformed.
+                        rdr.to_byte_record(&mut raw);
+                        let rec = match csv::StringRecord::from_byte_record(raw.clone()) {
+                            Ok(r) => r,
+                            Err(_) => {
+                                fs.bad(line, "not UTF-8");
+                                continue;
+                            }
+                        };
+                        owned = match EventRow::from_record(&rec) {
+                            Ok(r) => r,
+                            Err(why) => {
+                                fs.bad(line, why);
+                                continue;
+                            }
+                        };
+                        EventView::of(&owned)
                     }
                 };
                 if row.part == 0 || row.parts == 0 || row.part > row.parts || row.parts > MAX_PARTS
@@ -455,13 +457,13 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                 if row.received > until {
                     continue;
                 }
-                let gw = catalog.gateway_id(&row.gateway);
+                let gw = catalog.gateway_id(row.gateway);
                 let key = (gw, row.seq, row.part);
                 if !seen.insert(key) {
                     stats.duplicate_rows += 1;
                     continue;
                 }
-                let kind = EventKind::parse(&row.kind);
+                let kind = EventKind::parse(row.kind);
                 if kind == EventKind::Report {
                     let asm = assemblies.entry((gw, row.seq)).or_insert_with(|| Assembly {
                         parts: row.parts,
@@ -506,7 +508,7 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                     text: if kind == EventKind::Report {
                         String::new()
                     } else {
-                        row.text
+                        row.text.to_string()
                     },
                 });
             }
@@ -627,10 +629,18 @@ fn merge_day(
         true
     });
     reports.sort_unstable_by_key(|r| (r.0, r.2, r.1));
-    events.sort_by_key(|e| (e.received, e.seq));
+    // The order of a stable sort by (received, seq), ties in file order:
+    // sorting small keys with the index as the last one gives it without
+    // moving the events (cheaper on this, the one serial thread).
+    let mut order: Vec<(u64, u64, usize)> = events
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.received, e.seq, i))
+        .collect();
+    order.sort_unstable();
 
     let mut reports = reports.into_iter().peekable();
-    for ev in &events {
+    for ev in order.iter().map(|&(_, _, i)| &events[i]) {
         // Reports completed strictly before this event go first.
         while let Some(r) = reports.next_if(|r| r.0 < ev.received) {
             emit_report(catalog, visitor, r);
@@ -659,10 +669,76 @@ fn emit_report(
     );
 }
 
+/// The columns of an event row that reading uses, borrowed from the reader.
+struct EventView<'a> {
+    received: u64,
+    gateway: &'a str,
+    kind: &'a str,
+    seq: u64,
+    part: u32,
+    parts: u32,
+    tunnels: u32,
+    text: &'a str,
+}
+
+impl<'a> EventView<'a> {
+    /// The common case without allocating: ten UTF-8 columns, the numbers
+    /// plain digits in range. `None` for anything else, which then goes
+    /// through `EventRow::from_record`; what this accepts, that accepts
+    /// with the same values.
+    fn parse<R: Read>(rdr: &'a FastReader<R>) -> Option<EventView<'a>> {
+        if rdr.len() != schema::EVENT_HEADER.len() {
+            return None;
+        }
+        let s = |i: usize| rdr.get(i).and_then(|b| std::str::from_utf8(b).ok());
+        let n = |i: usize| rdr.get(i).and_then(uint);
+        let n32 = |i: usize| n(i).and_then(|v| u32::try_from(v).ok());
+        // Columns 6 (sent) and 7 (source) are checked only.
+        n(6)?;
+        s(7)?;
+        Some(EventView {
+            received: n(0)?,
+            gateway: s(1)?,
+            kind: s(2)?,
+            seq: n(3)?,
+            part: n32(4)?,
+            parts: n32(5)?,
+            tunnels: n32(8)?,
+            text: s(9)?,
+        })
+    }
+
+    fn of(row: &'a EventRow) -> EventView<'a> {
+        EventView {
+            received: row.received,
+            gateway: &row.gateway,
+            kind: &row.kind,
+            seq: row.seq,
+            part: row.part,
+            parts: row.parts,
+            tunnels: row.tunnels,
+            text: &row.text,
+        }
+    }
+}
+
 /// Parses an unsigned decimal number (no sign, no spaces), or `None`.
+#[inline]
 fn uint(b: &[u8]) -> Option<u64> {
     if b.is_empty() || b.len() > 20 {
         return None;
+    }
+    if b.len() <= 19 {
+        // At most 19 digits cannot overflow a u64.
+        let mut n: u64 = 0;
+        for &c in b {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            n = n * 10 + u64::from(d);
+        }
+        return Some(n);
     }
     let mut n: u64 = 0;
     for &c in b {
@@ -742,7 +818,7 @@ type FastSet<K> = HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;
 /// health. The identity and text columns are checked in full by
 /// `TunnelRow::from_record` the first time that identity is seen; after that
 /// a row with the same identity bytes has the same, valid, values.
-fn check_tunnel(rec: &csv::ByteRecord) -> Result<(u64, u32, Health, Health), String> {
+fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Health), String> {
     let n = schema::TUNNEL_HEADER.len();
     if rec.len() != n {
         return Err(format!("{} columns, expected {n}", rec.len()));
@@ -769,7 +845,7 @@ fn check_tunnel(rec: &csv::ByteRecord) -> Result<(u64, u32, Health, Health), Str
 }
 
 fn read_tunnels<R: Read>(
-    mut rdr: csv::Reader<R>,
+    mut rdr: FastReader<R>,
     catalog: &mut Catalog,
     assemblies: &mut FastMap<(GwId, u64), Assembly>,
     fs: &mut FileStats,
@@ -780,35 +856,32 @@ fn read_tunnels<R: Read>(
     let mut line: u64 = 0;
     let mut first = true;
     loop {
-        match rdr.read_byte_record(&mut raw) {
+        match rdr.read_record() {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
-                if e.is_io_error() {
-                    fs.problem = Some(format!("read error after line {line}: {e}"));
-                    break;
-                }
-                fs.bad(line + 1, e.to_string());
-                continue;
+                fs.problem = Some(format!("read error after line {line}: {e}"));
+                break;
             }
         }
-        line = raw.position().map_or(line + 1, |p| p.line());
+        line = rdr.line();
         if first {
             first = false;
+            rdr.to_byte_record(&mut raw);
             if !check_header(&raw, &schema::TUNNEL_HEADER, fs) {
                 return;
             }
             continue;
         }
         fs.rows += 1;
-        let (seq, part, listening, vnc) = match check_tunnel(&raw) {
+        let (seq, part, listening, vnc) = match check_tunnel(&rdr) {
             Ok(v) => v,
             Err(why) => {
                 fs.bad(line, why);
                 continue;
             }
         };
-        let Some(gw) = catalog.find_gateway(raw.get(1).unwrap_or(b"")) else {
+        let Some(gw) = catalog.find_gateway(rdr.get(1).unwrap_or(b"")) else {
             stats.orphan_rows += 1;
             continue;
         };
@@ -824,13 +897,14 @@ fn read_tunnels<R: Read>(
         key.clear();
         key.extend_from_slice(&gw.to_le_bytes());
         for i in [4, 6, 7, 8, 9, 10] {
-            let v = raw.get(i).unwrap_or(b"");
+            let v = rdr.get(i).unwrap_or(b"");
             key.extend_from_slice(&(v.len() as u32).to_le_bytes());
             key.extend_from_slice(v);
         }
         let id = match catalog.tunnel_index.get(key.as_slice()) {
             Some(&id) => id,
             None => {
+                rdr.to_byte_record(&mut raw);
                 let rec = match csv::StringRecord::from_byte_record(raw.clone()) {
                     Ok(r) => r,
                     Err(_) => {
@@ -877,5 +951,64 @@ mod tests {
         ] {
             assert_eq!(uint(bad), None, "{}", String::from_utf8_lossy(bad));
         }
+        for ok in [
+            "9999999999999999999",
+            "10000000000000000000",
+            "0000000000000000000",
+            "00000000000000000001",
+            "1795996802821888",
+            "4294967296",
+            "99999999999999999999",
+        ] {
+            assert_eq!(uint(ok.as_bytes()), ok.parse::<u64>().ok(), "{ok}");
+        }
+    }
+
+    /// What the allocation-free event parser accepts, the schema's parser
+    /// accepts with the same values; the rest is left to the schema's.
+    #[test]
+    fn event_view_agrees_with_schema() {
+        let rows: &[&[u8]] = &[
+            b"1795996803,gw-01,report,1795996802821888,1,2,1795996802,10.0.0.1:4000,5,\n",
+            b"1795996803,gw-01,message,17,1,1,1795996802,10.0.0.1:4000,0,\"hello, \"\"world\"\"\"\n",
+            b"1795996803,gw-01,report,+17,1,1,1795996802,10.0.0.1:4000,0,\n",
+            b"1795996803,gw-01,report,17,1,4294967296,1795996802,src,0,\n",
+            b"1795996803,gw-01,report,17,1,1,x,src,0,\n",
+            b"1795996803,gw-\xff,report,17,1,1,1,src,0,\n",
+            b"1795996803,gw-01,report,17,1,1,1,src,0\n",
+            b"1795996803,gw-01,report,17,1,1,1,src,0,a,b\n",
+            b"1795996803,\xc3\xa9,heartbeat,17,1,1,1,src,0,\xe2\x82\xac\n",
+        ];
+        for row in rows {
+            let mut rdr = FastReader::new(*row);
+            assert!(rdr.read_record().unwrap());
+            let mut raw = csv::ByteRecord::new();
+            rdr.to_byte_record(&mut raw);
+            let schema = csv::StringRecord::from_byte_record(raw)
+                .ok()
+                .and_then(|r| EventRow::from_record(&r).ok());
+            let name = String::from_utf8_lossy(row);
+            match (EventView::parse(&rdr), &schema) {
+                (Some(v), Some(r)) => {
+                    let w = EventView::of(r);
+                    assert_eq!(
+                        (
+                            v.received, v.gateway, v.kind, v.seq, v.part, v.parts, v.tunnels,
+                            v.text
+                        ),
+                        (
+                            w.received, w.gateway, w.kind, w.seq, w.part, w.parts, w.tunnels,
+                            w.text
+                        ),
+                        "{name}"
+                    );
+                }
+                (Some(_), None) => panic!("accepted what the schema rejects: {name}"),
+                (None, _) => {}
+            }
+        }
+        let mut rdr = FastReader::new(rows[0]);
+        assert!(rdr.read_record().unwrap());
+        assert!(EventView::parse(&rdr).is_some());
     }
 }
