@@ -388,6 +388,42 @@ fn check_header(rec: &csv::ByteRecord, want: &[&str], fs: &mut FileStats) -> boo
     ok
 }
 
+/// Walks a log file: checks its header row against `header`, then calls
+/// `row` with the reader on each data row and its line number, counting the
+/// rows. A read error ends the walk and is noted as the file's problem; a
+/// wrong header skips the file.
+fn for_each_row<R: Read>(
+    rdr: &mut FastReader<R>,
+    header: &[&str],
+    fs: &mut FileStats,
+    mut row: impl FnMut(&mut FastReader<R>, u64, &mut FileStats),
+) {
+    let mut raw = csv::ByteRecord::new();
+    let mut line: u64 = 0;
+    let mut first = true;
+    loop {
+        match rdr.read_record() {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => {
+                fs.problem = Some(format!("read error after line {line}: {e}"));
+                break;
+            }
+        }
+        line = rdr.line();
+        if first {
+            first = false;
+            rdr.to_byte_record(&mut raw);
+            if !check_header(&raw, header, fs) {
+                break;
+            }
+            continue;
+        }
+        fs.rows += 1;
+        row(rdr, line, fs);
+    }
+}
+
 fn parse_day(day: &DayFiles, until: u64) -> DayData {
     let mut catalog = Catalog::default();
     let catalog = &mut catalog;
@@ -401,29 +437,9 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
         let mut fs = FileStats::new(path.clone());
         if let Some(mut rdr) = open(path, &mut fs) {
             let mut raw = csv::ByteRecord::new();
-            let mut line: u64 = 0;
-            let mut first = true;
-            loop {
-                match rdr.read_record() {
-                    Ok(false) => break,
-                    Ok(true) => {}
-                    Err(e) => {
-                        fs.problem = Some(format!("read error after line {line}: {e}"));
-                        break;
-                    }
-                }
-                line = rdr.line();
-                if first {
-                    first = false;
-                    rdr.to_byte_record(&mut raw);
-                    if !check_header(&raw, &schema::EVENT_HEADER, &mut fs) {
-                        break;
-                    }
-                    continue;
-                }
-                fs.rows += 1;
+            for_each_row(&mut rdr, &schema::EVENT_HEADER, &mut fs, |rdr, line, fs| {
                 let owned: EventRow;
-                let row = match EventView::parse(&rdr) {
+                let row = match EventView::parse(rdr) {
                     Some(r) => r,
                     None => {
                         // Something unusual: the schema's own parser decides,
@@ -433,14 +449,14 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                             Ok(r) => r,
                             Err(_) => {
                                 fs.bad(line, "not UTF-8");
-                                continue;
+                                return;
                             }
                         };
                         owned = match EventRow::from_record(&rec) {
                             Ok(r) => r,
                             Err(why) => {
                                 fs.bad(line, why);
-                                continue;
+                                return;
                             }
                         };
                         EventView::of(&owned)
@@ -452,16 +468,16 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                         line,
                         format!("part {} of {} is impossible", row.part, row.parts),
                     );
-                    continue;
+                    return;
                 }
                 if row.received > until {
-                    continue;
+                    return;
                 }
                 let gw = catalog.gateway_id(row.gateway);
                 let key = (gw, row.seq, row.part);
                 if !seen.insert(key) {
                     stats.duplicate_rows += 1;
-                    continue;
+                    return;
                 }
                 let kind = EventKind::parse(row.kind);
                 if kind == EventKind::Report {
@@ -482,7 +498,7 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                                 row.part, row.parts, asm.parts
                             ),
                         );
-                        continue;
+                        return;
                     }
                     asm.have[row.part as usize - 1] = true;
                     asm.missing -= 1;
@@ -511,7 +527,7 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                         row.text.to_string()
                     },
                 });
-            }
+            });
         }
         stats.files.push(fs);
     }
@@ -853,45 +869,25 @@ fn read_tunnels<R: Read>(
 ) {
     let mut raw = csv::ByteRecord::new();
     let mut key: Vec<u8> = Vec::with_capacity(128);
-    let mut line: u64 = 0;
-    let mut first = true;
-    loop {
-        match rdr.read_record() {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => {
-                fs.problem = Some(format!("read error after line {line}: {e}"));
-                break;
-            }
-        }
-        line = rdr.line();
-        if first {
-            first = false;
-            rdr.to_byte_record(&mut raw);
-            if !check_header(&raw, &schema::TUNNEL_HEADER, fs) {
-                return;
-            }
-            continue;
-        }
-        fs.rows += 1;
-        let (seq, part, listening, vnc) = match check_tunnel(&rdr) {
+    for_each_row(&mut rdr, &schema::TUNNEL_HEADER, fs, |rdr, line, fs| {
+        let (seq, part, listening, vnc) = match check_tunnel(rdr) {
             Ok(v) => v,
             Err(why) => {
                 fs.bad(line, why);
-                continue;
+                return;
             }
         };
         let Some(gw) = catalog.find_gateway(rdr.get(1).unwrap_or(b"")) else {
             stats.orphan_rows += 1;
-            continue;
+            return;
         };
         let Some(asm) = assemblies.get_mut(&(gw, seq)) else {
             stats.orphan_rows += 1;
-            continue;
+            return;
         };
         if part == 0 || part > asm.parts || !asm.have[part as usize - 1] {
             stats.orphan_rows += 1;
-            continue;
+            return;
         }
         // Identity: gateway, pid, kind, bind, listen port, target host, port.
         key.clear();
@@ -909,14 +905,14 @@ fn read_tunnels<R: Read>(
                     Ok(r) => r,
                     Err(_) => {
                         fs.bad(line, "not UTF-8");
-                        continue;
+                        return;
                     }
                 };
                 let row = match TunnelRow::from_record(&rec) {
                     Ok(r) => r,
                     Err(why) => {
                         fs.bad(line, why);
-                        continue;
+                        return;
                     }
                 };
                 let id = catalog.tunnels.len() as TunnelId;
@@ -929,7 +925,7 @@ fn read_tunnels<R: Read>(
             }
         };
         asm.tunnels.push(Obs { id, listening, vnc });
-    }
+    });
 }
 
 #[cfg(test)]
