@@ -168,18 +168,7 @@ fn kill_9_twenty_times_under_load_loses_no_acked_report() {
             e.tunnels
         );
     }
-    for f in std::fs::read_dir(&c.data).unwrap() {
-        let path = f.unwrap().path();
-        if path.extension().is_some_and(|x| x == "csv") {
-            let bytes = std::fs::read(&path).unwrap();
-            assert_eq!(
-                collector::csvlog::complete_rows_len(&bytes),
-                bytes.len(),
-                "{} ends in a torn row",
-                path.display()
-            );
-        }
-    }
+    assert_no_torn_rows(&c.data);
 }
 
 /// A tmpfs mounted for the test, unmounted on drop.
@@ -238,33 +227,7 @@ fn a_full_disk_stops_acks_leaves_no_torn_row_and_recovers() {
         )
     });
     // The collector's data directory is on the small tmpfs.
-    let key_file = write_key(dir.path());
-    let (udp, http) = (free_udp(), free_tcp());
-    let stderr = dir.path().join("stderr.txt");
-    let child = Command::new(env!("CARGO_BIN_EXE_collector"))
-        .arg("--data")
-        .arg(mnt.join("data"))
-        .args(["--udp", &udp.to_string(), "--http", &http.to_string()])
-        .arg("--key-file")
-        .arg(&key_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr).unwrap())
-        .spawn()
-        .unwrap();
-    let mut c = Collector {
-        child: Some(child),
-        udp,
-        http,
-        data: mnt.join("data"),
-        key_file,
-        stderr,
-    };
-    assert!(
-        wait_for(20, || get(http, "/healthz").filter(|r| r.status == 200)).is_some(),
-        "collector did not start: {}",
-        c.stderr_text()
-    );
+    let mut c = Collector::start_in(dir.path(), &mnt.join("data"), free_udp(), free_tcp(), &[]);
     let report = |n: u32| body(MsgKind::Report, (0..n).map(tunnel).collect());
     let mut acked = Vec::new();
     for _ in 0..3 {
@@ -311,21 +274,7 @@ fn a_full_disk_stops_acks_leaves_no_torn_row_and_recovers() {
         c.child.as_mut().unwrap().try_wait().unwrap().is_none(),
         "died: {said}"
     );
-    let no_torn_rows = |c: &Collector| {
-        for f in std::fs::read_dir(&c.data).unwrap() {
-            let path = f.unwrap().path();
-            if path.extension().is_some_and(|x| x == "csv") {
-                let bytes = std::fs::read(&path).unwrap();
-                assert_eq!(
-                    collector::csvlog::complete_rows_len(&bytes),
-                    bytes.len(),
-                    "{} ends in a torn row",
-                    path.display()
-                );
-            }
-        }
-    };
-    no_torn_rows(&c);
+    assert_no_torn_rows(&c.data);
     let events = c.events(); // every row parses
     assert!(
         !events.iter().any(|e| e.seq == refused.seq),
@@ -345,7 +294,7 @@ fn a_full_disk_stops_acks_leaves_no_torn_row_and_recovers() {
     let b = report(2);
     assert_eq!(c.send(&wire::encode(&key(), &b), 5).unwrap().text, "ok");
     acked.push(b.seq);
-    no_torn_rows(&c);
+    assert_no_torn_rows(&c.data);
     let events = c.events();
     let written: Vec<u64> = events.iter().map(|e| e.seq).collect();
     assert_eq!(

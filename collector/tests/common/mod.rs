@@ -150,9 +150,20 @@ pub fn write_key(dir: &Path) -> PathBuf {
 }
 
 pub fn command(dir: &Path, udp: SocketAddr, http: SocketAddr, extra: &[&str]) -> Command {
+    command_with_data(dir, &dir.join("data"), udp, http, extra)
+}
+
+/// [`command`] with the logs in `data` instead of `dir/data`.
+pub fn command_with_data(
+    dir: &Path,
+    data: &Path,
+    udp: SocketAddr,
+    http: SocketAddr,
+    extra: &[&str],
+) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_collector"));
     cmd.arg("--data")
-        .arg(dir.join("data"))
+        .arg(data)
         .arg("--udp")
         .arg(udp.to_string())
         .arg("--http")
@@ -172,10 +183,21 @@ impl Collector {
     }
 
     pub fn start_on(dir: &Path, udp: SocketAddr, http: SocketAddr, extra: &[&str]) -> Collector {
+        Collector::start_in(dir, &dir.join("data"), udp, http, extra)
+    }
+
+    /// [`Collector::start_on`] with the logs in `data` (say, on a small tmpfs).
+    pub fn start_in(
+        dir: &Path,
+        data: &Path,
+        udp: SocketAddr,
+        http: SocketAddr,
+        extra: &[&str],
+    ) -> Collector {
         let key_file = write_key(dir);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let stderr = dir.join(format!("stderr-{n}.txt"));
-        let child = command(dir, udp, http, extra)
+        let child = command_with_data(dir, data, udp, http, extra)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
@@ -184,7 +206,7 @@ impl Collector {
             child: Some(child),
             udp,
             http,
-            data: dir.join("data"),
+            data: data.to_path_buf(),
             key_file,
             stderr,
         };
@@ -377,4 +399,20 @@ pub fn client_bin() -> PathBuf {
         collector.with_file_name("gateway-client")
     })
     .clone()
+}
+
+/// Asserts that no log file in `data` ends in a torn row.
+pub fn assert_no_torn_rows(data: &Path) {
+    for f in std::fs::read_dir(data).unwrap() {
+        let path = f.unwrap().path();
+        if path.extension().is_some_and(|x| x == "csv") {
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(
+                collector::csvlog::complete_rows_len(&bytes),
+                bytes.len(),
+                "{} ends in a torn row",
+                path.display()
+            );
+        }
+    }
 }
