@@ -1,9 +1,16 @@
 //! The `collector` binary: runs [`collector::run`], prints one line when
 //! there is something to say, and exits with its code.
+//!
+//! The static (musl) build uses mimalloc as its allocator: musl's own is slow
+//! for the many small allocations of ingest (docs/benchmarks.md).
 
 use std::process::ExitCode;
 
 use collector::Outcome;
+
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     match collector::run(std::env::args_os().skip(1)) {
