@@ -77,6 +77,20 @@ impl<R: Read> FastReader<R> {
         })
     }
 
+    /// Fields `first..=last` of the record read last as they stand in the
+    /// line, commas included, when the record was a plain line (no quotes):
+    /// equal bytes then mean equal fields. `None` for a record that went
+    /// through `csv_core`.
+    #[inline]
+    pub fn raw_fields(&self, first: usize, last: usize) -> Option<&[u8]> {
+        if self.in_out || first > last {
+            return None;
+        }
+        let (a, _) = *self.spans.get(first)?;
+        let (_, b) = *self.spans.get(last)?;
+        Some(&self.buf[a..b])
+    }
+
     /// The record read last, as a `csv::ByteRecord`.
     pub fn to_byte_record(&self, rec: &mut ByteRecord) {
         rec.clear();
@@ -323,6 +337,19 @@ mod tests {
         for c in cases {
             check(c);
         }
+    }
+
+    #[test]
+    fn raw_fields_only_for_plain_lines() {
+        let mut rdr = FastReader::new(&b"a,bb,,c\nx,\"y,z\",w\n"[..]);
+        assert!(rdr.read_record().unwrap());
+        assert_eq!(rdr.raw_fields(1, 3), Some(&b"bb,,c"[..]));
+        assert_eq!(rdr.raw_fields(2, 2), Some(&b""[..]));
+        assert_eq!(rdr.raw_fields(3, 4), None);
+        assert_eq!(rdr.raw_fields(2, 1), None);
+        assert!(rdr.read_record().unwrap());
+        assert_eq!(rdr.get(1), Some(&b"y,z"[..]));
+        assert_eq!(rdr.raw_fields(0, 2), None);
     }
 
     #[test]
