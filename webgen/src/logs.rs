@@ -30,6 +30,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, mpsc};
 
 use collector::schema::{self, EventRow, LogKind, TunnelRow};
 use gateway_client::tunnel::{Health, Tunnel};
@@ -107,6 +108,18 @@ pub enum EventKind {
 }
 
 impl EventKind {
+    /// The kind in a row's bytes; `None` when they are not UTF-8 (the row
+    /// is malformed), without checking the common kinds for that.
+    fn from_bytes(b: &[u8]) -> Option<EventKind> {
+        Some(match b {
+            b"report" => EventKind::Report,
+            b"heartbeat" => EventKind::Heartbeat,
+            b"message" => EventKind::Message,
+            b"shutdown" => EventKind::Shutdown,
+            _ => EventKind::parse(std::str::from_utf8(b).ok()?),
+        })
+    }
+
     fn parse(s: &str) -> EventKind {
         match s {
             "report" => EventKind::Report,
@@ -331,30 +344,77 @@ pub fn read(
     // Keys of the previous day's datagrams, to count a retransmission that
     // was written again after midnight only once.
     let mut previous: FastSet<(GwId, u64, u32)> = FastSet::default();
-    // Days are parsed in parallel, a batch at a time (one day per core),
-    // and merged into the stream in order.
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
-    for batch in days.chunks(threads) {
-        let parsed: Vec<DayData> = if batch.len() == 1 {
-            vec![parse_day(&batch[0], until)]
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = batch
-                    .iter()
-                    .map(|day| s.spawn(move || parse_day(day, until)))
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            })
-        };
-        for day in parsed {
-            previous = merge_day(day, catalog, visitor, &mut stats, &previous);
+    if threads == 1 || days.len() < 2 {
+        for day in &days {
+            previous = merge_day(
+                parse_day(day, until),
+                catalog,
+                visitor,
+                &mut stats,
+                &previous,
+            );
         }
+        return Ok(stats);
     }
+    // Days are parsed in parallel (one per core) while this thread merges
+    // the ones before them into the stream, in order. At most `threads`
+    // days are handed out ahead of the merge, so memory stays that of a
+    // few days however long the history.
+    let (job_tx, job_rx) = mpsc::channel::<usize>();
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<(usize, std::thread::Result<DayData>)>();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let (job_rx, done_tx, days) = (&job_rx, done_tx.clone(), &days);
+            s.spawn(move || {
+                while let Ok(Ok(i)) = job_rx.lock().map(|rx| rx.recv()) {
+                    let day = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        parse_day(&days[i], until)
+                    }));
+                    if done_tx.send((i, day)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let mut handed_out = 0;
+        while handed_out < days.len().min(threads) {
+            let _ = job_tx.send(handed_out);
+            handed_out += 1;
+        }
+        let mut parsed: std::collections::BTreeMap<usize, std::thread::Result<DayData>> =
+            Default::default();
+        for want in 0..days.len() {
+            let day = loop {
+                if let Some(d) = parsed.remove(&want) {
+                    break d;
+                }
+                // The workers live (and answer every day handed out) as long
+                // as `job_tx` does; a panic comes back as an `Err` day.
+                let (i, d) = done_rx
+                    .recv()
+                    .expect("the log-reading threads outlive the merge");
+                parsed.insert(i, d);
+            };
+            if handed_out < days.len() {
+                let _ = job_tx.send(handed_out);
+                handed_out += 1;
+            }
+            match day {
+                Ok(day) => previous = merge_day(day, catalog, visitor, &mut stats, &previous),
+                Err(panic) => {
+                    drop(job_tx);
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        }
+        // No more days: the workers' `recv` fails and they end.
+        drop(job_tx);
+    });
     Ok(stats)
 }
 
@@ -479,7 +539,7 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                     stats.duplicate_rows += 1;
                     return;
                 }
-                let kind = EventKind::parse(row.kind);
+                let kind = row.kind;
                 if kind == EventKind::Report {
                     let asm = assemblies.entry((gw, row.seq)).or_insert_with(|| Assembly {
                         parts: row.parts,
@@ -704,7 +764,7 @@ fn emit_report(
 struct EventView<'a> {
     received: u64,
     gateway: &'a str,
-    kind: &'a str,
+    kind: EventKind,
     seq: u64,
     part: u32,
     parts: u32,
@@ -726,16 +786,21 @@ impl<'a> EventView<'a> {
         let n32 = |i: usize| n(i).and_then(|v| u32::try_from(v).ok());
         // Columns 6 (sent) and 7 (source) are checked only.
         n(6)?;
-        s(7)?;
+        if !text_ok(rdr.get(7)?) {
+            return None;
+        }
         Some(EventView {
             received: n(0)?,
             gateway: s(1)?,
-            kind: s(2)?,
+            kind: EventKind::from_bytes(rdr.get(2)?)?,
             seq: n(3)?,
             part: n32(4)?,
             parts: n32(5)?,
             tunnels: n32(8)?,
-            text: s(9)?,
+            text: match rdr.get(9)? {
+                b"" => "",
+                b => std::str::from_utf8(b).ok()?,
+            },
         })
     }
 
@@ -743,7 +808,7 @@ impl<'a> EventView<'a> {
         EventView {
             received: row.received,
             gateway: &row.gateway,
-            kind: &row.kind,
+            kind: EventKind::parse(&row.kind),
             seq: row.seq,
             part: row.part,
             parts: row.parts,
@@ -751,6 +816,12 @@ impl<'a> EventView<'a> {
             text: &row.text,
         }
     }
+}
+
+/// Whether a column is text (UTF-8), checking ASCII, the common case, first.
+#[inline]
+fn text_ok(b: &[u8]) -> bool {
+    b.is_ascii() || std::str::from_utf8(b).is_ok()
 }
 
 /// Parses an unsigned decimal number (no sign, no spaces), or `None`.
