@@ -913,24 +913,32 @@ fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Healt
         return Err(format!("{} columns, expected {n}", rec.len()));
     }
     let f = |i: usize| rec.get(i).unwrap_or(b"");
-    let num = |i: usize, max: u64| {
-        uint(f(i)).filter(|&v| v <= max).ok_or_else(|| {
-            format!(
-                "column '{}': '{}' is not a number in range",
-                schema::TUNNEL_HEADER[i],
-                String::from_utf8_lossy(f(i))
-            )
-        })
+    // Straight-line checks (no closure returning a `Result` per column: that
+    // call cost more than the parse); the message is built only on failure.
+    if uint(f(0)).is_none() {
+        return Err(not_a_number(rec, 0));
+    }
+    let Some(seq) = uint(f(2)) else {
+        return Err(not_a_number(rec, 2));
     };
-    num(0, u64::MAX)?;
-    let seq = num(2, u64::MAX)?;
-    let part = num(3, u64::from(u32::MAX))? as u32;
-    if !f(12).is_empty() {
-        num(12, u64::MAX)?;
+    let Some(part) = uint(f(3)).and_then(|v| u32::try_from(v).ok()) else {
+        return Err(not_a_number(rec, 3));
+    };
+    if !f(12).is_empty() && uint(f(12)).is_none() {
+        return Err(not_a_number(rec, 12));
     }
     let listening = health(f(15)).ok_or("column 'listening' is not yes, no or unknown")?;
     let vnc = health(f(16)).ok_or("column 'vnc' is not yes, no or unknown")?;
     Ok((seq, part, listening, vnc))
+}
+
+#[cold]
+fn not_a_number<R: Read>(rec: &FastReader<R>, i: usize) -> String {
+    format!(
+        "column '{}': '{}' is not a number in range",
+        schema::TUNNEL_HEADER[i],
+        String::from_utf8_lossy(rec.get(i).unwrap_or(b""))
+    )
 }
 
 fn read_tunnels<R: Read>(
