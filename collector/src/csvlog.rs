@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use jiff::civil::Date;
 
 use crate::error::Error;
-use crate::schema::{self, EventRow, LogKind, TunnelRow};
+use crate::schema::{self, EventRef, EventRow, Field, LogKind, TunnelRef, TunnelRow};
 
 /// The UTC day of a Unix time.
 pub fn day_of(secs: u64) -> Date {
@@ -172,14 +172,67 @@ where
     R: IntoIterator<Item = F>,
     F: AsRef<[u8]>,
 {
-    let mut w = csv::WriterBuilder::new()
-        .flexible(true)
-        .from_writer(Vec::with_capacity(512));
+    let mut w = csv_writer();
     for row in rows {
         // Writing into a Vec cannot fail.
         let _ = w.write_record(row);
     }
     w.into_inner().unwrap_or_default()
+}
+
+fn csv_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::with_capacity(4096))
+}
+
+fn write_fields(w: &mut csv::Writer<Vec<u8>>, fields: &[Field]) {
+    // Writing into a Vec cannot fail.
+    for f in fields {
+        let _ = f.write(w);
+    }
+    let _ = w.write_record(None::<&[u8]>);
+}
+
+/// The rows of one batch, formatted as they are added (one buffer per
+/// file), for [`LogWriter::append_rows`]. Strings are not copied on the way.
+pub struct Rows {
+    tunnels: csv::Writer<Vec<u8>>,
+    events: csv::Writer<Vec<u8>>,
+    tunnel_rows: u64,
+    event_rows: u64,
+    /// The latest `received` of the event rows: the day to write to.
+    latest: Option<u64>,
+}
+
+impl Default for Rows {
+    fn default() -> Rows {
+        Rows {
+            tunnels: csv_writer(),
+            events: csv_writer(),
+            tunnel_rows: 0,
+            event_rows: 0,
+            latest: None,
+        }
+    }
+}
+
+impl Rows {
+    pub fn tunnel(&mut self, row: TunnelRef) {
+        write_fields(&mut self.tunnels, &row.fields());
+        self.tunnel_rows += 1;
+    }
+
+    pub fn event(&mut self, row: EventRef) {
+        write_fields(&mut self.events, &row.fields());
+        self.event_rows += 1;
+        self.latest = self.latest.max(Some(row.received));
+    }
+
+    /// (event rows, tunnel rows) added.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.event_rows, self.tunnel_rows)
+    }
 }
 
 /// Appends rows to today's files. See the module doc for the guarantees.
@@ -246,21 +299,33 @@ impl LogWriter {
         self.append_batch(tunnels, std::slice::from_ref(event))
     }
 
-    /// Writes the rows of a batch of datagrams (group commit): all tunnel
-    /// rows with one write, all event rows with one write, then one sync of
-    /// each file. On error both files are as they were before: none of the
-    /// batch's rows stays, whole or torn. Rolls over to the day of the
-    /// latest `received` first.
+    /// Writes owned rows as one batch; see [`LogWriter::append_rows`].
     pub fn append_batch(
         &mut self,
         tunnels: &[TunnelRow],
         events: &[EventRow],
     ) -> Result<(), Error> {
-        if let Some(received) = events.iter().map(|e| e.received).max() {
+        let mut rows = Rows::default();
+        for t in tunnels {
+            rows.tunnel(t.as_ref());
+        }
+        for e in events {
+            rows.event(e.as_ref());
+        }
+        self.append_rows(rows)
+    }
+
+    /// Writes the rows of a batch of datagrams (group commit): all tunnel
+    /// rows with one write, all event rows with one write, then one sync of
+    /// each file. On error both files are as they were before: none of the
+    /// batch's rows stays, whole or torn. Rolls over to the day of the
+    /// latest `received` first.
+    pub fn append_rows(&mut self, rows: Rows) -> Result<(), Error> {
+        if let Some(received) = rows.latest {
             self.roll(received)?;
         }
-        let t = format_rows(tunnels.iter().map(TunnelRow::to_record));
-        let e = format_rows(events.iter().map(EventRow::to_record));
+        let t = rows.tunnels.into_inner().unwrap_or_default();
+        let e = rows.events.into_inner().unwrap_or_default();
         let result = self
             .tunnels
             .write(&t)

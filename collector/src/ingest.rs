@@ -43,14 +43,15 @@ use gateway_client::key::Key;
 use gateway_client::tunnel::Tunnel;
 use gateway_client::wire::{self, Body, MsgKind, Reassembler};
 
-use crate::csvlog::{self, LogWriter};
+use crate::csvlog::{self, LogWriter, Rows};
 use crate::error::Error;
 use crate::http::{SharedSnapshot, Snapshot};
+use crate::mac::FastKey;
 use crate::metrics::{Metrics, Outcome};
 use crate::notify::Notifier;
 use crate::on_collect::OnCollect;
 use crate::replay::{self, ReplayGuard, Verdict};
-use crate::schema::{EventRow, LogKind, TunnelRow};
+use crate::schema::{EventRef, LogKind, TunnelRef};
 use crate::state::{Alert, State};
 
 /// Rejection lines logged per reason per minute before they are summarised.
@@ -201,7 +202,7 @@ impl LogLimiter {
 
 /// The ingest side: everything between the socket and the disk.
 pub struct Ingest {
-    key: Key,
+    key: FastKey,
     max_skew: u64,
     log: LogWriter,
     replay: ReplayGuard,
@@ -228,7 +229,7 @@ impl Ingest {
         on_collect: Option<OnCollect>,
     ) -> Ingest {
         Ingest {
-            key,
+            key: FastKey::new(&key),
             max_skew,
             log,
             replay: ReplayGuard::new(max_skew, replay::CAP_PER_GATEWAY),
@@ -305,7 +306,7 @@ impl Ingest {
                     tunnels: all[all.len() - n..].to_vec(),
                 };
                 if let Some(report) = self.reassembler.add(body, e.received) {
-                    self.state.report(&report, e.received);
+                    self.state.report(report, e.received);
                 }
             }
         }
@@ -498,31 +499,33 @@ impl Ingest {
         if taken.is_empty() {
             return Step::Continue;
         }
-        let mut tunnel_rows: Vec<TunnelRow> = Vec::new();
-        let mut events: Vec<EventRow> = Vec::with_capacity(taken.len());
+        let mut rows = Rows::default();
         for t in &taken {
             let body = &t.body;
-            tunnel_rows.extend(body.tunnels.iter().map(|tunnel| TunnelRow {
+            for tunnel in &body.tunnels {
+                rows.tunnel(TunnelRef {
+                    received: now,
+                    gateway: &body.gateway,
+                    seq: body.seq,
+                    part: body.part,
+                    tunnel,
+                });
+            }
+            rows.event(EventRef {
                 received: now,
-                gateway: body.gateway.clone(),
-                seq: body.seq,
-                part: body.part,
-                tunnel: tunnel.clone(),
-            }));
-            events.push(EventRow {
-                received: now,
-                gateway: body.gateway.clone(),
-                kind: body.kind.as_str().to_string(),
+                gateway: &body.gateway,
+                kind: body.kind.as_str(),
                 seq: body.seq,
                 part: body.part,
                 parts: body.parts,
                 sent: body.sent,
-                source: t.source.clone(),
+                source: &t.source,
                 tunnels: u32::try_from(body.tunnels.len()).unwrap_or(u32::MAX),
-                text: body.text.clone(),
+                text: &body.text,
             });
         }
-        if let Err(e) = self.log.append_batch(&tunnel_rows, &events) {
+        let (event_rows, tunnel_rows) = rows.counts();
+        if let Err(e) = self.log.append_rows(rows) {
             // Nothing of the batch is on disk: no acks (not even for the
             // duplicates within it), nothing remembered.
             for t in &taken {
@@ -531,13 +534,8 @@ impl Ingest {
             }
             return Step::Continue;
         }
-        self.metrics
-            .event_rows
-            .fetch_add(events.len() as u64, Relaxed);
-        self.metrics
-            .tunnel_rows
-            .fetch_add(tunnel_rows.len() as u64, Relaxed);
-        drop((tunnel_rows, events));
+        self.metrics.event_rows.fetch_add(event_rows, Relaxed);
+        self.metrics.tunnel_rows.fetch_add(tunnel_rows, Relaxed);
 
         let mut acks = Vec::with_capacity(taken.len());
         let mut alerts = Vec::new();
@@ -557,7 +555,7 @@ impl Ingest {
                 MsgKind::Report => {
                     if let Some(report) = self.reassembler.add(body, now) {
                         self.metrics.reports_completed.fetch_add(1, Relaxed);
-                        alerts.extend(self.state.report(&report, now));
+                        alerts.extend(self.state.report(report, now));
                         collected = true;
                     }
                 }
