@@ -546,37 +546,45 @@ fn shorten(t: &mut Tunnel) -> bool {
 /// [`MAX_PARTS`] parts.
 pub fn encode_all(key: &impl Mac, body: &Body) -> Result<Vec<(Body, Vec<u8>)>, String> {
     check_name(&body.gateway)?;
-    // The head's size with the widest part numbers it could hold.
-    let widest = Body {
+    // The body without its tunnels, with the widest part numbers it could
+    // hold: the head every part starts with, at its longest.
+    let mut bare = Body {
+        gateway: body.gateway.clone(),
+        kind: body.kind,
+        seq: body.seq,
+        sent: body.sent,
         part: MAX_PARTS,
         parts: MAX_PARTS,
+        text: body.text.clone(),
         tunnels: Vec::new(),
-        ..body.clone()
     };
-    let head = HEADER_LEN + widest.head_json().len() + 2;
+    let head = HEADER_LEN + bare.head_json().len() + 2;
     if head > MAX_DATAGRAM {
         return Err(format!(
             "the message is too long: {} bytes encoded, at most {} fit in a datagram",
-            head - HEADER_LEN - 2 - widest.head_json().len() + widest.text.len(),
-            MAX_DATAGRAM - (head - widest.text.len())
+            head - HEADER_LEN - 2 - bare.head_json().len() + bare.text.len(),
+            MAX_DATAGRAM - (head - bare.text.len())
         ));
     }
     let room = MAX_DATAGRAM - head;
-    let mut groups: Vec<Vec<Tunnel>> = vec![Vec::new()];
+    // Each tunnel (shortened if it cannot fit alone) with its JSON, in
+    // groups that fit in one datagram.
+    let mut groups: Vec<Vec<(Tunnel, String)>> = vec![Vec::new()];
     let mut used = 0;
     for t in &body.tunnels {
         let mut t = t.clone();
-        let mut len = t.to_json().len();
-        while len > room && shorten(&mut t) {
-            len = t.to_json().len();
+        let mut json = t.to_json();
+        while json.len() > room && shorten(&mut t) {
+            json = t.to_json();
         }
+        let len = json.len();
         let last = groups.last_mut().expect("groups starts non-empty");
         let need = len + usize::from(!last.is_empty());
         if used + need <= room {
-            last.push(t);
+            last.push((t, json));
             used += need;
         } else {
-            groups.push(vec![t]);
+            groups.push(vec![(t, json)]);
             used = len;
         }
     }
@@ -587,17 +595,30 @@ pub fn encode_all(key: &impl Mac, body: &Body) -> Result<Vec<(Body, Vec<u8>)>, S
             body.tunnels.len()
         ));
     }
+    bare.parts = parts;
     Ok(groups
         .into_iter()
         .zip(1..)
-        .map(|(tunnels, part)| {
+        .map(|(group, part)| {
+            bare.part = part;
+            // What `Body::to_json` writes, from the JSON already made.
+            let mut json = String::with_capacity(MAX_DATAGRAM);
+            write_head(&mut json, &bare, bare.kind, &bare.text);
+            let mut tunnels = Vec::with_capacity(group.len());
+            for (i, (t, t_json)) in group.into_iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                json.push_str(&t_json);
+                tunnels.push(t);
+            }
+            json.push_str("]}");
             let b = Body {
-                part,
-                parts,
                 tunnels,
-                ..body.clone()
+                ..bare.clone()
             };
-            let bytes = encode(key, &b);
+            debug_assert_eq!(json, b.to_json());
+            let bytes = frame(key, &json);
             debug_assert!(bytes.len() <= MAX_DATAGRAM);
             (b, bytes)
         })
