@@ -15,10 +15,15 @@
 //! with. On start, the files of today and yesterday are cut back to the end of
 //! their last complete row (quote-aware: a message may hold a newline), which
 //! repairs a row torn by `kill -9` or a power cut.
+//!
+//! A [`Committer`] runs the writer on a thread of its own, one batch at a
+//! time, so that ingest can check and format the next batch while the disk
+//! syncs this one.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use jiff::civil::Date;
 
@@ -437,6 +442,94 @@ pub fn read_tunnels(path: &Path) -> Result<(Vec<TunnelRow>, usize), Error> {
     read_rows(path, TunnelRow::from_record)
 }
 
+/// What the [`Committer`]'s thread is asked to do.
+enum Job {
+    Append(Rows),
+    Roll(u64),
+}
+
+/// A [`LogWriter`] on its own thread. [`Committer::submit`] hands it one
+/// batch's rows and returns at once; [`Committer::wait`] gives that batch's
+/// result. At most one batch is in flight: submitting another first waits
+/// for the one before, so batches reach the disk in order.
+pub struct Committer {
+    jobs: mpsc::Sender<Job>,
+    done: mpsc::Receiver<Result<(), Error>>,
+    in_flight: bool,
+}
+
+impl Committer {
+    /// Starts the thread that owns `log`.
+    pub fn start(mut log: LogWriter) -> std::io::Result<Committer> {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || {
+                for job in job_rx {
+                    let result = match job {
+                        Job::Append(rows) => log.append_rows(rows),
+                        Job::Roll(now) => log.roll(now),
+                    };
+                    if done_tx.send(result).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Committer {
+            jobs,
+            done,
+            in_flight: false,
+        })
+    }
+
+    /// Whether a batch was submitted and not yet waited for.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// Hands a batch's rows to the writer. Call [`Committer::wait`] for the
+    /// one in flight first.
+    pub fn submit(&mut self, rows: Rows) -> Result<(), Error> {
+        debug_assert!(!self.in_flight, "wait for the batch in flight first");
+        self.send(Job::Append(rows))?;
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// The result of the batch in flight (`Ok` if there is none).
+    pub fn wait(&mut self) -> Result<(), Error> {
+        if !std::mem::take(&mut self.in_flight) {
+            return Ok(());
+        }
+        self.result()
+    }
+
+    /// Switches the files to the day of `now` (see [`LogWriter::roll`]),
+    /// after the batch in flight, whose result must be taken first.
+    pub fn roll(&mut self, now: u64) -> Result<(), Error> {
+        debug_assert!(!self.in_flight, "wait for the batch in flight first");
+        self.send(Job::Roll(now))?;
+        self.result()
+    }
+
+    fn send(&self, job: Job) -> Result<(), Error> {
+        self.jobs.send(job).map_err(|_| Self::gone())
+    }
+
+    fn result(&self) -> Result<(), Error> {
+        self.done.recv().unwrap_or_else(|_| Err(Self::gone()))
+    }
+
+    fn gone() -> Error {
+        Error::io(
+            "the log writer thread is gone; cannot write to",
+            "the log files",
+            std::io::Error::other("log-writer thread ended"),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -547,3 +640,4 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+

@@ -147,6 +147,7 @@ fn serve(args: &Args) -> Result<Outcome, Error> {
         ),
         None => None,
     };
+    let log = csvlog::Committer::start(log).map_err(spawn_err("the log writer"))?;
     let mut ingest = Ingest::new(
         key,
         args.max_skew,
@@ -165,14 +166,25 @@ fn serve(args: &Args) -> Result<Outcome, Error> {
     let mut last_tick = 0;
     let mut udp_errors = 0u32;
     loop {
-        let received = batch.recv(&socket)?;
+        // While a batch is being synced, take only what is queued already
+        // (checked while the disk works); with nothing queued, finish that
+        // batch (its acks go out) before waiting on the socket again.
+        let received = if ingest.in_flight() {
+            batch.take_queued(&socket)?;
+            Ok(())
+        } else {
+            batch.recv(&socket)?
+        };
         let now = unix_now();
         match received {
             Ok(()) => {
                 udp_errors = 0;
-                if let Step::Shutdown { gateway, source } =
-                    ingest.handle_batch(&socket, batch.datagrams(), now)
-                {
+                let step = if batch.is_empty() {
+                    ingest.settle(&socket)
+                } else {
+                    ingest.take_batch(&socket, batch.datagrams(), now)
+                };
+                if let Step::Shutdown { gateway, source } = step {
                     drop(http);
                     lock.release();
                     return Ok(Outcome::Shutdown(format!(
@@ -201,7 +213,7 @@ fn serve(args: &Args) -> Result<Outcome, Error> {
         }
         if now != last_tick {
             last_tick = now;
-            ingest.tick(now);
+            ingest.tick(&socket, now);
             http.check()?;
         }
     }
