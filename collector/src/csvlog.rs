@@ -444,7 +444,7 @@ pub fn read_tunnels(path: &Path) -> Result<(Vec<TunnelRow>, usize), Error> {
 
 /// What the [`Committer`]'s thread is asked to do.
 enum Job {
-    Append(Rows),
+    Append(Box<Rows>),
     Roll(u64),
 }
 
@@ -468,7 +468,7 @@ impl Committer {
             .spawn(move || {
                 for job in job_rx {
                     let result = match job {
-                        Job::Append(rows) => log.append_rows(rows),
+                        Job::Append(rows) => log.append_rows(*rows),
                         Job::Roll(now) => log.roll(now),
                     };
                     if done_tx.send(result).is_err() {
@@ -492,7 +492,7 @@ impl Committer {
     /// one in flight first.
     pub fn submit(&mut self, rows: Rows) -> Result<(), Error> {
         debug_assert!(!self.in_flight, "wait for the batch in flight first");
-        self.send(Job::Append(rows))?;
+        self.send(Job::Append(Box::new(rows)))?;
         self.in_flight = true;
         Ok(())
     }
@@ -640,4 +640,3 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
-

@@ -482,15 +482,16 @@ impl Ingest {
             }
         }
         let no_new = HashSet::new();
-        let flying = self.in_flight.as_ref().map_or(&no_new, |f| &f.batch.new_gateways);
-        let known = self.state.get(gw).is_some()
-            || batch.new_gateways.contains(gw)
-            || flying.contains(gw);
+        let flying = self
+            .in_flight
+            .as_ref()
+            .map_or(&no_new, |f| &f.batch.new_gateways);
+        let known =
+            self.state.get(gw).is_some() || batch.new_gateways.contains(gw) || flying.contains(gw);
         if !known {
             let coming = batch.new_gateways.len() + flying.len();
-            let full = |state: &crate::state::State| {
-                state.count() + coming >= crate::state::MAX_GATEWAYS
-            };
+            let full =
+                |state: &crate::state::State| state.count() + coming >= crate::state::MAX_GATEWAYS;
             // A full table makes room by forgetting a gateway silent for a day.
             let no_room = full(&self.state) && {
                 let forgot = self.state.forget_one_silent(now);
@@ -830,7 +831,10 @@ mod tests {
         let peer = client.local_addr().unwrap();
         let a = datagram(MsgKind::Report, 1, now);
         let b = datagram(MsgKind::Report, 2, now);
-        assert_eq!(ingest.take_batch(&server, [(&a[..], peer)], now), Step::Continue);
+        assert_eq!(
+            ingest.take_batch(&server, [(&a[..], peer)], now),
+            Step::Continue
+        );
         assert!(ingest.in_flight());
         assert_eq!(acks(&client), [], "nothing is acked before its sync");
         // The next batch settles the first (ok, and the copy as duplicate)
