@@ -420,14 +420,17 @@ impl<'a> Reader<'a> {
 
 /// Appends `s` as a JSON string literal.
 pub fn write_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
+    // Runs of characters that need no escape are copied at once.
+    let mut plain = 0;
+    for (i, c) in s.char_indices() {
+        let escape: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
             // Escaping <, > and & keeps the JSON safe to embed in HTML.
             c if (c as u32) < 0x20
                 || c == '<'
@@ -436,11 +439,20 @@ pub fn write_str(out: &mut String, s: &str) {
                 || c == '\u{2028}'
                 || c == '\u{2029}' =>
             {
+                None
+            }
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        match escape {
+            Some(e) => out.push_str(e),
+            None => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c => out.push(c),
         }
+        plain = i + c.len_utf8();
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 
