@@ -15,15 +15,20 @@
 //! with. On start, the files of today and yesterday are cut back to the end of
 //! their last complete row (quote-aware: a message may hold a newline), which
 //! repairs a row torn by `kill -9` or a power cut.
+//!
+//! A [`Committer`] runs the writer on a thread of its own, one batch at a
+//! time, so that ingest can check and format the next batch while the disk
+//! syncs this one.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use jiff::civil::Date;
 
 use crate::error::Error;
-use crate::schema::{self, EventRow, LogKind, TunnelRow};
+use crate::schema::{self, EventRef, EventRow, Field, LogKind, TunnelRef, TunnelRow};
 
 /// The UTC day of a Unix time.
 pub fn day_of(secs: u64) -> Date {
@@ -172,14 +177,67 @@ where
     R: IntoIterator<Item = F>,
     F: AsRef<[u8]>,
 {
-    let mut w = csv::WriterBuilder::new()
-        .flexible(true)
-        .from_writer(Vec::with_capacity(512));
+    let mut w = csv_writer();
     for row in rows {
         // Writing into a Vec cannot fail.
         let _ = w.write_record(row);
     }
     w.into_inner().unwrap_or_default()
+}
+
+fn csv_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .flexible(true)
+        .from_writer(Vec::with_capacity(4096))
+}
+
+fn write_fields(w: &mut csv::Writer<Vec<u8>>, fields: &[Field]) {
+    // Writing into a Vec cannot fail.
+    for f in fields {
+        let _ = f.write(w);
+    }
+    let _ = w.write_record(None::<&[u8]>);
+}
+
+/// The rows of one batch, formatted as they are added (one buffer per
+/// file), for [`LogWriter::append_rows`]. Strings are not copied on the way.
+pub struct Rows {
+    tunnels: csv::Writer<Vec<u8>>,
+    events: csv::Writer<Vec<u8>>,
+    tunnel_rows: u64,
+    event_rows: u64,
+    /// The latest `received` of the event rows: the day to write to.
+    latest: Option<u64>,
+}
+
+impl Default for Rows {
+    fn default() -> Rows {
+        Rows {
+            tunnels: csv_writer(),
+            events: csv_writer(),
+            tunnel_rows: 0,
+            event_rows: 0,
+            latest: None,
+        }
+    }
+}
+
+impl Rows {
+    pub fn tunnel(&mut self, row: TunnelRef) {
+        write_fields(&mut self.tunnels, &row.fields());
+        self.tunnel_rows += 1;
+    }
+
+    pub fn event(&mut self, row: EventRef) {
+        write_fields(&mut self.events, &row.fields());
+        self.event_rows += 1;
+        self.latest = self.latest.max(Some(row.received));
+    }
+
+    /// (event rows, tunnel rows) added.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.event_rows, self.tunnel_rows)
+    }
 }
 
 /// Appends rows to today's files. See the module doc for the guarantees.
@@ -246,21 +304,33 @@ impl LogWriter {
         self.append_batch(tunnels, std::slice::from_ref(event))
     }
 
-    /// Writes the rows of a batch of datagrams (group commit): all tunnel
-    /// rows with one write, all event rows with one write, then one sync of
-    /// each file. On error both files are as they were before: none of the
-    /// batch's rows stays, whole or torn. Rolls over to the day of the
-    /// latest `received` first.
+    /// Writes owned rows as one batch; see [`LogWriter::append_rows`].
     pub fn append_batch(
         &mut self,
         tunnels: &[TunnelRow],
         events: &[EventRow],
     ) -> Result<(), Error> {
-        if let Some(received) = events.iter().map(|e| e.received).max() {
+        let mut rows = Rows::default();
+        for t in tunnels {
+            rows.tunnel(t.as_ref());
+        }
+        for e in events {
+            rows.event(e.as_ref());
+        }
+        self.append_rows(rows)
+    }
+
+    /// Writes the rows of a batch of datagrams (group commit): all tunnel
+    /// rows with one write, all event rows with one write, then one sync of
+    /// each file. On error both files are as they were before: none of the
+    /// batch's rows stays, whole or torn. Rolls over to the day of the
+    /// latest `received` first.
+    pub fn append_rows(&mut self, rows: Rows) -> Result<(), Error> {
+        if let Some(received) = rows.latest {
             self.roll(received)?;
         }
-        let t = format_rows(tunnels.iter().map(TunnelRow::to_record));
-        let e = format_rows(events.iter().map(EventRow::to_record));
+        let t = rows.tunnels.into_inner().unwrap_or_default();
+        let e = rows.events.into_inner().unwrap_or_default();
         let result = self
             .tunnels
             .write(&t)
@@ -370,6 +440,94 @@ pub fn read_events(path: &Path) -> Result<(Vec<EventRow>, usize), Error> {
 /// The tunnel rows of one file, and how many rows did not parse.
 pub fn read_tunnels(path: &Path) -> Result<(Vec<TunnelRow>, usize), Error> {
     read_rows(path, TunnelRow::from_record)
+}
+
+/// What the [`Committer`]'s thread is asked to do.
+enum Job {
+    Append(Box<Rows>),
+    Roll(u64),
+}
+
+/// A [`LogWriter`] on its own thread. [`Committer::submit`] hands it one
+/// batch's rows and returns at once; [`Committer::wait`] gives that batch's
+/// result. At most one batch is in flight: submitting another first waits
+/// for the one before, so batches reach the disk in order.
+pub struct Committer {
+    jobs: mpsc::Sender<Job>,
+    done: mpsc::Receiver<Result<(), Error>>,
+    in_flight: bool,
+}
+
+impl Committer {
+    /// Starts the thread that owns `log`.
+    pub fn start(mut log: LogWriter) -> std::io::Result<Committer> {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (done_tx, done) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || {
+                for job in job_rx {
+                    let result = match job {
+                        Job::Append(rows) => log.append_rows(*rows),
+                        Job::Roll(now) => log.roll(now),
+                    };
+                    if done_tx.send(result).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Committer {
+            jobs,
+            done,
+            in_flight: false,
+        })
+    }
+
+    /// Whether a batch was submitted and not yet waited for.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight
+    }
+
+    /// Hands a batch's rows to the writer. Call [`Committer::wait`] for the
+    /// one in flight first.
+    pub fn submit(&mut self, rows: Rows) -> Result<(), Error> {
+        debug_assert!(!self.in_flight, "wait for the batch in flight first");
+        self.send(Job::Append(Box::new(rows)))?;
+        self.in_flight = true;
+        Ok(())
+    }
+
+    /// The result of the batch in flight (`Ok` if there is none).
+    pub fn wait(&mut self) -> Result<(), Error> {
+        if !std::mem::take(&mut self.in_flight) {
+            return Ok(());
+        }
+        self.result()
+    }
+
+    /// Switches the files to the day of `now` (see [`LogWriter::roll`]),
+    /// after the batch in flight, whose result must be taken first.
+    pub fn roll(&mut self, now: u64) -> Result<(), Error> {
+        debug_assert!(!self.in_flight, "wait for the batch in flight first");
+        self.send(Job::Roll(now))?;
+        self.result()
+    }
+
+    fn send(&self, job: Job) -> Result<(), Error> {
+        self.jobs.send(job).map_err(|_| Self::gone())
+    }
+
+    fn result(&self) -> Result<(), Error> {
+        self.done.recv().unwrap_or_else(|_| Err(Self::gone()))
+    }
+
+    fn gone() -> Error {
+        Error::io(
+            "the log writer thread is gone; cannot write to",
+            "the log files",
+            std::io::Error::other("log-writer thread ended"),
+        )
+    }
 }
 
 #[cfg(test)]

@@ -65,7 +65,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 /// What ingest publishes for HTTP: the gateways as last written.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
-    pub gateways: Vec<Gateway>,
+    pub gateways: Vec<Arc<Gateway>>,
     pub late: u64,
     pub down: u64,
 }

@@ -1,28 +1,36 @@
 //! UDP ingest: from datagrams to rows on disk, acks, state and alerts.
 //!
-//! One thread, one socket. The loop receives in batches ([`RecvBatch`]): one
-//! blocking receive, then whatever else is already queued, without waiting,
-//! up to [`MAX_BATCH`] datagrams. For a batch ([`Ingest::handle_batch`]):
+//! One thread, one socket, plus the log writer's thread ([`Committer`]). The
+//! loop receives in batches ([`RecvBatch`]): one blocking receive, then
+//! whatever else is already queued, without waiting, up to [`MAX_BATCH`]
+//! datagrams. A batch goes through two steps:
 //!
-//! 1. Each datagram is checked: [`wire::decode`] checks size, header,
-//!    version and the HMAC before any JSON is parsed; the send time must be
-//!    within `--max-skew` of our clock (else *stale*); [`ReplayGuard`]: a
-//!    part already written is a duplicate, acked again at once with status
-//!    `duplicate` and not written; a forgotten one is a replay. A part taken
-//!    earlier in the same batch is a duplicate too, but its ack waits for
-//!    the batch's sync. A failure is counted by its reason and logged.
-//! 2. The tunnel rows and event rows of every datagram taken are written
-//!    with one write per file, and each file is synced once (group commit,
-//!    [`LogWriter::append_batch`]). Only then are they acked. If the write
-//!    fails, none of the batch is acked or remembered (each counts as
-//!    `write_error`), and no row of it stays in the files.
-//! 3. The state sees a sign of life; a report part goes to the
-//!    [`Reassembler`], and a complete report replaces the gateway's tunnels.
-//!    The HTTP snapshot is published once for the batch, before the acks.
-//!    Alerts go to `--notify`, and `--on-collect` is poked: both queue and
-//!    return, so ingest never waits on a command or on an HTTP client.
-//! 4. A signed shutdown ends the batch (datagrams queued after it are not
-//!    looked at); once written and acked, it stops the loop.
+//! 1. [`Ingest::take_batch`] checks each datagram: [`wire::decode`] checks
+//!    size, header, version and the HMAC before any JSON is parsed; the send
+//!    time must be within `--max-skew` of our clock (else *stale*);
+//!    [`ReplayGuard`]: a part already written is a duplicate, acked again at
+//!    once with status `duplicate` and not written; a forgotten one is a
+//!    replay. A part taken earlier in the same batch, or in the batch still
+//!    being synced, is a duplicate too, but its ack waits for that batch's
+//!    sync. A failure is counted by its reason and logged. The rows of every
+//!    datagram taken are formatted, and the batch is handed to the log
+//!    writer, which writes each file once and syncs each once (group commit,
+//!    [`csvlog::LogWriter::append_rows`]). A signed shutdown ends the batch
+//!    (datagrams queued after it are not looked at).
+//! 2. [`Ingest::settle`] waits for that sync, and only then acks. If the
+//!    write failed, none of the batch is acked or remembered (each counts as
+//!    `write_error`), and no row of it stays in the files. The state sees a
+//!    sign of life; a report part goes to the [`Reassembler`], and a complete
+//!    report replaces the gateway's tunnels. The HTTP snapshot is published
+//!    once for the batch, before the acks. Alerts go to `--notify`, and
+//!    `--on-collect` is poked: both queue and return, so ingest never waits
+//!    on a command or on an HTTP client. A shutdown, once acked, stops the
+//!    loop.
+//!
+//! While a batch is being synced the loop takes what has been queued since
+//! and checks it (step 1 for the next batch, which settles the one before it
+//! first), so the disk and the CPU work at the same time; with nothing
+//! queued it settles the batch at once and waits on the socket.
 //!
 //! The socket's read timeout gives a tick about once a second even without
 //! traffic: late/down evaluation, expiry, midnight roll-over, and the check
@@ -43,14 +51,15 @@ use gateway_client::key::Key;
 use gateway_client::tunnel::Tunnel;
 use gateway_client::wire::{self, Body, MsgKind, Reassembler};
 
-use crate::csvlog::{self, LogWriter};
+use crate::csvlog::{self, Committer, Rows};
 use crate::error::Error;
 use crate::http::{SharedSnapshot, Snapshot};
+use crate::mac::FastKey;
 use crate::metrics::{Metrics, Outcome};
 use crate::notify::Notifier;
 use crate::on_collect::OnCollect;
 use crate::replay::{self, ReplayGuard, Verdict};
-use crate::schema::{EventRow, LogKind, TunnelRow};
+use crate::schema::{EventRef, LogKind, TunnelRef};
 use crate::state::{Alert, State};
 
 /// Rejection lines logged per reason per minute before they are summarised.
@@ -108,8 +117,20 @@ impl RecvBatch {
             Ok((n, peer)) => self.items.push((0, n, peer)),
             Err(e) => return Ok(Err(e)),
         }
+        self.drain(socket)?;
+        Ok(Ok(()))
+    }
+
+    /// Takes only what is already queued, without waiting (maybe nothing).
+    /// The error is fatal, as for [`RecvBatch::recv`].
+    pub fn take_queued(&mut self, socket: &UdpSocket) -> Result<(), Error> {
+        self.items.clear();
+        self.drain(socket)
+    }
+
+    fn drain(&mut self, socket: &UdpSocket) -> Result<(), Error> {
         if socket.set_nonblocking(true).is_err() {
-            return Ok(Ok(()));
+            return Ok(());
         }
         while self.items.len() < MAX_BATCH {
             let offset = self.items.len() * SLOT;
@@ -119,8 +140,7 @@ impl RecvBatch {
                 Err(_) => break,
             }
         }
-        socket.set_nonblocking(false).map_err(Error::Udp)?;
-        Ok(Ok(()))
+        socket.set_nonblocking(false).map_err(Error::Udp)
     }
 
     pub fn len(&self) -> usize {
@@ -155,6 +175,16 @@ struct PendingBatch {
     new_gateways: HashSet<String>,
     /// Acks for copies of parts taken by this batch, sent after its sync.
     duplicates: Vec<(Vec<u8>, SocketAddr)>,
+}
+
+/// A batch handed to the log writer, waiting for its sync.
+struct InFlight {
+    batch: PendingBatch,
+    taken: Vec<Taken>,
+    /// (event rows, tunnel rows) it writes.
+    counts: (u64, u64),
+    /// When it was received.
+    now: u64,
 }
 
 /// Rate-limited one-line logs, per reason.
@@ -201,9 +231,10 @@ impl LogLimiter {
 
 /// The ingest side: everything between the socket and the disk.
 pub struct Ingest {
-    key: Key,
+    key: FastKey,
     max_skew: u64,
-    log: LogWriter,
+    log: Committer,
+    in_flight: Option<InFlight>,
     replay: ReplayGuard,
     reassembler: Reassembler,
     state: State,
@@ -221,16 +252,17 @@ impl Ingest {
         max_skew: u64,
         late: u64,
         down: u64,
-        log: LogWriter,
+        log: Committer,
         metrics: Arc<Metrics>,
         snapshot: SharedSnapshot,
         notifier: Option<Notifier>,
         on_collect: Option<OnCollect>,
     ) -> Ingest {
         Ingest {
-            key,
+            key: FastKey::new(&key),
             max_skew,
             log,
+            in_flight: None,
             replay: ReplayGuard::new(max_skew, replay::CAP_PER_GATEWAY),
             reassembler: Reassembler::new(MAX_PENDING_REPORTS, max_skew),
             state: State::new(late, down),
@@ -305,7 +337,7 @@ impl Ingest {
                     tunnels: all[all.len() - n..].to_vec(),
                 };
                 if let Some(report) = self.reassembler.add(body, e.received) {
-                    self.state.report(&report, e.received);
+                    self.state.report(report, e.received);
                 }
             }
         }
@@ -411,9 +443,13 @@ impl Ingest {
             return None;
         }
         let part_key = (gw.clone(), body.seq, body.part);
-        let verdict = if batch.parts.contains(&part_key) {
-            // Taken by this batch but not written yet: acked as a
-            // duplicate only once the batch is synced.
+        let in_flight = self
+            .in_flight
+            .as_ref()
+            .is_some_and(|f| f.batch.parts.contains(&part_key));
+        let verdict = if batch.parts.contains(&part_key) || in_flight {
+            // Taken by this batch or the one in flight but not written
+            // yet: acked as a duplicate only once that batch is synced.
             Verdict::Duplicate
         } else {
             self.replay.check(gw, body.seq, body.part, body.sent)
@@ -432,6 +468,8 @@ impl Ingest {
                 let ack = wire::ack(&self.key, &body, "duplicate");
                 if batch.parts.contains(&part_key) {
                     batch.duplicates.push((ack, peer));
+                } else if let Some(f) = self.in_flight.as_mut().filter(|_| in_flight) {
+                    f.batch.duplicates.push((ack, peer));
                 } else if self.send(socket, &ack, peer, now) {
                     self.metrics.acks_duplicate.fetch_add(1, Relaxed);
                 }
@@ -443,11 +481,17 @@ impl Ingest {
                 return None;
             }
         }
-        let known = self.state.get(gw).is_some() || batch.new_gateways.contains(gw);
+        let no_new = HashSet::new();
+        let flying = self
+            .in_flight
+            .as_ref()
+            .map_or(&no_new, |f| &f.batch.new_gateways);
+        let known =
+            self.state.get(gw).is_some() || batch.new_gateways.contains(gw) || flying.contains(gw);
         if !known {
-            let full = |state: &crate::state::State| {
-                state.count() + batch.new_gateways.len() >= crate::state::MAX_GATEWAYS
-            };
+            let coming = batch.new_gateways.len() + flying.len();
+            let full =
+                |state: &crate::state::State| state.count() + coming >= crate::state::MAX_GATEWAYS;
             // A full table makes room by forgetting a gateway silent for a day.
             let no_room = full(&self.state) && {
                 let forgot = self.state.forget_one_silent(now);
@@ -471,14 +515,35 @@ impl Ingest {
         })
     }
 
-    /// Handles a batch of datagrams received at `now` (group commit): each
-    /// is checked, the rows of all that pass are written and synced at once
-    /// ([`LogWriter::append_batch`]), and only then are they acked, seen by
-    /// the state and the reassembler, published (once) and alerted on. If
-    /// the write fails none of them is acked or remembered, so a
-    /// retransmission is taken later. A signed shutdown ends the batch: the
-    /// datagrams after it are not looked at.
+    /// Handles a batch of datagrams received at `now` and waits for it:
+    /// [`Ingest::take_batch`], then [`Ingest::settle`].
     pub fn handle_batch<'a>(
+        &mut self,
+        socket: &UdpSocket,
+        datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
+        now: u64,
+    ) -> Step {
+        match self.take_batch(socket, datagrams, now) {
+            Step::Continue => self.settle(socket),
+            shutdown => shutdown,
+        }
+    }
+
+    /// Whether a batch is being written and synced (see
+    /// [`Ingest::take_batch`]); [`Ingest::settle`] finishes it.
+    pub fn in_flight(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Takes a batch of datagrams received at `now` (group commit): each is
+    /// checked (against what is written, what the batch in flight holds and
+    /// what this batch took already) and the rows of all that pass are
+    /// formatted. Then the batch in flight, if any, is settled, and this one
+    /// is handed to the log writer's thread and left in flight, so that the
+    /// next batch can be checked while the disk syncs this one. A signed
+    /// shutdown ends the batch (the datagrams after it are not looked at)
+    /// and is settled at once.
+    pub fn take_batch<'a>(
         &mut self,
         socket: &UdpSocket,
         datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
@@ -486,58 +551,91 @@ impl Ingest {
     ) -> Step {
         let mut batch = PendingBatch::default();
         let mut taken: Vec<Taken> = Vec::new();
+        let mut shutdown = false;
         for (datagram, peer) in datagrams {
             if let Some(t) = self.classify(socket, datagram, peer, now, &mut batch) {
-                let shutdown = t.body.kind == MsgKind::Shutdown;
+                shutdown = t.body.kind == MsgKind::Shutdown;
                 taken.push(t);
                 if shutdown {
                     break;
                 }
             }
         }
-        if taken.is_empty() {
-            return Step::Continue;
-        }
-        let mut tunnel_rows: Vec<TunnelRow> = Vec::new();
-        let mut events: Vec<EventRow> = Vec::with_capacity(taken.len());
+        let mut rows = Rows::default();
         for t in &taken {
             let body = &t.body;
-            tunnel_rows.extend(body.tunnels.iter().map(|tunnel| TunnelRow {
+            for tunnel in &body.tunnels {
+                rows.tunnel(TunnelRef {
+                    received: now,
+                    gateway: &body.gateway,
+                    seq: body.seq,
+                    part: body.part,
+                    tunnel,
+                });
+            }
+            rows.event(EventRef {
                 received: now,
-                gateway: body.gateway.clone(),
-                seq: body.seq,
-                part: body.part,
-                tunnel: tunnel.clone(),
-            }));
-            events.push(EventRow {
-                received: now,
-                gateway: body.gateway.clone(),
-                kind: body.kind.as_str().to_string(),
+                gateway: &body.gateway,
+                kind: body.kind.as_str(),
                 seq: body.seq,
                 part: body.part,
                 parts: body.parts,
                 sent: body.sent,
-                source: t.source.clone(),
+                source: &t.source,
                 tunnels: u32::try_from(body.tunnels.len()).unwrap_or(u32::MAX),
-                text: body.text.clone(),
+                text: &body.text,
             });
         }
-        if let Err(e) = self.log.append_batch(&tunnel_rows, &events) {
-            // Nothing of the batch is on disk: no acks (not even for the
-            // duplicates within it), nothing remembered.
-            for t in &taken {
-                let detail = format!("{}: {e}", t.body.gateway);
-                self.reject(Outcome::WriteError, t.peer, &detail, now);
-            }
+        // The batch before must be on disk (and acked) before this one goes.
+        let step = self.settle(socket);
+        debug_assert_eq!(step, Step::Continue, "a shutdown is settled at once");
+        if taken.is_empty() {
+            return step;
+        }
+        let counts = rows.counts();
+        let submitted = self.log.submit(rows);
+        self.in_flight = Some(InFlight {
+            batch,
+            taken,
+            counts,
+            now,
+        });
+        if let Err(e) = submitted {
+            self.fail_in_flight(&e, now);
             return Step::Continue;
         }
-        self.metrics
-            .event_rows
-            .fetch_add(events.len() as u64, Relaxed);
-        self.metrics
-            .tunnel_rows
-            .fetch_add(tunnel_rows.len() as u64, Relaxed);
-        drop((tunnel_rows, events));
+        if shutdown {
+            return self.settle(socket);
+        }
+        Step::Continue
+    }
+
+    /// Finishes the batch in flight, if any: waits until its rows are
+    /// written and synced, then acks them (and the copies of its parts that
+    /// came since), lets the state and the reassembler see them, publishes
+    /// the snapshot once, alerts, and pokes `--on-collect`. If the write
+    /// failed none of them is acked or remembered (each counts as
+    /// `write_error`), so a retransmission is taken later.
+    pub fn settle(&mut self, socket: &UdpSocket) -> Step {
+        if self.in_flight.is_none() {
+            return Step::Continue;
+        }
+        if let Err(e) = self.log.wait() {
+            let now = self.in_flight.as_ref().map_or(0, |f| f.now);
+            self.fail_in_flight(&e, now);
+            return Step::Continue;
+        }
+        let Some(InFlight {
+            batch,
+            taken,
+            counts: (event_rows, tunnel_rows),
+            now,
+        }) = self.in_flight.take()
+        else {
+            return Step::Continue;
+        };
+        self.metrics.event_rows.fetch_add(event_rows, Relaxed);
+        self.metrics.tunnel_rows.fetch_add(tunnel_rows, Relaxed);
 
         let mut acks = Vec::with_capacity(taken.len());
         let mut alerts = Vec::new();
@@ -557,7 +655,7 @@ impl Ingest {
                 MsgKind::Report => {
                     if let Some(report) = self.reassembler.add(body, now) {
                         self.metrics.reports_completed.fetch_add(1, Relaxed);
-                        alerts.extend(self.state.report(&report, now));
+                        alerts.extend(self.state.report(report, now));
                         collected = true;
                     }
                 }
@@ -588,8 +686,23 @@ impl Ingest {
         shutdown.unwrap_or(Step::Continue)
     }
 
+    /// The batch in flight could not be written: nothing of it is on disk,
+    /// so nothing is acked (not even the copies of its parts) or remembered.
+    fn fail_in_flight(&mut self, e: &Error, now: u64) {
+        let Some(f) = self.in_flight.take() else {
+            return;
+        };
+        for t in &f.taken {
+            let detail = format!("{}: {e}", t.body.gateway);
+            self.reject(Outcome::WriteError, t.peer, &detail, now);
+        }
+    }
+
     /// The once-a-second work: late/down, expiry, roll-over, log summaries.
-    pub fn tick(&mut self, now: u64) {
+    /// Settles the batch in flight first.
+    pub fn tick(&mut self, socket: &UdpSocket, now: u64) {
+        let step = self.settle(socket);
+        debug_assert_eq!(step, Step::Continue, "a shutdown is settled at once");
         self.replay.expire(now);
         self.reassembler.expire(now);
         if let Err(e) = self.log.roll(now) {
@@ -624,7 +737,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let metrics = Arc::new(Metrics::default());
-        let log = LogWriter::open(&dir, now, 0).unwrap();
+        let log = Committer::start(csvlog::LogWriter::open(&dir, now, 0).unwrap()).unwrap();
         let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
         let ingest = Ingest::new(
             Key::from_text(KEY),
@@ -703,6 +816,44 @@ mod tests {
         // Now written: a copy in a later batch is acked at once.
         ingest.handle(&server, &a, peer, now);
         assert_eq!(acks(&client), [(1, "duplicate".to_string())]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_copy_of_a_part_in_flight_is_acked_as_a_duplicate_once_it_is_synced() {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let (mut ingest, dir, metrics) = setup("in-flight", now);
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = client.local_addr().unwrap();
+        let a = datagram(MsgKind::Report, 1, now);
+        let b = datagram(MsgKind::Report, 2, now);
+        assert_eq!(
+            ingest.take_batch(&server, [(&a[..], peer)], now),
+            Step::Continue
+        );
+        assert!(ingest.in_flight());
+        assert_eq!(acks(&client), [], "nothing is acked before its sync");
+        // The next batch settles the first (ok, and the copy as duplicate)
+        // and stays in flight itself.
+        ingest.take_batch(&server, [(&a[..], peer), (&b[..], peer)], now);
+        assert!(ingest.in_flight());
+        assert_eq!(
+            acks(&client),
+            [(1, "duplicate".to_string()), (1, "ok".to_string())]
+        );
+        assert_eq!(ingest.settle(&server), Step::Continue);
+        assert!(!ingest.in_flight());
+        assert_eq!(acks(&client), [(2, "ok".to_string())]);
+        let (events, _) =
+            csvlog::read_events(&dir.join(format!("events-{}.csv", csvlog::day_of(now)))).unwrap();
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, [1, 2]);
+        assert_eq!(metrics.datagrams(Outcome::Accepted), 2);
+        assert_eq!(metrics.datagrams(Outcome::Replay), 1);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

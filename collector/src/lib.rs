@@ -34,6 +34,7 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod lock;
+pub mod mac;
 pub mod metrics;
 pub mod notify;
 pub mod on_collect;
@@ -68,6 +69,13 @@ pub enum Outcome {
     /// A signed shutdown stopped it; the line says from whom.
     Shutdown(String),
 }
+
+/// The UDP receive buffer asked for. Datagrams wait there while a batch is
+/// written and synced; the kernel's default (about 208 KiB, some 150 full
+/// datagrams) overflows when many gateways send at once, and every datagram
+/// dropped costs its gateway a resend a second later. The kernel grants at
+/// most `net.core.rmem_max`; `/metrics` shows what it granted.
+pub const UDP_RECEIVE_BUFFER: usize = 4 << 20;
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -111,10 +119,16 @@ fn serve(args: &Args) -> Result<Outcome, Error> {
     socket
         .set_read_timeout(Some(Duration::from_millis(500)))
         .map_err(Error::Udp)?;
+    let udp = socket2::SockRef::from(&socket);
+    // Not fatal: the default buffer works, only with more resends under load.
+    let _ = udp.set_recv_buffer_size(UDP_RECEIVE_BUFFER);
 
     let now = unix_now();
     let metrics = Arc::new(Metrics::default());
     metrics.start_time.store(now, Relaxed);
+    if let Ok(granted) = udp.recv_buffer_size() {
+        metrics.udp_receive_buffer.store(granted as u64, Relaxed);
+    }
     let log = csvlog::LogWriter::open(&args.data, now, args.keep_days)?;
     let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
     let spawn_err = |what: &'static str| {
@@ -133,6 +147,7 @@ fn serve(args: &Args) -> Result<Outcome, Error> {
         ),
         None => None,
     };
+    let log = csvlog::Committer::start(log).map_err(spawn_err("the log writer"))?;
     let mut ingest = Ingest::new(
         key,
         args.max_skew,
@@ -151,14 +166,25 @@ fn serve(args: &Args) -> Result<Outcome, Error> {
     let mut last_tick = 0;
     let mut udp_errors = 0u32;
     loop {
-        let received = batch.recv(&socket)?;
+        // While a batch is being synced, take only what is queued already
+        // (checked while the disk works); with nothing queued, finish that
+        // batch (its acks go out) before waiting on the socket again.
+        let received = if ingest.in_flight() {
+            batch.take_queued(&socket)?;
+            Ok(())
+        } else {
+            batch.recv(&socket)?
+        };
         let now = unix_now();
         match received {
             Ok(()) => {
                 udp_errors = 0;
-                if let Step::Shutdown { gateway, source } =
-                    ingest.handle_batch(&socket, batch.datagrams(), now)
-                {
+                let step = if batch.is_empty() {
+                    ingest.settle(&socket)
+                } else {
+                    ingest.take_batch(&socket, batch.datagrams(), now)
+                };
+                if let Step::Shutdown { gateway, source } = step {
                     drop(http);
                     lock.release();
                     return Ok(Outcome::Shutdown(format!(
@@ -187,7 +213,7 @@ fn serve(args: &Args) -> Result<Outcome, Error> {
         }
         if now != last_tick {
             last_tick = now;
-            ingest.tick(now);
+            ingest.tick(&socket, now);
             http.check()?;
         }
     }

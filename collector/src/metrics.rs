@@ -95,6 +95,7 @@ pub struct Metrics {
     pub reassembly_pending: AtomicU64,
     pub replay_entries: AtomicU64,
     pub start_time: AtomicU64,
+    pub udp_receive_buffer: AtomicU64,
 }
 
 impl Metrics {
@@ -281,6 +282,13 @@ pub fn render(m: &Metrics, gateways: &[GatewaySeries]) -> String {
         "gauge",
         "Accepted parts remembered to recognise duplicates.",
         get(&m.replay_entries),
+    );
+    single(
+        &mut out,
+        "roctm_collector_udp_receive_buffer_bytes",
+        "gauge",
+        "The UDP socket's receive buffer as the kernel granted it (capped by net.core.rmem_max).",
+        get(&m.udp_receive_buffer),
     );
     head(
         &mut out,

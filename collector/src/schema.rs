@@ -11,6 +11,11 @@
 //! datagram's tunnel rows first, then its event row, then syncs, then acks.
 //! Readers therefore ignore tunnel rows whose `(gateway, seq, part)` has no
 //! event row, and count a row from a retransmission only once.
+//!
+//! The column order is written down once per kind, in [`EventRef::fields`]
+//! and [`TunnelRef::fields`]: borrowed views of a row, which the collector
+//! writes straight from a datagram's body without copying its strings, and
+//! which the owned rows' `to_record` go through too.
 
 use gateway_client::tunnel::{Health, Kind, Tunnel};
 use jiff::civil::Date;
@@ -138,20 +143,123 @@ fn check_len(rec: &csv::StringRecord, want: usize) -> Result<(), String> {
     }
 }
 
-impl EventRow {
-    pub fn to_record(&self) -> [String; 10] {
+/// One field of a row as it is written: text, or a number written in
+/// decimal without copying it into a `String` first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field<'a> {
+    Text(&'a str),
+    Num(u64),
+}
+
+impl Field<'_> {
+    /// Appends the field to `w`'s current record.
+    pub fn write<W: std::io::Write>(self, w: &mut csv::Writer<W>) -> csv::Result<()> {
+        match self {
+            Field::Text(s) => w.write_field(s),
+            Field::Num(n) => w.write_field(itoa::Buffer::new().format(n)),
+        }
+    }
+}
+
+impl std::fmt::Display for Field<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Field::Text(s) => f.write_str(s),
+            Field::Num(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// An event row, borrowed (see [`EventRow`] for the fields).
+#[derive(Clone, Copy, Debug)]
+pub struct EventRef<'a> {
+    pub received: u64,
+    pub gateway: &'a str,
+    pub kind: &'a str,
+    pub seq: u64,
+    pub part: u32,
+    pub parts: u32,
+    pub sent: u64,
+    pub source: &'a str,
+    pub tunnels: u32,
+    pub text: &'a str,
+}
+
+impl<'a> EventRef<'a> {
+    /// The columns, in [`EVENT_HEADER`]'s order.
+    pub fn fields(&self) -> [Field<'a>; 10] {
         [
-            self.received.to_string(),
-            self.gateway.clone(),
-            self.kind.clone(),
-            self.seq.to_string(),
-            self.part.to_string(),
-            self.parts.to_string(),
-            self.sent.to_string(),
-            self.source.clone(),
-            self.tunnels.to_string(),
-            self.text.clone(),
+            Field::Num(self.received),
+            Field::Text(self.gateway),
+            Field::Text(self.kind),
+            Field::Num(self.seq),
+            Field::Num(self.part.into()),
+            Field::Num(self.parts.into()),
+            Field::Num(self.sent),
+            Field::Text(self.source),
+            Field::Num(self.tunnels.into()),
+            Field::Text(self.text),
         ]
+    }
+}
+
+/// A tunnel row, borrowed (see [`TunnelRow`] for the fields).
+#[derive(Clone, Copy, Debug)]
+pub struct TunnelRef<'a> {
+    pub received: u64,
+    pub gateway: &'a str,
+    pub seq: u64,
+    pub part: u32,
+    pub tunnel: &'a Tunnel,
+}
+
+impl<'a> TunnelRef<'a> {
+    /// The columns, in [`TUNNEL_HEADER`]'s order.
+    pub fn fields(&self) -> [Field<'a>; 17] {
+        let t = self.tunnel;
+        [
+            Field::Num(self.received),
+            Field::Text(self.gateway),
+            Field::Num(self.seq),
+            Field::Num(self.part.into()),
+            Field::Num(t.pid.into()),
+            Field::Text(&t.user),
+            Field::Text(t.kind.letter()),
+            Field::Text(&t.bind),
+            Field::Num(t.listen_port.into()),
+            Field::Text(&t.target_host),
+            Field::Num(t.target_port.into()),
+            Field::Text(&t.dest),
+            match t.started {
+                Some(s) => Field::Num(s),
+                None => Field::Text(""),
+            },
+            Field::Text(&t.start),
+            Field::Text(&t.cpu_time),
+            Field::Text(t.listening.as_str()),
+            Field::Text(t.vnc.as_str()),
+        ]
+    }
+}
+
+impl EventRow {
+    pub fn as_ref(&self) -> EventRef<'_> {
+        EventRef {
+            received: self.received,
+            gateway: &self.gateway,
+            kind: &self.kind,
+            seq: self.seq,
+            part: self.part,
+            parts: self.parts,
+            sent: self.sent,
+            source: &self.source,
+            tunnels: self.tunnels,
+            text: &self.text,
+        }
+    }
+
+    pub fn to_record(&self) -> [String; 10] {
+        self.as_ref().fields().map(|f| f.to_string())
     }
 
     pub fn from_record(rec: &csv::StringRecord) -> Result<EventRow, String> {
@@ -172,27 +280,18 @@ impl EventRow {
 }
 
 impl TunnelRow {
+    pub fn as_ref(&self) -> TunnelRef<'_> {
+        TunnelRef {
+            received: self.received,
+            gateway: &self.gateway,
+            seq: self.seq,
+            part: self.part,
+            tunnel: &self.tunnel,
+        }
+    }
+
     pub fn to_record(&self) -> [String; 17] {
-        let t = &self.tunnel;
-        [
-            self.received.to_string(),
-            self.gateway.clone(),
-            self.seq.to_string(),
-            self.part.to_string(),
-            t.pid.to_string(),
-            t.user.clone(),
-            t.kind.letter().to_string(),
-            t.bind.clone(),
-            t.listen_port.to_string(),
-            t.target_host.clone(),
-            t.target_port.to_string(),
-            t.dest.clone(),
-            t.started.map(|s| s.to_string()).unwrap_or_default(),
-            t.start.clone(),
-            t.cpu_time.clone(),
-            t.listening.as_str().to_string(),
-            t.vnc.as_str().to_string(),
-        ]
+        self.as_ref().fields().map(|f| f.to_string())
     }
 
     pub fn from_record(rec: &csv::StringRecord) -> Result<TunnelRow, String> {

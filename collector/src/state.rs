@@ -15,8 +15,14 @@
 //! seen for the first time raises `gateway_up` alone. The state is rebuilt from
 //! the logs at start by feeding the same methods and dropping their alerts.
 //! The number of gateways is capped so that signed junk cannot grow it.
+//!
+//! Each gateway sits behind an `Arc`, and its tunnel list behind another, so
+//! that the snapshot HTTP serves from is a list of pointer copies: a batch
+//! copies only the gateways it changes, and a report replaces the list
+//! without copying the old one.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use gateway_client::tunnel::Tunnel;
 use gateway_client::wire::Report;
@@ -66,17 +72,17 @@ pub struct TunnelSeen {
 }
 
 /// The identity of a tunnel between reports.
-type TunnelKey = (u32, &'static str, String, u16, String, u16, String);
+type TunnelKey<'a> = (u32, &'static str, &'a str, u16, &'a str, u16, &'a str);
 
-fn key(t: &Tunnel) -> TunnelKey {
+fn key(t: &Tunnel) -> TunnelKey<'_> {
     (
         t.pid,
         t.kind.letter(),
-        t.bind.clone(),
+        &t.bind,
         t.listen_port,
-        t.target_host.clone(),
+        &t.target_host,
         t.target_port,
-        t.dest.clone(),
+        &t.dest,
     )
 }
 
@@ -92,7 +98,7 @@ pub struct Gateway {
     /// Collector time of the last complete report, and its seq.
     pub last_report: Option<u64>,
     pub last_report_seq: u64,
-    pub tunnels: Vec<TunnelSeen>,
+    pub tunnels: Arc<[TunnelSeen]>,
     /// The last operator's message and when it came.
     pub message: Option<(u64, String)>,
     /// The state as last evaluated (for alerts).
@@ -138,7 +144,7 @@ pub struct Alert {
 pub struct State {
     late: u64,
     down: u64,
-    gateways: BTreeMap<String, Gateway>,
+    gateways: BTreeMap<String, Arc<Gateway>>,
 }
 
 impl State {
@@ -179,12 +185,13 @@ impl State {
         self.gateways.len()
     }
 
-    pub fn gateways(&self) -> impl Iterator<Item = &Gateway> {
+    /// The gateways, shared: cloning one is a pointer copy.
+    pub fn gateways(&self) -> impl Iterator<Item = &Arc<Gateway>> {
         self.gateways.values()
     }
 
     pub fn get(&self, gateway: &str) -> Option<&Gateway> {
-        self.gateways.get(gateway)
+        self.gateways.get(gateway).map(|g| &**g)
     }
 
     /// Any accepted datagram: a sign of life.
@@ -208,20 +215,21 @@ impl State {
                 time: now,
                 age: 0,
             });
-            Gateway {
+            Arc::new(Gateway {
                 name: gateway.to_string(),
                 last_seen: now,
                 last_kind: String::new(),
                 source: String::new(),
                 last_report: None,
                 last_report_seq: 0,
-                tunnels: Vec::new(),
+                tunnels: Arc::new([]),
                 message: None,
                 state: GatewayState::Up,
                 // A new gateway's first tunnels are not news.
                 hold_tunnel_alerts: true,
-            }
+            })
         });
+        let g = Arc::make_mut(g);
         if g.state != GatewayState::Up {
             alerts.push(Alert {
                 kind: AlertKind::GatewayUp,
@@ -243,7 +251,7 @@ impl State {
 
     /// A complete report: the new tunnel list. Older reports that complete
     /// late change nothing.
-    pub fn report(&mut self, report: &Report, now: u64) -> Vec<Alert> {
+    pub fn report(&mut self, report: Report, now: u64) -> Vec<Alert> {
         let mut alerts = Vec::new();
         let Some(g) = self.gateways.get_mut(&report.gateway) else {
             return alerts;
@@ -251,45 +259,45 @@ impl State {
         if g.last_report.is_some() && report.seq <= g.last_report_seq {
             return alerts;
         }
+        let g = Arc::make_mut(g);
         let quiet = g.hold_tunnel_alerts;
-        let mut old: BTreeMap<TunnelKey, TunnelSeen> =
-            g.tunnels.drain(..).map(|t| (key(&t.tunnel), t)).collect();
+        let old_list = g.tunnels.clone();
+        let mut old: BTreeMap<TunnelKey, &TunnelSeen> =
+            old_list.iter().map(|t| (key(&t.tunnel), t)).collect();
+        // When each tunnel of the report was first seen, if it was before.
+        let firsts: Vec<Option<u64>> = report
+            .tunnels
+            .iter()
+            .map(|t| old.remove(&key(t)).map(|prev| prev.first_seen))
+            .collect();
+        let gone: Vec<Tunnel> = match quiet {
+            true => Vec::new(),
+            false => old.into_values().map(|t| t.tunnel.clone()).collect(),
+        };
         let mut tunnels = Vec::with_capacity(report.tunnels.len());
-        for t in &report.tunnels {
-            match old.remove(&key(t)) {
-                Some(prev) => tunnels.push(TunnelSeen {
-                    tunnel: t.clone(),
-                    first_seen: prev.first_seen,
-                }),
-                None => {
-                    if !quiet {
-                        alerts.push(Alert {
-                            kind: AlertKind::TunnelUp,
-                            gateway: g.name.clone(),
-                            tunnel: Some(t.clone()),
-                            time: now,
-                            age: 0,
-                        });
-                    }
-                    tunnels.push(TunnelSeen {
-                        tunnel: t.clone(),
-                        first_seen: now,
-                    });
-                }
-            }
-        }
-        if !quiet {
-            for gone in old.into_values() {
+        for (t, first_seen) in report.tunnels.into_iter().zip(firsts) {
+            if first_seen.is_none() && !quiet {
                 alerts.push(Alert {
-                    kind: AlertKind::TunnelDown,
+                    kind: AlertKind::TunnelUp,
                     gateway: g.name.clone(),
-                    tunnel: Some(gone.tunnel),
+                    tunnel: Some(t.clone()),
                     time: now,
                     age: 0,
                 });
             }
+            tunnels.push(TunnelSeen {
+                tunnel: t,
+                first_seen: first_seen.unwrap_or(now),
+            });
         }
-        g.tunnels = tunnels;
+        alerts.extend(gone.into_iter().map(|t| Alert {
+            kind: AlertKind::TunnelDown,
+            gateway: g.name.clone(),
+            tunnel: Some(t),
+            time: now,
+            age: 0,
+        }));
+        g.tunnels = tunnels.into();
         g.last_report = Some(now);
         g.last_report_seq = report.seq;
         g.hold_tunnel_alerts = false;
@@ -305,6 +313,7 @@ impl State {
             if state == g.state || state == GatewayState::Up {
                 continue;
             }
+            let g = Arc::make_mut(g);
             let kind = match state {
                 GatewayState::Late => AlertKind::GatewayLate,
                 _ => AlertKind::GatewayDown,
@@ -366,13 +375,13 @@ mod tests {
             ["gateway_up"]
         );
         // The first tunnels of a new gateway are not news.
-        assert!(s.report(&report(1, vec![tunnel(1, 5901)]), 1000).is_empty());
+        assert!(s.report(report(1, vec![tunnel(1, 5901)]), 1000).is_empty());
         assert_eq!(
-            kinds(&s.report(&report(2, vec![tunnel(2, 5902)]), 1060)),
+            kinds(&s.report(report(2, vec![tunnel(2, 5902)]), 1060)),
             ["tunnel_up", "tunnel_down"]
         );
         // An older report completing late changes nothing.
-        assert!(s.report(&report(1, vec![]), 1061).is_empty());
+        assert!(s.report(report(1, vec![]), 1061).is_empty());
         assert_eq!(s.get("gw").unwrap().tunnels.len(), 1);
         assert!(s.tick(1100).is_empty());
         assert_eq!(kinds(&s.tick(1000 + 150)), ["gateway_late"]);
@@ -383,17 +392,17 @@ mod tests {
             ["gateway_up"]
         );
         // Back from down: the first report re-baselines quietly.
-        assert!(s.report(&report(3, vec![tunnel(3, 5903)]), 2000).is_empty());
-        assert_eq!(kinds(&s.report(&report(4, vec![]), 2060)), ["tunnel_down"]);
+        assert!(s.report(report(3, vec![tunnel(3, 5903)]), 2000).is_empty());
+        assert_eq!(kinds(&s.report(report(4, vec![]), 2060)), ["tunnel_down"]);
     }
 
     #[test]
     fn first_seen_survives_reports() {
         let mut s = State::new(150, 600);
         s.seen("gw", "report", "", "a", 1000);
-        s.report(&report(1, vec![tunnel(1, 5901)]), 1000);
+        s.report(report(1, vec![tunnel(1, 5901)]), 1000);
         s.seen("gw", "report", "", "a", 1060);
-        s.report(&report(2, vec![tunnel(1, 5901), tunnel(2, 5902)]), 1060);
+        s.report(report(2, vec![tunnel(1, 5901), tunnel(2, 5902)]), 1060);
         let firsts: Vec<_> = s
             .get("gw")
             .unwrap()

@@ -8,7 +8,15 @@
 //! [`MAX_DEPTH`], input longer than [`MAX_INPUT`], and numbers that are not
 //! unsigned integers (no floats, no negatives, nothing above `u64::MAX`).
 //! That sidesteps the traps of general-purpose JSON crates on such input.
+//!
+//! Two ways to read: [`parse`] builds a [`Value`] tree of anything JSON
+//! (within those limits) and gives a precise error; [`Reader`] walks the text
+//! for a caller that knows the shape it expects (the wire body, read by the
+//! collector for every datagram), borrows strings without escapes instead of
+//! copying them, and only says *no* when the text is not that shape, so that
+//! the caller can ask [`parse`] for the error.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Deepest nesting accepted (the wire body needs 3: object, array, object).
@@ -52,10 +60,7 @@ pub fn parse(input: &str) -> Result<Value, String> {
             input.len()
         ));
     }
-    let mut p = Parser {
-        s: input.as_bytes(),
-        i: 0,
-    };
+    let mut p = Parser::new(input);
     p.ws();
     let v = p.value(0)?;
     p.ws();
@@ -66,11 +71,20 @@ pub fn parse(input: &str) -> Result<Value, String> {
 }
 
 struct Parser<'a> {
+    text: &'a str,
     s: &'a [u8],
     i: usize,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(text: &'a str) -> Parser<'a> {
+        Parser {
+            text,
+            s: text.as_bytes(),
+            i: 0,
+        }
+    }
+
     fn ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.s.get(self.i) {
             self.i += 1;
@@ -146,27 +160,7 @@ impl Parser<'_> {
                 }
             }
             Some(b'"') => Ok(Value::Str(self.string()?)),
-            Some(b'0'..=b'9') => {
-                let start = self.i;
-                let mut n: u64 = 0;
-                while let Some(&d @ b'0'..=b'9') = self.s.get(self.i) {
-                    n = match n
-                        .checked_mul(10)
-                        .and_then(|n| n.checked_add(u64::from(d - b'0')))
-                    {
-                        Some(n) => n,
-                        None => return self.err("number too large"),
-                    };
-                    self.i += 1;
-                }
-                if self.i - start > 1 && self.s[start] == b'0' {
-                    return self.err("number with a leading zero");
-                }
-                if let Some(b'.' | b'e' | b'E') = self.s.get(self.i) {
-                    return self.err("only unsigned integers are allowed");
-                }
-                Ok(Value::Num(n))
-            }
+            Some(b'0'..=b'9') => Ok(Value::Num(self.number()?)),
             Some(b'-') => self.err("only unsigned integers are allowed"),
             Some(_) => {
                 for (word, v) in [
@@ -182,6 +176,54 @@ impl Parser<'_> {
                 self.err("unexpected character")
             }
         }
+    }
+
+    /// An unsigned integer in JSON's syntax (no leading zero, no fraction).
+    fn number(&mut self) -> Result<u64, String> {
+        let start = self.i;
+        let mut n: u64 = 0;
+        while let Some(&d @ b'0'..=b'9') = self.s.get(self.i) {
+            n = match n
+                .checked_mul(10)
+                .and_then(|n| n.checked_add(u64::from(d - b'0')))
+            {
+                Some(n) => n,
+                None => return self.err("number too large"),
+            };
+            self.i += 1;
+        }
+        if self.i == start {
+            return self.err("expected a number");
+        }
+        if self.i - start > 1 && self.s[start] == b'0' {
+            return self.err("number with a leading zero");
+        }
+        if let Some(b'.' | b'e' | b'E') = self.s.get(self.i) {
+            return self.err("only unsigned integers are allowed");
+        }
+        Ok(n)
+    }
+
+    /// A string, borrowed from the input when it holds no escape.
+    fn string_cow(&mut self) -> Result<Cow<'a, str>, String> {
+        let open = self.i;
+        self.eat(b'"')?;
+        let start = self.i;
+        while let Some(&b) = self.s.get(self.i) {
+            if b == b'"' || b == b'\\' || b < 0x20 {
+                break;
+            }
+            self.i += 1;
+        }
+        if self.s.get(self.i) == Some(&b'"') {
+            // The run ends at an ASCII byte, so it is whole characters.
+            if let Some(run) = self.text.get(start..self.i) {
+                self.i += 1;
+                return Ok(Cow::Borrowed(run));
+            }
+        }
+        self.i = open;
+        self.string().map(Cow::Owned)
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
@@ -260,16 +302,135 @@ impl Parser<'_> {
     }
 }
 
+/// Reads JSON text of a shape the caller knows, front to back, without
+/// building a tree. Every method first skips white space; it returns `None`
+/// (or `false`) when the text is not what was asked for, and the reader is
+/// then of no further use: the caller gives up and calls [`parse`] for the
+/// precise error. What a `Reader` accepts, [`parse`] accepts with the same
+/// values: both share one tokenizer, one depth limit and one size limit.
+pub struct Reader<'a> {
+    p: Parser<'a>,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over `text`, or `None` if it is longer than [`MAX_INPUT`].
+    pub fn new(text: &'a str) -> Option<Reader<'a>> {
+        (text.len() <= MAX_INPUT).then(|| Reader {
+            p: Parser::new(text),
+        })
+    }
+
+    /// Consumes `b` (one of `{}[]:,`) if it comes next.
+    pub fn eat(&mut self, b: u8) -> bool {
+        let found = self.peek_is(b);
+        if found {
+            self.p.i += 1;
+        }
+        found
+    }
+
+    /// Whether the next byte is `b` (not consumed).
+    pub fn peek_is(&mut self, b: u8) -> bool {
+        self.p.ws();
+        self.p.s.get(self.p.i) == Some(&b)
+    }
+
+    /// Consumes `null` if it comes next.
+    pub fn null(&mut self) -> bool {
+        self.p.ws();
+        let found = self
+            .p
+            .s
+            .get(self.p.i..)
+            .is_some_and(|r| r.starts_with(b"null"));
+        if found {
+            self.p.i += 4;
+        }
+        found
+    }
+
+    /// Whether only white space is left.
+    pub fn at_end(&mut self) -> bool {
+        self.p.ws();
+        self.p.i == self.p.s.len()
+    }
+
+    /// A string; borrowed from the text when it holds no escape.
+    pub fn str(&mut self) -> Option<Cow<'a, str>> {
+        self.p.ws();
+        self.p.string_cow().ok()
+    }
+
+    /// An unsigned integer.
+    pub fn u64(&mut self) -> Option<u64> {
+        self.p.ws();
+        self.p.number().ok()
+    }
+
+    /// Reads an object: `field` is called with each key and must read its
+    /// value. Keys come in the order written; a repeated key comes again.
+    pub fn object(&mut self, mut field: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            let key = self.str()?;
+            if !self.eat(b':') {
+                return None;
+            }
+            field(self, &key)?;
+            if self.eat(b'}') {
+                return Some(());
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    /// Reads an array: `item` is called for each element and must read it.
+    pub fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+        if !self.eat(b'[') {
+            return None;
+        }
+        if self.eat(b']') {
+            return Some(());
+        }
+        loop {
+            item(self)?;
+            if self.eat(b']') {
+                return Some(());
+            }
+            if !self.eat(b',') {
+                return None;
+            }
+        }
+    }
+
+    /// Skips one value of any kind, nested `depth` deep (as [`parse`]
+    /// counts it: the top-level value is at depth 0).
+    pub fn skip(&mut self, depth: usize) -> Option<()> {
+        self.p.ws();
+        self.p.value(depth).ok().map(drop)
+    }
+}
+
 /// Appends `s` as a JSON string literal.
 pub fn write_str(out: &mut String, s: &str) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
+    // Runs of characters that need no escape are copied at once.
+    let mut plain = 0;
+    for (i, c) in s.char_indices() {
+        let escape: Option<&str> = match c {
+            '"' => Some("\\\""),
+            '\\' => Some("\\\\"),
+            '\n' => Some("\\n"),
+            '\r' => Some("\\r"),
+            '\t' => Some("\\t"),
             // Escaping <, > and & keeps the JSON safe to embed in HTML.
             c if (c as u32) < 0x20
                 || c == '<'
@@ -278,11 +439,20 @@ pub fn write_str(out: &mut String, s: &str) {
                 || c == '\u{2028}'
                 || c == '\u{2029}' =>
             {
+                None
+            }
+            _ => continue,
+        };
+        out.push_str(&s[plain..i]);
+        match escape {
+            Some(e) => out.push_str(e),
+            None => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
-            c => out.push(c),
         }
+        plain = i + c.len_utf8();
     }
+    out.push_str(&s[plain..]);
     out.push('"');
 }
 

@@ -19,13 +19,21 @@
 //! ignoring duplicates, with bounded memory. Every accepted part is answered
 //! with a signed ack ([`ack`]). `docs/protocol.md` documents all of this with
 //! a worked example; `testdata/wire/` holds signed vectors.
+//!
+//! The collector decodes every datagram, so two costs are kept low there: a
+//! well-formed body is read straight into a [`Body`] by a [`json::Reader`]
+//! (anything else goes through the tree reader, which words the error), and
+//! the signature is computed through the [`Mac`] trait, which the collector
+//! implements with the CPU's SHA instructions. [`Key`] implements it with the
+//! dependency-free `hmac-sha256` crate, for the client.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
 use crate::json::{self, Value};
 use crate::key::Key;
-use crate::tunnel::Tunnel;
+use crate::tunnel::{Health, Kind, Tunnel};
 
 /// The protocol version in the header and the body's `v`.
 pub const VERSION: u32 = 1;
@@ -146,9 +154,22 @@ fn reject<T>(reason: Reject, detail: impl Into<String>) -> Result<T, WireError> 
     })
 }
 
-/// The hex HMAC-SHA-256 of `body` under `key`.
+/// The HMAC-SHA-256 of `body` under `key`.
 pub fn sign(key: &Key, body: &[u8]) -> [u8; 32] {
     hmac_sha256::HMAC::mac(body, key.as_bytes())
+}
+
+/// Something that computes the HMAC-SHA-256 of a body under the shared key.
+/// Every implementation must give the same bytes as [`sign`]; the collector
+/// tests its own against it.
+pub trait Mac {
+    fn mac(&self, body: &[u8]) -> [u8; 32];
+}
+
+impl Mac for Key {
+    fn mac(&self, body: &[u8]) -> [u8; 32] {
+        sign(self, body)
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -200,16 +221,7 @@ impl Body {
     /// Everything up to and including `"tunnels":[`.
     fn head_json(&self) -> String {
         let mut s = String::with_capacity(256);
-        s.push('{');
-        json::field_u64(&mut s, "v", u64::from(VERSION), true);
-        json::field_str(&mut s, "gw", &self.gateway);
-        json::field_str(&mut s, "kind", self.kind.as_str());
-        json::field_u64(&mut s, "seq", self.seq, false);
-        json::field_u64(&mut s, "sent", self.sent, false);
-        json::field_u64(&mut s, "part", u64::from(self.part), false);
-        json::field_u64(&mut s, "parts", u64::from(self.parts), false);
-        json::field_str(&mut s, "text", &self.text);
-        s.push_str(",\"tunnels\":[");
+        write_head(&mut s, self, self.kind, &self.text);
         s
     }
 
@@ -276,6 +288,34 @@ impl Body {
     }
 }
 
+/// Writes `body`'s head, up to and including `"tunnels":[`, with `kind`
+/// and `text` in place of its own (so that an ack is written from the body
+/// it acks without copying it).
+fn write_head(s: &mut String, body: &Body, kind: MsgKind, text: &str) {
+    s.push('{');
+    json::field_u64(s, "v", u64::from(VERSION), true);
+    json::field_str(s, "gw", &body.gateway);
+    json::field_str(s, "kind", kind.as_str());
+    json::field_u64(s, "seq", body.seq, false);
+    json::field_u64(s, "sent", body.sent, false);
+    json::field_u64(s, "part", u64::from(body.part), false);
+    json::field_u64(s, "parts", u64::from(body.parts), false);
+    json::field_str(s, "text", text);
+    s.push_str(",\"tunnels\":[");
+}
+
+/// The datagram for a body's JSON text: header line, then the text.
+fn frame(key: &impl Mac, json: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + 4 + json.len());
+    out.extend_from_slice(MAGIC.as_bytes());
+    out.extend_from_slice(VERSION.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(hex(&key.mac(json.as_bytes())).as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(json.as_bytes());
+    out
+}
+
 /// A gateway name: 1 to 64 bytes, no control characters or white space.
 pub fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME {
@@ -291,16 +331,13 @@ pub fn check_name(name: &str) -> Result<(), String> {
 }
 
 /// Frames and signs one body. Does not check the size; see [`encode_all`].
-pub fn encode(key: &Key, body: &Body) -> Vec<u8> {
-    let json = body.to_json();
-    let mut out = format!("{MAGIC}{VERSION} {}\n", hex(&sign(key, json.as_bytes()))).into_bytes();
-    out.extend_from_slice(json.as_bytes());
-    out
+pub fn encode(key: &impl Mac, body: &Body) -> Vec<u8> {
+    frame(key, &body.to_json())
 }
 
 /// Reads and verifies one datagram. The signature is checked before any JSON
 /// is parsed.
-pub fn decode(key: &Key, datagram: &[u8]) -> Result<Body, WireError> {
+pub fn decode(key: &impl Mac, datagram: &[u8]) -> Result<Body, WireError> {
     if datagram.len() > MAX_DATAGRAM {
         return reject(
             Reject::Oversized,
@@ -333,7 +370,7 @@ pub fn decode(key: &Key, datagram: &[u8]) -> Result<Body, WireError> {
     let Some(mac) = unhex(&header[sp + 1..]) else {
         return reject(Reject::Malformed, "signature is not 64 hex digits");
     };
-    if !constant_time_eq(&mac, &sign(key, body)) {
+    if !constant_time_eq(&mac, &key.mac(body)) {
         return reject(
             Reject::BadSignature,
             "signature does not match the body under our key",
@@ -341,13 +378,10 @@ pub fn decode(key: &Key, datagram: &[u8]) -> Result<Body, WireError> {
     }
     let text = std::str::from_utf8(body)
         .or_else(|e| reject(Reject::Malformed, format!("body is not UTF-8: {e}")))?;
-    let value = json::parse(text).or_else(|e| reject(Reject::Malformed, e))?;
-    match value.get("v") {
-        Some(Value::Num(n)) if *n == u64::from(VERSION) => {}
-        Some(Value::Num(n)) => return reject(Reject::UnknownVersion, format!("body version {n}")),
-        _ => return reject(Reject::Malformed, "body has no version 'v'"),
-    }
-    let body = Body::from_json(&value).or_else(|e| reject(Reject::Malformed, e))?;
+    let body = match read_body(text) {
+        Some(body) => body,
+        None => body_from_tree(text)?,
+    };
     if body.parts == 0 || body.parts > MAX_PARTS || body.part == 0 || body.part > body.parts {
         return reject(
             Reject::UnknownPart,
@@ -367,19 +401,118 @@ pub fn decode(key: &Key, datagram: &[u8]) -> Result<Body, WireError> {
     Ok(body)
 }
 
-/// The signed ack for an accepted part; `status` is `ok` or `duplicate`.
-pub fn ack(key: &Key, acked: &Body, status: &str) -> Vec<u8> {
-    let body = Body {
-        gateway: acked.gateway.clone(),
-        kind: MsgKind::Ack,
-        seq: acked.seq,
-        sent: acked.sent,
-        part: acked.part,
-        parts: acked.parts,
-        text: status.to_string(),
+/// The body of a signed datagram through the tree reader: accepts what
+/// [`read_body`] accepts, and words the error for everything else.
+fn body_from_tree(text: &str) -> Result<Body, WireError> {
+    let value = json::parse(text).or_else(|e| reject(Reject::Malformed, e))?;
+    match value.get("v") {
+        Some(Value::Num(n)) if *n == u64::from(VERSION) => {}
+        Some(Value::Num(n)) => return reject(Reject::UnknownVersion, format!("body version {n}")),
+        _ => return reject(Reject::Malformed, "body has no version 'v'"),
+    }
+    Body::from_json(&value).or_else(|e| reject(Reject::Malformed, e))
+}
+
+/// A well-formed body read straight into a [`Body`], without a tree: every
+/// key of the right type, version [`VERSION`], all required keys present, a
+/// valid name. `None` for anything else, which [`body_from_tree`] then
+/// reads again to find the error (or to accept what this one does not try
+/// to, such as a `"v"` given twice with different values). Unknown keys are
+/// skipped and a repeated key's last value wins, as in [`Body::from_json`].
+fn read_body(text: &str) -> Option<Body> {
+    let mut r = json::Reader::new(text)?;
+    let mut body = Body {
+        gateway: String::new(),
+        kind: MsgKind::Heartbeat,
+        seq: 0,
+        sent: 0,
+        part: 0,
+        parts: 0,
+        text: String::new(),
         tunnels: Vec::new(),
     };
-    encode(key, &body)
+    // v, gw, kind, seq, sent, part, parts
+    let mut seen = [false; 7];
+    r.object(|r, key| {
+        let slot = match key {
+            "v" => (r.u64()? == u64::from(VERSION)).then_some(0)?,
+            "gw" => {
+                body.gateway = r.str()?.into_owned();
+                1
+            }
+            "kind" => {
+                body.kind = MsgKind::parse(&r.str()?)?;
+                2
+            }
+            "seq" => {
+                body.seq = r.u64()?;
+                3
+            }
+            "sent" => {
+                body.sent = r.u64()?;
+                4
+            }
+            "part" => {
+                body.part = u32::try_from(r.u64()?).ok()?;
+                5
+            }
+            "parts" => {
+                body.parts = u32::try_from(r.u64()?).ok()?;
+                6
+            }
+            "text" => {
+                body.text = r.str()?.into_owned();
+                return Some(());
+            }
+            "tunnels" => {
+                body.tunnels.clear();
+                return r.array(|r| {
+                    body.tunnels.push(read_tunnel(r)?);
+                    Some(())
+                });
+            }
+            _ => return r.skip(1),
+        };
+        seen[slot] = true;
+        Some(())
+    })?;
+    (r.at_end() && seen.iter().all(|s| *s) && check_name(&body.gateway).is_ok()).then_some(body)
+}
+
+/// One tunnel of [`read_body`]'s array, read as [`Tunnel::from_json`] reads
+/// it from a tree (missing keys keep their empty value).
+fn read_tunnel(r: &mut json::Reader) -> Option<Tunnel> {
+    let mut t = Tunnel::default();
+    let text = |r: &mut json::Reader| r.str().map(Cow::into_owned);
+    r.object(|r, key| {
+        match key {
+            "pid" => t.pid = u32::try_from(r.u64()?).ok()?,
+            "user" => t.user = text(r)?,
+            "kind" => t.kind = Kind::from_letter(&r.str()?)?,
+            "bind" => t.bind = text(r)?,
+            "listen_port" => t.listen_port = u16::try_from(r.u64()?).ok()?,
+            "target_host" => t.target_host = text(r)?,
+            "target_port" => t.target_port = u16::try_from(r.u64()?).ok()?,
+            "dest" => t.dest = text(r)?,
+            "started" => t.started = if r.null() { None } else { Some(r.u64()?) },
+            "start" => t.start = text(r)?,
+            "cpu_time" => t.cpu_time = text(r)?,
+            "listening" => t.listening = Health::parse(&r.str()?)?,
+            "vnc" => t.vnc = Health::parse(&r.str()?)?,
+            // An object in an array in the body: its values are at depth 3.
+            _ => r.skip(3)?,
+        }
+        Some(())
+    })?;
+    Some(t)
+}
+
+/// The signed ack for an accepted part; `status` is `ok` or `duplicate`.
+pub fn ack(key: &impl Mac, acked: &Body, status: &str) -> Vec<u8> {
+    let mut json = String::with_capacity(192);
+    write_head(&mut json, acked, MsgKind::Ack, status);
+    json.push_str("]}");
+    frame(key, &json)
 }
 
 /// Cuts the longest string of a tunnel in half (on a char boundary).
@@ -411,39 +544,47 @@ fn shorten(t: &mut Tunnel) -> bool {
 /// datagram on its own has its longest strings shortened. Fails when the
 /// message text or the name cannot fit, or the report needs more than
 /// [`MAX_PARTS`] parts.
-pub fn encode_all(key: &Key, body: &Body) -> Result<Vec<(Body, Vec<u8>)>, String> {
+pub fn encode_all(key: &impl Mac, body: &Body) -> Result<Vec<(Body, Vec<u8>)>, String> {
     check_name(&body.gateway)?;
-    // The head's size with the widest part numbers it could hold.
-    let widest = Body {
+    // The body without its tunnels, with the widest part numbers it could
+    // hold: the head every part starts with, at its longest.
+    let mut bare = Body {
+        gateway: body.gateway.clone(),
+        kind: body.kind,
+        seq: body.seq,
+        sent: body.sent,
         part: MAX_PARTS,
         parts: MAX_PARTS,
+        text: body.text.clone(),
         tunnels: Vec::new(),
-        ..body.clone()
     };
-    let head = HEADER_LEN + widest.head_json().len() + 2;
+    let head = HEADER_LEN + bare.head_json().len() + 2;
     if head > MAX_DATAGRAM {
         return Err(format!(
             "the message is too long: {} bytes encoded, at most {} fit in a datagram",
-            head - HEADER_LEN - 2 - widest.head_json().len() + widest.text.len(),
-            MAX_DATAGRAM - (head - widest.text.len())
+            head - HEADER_LEN - 2 - bare.head_json().len() + bare.text.len(),
+            MAX_DATAGRAM - (head - bare.text.len())
         ));
     }
     let room = MAX_DATAGRAM - head;
-    let mut groups: Vec<Vec<Tunnel>> = vec![Vec::new()];
+    // Each tunnel (shortened if it cannot fit alone) with its JSON, in
+    // groups that fit in one datagram.
+    let mut groups: Vec<Vec<(Tunnel, String)>> = vec![Vec::new()];
     let mut used = 0;
     for t in &body.tunnels {
         let mut t = t.clone();
-        let mut len = t.to_json().len();
-        while len > room && shorten(&mut t) {
-            len = t.to_json().len();
+        let mut json = t.to_json();
+        while json.len() > room && shorten(&mut t) {
+            json = t.to_json();
         }
+        let len = json.len();
         let last = groups.last_mut().expect("groups starts non-empty");
         let need = len + usize::from(!last.is_empty());
         if used + need <= room {
-            last.push(t);
+            last.push((t, json));
             used += need;
         } else {
-            groups.push(vec![t]);
+            groups.push(vec![(t, json)]);
             used = len;
         }
     }
@@ -454,17 +595,30 @@ pub fn encode_all(key: &Key, body: &Body) -> Result<Vec<(Body, Vec<u8>)>, String
             body.tunnels.len()
         ));
     }
+    bare.parts = parts;
     Ok(groups
         .into_iter()
         .zip(1..)
-        .map(|(tunnels, part)| {
+        .map(|(group, part)| {
+            bare.part = part;
+            // What `Body::to_json` writes, from the JSON already made.
+            let mut json = String::with_capacity(MAX_DATAGRAM);
+            write_head(&mut json, &bare, bare.kind, &bare.text);
+            let mut tunnels = Vec::with_capacity(group.len());
+            for (i, (t, t_json)) in group.into_iter().enumerate() {
+                if i > 0 {
+                    json.push(',');
+                }
+                json.push_str(&t_json);
+                tunnels.push(t);
+            }
+            json.push_str("]}");
             let b = Body {
-                part,
-                parts,
                 tunnels,
-                ..body.clone()
+                ..bare.clone()
             };
-            let bytes = encode(key, &b);
+            debug_assert_eq!(json, b.to_json());
+            let bytes = frame(key, &json);
             debug_assert!(bytes.len() <= MAX_DATAGRAM);
             (b, bytes)
         })
@@ -765,5 +919,87 @@ mod tests {
         }
         assert_eq!(r.pending(), 4);
         assert_eq!(r.expire(1000), 4);
+    }
+
+    /// Bodies the tree reader and the fast reader are compared on: what the
+    /// client sends, plus hand-made oddities that are still valid.
+    fn body_texts() -> Vec<String> {
+        let mut out: Vec<String> = [report(0), report(3), ack_body()]
+            .iter()
+            .map(Body::to_json)
+            .collect();
+        out.extend(
+            [
+                r#" { "v" : 1 , "gw" : "g\u00e9" , "kind":"message","seq":0,"sent":9,"part":1,"parts":1,"text":"a\"b\\c\n<&>","x":[{"y":[null,true]}] } "#,
+                r#"{"v":1,"gw":"g","kind":"report","seq":1,"sent":2,"part":1,"parts":1,"tunnels":[{"started":null,"zz":{"a":[1]}},{}],"tunnels":[{"pid":4294967295,"listen_port":65535}]}"#,
+                r#"{"v":1,"v":2,"gw":"g","kind":"heartbeat","seq":1,"sent":2,"part":1,"parts":1}"#,
+                r#"{"\u0076":1,"gw":"g","kind":"shutdown","seq":18446744073709551615,"sent":2,"part":1,"parts":1,"text":""}"#,
+            ]
+            .map(String::from),
+        );
+        out
+    }
+
+    fn ack_body() -> Body {
+        Body {
+            kind: MsgKind::Ack,
+            text: "ok".into(),
+            tunnels: Vec::new(),
+            ..report(0)
+        }
+    }
+
+    /// What the fast reader accepts, the tree reader accepts as the same
+    /// body; on everything else the tree reader's verdict stands alone.
+    fn assert_agree(text: &str) {
+        if let Some(fast) = read_body(text) {
+            assert_eq!(body_from_tree(text).as_ref(), Ok(&fast), "{text}");
+        }
+    }
+
+    #[test]
+    fn the_fast_reader_takes_what_clients_send() {
+        for text in body_texts() {
+            assert_agree(&text);
+        }
+        for body in [report(0), report(3), report(500), ack_body()] {
+            let text = body.to_json();
+            assert_eq!(read_body(&text).as_ref(), Some(&body), "{text}");
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4000))]
+
+        /// Bodies cut, spliced and seeded with JSON's own characters: the
+        /// two readers never disagree on what they both accept.
+        #[test]
+        fn the_fast_reader_agrees_with_the_tree_reader(
+            which in 0usize..8,
+            edits in proptest::collection::vec(
+                (0usize..2000, 0usize..4, proptest::sample::select(vec![
+                    "", "\"", "\\", ",", ":", "{", "}", "[", "]", "0", "01", "-1", "1.5", "1e3",
+                    "null", "true", "\"v\":2", "\"v\":1,", "\"gw\":\"\",", "\"kind\":\"ack\",",
+                    "\\u0000", "\\ud800", "\u{7f}", "é", " ", "\n", "\u{1}", "4294967296",
+                    "65536", "18446744073709551616", "\"tunnels\":[],", "\"started\":\"x\",",
+                ])),
+                0..4,
+            ),
+        ) {
+            let texts = body_texts();
+            let mut text = texts[which % texts.len()].clone();
+            for (at, cut, insert) in edits {
+                let mut at = at % (text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let mut end = (at + cut).min(text.len());
+                while !text.is_char_boundary(end) {
+                    end += 1;
+                }
+                text.replace_range(at..end, insert);
+            }
+            assert_agree(&text);
+        }
     }
 }
