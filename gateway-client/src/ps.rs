@@ -687,7 +687,9 @@ pub fn parse_ps_with(
     );
     let cut_at = widths.cut_at();
     let mut problems: Vec<(usize, String)> = Vec::new();
-    let mut found: Vec<Found> = Vec::with_capacity(candidates.len());
+    let mut found: Vec<Found> = Vec::new();
+    // The line of the first ssh or autossh process.
+    let mut first = None;
     for (line, row, len) in candidates {
         let mut command = row.command;
         if cut_at == Some(len) {
@@ -712,6 +714,10 @@ pub fn parse_ps_with(
                 ),
             ));
         }
+        first.get_or_insert(line);
+        if inv.forwards.is_empty() && inv.bad.is_empty() {
+            continue; // nothing to report, and no child for an autossh line
+        }
         found.push(Found {
             line,
             pid: row.pid,
@@ -721,9 +727,9 @@ pub fn parse_ps_with(
             inv,
         });
     }
-    if let (Some(width), Some(first)) = (cut_at, found.first()) {
+    if let (Some(width), Some(first)) = (cut_at, first) {
         problems.push((
-            first.line,
+            first,
             format!("ps cut lines at {width} characters (use ps auxww): ssh command lines of that length lose their last word"),
         ));
     }
