@@ -17,9 +17,11 @@
 //! skipped and counted; blank lines are ignored. Values are kept as printed:
 //! a USER cut to `name+` by procps stays so.
 //!
-//! Only lines holding `ssh` can be tunnels, so the others are only checked
-//! for shape, without allocating. Each ssh or autossh COMMAND goes through
-//! [`ssh_args`], and one record is made per forward.
+//! Only a COMMAND whose first word ends in `ssh` can be a tunnel, so the
+//! other lines are only checked for shape (the PID, and where COMMAND
+//! starts), without allocating. Each ssh or autossh COMMAND goes through
+//! [`ssh_args`], which borrows from the capture, and one record is made
+//! per forward.
 //!
 //! autossh shows twice in `ps`: its own line and the ssh it started, which
 //! holds the listening sockets and carries the same forwards (plus
@@ -292,7 +294,7 @@ fn is_space(b: u8) -> bool {
 }
 
 /// Eight bytes of `b` from `i` as a little-endian word, zero-padded at the
-/// end of `b` (zero is white space and no newline).
+/// end of `b` (zero is white space).
 fn load8(b: &[u8], i: usize) -> u64 {
     match b.get(i..i + 8) {
         Some(part) => u64::from_le_bytes(part.try_into().unwrap_or_default()),
@@ -307,92 +309,147 @@ fn load8(b: &[u8], i: usize) -> u64 {
 
 const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
 const HIGH: u64 = 0x8080_8080_8080_8080;
-/// Gathers bit 7 of each byte into the top byte (the bits never collide).
-const GATHER: u64 = 0x0102_0408_1020_4080;
 
-/// Bit `k` set when byte `k` of `x` is not white space ([`is_space`]).
-/// Eight bytes at a time (SWAR), so lines are split without a branch per byte.
-fn word_bits(x: u64) -> u64 {
+/// Bit 7 of byte `k` of the result is set when byte `k` of `x` is not
+/// white space ([`is_space`]); the other bits are clear. Eight bytes at a
+/// time (SWAR), so lines are split without a branch per byte.
+fn word_marks(x: u64) -> u64 {
     // Adding 0x5f to a byte's low 7 bits sets its high bit iff they are >= 0x21.
-    let high = (((x & LOW7) + 0x5f5f_5f5f_5f5f_5f5f) | x) & HIGH;
-    (high >> 7).wrapping_mul(GATHER) >> 56
+    (((x & LOW7) + 0x5f5f_5f5f_5f5f_5f5f) | x) & HIGH
 }
 
-/// Bit `k` set when byte `k` of `x` is a newline.
-fn newline_bits(x: u64) -> u64 {
-    let y = x ^ 0x0a0a_0a0a_0a0a_0a0a;
-    let zero = !((((y & LOW7) + LOW7) | y) | LOW7);
-    (zero >> 7).wrapping_mul(GATHER) >> 56
+/// The byte a mark of [`word_marks`] stands for.
+fn byte_of(mark: u64) -> usize {
+    (mark.trailing_zeros() / 8) as usize
 }
 
-/// Bytes looked at in one step of [`scan_line`]: enough for the columns
-/// before COMMAND of every known layout (about 65 bytes for `ps aux`).
-const WINDOW: usize = 64;
+/// The words of a line, eight bytes at a time: for each step, where it
+/// starts, the marks of its bytes that begin a word, and of those that
+/// begin or end one (an edge), with [`word_marks`]' layout.
+struct Edges<'a> {
+    line: &'a [u8],
+    at: usize,
+    /// Bit 7 of byte 0 set when the byte before `at` is in a word.
+    in_word: u64,
+}
 
-/// Splits the line starting at byte `start` of `text` by `layout`, without
-/// allocating. Returns where the line ends (its newline, or the end of the
-/// text) and the row, if the line is one.
-///
-/// The white space and newline bits of a 64-byte window are computed
-/// straight through, then the word edges are taken from them in order:
-/// no branch per byte.
-fn scan_line<'a>(text: &'a str, start: usize, layout: &Layout) -> (usize, Option<Row<'a>>) {
-    let b = text.as_bytes();
-    let mut marks: Marks = [start; 9];
-    let mut count = 0;
-    let mut in_word = false;
-    let mut at = start;
-    while at < b.len() {
-        let (mut words, mut newlines) = (0u64, 0u64);
-        for k in 0..WINDOW / 8 {
-            let x = load8(b, at + 8 * k);
-            words |= word_bits(x) << (8 * k);
-            newlines |= newline_bits(x) << (8 * k);
+impl<'a> Edges<'a> {
+    fn new(line: &'a [u8]) -> Edges<'a> {
+        Edges {
+            line,
+            at: 0,
+            in_word: 0,
         }
-        // Word starts and ends, up to and including the newline (where the
-        // last word may end).
-        let mut edges = words ^ ((words << 1) | u64::from(in_word));
-        let line_end = newlines.trailing_zeros() as usize; // 64: not in the window
-        if line_end < WINDOW - 1 {
-            edges &= (2u64 << line_end) - 1;
-        }
-        while edges != 0 {
-            let edge = at + edges.trailing_zeros() as usize;
-            edges &= edges - 1;
-            if in_word {
-                marks[usize::from(layout.end_mark[count])] = edge;
-                count += 1;
-            } else if count == layout.words {
-                let end = if line_end < WINDOW {
-                    (at + line_end).min(b.len())
-                } else {
-                    line_end_from(b, at + WINDOW)
-                };
-                return (end, row_of(text, &marks, edge, end));
-            } else {
-                marks[usize::from(layout.start_mark[count])] = edge;
-            }
-            in_word = !in_word;
-        }
-        if line_end < WINDOW {
-            // The line ended before COMMAND.
-            return ((at + line_end).min(b.len()), None);
-        }
-        at += WINDOW;
     }
-    (b.len(), None)
 }
 
-/// Where the line ends: the first newline at or after `at`, or the end of `b`.
-fn line_end_from(b: &[u8], mut at: usize) -> usize {
-    while at < b.len() {
-        let newlines = newline_bits(load8(b, at));
-        if newlines != 0 {
-            return (at + newlines.trailing_zeros() as usize).min(b.len());
+impl Iterator for Edges<'_> {
+    /// `(at, starts, edges)`.
+    type Item = (usize, u64, u64);
+
+    fn next(&mut self) -> Option<(usize, u64, u64)> {
+        let at = self.at;
+        if at >= self.line.len() {
+            return None;
+        }
+        let words = word_marks(load8(self.line, at));
+        let before = (words << 8) | self.in_word;
+        self.in_word = words >> 56;
+        self.at += 8;
+        Some((at, words & !before, words ^ before))
+    }
+}
+
+/// Where COMMAND starts in `line` (without its newline) split by `layout`,
+/// or `None` when the line is not a process line: too few words, or a PID
+/// that is not one. This is the test every line of a capture goes through,
+/// so only word starts are looked at, and of the words only the PID is read.
+fn command_start(line: &[u8], layout: &Layout) -> Option<usize> {
+    // Words started so far; COMMAND is word `layout.words` (from 0).
+    let mut count = 0;
+    let mut in_word = 0;
+    let mut at = 0;
+    while at < line.len() {
+        let words = word_marks(load8(line, at));
+        let mut starts = words & !((words << 8) | in_word);
+        in_word = words >> 56;
+        while starts != 0 {
+            let start = at + byte_of(starts);
+            if count == layout.words {
+                return Some(start);
+            }
+            if count == layout.pid_word {
+                pid_at(line, start)?;
+            }
+            count += 1;
+            starts &= starts - 1;
         }
         at += 8;
     }
-    b.len()
+    None
+}
+
+/// The PID whose word starts at `line[at]`: digits up to white space or the
+/// end, that fit a `u32`.
+fn pid_at(line: &[u8], at: usize) -> Option<u32> {
+    let word = &line[at..];
+    let end = word.iter().position(|&b| is_space(b)).unwrap_or(word.len());
+    pid_of(&word[..end])
+}
+
+/// A PID: digits only, that fit a `u32`.
+fn pid_of(w: &[u8]) -> Option<u32> {
+    let mut v: u32 = 0;
+    for &d in w {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(u32::from(d - b'0'))?;
+    }
+    (!w.is_empty()).then_some(v)
+}
+
+/// Splits `line` (without its newline) into a row by `layout`, or `None`
+/// where [`command_start`] gives none: the edges of the words before
+/// COMMAND note the fields the layout marks, and COMMAND is the rest of the
+/// line without trailing white space.
+fn split_row<'a>(line: &'a str, layout: &Layout) -> Option<Row<'a>> {
+    let mut marks: Marks = [0; 9];
+    // Words ended so far.
+    let mut count = 0;
+    let mut command = None;
+    'split: for (at, starts, mut edges) in Edges::new(line.as_bytes()) {
+        while edges != 0 {
+            let edge = at + byte_of(edges);
+            let bit = edges & edges.wrapping_neg();
+            if starts & bit == 0 {
+                marks[usize::from(layout.end_mark[count])] = edge;
+                count += 1;
+            } else if count == layout.words {
+                command = Some(edge);
+                break 'split;
+            } else {
+                marks[usize::from(layout.start_mark[count])] = edge;
+            }
+            edges &= edges - 1;
+        }
+    }
+    let field = |mark: u8| {
+        let k = usize::from(mark);
+        line.get(marks[k]..marks[k + 1]).unwrap_or("")
+    };
+    Some(Row {
+        user: field(USER_MARK),
+        pid: pid_of(field(PID_MARK).as_bytes())?,
+        start: field(START_MARK),
+        cpu_time: field(TIME_MARK),
+        command: trim_command(line.get(command?..)?),
+    })
+}
+
+/// COMMAND without the white space (and `\r`) that ends the line.
+fn trim_command(command: &str) -> &str {
+    command.trim_end_matches(|c: char| c.is_ascii() && is_space(c as u8))
 }
 
 /// Where the line starting at `at` ends: its newline, or the end of `b`.
@@ -425,119 +482,28 @@ fn line_end(b: &[u8], mut at: usize) -> usize {
         .map_or(b.len(), |i| at + i)
 }
 
-/// Whether a line may run ssh or autossh: [`ssh_args::program_of`] is
-/// `Some` only for a word ending in `ssh` followed by white space, the end
-/// of the line, or the `}` of busybox's `{comm}`. std's vectorised
-/// `contains` passes over most lines; the rest are searched for an `h`
-/// three bytes at a time (Horspool).
-fn may_run_ssh(line: &str) -> bool {
-    if !line.contains("ssh") {
-        return false;
+/// Whether a COMMAND may run ssh or autossh: a cheap test that passes every
+/// command [`ssh_args::program_of`] accepts, and few others. Its first word
+/// must end in `ssh`; where tree art (`\_`, `|`), busybox's `{comm}` or a
+/// non-ASCII character comes first, the full test decides.
+fn may_run_ssh(command: &str) -> bool {
+    let b = command.as_bytes();
+    if b.first()
+        .is_some_and(|&c| !c.is_ascii() || matches!(c, b'\\' | b'|' | b'{'))
+    {
+        return true;
     }
-    let b = line.as_bytes();
-    let mut i = 2;
-    while let Some(&c) = b.get(i) {
-        match c {
-            b'h' => {
-                if b.get(i - 2..i) == Some(b"ss")
-                    && b.get(i + 1).is_none_or(|&n| is_space(n) || n == b'}')
-                {
-                    return true;
-                }
-                i += 3;
-            }
-            b's' => i += 1,
-            _ => i += 3,
-        }
-    }
-    false
+    let end = b
+        .iter()
+        .position(u8::is_ascii_whitespace)
+        .unwrap_or(b.len());
+    b[..end].ends_with(b"ssh")
 }
 
-/// Whether `line` (without its newline) splits into a row by `layout`:
-/// exactly when [`scan_line`] gives one, but only the PID is looked at and
-/// the other words are counted, eight bytes at a time.
-fn fits(line: &[u8], layout: &Layout) -> bool {
-    // Words started so far; COMMAND is word `layout.words` (from 0).
-    let mut count = 0usize;
-    let mut in_word = 0u64;
-    let mut pid_from = 0;
-    let mut pid_done = false;
-    let mut at = 0;
-    while at < line.len() {
-        let words = word_bits(load8(line, at));
-        let mut edges = (words ^ ((words << 1) | in_word)) & 0xff;
-        in_word = (words >> 7) & 1;
-        if !pid_done {
-            while edges != 0 {
-                let k = edges.trailing_zeros() as usize;
-                edges &= edges - 1;
-                if words >> k & 1 == 1 {
-                    if count == layout.pid_word {
-                        pid_from = at + k;
-                    }
-                    count += 1;
-                } else if count == layout.pid_word + 1 {
-                    if !is_pid(&line[pid_from..at + k]) {
-                        return false;
-                    }
-                    pid_done = true;
-                    break;
-                }
-            }
-            if !pid_done {
-                at += 8;
-                continue;
-            }
-        }
-        // The rest of this window's edges: only word starts count.
-        count += (edges & words).count_ones() as usize;
-        if count > layout.words {
-            return true;
-        }
-        at += 8;
-    }
-    false
-}
-
-/// Whether a word is a PID as [`row_of`] reads one: digits that fit a `u32`.
-fn is_pid(w: &[u8]) -> bool {
-    let mut v: u64 = 0;
-    for &d in w {
-        if !d.is_ascii_digit() {
-            return false;
-        }
-        v = v * 10 + u64::from(d - b'0');
-        if v > u64::from(u32::MAX) {
-            return false;
-        }
-    }
-    !w.is_empty()
-}
-
-/// The row from the marks of a split line whose COMMAND spans `command`..`end`.
-fn row_of<'a>(text: &'a str, m: &Marks, command: usize, end: usize) -> Option<Row<'a>> {
-    let field = |mark: u8| {
-        let k = usize::from(mark);
-        text.get(m[k]..m[k + 1]).unwrap_or("")
-    };
-    let pid = field(PID_MARK);
-    if !is_number(pid) {
-        return None;
-    }
-    Some(Row {
-        user: field(USER_MARK),
-        pid: pid.parse().ok()?,
-        start: field(START_MARK),
-        cpu_time: field(TIME_MARK),
-        command: text
-            .get(command..end)?
-            .trim_end_matches(|c: char| c.is_ascii() && is_space(c as u8)),
-    })
-}
-
-/// Walks the lines of a capture: `found` gets the line number and the row of
-/// every process line (`only_ssh`: of those holding "ssh"); `bad` gets the
-/// number of every line that is not one. Blank lines and headers are neither.
+/// Walks the lines of a capture: `found` gets the line number, the row and
+/// the length of every process line (`only_ssh`: of those that
+/// [`may_run_ssh`]); `bad` gets the number of every line that is not one.
+/// Blank lines and headers are neither.
 fn walk<'a>(
     text: &'a str,
     only_ssh: bool,
@@ -550,54 +516,37 @@ fn walk<'a>(
     let mut number = 0;
     while pos < text.len() {
         number += 1;
-        let (end, row) = match &header {
-            Some(layout) if only_ssh => {
-                // Most lines cannot be tunnels: unless `ssh` ends a word in
-                // them, a line is only checked for shape (and counted), or
-                // split when it is long enough to matter to the cut-width
-                // guess.
-                let end = line_end(text.as_bytes(), pos);
-                let line = &text[pos..end];
-                let len = line.strip_suffix('\r').unwrap_or(line).len();
-                if len >= widths.longest || may_run_ssh(line) {
-                    scan_line(text, pos, layout)
-                } else if fits(line.as_bytes(), layout) {
-                    widths.rows += 1;
-                    pos = end + 1;
-                    continue;
-                } else {
-                    (end, None)
-                }
-            }
-            Some(layout) => scan_line(text, pos, layout),
-            None => {
-                // Before any header, each line's layout is guessed from its words.
-                let end = text[pos..].find('\n').map_or(text.len(), |i| pos + i);
-                let line = &text[pos..end];
-                let row = Layout::guess(line).and_then(|l| scan_line(line, 0, &l).1);
-                (end, row)
-            }
-        };
+        let end = line_end(text.as_bytes(), pos);
         let line = &text[pos..end];
         pos = end + 1;
-        match row {
-            Some(row) => {
-                let len = line.strip_suffix('\r').unwrap_or(line).len();
-                widths.add(len, row.command);
-                if !only_ssh || row.command.contains("ssh") {
-                    found(number, row, len);
-                }
-            }
+        // Before any header, each line's layout is guessed from its words.
+        let guessed;
+        let layout = match &header {
+            Some(layout) => Some(layout),
             None => {
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                if line.bytes().all(is_space) {
-                    continue;
-                }
-                match Layout::from_header(line) {
-                    Some(h) => header = Some(h),
-                    None => bad(number, line),
-                }
+                guessed = Layout::guess(line);
+                guessed.as_ref()
             }
+        };
+        let command_at = layout.and_then(|l| command_start(line.as_bytes(), l));
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let Some(at) = command_at else {
+            if line.bytes().all(is_space) {
+                continue;
+            }
+            match Layout::from_header(line) {
+                Some(h) => header = Some(h),
+                None => bad(number, line),
+            }
+            continue;
+        };
+        let command = trim_command(line.get(at..).unwrap_or(""));
+        widths.add(line.len(), command);
+        // Most lines cannot be tunnels: they are only counted.
+        if (!only_ssh || may_run_ssh(command))
+            && let Some(row) = layout.and_then(|l| split_row(line, l))
+        {
+            found(number, row, line.len());
         }
     }
     widths
@@ -738,7 +687,9 @@ pub fn parse_ps_with(
     );
     let cut_at = widths.cut_at();
     let mut problems: Vec<(usize, String)> = Vec::new();
-    let mut found: Vec<Found> = Vec::with_capacity(candidates.len());
+    let mut found: Vec<Found> = Vec::new();
+    // The line of the first ssh or autossh process.
+    let mut first = None;
     for (line, row, len) in candidates {
         let mut command = row.command;
         if cut_at == Some(len) {
@@ -748,7 +699,7 @@ pub fn parse_ps_with(
             command = without_last_word(command);
         }
         let inv = match exact_argv(row.pid, command) {
-            Some(argv) => ssh_args::parse_argv(&argv),
+            Some(argv) => ssh_args::parse_argv(&argv).map(Invocation::into_owned),
             None => ssh_args::parse_command(command),
         };
         let Some(inv) = inv else {
@@ -763,6 +714,10 @@ pub fn parse_ps_with(
                 ),
             ));
         }
+        first.get_or_insert(line);
+        if inv.forwards.is_empty() && inv.bad.is_empty() {
+            continue; // nothing to report, and no child for an autossh line
+        }
         found.push(Found {
             line,
             pid: row.pid,
@@ -772,9 +727,9 @@ pub fn parse_ps_with(
             inv,
         });
     }
-    if let (Some(width), Some(first)) = (cut_at, found.first()) {
+    if let (Some(width), Some(first)) = (cut_at, first) {
         problems.push((
-            first.line,
+            first,
             format!("ps cut lines at {width} characters (use ps auxww): ssh command lines of that length lose their last word"),
         ));
     }
@@ -812,7 +767,7 @@ struct Found<'a> {
     user: &'a str,
     start: &'a str,
     cpu_time: &'a str,
-    inv: Invocation,
+    inv: Invocation<'a>,
 }
 
 impl Found<'_> {
@@ -822,11 +777,11 @@ impl Found<'_> {
                 pid: self.pid,
                 user: self.user.to_string(),
                 kind: f.kind,
-                bind: f.bind,
+                bind: f.bind.into_owned(),
                 listen_port: f.listen_port,
-                target_host: f.target_host,
+                target_host: f.target_host.into_owned(),
                 target_port: f.target_port,
-                dest: self.inv.dest.clone(),
+                dest: self.inv.dest.to_string(),
                 started: None,
                 start: self.start.to_string(),
                 cpu_time: self.cpu_time.to_string(),
@@ -841,18 +796,26 @@ impl Found<'_> {
 /// child is in the list too.
 fn resolve(found: Vec<Found>) -> Vec<Tunnel> {
     let keep: Vec<bool> = {
-        let mut ssh_by_key: HashMap<(&str, &str), Vec<&[Forward]>> = HashMap::new();
-        for f in &found {
-            if f.inv.program == Program::Ssh && !f.inv.forwards.is_empty() {
-                ssh_by_key
-                    .entry((f.user, f.inv.dest.as_str()))
-                    .or_default()
-                    .push(&f.inv.forwards);
+        // The forwards of the ssh lines, by user and destination, for those
+        // an autossh line has (most captures have no autossh at all).
+        let mut ssh_by_key: HashMap<(&str, &str), Vec<&[Forward]>> = found
+            .iter()
+            .filter(|f| f.inv.program == Program::Autossh)
+            .map(|f| ((f.user, &*f.inv.dest), Vec::new()))
+            .collect();
+        if !ssh_by_key.is_empty() {
+            for f in &found {
+                if f.inv.program == Program::Ssh
+                    && !f.inv.forwards.is_empty()
+                    && let Some(children) = ssh_by_key.get_mut(&(f.user, &*f.inv.dest))
+                {
+                    children.push(&f.inv.forwards);
+                }
             }
         }
         let child_present = |f: &Found| {
             ssh_by_key
-                .get(&(f.user, f.inv.dest.as_str()))
+                .get(&(f.user, &*f.inv.dest))
                 .is_some_and(|children| children.iter().any(|c| holds_all(c, &f.inv.forwards)))
         };
         found

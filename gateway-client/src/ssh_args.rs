@@ -75,6 +75,8 @@ const MAX_HOST: usize = 1024;
 const MAX_SOCKET_PATH: usize = 107;
 /// How far ahead a command-valued `-o` keyword may own words (ps words).
 const COMMAND_LOOKAHEAD: usize = 16;
+/// Up to this many ps words, a command line is split without allocating.
+const STACK_WORDS: usize = 32;
 /// Up to this many forwards, duplicates are looked for in a list.
 pub const FEW: usize = 16;
 
@@ -86,17 +88,32 @@ pub enum Program {
 }
 
 /// One forward as ssh understands it (see the module doc for socket paths).
+/// Its text borrows from the command line it was read from, except where
+/// ssh's grammar rewrites it (a `\\` escape, `-o LocalForward a b`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Forward {
+pub struct Forward<'a> {
     pub kind: Kind,
     /// Bind address, or listening socket path; empty when none was given.
-    pub bind: String,
+    pub bind: Cow<'a, str>,
     /// Listening port; 0 for a socket path (or `-R 0:...`, port chosen by the server).
     pub listen_port: u16,
     /// Target host, or target socket path; empty for dynamic forwards.
-    pub target_host: String,
+    pub target_host: Cow<'a, str>,
     /// Target port; 0 for dynamic forwards and socket paths.
     pub target_port: u16,
+}
+
+impl Forward<'_> {
+    /// The same forward, owning its text.
+    pub fn into_owned(self) -> Forward<'static> {
+        Forward {
+            kind: self.kind,
+            bind: Cow::Owned(self.bind.into_owned()),
+            listen_port: self.listen_port,
+            target_host: Cow::Owned(self.target_host.into_owned()),
+            target_port: self.target_port,
+        }
+    }
 }
 
 /// A forward spec ssh would refuse (the running process cannot hold it).
@@ -113,16 +130,28 @@ impl fmt::Display for BadForward {
     }
 }
 
-/// What one ssh or autossh command line sets up.
+/// What one ssh or autossh command line sets up, borrowing from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invocation {
+pub struct Invocation<'a> {
     pub program: Program,
     /// The host ssh connects to, without user or port; empty if none was found.
-    pub dest: String,
+    pub dest: Cow<'a, str>,
     /// In command-line order.
-    pub forwards: Vec<Forward>,
+    pub forwards: Vec<Forward<'a>>,
     /// Forward specs ssh would refuse.
     pub bad: Vec<BadForward>,
+}
+
+impl Invocation<'_> {
+    /// The same invocation, owning its text.
+    pub fn into_owned(self) -> Invocation<'static> {
+        Invocation {
+            program: self.program,
+            dest: Cow::Owned(self.dest.into_owned()),
+            forwards: self.forwards.into_iter().map(Forward::into_owned).collect(),
+            bad: self.bad,
+        }
+    }
 }
 
 /// Whether a `ps` COMMAND runs ssh or autossh (by any path), judged by its
@@ -131,6 +160,11 @@ pub struct Invocation {
 /// changed (`{ssh} vnc-tunnel -N -L ...` after `exec -a vnc-tunnel ssh`).
 pub fn program_of(command: &str) -> Option<Program> {
     let (comm, argv) = split_command(command);
+    program_in(comm, argv)
+}
+
+/// [`program_of`] for a command already split by [`split_command`].
+fn program_in(comm: Option<&str>, argv: &str) -> Option<Program> {
     comm.and_then(program_of_word).or_else(|| {
         argv.split_ascii_whitespace()
             .next()
@@ -153,53 +187,75 @@ fn split_command(command: &str) -> (Option<&str>, &str) {
     (None, rest)
 }
 
+/// The program a word runs, by its last path component.
 fn program_of_word(w: &str) -> Option<Program> {
-    let base = w.rsplit('/').next().unwrap_or(w);
-    match base {
-        "ssh" => Some(Program::Ssh),
-        "autossh" => Some(Program::Autossh),
-        _ => None,
+    let named = |name: &str| {
+        w.strip_suffix(name)
+            .is_some_and(|dir| dir.is_empty() || dir.ends_with('/'))
+    };
+    if named("ssh") {
+        Some(Program::Ssh)
+    } else if named("autossh") {
+        Some(Program::Autossh)
+    } else {
+        None
     }
 }
 
 /// Reads a command line as `ps` shows it (argv joined with spaces). `None`
 /// unless it runs ssh or autossh.
-pub fn parse_command(command: &str) -> Option<Invocation> {
-    let program = program_of(command)?; // most commands stop here, before any allocation
-    let (_, argv) = split_command(command);
-    let mut words: Vec<&str> = Vec::with_capacity(32);
-    words.extend(argv.split_ascii_whitespace());
+pub fn parse_command(command: &str) -> Option<Invocation<'_>> {
+    let (comm, argv) = split_command(command);
+    let program = program_in(comm, argv)?; // most commands stop here
+    // The words go into a buffer on the stack, and only a command line
+    // longer than it into a Vec.
+    let mut stack = [""; STACK_WORDS];
+    let mut split = argv.split_ascii_whitespace();
+    for n in 0..STACK_WORDS {
+        match split.next() {
+            Some(w) => stack[n] = w,
+            None => return parse_words(program, &stack[..n], true),
+        }
+    }
+    let words: Vec<&str> = stack.into_iter().chain(split).collect();
     parse_words(program, &words, true)
 }
 
 /// Reads an exact argv (argv[0] first). `None` unless it runs ssh or autossh.
-pub fn parse_argv<S: AsRef<str>>(argv: &[S]) -> Option<Invocation> {
+pub fn parse_argv<S: AsRef<str>>(argv: &[S]) -> Option<Invocation<'_>> {
     let program = program_of_word(argv.first()?.as_ref())?;
     let words: Vec<&str> = argv.iter().map(|s| s.as_ref()).collect();
     parse_words(program, &words, false)
 }
 
-/// Whether option letter `c` takes a value; `None` for a letter ssh does
-/// not know (ssh would exit with its usage; we read it as a flag).
-fn takes_value(c: u8, program: Program) -> Option<bool> {
-    if program == Program::Autossh && AUTOSSH_VALUE_OPTS.contains(&c) {
-        return Some(true);
-    }
-    if c == b':' {
-        return None;
-    }
-    let s = SSH_OPTSTRING.as_bytes();
-    let i = s.iter().position(|&x| x == c)?;
-    Some(s.get(i + 1) == Some(&b':'))
+/// Whether option letter `c` takes a value. A letter ssh does not know
+/// is read as a flag (ssh would exit with its usage).
+fn takes_value(c: u8, program: Program) -> bool {
+    (program == Program::Autossh && AUTOSSH_VALUE_OPTS.contains(&c))
+        || SSH_VALUE_OPTS[usize::from(c)]
 }
 
+/// The letters of [`SSH_OPTSTRING`] that take a value, as a table by byte.
+const SSH_VALUE_OPTS: [bool; 256] = {
+    let s = SSH_OPTSTRING.as_bytes();
+    let mut table = [false; 256];
+    let mut i = 0;
+    while i + 1 < s.len() {
+        if s[i] != b':' && s[i + 1] == b':' {
+            table[s[i] as usize] = true;
+        }
+        i += 1;
+    }
+    table
+};
+
 /// What the option loop has found so far.
-struct Parse {
+struct Parse<'a> {
     /// `words` are ps words (argv joined with spaces), not exact argv.
     joined: bool,
-    forwards: Vec<Forward>,
+    forwards: Vec<Forward<'a>>,
     /// The forwards as a set, once there are many (hostile command lines).
-    seen: HashSet<Forward>,
+    seen: HashSet<Forward<'a>>,
     bad: Vec<BadForward>,
     /// `ClearAllForwardings`, first value wins.
     clear_all: Option<bool>,
@@ -210,7 +266,7 @@ struct Parse {
 }
 
 /// Reads argv (`words`, argv[0] first) as `program` does.
-fn parse_words(program: Program, words: &[&str], joined: bool) -> Option<Invocation> {
+fn parse_words<'a>(program: Program, words: &[&'a str], joined: bool) -> Option<Invocation<'a>> {
     let mut p = Parse {
         joined,
         forwards: Vec::new(),
@@ -220,7 +276,7 @@ fn parse_words(program: Program, words: &[&str], joined: bool) -> Option<Invocat
         mux_command: false,
         stdio_forward: false,
     };
-    let mut dest: Option<&str> = None;
+    let mut dest: Option<&'a str> = None;
     let mut i = 1;
     'restart: loop {
         // One getopt pass, starting after argv[0] or after the destination.
@@ -239,7 +295,7 @@ fn parse_words(program: Program, words: &[&str], joined: bool) -> Option<Invocat
             let mut j = 1;
             while j < b.len() {
                 let c = b[j];
-                if takes_value(c, program) != Some(true) {
+                if !takes_value(c, program) {
                     j += 1;
                     continue;
                 }
@@ -274,16 +330,16 @@ fn parse_words(program: Program, words: &[&str], joined: bool) -> Option<Invocat
     }
     Some(Invocation {
         program,
-        dest: dest.unwrap_or("").to_string(),
+        dest: Cow::Borrowed(dest.unwrap_or("")),
         forwards,
         bad: p.bad,
     })
 }
 
-impl Parse {
+impl<'a> Parse<'a> {
     /// Applies option `c` with `value`; `next` is the index of the word after
     /// the value. Returns the index where option parsing goes on.
-    fn option(&mut self, c: u8, value: &str, words: &[&str], next: usize) -> usize {
+    fn option(&mut self, c: u8, value: &'a str, words: &[&'a str], next: usize) -> usize {
         match c {
             b'L' => self.forward("-L", Kind::Local, value),
             b'R' => self.forward("-R", Kind::Remote, value),
@@ -296,19 +352,33 @@ impl Parse {
         next
     }
 
-    fn forward(&mut self, option: &str, kind: Kind, spec: &str) {
+    fn forward(&mut self, option: &str, kind: Kind, spec: &'a str) {
         match parse_forward(kind, spec) {
             Some(f) => self.add(f),
-            None => self.bad.push(BadForward {
-                option: option.to_string(),
-                spec: spec.to_string(),
-            }),
+            None => self.bad(option, spec),
         }
+    }
+
+    /// A forward whose spec ssh puts together from two arguments
+    /// (`LocalForward a b` is `a:b`).
+    fn joined_forward(&mut self, option: &str, kind: Kind, listen: &str, target: &str) {
+        let spec = format!("{listen}:{target}");
+        match parse_forward(kind, &spec) {
+            Some(f) => self.add(f.into_owned()),
+            None => self.bad(option, &spec),
+        }
+    }
+
+    fn bad(&mut self, option: &str, spec: &str) {
+        self.bad.push(BadForward {
+            option: option.to_string(),
+            spec: spec.to_string(),
+        });
     }
 
     /// Adds a forward unless it is there already (ssh keeps one of equal ones).
     /// Linear below [`FEW`] forwards, a set above (so never quadratic).
-    fn add(&mut self, f: Forward) {
+    fn add(&mut self, f: Forward<'a>) {
         if self.forwards.len() < FEW {
             if !self.forwards.contains(&f) {
                 self.forwards.push(f);
@@ -325,11 +395,11 @@ impl Parse {
 
     /// `-o VALUE`. With exact argv the value is the whole config line; with
     /// ps words a bare keyword also owns the words after it (module doc).
-    fn config_option(&mut self, value: &str, words: &[&str], next: usize) -> usize {
+    fn config_option(&mut self, value: &'a str, words: &[&'a str], next: usize) -> usize {
         if !self.joined {
             let (keyword, rest) = split_keyword(value);
             let args: Vec<&str> = rest.split_ascii_whitespace().map(unquote).collect();
-            self.config_line(keyword, &args);
+            self.config_line(Keyword::of(keyword), &args);
             return next;
         }
         let mut next = next;
@@ -344,82 +414,111 @@ impl Parse {
                 None => (value, None),
             },
         };
-        let mut args: Vec<&str> = inline.into_iter().collect();
-        let lower = keyword.to_ascii_lowercase();
-        match lower.as_str() {
-            "localforward" | "remoteforward" => {
+        // At most two arguments are taken: the inline value and the words
+        // the keyword owns.
+        let mut args = [""; 2];
+        let mut n = 0;
+        if let Some(v) = inline {
+            args[0] = v;
+            n = 1;
+        }
+        let keyword = Keyword::of(keyword);
+        match keyword {
+            Keyword::LocalForward | Keyword::RemoteForward => {
                 // The listen side, then the target (optional for RemoteForward).
-                if args.is_empty()
+                if n == 0
                     && let Some(&w) = words.get(next)
                 {
-                    args.push(w);
+                    args[0] = w;
+                    n = 1;
                     next += 1;
                 }
                 if let Some(&w) = words.get(next)
-                    && args.len() == 1
+                    && n == 1
                     && looks_like_target(w)
                 {
-                    args.push(w);
+                    args[1] = w;
+                    n = 2;
                     next += 1;
                 }
             }
-            "proxycommand" | "localcommand" | "remotecommand" | "knownhostscommand" => {
+            Keyword::Command => {
                 next += command_words(inline, words.get(next..).unwrap_or_default());
             }
             _ => {
-                if args.is_empty()
+                if n == 0
                     && let Some(&w) = words.get(next)
                 {
-                    args.push(w);
+                    args[0] = w;
+                    n = 1;
                     next += 1;
                 }
             }
         }
-        self.config_line(keyword, &args);
+        self.config_line(keyword, &args[..n]);
         next
     }
 
     /// One config line from `-o`, keyword and arguments split.
-    fn config_line(&mut self, keyword: &str, args: &[&str]) {
-        let lower = keyword.to_ascii_lowercase();
-        match lower.as_str() {
-            "localforward" => match args {
-                [a, b, ..] => self.forward("LocalForward", Kind::Local, &format!("{a}:{b}")),
-                _ => self.bad.push(BadForward {
-                    option: "LocalForward".into(),
-                    spec: args.join(" "),
-                }),
+    fn config_line(&mut self, keyword: Keyword, args: &[&'a str]) {
+        match keyword {
+            Keyword::LocalForward => match args {
+                [a, b, ..] => self.joined_forward("LocalForward", Kind::Local, a, b),
+                _ => self.bad("LocalForward", &args.join(" ")),
             },
-            "remoteforward" => match args {
-                [a, b, ..] => self.forward("RemoteForward", Kind::Remote, &format!("{a}:{b}")),
+            Keyword::RemoteForward => match args {
+                [a, b, ..] => self.joined_forward("RemoteForward", Kind::Remote, a, b),
                 [a] => match parse_forward_as(a, true, true) {
                     Some(f) => self.add(f),
-                    None => self.bad.push(BadForward {
-                        option: "RemoteForward".into(),
-                        spec: a.to_string(),
-                    }),
+                    None => self.bad("RemoteForward", a),
                 },
-                [] => self.bad.push(BadForward {
-                    option: "RemoteForward".into(),
-                    spec: String::new(),
-                }),
+                [] => self.bad("RemoteForward", ""),
             },
-            "dynamicforward" => match args {
+            Keyword::DynamicForward => match args {
                 [a, ..] => self.forward("DynamicForward", Kind::Dynamic, a),
-                [] => self.bad.push(BadForward {
-                    option: "DynamicForward".into(),
-                    spec: String::new(),
-                }),
+                [] => self.bad("DynamicForward", ""),
             },
-            "clearallforwardings" if self.clear_all.is_none() => {
-                match args.first().map(|a| a.to_ascii_lowercase()).as_deref() {
-                    Some("yes" | "true") => self.clear_all = Some(true),
-                    Some("no" | "false") => self.clear_all = Some(false),
-                    _ => {}
+            Keyword::ClearAllForwardings if self.clear_all.is_none() => {
+                let is = |word: &str| args.first().is_some_and(|a| a.eq_ignore_ascii_case(word));
+                if is("yes") || is("true") {
+                    self.clear_all = Some(true);
+                } else if is("no") || is("false") {
+                    self.clear_all = Some(false);
                 }
             }
             _ => {}
         }
+    }
+}
+
+/// The `-o` keywords that matter here; ssh reads keywords in any case.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Keyword {
+    LocalForward,
+    RemoteForward,
+    DynamicForward,
+    ClearAllForwardings,
+    /// `ProxyCommand` and the other keywords whose value is a command.
+    Command,
+    Other,
+}
+
+impl Keyword {
+    fn of(word: &str) -> Keyword {
+        const NAMES: [(&str, Keyword); 8] = [
+            ("LocalForward", Keyword::LocalForward),
+            ("RemoteForward", Keyword::RemoteForward),
+            ("DynamicForward", Keyword::DynamicForward),
+            ("ClearAllForwardings", Keyword::ClearAllForwardings),
+            ("ProxyCommand", Keyword::Command),
+            ("LocalCommand", Keyword::Command),
+            ("RemoteCommand", Keyword::Command),
+            ("KnownHostsCommand", Keyword::Command),
+        ];
+        NAMES
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(word))
+            .map_or(Keyword::Other, |&(_, k)| k)
     }
 }
 
@@ -508,7 +607,7 @@ fn has_destination(args: &[&str]) -> bool {
             return true;
         }
         for (j, &c) in b.iter().enumerate().skip(1) {
-            if takes_value(c, Program::Ssh) == Some(true) {
+            if takes_value(c, Program::Ssh) {
                 if j + 1 == b.len() {
                     i += 1;
                 }
@@ -536,7 +635,7 @@ fn destination(w: &str) -> &str {
 /// (`Kind::Remote`: `[bind:]port:host:hostport`, or `[bind:]port` for a
 /// dynamic remote forward) and `-D` (`Kind::Dynamic`). `None` when ssh
 /// would refuse it.
-pub fn parse_forward(kind: Kind, spec: &str) -> Option<Forward> {
+pub fn parse_forward(kind: Kind, spec: &str) -> Option<Forward<'_>> {
     match kind {
         Kind::Local => parse_forward_as(spec, false, false),
         Kind::Dynamic => parse_forward_as(spec, true, false),
@@ -575,14 +674,17 @@ fn next_field<'a>(cur: &mut Option<&'a str>) -> Result<Option<Field<'a>>, ()> {
             is_path: arg.contains('/'),
         }));
     }
-    let end = s.find([':', '\\']).unwrap_or(s.len());
+    let end = s
+        .bytes()
+        .position(|b| b == b':' || b == b'\\')
+        .unwrap_or(s.len());
     if s.as_bytes().get(end) != Some(&b'\\') {
         // The common case: no escape, so the field is a slice of the spec.
         let arg = &s[..end];
         *cur = Some(s.get(end + 1..).unwrap_or(""));
         return Ok(Some(Field {
             arg: Cow::Borrowed(arg),
-            is_path: arg.contains('/'),
+            is_path: arg.as_bytes().contains(&b'/'),
         }));
     }
     let mut arg = String::new();
@@ -617,11 +719,15 @@ fn next_field<'a>(cur: &mut Option<&'a str>) -> Result<Option<Field<'a>>, ()> {
 fn a2port(s: &str) -> Option<u16> {
     let digits = s.strip_prefix('+').unwrap_or(s);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-        let n = digits.trim_start_matches('0');
-        if n.len() > 5 {
-            return None;
+        // The value never shrinks as digits are added: stop once too big.
+        let mut port: u32 = 0;
+        for d in digits.bytes() {
+            port = port * 10 + u32::from(d - b'0');
+            if port > u32::from(u16::MAX) {
+                return None;
+            }
         }
-        return u16::try_from(n.parse::<u32>().unwrap_or(0)).ok();
+        return u16::try_from(port).ok();
     }
     service_port(s)
 }
@@ -664,9 +770,9 @@ enum End<'a> {
 /// OpenSSH's `parse_forward(fwd, spec, dynamicfwd, remotefwd)`, with the
 /// old slash syntax where the modern grammar refuses a spec, or would read
 /// `host/port` without any `:` as a relative socket path (`-D 127.0.0.1/1080`).
-fn parse_forward_as(spec: &str, dynamic: bool, remote: bool) -> Option<Forward> {
+fn parse_forward_as(spec: &str, dynamic: bool, remote: bool) -> Option<Forward<'_>> {
     let trimmed = spec.trim_start();
-    let slash_syntax = trimmed.contains('/') && !trimmed.starts_with('/');
+    let slash_syntax = trimmed.as_bytes().contains(&b'/') && !trimmed.starts_with('/');
     if slash_syntax
         && !has_colon_outside_brackets(trimmed)
         && let Some(f) = old_forward(spec, dynamic, remote)
@@ -684,18 +790,18 @@ fn parse_forward_as(spec: &str, dynamic: bool, remote: bool) -> Option<Forward> 
 
 fn has_colon_outside_brackets(s: &str) -> bool {
     let mut depth = 0u32;
-    for c in s.chars() {
+    for c in s.bytes() {
         match c {
-            '[' => depth += 1,
-            ']' => depth = depth.saturating_sub(1),
-            ':' if depth == 0 => return true,
+            b'[' => depth += 1,
+            b']' => depth = depth.saturating_sub(1),
+            b':' if depth == 0 => return true,
             _ => {}
         }
     }
     false
 }
 
-fn modern_forward(spec: &str, dynamic: bool, remote: bool) -> Option<Forward> {
+fn modern_forward(spec: &str, dynamic: bool, remote: bool) -> Option<Forward<'_>> {
     let mut cur = Some(spec.trim_start());
     let mut fields: [Option<Field>; 4] = [None, None, None, None];
     let mut n = 0;
@@ -762,9 +868,14 @@ fn modern_forward(spec: &str, dynamic: bool, remote: bool) -> Option<Forward> {
 }
 
 /// Checks ports and lengths as ssh does and makes the record.
-fn build(listen: End, target: Option<End>, dynamic: bool, remote: bool) -> Option<Forward> {
+fn build<'a>(
+    listen: End<'a>,
+    target: Option<End<'a>>,
+    dynamic: bool,
+    remote: bool,
+) -> Option<Forward<'a>> {
     let (bind, listen_port) = match listen {
-        End::Path(p) if p.len() <= MAX_SOCKET_PATH => (p.into_owned(), 0),
+        End::Path(p) if p.len() <= MAX_SOCKET_PATH => (p, 0),
         End::Path(_) => return None,
         End::Port(host, port) => {
             let port = port?;
@@ -775,19 +886,19 @@ fn build(listen: End, target: Option<End>, dynamic: bool, remote: bool) -> Optio
             if host.len() > MAX_HOST {
                 return None;
             }
-            (host.into_owned(), port)
+            (host, port)
         }
     };
     let (target_host, target_port) = match target {
-        None => (String::new(), 0),
-        Some(End::Path(p)) if p.len() <= MAX_SOCKET_PATH => (p.into_owned(), 0),
+        None => (Cow::Borrowed(""), 0),
+        Some(End::Path(p)) if p.len() <= MAX_SOCKET_PATH => (p, 0),
         Some(End::Path(_)) => return None,
         Some(End::Port(host, port)) => {
             let host = host.unwrap_or_default();
             if host.len() > MAX_HOST {
                 return None;
             }
-            (host.into_owned(), port?)
+            (host, port?)
         }
     };
     let kind = match (dynamic, remote) {
@@ -806,7 +917,7 @@ fn build(listen: End, target: Option<End>, dynamic: bool, remote: bool) -> Optio
 
 /// The grammar of OpenSSH 6.6 and before: fields split at `:` or `/`
 /// (`hpdelim`), brackets removed, no socket paths.
-fn old_forward<'a>(spec: &'a str, dynamic: bool, remote: bool) -> Option<Forward> {
+fn old_forward<'a>(spec: &'a str, dynamic: bool, remote: bool) -> Option<Forward<'a>> {
     let mut cur = Some(spec.trim_start());
     let mut fields: Vec<&'a str> = Vec::with_capacity(4);
     while fields.len() < 4 {
