@@ -342,7 +342,8 @@ pub const SENDER_THREADS: usize = 2;
 struct Flow {
     sock: UdpSocket,
     gw: String,
-    tunnels: Vec<Tunnel>,
+    /// The report it sends, again and again with a new `seq`.
+    report: Body,
     seq: u64,
     parts: Vec<(Body, Vec<u8>)>,
     acked: Vec<bool>,
@@ -363,7 +364,9 @@ impl Flow {
     /// Signs the next report and sends all its parts.
     fn start_report(&mut self, key: &FastKey, to: SocketAddr) -> Result<(), Error> {
         self.seq = self.seq.max(unix_micros()) + 1;
-        self.parts = wire::encode_all(key, &report(&self.gw, self.seq, &self.tunnels))
+        self.report.seq = self.seq;
+        self.report.sent = self.seq / 1_000_000;
+        self.parts = wire::encode_all(key, &self.report)
             .map_err(|e| Error::case("ingest", e))?;
         self.acked = vec![false; self.parts.len()];
         self.tries = 1;
@@ -481,7 +484,7 @@ pub fn ingest(
             .map_err(|e| Error::case("sender", e.to_string()))?;
         shares[i % SENDER_THREADS].push(Flow {
             sock,
-            tunnels: tunnels(n_tunnels, &gw),
+            report: report(&gw, 0, &tunnels(n_tunnels, &gw)),
             gw,
             seq: 0,
             parts: Vec::new(),
