@@ -767,7 +767,14 @@ impl PsReader {
     /// Reads all of `r` through a buffer of `chunk` bytes (see
     /// [`lines::read_lines`]).
     pub fn read(r: impl Read, chunk: usize) -> io::Result<PsReader> {
-        let mut reader = PsReader::default();
+        // Room for the ssh lines of a busy gateway from the start: growing
+        // copies what is kept and, with musl's malloc, maps fresh pages
+        // each time.
+        let mut reader = PsReader {
+            kept: String::with_capacity(chunk),
+            rows: Vec::with_capacity(1024),
+            ..PsReader::default()
+        };
         lines::read_lines(r, chunk, |block| reader.add(block))?;
         Ok(reader)
     }
@@ -848,7 +855,9 @@ impl PsReader {
         let mut out = PsOutcome::default();
         let cut_at = self.walker.widths.cut_at();
         let mut problems: Vec<(usize, String)> = Vec::new();
-        let mut found: Vec<Found> = Vec::new();
+        // At most one per row: reserved rather than grown (see
+        // PsReader::read).
+        let mut found: Vec<Found> = Vec::with_capacity(self.rows.len());
         // The line of the first ssh or autossh process.
         let mut first = None;
         for (line, len, f) in &self.rows {
