@@ -7,7 +7,8 @@
 //!
 //! - [`tunnel`]: the record itself.
 //! - [`ps`]: reads `ps aux` / `ps auxww` / busybox `ps` output into processes
-//!   and asks [`ssh_args`] which of them are tunnels.
+//!   and asks [`ssh_args`] which of them are tunnels; [`lines`] reads the
+//!   capture (or `ps`'s pipe) a buffer at a time for it.
 //! - [`ssh_args`]: OpenSSH's (and autossh's) option grammar, from a command
 //!   line to the forwards it sets up.
 //! - [`wire`]: the datagram format: header, HMAC, JSON body, split and
@@ -24,6 +25,7 @@ pub mod error;
 pub mod health;
 pub mod json;
 pub mod key;
+pub mod lines;
 pub mod live;
 pub mod ps;
 pub mod run;

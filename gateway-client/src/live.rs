@@ -1,8 +1,9 @@
 //! Live mode: the tunnels of this machine, from the real `ps` and `/proc`.
 //!
-//! [`collect`] runs `ps auxww` under a time limit ([`run_ps`]), reads its
-//! output with the same parser as a capture ([`crate::ps`]), and completes
-//! each record from `/proc`, which a capture cannot give:
+//! [`collect`] runs `ps auxww` under a time limit ([`scan_ps`]), parses its
+//! output as it comes through the pipe with the same parser as a capture
+//! ([`crate::ps`]), and completes each record from `/proc`, which a capture
+//! cannot give:
 //!
 //! - `user`, in full: procps cuts long names to `name+` and busybox cuts
 //!   them silently, so the owner is taken from the real uid in
@@ -30,11 +31,12 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use crate::health;
+use crate::lines;
 use crate::ps;
 use crate::ssh_args;
 use crate::tunnel::{Health, Tunnel};
@@ -185,22 +187,47 @@ pub fn run_ps(timeout: Duration) -> Result<String, LiveError> {
     run_ps_program(&ps.path, &args, timeout)
 }
 
-/// Reads at most `limit` bytes (plus one, to notice more) on a thread; the
-/// result comes through the returned channel.
-fn read_in_thread(
-    mut r: impl Read + Send + 'static,
+/// Runs `ps auxww` (see [`find_ps`]) and parses what it prints as it comes
+/// through the pipe, a buffer at a time ([`ps::PsReader`]): only the
+/// ssh lines are kept, not the whole output.
+pub fn scan_ps(timeout: Duration) -> Result<ps::PsReader, LiveError> {
+    let ps = find_ps()?;
+    let mut args = ps.prefix.clone();
+    args.extend_from_slice(PS_ARGS);
+    run_program(&ps.path, &args, timeout, |out| {
+        ps::PsReader::read(out, lines::CHUNK)
+    })
+}
+
+/// What a reading thread sends: the result of reading, and whether the
+/// output went past the limit.
+type ReadResult<T> = io::Result<(T, bool)>;
+
+/// Runs `read` on at most `limit` bytes of `r` (plus one, to notice more)
+/// on a thread; the result comes through the returned channel.
+fn read_in_thread<R, T>(
+    r: R,
     limit: usize,
-) -> mpsc::Receiver<io::Result<Vec<u8>>> {
+    read: impl FnOnce(&mut io::Take<R>) -> io::Result<T> + Send + 'static,
+) -> mpsc::Receiver<ReadResult<T>>
+where
+    R: Read + Send + 'static,
+    T: Send + 'static,
+{
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let res = (&mut r)
-            .take(limit as u64 + 1)
-            .read_to_end(&mut buf)
-            .map(|_| buf);
+        let mut limited = r.take(limit as u64 + 1);
+        let res = read(&mut limited).map(|v| (v, limited.limit() == 0));
         let _ = tx.send(res);
     });
     rx
+}
+
+/// All the bytes of a reader.
+fn read_all(r: &mut impl Read) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    r.read_to_end(&mut buf)?;
+    Ok(buf)
 }
 
 /// Runs `program args...` with its output captured, and returns its stdout
@@ -212,6 +239,18 @@ pub fn run_ps_program(
     args: &[&str],
     timeout: Duration,
 ) -> Result<String, LiveError> {
+    let stdout = run_program(program, args, timeout, read_all)?;
+    Ok(String::from_utf8_lossy(&stdout).into_owned())
+}
+
+/// Runs `program args...` as [`run_ps_program`] does, with its stdout
+/// going to `read` (on a thread, as it comes) instead of into memory.
+fn run_program<T: Send + 'static>(
+    program: &Path,
+    args: &[&str],
+    timeout: Duration,
+    read: impl FnOnce(&mut io::Take<ChildStdout>) -> io::Result<T> + Send + 'static,
+) -> Result<T, LiveError> {
     let deadline = Instant::now() + timeout;
     let mut child = Command::new(program)
         .args(args)
@@ -230,8 +269,11 @@ pub fn run_ps_program(
     let out = child
         .stdout
         .take()
-        .map(|o| read_in_thread(o, MAX_PS_OUTPUT));
-    let err = child.stderr.take().map(|e| read_in_thread(e, MAX_STDERR));
+        .map(|o| read_in_thread(o, MAX_PS_OUTPUT, read));
+    let err = child
+        .stderr
+        .take()
+        .map(|e| read_in_thread(e, MAX_STDERR, read_all));
     let io_err = |source| LiveError::Io {
         program: program.to_path_buf(),
         source,
@@ -264,34 +306,38 @@ pub fn run_ps_program(
 
     // The output threads end when the pipes close, which is at the exit of
     // ps unless it left children behind holding them.
-    let collect = |rx: Option<mpsc::Receiver<io::Result<Vec<u8>>>>| -> Result<Vec<u8>, LiveError> {
-        let Some(rx) = rx else { return Ok(Vec::new()) };
+    fn collect<T>(rx: mpsc::Receiver<ReadResult<T>>, deadline: Instant) -> Option<ReadResult<T>> {
         // A little grace: ps may exit just at the deadline.
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(100));
-        match rx.recv_timeout(left) {
-            Ok(r) => r.map_err(io_err),
-            Err(_) => Err(timed_out()),
-        }
+        rx.recv_timeout(left).ok()
+    }
+    let (stdout, too_large) = match out.map(|rx| collect(rx, deadline)) {
+        // stdout is always piped.
+        None => return Err(io_err(io::ErrorKind::BrokenPipe.into())),
+        Some(None) => return Err(timed_out()),
+        Some(Some(r)) => r.map_err(io_err)?,
     };
-    let stdout = collect(out)?;
     // Checked first: when we stop reading, ps dies of SIGPIPE.
-    if stdout.len() > MAX_PS_OUTPUT {
+    if too_large {
         return Err(LiveError::TooLarge {
             program: program.to_path_buf(),
             limit: MAX_PS_OUTPUT,
         });
     }
     if !status.success() {
-        let stderr = collect(err).unwrap_or_default();
+        let stderr = match err.and_then(|rx| collect(rx, deadline)) {
+            Some(Ok((bytes, _))) => bytes,
+            _ => Vec::new(),
+        };
         return Err(LiveError::Failed {
             program: program.to_path_buf(),
             status,
             stderr: first_line(&stderr),
         });
     }
-    Ok(String::from_utf8_lossy(&stdout).into_owned())
+    Ok(stdout)
 }
 
 /// The first non-blank line of some bytes, trimmed and at most 200 characters.
@@ -314,8 +360,7 @@ fn first_line(b: &[u8]) -> String {
 /// VNC forwards ([`health::probe_vnc`]).
 pub fn collect(timeout: Duration, probe: bool) -> Result<ps::PsOutcome, LiveError> {
     let deadline = Instant::now() + timeout;
-    let text = run_ps(timeout)?;
-    let mut outcome = ps::parse_ps_with(&text, exact_argv);
+    let mut outcome = scan_ps(timeout)?.finish_with(exact_argv);
     let mut tunnels = std::mem::take(&mut outcome.tunnels);
     // A second ps (for names /etc/passwd lacks) gets what is left of the limit.
     complete(

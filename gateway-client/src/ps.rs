@@ -30,10 +30,21 @@
 //! the same user and destination with all of its forwards; otherwise (the
 //! child is between restarts) autossh's own forwards are reported under its
 //! pid.
+//!
+//! A capture is read a buffer at a time ([`read_ps`], [`PsReader`], the
+//! buffer in [`lines`]), so memory does not grow with the size of `ps`'s
+//! output: the walk over the lines carries its state from one block to the
+//! next, and only the ssh and autossh lines are kept (their fields) until
+//! the end, when autossh lines are matched with their children and it is
+//! known whether ps cut the lines. [`parse_ps`] reads a text in memory the
+//! same way, as one block.
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::io::{self, Read};
+use std::ops::Range;
 
+use crate::lines;
 use crate::ssh_args::{self, Forward, Invocation, Program};
 use crate::tunnel::{Health, Tunnel};
 
@@ -265,26 +276,44 @@ fn is_stat(s: &str) -> bool {
     s.len() <= 6 && s.bytes().all(|b| b"RSDTtZWXIPNLsl<+".contains(&b))
 }
 
-/// One process line, borrowed from the capture.
-#[derive(Clone, Copy, Debug)]
-struct Row<'a> {
-    user: &'a str,
+/// Where the fields of one process line are: byte ranges of the line, or
+/// of a text that holds it ([`Fields::moved`]).
+#[derive(Clone, Debug)]
+struct Fields {
     pid: u32,
-    start: &'a str,
-    cpu_time: &'a str,
-    command: &'a str,
+    user: Range<usize>,
+    start: Range<usize>,
+    cpu_time: Range<usize>,
+    command: Range<usize>,
 }
 
-impl Row<'_> {
-    fn to_process(self) -> Process {
-        Process {
-            user: self.user.to_string(),
+impl Fields {
+    /// The same fields in a text where the line starts at byte `at`.
+    fn moved(self, at: usize) -> Fields {
+        let m = |r: Range<usize>| r.start + at..r.end + at;
+        Fields {
             pid: self.pid,
-            start: self.start.to_string(),
-            cpu_time: self.cpu_time.to_string(),
-            command: self.command.to_string(),
+            user: m(self.user),
+            start: m(self.start),
+            cpu_time: m(self.cpu_time),
+            command: m(self.command),
         }
     }
+
+    fn to_process(&self, line: &str) -> Process {
+        Process {
+            user: field(line, &self.user).to_string(),
+            pid: self.pid,
+            start: field(line, &self.start).to_string(),
+            cpu_time: field(line, &self.cpu_time).to_string(),
+            command: field(line, &self.command).to_string(),
+        }
+    }
+}
+
+/// The field at `range` of `text` (empty if it is not one).
+fn field<'a>(text: &'a str, range: &Range<usize>) -> &'a str {
+    text.get(range.clone()).unwrap_or("")
 }
 
 /// White space between columns: space, tab, and any other control byte
@@ -409,11 +438,11 @@ fn pid_of(w: &[u8]) -> Option<u32> {
     (!w.is_empty()).then_some(v)
 }
 
-/// Splits `line` (without its newline) into a row by `layout`, or `None`
+/// Splits `line` (without its newline) into fields by `layout`, or `None`
 /// where [`command_start`] gives none: the edges of the words before
 /// COMMAND note the fields the layout marks, and COMMAND is the rest of the
 /// line without trailing white space.
-fn split_row<'a>(line: &'a str, layout: &Layout) -> Option<Row<'a>> {
+fn split_row(line: &str, layout: &Layout) -> Option<Fields> {
     let mut marks: Marks = [0; 9];
     // Words ended so far.
     let mut count = 0;
@@ -434,16 +463,17 @@ fn split_row<'a>(line: &'a str, layout: &Layout) -> Option<Row<'a>> {
             edges &= edges - 1;
         }
     }
-    let field = |mark: u8| {
+    let range = |mark: u8| {
         let k = usize::from(mark);
-        line.get(marks[k]..marks[k + 1]).unwrap_or("")
+        marks[k]..marks[k + 1]
     };
-    Some(Row {
-        user: field(USER_MARK),
-        pid: pid_of(field(PID_MARK).as_bytes())?,
-        start: field(START_MARK),
-        cpu_time: field(TIME_MARK),
-        command: trim_command(line.get(command?..)?),
+    let command = command?;
+    Some(Fields {
+        pid: pid_of(field(line, &range(PID_MARK)).as_bytes())?,
+        user: range(USER_MARK),
+        start: range(START_MARK),
+        cpu_time: range(TIME_MARK),
+        command: command..command + trim_command(line.get(command..)?).len(),
     })
 }
 
@@ -500,87 +530,112 @@ fn may_run_ssh(command: &str) -> bool {
     b[..end].ends_with(b"ssh")
 }
 
-/// Walks the lines of a capture: `found` gets the line number, the row and
-/// the length of every process line (`only_ssh`: of those that
-/// [`may_run_ssh`]); `bad` gets the number of every line that is not one.
-/// Blank lines and headers are neither.
-fn walk<'a>(
-    text: &'a str,
-    only_ssh: bool,
-    mut found: impl FnMut(usize, Row<'a>, usize),
-    mut bad: impl FnMut(usize, &'a str),
-) -> Widths<'a> {
-    let mut widths = Widths::default();
-    let mut header: Option<Layout> = None;
-    let mut pos = 0;
-    let mut number = 0;
-    while pos < text.len() {
-        number += 1;
-        let end = line_end(text.as_bytes(), pos);
-        let line = &text[pos..end];
-        pos = end + 1;
-        // Before any header, each line's layout is guessed from its words.
-        let guessed;
-        let layout = match &header {
-            Some(layout) => Some(layout),
-            None => {
-                guessed = Layout::guess(line);
-                guessed.as_ref()
-            }
-        };
-        let command_at = layout.and_then(|l| command_start(line.as_bytes(), l));
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        let Some(at) = command_at else {
-            if line.bytes().all(is_space) {
+/// Where a walk over the lines of a capture is: the layout of the last
+/// header, the number of the last line, and the line lengths so far. It is
+/// carried from one block of lines to the next, so a capture can be read a
+/// piece at a time ([`PsReader`]).
+#[derive(Debug, Default)]
+struct Walker {
+    header: Option<Layout>,
+    number: usize,
+    widths: Widths,
+}
+
+impl Walker {
+    /// Walks the lines of `text`, a block that ends at a line end or at the
+    /// end of the capture: `found` gets every process line (`only_ssh`: of
+    /// those that [`may_run_ssh`]); `bad` gets the number
+    /// of every line that is not one. Blank lines and headers are neither.
+    fn walk<'a>(
+        &mut self,
+        text: &'a str,
+        only_ssh: bool,
+        mut found: impl FnMut(FoundLine<'a>),
+        mut bad: impl FnMut(usize, &'a str),
+    ) {
+        let mut pos = 0;
+        while pos < text.len() {
+            self.number += 1;
+            let end = line_end(text.as_bytes(), pos);
+            let (line_at, line) = (pos, &text[pos..end]);
+            pos = end + 1;
+            // Before any header, each line's layout is guessed from its words.
+            let guessed;
+            let layout = match &self.header {
+                Some(layout) => Some(layout),
+                None => {
+                    guessed = Layout::guess(line);
+                    guessed.as_ref()
+                }
+            };
+            let command_at = layout.and_then(|l| command_start(line.as_bytes(), l));
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let Some(at) = command_at else {
+                if line.bytes().all(is_space) {
+                    continue;
+                }
+                match Layout::from_header(line) {
+                    Some(h) => self.header = Some(h),
+                    None => bad(self.number, line),
+                }
                 continue;
+            };
+            let command = trim_command(line.get(at..).unwrap_or(""));
+            self.widths.add(line.len(), command);
+            // Most lines cannot be tunnels: they are only counted.
+            if (!only_ssh || may_run_ssh(command))
+                && let Some(fields) = layout.and_then(|l| split_row(line, l))
+            {
+                found(FoundLine {
+                    number: self.number,
+                    at: line_at,
+                    line,
+                    fields,
+                });
             }
-            match Layout::from_header(line) {
-                Some(h) => header = Some(h),
-                None => bad(number, line),
-            }
-            continue;
-        };
-        let command = trim_command(line.get(at..).unwrap_or(""));
-        widths.add(line.len(), command);
-        // Most lines cannot be tunnels: they are only counted.
-        if (!only_ssh || may_run_ssh(command))
-            && let Some(row) = layout.and_then(|l| split_row(line, l))
-        {
-            found(number, row, line.len());
         }
     }
-    widths
+}
+
+/// A process line a [`Walker`] found.
+struct FoundLine<'a> {
+    /// Its line number, from 1.
+    number: usize,
+    /// Where it starts in the block walked.
+    at: usize,
+    /// The line, without its line end.
+    line: &'a str,
+    /// Where its fields are in `line`.
+    fields: Fields,
 }
 
 /// Line lengths of the process lines of a capture, to tell whether ps cut
 /// them at a terminal's width.
 #[derive(Debug, Default)]
-struct Widths<'a> {
+struct Widths {
     rows: usize,
     /// The longest line, in bytes, and how many lines have that length.
     longest: usize,
     at_longest: usize,
     /// The program of the first line of that length, and whether lines of
     /// another program have it too.
-    program: &'a str,
+    program: String,
     varied: bool,
 }
 
-impl<'a> Widths<'a> {
-    fn add(&mut self, len: usize, command: &'a str) {
+impl Widths {
+    fn add(&mut self, len: usize, command: &str) {
         self.rows += 1;
         if len < self.longest {
             return;
         }
         let program = command.split_ascii_whitespace().next().unwrap_or("");
         if len > self.longest {
-            *self = Widths {
-                rows: self.rows,
-                longest: len,
-                at_longest: 1,
-                program,
-                varied: false,
-            };
+            self.longest = len;
+            self.at_longest = 1;
+            self.program.clear();
+            self.program.push_str(program);
+            self.varied = false;
         } else {
             self.at_longest += 1;
             self.varied |= program != self.program;
@@ -611,10 +666,10 @@ fn without_last_word(command: &str) -> &str {
 pub fn parse_processes(text: &str) -> (Vec<Process>, usize) {
     let mut procs = Vec::new();
     let mut skipped = 0;
-    walk(
+    Walker::default().walk(
         text,
         false,
-        |_, row, _| procs.push(row.to_process()),
+        |found| procs.push(found.fields.to_process(found.line)),
         |_, _| skipped += 1,
     );
     (procs, skipped)
@@ -672,84 +727,200 @@ pub fn parse_ps_with(
     text: &str,
     exact_argv: impl Fn(u32, &str) -> Option<Vec<String>>,
 ) -> PsOutcome {
-    let mut out = PsOutcome::default();
-    let mut candidates: Vec<(usize, Row, usize)> = Vec::new();
-    let mut skipped = Vec::new();
-    let widths = walk(
-        text,
-        true,
-        |line, row, len| {
-            if ssh_args::program_of(row.command).is_some() {
-                candidates.push((line, row, len));
+    // The whole capture is at hand: the ssh lines are read where they are.
+    let mut reader = PsReader::default();
+    reader.walk(text, false);
+    reader.outcome(text, exact_argv)
+}
+
+/// Reads a `ps` capture from `r` (a file, stdin, the pipe from `ps`) a
+/// buffer at a time ([`lines::read_lines`]) and parses it as it comes: the
+/// same outcome as [`parse_ps`] on the whole text, whose bytes that are not
+/// UTF-8 would be read as U+FFFD.
+pub fn read_ps(r: impl Read) -> io::Result<PsOutcome> {
+    Ok(PsReader::read(r, lines::CHUNK)?.finish())
+}
+
+/// A `ps` capture being parsed a block of lines at a time: what a walk
+/// over the lines so far keeps for the end, when it is known whether ps
+/// cut the lines, and autossh lines can be matched with their
+/// ssh children wherever they were.
+///
+/// It keeps, for the ssh and autossh lines only, their fields (copied into
+/// one string), and of the lines that are not process lines their count
+/// and the first [`MAX_PROBLEMS`], shortened for a message: later ones
+/// cannot be among the problems reported (those are the first by line).
+#[derive(Debug, Default)]
+pub struct PsReader {
+    walker: Walker,
+    /// The fields of the ssh and autossh lines, one after the other.
+    kept: String,
+    /// The ssh and autossh lines: line number, length, and where their
+    /// fields are in `kept` (or in the capture, for [`parse_ps_with`]).
+    rows: Vec<(usize, usize, Fields)>,
+    skipped: usize,
+    /// The first [`MAX_PROBLEMS`] lines that are not process lines.
+    bad_lines: Vec<(usize, String)>,
+}
+
+impl PsReader {
+    /// Reads all of `r` through a buffer of `chunk` bytes (see
+    /// [`lines::read_lines`]).
+    pub fn read(r: impl Read, chunk: usize) -> io::Result<PsReader> {
+        // Room for the ssh lines of a busy gateway from the start: growing
+        // copies what is kept and, with musl's malloc, maps fresh pages
+        // each time.
+        let mut reader = PsReader {
+            kept: String::with_capacity(chunk),
+            rows: Vec::with_capacity(1024),
+            ..PsReader::default()
+        };
+        lines::read_lines(r, chunk, |block| reader.add(block))?;
+        Ok(reader)
+    }
+
+    /// Parses the lines of `block`, which follows the blocks added before
+    /// and ends at a line end (`\n`) or at the end of the capture.
+    pub fn add(&mut self, block: &str) {
+        self.walk(block, true);
+    }
+
+    /// The walk of [`PsReader::add`]. With `copy`, the fields of ssh lines
+    /// are copied into `kept`; without, their place in `block` is noted, and
+    /// `block` must be the whole capture.
+    fn walk(&mut self, block: &str, copy: bool) {
+        let PsReader {
+            walker,
+            kept,
+            rows,
+            skipped,
+            bad_lines,
+        } = self;
+        walker.walk(
+            block,
+            true,
+            |found| {
+                let (line, f) = (found.line, found.fields);
+                if ssh_args::program_of(field(line, &f.command)).is_none() {
+                    return;
+                }
+                let f = if copy {
+                    let mut keep = |r: &Range<usize>| {
+                        let start = kept.len();
+                        kept.push_str(field(line, r));
+                        start..kept.len()
+                    };
+                    Fields {
+                        pid: f.pid,
+                        user: keep(&f.user),
+                        start: keep(&f.start),
+                        cpu_time: keep(&f.cpu_time),
+                        command: keep(&f.command),
+                    }
+                } else {
+                    f.moved(found.at)
+                };
+                rows.push((found.number, line.len(), f));
+            },
+            |line, bad| {
+                *skipped += 1;
+                if bad_lines.len() < MAX_PROBLEMS {
+                    bad_lines.push((line, clip(bad)));
+                }
+            },
+        );
+    }
+
+    /// The outcome of the capture added so far, which ends there.
+    pub fn finish(self) -> PsOutcome {
+        self.finish_with(|_, _| None)
+    }
+
+    /// Like [`PsReader::finish`], reading the commands as
+    /// [`parse_ps_with`] does.
+    pub fn finish_with(
+        mut self,
+        exact_argv: impl Fn(u32, &str) -> Option<Vec<String>>,
+    ) -> PsOutcome {
+        let kept = std::mem::take(&mut self.kept);
+        self.outcome(&kept, exact_argv)
+    }
+
+    /// The outcome, with the fields of the rows in `text`.
+    fn outcome(
+        self,
+        text: &str,
+        exact_argv: impl Fn(u32, &str) -> Option<Vec<String>>,
+    ) -> PsOutcome {
+        let mut out = PsOutcome::default();
+        let cut_at = self.walker.widths.cut_at();
+        let mut problems: Vec<(usize, String)> = Vec::new();
+        // At most one per row: reserved rather than grown (see
+        // PsReader::read).
+        let mut found: Vec<Found> = Vec::with_capacity(self.rows.len());
+        // The line of the first ssh or autossh process.
+        let mut first = None;
+        for (line, len, f) in &self.rows {
+            let (line, pid) = (*line, f.pid);
+            let mut command = field(text, &f.command);
+            if cut_at == Some(*len) {
+                // The last word may be cut short: a forward spec that lost
+                // digits would still parse. ssh needs a destination, so a line
+                // cut before it reports nothing (see ssh_args).
+                command = without_last_word(command);
             }
-        },
-        |line, text| skipped.push((line, text)),
-    );
-    let cut_at = widths.cut_at();
-    let mut problems: Vec<(usize, String)> = Vec::new();
-    let mut found: Vec<Found> = Vec::new();
-    // The line of the first ssh or autossh process.
-    let mut first = None;
-    for (line, row, len) in candidates {
-        let mut command = row.command;
-        if cut_at == Some(len) {
-            // The last word may be cut short: a forward spec that lost
-            // digits would still parse. ssh needs a destination, so a line
-            // cut before it reports nothing (see ssh_args).
-            command = without_last_word(command);
-        }
-        let inv = match exact_argv(row.pid, command) {
-            Some(argv) => ssh_args::parse_argv(&argv).map(Invocation::into_owned),
-            None => ssh_args::parse_command(command),
-        };
-        let Some(inv) = inv else {
-            continue;
-        };
-        if inv.dest.is_empty() {
-            problems.push((
+            let inv = match exact_argv(pid, command) {
+                Some(argv) => ssh_args::parse_argv(&argv).map(Invocation::into_owned),
+                None => ssh_args::parse_command(command),
+            };
+            let Some(inv) = inv else {
+                continue;
+            };
+            if inv.dest.is_empty() {
+                problems.push((
+                    line,
+                    format!(
+                        "pid {pid}: ssh command line without a destination (cut short by ps?): no tunnel reported"
+                    ),
+                ));
+            }
+            first.get_or_insert(line);
+            if inv.forwards.is_empty() && inv.bad.is_empty() {
+                continue; // nothing to report, and no child for an autossh line
+            }
+            found.push(Found {
                 line,
-                format!(
-                    "pid {}: ssh command line without a destination (cut short by ps?): no tunnel reported",
-                    row.pid
-                ),
+                pid,
+                user: field(text, &f.user),
+                start: field(text, &f.start),
+                cpu_time: field(text, &f.cpu_time),
+                inv,
+            });
+        }
+        if let (Some(width), Some(first)) = (cut_at, first) {
+            problems.push((
+                first,
+                format!("ps cut lines at {width} characters (use ps auxww): ssh command lines of that length lose their last word"),
             ));
         }
-        first.get_or_insert(line);
-        if inv.forwards.is_empty() && inv.bad.is_empty() {
-            continue; // nothing to report, and no child for an autossh line
+        // Problems in line order.
+        out.skipped = self.skipped;
+        for (line, text) in self.bad_lines {
+            problems.push((line, format!("not a process line: '{text}'")));
         }
-        found.push(Found {
-            line,
-            pid: row.pid,
-            user: row.user,
-            start: row.start,
-            cpu_time: row.cpu_time,
-            inv,
-        });
-    }
-    if let (Some(width), Some(first)) = (cut_at, first) {
-        problems.push((
-            first,
-            format!("ps cut lines at {width} characters (use ps auxww): ssh command lines of that length lose their last word"),
-        ));
-    }
-    // Problems in line order.
-    out.skipped = skipped.len();
-    for (line, text) in skipped.iter().take(MAX_PROBLEMS) {
-        problems.push((*line, format!("not a process line: '{}'", clip(text))));
-    }
-    for f in &found {
-        out.bad_forwards += f.inv.bad.len();
-        for b in f.inv.bad.iter().take(MAX_PROBLEMS) {
-            problems.push((f.line, format!("{b} (pid {})", f.pid)));
+        for f in &found {
+            out.bad_forwards += f.inv.bad.len();
+            for b in f.inv.bad.iter().take(MAX_PROBLEMS) {
+                problems.push((f.line, format!("{b} (pid {})", f.pid)));
+            }
         }
+        problems.sort_by_key(|p| p.0);
+        for (line, message) in problems {
+            out.problem(line, || message);
+        }
+        out.tunnels = resolve(found);
+        out
     }
-    problems.sort_by_key(|p| p.0);
-    for (line, message) in problems {
-        out.problem(line, || message);
-    }
-    out.tunnels = resolve(found);
-    out
 }
 
 /// At most 80 characters of a line, for a message.

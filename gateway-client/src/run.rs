@@ -6,7 +6,7 @@
 //! `gateway-client: …`, and the exit status documented in `--help`.
 
 use std::ffi::OsString;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -125,29 +125,16 @@ fn find_tunnels(args: &Args) -> Result<(String, ps::PsOutcome), Error> {
         path: path.clone(),
         source,
     };
-    let mut bytes = Vec::new();
-    if path == Path::new("-") {
-        io::stdin()
-            .lock()
-            .read_to_end(&mut bytes)
-            .map_err(capture_err)?;
+    // Read a buffer at a time (see ps::read_ps): only the ssh lines are
+    // kept, not the whole capture. Bytes that are not UTF-8 (a capture may
+    // hold stray ones) are read as U+FFFD.
+    let (source, outcome) = if path == Path::new("-") {
+        ("stdin".to_string(), ps::read_ps(io::stdin().lock()))
     } else {
-        bytes = std::fs::read(path).map_err(capture_err)?;
-    }
-    // ps output is text, but a capture may hold stray bytes: keep going.
-    // Valid UTF-8 (the usual case) is checked by std's fast validator and
-    // used in place; only a capture that fails it goes through the lossy
-    // decoder, which is several times slower per byte.
-    let text = match String::from_utf8(bytes) {
-        Ok(text) => text,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        let outcome = std::fs::File::open(path).and_then(ps::read_ps);
+        (path.display().to_string(), outcome)
     };
-    let source = if path == Path::new("-") {
-        "stdin".to_string()
-    } else {
-        path.display().to_string()
-    };
-    Ok((source, ps::parse_ps(&text)))
+    Ok((source, outcome.map_err(capture_err)?))
 }
 
 /// Most warnings printed about one `ps` pass; the rest are counted.

@@ -7,6 +7,11 @@
 //!   `ps aux` output whose command lines are ssh invocations made of random
 //!   option tokens; each tunnel it finds belongs to a process in the input;
 //!   and a plain `ssh -L P:H:Q DEST` in any common spelling is found exactly.
+//! - `ps::PsReader` reading a capture through a buffer of any size, in
+//!   reads of any size, gives what `parse_ps` gives on the whole text:
+//!   the same tunnels, counts and problems with the same line numbers, also
+//!   with bytes that are not UTF-8, CRLF line ends and lines longer than
+//!   the buffer.
 //! - `wire::decode` never panics: on noise, on a valid header in front of
 //!   noise, and on *signed* noise and JSON-like token soup (so the strict JSON
 //!   reader is reached); a changed byte in a signed body is `bad_signature`.
@@ -342,6 +347,90 @@ proptest! {
         prop_assert_eq!(t.target_port, q);
         prop_assert_eq!(&t.dest, &dest);
         prop_assert_eq!(&t.user, "novacr01");
+    }
+}
+
+/// Gives its bytes in reads of the sizes in `steps` (round and round).
+struct Pieces<'a> {
+    bytes: &'a [u8],
+    steps: Vec<usize>,
+    next: usize,
+}
+
+impl std::io::Read for Pieces<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let step = self.steps[self.next % self.steps.len()];
+        self.next += 1;
+        let n = step.min(out.len()).min(self.bytes.len());
+        out[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+/// Bytes that are not UTF-8, or not where a line ends.
+const STRAY_BYTES: &[&[u8]] = &[b"\xff", b"\xe2\x82", b"\xc3", b"\r"];
+
+/// A capture as bytes: `ps_capture` lines with autossh lines and their
+/// ssh children, CRLF line ends, long lines and stray bytes mixed in.
+fn ps_capture_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let autossh = (1u32..100_000, 1u16..=65535).prop_map(|(pid, port)| {
+        format!(
+            "root {pid} 0.0 0.0 1 1 ? S 21:27 0:00 /usr/lib/autossh/autossh -M 20000 -N -L {port}:h:5955 gw\n\
+             root {} 0.0 0.0 1 1 ? S 21:27 0:00 /usr/bin/ssh -L 20000:127.0.0.1:20000 -N -L {port}:h:5955 gw",
+            pid + 1
+        )
+    });
+    let extra = prop_oneof![
+        4 => autossh,
+        1 => (1usize..3000).prop_map(|n| format!("root 9 0.0 0.0 1 1 ? S 21:27 0:00 ssh -N{} gw", " -L 1:h:2".repeat(n))),
+        1 => Just(String::new()),
+        1 => Just("  \r".to_string()),
+    ];
+    (
+        ps_capture(),
+        prop::collection::vec((any::<prop::sample::Index>(), extra), 0..4),
+        prop::collection::vec((any::<prop::sample::Index>(), select(STRAY_BYTES)), 0..4),
+        any::<bool>(),
+    )
+        .prop_map(|(capture, extra, stray, crlf)| {
+            let mut lines: Vec<String> = capture.split('\n').map(str::to_string).collect();
+            for (at, line) in extra {
+                let i = at.index(lines.len() + 1);
+                lines.splice(i..i, line.split('\n').map(str::to_string));
+            }
+            let mut bytes = lines.join(if crlf { "\r\n" } else { "\n" }).into_bytes();
+            for (at, b) in stray {
+                let i = at.index(bytes.len() + 1);
+                bytes.splice(i..i, b.iter().copied());
+            }
+            bytes
+        })
+}
+
+/// Everything a parse gives, to compare two parses of one capture.
+fn summary(out: &ps::PsOutcome) -> (Vec<Tunnel>, usize, usize, Vec<ps::Problem>) {
+    (
+        out.tunnels.clone(),
+        out.skipped,
+        out.bad_forwards,
+        out.problems.clone(),
+    )
+}
+
+proptest! {
+    #![proptest_config(cases(256))]
+
+    #[test]
+    fn ps_reader_in_any_chunks_agrees_with_the_whole_text(
+        bytes in ps_capture_bytes(),
+        chunk in prop_oneof![1usize..16, 16usize..600, Just(64 << 10)],
+        steps in prop::collection::vec(1usize..700, 1..5),
+    ) {
+        let whole = ps::parse_ps(&String::from_utf8_lossy(&bytes));
+        let r = Pieces { bytes: &bytes, steps, next: 0 };
+        let read = ps::PsReader::read(r, chunk).expect("reading a slice");
+        prop_assert_eq!(summary(&read.finish()), summary(&whole));
     }
 }
 

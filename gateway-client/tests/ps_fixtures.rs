@@ -9,13 +9,15 @@
 //! One test checks them all and, for every fixture that differs, reports
 //! which expected lines are missing and which produced lines are extra (or
 //! that only the order differs), so one run shows every disagreement.
+//! Another reads each capture a few bytes at a time, as a pipe may give
+//! it, and checks that the outcome is the same as from the whole text.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use gateway_client::Tunnel;
-use gateway_client::ps::parse_ps;
+use gateway_client::ps::{PsOutcome, PsReader, parse_ps};
 
 /// Fewer captures than this means fixtures went missing.
 const MIN_FIXTURES: usize = 12;
@@ -133,6 +135,43 @@ fn every_expected_line_is_a_tunnel_record() {
             let t = Tunnel::from_json(&v)
                 .unwrap_or_else(|e| panic!("{}:{}: {e}", json.display(), i + 1));
             assert_eq!(t.to_json(), line, "{}:{}", json.display(), i + 1);
+        }
+    }
+}
+
+/// Everything a parse gives, to compare two parses of one capture.
+fn summary(out: &PsOutcome) -> (Vec<String>, usize, usize, Vec<String>) {
+    (
+        out.tunnels.iter().map(Tunnel::to_json).collect(),
+        out.skipped,
+        out.bad_forwards,
+        out.problems.iter().map(|p| p.to_string()).collect(),
+    )
+}
+
+#[test]
+fn captures_read_in_small_chunks_give_what_the_whole_text_gives() {
+    let mut caps: Vec<(String, Vec<u8>)> = captures()
+        .iter()
+        .map(|c| {
+            let name = c.file_name().unwrap().to_string_lossy().into_owned();
+            (name, std::fs::read(c).expect("capture"))
+        })
+        .collect();
+    // All of them in one, with CRLF line ends and without the last newline:
+    // autossh lines and their children far apart, headers taking over.
+    let mut all: Vec<u8> = caps.iter().flat_map(|(_, b)| b.clone()).collect();
+    all = String::from_utf8_lossy(&all)
+        .replace('\n', "\r\n")
+        .into_bytes();
+    all.truncate(all.len() - 2);
+    caps.push(("all, CRLF".to_string(), all));
+    for (name, bytes) in &caps {
+        let whole = summary(&parse_ps(&String::from_utf8_lossy(bytes)));
+        assert!(!whole.0.is_empty() || name.contains("columns80"), "{name}");
+        for chunk in [1, 2, 3, 7, 64, 1000, 64 << 10] {
+            let read = PsReader::read(bytes.as_slice(), chunk).expect("read");
+            assert_eq!(summary(&read.finish()), whole, "{name}, chunk {chunk}");
         }
     }
 }
