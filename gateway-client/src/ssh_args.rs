@@ -156,7 +156,7 @@ impl Invocation<'_> {
 
 /// Whether a `ps` COMMAND runs ssh or autossh (by any path), judged by its
 /// first word. `ps f` tree art (`\_`, `|`) in front is skipped, and so is
-/// busybox's `{comm}` prefix, which names the program when argv[0] was
+/// busybox's `{comm}` prefix, which names the program when `argv[0]` was
 /// changed (`{ssh} vnc-tunnel -N -L ...` after `exec -a vnc-tunnel ssh`).
 pub fn program_of(command: &str) -> Option<Program> {
     let (comm, argv) = split_command(command);
@@ -221,7 +221,7 @@ pub fn parse_command(command: &str) -> Option<Invocation<'_>> {
     parse_words(program, &words, true)
 }
 
-/// Reads an exact argv (argv[0] first). `None` unless it runs ssh or autossh.
+/// Reads an exact argv (`argv[0]` first). `None` unless it runs ssh or autossh.
 pub fn parse_argv<S: AsRef<str>>(argv: &[S]) -> Option<Invocation<'_>> {
     let program = program_of_word(argv.first()?.as_ref())?;
     let words: Vec<&str> = argv.iter().map(|s| s.as_ref()).collect();
