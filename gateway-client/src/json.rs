@@ -422,9 +422,16 @@ impl<'a> Reader<'a> {
 pub fn write_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
+    // Most strings need no escape at all: find the first byte that may
+    // (0xE2 starts U+2028 and U+2029, and other characters), copy what is
+    // before it at once, and look at characters only from there on.
+    let first = s
+        .bytes()
+        .position(|b| b < 0x20 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&' | 0xE2))
+        .unwrap_or(s.len());
     // Runs of characters that need no escape are copied at once.
     let mut plain = 0;
-    for (i, c) in s.char_indices() {
+    for (i, c) in s[first..].char_indices().map(|(i, c)| (first + i, c)) {
         let escape: Option<&str> = match c {
             '"' => Some("\\\""),
             '\\' => Some("\\\\"),
@@ -470,7 +477,24 @@ pub fn field_u64(out: &mut String, key: &str, n: u64, first: bool) {
         out.push(',');
     }
     write_str(out, key);
-    let _ = write!(out, ":{n}");
+    out.push(':');
+    push_u64(out, n);
+}
+
+/// Appends `n` in decimal (what `write!("{n}")` writes, without the
+/// formatting machinery: numbers are most of a wire body's fields).
+pub fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
 pub fn want_str<'a>(key: &str, v: &'a Value) -> Result<&'a str, String> {
@@ -519,11 +543,28 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_written_as_display_writes_them() {
+        for n in [0, 1, 9, 10, 99, 100, 5901, 1_796_083_200, u64::MAX - 1, u64::MAX] {
+            let mut out = String::new();
+            push_u64(&mut out, n);
+            assert_eq!(out, n.to_string());
+        }
+    }
+
+    #[test]
     fn strings_round_trip() {
-        for s in ["", "plain", "<script>\"&'", "tab\tnl\n\u{1}", "ünï😀"] {
+        for s in [
+            "",
+            "plain",
+            "<script>\"&'",
+            "tab\tnl\n\u{1}",
+            "ünï😀",
+            "é<x>\u{2028}\u{2029}\u{2027}€",
+        ] {
             let mut out = String::new();
             write_str(&mut out, s);
             assert_eq!(parse(&out).unwrap(), Value::Str(s.into()));
+            assert!(!out.contains(['<', '>', '&', '\u{2028}', '\u{2029}']), "{out}");
         }
     }
 }
