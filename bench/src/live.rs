@@ -366,8 +366,7 @@ impl Flow {
         self.seq = self.seq.max(unix_micros()) + 1;
         self.report.seq = self.seq;
         self.report.sent = self.seq / 1_000_000;
-        self.parts = wire::encode_all(key, &self.report)
-            .map_err(|e| Error::case("ingest", e))?;
+        self.parts = wire::encode_all(key, &self.report).map_err(|e| Error::case("ingest", e))?;
         self.acked = vec![false; self.parts.len()];
         self.tries = 1;
         self.send_missing(to);

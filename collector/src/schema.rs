@@ -151,16 +151,6 @@ pub enum Field<'a> {
     Num(u64),
 }
 
-impl Field<'_> {
-    /// Appends the field to `w`'s current record.
-    pub fn write<W: std::io::Write>(self, w: &mut csv::Writer<W>) -> csv::Result<()> {
-        match self {
-            Field::Text(s) => w.write_field(s),
-            Field::Num(n) => w.write_field(itoa::Buffer::new().format(n)),
-        }
-    }
-}
-
 impl std::fmt::Display for Field<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -544,7 +544,18 @@ mod tests {
 
     #[test]
     fn numbers_are_written_as_display_writes_them() {
-        for n in [0, 1, 9, 10, 99, 100, 5901, 1_796_083_200, u64::MAX - 1, u64::MAX] {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            5901,
+            1_796_083_200,
+            u64::MAX - 1,
+            u64::MAX,
+        ] {
             let mut out = String::new();
             push_u64(&mut out, n);
             assert_eq!(out, n.to_string());
@@ -564,7 +575,10 @@ mod tests {
             let mut out = String::new();
             write_str(&mut out, s);
             assert_eq!(parse(&out).unwrap(), Value::Str(s.into()));
-            assert!(!out.contains(['<', '>', '&', '\u{2028}', '\u{2029}']), "{out}");
+            assert!(
+                !out.contains(['<', '>', '&', '\u{2028}', '\u{2029}']),
+                "{out}"
+            );
         }
     }
 }
