@@ -767,6 +767,37 @@ mod tests {
         wire::encode(&Key::from_text(KEY), &body)
     }
 
+    /// An ingest on a fresh directory, its socket, and a client's.
+    struct Fixture {
+        ingest: Ingest,
+        dir: std::path::PathBuf,
+        metrics: Arc<Metrics>,
+        server: UdpSocket,
+        client: UdpSocket,
+        peer: SocketAddr,
+        now: u64,
+    }
+
+    fn fixture(name: &str) -> Fixture {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let (ingest, dir, metrics) = setup(name, now);
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = client.local_addr().unwrap();
+        Fixture {
+            ingest,
+            dir,
+            metrics,
+            server,
+            client,
+            peer,
+            now,
+        }
+    }
+
     /// The acks `sock` receives within a short while: (seq, status).
     fn acks(sock: &UdpSocket) -> Vec<(u64, String)> {
         sock.set_read_timeout(Some(Duration::from_millis(200)))
@@ -783,14 +814,15 @@ mod tests {
 
     #[test]
     fn a_copy_within_a_batch_is_a_duplicate_and_a_shutdown_ends_the_batch() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let (mut ingest, dir, metrics) = setup("batch", now);
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let peer = client.local_addr().unwrap();
+        let Fixture {
+            mut ingest,
+            dir,
+            metrics,
+            server,
+            client,
+            peer,
+            now,
+        } = fixture("batch");
         let a = datagram(MsgKind::Report, 1, now);
         let b = datagram(MsgKind::Report, 2, now);
         let stop = datagram(MsgKind::Shutdown, 3, now);
@@ -821,14 +853,15 @@ mod tests {
 
     #[test]
     fn a_copy_of_a_part_in_flight_is_acked_as_a_duplicate_once_it_is_synced() {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let (mut ingest, dir, metrics) = setup("in-flight", now);
-        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let peer = client.local_addr().unwrap();
+        let Fixture {
+            mut ingest,
+            dir,
+            metrics,
+            server,
+            client,
+            peer,
+            now,
+        } = fixture("in-flight");
         let a = datagram(MsgKind::Report, 1, now);
         let b = datagram(MsgKind::Report, 2, now);
         assert_eq!(

@@ -205,6 +205,20 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
 }
 
 impl Body {
+    /// A body with every field empty, for a reader to fill in.
+    fn blank() -> Body {
+        Body {
+            gateway: String::new(),
+            kind: MsgKind::Heartbeat,
+            seq: 0,
+            sent: 0,
+            part: 0,
+            parts: 0,
+            text: String::new(),
+            tunnels: Vec::new(),
+        }
+    }
+
     /// The body as JSON text, tunnels last.
     pub fn to_json(&self) -> String {
         let mut s = self.head_json();
@@ -227,16 +241,7 @@ impl Body {
 
     fn from_json(v: &Value) -> Result<Body, String> {
         let obj = v.as_object().ok_or("body is not a JSON object")?;
-        let mut body = Body {
-            gateway: String::new(),
-            kind: MsgKind::Heartbeat,
-            seq: 0,
-            sent: 0,
-            part: 0,
-            parts: 0,
-            text: String::new(),
-            tunnels: Vec::new(),
-        };
+        let mut body = Body::blank();
         let mut seen = [false; 6];
         for (k, v) in obj {
             match k.as_str() {
@@ -421,16 +426,7 @@ fn body_from_tree(text: &str) -> Result<Body, WireError> {
 /// skipped and a repeated key's last value wins, as in [`Body::from_json`].
 fn read_body(text: &str) -> Option<Body> {
     let mut r = json::Reader::new(text)?;
-    let mut body = Body {
-        gateway: String::new(),
-        kind: MsgKind::Heartbeat,
-        seq: 0,
-        sent: 0,
-        part: 0,
-        parts: 0,
-        text: String::new(),
-        tunnels: Vec::new(),
-    };
+    let mut body = Body::blank();
     // v, gw, kind, seq, sent, part, parts
     let mut seen = [false; 7];
     r.object(|r, key| {
