@@ -698,6 +698,20 @@ impl Ingest {
         }
     }
 
+    /// At a shutdown: lets `--on-collect` make the run still owed (the
+    /// pages then show the last reports) and waits for it, at most
+    /// [`crate::on_collect::FINISH_WAIT`].
+    pub fn finish(&mut self) {
+        if let Some(c) = self.on_collect.take()
+            && !c.finish(crate::on_collect::FINISH_WAIT)
+        {
+            eprintln!(
+                "collector: --on-collect still running after {} s; not waiting for it",
+                crate::on_collect::FINISH_WAIT.as_secs()
+            );
+        }
+    }
+
     /// The once-a-second work: late/down, expiry, roll-over, log summaries.
     /// Settles the batch in flight first.
     pub fn tick(&mut self, socket: &UdpSocket, now: u64) {

@@ -185,6 +185,7 @@ fn serve(args: &Args) -> Result<Outcome, Error> {
                     ingest.take_batch(&socket, batch.datagrams(), now)
                 };
                 if let Step::Shutdown { gateway, source } = step {
+                    ingest.finish();
                     drop(http);
                     lock.release();
                     return Ok(Outcome::Shutdown(format!(

@@ -7,9 +7,13 @@
 //! more run: a burst of reports gives one run at its start and one after it,
 //! so the last report is always reflected. Failures are logged and counted;
 //! a run that hangs is killed after [`LIMIT`].
+//!
+//! At a signed shutdown, [`OnCollect::finish`] skips the pause: a run still
+//! owed is made at once, and the collector waits for it (at most
+//! [`FINISH_WAIT`]) before it exits, so the pages show the last reports.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::command;
@@ -19,15 +23,27 @@ use crate::metrics::Metrics;
 pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// A run is killed after this long.
 pub const LIMIT: Duration = Duration::from_secs(300);
+/// How long a shutdown waits for the runs still owed.
+pub const FINISH_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Default)]
+struct Wants {
+    /// A run is owed.
+    dirty: bool,
+    /// Shutting down: no pause, and stop once nothing is owed.
+    finishing: bool,
+}
 
 #[derive(Default)]
 struct Flag {
-    dirty: Mutex<bool>,
+    wants: Mutex<Wants>,
     wake: Condvar,
 }
 
 pub struct OnCollect {
     flag: Arc<Flag>,
+    /// Closed (the sender dropped) when the thread ends.
+    ended: mpsc::Receiver<()>,
 }
 
 impl OnCollect {
@@ -35,34 +51,54 @@ impl OnCollect {
     pub fn start(cmd: String, metrics: Arc<Metrics>) -> std::io::Result<OnCollect> {
         let flag = Arc::new(Flag::default());
         let f = flag.clone();
+        let (ending, ended) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("on-collect".into())
-            .spawn(move || worker(&cmd, &f, &metrics))?;
-        Ok(OnCollect { flag })
+            .spawn(move || {
+                worker(&cmd, &f, &metrics);
+                drop(ending);
+            })?;
+        Ok(OnCollect { flag, ended })
     }
 
     /// Asks for a run; returns at once.
     pub fn poke(&self) {
-        if let Ok(mut dirty) = self.flag.dirty.lock() {
-            *dirty = true;
+        if let Ok(mut wants) = self.flag.wants.lock() {
+            wants.dirty = true;
             self.flag.wake.notify_one();
         }
+    }
+
+    /// Makes the run still owed, if any, without the pause, and waits for
+    /// the thread to end, at most `wait`. Says whether it ended in time.
+    pub fn finish(self, wait: Duration) -> bool {
+        if let Ok(mut wants) = self.flag.wants.lock() {
+            wants.finishing = true;
+            self.flag.wake.notify_one();
+        }
+        matches!(
+            self.ended.recv_timeout(wait),
+            Err(mpsc::RecvTimeoutError::Disconnected)
+        )
     }
 }
 
 fn worker(cmd: &str, flag: &Flag, metrics: &Metrics) {
     loop {
         {
-            let Ok(mut dirty) = flag.dirty.lock() else {
+            let Ok(mut wants) = flag.wants.lock() else {
                 return;
             };
-            while !*dirty {
-                dirty = match flag.wake.wait(dirty) {
-                    Ok(d) => d,
+            while !wants.dirty && !wants.finishing {
+                wants = match flag.wake.wait(wants) {
+                    Ok(w) => w,
                     Err(_) => return,
                 };
             }
-            *dirty = false;
+            if !wants.dirty {
+                return; // finishing, and nothing owed
+            }
+            wants.dirty = false;
         }
         let started = Instant::now();
         match command::run(cmd, &[], LIMIT) {
@@ -74,8 +110,18 @@ fn worker(cmd: &str, flag: &Flag, metrics: &Metrics) {
                 eprintln!("collector: --on-collect failed: {why}");
             }
         }
-        if let Some(rest) = MIN_INTERVAL.checked_sub(started.elapsed()) {
-            std::thread::sleep(rest);
+        // The pause before the next start, cut short by a shutdown.
+        let Ok(mut wants) = flag.wants.lock() else {
+            return;
+        };
+        while !wants.finishing {
+            let Some(rest) = MIN_INTERVAL.checked_sub(started.elapsed()) else {
+                break;
+            };
+            wants = match flag.wake.wait_timeout(wants, rest) {
+                Ok((w, _)) => w,
+                Err(_) => return,
+            };
         }
     }
 }

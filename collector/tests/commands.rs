@@ -49,6 +49,42 @@ fn on_collect_runs_after_a_burst_but_not_for_every_report() {
 }
 
 #[test]
+fn a_signed_shutdown_waits_for_the_run_still_owed() {
+    let dir = TempDir::new("oncollect-shutdown");
+    let out = dir.path().join("runs.txt");
+    // Each run records how many report rows were written when it ran.
+    let cmd = format!(
+        "cat {}/data/events-*.csv | grep -c '^[0-9]*,{GW},report,' >> {}",
+        dir.path().display(),
+        out.display()
+    );
+    let mut c = Collector::start(dir.path(), &["--on-collect", &cmd]);
+    // The first report starts a run; the rest come after it, during the
+    // pause before the next may start, so they are owed a run when the
+    // shutdown comes.
+    let burst = 6;
+    let report = |i| wire::encode(&key(), &body(MsgKind::Report, vec![tunnel(i)]));
+    assert!(c.send(&report(0), 5).is_some());
+    assert!(
+        wait_for(20, || (!lines(&out).is_empty()).then_some(())).is_some(),
+        "the first run never came"
+    );
+    for i in 1..burst {
+        assert!(c.send(&report(i), 5).is_some());
+    }
+    let stop = body(MsgKind::Shutdown, vec![]);
+    assert!(c.send(&wire::encode(&key(), &stop), 5).is_some());
+    let status = c.wait_exit(30).expect("exits after a signed shutdown");
+    assert!(status.success(), "{status}");
+    let runs = lines(&out);
+    assert_eq!(
+        runs.last().map(|s| s.trim()),
+        Some(burst.to_string().as_str()),
+        "the last run must see every report: {runs:?}"
+    );
+}
+
+#[test]
 fn a_failing_on_collect_is_counted_not_fatal() {
     let dir = TempDir::new("oncollect-fail");
     let c = Collector::start(dir.path(), &["--on-collect", "exit 7"]);
