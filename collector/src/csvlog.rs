@@ -320,28 +320,6 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Writes one datagram's rows: tunnel rows, then the event row, then
-    /// syncs both files. On error both files are as they were before.
-    pub fn append(&mut self, tunnels: &[TunnelRow], event: &EventRow) -> Result<(), Error> {
-        self.append_batch(tunnels, std::slice::from_ref(event))
-    }
-
-    /// Writes owned rows as one batch; see [`LogWriter::append_rows`].
-    pub fn append_batch(
-        &mut self,
-        tunnels: &[TunnelRow],
-        events: &[EventRow],
-    ) -> Result<(), Error> {
-        let mut rows = Rows::default();
-        for t in tunnels {
-            rows.tunnel(t.as_ref());
-        }
-        for e in events {
-            rows.event(e.as_ref());
-        }
-        self.append_rows(rows)
-    }
-
     /// Writes the rows of a batch of datagrams (group commit): all tunnel
     /// rows with one write, all event rows with one write, then one sync of
     /// each file. On error both files are as they were before: none of the
@@ -504,11 +482,6 @@ impl Committer {
         })
     }
 
-    /// Whether a batch was submitted and not yet waited for.
-    pub fn in_flight(&self) -> bool {
-        self.in_flight
-    }
-
     /// Hands a batch's rows to the writer. Call [`Committer::wait`] for the
     /// one in flight first.
     pub fn submit(&mut self, rows: Rows) -> Result<(), Error> {
@@ -557,6 +530,16 @@ mod tests {
     use gateway_client::tunnel::Tunnel;
     use proptest::prelude::Strategy;
 
+    /// One datagram's rows, written and synced as a batch of one.
+    fn append(w: &mut LogWriter, tunnels: &[TunnelRow], event: &EventRow) -> Result<(), Error> {
+        let mut rows = Rows::default();
+        for t in tunnels {
+            rows.tunnel(t.as_ref());
+        }
+        rows.event(event.as_ref());
+        w.append_rows(rows)
+    }
+
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("csvlog-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
@@ -603,10 +586,10 @@ mod tests {
                 ..Tunnel::default()
             },
         }];
-        w.append(&rows, &event(now, "line one\nline two")).unwrap();
+        append(&mut w, &rows, &event(now, "line one\nline two")).unwrap();
         drop(w);
         let mut w = LogWriter::open(&dir, now + 5, 0).unwrap();
-        w.append(&[], &event(now + 5, "")).unwrap();
+        append(&mut w, &[], &event(now + 5, "")).unwrap();
         let path = dir.join("events-2025-11-23.csv");
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.matches("received,gateway").count(), 1, "{text}");
@@ -623,7 +606,7 @@ mod tests {
         let dir = tmp("torn");
         let now = 1_763_856_000;
         let mut w = LogWriter::open(&dir, now, 0).unwrap();
-        w.append(&[], &event(now, "kept")).unwrap();
+        append(&mut w, &[], &event(now, "kept")).unwrap();
         drop(w);
         let path = dir.join("events-2025-11-23.csv");
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
@@ -631,7 +614,7 @@ mod tests {
             .unwrap();
         drop(f);
         let mut w = LogWriter::open(&dir, now + 2, 0).unwrap();
-        w.append(&[], &event(now + 2, "after")).unwrap();
+        append(&mut w, &[], &event(now + 2, "after")).unwrap();
         let (events, bad) = read_events(&path).unwrap();
         assert_eq!(bad, 0);
         let texts: Vec<_> = events.iter().map(|e| e.text.as_str()).collect();
@@ -646,8 +629,8 @@ mod tests {
         std::fs::write(dir.join("notes-2025-01-01.csv"), "x\n").unwrap();
         let midnight = 1_763_856_000; // 2025-11-23T00:00:00Z
         let mut w = LogWriter::open(&dir, midnight - 1, 30).unwrap();
-        w.append(&[], &event(midnight - 1, "before")).unwrap();
-        w.append(&[], &event(midnight, "after")).unwrap();
+        append(&mut w, &[], &event(midnight - 1, "before")).unwrap();
+        append(&mut w, &[], &event(midnight, "after")).unwrap();
         let names: Vec<_> = list(&dir).into_iter().map(|(n, _, _)| n).collect();
         assert_eq!(
             names,

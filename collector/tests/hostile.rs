@@ -87,12 +87,6 @@ fn gw_body(kind: MsgKind) -> Body {
     body(kind, vec![tunnel(1)])
 }
 
-fn sign_raw(body: &[u8]) -> Vec<u8> {
-    let mut d = format!("ROCTM/1 {}\n", hex(&wire::sign(&key(), body))).into_bytes();
-    d.extend_from_slice(body);
-    d
-}
-
 /// Bodies with numbers that overflow or are out of range for their field.
 fn huge_numbers(now: u64) -> Vec<String> {
     let head = |seq: &str, sent: &str, part: &str, parts: &str| {
@@ -186,7 +180,7 @@ impl Arsenal {
         let mut signed_junk: Vec<Vec<u8>> = huge_numbers(now)
             .into_iter()
             .chain(deep_nesting())
-            .map(|b| sign_raw(b.as_bytes()))
+            .map(|b| wire::frame(&key(), b.as_bytes()))
             .collect();
         // Invalid UTF-8, signed: past the signature, refused by the reader.
         for bad in [
@@ -196,7 +190,7 @@ impl Arsenal {
             b"{\"v\":1,\"gw\":\"\xf4\x90\x80\x80\"}",
             b"\xc0\xaf",
         ] {
-            signed_junk.push(sign_raw(bad));
+            signed_junk.push(wire::frame(&key(), bad));
         }
         // Acks sent to the collector, other versions, bad part numbers.
         signed_junk.push(wire::ack(&key(), &gw_body(MsgKind::Report), "ok"));

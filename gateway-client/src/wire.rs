@@ -309,15 +309,18 @@ fn write_head(s: &mut String, body: &Body, kind: MsgKind, text: &str) {
     s.push_str(",\"tunnels\":[");
 }
 
-/// The datagram for a body's JSON text: header line, then the text.
-fn frame(key: &impl Mac, json: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + 4 + json.len());
+/// The datagram for a body: the signed header line, then the body's bytes
+/// as they are. [`encode`] and [`ack`] frame JSON they wrote; tests and the
+/// fuzzer frame bodies of any content, to reach the checks after the
+/// signature.
+pub fn frame(key: &impl Mac, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + 4 + body.len());
     out.extend_from_slice(MAGIC.as_bytes());
     out.extend_from_slice(VERSION.to_string().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(hex(&key.mac(json.as_bytes())).as_bytes());
+    out.extend_from_slice(hex(&key.mac(body)).as_bytes());
     out.push(b'\n');
-    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(body);
     out
 }
 
@@ -337,7 +340,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
 
 /// Frames and signs one body. Does not check the size; see [`encode_all`].
 pub fn encode(key: &impl Mac, body: &Body) -> Vec<u8> {
-    frame(key, &body.to_json())
+    frame(key, body.to_json().as_bytes())
 }
 
 /// Reads and verifies one datagram. The signature is checked before any JSON
@@ -508,7 +511,7 @@ pub fn ack(key: &impl Mac, acked: &Body, status: &str) -> Vec<u8> {
     let mut json = String::with_capacity(192);
     write_head(&mut json, acked, MsgKind::Ack, status);
     json.push_str("]}");
-    frame(key, &json)
+    frame(key, json.as_bytes())
 }
 
 /// Cuts the longest string of a tunnel in half (on a char boundary).
@@ -614,7 +617,7 @@ pub fn encode_all(key: &impl Mac, body: &Body) -> Result<Vec<(Body, Vec<u8>)>, S
                 ..bare.clone()
             };
             debug_assert_eq!(json, b.to_json());
-            let bytes = frame(key, &json);
+            let bytes = frame(key, json.as_bytes());
             debug_assert!(bytes.len() <= MAX_DATAGRAM);
             (b, bytes)
         })
@@ -841,8 +844,7 @@ mod tests {
             "{\"v\":1}",
             "\u{0}",
         ] {
-            let mut d = format!("ROCTM/1 {}\n", hex(&sign(&key(), body.as_bytes()))).into_bytes();
-            d.extend_from_slice(body.as_bytes());
+            let d = frame(&key(), body.as_bytes());
             assert_eq!(
                 decode(&key(), &d).unwrap_err().reason,
                 Reject::Malformed,

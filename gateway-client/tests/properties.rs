@@ -444,17 +444,6 @@ fn fixed_key() -> Key {
     Key::from_text("5f0c3a9d2b7e41c8a6f9e03d7b12c4a85e6f0d1b9c3a7e2f4d8b6a0c1e3f5a79")
 }
 
-/// Frames `body` with a correct signature, whatever it holds.
-fn signed(key: &Key, body: &[u8]) -> Vec<u8> {
-    let mac: String = wire::sign(key, body)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let mut d = format!("ROCTM/1 {mac}\n").into_bytes();
-    d.extend_from_slice(body);
-    d
-}
-
 /// Pieces of JSON, valid and not, that the body reader must survive.
 const JSON_TOKENS: &[&str] = &[
     "{",
@@ -589,12 +578,12 @@ proptest! {
 
     #[test]
     fn signed_noise_is_refused_not_panicked_on(bytes in prop::collection::vec(any::<u8>(), 0..1300)) {
-        let _ = wire::decode(&fixed_key(), &signed(&fixed_key(), &bytes));
+        let _ = wire::decode(&fixed_key(), &wire::frame(&fixed_key(), &bytes));
     }
 
     #[test]
     fn signed_json_soup_is_refused_not_panicked_on(body in json_soup()) {
-        let d = signed(&fixed_key(), body.as_bytes());
+        let d = wire::frame(&fixed_key(), body.as_bytes());
         if let Err(e) = wire::decode(&fixed_key(), &d) {
             // Past the signature, only the body's own reasons remain.
             prop_assert!(
@@ -607,7 +596,7 @@ proptest! {
 
     #[test]
     fn signed_almost_valid_bodies_are_refused_not_panicked_on(body in almost_valid_body()) {
-        let _ = wire::decode(&fixed_key(), &signed(&fixed_key(), body.as_bytes()));
+        let _ = wire::decode(&fixed_key(), &wire::frame(&fixed_key(), body.as_bytes()));
     }
 
     #[test]

@@ -121,15 +121,9 @@ pub fn body(kind: MsgKind, tunnels: Vec<Tunnel>) -> Body {
     }
 }
 
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// A datagram with any body text, correctly signed.
 pub fn signed_raw(body: &str) -> Vec<u8> {
-    let mut d = format!("ROCTM/1 {}\n", hex(&wire::sign(&key(), body.as_bytes()))).into_bytes();
-    d.extend_from_slice(body.as_bytes());
-    d
+    wire::frame(&key(), body.as_bytes())
 }
 
 /// The running collector.
