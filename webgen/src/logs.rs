@@ -448,6 +448,24 @@ fn check_header(rec: &csv::ByteRecord, want: &[&str], fs: &mut FileStats) -> boo
     ok
 }
 
+/// The row read last, through the schema's own parser (`from_record`), for
+/// a row the fast path does not take: that parser decides, and says why a
+/// row is malformed. `None` once the row is counted as bad.
+fn schema_row<R: Read, T>(
+    rdr: &FastReader<R>,
+    raw: &mut csv::ByteRecord,
+    fs: &mut FileStats,
+    line: u64,
+    parse: fn(&csv::StringRecord) -> Result<T, String>,
+) -> Option<T> {
+    rdr.to_byte_record(raw);
+    let Ok(rec) = csv::StringRecord::from_byte_record(raw.clone()) else {
+        fs.bad(line, "not UTF-8");
+        return None;
+    };
+    parse(&rec).map_err(|why| fs.bad(line, why)).ok()
+}
+
 /// Walks a log file: checks its header row against `header`, then calls
 /// `row` with the reader on each data row and its line number, counting the
 /// rows. A read error ends the walk and is noted as the file's problem; a
@@ -504,21 +522,11 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
                     None => {
                         // Something unusual: the schema's own parser decides,
                         // and says why a row is malformed.
-                        rdr.to_byte_record(&mut raw);
-                        let rec = match csv::StringRecord::from_byte_record(raw.clone()) {
-                            Ok(r) => r,
-                            Err(_) => {
-                                fs.bad(line, "not UTF-8");
-                                return;
-                            }
+                        let Some(r) = schema_row(rdr, &mut raw, fs, line, EventRow::from_record)
+                        else {
+                            return;
                         };
-                        owned = match EventRow::from_record(&rec) {
-                            Ok(r) => r,
-                            Err(why) => {
-                                fs.bad(line, why);
-                                return;
-                            }
-                        };
+                        owned = r;
                         EventView::of(&owned)
                     }
                 };
@@ -993,20 +1001,8 @@ fn read_tunnels<R: Read>(
         let id = match catalog.tunnel_index.get(key.as_slice()) {
             Some(&id) => id,
             None => {
-                rdr.to_byte_record(&mut raw);
-                let rec = match csv::StringRecord::from_byte_record(raw.clone()) {
-                    Ok(r) => r,
-                    Err(_) => {
-                        fs.bad(line, "not UTF-8");
-                        return;
-                    }
-                };
-                let row = match TunnelRow::from_record(&rec) {
-                    Ok(r) => r,
-                    Err(why) => {
-                        fs.bad(line, why);
-                        return;
-                    }
+                let Some(row) = schema_row(rdr, &mut raw, fs, line, TunnelRow::from_record) else {
+                    return;
                 };
                 let id = catalog.tunnels.len() as TunnelId;
                 catalog.tunnels.push(TunnelEntry {
