@@ -177,11 +177,7 @@ pub fn parse(setup: &Setup, capture: &Path) -> Result<Vec<Row>, Error> {
             .arg(setup.scale.parse_iters.to_string())
             .output()
             .map_err(|e| Error::command(&me.display().to_string(), e.to_string()))?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let nums: Vec<u64> = text
-            .split_whitespace()
-            .filter_map(|w| w.parse().ok())
-            .collect();
+        let (text, nums) = crate::measure::numbers_in(&out.stdout);
         let (Some(&wall), Some(&cpu)) = (nums.first(), nums.get(1)) else {
             return Err(Error::command(
                 &me.display().to_string(),

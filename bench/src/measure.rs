@@ -37,11 +37,7 @@ pub fn run_clean(cmd: &Command) -> Result<Measured, Error> {
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| Error::command(&me.display().to_string(), e.to_string()))?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let nums: Vec<u64> = text
-        .split_whitespace()
-        .filter_map(|w| w.parse().ok())
-        .collect();
+    let (text, nums) = numbers_in(&out.stdout);
     match (out.status.success(), nums.as_slice()) {
         (true, [wall, cpu, rss, ..]) => Ok(Measured {
             wall: Duration::from_nanos(*wall),
@@ -50,6 +46,18 @@ pub fn run_clean(cmd: &Command) -> Result<Measured, Error> {
         }),
         _ => Err(Error::command(&format!("{cmd:?}"), text.trim().to_string())),
     }
+}
+
+/// What a copy of this program printed, and the numbers in it (words that
+/// parse as unsigned integers, in order): how [`run_clean`] and the musl
+/// parse figure read their child's answer.
+pub fn numbers_in(stdout: &[u8]) -> (String, Vec<u64>) {
+    let text = String::from_utf8_lossy(stdout).into_owned();
+    let nums = text
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (text, nums)
 }
 
 /// The helper's side of [`run_clean`]: runs `argv` with stdout discarded
