@@ -85,7 +85,7 @@ pub fn logs(dir: &Path, longest: u64, subsets: &[u64]) -> Result<(), Error> {
         .map_err(|e| Error::io("cannot list", &full, e))?
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| collector::schema::parse_file_name(n).is_some())
+        .filter(|n| ::logs::schema::parse_file_name(n).is_some())
         .collect();
     // Names end in the date: sorting by the date part orders the days.
     names.sort_by(|a, b| a[a.len() - 14..].cmp(&b[b.len() - 14..]));
@@ -114,13 +114,13 @@ pub fn size_of(dir: &Path) -> Result<(u64, u64), Error> {
         .flatten()
     {
         let name = e.file_name().to_string_lossy().into_owned();
-        let Some((kind, _)) = collector::schema::parse_file_name(&name) else {
+        let Some((kind, _)) = ::logs::schema::parse_file_name(&name) else {
             continue;
         };
         let data =
             std::fs::read(e.path()).map_err(|err| Error::io("cannot read", &e.path(), err))?;
         bytes += data.len() as u64;
-        if kind == collector::schema::LogKind::Tunnels {
+        if kind == ::logs::schema::LogKind::Tunnels {
             rows += (data.iter().filter(|&&b| b == b'\n').count() as u64).saturating_sub(1);
         }
     }

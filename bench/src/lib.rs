@@ -10,7 +10,7 @@
 //!
 //! - [`rng`]: SplitMix64, so the data is the same everywhere without `rand`.
 //! - [`pscapture`]: a realistic `ps auxww` of a busy gateway.
-//! - [`logs`]: collector logs (`collector::schema`) of many gateways and days.
+//! - [`logs`]: collector logs (`logs::schema`) of many gateways and days.
 //! - [`measure`]: wall time, CPU time and peak RSS of one child (`wait4`).
 //! - [`live`]: a real collector on loopback, and senders that speak the wire.
 //!

@@ -9,7 +9,7 @@
 //! and what is measured is the collector.
 //!
 //! Afterwards the collector is stopped with a signed shutdown and its logs
-//! are read back with `collector::schema`, to check that every acked part is
+//! are read back with `logs::schema`, to check that every acked part is
 //! there and count the rows.
 
 use std::collections::HashSet;
@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use collector::mac::FastKey;
-use collector::schema::{EventRow, LogKind, TunnelRow, parse_file_name};
+use ::logs::schema::{EventRow, LogKind, TunnelRow, parse_file_name};
 use gateway_client::key::Key;
 use gateway_client::tunnel::{Health, Kind, Tunnel};
 use gateway_client::wire::{self, Body, MsgKind};
@@ -564,7 +564,7 @@ pub fn count_logs(data: &Path, acked: &[(String, u64, u32)]) -> Result<Counted, 
             };
             match kind {
                 LogKind::Events => match EventRow::from_record(&rec) {
-                    Ok(e) if e.kind == "report" => {
+                    Ok(e) if e.kind == ::logs::EventKind::Report => {
                         out.report_parts += 1;
                         if !seen.insert((e.gateway, e.seq, e.part)) {
                             out.doubled += 1;

@@ -1,6 +1,6 @@
 //! Seeded collector logs: `gateways` gateways reporting once a minute for
 //! `days` UTC days ending at `end`, each holding about `tunnels` tunnels,
-//! written exactly as the collector writes them (`collector::schema`: one
+//! written exactly as the collector writes them (`logs::schema`: one
 //! `events-YYYY-MM-DD.csv` and one `tunnels-YYYY-MM-DD.csv` per UTC day, a
 //! header row, rows in the order they were received).
 //!
@@ -21,7 +21,7 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use collector::schema::{EventRow, LogKind, TunnelRow, file_name};
+use ::logs::schema::{EventRow, LogKind, TunnelRow, file_name};
 use gateway_client::tunnel::{Health, Kind, Tunnel};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -289,7 +289,7 @@ fn minute_of(
         let ev = EventRow {
             received,
             gateway: gw.name.clone(),
-            kind: "report".to_string(),
+            kind: ::logs::EventKind::Report,
             seq,
             part: part_no,
             parts: n,
@@ -319,7 +319,7 @@ fn minute_of(
         let ev = EventRow {
             received,
             gateway: gw.name.clone(),
-            kind: kind.to_string(),
+            kind: ::logs::EventKind::parse(kind),
             seq: seq + 1,
             part: 1,
             parts: 1,

@@ -8,6 +8,8 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use logs::Thresholds;
+
 use crate::error::Error;
 
 pub const HELP: &str = "\
@@ -26,12 +28,12 @@ Options:
                       [default: 127.0.0.1:9556]; keep it on loopback and put
                       a reverse proxy in front when it must face a network
   --site DIR          serve the files of DIR at / (e.g. webgen's output)
-  --late SECS         a gateway silent this long is late [default: 150]
-  --down SECS         a gateway silent this long is down [default: 600]
+  --late DURATION     a gateway silent this long is late [default: 150s]
+  --down DURATION     a gateway silent this long is down [default: 10m]
   --keep-days N       delete log files older than N days; 0 keeps all
                       [default: 90]
-  --max-skew SECS     refuse datagrams whose send time is further than this
-                      from our clock (stale) [default: 300]
+  --max-skew DURATION refuse datagrams whose send time is further than this
+                      from our clock (stale) [default: 5m]
   --on-collect CMD    run CMD with sh -c after accepted reports are written
                       (typically webgen); never two at once, at most once
                       every 5 s, and once more after a burst
@@ -41,6 +43,9 @@ Options:
                       ROCTM_AGE_SECONDS in its environment; killed after 30 s
   -h, --help          print this help
   -V, --version       print the version
+
+DURATION is a number with an optional unit: s (default), m, h or d, as in
+webgen's options: 150, 150s, 10m, 1h.
 
 A second collector started on the same --data exits 0 at once without a word,
 so cron may start it every minute:
@@ -69,8 +74,7 @@ pub struct Args {
     pub udp: SocketAddr,
     pub http: SocketAddr,
     pub site: Option<PathBuf>,
-    pub late: u64,
-    pub down: u64,
+    pub thresholds: Thresholds,
     pub keep_days: u64,
     pub max_skew: u64,
     pub on_collect: Option<String>,
@@ -96,6 +100,18 @@ fn parse_secs(flag: &str, value: OsString, min: u64, max: u64) -> Result<u64, Er
     }
 }
 
+/// A duration (`150`, `150s`, `10m`, ...) from `min` to `max` seconds.
+fn parse_duration(flag: &str, value: OsString, min: u64, max: u64) -> Result<u64, Error> {
+    let s = value.to_string_lossy();
+    match logs::duration::parse(&s) {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        Ok(_) => Err(Error::Usage(format!(
+            "{flag} '{s}': must be from {min}s to {max}s"
+        ))),
+        Err(e) => Err(Error::Usage(format!("{flag} {e}"))),
+    }
+}
+
 fn parse_cmd(flag: &str, value: OsString) -> Result<String, Error> {
     match value.into_string() {
         Ok(s) if !s.trim().is_empty() => Ok(s),
@@ -113,8 +129,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, E
     let mut udp: SocketAddr = "127.0.0.1:9555".parse().expect("literal address");
     let mut http: SocketAddr = "127.0.0.1:9556".parse().expect("literal address");
     let mut site = None;
-    let mut late = 150;
-    let mut down = 600;
+    let mut late = Thresholds::DEFAULT.late;
+    let mut down = Thresholds::DEFAULT.down;
     let mut keep_days = 90;
     let mut max_skew = 300;
     let mut on_collect = None;
@@ -129,12 +145,14 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, E
             Long("udp") => udp = parse_addr("--udp", parser.value()?)?,
             Long("http") => http = parse_addr("--http", parser.value()?)?,
             Long("site") => site = Some(PathBuf::from(parser.value()?)),
-            Long("late") => late = parse_secs("--late", parser.value()?, 1, 30 * DAY)?,
-            Long("down") => down = parse_secs("--down", parser.value()?, 1, 365 * DAY)?,
+            Long("late") => late = parse_duration("--late", parser.value()?, 1, 30 * DAY)?,
+            Long("down") => down = parse_duration("--down", parser.value()?, 1, 365 * DAY)?,
             Long("keep-days") => {
                 keep_days = parse_secs("--keep-days", parser.value()?, 0, 100_000)?
             }
-            Long("max-skew") => max_skew = parse_secs("--max-skew", parser.value()?, 1, DAY)?,
+            Long("max-skew") => {
+                max_skew = parse_duration("--max-skew", parser.value()?, 1, DAY)?
+            }
             Long("on-collect") => on_collect = Some(parse_cmd("--on-collect", parser.value()?)?),
             Long("notify") => notify = Some(parse_cmd("--notify", parser.value()?)?),
             Short('h') | Long("help") => return Ok(Command::Help),
@@ -142,19 +160,14 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, E
             _ => return Err(arg.unexpected().into()),
         }
     }
-    if down <= late {
-        return Err(Error::Usage(format!(
-            "--down {down} must be longer than --late {late}"
-        )));
-    }
+    let thresholds = Thresholds::new(late, down).map_err(|e| Error::Usage(format!("--{e}")))?;
     Ok(Command::Run(Box::new(Args {
         data: data.ok_or_else(|| Error::Usage("missing --data DIR".into()))?,
         key_file: key_file.ok_or_else(|| Error::Usage("missing --key-file FILE".into()))?,
         udp,
         http,
         site,
-        late,
-        down,
+        thresholds,
         keep_days,
         max_skew,
         on_collect,
@@ -178,7 +191,7 @@ mod tests {
         assert_eq!(a.udp.to_string(), "127.0.0.1:9555");
         assert_eq!(a.http.to_string(), "127.0.0.1:9556");
         assert_eq!(
-            (a.late, a.down, a.keep_days, a.max_skew),
+            (a.thresholds.late, a.thresholds.down, a.keep_days, a.max_skew),
             (150, 600, 90, 300)
         );
     }
@@ -200,11 +213,27 @@ mod tests {
                 &["--data", "d", "--key-file", "k", "--late", "700"][..],
                 "must be longer",
             ),
+            (
+                &["--data", "d", "--key-file", "k", "--down", "10x"][..],
+                "--down '10x': unit must be",
+            ),
             (&["--bogus"][..], "--bogus"),
         ] {
             let e = parse(args).unwrap_err().to_string();
             assert!(e.contains(want), "{args:?}: {e}");
         }
+    }
+
+    /// The same syntax as webgen's (issue: `collector --late 10m` was refused).
+    #[test]
+    fn late_and_down_take_durations_like_webgen() {
+        let Command::Run(a) = parse(&[
+            "--data", "d", "--key-file", "k", "--late", "10m", "--down", "1h", "--max-skew", "2m",
+        ])
+        .unwrap() else {
+            panic!("not run")
+        };
+        assert_eq!((a.thresholds.late, a.thresholds.down, a.max_skew), (600, 3600, 120));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The CSV log files: writing rows durably, repairing torn ends, rolling
-//! over at UTC midnight, retention, and reading recent files back.
+//! over at UTC midnight, and retention.
 //!
-//! The schema (names, columns, row types) is in [`crate::schema`]. This file
+//! The schema (names, columns, row types) and reading the files back are in
+//! the `logs` crate. This file
 //! is about bytes on disk and the traps of the `csv` crate: `Writer::from_path`
 //! truncates, `flush()` reaches only the page cache, and a row torn by a crash
 //! silently merges with the next one on read. So each file is opened for
@@ -28,16 +29,8 @@ use std::sync::mpsc;
 use jiff::civil::Date;
 
 use crate::error::Error;
-use crate::schema::{self, EventRef, EventRow, Field, LogKind, TunnelRef, TunnelRow};
-
-/// The UTC day of a Unix time.
-pub fn day_of(secs: u64) -> Date {
-    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
-    jiff::Timestamp::from_second(secs)
-        .unwrap_or(jiff::Timestamp::MAX)
-        .to_zoned(jiff::tz::TimeZone::UTC)
-        .date()
-}
+use logs::files::day_of;
+use logs::schema::{self, EventRef, Field, LogKind, TunnelRef};
 
 /// The length of the longest prefix of `bytes` made of complete CSV rows:
 /// just after the last newline that is outside a quoted field.
@@ -364,81 +357,15 @@ impl LogWriter {
         let Ok(oldest) = today.checked_sub(jiff::Span::new().days(days)) else {
             return;
         };
-        for (name, _, day) in list(&self.dir) {
-            if day < oldest {
-                let path = self.dir.join(&name);
+        for f in logs::files::list(&self.dir).unwrap_or_default() {
+            if f.day < oldest {
+                let path = f.path;
                 if let Err(e) = std::fs::remove_file(&path) {
                     eprintln!("collector: cannot delete old log {}: {e}", path.display());
                 }
             }
         }
     }
-}
-
-/// The log files in `dir`: regular files whose names parse as log names,
-/// sorted by name (so by kind, then day).
-pub fn list(dir: &Path) -> Vec<(String, LogKind, Date)> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut out: Vec<_> = entries
-        .flatten()
-        .filter(|e| e.file_type().map(|t| t.is_file()).unwrap_or(false))
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let (kind, day) = schema::parse_file_name(&name)?;
-            Some((name, kind, day))
-        })
-        .collect();
-    out.sort();
-    out
-}
-
-/// Reads rows of one file; rows that do not parse are skipped and counted.
-fn read_rows<T>(
-    path: &Path,
-    parse: fn(&csv::StringRecord) -> Result<T, String>,
-) -> Result<(Vec<T>, usize), Error> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
-        Err(e) => return Err(Error::io("cannot open the log file", path, e)),
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(std::io::BufReader::new(file));
-    let mut rows = Vec::new();
-    let mut bad = 0;
-    let mut record = csv::StringRecord::new();
-    loop {
-        match reader.read_record(&mut record) {
-            Ok(true) => match parse(&record) {
-                Ok(row) => rows.push(row),
-                Err(_) => bad += 1,
-            },
-            Ok(false) => break,
-            Err(e) if e.is_io_error() => {
-                return Err(Error::io(
-                    "cannot read the log file",
-                    path,
-                    std::io::Error::other(e.to_string()),
-                ));
-            }
-            Err(_) => bad += 1,
-        }
-    }
-    Ok((rows, bad))
-}
-
-/// The event rows of one file, and how many rows did not parse.
-pub fn read_events(path: &Path) -> Result<(Vec<EventRow>, usize), Error> {
-    read_rows(path, EventRow::from_record)
-}
-
-/// The tunnel rows of one file, and how many rows did not parse.
-pub fn read_tunnels(path: &Path) -> Result<(Vec<TunnelRow>, usize), Error> {
-    read_rows(path, TunnelRow::from_record)
 }
 
 /// What the [`Committer`]'s thread is asked to do.
@@ -528,6 +455,9 @@ impl Committer {
 mod tests {
     use super::*;
     use gateway_client::tunnel::Tunnel;
+    use logs::files::{read_events, read_tunnels};
+    use logs::schema::{EventRow, TunnelRow};
+    use logs::EventKind;
     use proptest::prelude::Strategy;
 
     /// One datagram's rows, written and synced as a batch of one.
@@ -551,7 +481,7 @@ mod tests {
         EventRow {
             received,
             gateway: "novadaq-far-gateway-01".into(),
-            kind: "message".into(),
+            kind: EventKind::Message,
             seq: received * 1_000_000,
             part: 1,
             parts: 1,
@@ -593,10 +523,11 @@ mod tests {
         let path = dir.join("events-2025-11-23.csv");
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.matches("received,gateway").count(), 1, "{text}");
-        let (events, bad) = read_events(&path).unwrap();
+        let read = read_events(&path).unwrap();
+        let (events, bad) = (read.rows, read.malformed);
         assert_eq!((events.len(), bad), (2, 0));
         assert_eq!(events[0].text, "line one\nline two");
-        let (tunnels, _) = read_tunnels(&dir.join("tunnels-2025-11-23.csv")).unwrap();
+        let tunnels = read_tunnels(&dir.join("tunnels-2025-11-23.csv")).unwrap().rows;
         assert_eq!(tunnels, rows);
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -615,7 +546,8 @@ mod tests {
         drop(f);
         let mut w = LogWriter::open(&dir, now + 2, 0).unwrap();
         append(&mut w, &[], &event(now + 2, "after")).unwrap();
-        let (events, bad) = read_events(&path).unwrap();
+        let read = read_events(&path).unwrap();
+        let (events, bad) = (read.rows, read.malformed);
         assert_eq!(bad, 0);
         let texts: Vec<_> = events.iter().map(|e| e.text.as_str()).collect();
         assert_eq!(texts, ["kept", "after"]);
@@ -631,7 +563,11 @@ mod tests {
         let mut w = LogWriter::open(&dir, midnight - 1, 30).unwrap();
         append(&mut w, &[], &event(midnight - 1, "before")).unwrap();
         append(&mut w, &[], &event(midnight, "after")).unwrap();
-        let names: Vec<_> = list(&dir).into_iter().map(|(n, _, _)| n).collect();
+        let names: Vec<_> = logs::files::list(&dir)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.path.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
         assert_eq!(
             names,
             [

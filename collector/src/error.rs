@@ -99,3 +99,13 @@ impl From<lexopt::Error> for Error {
         Error::Usage(e.to_string())
     }
 }
+
+impl From<logs::Error> for Error {
+    fn from(e: logs::Error) -> Error {
+        Error::Io {
+            path: e.path,
+            what: e.what,
+            source: e.source,
+        }
+    }
+}

@@ -44,10 +44,10 @@ use std::time::{Duration, Instant};
 use nanoserde::{SerJson, SerJsonState};
 use tiny_http::{Header, Method, Response, Server, StatusCode};
 
-use crate::csvlog;
 use crate::error::Error;
 use crate::metrics::{self, GatewaySeries, Metrics};
-use crate::state::{Gateway, GatewayState};
+use crate::state::Gateway;
+use logs::Thresholds;
 
 /// Connections served at once; more get 503 at once.
 pub const MAX_CONNECTIONS: usize = 32;
@@ -66,8 +66,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
     pub gateways: Vec<Arc<Gateway>>,
-    pub late: u64,
-    pub down: u64,
+    pub thresholds: Thresholds,
 }
 
 /// The slot ingest swaps a new snapshot into.
@@ -145,10 +144,10 @@ pub fn status_json(snap: &Snapshot, now: u64) -> String {
                 last_seen: rfc3339(g.last_seen),
                 last_seen_unix: g.last_seen,
                 age_seconds: age,
-                state: GatewayState::at(age, snap.late, snap.down)
-                    .as_str()
-                    .to_string(),
-                last_kind: g.last_kind.clone(),
+                // As ingest last evaluated it (every second), the state its
+                // alerts and /metrics follow.
+                state: g.state.as_str().to_string(),
+                last_kind: g.last_kind.as_str().to_string(),
                 source: g.source.clone(),
                 last_report: g.last_report.map(rfc3339),
                 message: g.message.as_ref().map(|(_, m)| m.clone()),
@@ -159,22 +158,22 @@ pub fn status_json(snap: &Snapshot, now: u64) -> String {
         .collect();
     StatusJson {
         generated: rfc3339(now),
-        late_after_seconds: snap.late,
-        down_after_seconds: snap.down,
+        late_after_seconds: snap.thresholds.late,
+        down_after_seconds: snap.thresholds.down,
         gateways,
     }
     .serialize_json()
 }
 
 /// `/metrics` for a snapshot at time `now`.
-pub fn metrics_text(m: &Metrics, snap: &Snapshot, now: u64) -> String {
+pub fn metrics_text(m: &Metrics, snap: &Snapshot) -> String {
     let series: Vec<GatewaySeries> = snap
         .gateways
         .iter()
         .map(|g| GatewaySeries {
             name: g.name.clone(),
             last_seen: g.last_seen,
-            state: GatewayState::at(now.saturating_sub(g.last_seen), snap.late, snap.down),
+            state: g.state,
             tunnels: g.tunnels.len(),
         })
         .collect();
@@ -684,10 +683,9 @@ fn logs_index(data: &Path) -> Answer {
     let mut page = String::from(
         "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>ROC tunnel monitor logs</title></head><body>\n<h1>Logs</h1>\n<ul>\n",
     );
-    for (name, _, _) in csvlog::list(data) {
-        let size = std::fs::metadata(data.join(&name))
-            .map(|m| m.len())
-            .unwrap_or(0);
+    for f in logs::files::list(data).unwrap_or_default() {
+        let size = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);
+        let name = f.path.file_name().unwrap_or_default().to_string_lossy();
         let n = html_escape(&name);
         page.push_str(&format!("<li><a href=\"{n}\">{n}</a> {size} bytes</li>\n"));
     }
@@ -728,7 +726,7 @@ fn answer(method: &Method, url: &str, ctx: &Ctx) -> Answer {
             bytes(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
-                metrics_text(&ctx.metrics, &snap, t).into_bytes(),
+                metrics_text(&ctx.metrics, &snap).into_bytes(),
             )
         }
         Route::Health => text(200, "ok\n"),
@@ -739,7 +737,7 @@ fn answer(method: &Method, url: &str, ctx: &Ctx) -> Answer {
             r
         }
         Route::Log(name) => {
-            if crate::schema::parse_file_name(&name).is_none() {
+            if logs::schema::parse_file_name(&name).is_none() {
                 return text(404, "no such log\n");
             }
             match listed_file(&ctx.data, &name) {

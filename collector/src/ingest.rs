@@ -15,7 +15,7 @@
 //!    sync. A failure is counted by its reason and logged. The rows of every
 //!    datagram taken are formatted, and the batch is handed to the log
 //!    writer, which writes each file once and syncs each once (group commit,
-//!    [`csvlog::LogWriter::append_rows`]). A signed shutdown ends the batch
+//!    [`crate::csvlog::LogWriter::append_rows`]). A signed shutdown ends the batch
 //!    (datagrams queued after it are not looked at).
 //! 2. [`Ingest::settle`] waits for that sync, and only then acks. If the
 //!    write failed, none of the batch is acked or remembered (each counts as
@@ -48,10 +48,13 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use gateway_client::key::Key;
-use gateway_client::tunnel::Tunnel;
-use gateway_client::wire::{self, Body, MsgKind, Reassembler};
+use gateway_client::wire::{self, Body, MsgKind, Reassembler, Report};
+use logs::files::day_of;
+use logs::reader::{self, Item};
+use logs::Thresholds;
+use logs::schema::{EventRef, EventRow, TunnelRef};
 
-use crate::csvlog::{self, Committer, Rows};
+use crate::csvlog::{Committer, Rows};
 use crate::error::Error;
 use crate::http::{SharedSnapshot, Snapshot};
 use crate::mac::FastKey;
@@ -59,7 +62,6 @@ use crate::metrics::{Metrics, Outcome};
 use crate::notify::Notifier;
 use crate::on_collect::OnCollect;
 use crate::replay::{self, ReplayGuard, Verdict};
-use crate::schema::{EventRef, LogKind, TunnelRef};
 use crate::state::{Alert, State};
 
 /// Rejection lines logged per reason per minute before they are summarised.
@@ -250,8 +252,7 @@ impl Ingest {
     pub fn new(
         key: Key,
         max_skew: u64,
-        late: u64,
-        down: u64,
+        thresholds: Thresholds,
         log: Committer,
         metrics: Arc<Metrics>,
         snapshot: SharedSnapshot,
@@ -265,7 +266,7 @@ impl Ingest {
             in_flight: None,
             replay: ReplayGuard::new(max_skew, replay::CAP_PER_GATEWAY),
             reassembler: Reassembler::new(MAX_PENDING_REPORTS, max_skew),
-            state: State::new(late, down),
+            state: State::new(thresholds),
             metrics,
             snapshot,
             notifier,
@@ -279,66 +280,55 @@ impl Ingest {
         &self.state
     }
 
-    /// Reads the recent logs back so that a restart remembers.
-    pub fn rebuild(&mut self, dir: &std::path::Path, now: u64) -> Result<(), crate::error::Error> {
-        let today = csvlog::day_of(now);
-        let yesterday = today.yesterday().unwrap_or(today);
-        let mut events = Vec::new();
-        let mut rows: HashMap<(String, u64, u32), Vec<Tunnel>> = HashMap::new();
-        for (name, kind, day) in csvlog::list(dir) {
-            let age = (today - day).get_days();
-            match kind {
-                LogKind::Events if (0..REBUILD_EVENT_DAYS).contains(&i64::from(age)) => {
-                    events.push((day, csvlog::read_events(&dir.join(&name))?.0));
+    /// Reads the recent logs back so that a restart remembers: every event
+    /// row of the last [`REBUILD_EVENT_DAYS`] days is a sign of life (and a
+    /// part the replay guard must refuse again), and the complete reports
+    /// of today and yesterday replace tunnel lists, all by the reading rules
+    /// of `logs::reader`, the same as webgen's. Parts of reports still
+    /// incomplete go to the reassembler, so their last part can come after
+    /// the restart.
+    pub fn rebuild(&mut self, dir: &std::path::Path, now: u64) -> Result<(), Error> {
+        let today = day_of(now);
+        let window = reader::Window {
+            from: today
+                .checked_sub(jiff::Span::new().days(REBUILD_EVENT_DAYS - 1))
+                .unwrap_or(today),
+            to: today,
+            reports_from: today.yesterday().unwrap_or(today),
+            until: u64::MAX,
+        };
+        let logs = reader::read(dir, window)?;
+        for item in logs.items {
+            match item {
+                Item::Event(e) => self.rebuild_event(&e, now),
+                Item::Report(r) => {
+                    let report = Report {
+                        gateway: r.gateway,
+                        kind: MsgKind::Report,
+                        seq: r.seq,
+                        sent: r.sent,
+                        parts: 1,
+                        text: String::new(),
+                        tunnels: r.tunnels,
+                    };
+                    self.state.report(report, r.received);
                 }
-                LogKind::Tunnels if day == today || day == yesterday => {
-                    for r in csvlog::read_tunnels(&dir.join(&name))?.0 {
-                        rows.entry((r.gateway, r.seq, r.part))
-                            .or_default()
-                            .push(r.tunnel);
-                    }
-                }
-                _ => {}
             }
         }
-        events.sort_by_key(|(day, _)| *day);
-        let horizon_day = yesterday;
-        for (day, list) in events {
-            for e in list {
-                if !self.state.has_room_for(&e.gateway) {
-                    continue;
-                }
-                let Some(kind) = MsgKind::parse(&e.kind) else {
-                    continue;
-                };
-                self.state
-                    .seen(&e.gateway, &e.kind, &e.text, &e.source, e.received);
-                if e.sent.saturating_add(self.max_skew) >= now {
-                    self.replay.record(&e.gateway, e.seq, e.part, e.sent);
-                }
-                if kind != MsgKind::Report || day < horizon_day {
-                    continue;
-                }
-                // The rows of this part are the last `tunnels` written for
-                // its key (an earlier, unacked attempt may precede them).
-                let all = rows
-                    .get(&(e.gateway.clone(), e.seq, e.part))
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[]);
-                let n = (e.tunnels as usize).min(all.len());
-                let body = Body {
-                    gateway: e.gateway.clone(),
-                    kind,
-                    seq: e.seq,
-                    sent: e.sent,
-                    part: e.part,
-                    parts: e.parts,
-                    text: e.text.clone(),
-                    tunnels: all[all.len() - n..].to_vec(),
-                };
-                if let Some(report) = self.reassembler.add(body, e.received) {
-                    self.state.report(report, e.received);
-                }
+        for p in logs.pending.into_iter().filter(|p| !p.damaged) {
+            let e = p.event;
+            let body = Body {
+                gateway: e.gateway,
+                kind: MsgKind::Report,
+                seq: e.seq,
+                sent: e.sent,
+                part: e.part,
+                parts: e.parts,
+                text: e.text,
+                tunnels: p.tunnels,
+            };
+            if let Some(report) = self.reassembler.add(body, e.received) {
+                self.state.report(report, e.received);
             }
         }
         // Settle late/down without alerting: this is not news.
@@ -349,13 +339,23 @@ impl Ingest {
         Ok(())
     }
 
+    /// An event row read back: a sign of life, and a part to refuse again.
+    fn rebuild_event(&mut self, e: &EventRow, now: u64) {
+        if !self.state.has_room_for(&e.gateway) {
+            return;
+        }
+        self.state
+            .seen(&e.gateway, e.kind, &e.text, &e.source, e.received);
+        if e.sent.saturating_add(self.max_skew) >= now {
+            self.replay.record(&e.gateway, e.seq, e.part, e.sent);
+        }
+    }
+
     /// Publishes the state for HTTP.
     pub fn publish(&self) {
-        let (late, down) = self.state.thresholds();
         let snap = Arc::new(Snapshot {
             gateways: self.state.gateways().cloned().collect(),
-            late,
-            down,
+            thresholds: self.state.thresholds(),
         });
         match self.snapshot.lock() {
             Ok(mut s) => *s = snap,
@@ -576,7 +576,7 @@ impl Ingest {
             rows.event(EventRef {
                 received: now,
                 gateway: &body.gateway,
-                kind: body.kind.as_str(),
+                kind: body.kind.into(),
                 seq: body.seq,
                 part: body.part,
                 parts: body.parts,
@@ -649,7 +649,7 @@ impl Ingest {
             let kind = body.kind;
             alerts.extend(
                 self.state
-                    .seen(&gw, kind.as_str(), &body.text, &source, now),
+                    .seen(&gw, kind.into(), &body.text, &source, now),
             );
             match kind {
                 MsgKind::Report => {
@@ -751,13 +751,13 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let metrics = Arc::new(Metrics::default());
-        let log = Committer::start(csvlog::LogWriter::open(&dir, now, 0).unwrap()).unwrap();
+        let log =
+            Committer::start(crate::csvlog::LogWriter::open(&dir, now, 0).unwrap()).unwrap();
         let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
         let ingest = Ingest::new(
             Key::from_text(KEY),
             300,
-            150,
-            600,
+            Thresholds::default(),
             log,
             metrics.clone(),
             snapshot,
@@ -776,7 +776,7 @@ mod tests {
             part: 1,
             parts: 1,
             text: String::new(),
-            tunnels: vec![Tunnel::default()],
+            tunnels: vec![gateway_client::tunnel::Tunnel::default()],
         };
         wire::encode(&Key::from_text(KEY), &body)
     }
@@ -853,8 +853,9 @@ mod tests {
                 (3, "ok".to_string())
             ]
         );
-        let (events, _) =
-            csvlog::read_events(&dir.join(format!("events-{}.csv", csvlog::day_of(now)))).unwrap();
+        let events = logs::files::read_events(&dir.join(format!("events-{}.csv", day_of(now))))
+            .unwrap()
+            .rows;
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [1, 2, 3]);
         assert_eq!(metrics.datagrams(Outcome::Accepted), 3);
@@ -895,8 +896,9 @@ mod tests {
         assert_eq!(ingest.settle(&server), Step::Continue);
         assert!(!ingest.in_flight());
         assert_eq!(acks(&client), [(2, "ok".to_string())]);
-        let (events, _) =
-            csvlog::read_events(&dir.join(format!("events-{}.csv", csvlog::day_of(now)))).unwrap();
+        let events = logs::files::read_events(&dir.join(format!("events-{}.csv", day_of(now))))
+            .unwrap()
+            .rows;
         let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
         assert_eq!(seqs, [1, 2]);
         assert_eq!(metrics.datagrams(Outcome::Accepted), 2);

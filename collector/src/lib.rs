@@ -39,7 +39,6 @@ pub mod metrics;
 pub mod notify;
 pub mod on_collect;
 pub mod replay;
-pub mod schema;
 pub mod state;
 
 use std::ffi::OsString;
@@ -151,8 +150,7 @@ fn serve(args: &Args) -> Result<Outcome, Error> {
     let mut ingest = Ingest::new(
         key,
         args.max_skew,
-        args.late,
-        args.down,
+        args.thresholds,
         log,
         metrics.clone(),
         snapshot.clone(),

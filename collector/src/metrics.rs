@@ -11,7 +11,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-use crate::state::GatewayState;
+use logs::GatewayState;
 
 /// What became of a datagram. `replay` covers both duplicates (acked again,
 /// not written) and refused replays.

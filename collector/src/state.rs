@@ -1,13 +1,11 @@
 //! What the collector believes about each gateway, and the alerts that
 //! changes of that belief raise.
 //!
-//! Healthchecks-style: a gateway is *up* while it reports, *late* once it has
-//! been silent past `--late` (the expected minute plus grace), *down* past
-//! `--down`. Any accepted datagram (report, heartbeat, message, shutdown
-//! request) counts as a sign of life; only complete reports replace the
-//! tunnel list. Tunnels are compared report to report by their identity
-//! (pid, kind, bind, ports, target, dest): new ones *appeared*, missing ones
-//! *disappeared*.
+//! A gateway is up, late or down by the rule of `logs::Thresholds`; any
+//! accepted datagram (report, heartbeat, message, shutdown request) counts
+//! as a sign of life; only complete reports replace the tunnel list.
+//! Tunnels are compared report to report by their identity
+//! (`logs::TunnelKey`): new ones *appeared*, missing ones *disappeared*.
 //!
 //! Alerts are returned, not sent: ingest hands them to `notify.rs`. Tunnel
 //! alerts are held back while a gateway is down and for the first report after
@@ -26,6 +24,7 @@ use std::sync::Arc;
 
 use gateway_client::tunnel::Tunnel;
 use gateway_client::wire::Report;
+use logs::{EventKind, GatewayState, Thresholds, TunnelKey};
 
 /// Most gateways tracked.
 pub const MAX_GATEWAYS: usize = 1000;
@@ -34,56 +33,11 @@ pub const MAX_GATEWAYS: usize = 1000;
 /// longer than this.
 pub const FORGET_AFTER: u64 = 86_400;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum GatewayState {
-    Up,
-    Late,
-    Down,
-}
-
-impl GatewayState {
-    pub const ALL: [GatewayState; 3] = [GatewayState::Up, GatewayState::Late, GatewayState::Down];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GatewayState::Up => "up",
-            GatewayState::Late => "late",
-            GatewayState::Down => "down",
-        }
-    }
-
-    /// The state after `age` seconds of silence.
-    pub fn at(age: u64, late: u64, down: u64) -> GatewayState {
-        if age >= down {
-            GatewayState::Down
-        } else if age >= late {
-            GatewayState::Late
-        } else {
-            GatewayState::Up
-        }
-    }
-}
-
 /// A tunnel and when the collector first saw it in a report.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TunnelSeen {
     pub tunnel: Tunnel,
     pub first_seen: u64,
-}
-
-/// The identity of a tunnel between reports.
-type TunnelKey<'a> = (u32, &'static str, &'a str, u16, &'a str, u16, &'a str);
-
-fn key(t: &Tunnel) -> TunnelKey<'_> {
-    (
-        t.pid,
-        t.kind.letter(),
-        &t.bind,
-        t.listen_port,
-        &t.target_host,
-        t.target_port,
-        &t.dest,
-    )
 }
 
 /// One gateway as last heard.
@@ -93,7 +47,7 @@ pub struct Gateway {
     /// Collector time of the last accepted datagram.
     pub last_seen: u64,
     /// Its kind (`report`, `heartbeat`, ...) and source address.
-    pub last_kind: String,
+    pub last_kind: EventKind,
     pub source: String,
     /// Collector time of the last complete report, and its seq.
     pub last_report: Option<u64>,
@@ -142,22 +96,20 @@ pub struct Alert {
 /// All gateways.
 #[derive(Debug)]
 pub struct State {
-    late: u64,
-    down: u64,
+    thresholds: Thresholds,
     gateways: BTreeMap<String, Arc<Gateway>>,
 }
 
 impl State {
-    pub fn new(late: u64, down: u64) -> State {
+    pub fn new(thresholds: Thresholds) -> State {
         State {
-            late,
-            down,
+            thresholds,
             gateways: BTreeMap::new(),
         }
     }
 
-    pub fn thresholds(&self) -> (u64, u64) {
-        (self.late, self.down)
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
     }
 
     /// Whether a datagram from `gateway` may be taken: known, or room left.
@@ -198,7 +150,7 @@ impl State {
     pub fn seen(
         &mut self,
         gateway: &str,
-        kind: &str,
+        kind: EventKind,
         text: &str,
         source: &str,
         now: u64,
@@ -218,7 +170,7 @@ impl State {
             Arc::new(Gateway {
                 name: gateway.to_string(),
                 last_seen: now,
-                last_kind: String::new(),
+                last_kind: kind,
                 source: String::new(),
                 last_report: None,
                 last_report_seq: 0,
@@ -241,9 +193,9 @@ impl State {
             g.state = GatewayState::Up;
         }
         g.last_seen = g.last_seen.max(now);
-        g.last_kind = kind.to_string();
+        g.last_kind = kind;
         g.source = source.to_string();
-        if kind == "message" {
+        if kind == EventKind::Message {
             g.message = Some((now, text.to_string()));
         }
         alerts
@@ -262,13 +214,15 @@ impl State {
         let g = Arc::make_mut(g);
         let quiet = g.hold_tunnel_alerts;
         let old_list = g.tunnels.clone();
-        let mut old: BTreeMap<TunnelKey, &TunnelSeen> =
-            old_list.iter().map(|t| (key(&t.tunnel), t)).collect();
+        let mut old: BTreeMap<TunnelKey, &TunnelSeen> = old_list
+            .iter()
+            .map(|t| (TunnelKey::of(&t.tunnel), t))
+            .collect();
         // When each tunnel of the report was first seen, if it was before.
         let firsts: Vec<Option<u64>> = report
             .tunnels
             .iter()
-            .map(|t| old.remove(&key(t)).map(|prev| prev.first_seen))
+            .map(|t| old.remove(&TunnelKey::of(t)).map(|prev| prev.first_seen))
             .collect();
         let gone: Vec<Tunnel> = match quiet {
             true => Vec::new(),
@@ -309,7 +263,7 @@ impl State {
         let mut alerts = Vec::new();
         for g in self.gateways.values_mut() {
             let age = now.saturating_sub(g.last_seen);
-            let state = GatewayState::at(age, self.late, self.down);
+            let state = self.thresholds.state(age);
             if state == g.state || state == GatewayState::Up {
                 continue;
             }
@@ -369,9 +323,9 @@ mod tests {
 
     #[test]
     fn up_late_down_up_with_tunnel_alerts_held_while_down() {
-        let mut s = State::new(150, 600);
+        let mut s = State::new(Thresholds::default());
         assert_eq!(
-            kinds(&s.seen("gw", "report", "", "a", 1000)),
+            kinds(&s.seen("gw", EventKind::Report, "", "a", 1000)),
             ["gateway_up"]
         );
         // The first tunnels of a new gateway are not news.
@@ -388,7 +342,7 @@ mod tests {
         assert!(s.tick(1000 + 151).is_empty());
         assert_eq!(kinds(&s.tick(1000 + 600)), ["gateway_down"]);
         assert_eq!(
-            kinds(&s.seen("gw", "report", "", "a", 2000)),
+            kinds(&s.seen("gw", EventKind::Report, "", "a", 2000)),
             ["gateway_up"]
         );
         // Back from down: the first report re-baselines quietly.
@@ -398,10 +352,10 @@ mod tests {
 
     #[test]
     fn first_seen_survives_reports() {
-        let mut s = State::new(150, 600);
-        s.seen("gw", "report", "", "a", 1000);
+        let mut s = State::new(Thresholds::default());
+        s.seen("gw", EventKind::Report, "", "a", 1000);
         s.report(report(1, vec![tunnel(1, 5901)]), 1000);
-        s.seen("gw", "report", "", "a", 1060);
+        s.seen("gw", EventKind::Report, "", "a", 1060);
         s.report(report(2, vec![tunnel(1, 5901), tunnel(2, 5902)]), 1060);
         let firsts: Vec<_> = s
             .get("gw")
@@ -415,9 +369,9 @@ mod tests {
 
     #[test]
     fn gateways_are_capped() {
-        let mut s = State::new(150, 600);
+        let mut s = State::new(Thresholds::default());
         for i in 0..MAX_GATEWAYS + 5 {
-            s.seen(&format!("gw{i}"), "heartbeat", "", "a", 1);
+            s.seen(&format!("gw{i}"), EventKind::Heartbeat, "", "a", 1);
         }
         assert_eq!(s.gateways().count(), MAX_GATEWAYS);
         assert!(!s.has_room_for("another"));
@@ -425,10 +379,10 @@ mod tests {
         // Full of recent names: no room. A day later the longest-silent one
         // gives way, once per new name.
         assert!(!s.forget_one_silent(1 + FORGET_AFTER));
-        s.seen("gw7", "heartbeat", "", "a", FORGET_AFTER);
+        s.seen("gw7", EventKind::Heartbeat, "", "a", FORGET_AFTER);
         assert!(s.forget_one_silent(2 + FORGET_AFTER));
         assert!(s.has_room_for("another"));
-        s.seen("another", "heartbeat", "", "a", 2 + FORGET_AFTER);
+        s.seen("another", EventKind::Heartbeat, "", "a", 2 + FORGET_AFTER);
         assert_eq!(s.gateways().count(), MAX_GATEWAYS);
         assert!(s.get("another").is_some() && s.get("gw7").is_some());
     }

@@ -24,7 +24,7 @@ fn collector_with_a_report(name: &str, extra: &[&str]) -> (TempDir, Collector) {
 #[test]
 fn logs_are_listed_and_served_as_csv() {
     let (_dir, c) = collector_with_a_report("logs", &[]);
-    let day = collector::csvlog::day_of(now());
+    let day = logs::files::day_of(now());
     let name = format!("events-{day}.csv");
     let index = c.get("/logs/");
     assert_eq!(index.status, 200);
@@ -207,7 +207,7 @@ fn large_answers_are_not_chunked() {
             assert!(c.send(&d, 5).is_some());
         }
     }
-    let name = format!("tunnels-{}.csv", collector::csvlog::day_of(now()));
+    let name = format!("tunnels-{}.csv", logs::files::day_of(now()));
     let r = c.get(&format!("/logs/{name}"));
     assert!(r.body.len() > 100_000, "{}", r.body.len());
     assert_eq!(r.header("Transfer-Encoding"), None);

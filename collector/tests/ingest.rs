@@ -211,7 +211,7 @@ fn signed_shutdown_stops_cleanly_and_unsigned_is_refused() {
     let status = c.wait_exit(20).expect("exits after a signed shutdown");
     assert!(status.success(), "{status}");
     assert!(c.stderr_text().contains("stopped by a signed shutdown"));
-    let kinds: Vec<_> = c.events().into_iter().map(|e| e.kind).collect();
+    let kinds: Vec<_> = c.events().into_iter().map(|e| e.kind.as_str()).collect();
     assert_eq!(kinds, ["shutdown"]);
     // The lock was released: a new collector starts on the same data.
     let again = Collector::start(dir.path(), &[]);

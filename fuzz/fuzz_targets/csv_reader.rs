@@ -7,7 +7,7 @@
 #![no_main]
 
 use collector::csvlog::complete_rows_len;
-use collector::schema::{EventRow, TunnelRow};
+use logs::schema::{EventRow, TunnelRow};
 use libfuzzer_sys::fuzz_target;
 
 fn rewrite(fields: &[String]) -> csv::StringRecord {

@@ -9,7 +9,7 @@ use jiff::tz::TimeZone;
 
 use crate::error::Error;
 use crate::history::Range;
-use crate::state::Thresholds;
+use logs::Thresholds;
 
 pub const HELP: &str = "\
 webgen: renders the ROC tunnel monitor's pages from the collector's CSV logs
@@ -76,29 +76,10 @@ pub enum Command {
     Version,
 }
 
-/// `150`, `150s`, `10m`, `24h`, `7d` to seconds.
+/// `150`, `150s`, `10m`, `24h`, `7d` to seconds (`logs::duration`, the
+/// collector's syntax too).
 pub fn parse_duration(flag: &str, s: &str) -> Result<u64, Error> {
-    let bad = |why: &str| Error::Usage(format!("{flag} '{s}': {why}"));
-    let (num, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, "s"),
-    };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| bad("expected a number with an optional unit s, m, h or d"))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad("unit must be s, m, h or d")),
-    };
-    let secs = n.checked_mul(mult).ok_or_else(|| bad("too long"))?;
-    // Ten years is plenty and keeps every sum of times far from overflow.
-    if secs > 10 * 366 * 86_400 {
-        return Err(bad("longer than ten years"));
-    }
-    Ok(secs)
+    logs::duration::parse(s).map_err(|e| Error::Usage(format!("{flag} {e}")))
 }
 
 /// The label of a range: the largest whole unit, `24h` stays `24h`.
@@ -199,12 +180,8 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error>
             _ => return Err(arg.unexpected().into()),
         }
     }
-    if thresholds.down < thresholds.late {
-        return Err(Error::Usage(format!(
-            "--down ({} s) must not be shorter than --late ({} s)",
-            thresholds.down, thresholds.late
-        )));
-    }
+    let thresholds = Thresholds::new(thresholds.late, thresholds.down)
+        .map_err(|e| Error::Usage(format!("--{e}")))?;
     let data = data.ok_or_else(|| Error::Usage("missing --data DIR".into()))?;
     let out = out.ok_or_else(|| Error::Usage("missing --out DIR".into()))?;
     let tz = tz.unwrap_or_else(|| TimeZone::try_system().unwrap_or(TimeZone::UTC));

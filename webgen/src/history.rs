@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 
 use gateway_client::tunnel::Tunnel;
+use logs::{LaneKey, Thresholds};
 
 use crate::logs::Catalog;
 use crate::state::{GatewayTrack, Message, Session, Tracker};
@@ -115,14 +116,14 @@ impl RangeHistory {
 }
 
 /// Builds the history of every range. `data_start` is the earliest event
-/// in the logs read; `late` the late threshold (for an ongoing silence).
+/// in the logs read; `thresholds` say when a silence going on now began.
 pub fn build(
     tracker: &Tracker,
     catalog: &Catalog,
     now: u64,
     ranges: &[Range],
     data_start: Option<u64>,
-    late: u64,
+    thresholds: Thresholds,
 ) -> Vec<RangeHistory> {
     ranges
         .iter()
@@ -132,7 +133,7 @@ pub fn build(
                 .gateways_by_name(catalog)
                 .into_iter()
                 .filter(|g| g.last_heard >= start)
-                .map(|g| gateway(g, catalog, start, now, late))
+                .map(|g| gateway(g, catalog, start, now, thresholds))
                 .collect();
             let in_range = |m: &&Message| m.received >= start && m.received <= now;
             let messages_total = tracker.messages.iter().filter(in_range).count();
@@ -157,9 +158,42 @@ pub fn build(
         .collect()
 }
 
-fn gateway(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64, late: u64) -> GatewayHistory {
+fn gateway(
+    g: &GatewayTrack,
+    catalog: &Catalog,
+    start: u64,
+    end: u64,
+    thresholds: Thresholds,
+) -> GatewayHistory {
+    let (buckets, max_count, reports) = tunnel_counts(g, start, end);
+    let window = (start.max(g.first_heard), end);
+    let all = silences(g, start, end, thresholds);
+    let silent: u64 = all
+        .iter()
+        .map(|&(a, b)| b.min(window.1).saturating_sub(a.max(window.0)))
+        .sum();
+    let silences_total = all.len();
+    let silences: Vec<(u64, u64)> = all.iter().rev().take(MAX_SILENCES).copied().collect();
+    let (lanes, lanes_total, sessions) = lanes(g, catalog, start, end);
+    GatewayHistory {
+        name: catalog.gateway(g.id).to_string(),
+        buckets,
+        max_count,
+        window,
+        silent,
+        silences,
+        silences_total,
+        lanes,
+        lanes_total,
+        sessions,
+        reports,
+    }
+}
+
+/// The tunnel counts reported in `start..=end`, bucketed: the buckets, the
+/// largest count and the number of reports.
+fn tunnel_counts(g: &GatewayTrack, start: u64, end: u64) -> (Vec<Option<Bucket>>, u32, usize) {
     let len = end.saturating_sub(start).max(1);
-    // Tunnel counts, bucketed.
     let mut buckets: Vec<Option<Bucket>> = vec![None; BUCKETS];
     let from = g.series.partition_point(|&(t, _)| t < start);
     let mut reports = 0;
@@ -175,31 +209,33 @@ fn gateway(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64, late: u64)
         b.min = b.min.min(n);
         b.max = b.max.max(n);
     }
+    (buckets, max_count, reports)
+}
 
-    // Silences, including one going on now.
+/// The silences overlapping `start..=end`, oldest first, including one
+/// going on at `end`.
+fn silences(g: &GatewayTrack, start: u64, end: u64, thresholds: Thresholds) -> Vec<(u64, u64)> {
     let mut all: Vec<(u64, u64)> = g
         .silences
         .iter()
         .copied()
         .filter(|&(a, b)| b >= start && a <= end)
         .collect();
-    if end > g.last_heard.saturating_add(late) {
+    if thresholds.is_silence(end.saturating_sub(g.last_heard)) {
         all.push((g.last_heard, end));
     }
-    let window = (start.max(g.first_heard), end);
-    let silent: u64 = all
-        .iter()
-        .map(|&(a, b)| b.min(window.1).saturating_sub(a.max(window.0)))
-        .sum();
-    let silences_total = all.len();
-    let silences: Vec<(u64, u64)> = all.iter().rev().take(MAX_SILENCES).copied().collect();
+    all
+}
 
-    // Sessions overlapping the range (closed, then open), grouped in lanes.
+/// The sessions overlapping `start..=end` (closed, then open), grouped in
+/// lanes by [`LaneKey`]: the lanes drawn, how many there were, and how many
+/// sessions.
+fn lanes(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64) -> (Vec<Lane>, usize, usize) {
     let first_closed = g
         .closed
         .partition_point(|s| s.ended.unwrap_or(s.last) < start);
     let overlaps = |s: &&Session| s.last >= start && s.first <= end;
-    let mut index: HashMap<(&str, &str, u16, &str, u16, &str), usize> = HashMap::new();
+    let mut index: HashMap<LaneKey, usize> = HashMap::new();
     let mut lanes: Vec<Lane> = Vec::new();
     let mut sessions = 0;
     for (s, open) in g.closed[first_closed..]
@@ -210,15 +246,7 @@ fn gateway(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64, late: u64)
     {
         sessions += 1;
         let t = &catalog.tunnel(s.id).tunnel;
-        let key = (
-            t.user.as_str(),
-            t.bind.as_str(),
-            t.listen_port,
-            t.target_host.as_str(),
-            t.target_port,
-            t.kind.letter(),
-        );
-        let i = *index.entry(key).or_insert_with(|| {
+        let i = *index.entry(LaneKey::of(t)).or_insert_with(|| {
             lanes.push(Lane {
                 tunnel: t.clone(),
                 segments: Vec::new(),
@@ -245,20 +273,7 @@ fn gateway(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64, late: u64)
     lanes.sort_by_key(|l| std::cmp::Reverse(l.last_seen()));
     lanes.truncate(MAX_LANES);
     lanes.sort_by_key(|l| (l.segments.first().map_or(0, |s| s.0), l.tunnel.listen_port));
-
-    GatewayHistory {
-        name: catalog.gateway(g.id).to_string(),
-        buckets,
-        max_count,
-        window,
-        silent,
-        silences,
-        silences_total,
-        lanes,
-        lanes_total,
-        sessions,
-        reports,
-    }
+    (lanes, lanes_total, sessions)
 }
 
 #[cfg(test)]

@@ -135,7 +135,7 @@ pub fn execute(cfg: &Config) -> Result<Summary, Error> {
         cfg.now,
         &cfg.ranges,
         stats.first_received,
-        cfg.thresholds.late,
+        cfg.thresholds,
     );
 
     let clock = Clock::new(cfg.tz.clone(), cfg.now);

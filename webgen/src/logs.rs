@@ -32,9 +32,12 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, mpsc};
 
-use collector::schema::{self, EventRow, LogKind, TunnelRow};
 use gateway_client::tunnel::{Health, Tunnel};
 use jiff::civil::Date;
+use logs::files::DayFiles;
+use logs::reader::MAX_PARTS;
+use logs::schema::{self, Column, EventCol, EventRow, TunnelCol, TunnelRow};
+use logs::{EventKind, IDENTITY};
 
 use crate::csvread::FastReader;
 use crate::error::Error;
@@ -43,10 +46,6 @@ use crate::error::Error;
 pub type GwId = u32;
 /// Index of a tunnel in [`Catalog::tunnels`].
 pub type TunnelId = u32;
-
-/// Reports larger than this many parts are treated as malformed (a report
-/// of 10,000 tunnels needs well under a hundred 1,400-byte datagrams).
-const MAX_PARTS: u32 = 4096;
 
 /// Every gateway and tunnel seen, each stored once.
 #[derive(Debug, Default)]
@@ -94,41 +93,6 @@ pub struct Obs {
     pub id: TunnelId,
     pub listening: Health,
     pub vnc: Health,
-}
-
-/// What an event row says happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventKind {
-    Report,
-    Heartbeat,
-    Message,
-    Shutdown,
-    /// A kind this version does not know; still proof the gateway was heard.
-    Other,
-}
-
-impl EventKind {
-    /// The kind in a row's bytes; `None` when they are not UTF-8 (the row
-    /// is malformed), without checking the common kinds for that.
-    fn from_bytes(b: &[u8]) -> Option<EventKind> {
-        Some(match b {
-            b"report" => EventKind::Report,
-            b"heartbeat" => EventKind::Heartbeat,
-            b"message" => EventKind::Message,
-            b"shutdown" => EventKind::Shutdown,
-            _ => EventKind::parse(std::str::from_utf8(b).ok()?),
-        })
-    }
-
-    fn parse(s: &str) -> EventKind {
-        match s {
-            "report" => EventKind::Report,
-            "heartbeat" => EventKind::Heartbeat,
-            "message" => EventKind::Message,
-            "shutdown" => EventKind::Shutdown,
-            _ => EventKind::Other,
-        }
-    }
 }
 
 /// One accepted datagram (each part of a long report is one).
@@ -271,48 +235,14 @@ impl FileStats {
 /// The log files of a directory, by day, for the days in `from..=to`.
 /// A missing directory is `Ok(None)`: there is no data yet.
 pub fn list_days(dir: &Path, from: Date, to: Date) -> Result<Option<Vec<DayFiles>>, Error> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(Error::DataDir {
-                path: dir.to_path_buf(),
-                source,
-            });
-        }
-    };
-    let mut days: std::collections::BTreeMap<Date, DayFiles> = Default::default();
-    for entry in entries {
-        let entry = entry.map_err(|source| Error::DataDir {
+    match logs::files::days(dir, from, to) {
+        Ok(days) => Ok(Some(days)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(Error::DataDir {
             path: dir.to_path_buf(),
             source,
-        })?;
-        let name = entry.file_name();
-        let Some((kind, day)) = name.to_str().and_then(schema::parse_file_name) else {
-            continue;
-        };
-        if day < from || day > to {
-            continue;
-        }
-        let slot = days.entry(day).or_insert_with(|| DayFiles {
-            day,
-            events: None,
-            tunnels: None,
-        });
-        match kind {
-            LogKind::Events => slot.events = Some(entry.path()),
-            LogKind::Tunnels => slot.tunnels = Some(entry.path()),
-        }
+        }),
     }
-    Ok(Some(days.into_values().collect()))
-}
-
-/// One UTC day's pair of files (either may be missing).
-#[derive(Debug)]
-pub struct DayFiles {
-    pub day: Date,
-    pub events: Option<PathBuf>,
-    pub tunnels: Option<PathBuf>,
 }
 
 /// A report being put together from its parts.
@@ -786,26 +716,30 @@ impl<'a> EventView<'a> {
     /// through `EventRow::from_record`; what this accepts, that accepts
     /// with the same values.
     fn parse<R: Read>(rdr: &'a FastReader<R>) -> Option<EventView<'a>> {
+        use EventCol as C;
         if rdr.len() != schema::EVENT_HEADER.len() {
             return None;
         }
-        let s = |i: usize| rdr.get(i).and_then(|b| std::str::from_utf8(b).ok());
-        let n = |i: usize| rdr.get(i).and_then(uint);
-        let n32 = |i: usize| n(i).and_then(|v| u32::try_from(v).ok());
-        // Columns 6 (sent) and 7 (source) are checked only.
-        n(6)?;
-        if !text_ok(rdr.get(7)?) {
+        let get = |c: C| rdr.get(c.index());
+        let s = |c: C| get(c).and_then(|b| std::str::from_utf8(b).ok());
+        let n = |c: C| get(c).and_then(uint);
+        let n32 = |c: C| n(c).and_then(|v| u32::try_from(v).ok());
+        // `sent`, `source` and `kind` are checked only (an unknown kind is
+        // still a kind, but the row must be text).
+        n(C::Sent)?;
+        let kind = get(C::Kind)?;
+        if !text_ok(get(C::Source)?) || !text_ok(kind) {
             return None;
         }
         Some(EventView {
-            received: n(0)?,
-            gateway: s(1)?,
-            kind: EventKind::from_bytes(rdr.get(2)?)?,
-            seq: n(3)?,
-            part: n32(4)?,
-            parts: n32(5)?,
-            tunnels: n32(8)?,
-            text: match rdr.get(9)? {
+            received: n(C::Received)?,
+            gateway: s(C::Gateway)?,
+            kind: EventKind::from_bytes(kind),
+            seq: n(C::Seq)?,
+            part: n32(C::Part)?,
+            parts: n32(C::Parts)?,
+            tunnels: n32(C::Tunnels)?,
+            text: match get(C::Text)? {
                 b"" => "",
                 b => std::str::from_utf8(b).ok()?,
             },
@@ -816,7 +750,7 @@ impl<'a> EventView<'a> {
         EventView {
             received: row.received,
             gateway: &row.gateway,
-            kind: EventKind::parse(&row.kind),
+            kind: row.kind,
             seq: row.seq,
             part: row.part,
             parts: row.parts,
@@ -910,42 +844,47 @@ fn health(b: &[u8]) -> Option<Health> {
 type FastMap<K, V> = HashMap<K, V, rustc_hash::FxBuildHasher>;
 type FastSet<K> = HashSet<K, rustc_hash::FxBuildHasher>;
 
-/// Validates the columns of one tunnel row that vary from report to report
-/// (times, seq, part, health) without allocating; returns its event key and
-/// health. The identity and text columns are checked in full by
-/// `TunnelRow::from_record` the first time that identity is seen; after that
-/// a row with the same identity bytes has the same, valid, values.
+/// Validates the columns of one tunnel row that are not its identity
+/// (times, seq, part, health, the owner and `ps` columns) without
+/// allocating; returns its event key and health. The identity columns are
+/// checked in full by `TunnelRow::from_record` the first time that identity
+/// is seen; after that a row with the same identity bytes has the same,
+/// valid, values.
 fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Health), String> {
+    use TunnelCol as C;
     let n = schema::TUNNEL_HEADER.len();
     if rec.len() != n {
         return Err(format!("{} columns, expected {n}", rec.len()));
     }
-    let f = |i: usize| rec.get(i).unwrap_or(b"");
+    let f = |c: C| rec.get(c.index()).unwrap_or(b"");
     // Straight-line checks (no closure returning a `Result` per column: that
     // call cost more than the parse); the message is built only on failure.
-    if uint(f(0)).is_none() {
-        return Err(not_a_number(rec, 0));
+    if uint(f(C::Received)).is_none() {
+        return Err(not_a_number(rec, C::Received));
     }
-    let Some(seq) = uint(f(2)) else {
-        return Err(not_a_number(rec, 2));
+    let Some(seq) = uint(f(C::Seq)) else {
+        return Err(not_a_number(rec, C::Seq));
     };
-    let Some(part) = uint(f(3)).and_then(|v| u32::try_from(v).ok()) else {
-        return Err(not_a_number(rec, 3));
+    let Some(part) = uint(f(C::Part)).and_then(|v| u32::try_from(v).ok()) else {
+        return Err(not_a_number(rec, C::Part));
     };
-    if !f(12).is_empty() && uint(f(12)).is_none() {
-        return Err(not_a_number(rec, 12));
+    if !f(C::Started).is_empty() && uint(f(C::Started)).is_none() {
+        return Err(not_a_number(rec, C::Started));
     }
-    let listening = health(f(15)).ok_or("column 'listening' is not yes, no or unknown")?;
-    let vnc = health(f(16)).ok_or("column 'vnc' is not yes, no or unknown")?;
+    if !(text_ok(f(C::User)) && text_ok(f(C::Start)) && text_ok(f(C::CpuTime))) {
+        return Err("not UTF-8".into());
+    }
+    let listening = health(f(C::Listening)).ok_or("column 'listening' is not yes, no or unknown")?;
+    let vnc = health(f(C::Vnc)).ok_or("column 'vnc' is not yes, no or unknown")?;
     Ok((seq, part, listening, vnc))
 }
 
 #[cold]
-fn not_a_number<R: Read>(rec: &FastReader<R>, i: usize) -> String {
+fn not_a_number<R: Read>(rec: &FastReader<R>, col: TunnelCol) -> String {
     format!(
         "column '{}': '{}' is not a number in range",
-        schema::TUNNEL_HEADER[i],
-        String::from_utf8_lossy(rec.get(i).unwrap_or(b""))
+        col.name(),
+        String::from_utf8_lossy(rec.get(col.index()).unwrap_or(b""))
     )
 }
 
@@ -959,9 +898,10 @@ fn read_tunnels<R: Read>(
     let mut raw = csv::ByteRecord::new();
     let mut key: Vec<u8> = Vec::with_capacity(128);
     // A cache in front of the tunnel index, per gateway: the raw bytes of
-    // columns 4 to 10 (pid to target port, commas included) of a plain
-    // line, looked up without building a key. Equal bytes mean an equal
-    // identity, so a hit is what the index would answer.
+    // the columns from pid to dest (the identity's span, commas included)
+    // of a plain line, looked up without building a key. Equal bytes mean
+    // an equal identity, so a hit is what the index would answer.
+    let (first, last) = (IDENTITY[0].index(), IDENTITY[IDENTITY.len() - 1].index());
     let mut by_line: Vec<FastMap<Box<[u8]>, TunnelId>> = Vec::new();
     for_each_row(&mut rdr, &schema::TUNNEL_HEADER, fs, |rdr, line, fs| {
         let (seq, part, listening, vnc) = match check_tunnel(rdr) {
@@ -971,7 +911,8 @@ fn read_tunnels<R: Read>(
                 return;
             }
         };
-        let Some(gw) = catalog.find_gateway(rdr.get(1).unwrap_or(b"")) else {
+        let Some(gw) = catalog.find_gateway(rdr.get(TunnelCol::Gateway.index()).unwrap_or(b""))
+        else {
             stats.orphan_rows += 1;
             return;
         };
@@ -983,18 +924,18 @@ fn read_tunnels<R: Read>(
             stats.orphan_rows += 1;
             return;
         }
-        let raw_identity = rdr.raw_fields(4, 10);
+        let raw_identity = rdr.raw_fields(first, last);
         if let Some(bytes) = raw_identity
             && let Some(&id) = by_line.get(gw as usize).and_then(|m| m.get(bytes))
         {
             push_obs(asm, Obs { id, listening, vnc });
             return;
         }
-        // Identity: gateway, pid, kind, bind, listen port, target host, port.
+        // Identity: the gateway and the identity columns.
         key.clear();
         key.extend_from_slice(&gw.to_le_bytes());
-        for i in [4, 6, 7, 8, 9, 10] {
-            let v = rdr.get(i).unwrap_or(b"");
+        for col in IDENTITY {
+            let v = rdr.get(col.index()).unwrap_or(b"");
             key.extend_from_slice(&(v.len() as u32).to_le_bytes());
             key.extend_from_slice(v);
         }

@@ -20,7 +20,9 @@ use minijinja::{AutoEscape, Environment, context};
 
 use crate::error::Error;
 use crate::history::{BUCKETS, GatewayHistory, RangeHistory};
-use crate::logs::{EventKind, ReadStats};
+use logs::EventKind;
+
+use crate::logs::ReadStats;
 use crate::state::{GatewayStatus, Message, Status, TunnelNow};
 
 /// The templates built into the binary.

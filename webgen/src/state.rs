@@ -17,30 +17,14 @@ use std::collections::VecDeque;
 
 use gateway_client::tunnel::{Health, Tunnel};
 
-use crate::logs::{Catalog, Event, EventKind, GwId, Obs, Report, TunnelId, Visitor};
+use logs::{EventKind, GatewayState, Thresholds};
+
+use crate::logs::{Catalog, Event, GwId, Obs, Report, TunnelId, Visitor};
 
 /// Messages kept in memory (newest); older ones are only counted.
 pub const MAX_MESSAGES: usize = 5_000;
 /// Closed sessions kept per gateway (newest); older ones are only counted.
 pub const MAX_CLOSED: usize = 50_000;
-
-/// When a gateway counts as late or down, in seconds since it was last heard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Thresholds {
-    pub late: u64,
-    pub down: u64,
-}
-
-impl Default for Thresholds {
-    /// For a one-minute cron: two and a half missed minutes make it late,
-    /// ten make it down (the collector uses the same).
-    fn default() -> Thresholds {
-        Thresholds {
-            late: 150,
-            down: 600,
-        }
-    }
-}
 
 /// One tunnel's consecutive run of reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +101,7 @@ impl GatewayTrack {
 /// The aggregate of the whole log stream (see the module doc).
 #[derive(Debug)]
 pub struct Tracker {
-    late: u64,
+    thresholds: Thresholds,
     /// Indexed by gateway id; `None` for a gateway not heard yet.
     pub gateways: Vec<Option<GatewayTrack>>,
     /// The newest messages, oldest first.
@@ -128,7 +112,7 @@ pub struct Tracker {
 impl Tracker {
     pub fn new(thresholds: Thresholds) -> Tracker {
         Tracker {
-            late: thresholds.late,
+            thresholds,
             gateways: Vec::new(),
             messages: VecDeque::new(),
             messages_total: 0,
@@ -153,14 +137,14 @@ impl Tracker {
 
 impl Visitor for Tracker {
     fn event(&mut self, _catalog: &Catalog, ev: &Event) {
-        let late = self.late;
+        let thresholds = self.thresholds;
         let g = self.track(ev.gateway, ev.received);
-        if ev.received > g.last_heard.saturating_add(late) {
+        if thresholds.is_silence(ev.received.saturating_sub(g.last_heard)) {
             g.silences.push((g.last_heard, ev.received));
         }
         g.last_heard = g.last_heard.max(ev.received);
         g.events += 1;
-        if matches!(ev.kind, EventKind::Message | EventKind::Shutdown) {
+        if ev.kind.has_text() {
             self.messages_total += 1;
             self.messages.push_back(Message {
                 received: ev.received,
@@ -212,36 +196,6 @@ impl Visitor for Tracker {
     }
 }
 
-/// A gateway's state by the time since it was last heard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GwState {
-    Up,
-    Late,
-    Down,
-}
-
-impl GwState {
-    /// Late from `late` seconds of silence on, down from `down` on (the
-    /// collector's `status.json` and alerts use the same rule).
-    pub fn of(age: u64, t: Thresholds) -> GwState {
-        if age >= t.down {
-            GwState::Down
-        } else if age >= t.late {
-            GwState::Late
-        } else {
-            GwState::Up
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            GwState::Up => "up",
-            GwState::Late => "late",
-            GwState::Down => "down",
-        }
-    }
-}
-
 /// A tunnel in a gateway's latest report.
 #[derive(Clone, Debug)]
 pub struct TunnelNow {
@@ -261,7 +215,7 @@ impl TunnelNow {
 #[derive(Clone, Debug)]
 pub struct GatewayStatus {
     pub name: String,
-    pub state: GwState,
+    pub state: GatewayState,
     pub last_heard: u64,
     pub last_report: Option<u64>,
     /// By listen port.
@@ -311,8 +265,8 @@ impl Status {
         let mut gone_gateways = Vec::new();
         for g in tracker.gateways_by_name(catalog) {
             let name = catalog.gateway(g.id).to_string();
-            let state = GwState::of(now.saturating_sub(g.last_heard), thresholds);
-            if state == GwState::Down {
+            let state = thresholds.state(now.saturating_sub(g.last_heard));
+            if state == GatewayState::Down {
                 gone_gateways.push((name.clone(), g.last_heard));
             }
             let mut tunnels: Vec<TunnelNow> = g
@@ -353,7 +307,21 @@ impl Status {
                 tunnels,
             });
         }
-        gone.sort_by_key(|g| std::cmp::Reverse(g.ended));
+        // Newest first; those that went in the same second by gateway, then
+        // as the gateway's table lists tunnels.
+        gone.sort_by(|a, b| {
+            let key = |g: &Gone| {
+                let t = &g.tunnel;
+                (
+                    std::cmp::Reverse(g.ended),
+                    g.gateway.clone(),
+                    t.listen_port,
+                    t.target_host.clone(),
+                    t.pid,
+                )
+            };
+            key(a).cmp(&key(b))
+        });
         let gone_total = gone.len();
         gone.truncate(limit);
         let messages = tracker
@@ -373,20 +341,5 @@ impl Status {
             messages,
             messages_total: tracker.messages_total,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn state_by_age() {
-        let t = Thresholds::default();
-        assert_eq!(GwState::of(0, t), GwState::Up);
-        assert_eq!(GwState::of(149, t), GwState::Up);
-        assert_eq!(GwState::of(150, t), GwState::Late);
-        assert_eq!(GwState::of(599, t), GwState::Late);
-        assert_eq!(GwState::of(600, t), GwState::Down);
     }
 }

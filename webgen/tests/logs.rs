@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use jiff::civil::date;
-use webgen::logs::{self, Catalog, Event, EventKind, Report, Visitor};
+use ::logs::EventKind;
+use webgen::logs::{self, Catalog, Event, Report, Visitor};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -264,25 +264,25 @@ impl Collector {
         status
     }
 
-    pub fn events(&self) -> Vec<collector::schema::EventRow> {
+    pub fn events(&self) -> Vec<logs::EventRow> {
         let mut all = Vec::new();
-        for (name, kind, _) in collector::csvlog::list(&self.data) {
-            if kind == collector::schema::LogKind::Events {
-                let (rows, bad) = collector::csvlog::read_events(&self.data.join(name)).unwrap();
-                assert_eq!(bad, 0, "unreadable event rows");
-                all.extend(rows);
+        for f in logs::files::list(&self.data).unwrap() {
+            if f.kind == logs::LogKind::Events {
+                let read = logs::files::read_events(&f.path).unwrap();
+                assert_eq!(read.malformed, 0, "unreadable event rows");
+                all.extend(read.rows);
             }
         }
         all
     }
 
-    pub fn tunnel_rows(&self) -> Vec<collector::schema::TunnelRow> {
+    pub fn tunnel_rows(&self) -> Vec<logs::TunnelRow> {
         let mut all = Vec::new();
-        for (name, kind, _) in collector::csvlog::list(&self.data) {
-            if kind == collector::schema::LogKind::Tunnels {
-                let (rows, bad) = collector::csvlog::read_tunnels(&self.data.join(name)).unwrap();
-                assert_eq!(bad, 0, "unreadable tunnel rows");
-                all.extend(rows);
+        for f in logs::files::list(&self.data).unwrap() {
+            if f.kind == logs::LogKind::Tunnels {
+                let read = logs::files::read_tunnels(&f.path).unwrap();
+                assert_eq!(read.malformed, 0, "unreadable tunnel rows");
+                all.extend(read.rows);
             }
         }
         all

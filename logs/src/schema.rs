@@ -1,6 +1,7 @@
 //! The CSV log schema: which files exist, their columns, and one row type
-//! per file. The collector writes these rows (`csvlog.rs`); webgen reads
-//! them (`webgen/src/logs.rs`). `docs/logs.md` documents the same schema for
+//! per file. The collector writes these rows (its `csvlog.rs`); webgen reads
+//! them (its `logs.rs`) and so does the collector at start, both by the
+//! rules of [`crate::reader`]. `docs/logs.md` documents the same schema for
 //! people.
 //!
 //! There is one file per kind of record per UTC day, named
@@ -12,13 +13,17 @@
 //! Readers therefore ignore tunnel rows whose `(gateway, seq, part)` has no
 //! event row, and count a row from a retransmission only once.
 //!
-//! The column order is written down once per kind, in [`EventRef::fields`]
-//! and [`TunnelRef::fields`]: borrowed views of a row, which the collector
-//! writes straight from a datagram's body without copying its strings, and
-//! which the owned rows' `to_record` go through too.
+//! The columns are declared once per kind, in order, as the enums
+//! [`EventCol`] and [`TunnelCol`]; the header rows are made from them, and
+//! every reader and writer names a column instead of counting to it.
+//! [`EventRef`] and [`TunnelRef`] are borrowed views of a row, which the
+//! collector writes straight from a datagram's body without copying its
+//! strings, and which the owned rows' `to_record` go through too.
 
 use gateway_client::tunnel::{Health, Kind, Tunnel};
 use jiff::civil::Date;
+
+use crate::kind::EventKind;
 
 /// The two kinds of log file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,29 +70,77 @@ pub fn parse_file_name(name: &str) -> Option<(LogKind, Date)> {
     })
 }
 
-pub const EVENT_HEADER: [&str; 10] = [
-    "received", "gateway", "kind", "seq", "part", "parts", "sent", "source", "tunnels", "text",
-];
+/// A column of a log file: its place in the row and its name in the header.
+pub trait Column: Copy {
+    /// The column's index in a row.
+    fn index(self) -> usize;
+    /// The column's name in the header row.
+    fn name(self) -> &'static str;
+}
 
-pub const TUNNEL_HEADER: [&str; 17] = [
-    "received",
-    "gateway",
-    "seq",
-    "part",
-    "pid",
-    "user",
-    "kind",
-    "bind",
-    "listen_port",
-    "target_host",
-    "target_port",
-    "dest",
-    "started",
-    "start",
-    "cpu_time",
-    "listening",
-    "vnc",
-];
+/// Declares a file's columns once, in order: the enum, its `ALL` list, its
+/// names, and the header row made of them.
+macro_rules! columns {
+    ($(#[$doc:meta])* $ty:ident, $header:ident, $n:literal: $($col:ident = $name:literal,)*) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $ty { $($col,)* }
+
+        impl $ty {
+            /// Every column, in the order of the file.
+            pub const ALL: [$ty; $n] = [$($ty::$col,)*];
+        }
+
+        impl Column for $ty {
+            fn index(self) -> usize {
+                self as usize
+            }
+            fn name(self) -> &'static str {
+                match self { $($ty::$col => $name,)* }
+            }
+        }
+
+        #[doc = concat!("The header row, in [`", stringify!($ty), "`]'s order.")]
+        pub const $header: [&str; $n] = [$($name,)*];
+    };
+}
+
+columns! {
+    /// The columns of an events file: one row per accepted datagram.
+    EventCol, EVENT_HEADER, 10:
+    Received = "received",
+    Gateway = "gateway",
+    Kind = "kind",
+    Seq = "seq",
+    Part = "part",
+    Parts = "parts",
+    Sent = "sent",
+    Source = "source",
+    Tunnels = "tunnels",
+    Text = "text",
+}
+
+columns! {
+    /// The columns of a tunnels file: one row per tunnel per report part.
+    TunnelCol, TUNNEL_HEADER, 17:
+    Received = "received",
+    Gateway = "gateway",
+    Seq = "seq",
+    Part = "part",
+    Pid = "pid",
+    User = "user",
+    Kind = "kind",
+    Bind = "bind",
+    ListenPort = "listen_port",
+    TargetHost = "target_host",
+    TargetPort = "target_port",
+    Dest = "dest",
+    Started = "started",
+    Start = "start",
+    CpuTime = "cpu_time",
+    Listening = "listening",
+    Vnc = "vnc",
+}
 
 /// One accepted datagram.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,8 +148,7 @@ pub struct EventRow {
     /// When the collector received it.
     pub received: u64,
     pub gateway: String,
-    /// `report`, `heartbeat`, `message` or `shutdown`.
-    pub kind: String,
+    pub kind: EventKind,
     pub seq: u64,
     /// Part `part` of `parts` (1-based); 1 of 1 for everything but long reports.
     pub part: u32,
@@ -121,18 +173,17 @@ pub struct TunnelRow {
     pub tunnel: Tunnel,
 }
 
-fn num<T: std::str::FromStr>(rec: &csv::StringRecord, i: usize, name: &str) -> Result<T, String> {
-    let s = rec
-        .get(i)
-        .ok_or_else(|| format!("missing column '{name}'"))?;
-    s.parse()
-        .map_err(|_| format!("column '{name}': '{s}' is not a number in range"))
+/// A column's text, or why there is none.
+fn text(rec: &csv::StringRecord, col: impl Column) -> Result<&str, String> {
+    rec.get(col.index())
+        .ok_or_else(|| format!("missing column '{}'", col.name()))
 }
 
-fn text(rec: &csv::StringRecord, i: usize, name: &str) -> Result<String, String> {
-    rec.get(i)
-        .map(str::to_string)
-        .ok_or_else(|| format!("missing column '{name}'"))
+/// A column's number, or why it is not one.
+fn num<T: std::str::FromStr>(rec: &csv::StringRecord, col: impl Column) -> Result<T, String> {
+    let s = text(rec, col)?;
+    s.parse()
+        .map_err(|_| format!("column '{}': '{s}' is not a number in range", col.name()))
 }
 
 fn check_len(rec: &csv::StringRecord, want: usize) -> Result<(), String> {
@@ -165,7 +216,7 @@ impl std::fmt::Display for Field<'_> {
 pub struct EventRef<'a> {
     pub received: u64,
     pub gateway: &'a str,
-    pub kind: &'a str,
+    pub kind: EventKind,
     pub seq: u64,
     pub part: u32,
     pub parts: u32,
@@ -177,19 +228,19 @@ pub struct EventRef<'a> {
 
 impl<'a> EventRef<'a> {
     /// The columns, in [`EVENT_HEADER`]'s order.
-    pub fn fields(&self) -> [Field<'a>; 10] {
-        [
-            Field::Num(self.received),
-            Field::Text(self.gateway),
-            Field::Text(self.kind),
-            Field::Num(self.seq),
-            Field::Num(self.part.into()),
-            Field::Num(self.parts.into()),
-            Field::Num(self.sent),
-            Field::Text(self.source),
-            Field::Num(self.tunnels.into()),
-            Field::Text(self.text),
-        ]
+    pub fn fields(&self) -> [Field<'a>; EVENT_HEADER.len()] {
+        EventCol::ALL.map(|col| match col {
+            EventCol::Received => Field::Num(self.received),
+            EventCol::Gateway => Field::Text(self.gateway),
+            EventCol::Kind => Field::Text(self.kind.as_str()),
+            EventCol::Seq => Field::Num(self.seq),
+            EventCol::Part => Field::Num(self.part.into()),
+            EventCol::Parts => Field::Num(self.parts.into()),
+            EventCol::Sent => Field::Num(self.sent),
+            EventCol::Source => Field::Text(self.source),
+            EventCol::Tunnels => Field::Num(self.tunnels.into()),
+            EventCol::Text => Field::Text(self.text),
+        })
     }
 }
 
@@ -205,30 +256,30 @@ pub struct TunnelRef<'a> {
 
 impl<'a> TunnelRef<'a> {
     /// The columns, in [`TUNNEL_HEADER`]'s order.
-    pub fn fields(&self) -> [Field<'a>; 17] {
+    pub fn fields(&self) -> [Field<'a>; TUNNEL_HEADER.len()] {
         let t = self.tunnel;
-        [
-            Field::Num(self.received),
-            Field::Text(self.gateway),
-            Field::Num(self.seq),
-            Field::Num(self.part.into()),
-            Field::Num(t.pid.into()),
-            Field::Text(&t.user),
-            Field::Text(t.kind.letter()),
-            Field::Text(&t.bind),
-            Field::Num(t.listen_port.into()),
-            Field::Text(&t.target_host),
-            Field::Num(t.target_port.into()),
-            Field::Text(&t.dest),
-            match t.started {
+        TunnelCol::ALL.map(|col| match col {
+            TunnelCol::Received => Field::Num(self.received),
+            TunnelCol::Gateway => Field::Text(self.gateway),
+            TunnelCol::Seq => Field::Num(self.seq),
+            TunnelCol::Part => Field::Num(self.part.into()),
+            TunnelCol::Pid => Field::Num(t.pid.into()),
+            TunnelCol::User => Field::Text(&t.user),
+            TunnelCol::Kind => Field::Text(t.kind.letter()),
+            TunnelCol::Bind => Field::Text(&t.bind),
+            TunnelCol::ListenPort => Field::Num(t.listen_port.into()),
+            TunnelCol::TargetHost => Field::Text(&t.target_host),
+            TunnelCol::TargetPort => Field::Num(t.target_port.into()),
+            TunnelCol::Dest => Field::Text(&t.dest),
+            TunnelCol::Started => match t.started {
                 Some(s) => Field::Num(s),
                 None => Field::Text(""),
             },
-            Field::Text(&t.start),
-            Field::Text(&t.cpu_time),
-            Field::Text(t.listening.as_str()),
-            Field::Text(t.vnc.as_str()),
-        ]
+            TunnelCol::Start => Field::Text(&t.start),
+            TunnelCol::CpuTime => Field::Text(&t.cpu_time),
+            TunnelCol::Listening => Field::Text(t.listening.as_str()),
+            TunnelCol::Vnc => Field::Text(t.vnc.as_str()),
+        })
     }
 }
 
@@ -237,7 +288,7 @@ impl EventRow {
         EventRef {
             received: self.received,
             gateway: &self.gateway,
-            kind: &self.kind,
+            kind: self.kind,
             seq: self.seq,
             part: self.part,
             parts: self.parts,
@@ -248,23 +299,25 @@ impl EventRow {
         }
     }
 
-    pub fn to_record(&self) -> [String; 10] {
+    pub fn to_record(&self) -> [String; EVENT_HEADER.len()] {
         self.as_ref().fields().map(|f| f.to_string())
     }
 
+    /// The row of a record, or why it is malformed.
     pub fn from_record(rec: &csv::StringRecord) -> Result<EventRow, String> {
+        use EventCol as C;
         check_len(rec, EVENT_HEADER.len())?;
         Ok(EventRow {
-            received: num(rec, 0, "received")?,
-            gateway: text(rec, 1, "gateway")?,
-            kind: text(rec, 2, "kind")?,
-            seq: num(rec, 3, "seq")?,
-            part: num(rec, 4, "part")?,
-            parts: num(rec, 5, "parts")?,
-            sent: num(rec, 6, "sent")?,
-            source: text(rec, 7, "source")?,
-            tunnels: num(rec, 8, "tunnels")?,
-            text: text(rec, 9, "text")?,
+            received: num(rec, C::Received)?,
+            gateway: text(rec, C::Gateway)?.to_string(),
+            kind: EventKind::parse(text(rec, C::Kind)?),
+            seq: num(rec, C::Seq)?,
+            part: num(rec, C::Part)?,
+            parts: num(rec, C::Parts)?,
+            sent: num(rec, C::Sent)?,
+            source: text(rec, C::Source)?.to_string(),
+            tunnels: num(rec, C::Tunnels)?,
+            text: text(rec, C::Text)?.to_string(),
         })
     }
 }
@@ -280,42 +333,45 @@ impl TunnelRow {
         }
     }
 
-    pub fn to_record(&self) -> [String; 17] {
+    pub fn to_record(&self) -> [String; TUNNEL_HEADER.len()] {
         self.as_ref().fields().map(|f| f.to_string())
     }
 
+    /// The row of a record, or why it is malformed.
     pub fn from_record(rec: &csv::StringRecord) -> Result<TunnelRow, String> {
+        use TunnelCol as C;
         check_len(rec, TUNNEL_HEADER.len())?;
-        let kind = rec.get(6).unwrap_or("");
-        let health = |i: usize, name: &str| {
-            let s = rec.get(i).unwrap_or("");
-            Health::parse(s)
-                .ok_or_else(|| format!("column '{name}': '{s}' is not yes, no or unknown"))
+        let health = |col: C| {
+            let s = text(rec, col)?;
+            Health::parse(s).ok_or_else(|| {
+                format!("column '{}': '{s}' is not yes, no or unknown", col.name())
+            })
         };
-        let started = match rec.get(12) {
-            Some("") | None => None,
-            Some(_) => Some(num(rec, 12, "started")?),
+        let kind = text(rec, C::Kind)?;
+        let started = match text(rec, C::Started)? {
+            "" => None,
+            _ => Some(num(rec, C::Started)?),
         };
         Ok(TunnelRow {
-            received: num(rec, 0, "received")?,
-            gateway: text(rec, 1, "gateway")?,
-            seq: num(rec, 2, "seq")?,
-            part: num(rec, 3, "part")?,
+            received: num(rec, C::Received)?,
+            gateway: text(rec, C::Gateway)?.to_string(),
+            seq: num(rec, C::Seq)?,
+            part: num(rec, C::Part)?,
             tunnel: Tunnel {
-                pid: num(rec, 4, "pid")?,
-                user: text(rec, 5, "user")?,
+                pid: num(rec, C::Pid)?,
+                user: text(rec, C::User)?.to_string(),
                 kind: Kind::from_letter(kind)
                     .ok_or_else(|| format!("column 'kind': '{kind}' is not L, R or D"))?,
-                bind: text(rec, 7, "bind")?,
-                listen_port: num(rec, 8, "listen_port")?,
-                target_host: text(rec, 9, "target_host")?,
-                target_port: num(rec, 10, "target_port")?,
-                dest: text(rec, 11, "dest")?,
+                bind: text(rec, C::Bind)?.to_string(),
+                listen_port: num(rec, C::ListenPort)?,
+                target_host: text(rec, C::TargetHost)?.to_string(),
+                target_port: num(rec, C::TargetPort)?,
+                dest: text(rec, C::Dest)?.to_string(),
                 started,
-                start: text(rec, 13, "start")?,
-                cpu_time: text(rec, 14, "cpu_time")?,
-                listening: health(15, "listening")?,
-                vnc: health(16, "vnc")?,
+                start: text(rec, C::Start)?.to_string(),
+                cpu_time: text(rec, C::CpuTime)?.to_string(),
+                listening: health(C::Listening)?,
+                vnc: health(C::Vnc)?,
             },
         })
     }
@@ -352,7 +408,7 @@ mod tests {
         let e = EventRow {
             received: 10,
             gateway: "g".into(),
-            kind: "message".into(),
+            kind: EventKind::Message,
             seq: 7,
             part: 1,
             parts: 1,
