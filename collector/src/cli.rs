@@ -150,9 +150,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, E
             Long("keep-days") => {
                 keep_days = parse_secs("--keep-days", parser.value()?, 0, 100_000)?
             }
-            Long("max-skew") => {
-                max_skew = parse_duration("--max-skew", parser.value()?, 1, DAY)?
-            }
+            Long("max-skew") => max_skew = parse_duration("--max-skew", parser.value()?, 1, DAY)?,
             Long("on-collect") => on_collect = Some(parse_cmd("--on-collect", parser.value()?)?),
             Long("notify") => notify = Some(parse_cmd("--notify", parser.value()?)?),
             Short('h') | Long("help") => return Ok(Command::Help),
@@ -191,7 +189,12 @@ mod tests {
         assert_eq!(a.udp.to_string(), "127.0.0.1:9555");
         assert_eq!(a.http.to_string(), "127.0.0.1:9556");
         assert_eq!(
-            (a.thresholds.late, a.thresholds.down, a.keep_days, a.max_skew),
+            (
+                a.thresholds.late,
+                a.thresholds.down,
+                a.keep_days,
+                a.max_skew
+            ),
             (150, 600, 90, 300)
         );
     }
@@ -228,12 +231,24 @@ mod tests {
     #[test]
     fn late_and_down_take_durations_like_webgen() {
         let Command::Run(a) = parse(&[
-            "--data", "d", "--key-file", "k", "--late", "10m", "--down", "1h", "--max-skew", "2m",
+            "--data",
+            "d",
+            "--key-file",
+            "k",
+            "--late",
+            "10m",
+            "--down",
+            "1h",
+            "--max-skew",
+            "2m",
         ])
         .unwrap() else {
             panic!("not run")
         };
-        assert_eq!((a.thresholds.late, a.thresholds.down, a.max_skew), (600, 3600, 120));
+        assert_eq!(
+            (a.thresholds.late, a.thresholds.down, a.max_skew),
+            (600, 3600, 120)
+        );
     }
 
     #[test]

@@ -455,9 +455,9 @@ impl Committer {
 mod tests {
     use super::*;
     use gateway_client::tunnel::Tunnel;
+    use logs::EventKind;
     use logs::files::{read_events, read_tunnels};
     use logs::schema::{EventRow, TunnelRow};
-    use logs::EventKind;
     use proptest::prelude::Strategy;
 
     /// One datagram's rows, written and synced as a batch of one.
@@ -527,7 +527,9 @@ mod tests {
         let (events, bad) = (read.rows, read.malformed);
         assert_eq!((events.len(), bad), (2, 0));
         assert_eq!(events[0].text, "line one\nline two");
-        let tunnels = read_tunnels(&dir.join("tunnels-2025-11-23.csv")).unwrap().rows;
+        let tunnels = read_tunnels(&dir.join("tunnels-2025-11-23.csv"))
+            .unwrap()
+            .rows;
         assert_eq!(tunnels, rows);
         std::fs::remove_dir_all(&dir).unwrap();
     }

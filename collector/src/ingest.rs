@@ -49,9 +49,9 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use gateway_client::key::Key;
 use gateway_client::wire::{self, Body, MsgKind, Reassembler, Report};
+use logs::Thresholds;
 use logs::files::day_of;
 use logs::reader::{self, Item};
-use logs::Thresholds;
 use logs::schema::{EventRef, EventRow, TunnelRef};
 
 use crate::csvlog::{Committer, Rows};
@@ -647,10 +647,7 @@ impl Ingest {
             self.replay.record(&gw, body.seq, body.part, body.sent);
             acks.push((wire::ack(&self.key, &body, "ok"), peer));
             let kind = body.kind;
-            alerts.extend(
-                self.state
-                    .seen(&gw, kind.into(), &body.text, &source, now),
-            );
+            alerts.extend(self.state.seen(&gw, kind.into(), &body.text, &source, now));
             match kind {
                 MsgKind::Report => {
                     if let Some(report) = self.reassembler.add(body, now) {
@@ -751,8 +748,7 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let metrics = Arc::new(Metrics::default());
-        let log =
-            Committer::start(crate::csvlog::LogWriter::open(&dir, now, 0).unwrap()).unwrap();
+        let log = Committer::start(crate::csvlog::LogWriter::open(&dir, now, 0).unwrap()).unwrap();
         let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
         let ingest = Ingest::new(
             Key::from_text(KEY),

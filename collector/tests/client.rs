@@ -188,5 +188,9 @@ fn a_shutdown_signed_with_the_wrong_key_is_refused_and_the_right_one_obeyed() {
         .wait_exit(10)
         .expect("collector stops on a signed shutdown");
     assert_eq!(status.code(), Some(0));
-    assert!(c.events().iter().any(|e| e.kind == logs::EventKind::Shutdown));
+    assert!(
+        c.events()
+            .iter()
+            .any(|e| e.kind == logs::EventKind::Shutdown)
+    );
 }

@@ -32,9 +32,9 @@ pub fn parse(s: &str) -> Result<u64, DurationError> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: u64 = num
-        .parse()
-        .map_err(|_| bad("expected a number with an optional unit s, m, h or d, e.g. 150s or 10m"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        bad("expected a number with an optional unit s, m, h or d, e.g. 150s or 10m")
+    })?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
@@ -60,7 +60,16 @@ mod tests {
         assert_eq!(parse("10m"), Ok(600));
         assert_eq!(parse("24h"), Ok(86_400));
         assert_eq!(parse("90d"), Ok(90 * 86_400));
-        for bad in ["", "m", "-5", "1.5h", "10 m", "5w", "99999999999999999999d", "4000d"] {
+        for bad in [
+            "",
+            "m",
+            "-5",
+            "1.5h",
+            "10 m",
+            "5w",
+            "99999999999999999999d",
+            "4000d",
+        ] {
             let e = parse(bad).unwrap_err();
             assert_eq!(e.text, bad);
         }

@@ -38,8 +38,7 @@ pub fn list(dir: &Path) -> std::io::Result<Vec<LogFile>> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let Some((kind, day)) = entry.file_name().to_str().and_then(schema::parse_file_name)
-        else {
+        let Some((kind, day)) = entry.file_name().to_str().and_then(schema::parse_file_name) else {
             continue;
         };
         if entry.file_type().is_ok_and(|t| t.is_dir()) {

@@ -31,9 +31,7 @@ impl Thresholds {
             return Err("late must be at least 1s".into());
         }
         if down <= late {
-            return Err(format!(
-                "down ({down}s) must be longer than late ({late}s)"
-            ));
+            return Err(format!("down ({down}s) must be longer than late ({late}s)"));
         }
         Ok(Thresholds { late, down })
     }

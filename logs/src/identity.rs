@@ -88,7 +88,15 @@ mod tests {
         let names: Vec<_> = IDENTITY.iter().map(|c| c.name()).collect();
         assert_eq!(
             names,
-            ["pid", "kind", "bind", "listen_port", "target_host", "target_port", "dest"]
+            [
+                "pid",
+                "kind",
+                "bind",
+                "listen_port",
+                "target_host",
+                "target_port",
+                "dest"
+            ]
         );
         // pid..=dest with only `user` between them that is not part of it.
         let span = IDENTITY[0].index()..=IDENTITY[6].index();
@@ -110,7 +118,10 @@ mod tests {
             ..a.clone()
         };
         assert_eq!(TunnelKey::of(&a), TunnelKey::of(&b));
-        let c = Tunnel { pid: 8, ..a.clone() };
+        let c = Tunnel {
+            pid: 8,
+            ..a.clone()
+        };
         assert_ne!(TunnelKey::of(&a), TunnelKey::of(&c));
         assert_eq!(LaneKey::of(&a), LaneKey::of(&c));
     }

@@ -172,7 +172,11 @@ fn read_day(
     // In the order received; rows of the same second in the order of their
     // seq, then as written.
     events.sort_by_key(|e| (e.received, e.seq));
-    if let Some(path) = day.tunnels.as_ref().filter(|_| day.day >= window.reports_from) {
+    if let Some(path) = day
+        .tunnels
+        .as_ref()
+        .filter(|_| day.day >= window.reports_from)
+    {
         let read = files::read_tunnels(path)?;
         skipped.malformed_rows += read.malformed;
         skipped.wrong_header_files += usize::from(read.wrong_header);
@@ -201,7 +205,8 @@ fn assemble(
     let mut used: HashSet<&PartKey> = HashSet::new();
     let mut assemblies: HashMap<(String, u64), Assembly> = HashMap::new();
     for e in events {
-        let is_part = e.kind == EventKind::Report && files::day_of(e.received) >= window.reports_from;
+        let is_part =
+            e.kind == EventKind::Report && files::day_of(e.received) >= window.reports_from;
         if !is_part {
             logs.items.push(Item::Event(e));
             continue;
@@ -291,7 +296,11 @@ fn complete<'a>(
         gateway: first.gateway.clone(),
         seq: first.seq,
         sent: first.sent,
-        received: parts.iter().map(|e| e.received).max().unwrap_or(first.received),
+        received: parts
+            .iter()
+            .map(|e| e.received)
+            .max()
+            .unwrap_or(first.received),
         tunnels,
     })
 }

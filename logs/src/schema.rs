@@ -343,9 +343,8 @@ impl TunnelRow {
         check_len(rec, TUNNEL_HEADER.len())?;
         let health = |col: C| {
             let s = text(rec, col)?;
-            Health::parse(s).ok_or_else(|| {
-                format!("column '{}': '{s}' is not yes, no or unknown", col.name())
-            })
+            Health::parse(s)
+                .ok_or_else(|| format!("column '{}': '{s}' is not yes, no or unknown", col.name()))
         };
         let kind = text(rec, C::Kind)?;
         let started = match text(rec, C::Started)? {

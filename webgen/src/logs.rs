@@ -874,7 +874,8 @@ fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Healt
     if !(text_ok(f(C::User)) && text_ok(f(C::Start)) && text_ok(f(C::CpuTime))) {
         return Err("not UTF-8".into());
     }
-    let listening = health(f(C::Listening)).ok_or("column 'listening' is not yes, no or unknown")?;
+    let listening =
+        health(f(C::Listening)).ok_or("column 'listening' is not yes, no or unknown")?;
     let vnc = health(f(C::Vnc)).ok_or("column 'vnc' is not yes, no or unknown")?;
     Ok((seq, part, listening, vnc))
 }

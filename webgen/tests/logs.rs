@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use jiff::civil::date;
 use ::logs::EventKind;
+use jiff::civil::date;
 use webgen::logs::{self, Catalog, Event, Report, Visitor};
 
 fn fixture(name: &str) -> PathBuf {
