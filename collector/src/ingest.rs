@@ -397,6 +397,32 @@ impl Ingest {
         }
     }
 
+    /// Whether the gateway table has room for `gw` (known, or taken by this
+    /// batch or the one in flight, or room left); a new name is noted in the
+    /// batch. A full table makes room by forgetting a gateway silent for a
+    /// day.
+    fn room_for(&mut self, gw: &str, batch: &mut PendingBatch, now: u64) -> bool {
+        let no_new = HashSet::new();
+        let flying = self
+            .in_flight
+            .as_ref()
+            .map_or(&no_new, |f| &f.batch.new_gateways);
+        if self.state.get(gw).is_some() || batch.new_gateways.contains(gw) || flying.contains(gw) {
+            return true;
+        }
+        let coming = batch.new_gateways.len() + flying.len();
+        let full =
+            |state: &crate::state::State| state.count() + coming >= crate::state::MAX_GATEWAYS;
+        let no_room = full(&self.state) && {
+            let forgot = self.state.forget_one_silent(now);
+            !forgot || full(&self.state)
+        };
+        if !no_room {
+            batch.new_gateways.insert(gw.to_string());
+        }
+        !no_room
+    }
+
     /// Handles one datagram received at `now` from `peer`: a batch of one.
     pub fn handle(
         &mut self,
@@ -481,31 +507,13 @@ impl Ingest {
                 return None;
             }
         }
-        let no_new = HashSet::new();
-        let flying = self
-            .in_flight
-            .as_ref()
-            .map_or(&no_new, |f| &f.batch.new_gateways);
-        let known =
-            self.state.get(gw).is_some() || batch.new_gateways.contains(gw) || flying.contains(gw);
-        if !known {
-            let coming = batch.new_gateways.len() + flying.len();
-            let full =
-                |state: &crate::state::State| state.count() + coming >= crate::state::MAX_GATEWAYS;
-            // A full table makes room by forgetting a gateway silent for a day.
-            let no_room = full(&self.state) && {
-                let forgot = self.state.forget_one_silent(now);
-                !forgot || full(&self.state)
-            };
-            if no_room {
-                let detail = format!(
-                    "{gw}: already tracking {} gateways, none silent for a day",
-                    crate::state::MAX_GATEWAYS
-                );
-                self.reject(Outcome::GatewayLimit, peer, &detail, now);
-                return None;
-            }
-            batch.new_gateways.insert(gw.clone());
+        if !self.room_for(gw, batch, now) {
+            let detail = format!(
+                "{gw}: already tracking {} gateways, none silent for a day",
+                crate::state::MAX_GATEWAYS
+            );
+            self.reject(Outcome::GatewayLimit, peer, &detail, now);
+            return None;
         }
         batch.parts.insert(part_key);
         Some(Taken {

@@ -96,20 +96,156 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Outcome, Error> {
 }
 
 fn serve(args: &Args) -> Result<Outcome, Error> {
-    std::fs::create_dir_all(&args.data)
-        .map_err(|e| Error::io("cannot create the data directory", &args.data, e))?;
-    let Some(lock) = lock::Lock::acquire(&args.data)? else {
-        return Ok(Outcome::AlreadyRunning);
-    };
-    let key = Key::from_file(&args.key_file)?;
-    if let Some(site) = &args.site
-        && !site.is_dir()
-    {
-        return Err(Error::Usage(format!(
-            "--site {} is not a directory",
-            site.display()
-        )));
+    match Collector::open(args)? {
+        Some(collector) => collector.run(),
+        None => Ok(Outcome::AlreadyRunning),
     }
+}
+
+/// A collector opened and ready to loop: the lock held, the sockets bound,
+/// the logs open and read back, HTTP serving.
+struct Collector {
+    lock: lock::Lock,
+    socket: UdpSocket,
+    ingest: Ingest,
+    http: HttpServer,
+}
+
+impl Collector {
+    /// Takes the lock (`None`: another collector has it), checks the key
+    /// and the site, binds, opens and reads back the logs, and starts the
+    /// threads: HTTP, the log writer, `--notify`, `--on-collect`.
+    fn open(args: &Args) -> Result<Option<Collector>, Error> {
+        std::fs::create_dir_all(&args.data)
+            .map_err(|e| Error::io("cannot create the data directory", &args.data, e))?;
+        let Some(lock) = lock::Lock::acquire(&args.data)? else {
+            return Ok(None);
+        };
+        let key = Key::from_file(&args.key_file)?;
+        if let Some(site) = &args.site
+            && !site.is_dir()
+        {
+            return Err(Error::Usage(format!(
+                "--site {} is not a directory",
+                site.display()
+            )));
+        }
+        let now = unix_now();
+        let metrics = Arc::new(Metrics::default());
+        metrics.start_time.store(now, Relaxed);
+        let socket = bind_udp(args, &metrics)?;
+        let log = csvlog::LogWriter::open(&args.data, now, args.keep_days)?;
+        let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
+        let spawn_err = |what: &'static str| {
+            move |e: std::io::Error| Error::io("cannot start the thread for", what, e)
+        };
+        let notifier = match &args.notify {
+            Some(cmd) => Some(
+                notify::Notifier::start(cmd.clone(), metrics.clone())
+                    .map_err(spawn_err("--notify"))?,
+            ),
+            None => None,
+        };
+        let on_collect = match &args.on_collect {
+            Some(cmd) => Some(
+                on_collect::OnCollect::start(cmd.clone(), metrics.clone())
+                    .map_err(spawn_err("--on-collect"))?,
+            ),
+            None => None,
+        };
+        let log = csvlog::Committer::start(log).map_err(spawn_err("the log writer"))?;
+        let mut ingest = Ingest::new(
+            key,
+            args.max_skew,
+            args.thresholds,
+            log,
+            metrics.clone(),
+            snapshot.clone(),
+            notifier,
+            on_collect,
+        );
+        ingest.rebuild(&args.data, now)?;
+        let http = HttpServer::start(args.http, &args.data, args.site.clone(), snapshot, metrics)?;
+        Ok(Some(Collector {
+            lock,
+            socket,
+            ingest,
+            http,
+        }))
+    }
+
+    /// Receives, writes, acks and ticks until a signed shutdown or a fatal
+    /// error.
+    fn run(self) -> Result<Outcome, Error> {
+        let Collector {
+            lock,
+            socket,
+            mut ingest,
+            http,
+        } = self;
+        let mut batch = RecvBatch::default();
+        let mut last_tick = 0;
+        let mut udp_errors = 0u32;
+        loop {
+            // While a batch is being synced, take only what is queued already
+            // (checked while the disk works); with nothing queued, finish that
+            // batch (its acks go out) before waiting on the socket again.
+            let received = if ingest.in_flight() {
+                batch.take_queued(&socket)?;
+                Ok(())
+            } else {
+                batch.recv(&socket)?
+            };
+            let now = unix_now();
+            match received {
+                Ok(()) => {
+                    udp_errors = 0;
+                    let step = if batch.is_empty() {
+                        ingest.settle(&socket)
+                    } else {
+                        ingest.take_batch(&socket, batch.datagrams(), now)
+                    };
+                    if let Step::Shutdown { gateway, source } = step {
+                        ingest.finish();
+                        drop(http);
+                        lock.release();
+                        return Ok(Outcome::Shutdown(format!(
+                            "stopped by a signed shutdown from {gateway} ({source})"
+                        )));
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock
+                            | std::io::ErrorKind::TimedOut
+                            | std::io::ErrorKind::Interrupted
+                    ) => {}
+                Err(e) => {
+                    // ICMP errors and the like: note, pause, go on; give up only
+                    // when nothing but errors comes for a long while.
+                    udp_errors += 1;
+                    if udp_errors.is_power_of_two() {
+                        eprintln!("collector: UDP receive failed ({udp_errors} in a row): {e}");
+                    }
+                    if udp_errors > 10_000 {
+                        return Err(Error::Udp(e));
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            if now != last_tick {
+                last_tick = now;
+                ingest.tick(&socket, now);
+                http.check()?;
+            }
+        }
+    }
+}
+
+/// The UDP socket: bound, with a read timeout for the ticks and the large
+/// receive buffer asked for (what the kernel granted goes to `/metrics`).
+fn bind_udp(args: &Args, metrics: &Metrics) -> Result<UdpSocket, Error> {
     let socket = UdpSocket::bind(args.udp).map_err(|source| Error::Bind {
         what: "UDP",
         addr: args.udp.to_string(),
@@ -121,99 +257,8 @@ fn serve(args: &Args) -> Result<Outcome, Error> {
     let udp = socket2::SockRef::from(&socket);
     // Not fatal: the default buffer works, only with more resends under load.
     let _ = udp.set_recv_buffer_size(UDP_RECEIVE_BUFFER);
-
-    let now = unix_now();
-    let metrics = Arc::new(Metrics::default());
-    metrics.start_time.store(now, Relaxed);
     if let Ok(granted) = udp.recv_buffer_size() {
         metrics.udp_receive_buffer.store(granted as u64, Relaxed);
     }
-    let log = csvlog::LogWriter::open(&args.data, now, args.keep_days)?;
-    let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
-    let spawn_err = |what: &'static str| {
-        move |e: std::io::Error| Error::io("cannot start the thread for", what, e)
-    };
-    let notifier = match &args.notify {
-        Some(cmd) => Some(
-            notify::Notifier::start(cmd.clone(), metrics.clone()).map_err(spawn_err("--notify"))?,
-        ),
-        None => None,
-    };
-    let on_collect = match &args.on_collect {
-        Some(cmd) => Some(
-            on_collect::OnCollect::start(cmd.clone(), metrics.clone())
-                .map_err(spawn_err("--on-collect"))?,
-        ),
-        None => None,
-    };
-    let log = csvlog::Committer::start(log).map_err(spawn_err("the log writer"))?;
-    let mut ingest = Ingest::new(
-        key,
-        args.max_skew,
-        args.thresholds,
-        log,
-        metrics.clone(),
-        snapshot.clone(),
-        notifier,
-        on_collect,
-    );
-    ingest.rebuild(&args.data, now)?;
-    let http = HttpServer::start(args.http, &args.data, args.site.clone(), snapshot, metrics)?;
-
-    let mut batch = RecvBatch::default();
-    let mut last_tick = 0;
-    let mut udp_errors = 0u32;
-    loop {
-        // While a batch is being synced, take only what is queued already
-        // (checked while the disk works); with nothing queued, finish that
-        // batch (its acks go out) before waiting on the socket again.
-        let received = if ingest.in_flight() {
-            batch.take_queued(&socket)?;
-            Ok(())
-        } else {
-            batch.recv(&socket)?
-        };
-        let now = unix_now();
-        match received {
-            Ok(()) => {
-                udp_errors = 0;
-                let step = if batch.is_empty() {
-                    ingest.settle(&socket)
-                } else {
-                    ingest.take_batch(&socket, batch.datagrams(), now)
-                };
-                if let Step::Shutdown { gateway, source } = step {
-                    ingest.finish();
-                    drop(http);
-                    lock.release();
-                    return Ok(Outcome::Shutdown(format!(
-                        "stopped by a signed shutdown from {gateway} ({source})"
-                    )));
-                }
-            }
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                // ICMP errors and the like: note, pause, go on; give up only
-                // when nothing but errors comes for a long while.
-                udp_errors += 1;
-                if udp_errors.is_power_of_two() {
-                    eprintln!("collector: UDP receive failed ({udp_errors} in a row): {e}");
-                }
-                if udp_errors > 10_000 {
-                    return Err(Error::Udp(e));
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-        if now != last_tick {
-            last_tick = now;
-            ingest.tick(&socket, now);
-            http.check()?;
-        }
-    }
+    Ok(socket)
 }

@@ -131,209 +131,229 @@ fn label(value: &str) -> String {
     s
 }
 
-fn head(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} {kind}");
+/// Where a family's samples come from.
+enum Samples {
+    /// One sample without labels.
+    One(fn(&Metrics) -> u64),
+    /// One sample per value of the label.
+    By(&'static str, &'static [(&'static str, fn(&Metrics) -> u64)]),
+    /// One sample per datagram [`Outcome`], label `outcome`.
+    Outcomes,
+    /// The build's version as a label, value 1.
+    BuildInfo,
+    /// One sample per gateway, label `gateway`.
+    Gateway(fn(&GatewaySeries) -> u64),
+    /// One sample per gateway and [`GatewayState`], 1 for its state.
+    GatewayStates,
 }
 
-fn labelled(
-    out: &mut String,
-    name: &str,
-    kind: &str,
-    help: &str,
-    key: &str,
-    values: &[(&str, u64)],
-) {
-    head(out, name, kind, help);
-    for (v, n) in values {
-        let _ = writeln!(out, "{name}{{{key}=\"{v}\"}} {n}");
+/// One metric family of `/metrics`: declared once, here.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    samples: Samples,
+}
+
+const fn family(
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    samples: Samples,
+) -> Family {
+    Family {
+        name,
+        kind,
+        help,
+        samples,
     }
 }
 
-fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
-    head(out, name, kind, help);
-    let _ = writeln!(out, "{name} {value}");
-}
+/// Every family, in the order of the page.
+const FAMILIES: &[Family] = &[
+    family(
+        "roctm_collector_build_info",
+        "gauge",
+        "Always 1; the version label says which collector runs.",
+        Samples::BuildInfo,
+    ),
+    family(
+        "roctm_collector_start_time_seconds",
+        "gauge",
+        "When this collector started, Unix seconds.",
+        Samples::One(|m| m.start_time.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_datagrams_total",
+        "counter",
+        "Datagrams received, by what became of them.",
+        Samples::Outcomes,
+    ),
+    family(
+        "roctm_collector_acks_total",
+        "counter",
+        "Acks sent, by status.",
+        Samples::By(
+            "status",
+            &[
+                ("ok", |m| m.acks_ok.load(Relaxed)),
+                ("duplicate", |m| m.acks_duplicate.load(Relaxed)),
+            ],
+        ),
+    ),
+    family(
+        "roctm_collector_ack_send_errors_total",
+        "counter",
+        "Acks that could not be sent.",
+        Samples::One(|m| m.ack_send_errors.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_rows_written_total",
+        "counter",
+        "CSV rows written and synced, by file kind.",
+        Samples::By(
+            "file",
+            &[
+                ("events", |m| m.event_rows.load(Relaxed)),
+                ("tunnels", |m| m.tunnel_rows.load(Relaxed)),
+            ],
+        ),
+    ),
+    family(
+        "roctm_collector_reports_completed_total",
+        "counter",
+        "Reports with all their parts received.",
+        Samples::One(|m| m.reports_completed.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_log_lines_suppressed_total",
+        "counter",
+        "Rejection log lines left out by the rate limit.",
+        Samples::One(|m| m.log_lines_suppressed.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_on_collect_runs_total",
+        "counter",
+        "Runs of the --on-collect command, by result.",
+        Samples::By(
+            "result",
+            &[
+                ("ok", |m| m.on_collect_ok.load(Relaxed)),
+                ("failed", |m| m.on_collect_failed.load(Relaxed)),
+            ],
+        ),
+    ),
+    family(
+        "roctm_collector_notify_runs_total",
+        "counter",
+        "Alerts for the --notify command, by result.",
+        Samples::By(
+            "result",
+            &[
+                ("ok", |m| m.notify_ok.load(Relaxed)),
+                ("failed", |m| m.notify_failed.load(Relaxed)),
+                ("dropped", |m| m.notify_dropped.load(Relaxed)),
+            ],
+        ),
+    ),
+    family(
+        "roctm_collector_http_requests_total",
+        "counter",
+        "HTTP requests answered by the routes.",
+        Samples::One(|m| m.http_requests.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_http_refused_total",
+        "counter",
+        "HTTP connections refused before routing (too many, too slow, too large, bad method).",
+        Samples::One(|m| m.http_refused.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_reassembly_pending",
+        "gauge",
+        "Split reports waiting for more parts.",
+        Samples::One(|m| m.reassembly_pending.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_replay_entries",
+        "gauge",
+        "Accepted parts remembered to recognise duplicates.",
+        Samples::One(|m| m.replay_entries.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_udp_receive_buffer_bytes",
+        "gauge",
+        "The UDP socket's receive buffer as the kernel granted it (capped by net.core.rmem_max).",
+        Samples::One(|m| m.udp_receive_buffer.load(Relaxed)),
+    ),
+    family(
+        "roctm_gateway_last_seen_timestamp_seconds",
+        "gauge",
+        "When the gateway was last heard from, Unix seconds.",
+        Samples::Gateway(|g| g.last_seen),
+    ),
+    family(
+        "roctm_gateway_state",
+        "gauge",
+        "1 for the gateway's current state (up, late or down), 0 for the others.",
+        Samples::GatewayStates,
+    ),
+    family(
+        "roctm_gateway_tunnels",
+        "gauge",
+        "Tunnels in the gateway's last complete report.",
+        Samples::Gateway(|g| g.tunnels as u64),
+    ),
+];
 
 /// The whole `/metrics` page.
 pub fn render(m: &Metrics, gateways: &[GatewaySeries]) -> String {
     let mut out = String::with_capacity(4096);
-    let get = |a: &AtomicU64| a.load(Relaxed);
-    head(
-        &mut out,
-        "roctm_collector_build_info",
-        "gauge",
-        "Always 1; the version label says which collector runs.",
-    );
-    let _ = writeln!(
-        out,
-        "roctm_collector_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
-    single(
-        &mut out,
-        "roctm_collector_start_time_seconds",
-        "gauge",
-        "When this collector started, Unix seconds.",
-        get(&m.start_time),
-    );
-    let outcomes: Vec<(&str, u64)> = Outcome::ALL
-        .iter()
-        .map(|o| (o.as_str(), m.datagrams(*o)))
-        .collect();
-    labelled(
-        &mut out,
-        "roctm_collector_datagrams_total",
-        "counter",
-        "Datagrams received, by what became of them.",
-        "outcome",
-        &outcomes,
-    );
-    labelled(
-        &mut out,
-        "roctm_collector_acks_total",
-        "counter",
-        "Acks sent, by status.",
-        "status",
-        &[
-            ("ok", get(&m.acks_ok)),
-            ("duplicate", get(&m.acks_duplicate)),
-        ],
-    );
-    single(
-        &mut out,
-        "roctm_collector_ack_send_errors_total",
-        "counter",
-        "Acks that could not be sent.",
-        get(&m.ack_send_errors),
-    );
-    labelled(
-        &mut out,
-        "roctm_collector_rows_written_total",
-        "counter",
-        "CSV rows written and synced, by file kind.",
-        "file",
-        &[
-            ("events", get(&m.event_rows)),
-            ("tunnels", get(&m.tunnel_rows)),
-        ],
-    );
-    single(
-        &mut out,
-        "roctm_collector_reports_completed_total",
-        "counter",
-        "Reports with all their parts received.",
-        get(&m.reports_completed),
-    );
-    single(
-        &mut out,
-        "roctm_collector_log_lines_suppressed_total",
-        "counter",
-        "Rejection log lines left out by the rate limit.",
-        get(&m.log_lines_suppressed),
-    );
-    labelled(
-        &mut out,
-        "roctm_collector_on_collect_runs_total",
-        "counter",
-        "Runs of the --on-collect command, by result.",
-        "result",
-        &[
-            ("ok", get(&m.on_collect_ok)),
-            ("failed", get(&m.on_collect_failed)),
-        ],
-    );
-    labelled(
-        &mut out,
-        "roctm_collector_notify_runs_total",
-        "counter",
-        "Alerts for the --notify command, by result.",
-        "result",
-        &[
-            ("ok", get(&m.notify_ok)),
-            ("failed", get(&m.notify_failed)),
-            ("dropped", get(&m.notify_dropped)),
-        ],
-    );
-    single(
-        &mut out,
-        "roctm_collector_http_requests_total",
-        "counter",
-        "HTTP requests answered by the routes.",
-        get(&m.http_requests),
-    );
-    single(
-        &mut out,
-        "roctm_collector_http_refused_total",
-        "counter",
-        "HTTP connections refused before routing (too many, too slow, too large, bad method).",
-        get(&m.http_refused),
-    );
-    single(
-        &mut out,
-        "roctm_collector_reassembly_pending",
-        "gauge",
-        "Split reports waiting for more parts.",
-        get(&m.reassembly_pending),
-    );
-    single(
-        &mut out,
-        "roctm_collector_replay_entries",
-        "gauge",
-        "Accepted parts remembered to recognise duplicates.",
-        get(&m.replay_entries),
-    );
-    single(
-        &mut out,
-        "roctm_collector_udp_receive_buffer_bytes",
-        "gauge",
-        "The UDP socket's receive buffer as the kernel granted it (capped by net.core.rmem_max).",
-        get(&m.udp_receive_buffer),
-    );
-    head(
-        &mut out,
-        "roctm_gateway_last_seen_timestamp_seconds",
-        "gauge",
-        "When the gateway was last heard from, Unix seconds.",
-    );
-    for g in gateways {
-        let _ = writeln!(
-            out,
-            "roctm_gateway_last_seen_timestamp_seconds{{gateway=\"{}\"}} {}",
-            label(&g.name),
-            g.last_seen
-        );
-    }
-    head(
-        &mut out,
-        "roctm_gateway_state",
-        "gauge",
-        "1 for the gateway's current state (up, late or down), 0 for the others.",
-    );
-    for g in gateways {
-        for s in GatewayState::ALL {
-            let _ = writeln!(
-                out,
-                "roctm_gateway_state{{gateway=\"{}\",state=\"{}\"}} {}",
-                label(&g.name),
-                s.as_str(),
-                u8::from(s == g.state)
-            );
+    for f in FAMILIES {
+        let name = f.name;
+        let _ = writeln!(out, "# HELP {name} {}", f.help);
+        let _ = writeln!(out, "# TYPE {name} {}", f.kind);
+        match &f.samples {
+            Samples::One(value) => {
+                let _ = writeln!(out, "{name} {}", value(m));
+            }
+            Samples::By(key, values) => {
+                for (v, value) in *values {
+                    let _ = writeln!(out, "{name}{{{key}=\"{v}\"}} {}", value(m));
+                }
+            }
+            Samples::Outcomes => {
+                for o in Outcome::ALL {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{outcome=\"{}\"}} {}",
+                        o.as_str(),
+                        m.datagrams(o)
+                    );
+                }
+            }
+            Samples::BuildInfo => {
+                let _ = writeln!(out, "{name}{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+            }
+            Samples::Gateway(value) => {
+                for g in gateways {
+                    let _ = writeln!(out, "{name}{{gateway=\"{}\"}} {}", label(&g.name), value(g));
+                }
+            }
+            Samples::GatewayStates => {
+                for g in gateways {
+                    for s in GatewayState::ALL {
+                        let _ = writeln!(
+                            out,
+                            "{name}{{gateway=\"{}\",state=\"{}\"}} {}",
+                            label(&g.name),
+                            s.as_str(),
+                            u8::from(s == g.state)
+                        );
+                    }
+                }
+            }
         }
-    }
-    head(
-        &mut out,
-        "roctm_gateway_tunnels",
-        "gauge",
-        "Tunnels in the gateway's last complete report.",
-    );
-    for g in gateways {
-        let _ = writeln!(
-            out,
-            "roctm_gateway_tunnels{{gateway=\"{}\"}} {}",
-            label(&g.name),
-            g.tunnels
-        );
     }
     out
 }

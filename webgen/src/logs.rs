@@ -166,6 +166,22 @@ pub struct ReadStats {
 }
 
 impl ReadStats {
+    /// Adds a day's findings to the run's.
+    fn absorb(&mut self, day: ReadStats) {
+        self.files.extend(day.files);
+        self.orphan_rows += day.orphan_rows;
+        self.duplicate_rows += day.duplicate_rows;
+        self.incomplete_reports += day.incomplete_reports;
+        self.damaged_reports += day.damaged_reports;
+        for t in [day.first_received, day.last_received]
+            .into_iter()
+            .flatten()
+        {
+            self.first_received = Some(self.first_received.map_or(t, |f| f.min(t)));
+            self.last_received = Some(self.last_received.map_or(t, |l| l.max(t)));
+        }
+    }
+
     pub fn malformed(&self) -> u64 {
         self.files.iter().map(|f| f.malformed).sum()
     }
@@ -432,183 +448,187 @@ fn for_each_row<R: Read>(
     }
 }
 
-fn parse_day(day: &DayFiles, until: u64) -> DayData {
-    let mut catalog = Catalog::default();
-    let catalog = &mut catalog;
-    let mut stats = ReadStats::default();
-    let stats = &mut stats;
-    let mut seen: FastSet<(GwId, u64, u32)> = FastSet::default();
-    let mut events: Vec<Event> = Vec::new();
-    let mut assemblies: FastMap<(GwId, u64), Assembly> = FastMap::default();
+/// One day being parsed: what its events file said so far.
+#[derive(Default)]
+struct DayParse {
+    catalog: Catalog,
+    stats: ReadStats,
+    seen: FastSet<(GwId, u64, u32)>,
+    events: Vec<Event>,
+    assemblies: FastMap<(GwId, u64), Assembly>,
+}
 
+impl DayParse {
+    /// Takes one event row (rules 2 and 3 of `logs::reader`), received no
+    /// later than `until`.
+    fn event(&mut self, row: EventView, line: u64, until: u64, fs: &mut FileStats) {
+        if row.part == 0 || row.parts == 0 || row.part > row.parts || row.parts > MAX_PARTS {
+            fs.bad(
+                line,
+                format!("part {} of {} is impossible", row.part, row.parts),
+            );
+            return;
+        }
+        if row.received > until {
+            return;
+        }
+        let gw = self.catalog.gateway_id(row.gateway);
+        let key = (gw, row.seq, row.part);
+        if !self.seen.insert(key) {
+            self.stats.duplicate_rows += 1;
+            return;
+        }
+        if row.kind == EventKind::Report && !self.report_part(&row, gw, line, fs) {
+            self.seen.remove(&key);
+            return;
+        }
+        let stats = &mut self.stats;
+        stats.first_received = Some(
+            stats
+                .first_received
+                .map_or(row.received, |f| f.min(row.received)),
+        );
+        stats.last_received = Some(
+            stats
+                .last_received
+                .map_or(row.received, |l| l.max(row.received)),
+        );
+        self.events.push(Event {
+            received: row.received,
+            gateway: gw,
+            kind: row.kind,
+            seq: row.seq,
+            part: row.part,
+            text: if row.kind == EventKind::Report {
+                String::new()
+            } else {
+                row.text.to_string()
+            },
+        });
+    }
+
+    /// Adds a report part to its assembly; false (and the row is bad) when
+    /// it disagrees with an earlier part on the number of parts.
+    fn report_part(&mut self, row: &EventView, gw: GwId, line: u64, fs: &mut FileStats) -> bool {
+        let asm = self
+            .assemblies
+            .entry((gw, row.seq))
+            .or_insert_with(|| Assembly {
+                parts: row.parts,
+                have: vec![false; row.parts as usize],
+                missing: row.parts,
+                received: row.received,
+                expected: 0,
+                tunnels: Vec::new(),
+            });
+        if asm.parts != row.parts {
+            fs.bad(
+                line,
+                format!(
+                    "part {} of {} but an earlier part said {} parts",
+                    row.part, row.parts, asm.parts
+                ),
+            );
+            return false;
+        }
+        asm.have[row.part as usize - 1] = true;
+        asm.missing -= 1;
+        asm.received = asm.received.max(row.received);
+        asm.expected += u64::from(row.tunnels);
+        true
+    }
+
+    /// The complete, undamaged reports (rules 5 and 6), in the order they
+    /// were completed.
+    fn reports(&mut self) -> Vec<(u64, u64, GwId, Vec<Obs>)> {
+        let stats = &mut self.stats;
+        let mut reports: Vec<(u64, u64, GwId, Vec<Obs>)> = Vec::new();
+        for ((gw, seq), mut asm) in std::mem::take(&mut self.assemblies) {
+            if asm.missing > 0 {
+                stats.incomplete_reports += 1;
+                continue;
+            }
+            asm.tunnels.sort_unstable_by_key(|o| o.id);
+            let before = asm.tunnels.len();
+            asm.tunnels.dedup_by_key(|o| o.id);
+            stats.duplicate_rows += (before - asm.tunnels.len()) as u64;
+            if (asm.tunnels.len() as u64) < asm.expected {
+                // Some of its tunnel rows were malformed: taking it as it is
+                // would end, then restart, the sessions of the tunnels lost.
+                stats.damaged_reports += 1;
+                continue;
+            }
+            reports.push((asm.received, seq, gw, asm.tunnels));
+        }
+        // In the order they were completed (the map's order is random), here on
+        // the day's own thread: the merge then finds them sorted.
+        reports.sort_unstable_by_key(|r| (r.0, r.2, r.1));
+        reports
+    }
+}
+
+fn parse_day(day: &DayFiles, until: u64) -> DayData {
+    let mut p = DayParse::default();
     if let Some(path) = &day.events {
         let mut fs = FileStats::new(path.clone());
         if let Some(mut rdr) = open(path, &mut fs) {
             let mut raw = csv::ByteRecord::new();
             for_each_row(&mut rdr, &schema::EVENT_HEADER, &mut fs, |rdr, line, fs| {
-                let owned: EventRow;
-                let row = match EventView::parse(rdr) {
-                    Some(r) => r,
+                match EventView::parse(rdr) {
+                    Some(row) => p.event(row, line, until, fs),
                     None => {
                         // Something unusual: the schema's own parser decides,
                         // and says why a row is malformed.
-                        let Some(r) = schema_row(rdr, &mut raw, fs, line, EventRow::from_record)
-                        else {
-                            return;
-                        };
-                        owned = r;
-                        EventView::of(&owned)
+                        if let Some(row) =
+                            schema_row(rdr, &mut raw, fs, line, EventRow::from_record)
+                        {
+                            p.event(EventView::of(&row), line, until, fs);
+                        }
                     }
-                };
-                if row.part == 0 || row.parts == 0 || row.part > row.parts || row.parts > MAX_PARTS
-                {
-                    fs.bad(
-                        line,
-                        format!("part {} of {} is impossible", row.part, row.parts),
-                    );
-                    return;
                 }
-                if row.received > until {
-                    return;
-                }
-                let gw = catalog.gateway_id(row.gateway);
-                let key = (gw, row.seq, row.part);
-                if !seen.insert(key) {
-                    stats.duplicate_rows += 1;
-                    return;
-                }
-                let kind = row.kind;
-                if kind == EventKind::Report {
-                    let asm = assemblies.entry((gw, row.seq)).or_insert_with(|| Assembly {
-                        parts: row.parts,
-                        have: vec![false; row.parts as usize],
-                        missing: row.parts,
-                        received: row.received,
-                        expected: 0,
-                        tunnels: Vec::new(),
-                    });
-                    if asm.parts != row.parts {
-                        seen.remove(&key);
-                        fs.bad(
-                            line,
-                            format!(
-                                "part {} of {} but an earlier part said {} parts",
-                                row.part, row.parts, asm.parts
-                            ),
-                        );
-                        return;
-                    }
-                    asm.have[row.part as usize - 1] = true;
-                    asm.missing -= 1;
-                    asm.received = asm.received.max(row.received);
-                    asm.expected += u64::from(row.tunnels);
-                }
-                stats.first_received = Some(
-                    stats
-                        .first_received
-                        .map_or(row.received, |f| f.min(row.received)),
-                );
-                stats.last_received = Some(
-                    stats
-                        .last_received
-                        .map_or(row.received, |l| l.max(row.received)),
-                );
-                events.push(Event {
-                    received: row.received,
-                    gateway: gw,
-                    kind,
-                    seq: row.seq,
-                    part: row.part,
-                    text: if kind == EventKind::Report {
-                        String::new()
-                    } else {
-                        row.text.to_string()
-                    },
-                });
             });
         }
-        stats.files.push(fs);
+        p.stats.files.push(fs);
     }
-
     if let Some(path) = &day.tunnels {
         let mut fs = FileStats::new(path.clone());
         // With no report event that day, no tunnel row there can count.
-        if !assemblies.is_empty()
+        if !p.assemblies.is_empty()
             && let Some(rdr) = open(path, &mut fs)
         {
-            read_tunnels(rdr, catalog, &mut assemblies, &mut fs, stats);
+            read_tunnels(
+                rdr,
+                &mut p.catalog,
+                &mut p.assemblies,
+                &mut fs,
+                &mut p.stats,
+            );
         }
-        stats.files.push(fs);
+        p.stats.files.push(fs);
     }
-
-    // Complete reports, each delivered right after the event that completed it.
-    let mut reports: Vec<(u64, u64, GwId, Vec<Obs>)> = Vec::new();
-    for ((gw, seq), mut asm) in assemblies {
-        if asm.missing > 0 {
-            stats.incomplete_reports += 1;
-            continue;
-        }
-        asm.tunnels.sort_unstable_by_key(|o| o.id);
-        let before = asm.tunnels.len();
-        asm.tunnels.dedup_by_key(|o| o.id);
-        stats.duplicate_rows += (before - asm.tunnels.len()) as u64;
-        if (asm.tunnels.len() as u64) < asm.expected {
-            // Some of its tunnel rows were malformed: taking it as it is
-            // would end, then restart, the sessions of the tunnels lost.
-            stats.damaged_reports += 1;
-            continue;
-        }
-        reports.push((asm.received, seq, gw, asm.tunnels));
-    }
-    // In the order they were completed (the map's order is random), here on
-    // the day's own thread: the merge then finds them sorted.
-    reports.sort_unstable_by_key(|r| (r.0, r.2, r.1));
+    let reports = p.reports();
     DayData {
-        catalog: std::mem::take(catalog),
-        stats: std::mem::take(stats),
-        events,
+        catalog: p.catalog,
+        stats: p.stats,
+        events: p.events,
         reports,
     }
 }
 
-/// Maps a parsed day's ids into the run's catalog, drops what the previous
-/// day already had (a retransmission written again after midnight), and
-/// hands the day's events and complete reports to the visitor in order.
-/// Returns the day's datagram keys.
-fn merge_day(
-    day: DayData,
-    catalog: &mut Catalog,
-    visitor: &mut impl Visitor,
-    stats: &mut ReadStats,
-    previous: &FastSet<(GwId, u64, u32)>,
-) -> FastSet<(GwId, u64, u32)> {
-    let DayData {
-        catalog: local,
-        stats: day_stats,
-        mut events,
-        mut reports,
-    } = day;
-    stats.files.extend(day_stats.files);
-    stats.orphan_rows += day_stats.orphan_rows;
-    stats.duplicate_rows += day_stats.duplicate_rows;
-    stats.incomplete_reports += day_stats.incomplete_reports;
-    stats.damaged_reports += day_stats.damaged_reports;
-    for t in [day_stats.first_received, day_stats.last_received]
-        .into_iter()
-        .flatten()
-    {
-        stats.first_received = Some(stats.first_received.map_or(t, |f| f.min(t)));
-        stats.last_received = Some(stats.last_received.map_or(t, |l| l.max(t)));
-    }
-
-    let gw_map: Vec<GwId> = local
-        .gateways
-        .iter()
-        .map(|n| catalog.gateway_id(n))
-        .collect();
+/// The run's id of each of a day's tunnels (by the day's id), adding those
+/// the run has not seen yet to its catalog.
+fn map_tunnels(local: &Catalog, gw_map: &[GwId], catalog: &mut Catalog) -> Vec<TunnelId> {
     let mut tunnel_map: Vec<TunnelId> = vec![0; local.tunnels.len()];
     let mut key: Vec<u8> = Vec::with_capacity(128);
-    for (local_key, &local_id) in &local.tunnel_index {
+    // In the day's order of first sight, so that the run's ids are too
+    // (the index's own order is a hash's).
+    let mut by_id: Vec<(&[u8], TunnelId)> = local
+        .tunnel_index
+        .iter()
+        .map(|(k, &id)| (&k[..], id))
+        .collect();
+    by_id.sort_unstable_by_key(|&(_, id)| id);
+    for (local_key, local_id) in by_id {
         let entry = &local.tunnels[local_id as usize];
         let gw = gw_map[entry.gateway as usize];
         key.clear();
@@ -628,7 +648,34 @@ fn merge_day(
         };
         tunnel_map[local_id as usize] = id;
     }
+    tunnel_map
+}
 
+/// Maps a parsed day's ids into the run's catalog, drops what the previous
+/// day already had (a retransmission written again after midnight), and
+/// hands the day's events and complete reports to the visitor in order.
+/// Returns the day's datagram keys.
+fn merge_day(
+    day: DayData,
+    catalog: &mut Catalog,
+    visitor: &mut impl Visitor,
+    stats: &mut ReadStats,
+    previous: &FastSet<(GwId, u64, u32)>,
+) -> FastSet<(GwId, u64, u32)> {
+    let DayData {
+        catalog: local,
+        stats: day_stats,
+        mut events,
+        mut reports,
+    } = day;
+    stats.absorb(day_stats);
+
+    let gw_map: Vec<GwId> = local
+        .gateways
+        .iter()
+        .map(|n| catalog.gateway_id(n))
+        .collect();
+    let tunnel_map = map_tunnels(&local, &gw_map, catalog);
     let mut seen: FastSet<(GwId, u64, u32)> = FastSet::default();
     events.retain_mut(|e| {
         e.gateway = gw_map[e.gateway as usize];
