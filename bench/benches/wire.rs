@@ -1,7 +1,7 @@
 //! divan micro-benchmarks of the wire codec on the ingest benchmark's
 //! datagrams (a report of 10 tunnels, which is 2 datagrams): what the
 //! collector spends per datagram to verify and read it, with its own MAC
-//! (`collector::mac::FastKey`, SHA-NI where the CPU has it) and with the
+//! (`collector::FastKey`, SHA-NI where the CPU has it) and with the
 //! client's portable one, and what an ack and a whole report's encoding
 //! cost. Run with `cargo bench -p bench --bench wire`.
 
@@ -40,7 +40,7 @@ fn datagram() -> Vec<u8> {
 
 #[divan::bench]
 fn decode_fast_mac(bencher: Bencher) {
-    decode_with(bencher, collector::mac::FastKey::new(&key()));
+    decode_with(bencher, collector::FastKey::new(&key()));
 }
 
 #[divan::bench]
@@ -57,7 +57,7 @@ fn decode_with(bencher: Bencher, k: impl wire::Mac + Sync) {
 
 #[divan::bench]
 fn ack(bencher: Bencher) {
-    let k = collector::mac::FastKey::new(&key());
+    let k = collector::FastKey::new(&key());
     let body = wire::decode(&k, &datagram()).expect("valid");
     bencher.bench(|| wire::ack(&k, divan::black_box(&body), "ok"));
 }

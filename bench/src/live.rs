@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ::logs::schema::{EventRow, LogKind, TunnelRow, parse_file_name};
-use collector::mac::FastKey;
+use collector::FastKey;
 use gateway_client::key::Key;
 use gateway_client::tunnel::{Health, Kind, Tunnel};
 use gateway_client::wire::{self, Body, MsgKind};

@@ -12,7 +12,7 @@ use logs::Thresholds;
 
 use crate::error::Error;
 
-pub const HELP: &str = "\
+pub(crate) const HELP: &str = "\
 collector: receives the gateways' signed UDP reports, writes them to CSV logs
 and serves status, metrics, the logs and the site over HTTP.
 
@@ -60,7 +60,7 @@ Exit status:
 
 /// What the command line asked for.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Command {
+pub(crate) enum Command {
     Run(Box<Args>),
     Help,
     Version,
@@ -68,7 +68,7 @@ pub enum Command {
 
 /// Every option, typed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Args {
+pub(crate) struct Args {
     pub data: PathBuf,
     pub key_file: PathBuf,
     pub udp: SocketAddr,
@@ -122,7 +122,7 @@ fn parse_cmd(flag: &str, value: OsString) -> Result<String, Error> {
 }
 
 /// Parses the arguments after the program name.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
+pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
     use lexopt::prelude::*;
     let mut data = None;
     let mut key_file = None;

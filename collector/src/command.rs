@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs `cmd` with `env` added; `Err` says how it failed, in a few words.
-pub fn run(cmd: &str, env: &[(&str, String)], limit: Duration) -> Result<(), String> {
+pub(crate) fn run(cmd: &str, env: &[(&str, String)], limit: Duration) -> Result<(), String> {
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(cmd)

@@ -48,7 +48,7 @@ pub fn complete_rows_len(bytes: &[u8]) -> usize {
 }
 
 /// Cuts a log file back to its last complete row. Returns the bytes cut.
-pub fn repair(path: &Path) -> Result<u64, Error> {
+pub(crate) fn repair(path: &Path) -> Result<u64, Error> {
     let mut file = match OpenOptions::new().read(true).write(true).open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -228,7 +228,7 @@ fn push_record(out: &mut Vec<u8>, fields: &[Field]) {
 /// The rows of one batch, formatted as they are added (one buffer per
 /// file), for [`LogWriter::append_rows`]. Strings are not copied on the way.
 #[derive(Default)]
-pub struct Rows {
+pub(crate) struct Rows {
     tunnels: Vec<u8>,
     events: Vec<u8>,
     tunnel_rows: u64,
@@ -238,26 +238,26 @@ pub struct Rows {
 }
 
 impl Rows {
-    pub fn tunnel(&mut self, row: TunnelRef) {
+    pub(crate) fn tunnel(&mut self, row: TunnelRef) {
         push_record(&mut self.tunnels, &row.fields());
         self.tunnel_rows += 1;
     }
 
-    pub fn event(&mut self, row: EventRef) {
+    pub(crate) fn event(&mut self, row: EventRef) {
         push_record(&mut self.events, &row.fields());
         self.event_rows += 1;
         self.latest = self.latest.max(Some(row.received));
     }
 
     /// (event rows, tunnel rows) added.
-    pub fn counts(&self) -> (u64, u64) {
+    pub(crate) fn counts(&self) -> (u64, u64) {
         (self.event_rows, self.tunnel_rows)
     }
 }
 
 /// Appends rows to today's files. See the module doc for the guarantees.
 #[derive(Debug)]
-pub struct LogWriter {
+pub(crate) struct LogWriter {
     dir: PathBuf,
     day: Date,
     keep_days: u64,
@@ -267,7 +267,7 @@ pub struct LogWriter {
 
 impl LogWriter {
     /// Repairs the recent files, applies retention, opens today's files.
-    pub fn open(dir: &Path, now: u64, keep_days: u64) -> Result<LogWriter, Error> {
+    pub(crate) fn open(dir: &Path, now: u64, keep_days: u64) -> Result<LogWriter, Error> {
         let day = day_of(now);
         let yesterday = day.yesterday().unwrap_or(day);
         for d in [yesterday, day] {
@@ -293,13 +293,8 @@ impl LogWriter {
         Ok(w)
     }
 
-    /// The day of the files open now.
-    pub fn day(&self) -> Date {
-        self.day
-    }
-
     /// Switches to the files of the day of `now` if that is a new day.
-    pub fn roll(&mut self, now: u64) -> Result<(), Error> {
+    pub(crate) fn roll(&mut self, now: u64) -> Result<(), Error> {
         let day = day_of(now);
         if day == self.day {
             return Ok(());
@@ -318,7 +313,7 @@ impl LogWriter {
     /// each file. On error both files are as they were before: none of the
     /// batch's rows stays, whole or torn. Rolls over to the day of the
     /// latest `received` first.
-    pub fn append_rows(&mut self, rows: Rows) -> Result<(), Error> {
+    pub(crate) fn append_rows(&mut self, rows: Rows) -> Result<(), Error> {
         if let Some(received) = rows.latest {
             self.roll(received)?;
         }
@@ -347,7 +342,7 @@ impl LogWriter {
 
     /// Deletes log files older than `keep_days` before `today`; 0 keeps all.
     /// Only names that parse as log names are touched.
-    pub fn apply_retention(&self, today: Date) {
+    pub(crate) fn apply_retention(&self, today: Date) {
         if self.keep_days == 0 {
             return;
         }
@@ -378,7 +373,7 @@ enum Job {
 /// batch's rows and returns at once; [`Committer::wait`] gives that batch's
 /// result. At most one batch is in flight: submitting another first waits
 /// for the one before, so batches reach the disk in order.
-pub struct Committer {
+pub(crate) struct Committer {
     jobs: mpsc::Sender<Job>,
     done: mpsc::Receiver<Result<(), Error>>,
     in_flight: bool,
@@ -386,7 +381,7 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the thread that owns `log`.
-    pub fn start(mut log: LogWriter) -> std::io::Result<Committer> {
+    pub(crate) fn start(mut log: LogWriter) -> std::io::Result<Committer> {
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();
         std::thread::Builder::new()
@@ -411,7 +406,7 @@ impl Committer {
 
     /// Hands a batch's rows to the writer. Call [`Committer::wait`] for the
     /// one in flight first.
-    pub fn submit(&mut self, rows: Rows) -> Result<(), Error> {
+    pub(crate) fn submit(&mut self, rows: Rows) -> Result<(), Error> {
         debug_assert!(!self.in_flight, "wait for the batch in flight first");
         self.send(Job::Append(Box::new(rows)))?;
         self.in_flight = true;
@@ -419,7 +414,7 @@ impl Committer {
     }
 
     /// The result of the batch in flight (`Ok` if there is none).
-    pub fn wait(&mut self) -> Result<(), Error> {
+    pub(crate) fn wait(&mut self) -> Result<(), Error> {
         if !std::mem::take(&mut self.in_flight) {
             return Ok(());
         }
@@ -428,7 +423,7 @@ impl Committer {
 
     /// Switches the files to the day of `now` (see [`LogWriter::roll`]),
     /// after the batch in flight, whose result must be taken first.
-    pub fn roll(&mut self, now: u64) -> Result<(), Error> {
+    pub(crate) fn roll(&mut self, now: u64) -> Result<(), Error> {
         debug_assert!(!self.in_flight, "wait for the batch in flight first");
         self.send(Job::Roll(now))?;
         self.result()

@@ -50,30 +50,30 @@ use crate::state::Gateway;
 use logs::Thresholds;
 
 /// Connections served at once; more get 503 at once.
-pub const MAX_CONNECTIONS: usize = 32;
+pub(crate) const MAX_CONNECTIONS: usize = 32;
 /// Largest request head (request line and headers), bytes.
-pub const MAX_HEAD: usize = 8192;
+pub(crate) const MAX_HEAD: usize = 8192;
 /// Longest request target, bytes.
-pub const MAX_URL: usize = 2048;
+pub(crate) const MAX_URL: usize = 2048;
 /// Time a client has to send its request head.
-pub const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const HEAD_DEADLINE: Duration = Duration::from_secs(10);
 /// Time a client has to take its whole answer.
-pub const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
+pub(crate) const ANSWER_DEADLINE: Duration = Duration::from_secs(120);
 /// Per read or write on a client socket.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What ingest publishes for HTTP: the gateways as last written.
 #[derive(Clone, Debug, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub gateways: Vec<Arc<Gateway>>,
     pub thresholds: Thresholds,
 }
 
 /// The slot ingest swaps a new snapshot into.
-pub type SharedSnapshot = Arc<Mutex<Arc<Snapshot>>>;
+pub(crate) type SharedSnapshot = Arc<Mutex<Arc<Snapshot>>>;
 
 /// Takes the current snapshot (holds the lock only to clone the `Arc`).
-pub fn current(shared: &SharedSnapshot) -> Arc<Snapshot> {
+pub(crate) fn current(shared: &SharedSnapshot) -> Arc<Snapshot> {
     match shared.lock() {
         Ok(s) => s.clone(),
         Err(poisoned) => poisoned.into_inner().clone(),
@@ -133,7 +133,7 @@ struct StatusJson<'a> {
 }
 
 /// `status.json` for a snapshot at time `now`.
-pub fn status_json(snap: &Snapshot, now: u64) -> String {
+pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
     let gateways = snap
         .gateways
         .iter()
@@ -166,7 +166,7 @@ pub fn status_json(snap: &Snapshot, now: u64) -> String {
 }
 
 /// `/metrics` for a snapshot at time `now`.
-pub fn metrics_text(m: &Metrics, snap: &Snapshot) -> String {
+pub(crate) fn metrics_text(m: &Metrics, snap: &Snapshot) -> String {
     let series: Vec<GatewaySeries> = snap
         .gateways
         .iter()
@@ -182,7 +182,7 @@ pub fn metrics_text(m: &Metrics, snap: &Snapshot) -> String {
 
 /// Decodes `%XX` escapes; `None` for a bad escape or a result that is not
 /// UTF-8.
-pub fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -201,7 +201,7 @@ pub fn percent_decode(s: &str) -> Option<String> {
 }
 
 /// The Content-Type for a file name, by extension.
-pub fn content_type(name: &str) -> &'static str {
+pub(crate) fn content_type(name: &str) -> &'static str {
     let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
     match ext.to_ascii_lowercase().as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
@@ -219,7 +219,7 @@ pub fn content_type(name: &str) -> &'static str {
 
 /// What a request path names.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     Status,
     Metrics,
     Health,
@@ -234,7 +234,7 @@ pub enum Route {
 
 /// Routes a raw request target (as tiny_http gives it: query included,
 /// nothing decoded).
-pub fn route(target: &str) -> Route {
+pub(crate) fn route(target: &str) -> Route {
     let path = target.split(['?', '#']).next().unwrap_or("");
     let Some(path) = percent_decode(path) else {
         return Route::BadPath;
@@ -270,8 +270,7 @@ pub fn route(target: &str) -> Route {
 }
 
 /// A running HTTP side.
-pub struct HttpServer {
-    addr: SocketAddr,
+pub(crate) struct HttpServer {
     dead: Arc<Mutex<Option<String>>>,
     threads: Vec<JoinHandle<()>>,
     socket_dir: PathBuf,
@@ -294,7 +293,7 @@ fn die(dead: &Mutex<Option<String>>, why: String) {
 
 impl HttpServer {
     /// Binds `addr` and starts the gate, tiny_http and its workers.
-    pub fn start(
+    pub(crate) fn start(
         addr: SocketAddr,
         data: &Path,
         site: Option<PathBuf>,
@@ -306,7 +305,6 @@ impl HttpServer {
             addr: addr.to_string(),
             source,
         })?;
-        let addr = listener.local_addr().unwrap_or(addr);
         let (inner, socket_dir, internal) = bind_internal(data)?;
         let server = Arc::new(
             Server::from_listener(inner, None).map_err(|e| Error::HttpDied(e.to_string()))?,
@@ -330,20 +328,14 @@ impl HttpServer {
             gate(&listener, &internal, &m, &d)
         })?);
         Ok(HttpServer {
-            addr,
             dead,
             threads,
             socket_dir,
         })
     }
 
-    /// The bound address (useful with port 0).
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
     /// `Err` when the HTTP side no longer serves.
-    pub fn check(&self) -> Result<(), Error> {
+    pub(crate) fn check(&self) -> Result<(), Error> {
         if let Ok(d) = self.dead.lock()
             && let Some(why) = d.as_ref()
         {
@@ -495,14 +487,14 @@ fn answer_and_drain(mut stream: TcpStream, code: u16, reason: &str, detail: &str
 
 /// What the gate made of a request head.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Head {
+pub(crate) enum Head {
     /// Forward `METHOD TARGET`.
     Pass(String, String),
     Refuse(u16, &'static str, &'static str),
 }
 
 /// Checks a complete request head (up to and including the blank line).
-pub fn check_head(head: &[u8]) -> Head {
+pub(crate) fn check_head(head: &[u8]) -> Head {
     let line_end = head
         .windows(2)
         .position(|w| w == b"\r\n")

@@ -65,15 +65,15 @@ use crate::replay::{self, ReplayGuard, Verdict};
 use crate::state::{Alert, State};
 
 /// Rejection lines logged per reason per minute before they are summarised.
-pub const LOG_LINES_PER_MINUTE: u32 = 10;
+pub(crate) const LOG_LINES_PER_MINUTE: u32 = 10;
 /// Split reports waiting for parts, at most.
-pub const MAX_PENDING_REPORTS: usize = 64;
+pub(crate) const MAX_PENDING_REPORTS: usize = 64;
 /// Days of event rows read back at start (for last-seen times).
-pub const REBUILD_EVENT_DAYS: i64 = 8;
+pub(crate) const REBUILD_EVENT_DAYS: i64 = 8;
 
 /// What the loop should do after a datagram.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     Continue,
     /// A signed shutdown from this gateway and address was written and acked.
     Shutdown {
@@ -83,12 +83,12 @@ pub enum Step {
 }
 
 /// Datagrams taken into one batch, at most.
-pub const MAX_BATCH: usize = 256;
+pub(crate) const MAX_BATCH: usize = 256;
 
 /// The datagrams of one batch as received: one blocking receive, then what
 /// else is already queued on the socket, without waiting, up to
 /// [`MAX_BATCH`] (the buffer holds that many datagrams of the largest size).
-pub struct RecvBatch {
+pub(crate) struct RecvBatch {
     buf: Vec<u8>,
     /// (offset in `buf`, length, sender)
     items: Vec<(usize, usize, SocketAddr)>,
@@ -113,7 +113,7 @@ impl RecvBatch {
     /// first receive's (on error the batch is empty); errors after it just
     /// end the batch. The outer error is fatal: the socket could not be
     /// made blocking again, and the loop would spin.
-    pub fn recv(&mut self, socket: &UdpSocket) -> Result<std::io::Result<()>, Error> {
+    pub(crate) fn recv(&mut self, socket: &UdpSocket) -> Result<std::io::Result<()>, Error> {
         self.items.clear();
         match socket.recv_from(&mut self.buf[..SLOT]) {
             Ok((n, peer)) => self.items.push((0, n, peer)),
@@ -125,7 +125,7 @@ impl RecvBatch {
 
     /// Takes only what is already queued, without waiting (maybe nothing).
     /// The error is fatal, as for [`RecvBatch::recv`].
-    pub fn take_queued(&mut self, socket: &UdpSocket) -> Result<(), Error> {
+    pub(crate) fn take_queued(&mut self, socket: &UdpSocket) -> Result<(), Error> {
         self.items.clear();
         self.drain(socket)
     }
@@ -145,16 +145,12 @@ impl RecvBatch {
         socket.set_nonblocking(false).map_err(Error::Udp)
     }
 
-    pub fn len(&self) -> usize {
-        self.items.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.items.is_empty()
     }
 
     /// The datagrams, in the order received.
-    pub fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
+    pub(crate) fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
         self.items
             .iter()
             .map(|&(offset, n, peer)| (&self.buf[offset..offset + n], peer))
@@ -232,7 +228,7 @@ impl LogLimiter {
 }
 
 /// The ingest side: everything between the socket and the disk.
-pub struct Ingest {
+pub(crate) struct Ingest {
     key: FastKey,
     max_skew: u64,
     log: Committer,
@@ -249,7 +245,7 @@ pub struct Ingest {
 
 impl Ingest {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         key: Key,
         max_skew: u64,
         thresholds: Thresholds,
@@ -275,11 +271,6 @@ impl Ingest {
         }
     }
 
-    /// The state, for tests and for the snapshot.
-    pub fn state(&self) -> &State {
-        &self.state
-    }
-
     /// Reads the recent logs back so that a restart remembers: every event
     /// row of the last [`REBUILD_EVENT_DAYS`] days is a sign of life (and a
     /// part the replay guard must refuse again), and the complete reports
@@ -287,7 +278,7 @@ impl Ingest {
     /// of `logs::reader`, the same as webgen's. Parts of reports still
     /// incomplete go to the reassembler, so their last part can come after
     /// the restart.
-    pub fn rebuild(&mut self, dir: &std::path::Path, now: u64) -> Result<(), Error> {
+    pub(crate) fn rebuild(&mut self, dir: &std::path::Path, now: u64) -> Result<(), Error> {
         let today = day_of(now);
         let window = reader::Window {
             from: today
@@ -352,7 +343,7 @@ impl Ingest {
     }
 
     /// Publishes the state for HTTP.
-    pub fn publish(&self) {
+    pub(crate) fn publish(&self) {
         let snap = Arc::new(Snapshot {
             gateways: self.state.gateways().cloned().collect(),
             thresholds: self.state.thresholds(),
@@ -424,13 +415,8 @@ impl Ingest {
     }
 
     /// Handles one datagram received at `now` from `peer`: a batch of one.
-    pub fn handle(
-        &mut self,
-        socket: &UdpSocket,
-        datagram: &[u8],
-        peer: SocketAddr,
-        now: u64,
-    ) -> Step {
+    #[cfg(test)]
+    fn handle(&mut self, socket: &UdpSocket, datagram: &[u8], peer: SocketAddr, now: u64) -> Step {
         self.handle_batch(socket, [(datagram, peer)], now)
     }
 
@@ -525,7 +511,8 @@ impl Ingest {
 
     /// Handles a batch of datagrams received at `now` and waits for it:
     /// [`Ingest::take_batch`], then [`Ingest::settle`].
-    pub fn handle_batch<'a>(
+    #[cfg(test)]
+    fn handle_batch<'a>(
         &mut self,
         socket: &UdpSocket,
         datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
@@ -539,7 +526,7 @@ impl Ingest {
 
     /// Whether a batch is being written and synced (see
     /// [`Ingest::take_batch`]); [`Ingest::settle`] finishes it.
-    pub fn in_flight(&self) -> bool {
+    pub(crate) fn in_flight(&self) -> bool {
         self.in_flight.is_some()
     }
 
@@ -551,7 +538,7 @@ impl Ingest {
     /// next batch can be checked while the disk syncs this one. A signed
     /// shutdown ends the batch (the datagrams after it are not looked at)
     /// and is settled at once.
-    pub fn take_batch<'a>(
+    pub(crate) fn take_batch<'a>(
         &mut self,
         socket: &UdpSocket,
         datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
@@ -624,7 +611,7 @@ impl Ingest {
     /// the snapshot once, alerts, and pokes `--on-collect`. If the write
     /// failed none of them is acked or remembered (each counts as
     /// `write_error`), so a retransmission is taken later.
-    pub fn settle(&mut self, socket: &UdpSocket) -> Step {
+    pub(crate) fn settle(&mut self, socket: &UdpSocket) -> Step {
         if self.in_flight.is_none() {
             return Step::Continue;
         }
@@ -706,7 +693,7 @@ impl Ingest {
     /// At a shutdown: lets `--on-collect` make the run still owed (the
     /// pages then show the last reports) and waits for it, at most
     /// [`crate::on_collect::FINISH_WAIT`].
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if let Some(c) = self.on_collect.take()
             && !c.finish(crate::on_collect::FINISH_WAIT)
         {
@@ -719,7 +706,7 @@ impl Ingest {
 
     /// The once-a-second work: late/down, expiry, roll-over, log summaries.
     /// Settles the batch in flight first.
-    pub fn tick(&mut self, socket: &UdpSocket, now: u64) {
+    pub(crate) fn tick(&mut self, socket: &UdpSocket, now: u64) {
         let step = self.settle(socket);
         debug_assert_eq!(step, Step::Continue, "a shutdown is settled at once");
         self.replay.expire(now);

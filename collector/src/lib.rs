@@ -27,19 +27,21 @@
 //! Errors that stop the collector are one [`Error`] with the input it failed
 //! on; problems with one datagram are counted ([`metrics`]) and logged.
 
-pub mod cli;
-pub mod command;
-pub mod csvlog;
-pub mod error;
-pub mod http;
-pub mod ingest;
-pub mod lock;
-pub mod mac;
-pub mod metrics;
-pub mod notify;
-pub mod on_collect;
-pub mod replay;
-pub mod state;
+#![warn(unreachable_pub)]
+
+mod cli;
+mod command;
+mod csvlog;
+mod error;
+mod http;
+mod ingest;
+mod lock;
+mod mac;
+mod metrics;
+mod notify;
+mod on_collect;
+mod replay;
+mod state;
 
 use std::ffi::OsString;
 use std::net::UdpSocket;
@@ -49,7 +51,10 @@ use std::time::Duration;
 
 use gateway_client::key::Key;
 
+pub use csvlog::complete_rows_len;
 pub use error::Error;
+pub use mac::FastKey;
+pub use state::MAX_GATEWAYS;
 
 use crate::cli::{Args, Command};
 use crate::http::{HttpServer, Snapshot};

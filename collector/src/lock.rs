@@ -13,17 +13,17 @@ use std::path::Path;
 
 use crate::error::Error;
 
-pub const LOCK_FILE: &str = "collector.lock";
+pub(crate) const LOCK_FILE: &str = "collector.lock";
 
 /// Holds the lock until dropped.
 #[derive(Debug)]
-pub struct Lock {
+pub(crate) struct Lock {
     file: File,
 }
 
 impl Lock {
     /// Takes the lock, or `None` when another process holds it.
-    pub fn acquire(dir: &Path) -> Result<Option<Lock>, Error> {
+    pub(crate) fn acquire(dir: &Path) -> Result<Option<Lock>, Error> {
         let path = dir.join(LOCK_FILE);
         let file = OpenOptions::new()
             .read(true)
@@ -47,7 +47,7 @@ impl Lock {
     }
 
     /// Releases the lock (dropping does the same).
-    pub fn release(self) {
+    pub(crate) fn release(self) {
         let _ = self.file.unlock();
     }
 }

@@ -16,7 +16,7 @@ use logs::GatewayState;
 /// What became of a datagram. `replay` covers both duplicates (acked again,
 /// not written) and refused replays.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Accepted,
     Replay,
     Stale,
@@ -30,7 +30,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 10] = [
+    pub(crate) const ALL: [Outcome; 10] = [
         Outcome::Accepted,
         Outcome::Replay,
         Outcome::Stale,
@@ -43,7 +43,7 @@ impl Outcome {
         Outcome::WriteError,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Accepted => "accepted",
             Outcome::Replay => "replay",
@@ -58,7 +58,7 @@ impl Outcome {
         }
     }
 
-    pub fn from_reject(r: gateway_client::wire::Reject) -> Outcome {
+    pub(crate) fn from_reject(r: gateway_client::wire::Reject) -> Outcome {
         use gateway_client::wire::Reject;
         match r {
             Reject::Oversized => Outcome::Oversized,
@@ -76,7 +76,7 @@ impl Outcome {
 
 /// All counters and gauges that are not per gateway.
 #[derive(Debug, Default)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     datagrams: [AtomicU64; Outcome::ALL.len()],
     pub acks_ok: AtomicU64,
     pub acks_duplicate: AtomicU64,
@@ -99,18 +99,18 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    pub fn count(&self, outcome: Outcome) {
+    pub(crate) fn count(&self, outcome: Outcome) {
         self.datagrams[outcome.index()].fetch_add(1, Relaxed);
     }
 
-    pub fn datagrams(&self, outcome: Outcome) -> u64 {
+    pub(crate) fn datagrams(&self, outcome: Outcome) -> u64 {
         self.datagrams[outcome.index()].load(Relaxed)
     }
 }
 
 /// One gateway's series.
 #[derive(Clone, Debug)]
-pub struct GatewaySeries {
+pub(crate) struct GatewaySeries {
     pub name: String,
     pub last_seen: u64,
     pub state: GatewayState,
@@ -131,12 +131,15 @@ fn label(value: &str) -> String {
     s
 }
 
+/// How one sample's value is read from the counters.
+type Read = fn(&Metrics) -> u64;
+
 /// Where a family's samples come from.
 enum Samples {
     /// One sample without labels.
-    One(fn(&Metrics) -> u64),
+    One(Read),
     /// One sample per value of the label.
-    By(&'static str, &'static [(&'static str, fn(&Metrics) -> u64)]),
+    By(&'static str, &'static [(&'static str, Read)]),
     /// One sample per datagram [`Outcome`], label `outcome`.
     Outcomes,
     /// The build's version as a label, value 1.
@@ -307,7 +310,7 @@ const FAMILIES: &[Family] = &[
 ];
 
 /// The whole `/metrics` page.
-pub fn render(m: &Metrics, gateways: &[GatewaySeries]) -> String {
+pub(crate) fn render(m: &Metrics, gateways: &[GatewaySeries]) -> String {
     let mut out = String::with_capacity(4096);
     for f in FAMILIES {
         let name = f.name;

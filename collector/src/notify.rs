@@ -26,12 +26,12 @@ use crate::metrics::Metrics;
 use crate::state::Alert;
 
 /// A notify command is killed after this long.
-pub const LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const LIMIT: Duration = Duration::from_secs(30);
 /// Alerts waiting for the command, at most.
-pub const QUEUE: usize = 256;
+pub(crate) const QUEUE: usize = 256;
 
 /// `novacr01: L 127.0.0.1:5901 -> novadaq-far-master-02:5951 via novadaq-far-gateway-01 (pid 4242)`
-pub fn describe(t: &Tunnel) -> String {
+pub(crate) fn describe(t: &Tunnel) -> String {
     let bind = if t.bind.is_empty() {
         String::new()
     } else {
@@ -53,7 +53,7 @@ pub fn describe(t: &Tunnel) -> String {
 }
 
 /// The environment for one alert.
-pub fn environment(a: &Alert) -> Vec<(&'static str, String)> {
+pub(crate) fn environment(a: &Alert) -> Vec<(&'static str, String)> {
     let time = i64::try_from(a.time)
         .ok()
         .and_then(|s| jiff::Timestamp::from_second(s).ok())
@@ -80,14 +80,14 @@ pub fn environment(a: &Alert) -> Vec<(&'static str, String)> {
 }
 
 /// The sending end, held by ingest.
-pub struct Notifier {
+pub(crate) struct Notifier {
     tx: SyncSender<Alert>,
     metrics: Arc<Metrics>,
 }
 
 impl Notifier {
     /// Starts the thread that runs `cmd`.
-    pub fn start(cmd: String, metrics: Arc<Metrics>) -> std::io::Result<Notifier> {
+    pub(crate) fn start(cmd: String, metrics: Arc<Metrics>) -> std::io::Result<Notifier> {
         let (tx, rx) = sync_channel(QUEUE);
         let m = metrics.clone();
         std::thread::Builder::new()
@@ -97,7 +97,7 @@ impl Notifier {
     }
 
     /// Queues an alert; never blocks.
-    pub fn send(&self, alert: Alert) {
+    pub(crate) fn send(&self, alert: Alert) {
         match self.tx.try_send(alert) {
             Ok(()) => {}
             Err(TrySendError::Full(a)) => {

@@ -20,11 +20,11 @@ use crate::command;
 use crate::metrics::Metrics;
 
 /// Least time between two starts.
-pub const MIN_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(5);
 /// A run is killed after this long.
-pub const LIMIT: Duration = Duration::from_secs(300);
+pub(crate) const LIMIT: Duration = Duration::from_secs(300);
 /// How long a shutdown waits for the runs still owed.
-pub const FINISH_WAIT: Duration = Duration::from_secs(60);
+pub(crate) const FINISH_WAIT: Duration = Duration::from_secs(60);
 
 #[derive(Default)]
 struct Wants {
@@ -40,7 +40,7 @@ struct Flag {
     wake: Condvar,
 }
 
-pub struct OnCollect {
+pub(crate) struct OnCollect {
     flag: Arc<Flag>,
     /// Closed (the sender dropped) when the thread ends.
     ended: mpsc::Receiver<()>,
@@ -48,7 +48,7 @@ pub struct OnCollect {
 
 impl OnCollect {
     /// Starts the thread that runs `cmd`.
-    pub fn start(cmd: String, metrics: Arc<Metrics>) -> std::io::Result<OnCollect> {
+    pub(crate) fn start(cmd: String, metrics: Arc<Metrics>) -> std::io::Result<OnCollect> {
         let flag = Arc::new(Flag::default());
         let f = flag.clone();
         let (ending, ended) = mpsc::channel::<()>();
@@ -62,7 +62,7 @@ impl OnCollect {
     }
 
     /// Asks for a run; returns at once.
-    pub fn poke(&self) {
+    pub(crate) fn poke(&self) {
         if let Ok(mut wants) = self.flag.wants.lock() {
             wants.dirty = true;
             self.flag.wake.notify_one();
@@ -71,7 +71,7 @@ impl OnCollect {
 
     /// Makes the run still owed, if any, without the pause, and waits for
     /// the thread to end, at most `wait`. Says whether it ended in time.
-    pub fn finish(self, wait: Duration) -> bool {
+    pub(crate) fn finish(self, wait: Duration) -> bool {
         if let Ok(mut wants) = self.flag.wants.lock() {
             wants.finishing = true;
             self.flag.wake.notify_one();

@@ -15,11 +15,11 @@ use std::collections::HashMap;
 
 /// Most remembered parts per gateway (a report a minute with a 300 s window
 /// needs about ten).
-pub const CAP_PER_GATEWAY: usize = 4096;
+pub(crate) const CAP_PER_GATEWAY: usize = 4096;
 
 /// What to do with a datagram that is otherwise good.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Never seen: write, then ack.
     Fresh,
     /// Seen and written already: ack again, write nothing.
@@ -38,7 +38,7 @@ struct Seen {
 
 /// The set of accepted parts within the time window.
 #[derive(Debug)]
-pub struct ReplayGuard {
+pub(crate) struct ReplayGuard {
     window: u64,
     cap: usize,
     gateways: HashMap<String, Seen>,
@@ -46,7 +46,7 @@ pub struct ReplayGuard {
 
 impl ReplayGuard {
     /// `window` is the skew window in seconds (`--max-skew`).
-    pub fn new(window: u64, cap_per_gateway: usize) -> ReplayGuard {
+    pub(crate) fn new(window: u64, cap_per_gateway: usize) -> ReplayGuard {
         ReplayGuard {
             window,
             cap: cap_per_gateway.max(1),
@@ -54,7 +54,7 @@ impl ReplayGuard {
         }
     }
 
-    pub fn check(&self, gateway: &str, seq: u64, part: u32, sent: u64) -> Verdict {
+    pub(crate) fn check(&self, gateway: &str, seq: u64, part: u32, sent: u64) -> Verdict {
         let Some(seen) = self.gateways.get(gateway) else {
             return Verdict::Fresh;
         };
@@ -68,7 +68,7 @@ impl ReplayGuard {
     }
 
     /// Remembers an accepted (written) part.
-    pub fn record(&mut self, gateway: &str, seq: u64, part: u32, sent: u64) {
+    pub(crate) fn record(&mut self, gateway: &str, seq: u64, part: u32, sent: u64) {
         if !self.gateways.contains_key(gateway) {
             self.gateways.insert(gateway.to_string(), Seen::default());
         }
@@ -86,7 +86,7 @@ impl ReplayGuard {
     }
 
     /// Forgets parts sent more than the window before `now`.
-    pub fn expire(&mut self, now: u64) {
+    pub(crate) fn expire(&mut self, now: u64) {
         let horizon = now.saturating_sub(self.window);
         self.gateways.retain(|_, seen| {
             seen.parts.retain(|_, sent| *sent >= horizon);
@@ -98,12 +98,8 @@ impl ReplayGuard {
     }
 
     /// Remembered parts, all gateways.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.gateways.values().map(|s| s.parts.len()).sum()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -122,7 +118,7 @@ mod tests {
         g.expire(1300);
         assert_eq!(g.len(), 1);
         g.expire(1301);
-        assert!(g.is_empty());
+        assert_eq!(g.len(), 0);
     }
 
     #[test]

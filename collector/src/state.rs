@@ -31,18 +31,18 @@ pub const MAX_GATEWAYS: usize = 1000;
 /// When the table is full, a gateway silent this long (seconds) gives its
 /// place to a new one, so invented names cannot keep a real gateway out for
 /// longer than this.
-pub const FORGET_AFTER: u64 = 86_400;
+pub(crate) const FORGET_AFTER: u64 = 86_400;
 
 /// A tunnel and when the collector first saw it in a report.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TunnelSeen {
+pub(crate) struct TunnelSeen {
     pub tunnel: Tunnel,
     pub first_seen: u64,
 }
 
 /// One gateway as last heard.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Gateway {
+pub(crate) struct Gateway {
     pub name: String,
     /// Collector time of the last accepted datagram.
     pub last_seen: u64,
@@ -62,7 +62,7 @@ pub struct Gateway {
 
 /// What happened, for `--notify`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum AlertKind {
+pub(crate) enum AlertKind {
     GatewayLate,
     GatewayDown,
     GatewayUp,
@@ -71,7 +71,7 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AlertKind::GatewayLate => "gateway_late",
             AlertKind::GatewayDown => "gateway_down",
@@ -83,7 +83,7 @@ impl AlertKind {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Alert {
+pub(crate) struct Alert {
     pub kind: AlertKind,
     pub gateway: String,
     pub tunnel: Option<Tunnel>,
@@ -95,32 +95,32 @@ pub struct Alert {
 
 /// All gateways.
 #[derive(Debug)]
-pub struct State {
+pub(crate) struct State {
     thresholds: Thresholds,
     gateways: BTreeMap<String, Arc<Gateway>>,
 }
 
 impl State {
-    pub fn new(thresholds: Thresholds) -> State {
+    pub(crate) fn new(thresholds: Thresholds) -> State {
         State {
             thresholds,
             gateways: BTreeMap::new(),
         }
     }
 
-    pub fn thresholds(&self) -> Thresholds {
+    pub(crate) fn thresholds(&self) -> Thresholds {
         self.thresholds
     }
 
     /// Whether a datagram from `gateway` may be taken: known, or room left.
-    pub fn has_room_for(&self, gateway: &str) -> bool {
+    pub(crate) fn has_room_for(&self, gateway: &str) -> bool {
         self.gateways.contains_key(gateway) || self.gateways.len() < MAX_GATEWAYS
     }
 
     /// Forgets the longest-silent gateway if it has been silent for more
     /// than [`FORGET_AFTER`] seconds (to make room in a full table); says
     /// whether it did.
-    pub fn forget_one_silent(&mut self, now: u64) -> bool {
+    pub(crate) fn forget_one_silent(&mut self, now: u64) -> bool {
         let oldest = self.gateways.values().min_by_key(|g| g.last_seen);
         match oldest {
             Some(g) if now.saturating_sub(g.last_seen) > FORGET_AFTER => {
@@ -133,21 +133,21 @@ impl State {
     }
 
     /// Gateways tracked.
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.gateways.len()
     }
 
     /// The gateways, shared: cloning one is a pointer copy.
-    pub fn gateways(&self) -> impl Iterator<Item = &Arc<Gateway>> {
+    pub(crate) fn gateways(&self) -> impl Iterator<Item = &Arc<Gateway>> {
         self.gateways.values()
     }
 
-    pub fn get(&self, gateway: &str) -> Option<&Gateway> {
+    pub(crate) fn get(&self, gateway: &str) -> Option<&Gateway> {
         self.gateways.get(gateway).map(|g| &**g)
     }
 
     /// Any accepted datagram: a sign of life.
-    pub fn seen(
+    pub(crate) fn seen(
         &mut self,
         gateway: &str,
         kind: EventKind,
@@ -203,7 +203,7 @@ impl State {
 
     /// A complete report: the new tunnel list. Older reports that complete
     /// late change nothing.
-    pub fn report(&mut self, report: Report, now: u64) -> Vec<Alert> {
+    pub(crate) fn report(&mut self, report: Report, now: u64) -> Vec<Alert> {
         let mut alerts = Vec::new();
         let Some(g) = self.gateways.get_mut(&report.gateway) else {
             return alerts;
@@ -259,7 +259,7 @@ impl State {
     }
 
     /// Re-evaluates late and down; called about once a second.
-    pub fn tick(&mut self, now: u64) -> Vec<Alert> {
+    pub(crate) fn tick(&mut self, now: u64) -> Vec<Alert> {
         let mut alerts = Vec::new();
         for g in self.gateways.values_mut() {
             let age = now.saturating_sub(g.last_seen);

@@ -40,7 +40,7 @@ use gateway_client::wire::{self, Body, MsgKind};
 /// Datagrams in the flood.
 const FLOOD: usize = 100_000;
 /// The collector's gateway table holds at most this many gateways.
-const MAX_GATEWAYS: usize = collector::state::MAX_GATEWAYS;
+const MAX_GATEWAYS: usize = collector::MAX_GATEWAYS;
 /// `--max-skew` default.
 const MAX_SKEW: u64 = 300;
 /// How far from now a stale datagram's send time is (far outside the skew).

@@ -6,7 +6,7 @@
 //! a row boundary.
 #![no_main]
 
-use collector::csvlog::complete_rows_len;
+use collector::complete_rows_len;
 use logs::schema::{EventRow, TunnelRow};
 use libfuzzer_sys::fuzz_target;
 

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::history::Range;
 use logs::Thresholds;
 
-pub const HELP: &str = "\
+pub(crate) const HELP: &str = "\
 webgen: renders the ROC tunnel monitor's pages from the collector's CSV logs
 
 USAGE:
@@ -54,7 +54,7 @@ EXIT STATUS:
 
 /// Everything one run needs.
 #[derive(Clone, Debug)]
-pub struct Config {
+pub(crate) struct Config {
     pub data: PathBuf,
     pub out: PathBuf,
     pub thresholds: Thresholds,
@@ -70,7 +70,7 @@ pub struct Config {
 
 /// What the command line asked for.
 #[derive(Debug)]
-pub enum Command {
+pub(crate) enum Command {
     Run(Box<Config>),
     Help,
     Version,
@@ -78,7 +78,7 @@ pub enum Command {
 
 /// `150`, `150s`, `10m`, `24h`, `7d` to seconds (`logs::duration`, the
 /// collector's syntax too).
-pub fn parse_duration(flag: &str, s: &str) -> Result<u64, Error> {
+pub(crate) fn parse_duration(flag: &str, s: &str) -> Result<u64, Error> {
     logs::duration::parse(s).map_err(|e| Error::Usage(format!("{flag} {e}")))
 }
 
@@ -96,7 +96,7 @@ fn range_label(secs: u64) -> String {
 }
 
 /// Unix seconds or RFC 3339 to Unix seconds.
-pub fn parse_now(s: &str) -> Result<u64, Error> {
+pub(crate) fn parse_now(s: &str) -> Result<u64, Error> {
     if let Ok(n) = s.parse::<u64>() {
         return Ok(n);
     }
@@ -108,7 +108,7 @@ pub fn parse_now(s: &str) -> Result<u64, Error> {
     u64::try_from(ts.as_second()).map_err(|_| Error::Usage(format!("--now '{s}': before 1970")))
 }
 
-pub fn parse_tz(s: &str) -> Result<TimeZone, Error> {
+pub(crate) fn parse_tz(s: &str) -> Result<TimeZone, Error> {
     TimeZone::get(s).map_err(|e| Error::TimeZone {
         zone: s.to_string(),
         reason: format!("not a time zone known here ({e})"),
@@ -127,7 +127,7 @@ fn string(flag: &str, v: OsString) -> Result<String, Error> {
         .map_err(|v| Error::Usage(format!("{flag} '{}': not UTF-8", v.to_string_lossy())))
 }
 
-pub fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
+pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
     use lexopt::prelude::*;
     let mut data = None;
     let mut out = None;

@@ -16,7 +16,7 @@ use std::io::{self, Read};
 use csv::ByteRecord;
 use csv_core::ReadRecordResult;
 
-pub struct FastReader<R> {
+pub(crate) struct FastReader<R> {
     src: R,
     buf: Vec<u8>,
     pos: usize,
@@ -42,7 +42,7 @@ pub struct FastReader<R> {
 }
 
 impl<R: Read> FastReader<R> {
-    pub fn new(src: R) -> FastReader<R> {
+    pub(crate) fn new(src: R) -> FastReader<R> {
         FastReader {
             src,
             buf: vec![0; 256 * 1024],
@@ -62,18 +62,18 @@ impl<R: Read> FastReader<R> {
     }
 
     /// The line the last record read starts on (1-based).
-    pub fn line(&self) -> u64 {
+    pub(crate) fn line(&self) -> u64 {
         self.line
     }
 
     /// The number of fields of the record read last.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.spans.len()
     }
 
     /// Field `i` of the record read last.
     #[inline]
-    pub fn get(&self, i: usize) -> Option<&[u8]> {
+    pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
         let &(a, b) = self.spans.get(i)?;
         Some(if self.in_out {
             &self.out[a..b]
@@ -87,7 +87,7 @@ impl<R: Read> FastReader<R> {
     /// equal bytes then mean equal fields. `None` for a record that went
     /// through `csv_core`.
     #[inline]
-    pub fn raw_fields(&self, first: usize, last: usize) -> Option<&[u8]> {
+    pub(crate) fn raw_fields(&self, first: usize, last: usize) -> Option<&[u8]> {
         if self.in_out || first > last {
             return None;
         }
@@ -97,7 +97,7 @@ impl<R: Read> FastReader<R> {
     }
 
     /// The record read last, as a `csv::ByteRecord`.
-    pub fn to_byte_record(&self, rec: &mut ByteRecord) {
+    pub(crate) fn to_byte_record(&self, rec: &mut ByteRecord) {
         rec.clear();
         for i in 0..self.len() {
             rec.push_field(self.get(i).unwrap_or_default());
@@ -132,7 +132,7 @@ impl<R: Read> FastReader<R> {
     }
 
     /// Reads the next record (see [`FastReader::get`]); `Ok(false)` at the end.
-    pub fn read_record(&mut self) -> io::Result<bool> {
+    pub(crate) fn read_record(&mut self) -> io::Result<bool> {
         self.spans.clear();
         self.in_out = false;
         self.line = self.newlines + 1;

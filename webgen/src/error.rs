@@ -9,11 +9,11 @@ use std::fmt;
 use std::path::PathBuf;
 
 /// Exit status: pages written (possibly with skipped bad rows, reported on stderr).
-pub const EXIT_OK: i32 = 0;
+pub(crate) const EXIT_OK: i32 = 0;
 /// Exit status: the data could not be read or the pages could not be written.
-pub const EXIT_FAILED: i32 = 1;
+pub(crate) const EXIT_FAILED: i32 = 1;
 /// Exit status: bad command line.
-pub const EXIT_USAGE: i32 = 2;
+pub(crate) const EXIT_USAGE: i32 = 2;
 
 #[derive(Debug)]
 pub enum Error {

@@ -18,19 +18,19 @@ use crate::logs::Catalog;
 use crate::state::{GatewayTrack, Message, Session, Tracker};
 
 /// Buckets of a tunnel-count chart.
-pub const BUCKETS: usize = 240;
+pub(crate) const BUCKETS: usize = 240;
 /// Timeline lanes drawn per gateway and range.
-pub const MAX_LANES: usize = 40;
+pub(crate) const MAX_LANES: usize = 40;
 /// Bars drawn per lane (the newest).
-pub const MAX_SEGMENTS: usize = 200;
+pub(crate) const MAX_SEGMENTS: usize = 200;
 /// Silences listed per gateway and range.
-pub const MAX_SILENCES: usize = 20;
+pub(crate) const MAX_SILENCES: usize = 20;
 /// Messages listed per range.
-pub const MAX_MESSAGES: usize = 100;
+pub(crate) const MAX_MESSAGES: usize = 100;
 
 /// A history range: the `secs` seconds before now.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Range {
+pub(crate) struct Range {
     /// `24h`, `7d`, …: also the anchor on the page.
     pub label: String,
     pub secs: u64,
@@ -38,14 +38,14 @@ pub struct Range {
 
 /// One chart bucket: the tunnel counts reported in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     pub min: u32,
     pub max: u32,
 }
 
 /// One timeline row: the sessions of one owner, listen port and target.
 #[derive(Clone, Debug)]
-pub struct Lane {
+pub(crate) struct Lane {
     /// The tunnel of its latest session.
     pub tunnel: Tunnel,
     /// (first seen, last seen, still open), oldest first, at most `MAX_SEGMENTS`.
@@ -54,7 +54,7 @@ pub struct Lane {
 }
 
 impl Lane {
-    pub fn open(&self) -> bool {
+    pub(crate) fn open(&self) -> bool {
         self.segments.iter().any(|s| s.2)
     }
 
@@ -64,7 +64,7 @@ impl Lane {
 }
 
 #[derive(Clone, Debug)]
-pub struct GatewayHistory {
+pub(crate) struct GatewayHistory {
     pub name: String,
     /// `BUCKETS` buckets over the range; `None` where no report came.
     pub buckets: Vec<Option<Bucket>>,
@@ -89,14 +89,14 @@ pub struct GatewayHistory {
 
 impl GatewayHistory {
     /// Availability in [0, 1]; `None` for an empty window.
-    pub fn availability(&self) -> Option<f64> {
+    pub(crate) fn availability(&self) -> Option<f64> {
         let len = self.window.1.saturating_sub(self.window.0);
         (len > 0).then(|| 1.0 - (self.silent.min(len) as f64 / len as f64))
     }
 }
 
 #[derive(Clone, Debug)]
-pub struct RangeHistory {
+pub(crate) struct RangeHistory {
     pub range: Range,
     pub start: u64,
     pub end: u64,
@@ -110,14 +110,14 @@ pub struct RangeHistory {
 }
 
 impl RangeHistory {
-    pub fn longer_than_data(&self) -> bool {
+    pub(crate) fn longer_than_data(&self) -> bool {
         self.data_start.is_some_and(|d| d > self.start)
     }
 }
 
 /// Builds the history of every range. `data_start` is the earliest event
 /// in the logs read; `thresholds` say when a silence going on now began.
-pub fn build(
+pub(crate) fn build(
     tracker: &Tracker,
     catalog: &Catalog,
     now: u64,

@@ -24,15 +24,17 @@
 //! Memory follows the number of gateways, tunnels and reports, never the
 //! number of rows: no row outlives the day it was read in.
 //!
-//! [`run`] is the binary; [`execute`] is the same without printing, for tests.
+//! [`run`] is the binary; `execute` is the same without printing.
 
-pub mod cli;
+#![warn(unreachable_pub)]
+
+mod cli;
 mod csvread;
-pub mod error;
-pub mod history;
+mod error;
+mod history;
 pub mod logs;
-pub mod render;
-pub mod state;
+mod render;
+mod state;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -46,14 +48,14 @@ use crate::render::Clock;
 use crate::state::{Status, Tracker};
 
 /// Items listed on the status page per list (tunnels gone, messages).
-pub const STATUS_LIST_LIMIT: usize = 30;
+const STATUS_LIST_LIMIT: usize = 30;
 
 /// What a run did.
 #[derive(Debug)]
-pub struct Summary {
-    pub pages: Vec<PathBuf>,
-    pub stats: ReadStats,
-    pub gateways: usize,
+struct Summary {
+    pages: Vec<PathBuf>,
+    stats: ReadStats,
+    gateways: usize,
 }
 
 /// Parses the arguments (without the program name), runs, prints warnings
@@ -104,7 +106,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
 }
 
 /// Reads the logs, builds both pages and writes them. Prints nothing.
-pub fn execute(cfg: &Config) -> Result<Summary, Error> {
+fn execute(cfg: &Config) -> Result<Summary, Error> {
     let longest = cfg.ranges.iter().map(|r| r.secs).max().unwrap_or(0);
     let day = |t: u64| {
         let ts = i64::try_from(t)

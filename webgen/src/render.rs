@@ -26,7 +26,7 @@ use crate::logs::ReadStats;
 use crate::state::{GatewayStatus, Message, Status, TunnelNow};
 
 /// The templates built into the binary.
-pub const TEMPLATES: [(&str, &str); 4] = [
+pub(crate) const TEMPLATES: [(&str, &str); 4] = [
     ("base.html", include_str!("../templates/base.html")),
     ("macros.html", include_str!("../templates/macros.html")),
     ("index.html", include_str!("../templates/index.html")),
@@ -36,7 +36,7 @@ pub const TEMPLATES: [(&str, &str); 4] = [
 /// The template environment: the built-in templates, or with `dir` the
 /// templates found there (a name missing there falls back to the built-in
 /// one). Auto-escaping is HTML for every template.
-pub fn make_env(dir: Option<&Path>) -> Environment<'static> {
+pub(crate) fn make_env(dir: Option<&Path>) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
@@ -62,7 +62,7 @@ pub fn make_env(dir: Option<&Path>) -> Environment<'static> {
 }
 
 /// Renders one template to a string.
-pub fn render(env: &Environment<'_>, name: &str, ctx: Value) -> Result<String, Error> {
+pub(crate) fn render(env: &Environment<'_>, name: &str, ctx: Value) -> Result<String, Error> {
     let err = |source| Error::Template {
         name: name.to_string(),
         source,
@@ -75,7 +75,7 @@ pub fn render(env: &Environment<'_>, name: &str, ctx: Value) -> Result<String, E
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, synced, then renamed over the old page.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let err = |source| Error::Write {
         path: path.to_path_buf(),
         source,
@@ -98,7 +98,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// Formats times for the pages: local time in the chosen zone, ages
 /// relative to "now".
 #[derive(Clone, Debug)]
-pub struct Clock {
+pub(crate) struct Clock {
     pub tz: TimeZone,
     /// The zone's name as shown on the pages.
     pub tz_name: String,
@@ -106,7 +106,7 @@ pub struct Clock {
 }
 
 impl Clock {
-    pub fn new(tz: TimeZone, now: u64) -> Clock {
+    pub(crate) fn new(tz: TimeZone, now: u64) -> Clock {
         let tz_name = tz
             .iana_name()
             .map(str::to_string)
@@ -123,17 +123,17 @@ impl Clock {
     }
 
     /// `2026-11-23 15:14`
-    pub fn time(&self, t: u64) -> String {
+    pub(crate) fn time(&self, t: u64) -> String {
         self.zoned(t).strftime("%Y-%m-%d %H:%M").to_string()
     }
 
     /// `2026-11-23 15:14:05 CST`
-    pub fn time_full(&self, t: u64) -> String {
+    pub(crate) fn time_full(&self, t: u64) -> String {
         self.zoned(t).strftime("%Y-%m-%d %H:%M:%S %Z").to_string()
     }
 
     /// `Mon 23 Nov 15:14`, for chart axes.
-    pub fn short(&self, t: u64, with_day: bool) -> String {
+    pub(crate) fn short(&self, t: u64, with_day: bool) -> String {
         let z = self.zoned(t);
         if with_day {
             z.strftime("%a %d %b").to_string()
@@ -143,7 +143,7 @@ impl Clock {
     }
 
     /// The zone's abbreviation now (`CST`) and offset (`UTC-06:00`).
-    pub fn zone_label(&self) -> String {
+    pub(crate) fn zone_label(&self) -> String {
         let z = self.zoned(self.now);
         let offset = z.offset();
         let secs = offset.seconds();
@@ -159,7 +159,7 @@ impl Clock {
     }
 
     /// `5 min ago` style age of a past time (`in the future` if after now).
-    pub fn ago(&self, t: u64) -> String {
+    pub(crate) fn ago(&self, t: u64) -> String {
         if t > self.now {
             return "in the future".to_string();
         }
@@ -168,7 +168,7 @@ impl Clock {
 }
 
 /// A duration in at most two units: `42 s`, `3 min`, `2 h 05 min`, `3 d 4 h`.
-pub fn duration(secs: u64) -> String {
+pub(crate) fn duration(secs: u64) -> String {
     let (d, h, m, s) = (
         secs / 86_400,
         secs % 86_400 / 3600,
@@ -191,7 +191,7 @@ pub fn duration(secs: u64) -> String {
 }
 
 /// `24 hours`, `7 days`, `90 minutes`: a range's name on the page.
-pub fn range_title(secs: u64) -> String {
+pub(crate) fn range_title(secs: u64) -> String {
     let (n, unit) = if secs.is_multiple_of(86_400) && secs > 86_400 {
         (secs / 86_400, "day")
     } else if secs.is_multiple_of(3600) {
@@ -205,7 +205,7 @@ pub fn range_title(secs: u64) -> String {
 }
 
 /// `12,345`
-pub fn count(n: u64) -> String {
+pub(crate) fn count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
@@ -219,7 +219,7 @@ pub fn count(n: u64) -> String {
 
 /// A share as a percentage with two decimals, never rounded up to 100
 /// unless it is exactly 1: `99.99 %`, `100 %`.
-pub fn percent(share: f64) -> String {
+pub(crate) fn percent(share: f64) -> String {
     if share >= 1.0 {
         return "100 %".to_string();
     }
@@ -289,7 +289,7 @@ fn tunnel_now(clock: &Clock, t: &TunnelNow) -> Value {
 
 /// Tunnel rows shown per gateway panel; past that, the broken ones are
 /// kept first and the rest are counted.
-pub const MAX_TUNNEL_ROWS: usize = 200;
+pub(crate) const MAX_TUNNEL_ROWS: usize = 200;
 
 fn gateway_status(clock: &Clock, g: &GatewayStatus) -> Value {
     let broken = g.tunnels.iter().filter(|t| t.broken()).count() as u64;
@@ -341,7 +341,7 @@ fn page(clock: &Clock, stats: &ReadStats, name: &str, title: &str) -> Value {
 }
 
 /// The context of `index.html`.
-pub fn status_context(clock: &Clock, stats: &ReadStats, s: &Status) -> Value {
+pub(crate) fn status_context(clock: &Clock, stats: &ReadStats, s: &Status) -> Value {
     let counts = |st: &str| s.gateways.iter().filter(|g| g.state.as_str() == st).count();
     context! {
         page => page(clock, stats, "index", "ROC tunnels — status"),
@@ -520,7 +520,7 @@ fn range_value(clock: &Clock, r: &RangeHistory) -> Value {
 }
 
 /// The context of `history.html`.
-pub fn history_context(clock: &Clock, stats: &ReadStats, ranges: &[RangeHistory]) -> Value {
+pub(crate) fn history_context(clock: &Clock, stats: &ReadStats, ranges: &[RangeHistory]) -> Value {
     context! {
         page => page(clock, stats, "history", "ROC tunnels — history"),
         ranges => ranges.iter().map(|r| range_value(clock, r)).collect::<Vec<_>>(),

@@ -22,13 +22,13 @@ use logs::{EventKind, GatewayState, Thresholds};
 use crate::logs::{Catalog, Event, GwId, Obs, Report, TunnelId, Visitor};
 
 /// Messages kept in memory (newest); older ones are only counted.
-pub const MAX_MESSAGES: usize = 5_000;
+pub(crate) const MAX_MESSAGES: usize = 5_000;
 /// Closed sessions kept per gateway (newest); older ones are only counted.
-pub const MAX_CLOSED: usize = 50_000;
+pub(crate) const MAX_CLOSED: usize = 50_000;
 
 /// One tunnel's consecutive run of reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Session {
+pub(crate) struct Session {
     pub id: TunnelId,
     /// First and last report that contained it.
     pub first: u64,
@@ -42,7 +42,7 @@ pub struct Session {
 
 /// An operator's message or a shutdown request.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Message {
+pub(crate) struct Message {
     pub received: u64,
     pub gateway: GwId,
     pub kind: EventKind,
@@ -51,7 +51,7 @@ pub struct Message {
 
 /// Everything known about one gateway.
 #[derive(Debug)]
-pub struct GatewayTrack {
+pub(crate) struct GatewayTrack {
     pub id: GwId,
     pub first_heard: u64,
     pub last_heard: u64,
@@ -100,7 +100,7 @@ impl GatewayTrack {
 
 /// The aggregate of the whole log stream (see the module doc).
 #[derive(Debug)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     thresholds: Thresholds,
     /// Indexed by gateway id; `None` for a gateway not heard yet.
     pub gateways: Vec<Option<GatewayTrack>>,
@@ -110,7 +110,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(thresholds: Thresholds) -> Tracker {
+    pub(crate) fn new(thresholds: Thresholds) -> Tracker {
         Tracker {
             thresholds,
             gateways: Vec::new(),
@@ -128,7 +128,7 @@ impl Tracker {
     }
 
     /// The gateways heard, in name order.
-    pub fn gateways_by_name<'a>(&'a self, catalog: &Catalog) -> Vec<&'a GatewayTrack> {
+    pub(crate) fn gateways_by_name<'a>(&'a self, catalog: &Catalog) -> Vec<&'a GatewayTrack> {
         let mut v: Vec<&GatewayTrack> = self.gateways.iter().flatten().collect();
         v.sort_by(|a, b| catalog.gateway(a.id).cmp(catalog.gateway(b.id)));
         v
@@ -198,7 +198,7 @@ impl Visitor for Tracker {
 
 /// A tunnel in a gateway's latest report.
 #[derive(Clone, Debug)]
-pub struct TunnelNow {
+pub(crate) struct TunnelNow {
     pub tunnel: Tunnel,
     pub since: u64,
     pub listening: Health,
@@ -207,13 +207,13 @@ pub struct TunnelNow {
 
 impl TunnelNow {
     /// Not listening, or a VNC probe that got no answer.
-    pub fn broken(&self) -> bool {
+    pub(crate) fn broken(&self) -> bool {
         self.listening == Health::No || self.vnc == Health::No
     }
 }
 
 #[derive(Clone, Debug)]
-pub struct GatewayStatus {
+pub(crate) struct GatewayStatus {
     pub name: String,
     pub state: GatewayState,
     pub last_heard: u64,
@@ -224,7 +224,7 @@ pub struct GatewayStatus {
 
 /// A tunnel that went away: it was in one report and not in the next.
 #[derive(Clone, Debug)]
-pub struct Gone {
+pub(crate) struct Gone {
     pub gateway: String,
     pub tunnel: Tunnel,
     pub first: u64,
@@ -234,8 +234,7 @@ pub struct Gone {
 
 /// The status page's facts.
 #[derive(Clone, Debug)]
-pub struct Status {
-    pub now: u64,
+pub(crate) struct Status {
     pub thresholds: Thresholds,
     pub gateways: Vec<GatewayStatus>,
     /// Tunnels that went away since `now - recent`, newest first, at most `limit`.
@@ -251,7 +250,7 @@ pub struct Status {
 impl Status {
     /// `recent` is how far back "went away recently" looks; `limit` caps
     /// each list.
-    pub fn build(
+    pub(crate) fn build(
         tracker: &Tracker,
         catalog: &Catalog,
         now: u64,
@@ -332,7 +331,6 @@ impl Status {
             .map(|m| (catalog.gateway(m.gateway).to_string(), m.clone()))
             .collect();
         Status {
-            now,
             thresholds,
             gateways,
             gone,

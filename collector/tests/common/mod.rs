@@ -402,7 +402,7 @@ pub fn assert_no_torn_rows(data: &Path) {
         if path.extension().is_some_and(|x| x == "csv") {
             let bytes = std::fs::read(&path).unwrap();
             assert_eq!(
-                collector::csvlog::complete_rows_len(&bytes),
+                collector::complete_rows_len(&bytes),
                 bytes.len(),
                 "{} ends in a torn row",
                 path.display()
