@@ -1,0 +1,297 @@
+//! webgen's fast log reader against the reference reader of the `logs`
+//! crate (`logs::reader::read`), on generated logs with every kind of
+//! trouble the reading rules name: reports split in parts, parts missing,
+//! rows written twice (retransmissions), tunnel rows without an event row,
+//! malformed rows (a damaged report), heartbeats and messages. Both must see
+//! the same events and the same complete reports, gateway by gateway.
+//!
+//! The generated reports keep each report's parts within one UTC day: the
+//! fast reader assembles reports day by day.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use gateway_client::tunnel::{Health, Tunnel};
+use jiff::civil::date;
+use logs::reader::{self, Item, Window};
+use logs::{EventKind, EventRow, TunnelRow};
+use proptest::prelude::*;
+use webgen::logs::{Catalog, Event, Report, Visitor};
+
+/// What a reader saw of one gateway: its events (received, kind, seq, part,
+/// text) and its complete reports (received, seq, tunnels as
+/// (pid, port, target, listening, vnc), sorted).
+type Tunnels = Vec<(u32, u16, String, &'static str, &'static str)>;
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Seen {
+    events: Vec<(u64, &'static str, u64, u32, String)>,
+    reports: Vec<(u64, u64, Tunnels)>,
+}
+
+#[derive(Default)]
+struct Fast(BTreeMap<String, Seen>);
+
+impl Visitor for Fast {
+    fn event(&mut self, c: &Catalog, e: &Event) {
+        let g = self.0.entry(c.gateway(e.gateway).to_string()).or_default();
+        g.events
+            .push((e.received, e.kind.as_str(), e.seq, e.part, e.text.clone()));
+    }
+    fn report(&mut self, c: &Catalog, r: &Report<'_>) {
+        let g = self.0.entry(c.gateway(r.gateway).to_string()).or_default();
+        let mut t: Tunnels = r
+            .tunnels
+            .iter()
+            .map(|o| {
+                let t = &c.tunnel(o.id).tunnel;
+                (
+                    t.pid,
+                    t.listen_port,
+                    t.target_host.clone(),
+                    o.listening.as_str(),
+                    o.vnc.as_str(),
+                )
+            })
+            .collect();
+        t.sort();
+        g.reports.push((r.received, r.seq, t));
+    }
+}
+
+fn reference(dir: &Path) -> BTreeMap<String, Seen> {
+    let window = Window {
+        from: date(2026, 1, 1),
+        to: date(2027, 1, 1),
+        reports_from: date(2026, 1, 1),
+        until: u64::MAX,
+    };
+    let mut out: BTreeMap<String, Seen> = BTreeMap::new();
+    for item in reader::read(dir, window).unwrap().items {
+        match item {
+            Item::Event(e) => {
+                let text = if e.kind == EventKind::Report {
+                    String::new()
+                } else {
+                    e.text
+                };
+                out.entry(e.gateway.clone()).or_default().events.push((
+                    e.received,
+                    e.kind.as_str(),
+                    e.seq,
+                    e.part,
+                    text,
+                ));
+            }
+            Item::Report(r) => {
+                let mut t: Tunnels = r
+                    .tunnels
+                    .iter()
+                    .map(|t| {
+                        (
+                            t.pid,
+                            t.listen_port,
+                            t.target_host.clone(),
+                            t.listening.as_str(),
+                            t.vnc.as_str(),
+                        )
+                    })
+                    .collect();
+                t.sort();
+                out.entry(r.gateway)
+                    .or_default()
+                    .reports
+                    .push((r.received, r.seq, t));
+            }
+        }
+    }
+    out
+}
+
+/// One datagram to write, and what goes wrong with it.
+#[derive(Clone, Debug)]
+struct Datagram {
+    gateway: usize,
+    /// Seconds after the start of the logs.
+    at: u64,
+    kind: EventKind,
+    /// For a report: the tunnels (indexes into a pool), in parts of 3.
+    tunnels: Vec<usize>,
+    health: u8,
+    /// Written twice (a retransmission after a crash).
+    twice: bool,
+    /// Its last part's event row is missing (never acked).
+    drop_last_part: bool,
+    /// One of its tunnel rows has a malformed port.
+    damage: bool,
+}
+
+fn datagram() -> impl Strategy<Value = Datagram> {
+    (
+        0..3usize,
+        0..400u64,
+        prop_oneof![6 => Just(EventKind::Report), 1 => Just(EventKind::Heartbeat), 1 => Just(EventKind::Message)],
+        proptest::collection::vec(0..8usize, 0..8),
+        any::<u8>(),
+        proptest::bool::weighted(0.15),
+        proptest::bool::weighted(0.1),
+        proptest::bool::weighted(0.1),
+    )
+        .prop_map(|(gateway, at, kind, mut tunnels, health, twice, drop_last_part, damage)| {
+            tunnels.sort();
+            tunnels.dedup();
+            Datagram { gateway, at, kind, tunnels, health, twice, drop_last_part, damage }
+        })
+}
+
+fn tunnel(i: usize, health: u8) -> Tunnel {
+    let h = |b: u8| match b % 3 {
+        0 => Health::Yes,
+        1 => Health::No,
+        _ => Health::Unknown,
+    };
+    Tunnel {
+        pid: 1000 + i as u32,
+        user: format!("novacr0{i}"),
+        listen_port: 5900 + i as u16,
+        target_host: format!("novadaq-far-master-0{}", i % 3),
+        target_port: 5951,
+        dest: "novadaq-far-gateway-01".into(),
+        listening: h(health >> (i % 4)),
+        vnc: h(health >> 4),
+        ..Tunnel::default()
+    }
+}
+
+/// Writes the datagrams as the collector would (tunnel rows, then the event
+/// row, in the order received), with the trouble each asks for.
+fn write(dir: &Path, datagrams: &[Datagram]) {
+    let start = 1_795_478_000; // 2026-11-23 22:33:20 UTC: the logs cross midnight
+    let mut sorted = datagrams.to_vec();
+    sorted.sort_by_key(|d| d.at);
+    let mut events: BTreeMap<String, Vec<EventRow>> = BTreeMap::new();
+    let mut tunnels: BTreeMap<String, Vec<TunnelRow>> = BTreeMap::new();
+    for (n, d) in sorted.iter().enumerate() {
+        let received = start + d.at * 10;
+        let day = logs::files::day_of(received).to_string();
+        let gateway = format!("gw-{}", d.gateway);
+        let seq = received * 1000 + n as u64;
+        let chunks: Vec<&[usize]> = if d.kind == EventKind::Report && !d.tunnels.is_empty() {
+            d.tunnels.chunks(3).collect()
+        } else {
+            vec![&[]]
+        };
+        let parts = chunks.len() as u32;
+        for copy in 0..1 + usize::from(d.twice) {
+            for (p, chunk) in chunks.iter().enumerate() {
+                let part = p as u32 + 1;
+                for (k, &i) in chunk.iter().enumerate() {
+                    let mut t = tunnel(i, d.health);
+                    if d.damage && copy == 0 && k == chunk.len() - 1 {
+                        t.listen_port = 0; // replaced by a non-number below
+                    }
+                    tunnels.entry(day.clone()).or_default().push(TunnelRow {
+                        received,
+                        gateway: gateway.clone(),
+                        seq,
+                        part,
+                        tunnel: t,
+                    });
+                }
+                if d.drop_last_part && parts > 1 && part == parts {
+                    continue;
+                }
+                events.entry(day.clone()).or_default().push(EventRow {
+                    received,
+                    gateway: gateway.clone(),
+                    kind: d.kind,
+                    seq,
+                    part,
+                    parts,
+                    sent: received,
+                    source: "10.0.0.1:4000".into(),
+                    tunnels: chunk.len() as u32,
+                    text: if d.kind == EventKind::Message {
+                        format!("note, \"{n}\"")
+                    } else {
+                        String::new()
+                    },
+                });
+            }
+        }
+        // A tunnel row of an attempt never acked (no event row).
+        if d.at % 17 == 0 {
+            tunnels.entry(day.clone()).or_default().push(TunnelRow {
+                received,
+                gateway: gateway.clone(),
+                seq: seq + 500_000,
+                part: 1,
+                tunnel: tunnel(9, 0),
+            });
+        }
+    }
+    for (prefix, header, rows) in [
+        (
+            "events",
+            &logs::schema::EVENT_HEADER[..],
+            events
+                .into_iter()
+                .map(|(d, r)| {
+                    (
+                        d,
+                        r.iter().map(|e| e.to_record().to_vec()).collect::<Vec<_>>(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ),
+        (
+            "tunnels",
+            &logs::schema::TUNNEL_HEADER[..],
+            tunnels
+                .into_iter()
+                .map(|(d, r)| {
+                    (
+                        d,
+                        r.iter().map(|t| t.to_record().to_vec()).collect::<Vec<_>>(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        ),
+    ] {
+        for (day, records) in rows {
+            let mut w = csv::Writer::from_path(dir.join(format!("{prefix}-{day}.csv"))).unwrap();
+            w.write_record(header).unwrap();
+            for mut r in records {
+                if prefix == "tunnels" && r[logs::TunnelCol::ListenPort as usize] == "0" {
+                    r[logs::TunnelCol::ListenPort as usize] = "59x0".into();
+                }
+                w.write_record(&r).unwrap();
+            }
+            w.flush().unwrap();
+        }
+    }
+}
+
+fn tmp(n: u64) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("webgen-agrees-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #[test]
+    fn the_fast_reader_sees_what_the_reference_sees(
+        datagrams in proptest::collection::vec(datagram(), 1..40),
+        n in any::<u64>(),
+    ) {
+        let dir = tmp(n);
+        write(&dir, &datagrams);
+        let mut catalog = Catalog::default();
+        let mut fast = Fast::default();
+        webgen::logs::read(&dir, date(2026, 1, 1), date(2027, 1, 1), u64::MAX, &mut catalog, &mut fast).unwrap();
+        let want = reference(&dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+        prop_assert_eq!(fast.0, want);
+    }
+}
