@@ -8,7 +8,8 @@
 #   ROCTM_TUNNEL_USER ROCTM_TUNNEL_LISTEN_PORT ROCTM_TUNNEL_TARGET ROCTM_TUNNEL_PID
 #   ROCTM_ROC ROCTM_STATION ROCTM_LISTEN ROCTM_TARGET ROCTM_STATE
 #   ROCTM_CONNECTIONS ROCTM_CONNECTED ROCTM_PAGE_URL
-# An empty variable counts as absent: its line is left out.
+# An empty variable counts as absent: its line is left out. Runs of white
+# space and control characters in a value become one space.
 
 import datetime
 
@@ -44,7 +45,10 @@ class AlertError(Exception):
 
 
 def _get(env, name):
-    value = env.get(name, "").strip()
+    # Line breaks and other control characters become spaces: a value can
+    # never start a new line (a mail header, a forged detail line).
+    value = "".join(" " if ord(c) < 32 or ord(c) == 127 else c for c in env.get(name, ""))
+    value = " ".join(value.split())
     return value or None
 
 
@@ -59,8 +63,12 @@ def _int(env, name):
 
 
 def when(seconds):
-    """Unix seconds as `2025-11-23 00:00:00 UTC`."""
-    t = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+    """Unix seconds as `2025-11-23 00:00:00 UTC` (as they are, when out
+    of the calendar's range)."""
+    try:
+        t = datetime.datetime.fromtimestamp(seconds, tz=datetime.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return "%d (Unix seconds)" % seconds
     return t.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

@@ -468,6 +468,50 @@ fn mail_without_smtp_hands_the_message_to_sendmail() -> Result<()> {
 }
 
 #[test]
+fn a_line_break_in_a_value_cannot_add_a_mail_header() -> Result<()> {
+    let python = python_with_aiosmtpd()?;
+    let tmp = TempDir::new("mail-header")?;
+    let smtp = Receiver::start(&tmp, &python, "smtp_receiver.py")?;
+    let server = format!("127.0.0.1:{}", smtp.port);
+    let env = [
+        ("ROCTM_EVENT", "gateway_late"),
+        ("ROCTM_GATEWAY", "gw\r\nBcc: victim@example.org"),
+        ("ROCTM_ROC", "Caltech\nEvent: forged"),
+        ("ROCTM_SMTP", server.as_str()),
+    ];
+    let out = notify("mail", &["ops@example.org"], &env, None)?;
+    expect("mail to exit 0", out.status.success(), &text(&out))?;
+    let mail = &smtp.wait_got(1)?[0];
+    expect(
+        "one recipient and no Bcc header",
+        mail.lines()
+            .filter(|l| l.starts_with("envelope-to: "))
+            .count()
+            == 1
+            && !mail.lines().any(|l| l.starts_with("Bcc:")),
+        mail,
+    )?;
+    expect(
+        "the values on one line each",
+        mail.lines()
+            .any(|l| l == "Subject: ROC tunnels: Gateway gw Bcc: victim@example.org is late")
+            && body(mail)
+                .lines()
+                .any(|l| l == "ROC: Caltech Event: forged")
+            && body(mail)
+                .lines()
+                .filter(|l| l.starts_with("Event: "))
+                .count()
+                == 1,
+        mail,
+    )?;
+    // A recipient that looks like an option is refused before anything runs.
+    let out = notify("mail", &["-oQ/tmp/x"], &env, None)?;
+    failed(&out, 2, &["usage: mail TO"])?;
+    Ok(())
+}
+
+#[test]
 fn webhook_posts_slack_json_with_the_alert_text() -> Result<()> {
     let python = python()?;
     let tmp = TempDir::new("webhook")?;
