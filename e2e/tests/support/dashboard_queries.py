@@ -3,7 +3,7 @@
 # query in it, one per line, for the test to run against a real Prometheus:
 #
 #   panel<TAB>TITLE<TAB>REFID<TAB>EXPR       one per panel target
-#   variable<TAB>NAME<TAB>-<TAB>DEFINITION   one per query variable
+#   variable<TAB>NAME<TAB>-<TAB>QUERY        one per query variable
 #
 # (newlines in an expression become spaces). The shape: valid JSON; a
 # datasource variable of type prometheus; every panel but rows with a
@@ -37,7 +37,9 @@ def main():
         if v.get("type") == "query":
             if v.get("datasource") != ds:
                 fail("variable %s is not on ${datasource}" % v.get("name"))
-            out.append("variable\t%s\t-\t%s" % (v["name"], v["definition"]))
+            if v.get("query") != v.get("definition") or not isinstance(v.get("query"), str):
+                fail("variable %s: query and definition differ" % v.get("name"))
+            out.append("variable\t%s\t-\t%s" % (v["name"], v["query"]))
     ids = set()
     panels = list(dash.get("panels", []))
     for p in panels:
