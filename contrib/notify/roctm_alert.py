@@ -28,16 +28,6 @@ TUNNEL_EVENTS = {
     "tunnel_restored": "Expected tunnel restored",
     "tunnel_flapping": "Tunnel flapping",
 }
-# Events that say something is wrong (the rest say it is fine again, or
-# are news).
-PROBLEMS = {
-    "gateway_late",
-    "gateway_down",
-    "tunnel_down",
-    "tunnel_missing",
-    "tunnel_broken",
-    "tunnel_flapping",
-}
 
 
 class AlertError(Exception):
@@ -119,9 +109,6 @@ class Alert:
         self.connections = _int(env, "ROCTM_CONNECTIONS")
         self.connected = _get(env, "ROCTM_CONNECTED")
         self.page_url = _get(env, "ROCTM_PAGE_URL")
-
-    def is_problem(self):
-        return self.event in PROBLEMS
 
     def _at(self, seconds):
         return when(seconds) if seconds is not None else self.time_text
