@@ -188,6 +188,15 @@ pub fn duration(secs: u64) -> String {
     }
 }
 
+/// A threshold exactly, unlike [`duration`]: 150 s is `2 min 30 s`, not `2 min`.
+pub fn threshold(secs: u64) -> String {
+    if (60..3600).contains(&secs) && !secs.is_multiple_of(60) {
+        format!("{} min {} s", secs / 60, secs % 60)
+    } else {
+        duration(secs)
+    }
+}
+
 /// `24 hours`, `7 days`, `90 minutes`: a range's name on the page.
 pub fn range_title(secs: u64) -> String {
     let (n, unit) = if secs.is_multiple_of(86_400) && secs > 86_400 {
@@ -348,8 +357,8 @@ pub fn status_context(clock: &Clock, stats: &ReadStats, s: &Status) -> Value {
             up => counts("up"), late => counts("late"), down => counts("down"),
             tunnels => plural(s.gateways.iter().map(|g| g.tunnels.len() as u64).sum(), "tunnel", "tunnels"),
         },
-        late_after => duration(s.thresholds.late),
-        down_after => duration(s.thresholds.down),
+        late_after => threshold(s.thresholds.late),
+        down_after => threshold(s.thresholds.down),
         gone => s.gone.iter().map(|g| context! {
             gateway => g.gateway.as_str(),
             t => tunnel_value(clock, &g.tunnel),

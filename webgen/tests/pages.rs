@@ -302,6 +302,12 @@ fn late_between_thresholds() {
         gateway_panel(&doc, NEAR).value().attr("data-state"),
         Some("down")
     );
+    // The footer gives the thresholds exactly: 150 s is not "2 min".
+    let footer = text(one(doc.root_element(), "footer"));
+    assert!(
+        footer.contains("A gateway is late when not heard for 2 min 30 s, down after 10 min."),
+        "{footer}"
+    );
     // With --late 5m it is up again.
     Command::cargo_bin("webgen")
         .unwrap()
@@ -489,8 +495,28 @@ fn no_data_yet_for_missing_or_empty_dir() {
             );
             assert_eq!(root.select(&sel("section.gateway")).count(), 0);
         }
-        assert_eq!(run.stderr, "");
+        if data == &missing {
+            // A typo in --data: still the page, but one line naming it.
+            assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+            assert!(
+                run.stderr.starts_with("webgen: warning: ")
+                    && run.stderr.contains(&missing.display().to_string())
+                    && run.stderr.contains("--data"),
+                "{}",
+                run.stderr
+            );
+        } else {
+            assert_eq!(run.stderr, "");
+        }
+        assert!(
+            run.stdout.contains("(0 gateways, 0 log files,"),
+            "{}",
+            run.stdout
+        );
     }
+    // One gateway is one gateway.
+    let run = webgen(&fixture("two-gateways"), &[]);
+    assert!(run.stdout.contains("(2 gateways, "), "{}", run.stdout);
 }
 
 #[test]
@@ -551,6 +577,14 @@ fn bad_command_lines_get_one_line_and_exit_2() {
         vec!["--data", "d", "--out", "o", "--tz", "Mars/Base"],
         vec!["--data", "d", "--out", "o", "--now", "yesterday"],
         vec!["--data", "d", "--out", "o", "--bogus"],
+        vec![
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--templates",
+            "/nonexistent/templates",
+        ],
     ] {
         let out = Command::cargo_bin("webgen")
             .unwrap()
@@ -561,6 +595,16 @@ fn bad_command_lines_get_one_line_and_exit_2() {
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("webgen: "), "{err}");
+        // The message names the bad value and points at a cure.
+        if args.contains(&"--tz") {
+            assert!(
+                err.contains("Mars/Base") && err.contains("America/Chicago"),
+                "{err}"
+            );
+        }
+        if args.contains(&"--templates") {
+            assert!(err.contains("/nonexistent/templates"), "{err}");
+        }
     }
     let help = Command::cargo_bin("webgen")
         .unwrap()
