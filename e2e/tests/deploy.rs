@@ -6,8 +6,9 @@
 //! throwaway client key, and the real collector on 127.0.0.1. It deploys
 //! twice and checks what an operator would: the files and the key's mode on
 //! the gateway, the config (with `--probe`: `probe = true`), exactly one
-//! cron line (the account's other lines kept), and the collector's ack of the first report (the deploy's output, the
-//! collector's `/metrics` and `status.json`). Then two failures: a collector
+//! cron line (the account's other lines kept), and the collector's ack of
+//! the first report (the deploy's output, the collector's `/metrics` and
+//! `status.json`). Then two failures: a collector
 //! with another key (exit 3, counted as `bad_signature`) and no SSH server
 //! (exit 1).
 //!
