@@ -7,11 +7,17 @@
 //!
 //! Everything here is derived from `state::Tracker`, never from rows, and
 //! every list is capped: a range says how many items it left out instead of
-//! handing the templates a hundred thousand rows.
+//! handing the templates a hundred thousand rows. Timeline lanes beyond the
+//! drawn ones are kept as [`GatewayHistory::hidden_lanes`], listed on the
+//! page without bars, never dropped.
+//!
+//! A tunnel found not listening is not up: it is not counted in the chart
+//! (`state::GatewayTrack::series`) and its bar is not drawn as still up
+//! ([`Lane::broken`]).
 
 use std::collections::HashMap;
 
-use gateway_client::tunnel::Tunnel;
+use gateway_client::tunnel::{Health, Tunnel};
 
 use crate::logs::Catalog;
 use crate::state::{GatewayTrack, Message, Session, Tracker};
@@ -47,9 +53,13 @@ pub struct Bucket {
 pub struct Lane {
     /// The tunnel of its latest session.
     pub tunnel: Tunnel,
-    /// (first seen, last seen, still open), oldest first, at most `MAX_SEGMENTS`.
+    /// (first seen, last seen, still up: open and not found not listening),
+    /// oldest first, at most `MAX_SEGMENTS`.
     pub segments: Vec<(u64, u64, bool)>,
     pub segments_total: usize,
+    /// Its session is still open, but its latest report found it not
+    /// listening: running, not up.
+    pub broken: bool,
 }
 
 impl Lane {
@@ -57,7 +67,7 @@ impl Lane {
         self.segments.iter().any(|s| s.2)
     }
 
-    fn last_seen(&self) -> u64 {
+    pub fn last_seen(&self) -> u64 {
         self.segments.iter().map(|s| s.1).max().unwrap_or(0)
     }
 }
@@ -81,6 +91,8 @@ pub struct GatewayHistory {
     /// recently seen).
     pub lanes: Vec<Lane>,
     pub lanes_total: usize,
+    /// The lanes not drawn (seen longest ago), most recently seen first.
+    pub hidden_lanes: Vec<Lane>,
     /// Sessions overlapping the range.
     pub sessions: usize,
     pub reports: usize,
@@ -223,12 +235,16 @@ fn gateway(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64, late: u64)
                 tunnel: t.clone(),
                 segments: Vec::new(),
                 segments_total: 0,
+                broken: false,
             });
             lanes.len() - 1
         });
         let lane = &mut lanes[i];
         lane.tunnel = t.clone();
-        lane.segments.push((s.first, s.last, open));
+        let not_listening = s.listening == Health::No;
+        lane.broken = open && not_listening;
+        lane.segments
+            .push((s.first, s.last, open && !not_listening));
         lane.segments_total += 1;
         if lane.segments.len() >= 2 * MAX_SEGMENTS {
             lane.segments.sort_by_key(|x| x.0);
@@ -243,7 +259,7 @@ fn gateway(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64, late: u64)
     let lanes_total = lanes.len();
     // Keep the most recently seen lanes, then draw them in order of first seen.
     lanes.sort_by_key(|l| std::cmp::Reverse(l.last_seen()));
-    lanes.truncate(MAX_LANES);
+    let hidden_lanes = lanes.split_off(lanes.len().min(MAX_LANES));
     lanes.sort_by_key(|l| (l.segments.first().map_or(0, |s| s.0), l.tunnel.listen_port));
 
     GatewayHistory {
@@ -256,6 +272,7 @@ fn gateway(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64, late: u64)
         silences_total,
         lanes,
         lanes_total,
+        hidden_lanes,
         sessions,
         reports,
     }
@@ -277,6 +294,7 @@ mod tests {
             silences_total: 0,
             lanes: vec![],
             lanes_total: 0,
+            hidden_lanes: vec![],
             sessions: 0,
             reports: 0,
         };

@@ -456,10 +456,12 @@ fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
     g.lanes
         .iter()
         .map(|lane| {
+            let latest = lane.segments.len().saturating_sub(1);
             let bars: Vec<Value> = lane
                 .segments
                 .iter()
-                .map(|&(first, last, open)| {
+                .enumerate()
+                .map(|(i, &(first, last, open))| {
                     let a = first.max(r.start).saturating_sub(r.start) as f64 / span * 100.0;
                     let e = last.min(r.end).saturating_sub(r.start) as f64 / span * 100.0;
                     let left = a.min(99.6);
@@ -470,6 +472,7 @@ fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
                         last => clock.time(last),
                         lasted => duration(last.saturating_sub(first)),
                         open => open,
+                        broken => lane.broken && i == latest,
                     }
                 })
                 .collect();
@@ -477,6 +480,7 @@ fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
                 t => tunnel_value(clock, &lane.tunnel),
                 bars => bars,
                 open => lane.open(),
+                broken => lane.broken,
                 sessions => lane.segments_total,
                 more => lane.segments_total - lane.segments.len(),
             }
@@ -499,7 +503,14 @@ fn range_value(clock: &Clock, r: &RangeHistory) -> Value {
                 reports => count(g.reports as u64),
                 chart => chart(clock, r, g),
                 lanes => lanes(clock, r, g),
-                lanes_more => g.lanes_total.saturating_sub(g.lanes.len()),
+                lanes_more => g.hidden_lanes.len(),
+                hidden_lanes => g.hidden_lanes.iter().map(|l| context! {
+                    t => tunnel_value(clock, &l.tunnel),
+                    last_seen => clock.time(l.last_seen()),
+                    sessions => l.segments_total,
+                    open => l.open(),
+                    broken => l.broken,
+                }).collect::<Vec<_>>(),
                 lanes_total => g.lanes_total,
                 sessions => count(g.sessions as u64),
                 silences => g.silences.iter().map(|&(a, b)| context! {
