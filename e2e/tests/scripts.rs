@@ -114,6 +114,22 @@ fn group_members(pgid: u32) -> Vec<(u32, String)> {
     found
 }
 
+/// Kills what is left of the process group `0` on drop, whatever the test
+/// did: the group was made for the demo under test and holds only what it
+/// started.
+struct GroupGuard(u32);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if !group_members(self.0).is_empty() {
+            let _ = run(
+                Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0)]),
+                SHORT,
+            );
+        }
+    }
+}
+
 #[test]
 fn ctrl_c_on_the_demo_leaves_no_process_behind() -> Result<()> {
     let tmp = TempDir::new("demo-sigint")?;
@@ -124,6 +140,7 @@ fn ctrl_c_on_the_demo_leaves_no_process_behind() -> Result<()> {
         &log,
     )?;
     let pgid = demo.pid();
+    let _guard = GroupGuard(pgid);
     // Up when it prints the URL (the first run builds in release: minutes).
     let up = wait_for("the demo to print its URL", e2e::BUILD_LIMIT, || {
         let printed = read_file(&log).unwrap_or_default();
@@ -159,11 +176,7 @@ fn ctrl_c_on_the_demo_leaves_no_process_behind() -> Result<()> {
             .into_iter()
             .map(|(p, c)| format!("{p} {c}"))
             .collect();
-        // Leave nothing behind for the next test either.
-        let _ = run(
-            Command::new("kill").args(["-KILL", "--", &format!("-{pgid}")]),
-            SHORT,
-        );
+        // The guard kills them, so nothing is left for the next test.
         return Err(Error::check(
             "no process of the demo's group after Ctrl-C",
             rest.join("\n"),
