@@ -1,8 +1,10 @@
 //! The operator's scripts as an operator meets them in the first hour:
 //! `scripts/make-key` into a folder that does not exist yet (as
-//! `/etc/roc-tunnel-monitor` on a fresh host), `scripts/demo --help`, and
+//! `/etc/roc-tunnel-monitor` on a fresh host), `scripts/demo --help`,
 //! Ctrl-C on a running `scripts/demo`, which must leave no process of its
-//! process group behind (no collector, no fake tunnel, no `sleep`).
+//! process group behind (no collector, no fake tunnel, no `sleep`), and one
+//! set of paths and addresses in the README, the docs, the crontab, the
+//! systemd units and `collector --help`.
 //!
 //! The demo is started in a process group of its own, as a shell starts a
 //! foreground job, and the test sends SIGINT to the whole group, as the
@@ -75,6 +77,65 @@ fn demo_help_is_plain_text() -> Result<()> {
     let help = String::from_utf8_lossy(&out.stdout).into_owned();
     if help.lines().any(|l| l.starts_with('#')) || !help.contains("scripts/demo --check") {
         return Err(Error::check("--help without comment marks", help));
+    }
+    Ok(())
+}
+
+#[test]
+fn paths_and_addresses_agree_everywhere() -> Result<()> {
+    let root = repo_root();
+    let help = run_ok(
+        Command::new(e2e::cargo_bin("collector", "collector")?).arg("--help"),
+        SHORT,
+    )?;
+    let help = String::from_utf8_lossy(&help.stdout).into_owned();
+    let mut texts = vec![("collector --help".to_string(), help.clone())];
+    for name in [
+        "README.md",
+        "docs/operations.md",
+        "docs/security.md",
+        "scripts/crontab.collector",
+        "scripts/systemd/roc-tunnel-collector.service",
+        "scripts/systemd/roc-tunnel-webgen.service",
+    ] {
+        texts.push((name.to_string(), read_file(&root.join(name))?));
+    }
+    for (name, body) in &texts {
+        for old in ["/etc/roctm", "/var/lib/roctm"] {
+            if body.contains(old) {
+                return Err(Error::check(
+                    format!("{name} to use the paths of docs/operations.md, not {old}"),
+                    body.clone(),
+                ));
+            }
+        }
+    }
+    // Where the collector runs for real, UDP faces the gateways.
+    for (name, body) in &texts[..2] {
+        for want in ["--udp 0.0.0.0:9555", "/etc/roc-tunnel-monitor/key"] {
+            if !body.contains(want) {
+                return Err(Error::check(format!("'{want}' in {name}"), body.clone()));
+            }
+        }
+    }
+    for (name, body) in &texts[4..] {
+        let wants: &[&str] = match name.as_str() {
+            "scripts/crontab.collector" => &[
+                "ROCTM_KEY=/etc/roc-tunnel-monitor/key",
+                "ROCTM_DATA=/var/lib/roc-tunnel-monitor",
+                "--udp 0.0.0.0:9555 --http 127.0.0.1:9556",
+            ],
+            "scripts/systemd/roc-tunnel-webgen.service" => &["--data /var/lib/roc-tunnel-monitor"],
+            _ => &[
+                "--key-file /etc/roc-tunnel-monitor/key",
+                "--udp 0.0.0.0:9555 --http 127.0.0.1:9556",
+            ],
+        };
+        for want in wants {
+            if !body.contains(want) {
+                return Err(Error::check(format!("'{want}' in {name}"), body.clone()));
+            }
+        }
     }
     Ok(())
 }
