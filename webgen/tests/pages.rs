@@ -540,6 +540,8 @@ fn no_data_yet_for_missing_or_empty_dir() {
         );
     }
     // One gateway is one gateway.
+    let run = webgen(&fixture("hostile"), &[]);
+    assert!(run.stdout.contains("(1 gateway, "), "{}", run.stdout);
     let run = webgen(&fixture("two-gateways"), &[]);
     assert!(run.stdout.contains("(2 gateways, "), "{}", run.stdout);
 }
