@@ -20,10 +20,13 @@ Usage:
   collector --data DIR --udp ADDR:PORT --http ADDR:PORT --key-file FILE [--site DIR]
 
 Options:
-  --data DIR          where the CSV logs and the lock file live (required)
+  --data DIR          where the CSV logs and the lock file live (required; its
+                      parent folder must exist)
   --key-file FILE     shared secret, as text (white space around it ignored);
                       must not be readable by group or others (required)
-  --udp ADDR:PORT     where reports arrive [default: 127.0.0.1:9555]
+  --udp ADDR:PORT     where reports arrive [default: 127.0.0.1:9555, this
+                      host only; 0.0.0.0:9555 for gateways elsewhere]; a
+                      host name (localhost:9555) takes its first address
   --http ADDR:PORT    status.json, /metrics, /logs/ and the site
                       [default: 127.0.0.1:9556]; keep it on loopback and put
                       a reverse proxy in front when it must face a network
@@ -48,14 +51,18 @@ DURATION is a number with an optional unit: s (default), m, h or d, as in
 webgen's options: 150, 150s, 10m, 1h.
 
 A second collector started on the same --data exits 0 at once without a word,
-so cron may start it every minute:
-  * * * * * collector --data /var/lib/roctm --key-file /etc/roctm/key --site /var/lib/roctm/site
+so cron may start it every minute (scripts/crontab.collector has the full line;
+--udp 0.0.0.0:9555 so that the gateways reach it):
+  * * * * * collector --data /var/lib/roc-tunnel-monitor --key-file /etc/roc-tunnel-monitor/key
+      --udp 0.0.0.0:9555 --site /var/lib/roc-tunnel-monitor/site
 
 Exit status:
   0  stopped by a signed shutdown, or another collector already runs, or help
   1  a failure while running (the HTTP server died, a log file failed);
      cron starting it again is the cure
-  2  a bad option, key file, data directory or address
+  2  a bad option, key file, data directory or address: fix what the
+     message names (a data directory or key file of another account:
+     chown it to the collector's account)
 ";
 
 /// What the command line asked for.
@@ -81,11 +88,22 @@ pub(crate) struct Args {
     pub notify: Option<String>,
 }
 
+/// `ADDR:PORT`, or `HOST:PORT` with a host name that resolves here (the
+/// first address it resolves to, e.g. 127.0.0.1 for `localhost`).
 fn parse_addr(flag: &str, value: OsString) -> Result<SocketAddr, Error> {
+    use std::net::ToSocketAddrs;
     let s = value.to_string_lossy();
-    s.parse().map_err(|_| {
+    if let Ok(addr) = s.parse() {
+        return Ok(addr);
+    }
+    let resolved = if s.contains(':') {
+        s.to_socket_addrs().ok().and_then(|mut a| a.next())
+    } else {
+        None
+    };
+    resolved.ok_or_else(|| {
         Error::Usage(format!(
-            "{flag} '{s}' is not ADDR:PORT (for example 127.0.0.1:9555 or [::1]:9555)"
+            "{flag} '{s}' is not ADDR:PORT or HOST:PORT with a host name known here (for example 0.0.0.0:9555, 127.0.0.1:9556 or [::1]:9555)"
         ))
     })
 }
@@ -249,6 +267,28 @@ mod tests {
             (a.thresholds.late, a.thresholds.down, a.max_skew),
             (600, 3600, 120)
         );
+    }
+
+    #[test]
+    fn a_host_name_resolves() {
+        let Command::Run(a) =
+            parse(&["--data", "d", "--key-file", "k", "--udp", "localhost:19877"]).unwrap()
+        else {
+            panic!("not run")
+        };
+        assert!(a.udp.ip().is_loopback(), "{}", a.udp);
+        assert_eq!(a.udp.port(), 19877);
+        let e = parse(&[
+            "--data",
+            "d",
+            "--key-file",
+            "k",
+            "--udp",
+            "no-such-host.invalid:1",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no-such-host.invalid:1"), "{e}");
     }
 
     #[test]

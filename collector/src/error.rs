@@ -16,6 +16,13 @@ pub enum Error {
     Usage(String),
     /// The key file could not be used.
     Key(KeyError),
+    /// The data directory (`--data`) cannot be made, opened or locked: the
+    /// operator must create it or give it to the collector's account.
+    DataDir {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
     /// A file or directory operation failed.
     Io {
         path: PathBuf,
@@ -39,8 +46,20 @@ impl Error {
     /// failures while running.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Key(_) | Error::Bind { .. } => 2,
+            Error::Usage(_) | Error::Key(_) | Error::DataDir { .. } | Error::Bind { .. } => 2,
             Error::Io { .. } | Error::HttpDied(_) | Error::Udp(_) => 1,
+        }
+    }
+
+    pub(crate) fn data_dir(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Error {
+        Error::DataDir {
+            path: path.into(),
+            what,
+            source,
         }
     }
 
@@ -62,6 +81,27 @@ impl fmt::Display for Error {
         match self {
             Error::Usage(msg) => write!(f, "{msg} (try --help)"),
             Error::Key(e) => write!(f, "{e}"),
+            Error::DataDir { path, what, source } => {
+                let p = path.display();
+                write!(f, "{what} {p}: {source}")?;
+                let denied = matches!(
+                    source.kind(),
+                    std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem
+                );
+                if !path.exists() {
+                    write!(
+                        f,
+                        "; check --data, or make the folder for the account that runs the collector: install -d -o ACCOUNT -g ACCOUNT {p} (docs/operations.md)"
+                    )
+                } else if denied {
+                    write!(
+                        f,
+                        "; the account that runs the collector must own it: chown -R ACCOUNT: {p} (docs/operations.md)"
+                    )
+                } else {
+                    Ok(())
+                }
+            }
             Error::Io { path, what, source } => {
                 write!(f, "{what} {}: {source}", path.display())
             }
@@ -81,7 +121,9 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Key(e) => Some(e),
-            Error::Io { source, .. } | Error::Bind { source, .. } => Some(source),
+            Error::DataDir { source, .. }
+            | Error::Io { source, .. }
+            | Error::Bind { source, .. } => Some(source),
             Error::Udp(e) => Some(e),
             Error::Usage(_) | Error::HttpDied(_) => None,
         }

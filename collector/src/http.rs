@@ -673,7 +673,7 @@ fn html_escape(s: &str) -> String {
 
 fn logs_index(data: &Path) -> Answer {
     let mut page = String::from(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>ROC tunnel monitor logs</title></head><body>\n<h1>Logs</h1>\n<ul>\n",
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>ROC tunnel monitor logs</title></head><body>\n<p><a href=\"/\">← back to the site</a></p>\n<h1>Logs</h1>\n<ul>\n",
     );
     for f in logs::files::list(data).unwrap_or_default() {
         let size = std::fs::metadata(&f.path).map(|m| m.len()).unwrap_or(0);

@@ -121,20 +121,30 @@ impl Collector {
     /// and the site, binds, opens and reads back the logs, and starts the
     /// threads: HTTP, the log writer, `--notify`, `--on-collect`.
     fn open(args: &Args) -> Result<Option<Collector>, Error> {
-        std::fs::create_dir_all(&args.data)
-            .map_err(|e| Error::io("cannot create the data directory", &args.data, e))?;
-        let Some(lock) = lock::Lock::acquire(&args.data)? else {
-            return Ok(None);
-        };
+        // The key first: a bad one is one line, before anything is made.
         let key = Key::from_file(&args.key_file)?;
         if let Some(site) = &args.site
             && !site.is_dir()
         {
             return Err(Error::Usage(format!(
-                "--site {} is not a directory",
+                "--site {} is not a directory (make it, e.g. install -d -o ACCOUNT -g ACCOUNT {}: webgen writes the pages there)",
+                site.display(),
                 site.display()
             )));
         }
+        // Only the last component is made, and said: a typo in a longer path
+        // must not grow a tree of folders that nobody reads.
+        if !args.data.is_dir() {
+            std::fs::create_dir(&args.data)
+                .map_err(|e| Error::data_dir("cannot create the data directory", &args.data, e))?;
+            eprintln!(
+                "collector: created the data directory {}",
+                args.data.display()
+            );
+        }
+        let Some(lock) = lock::Lock::acquire(&args.data)? else {
+            return Ok(None);
+        };
         let now = unix_now();
         let metrics = Arc::new(Metrics::default());
         metrics.start_time.store(now, Relaxed);

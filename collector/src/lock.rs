@@ -31,12 +31,12 @@ impl Lock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(|e| Error::io("cannot open the lock file", &path, e))?;
+            .map_err(|e| Error::data_dir("cannot open the lock file collector.lock in", dir, e))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => return Ok(None),
             Err(TryLockError::Error(e)) => {
-                return Err(Error::io("cannot lock", &path, e));
+                return Err(Error::data_dir("cannot lock collector.lock in", dir, e));
             }
         }
         // Ours now: record the pid (best effort, for people reading it).

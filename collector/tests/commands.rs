@@ -1,5 +1,8 @@
 //! `--on-collect` and `--notify` on the real collector, and its command
-//! line: help, bad options and bad key files give one line and exit 2.
+//! line: help, bad options and bad key files give one line and exit 2, and
+//! so do a data folder or key file the collector's account cannot use, with
+//! the cure in the line (the account is played by `nobody` through
+//! `setpriv` when the tests run as root, as they do in CI).
 
 mod common;
 
@@ -221,4 +224,107 @@ fn bad_options_and_key_files_give_one_line_and_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot bind the UDP address"));
+}
+
+/// The command, run as `nobody` (uid 65534) when we are root, so that file
+/// permissions apply; as ourselves otherwise.
+fn as_unprivileged(mut cmd: std::process::Command) -> std::process::Command {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").unwrap().uid() != 0 {
+        return cmd;
+    }
+    let setpriv = ["/usr/bin/setpriv", "/bin/setpriv"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("setpriv is not installed: apt-get install -y util-linux");
+    let mut wrapped = std::process::Command::new(setpriv);
+    wrapped
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .stdin(std::process::Stdio::null());
+    cmd = wrapped;
+    cmd
+}
+
+fn exit_and_line(mut cmd: std::process::Command) -> (Option<i32>, String) {
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_data_folder_or_key_it_cannot_use_exits_2_with_the_cure() {
+    use std::os::unix::fs::chown;
+    let dir = TempDir::new("perm");
+    let key_file = write_key(dir.path());
+    // Everyone may walk into the test's folder; only the owner writes.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    // A typo in --data: the parent does not exist, nothing is created.
+    let typo = dir.path().join("no-such-parent/data");
+    let (code, err) = exit_and_line(command_with_data(
+        dir.path(),
+        &typo,
+        free_udp(),
+        free_tcp(),
+        &[],
+    ));
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&typo.display().to_string()) && err.contains("install -d"),
+        "{err}"
+    );
+    assert!(!dir.path().join("no-such-parent").exists());
+
+    // A data folder of another account (root's, mode 755): exit 2, chown.
+    let theirs = dir.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let readable_key = dir.path().join("key-nobody");
+    std::fs::copy(&key_file, &readable_key).unwrap();
+    std::fs::set_permissions(&readable_key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let _ = chown(&readable_key, Some(65534), Some(65534));
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_collector"));
+    cmd.arg("--data")
+        .arg(&theirs)
+        .arg("--key-file")
+        .arg(&readable_key)
+        .args([
+            "--udp",
+            &free_udp().to_string(),
+            "--http",
+            &free_tcp().to_string(),
+        ]);
+    let (code, err) = exit_and_line(as_unprivileged(cmd));
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&theirs.display().to_string()) && err.contains("chown -R ACCOUNT:"),
+        "{err}"
+    );
+
+    // A key file the account cannot read (root's, mode 600): exit 2, chown.
+    let ours = dir.path().join("ours");
+    std::fs::create_dir(&ours).unwrap();
+    let _ = chown(&ours, Some(65534), Some(65534));
+    std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o777)).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let (code, err) = exit_and_line(as_unprivileged(command_with_data(
+        dir.path(),
+        &ours,
+        free_udp(),
+        free_tcp(),
+        &[],
+    )));
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("key file") && err.contains("cannot read it") && err.contains("chown"),
+        "{err}"
+    );
 }

@@ -29,6 +29,11 @@ fn logs_are_listed_and_served_as_csv() {
     let index = c.get("/logs/");
     assert_eq!(index.status, 200);
     assert!(index.body_text().contains(&name), "{}", index.body_text());
+    assert!(
+        index.body_text().contains("<a href=\"/\">"),
+        "no link back to the site: {}",
+        index.body_text()
+    );
     let f = c.get(&format!("/logs/{name}"));
     assert_eq!(f.status, 200);
     assert_eq!(

@@ -5,9 +5,10 @@
 //! a temporary folder, removed at the end with its crontab) that accepts a
 //! throwaway client key, and the real collector on 127.0.0.1. It deploys
 //! twice and checks what an operator would: the files and the key's mode on
-//! the gateway, exactly one cron line (the account's other lines kept), and
-//! the collector's ack of the first report (the deploy's output, the
-//! collector's `/metrics` and `status.json`). Then two failures: a collector
+//! the gateway, the config (with `--probe`: `probe = true`), exactly one
+//! cron line (the account's other lines kept), and the collector's ack of
+//! the first report (the deploy's output, the collector's `/metrics` and
+//! `status.json`). Then two failures: a collector
 //! with another key (exit 3, counted as `bad_signature`) and no SSH server
 //! (exit 1).
 //!
@@ -217,6 +218,7 @@ fn deploy_over_ssh_twice_one_cron_line_and_an_ack() -> Result<()> {
         key.to_str().unwrap_or_default(),
         "--name",
         GATEWAY,
+        "--probe",
     ];
 
     // The account already has a cron job of its own: it must survive.
@@ -285,6 +287,7 @@ fn deploy_over_ssh_twice_one_cron_line_and_an_ack() -> Result<()> {
         format!("address = {}", collector.udp.ip()),
         format!("port = {}", collector.udp.port()),
         format!("name = {GATEWAY}"),
+        "probe = true".to_string(),
     ] {
         if !conf.lines().any(|l| l == want) {
             return Err(Error::check(

@@ -181,7 +181,15 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Action, E
                     Some(parse_port(&value(&mut parser, "-p")?, "-p").map_err(Error::Usage)?)
             }
             Short('b') => modes.push(Mode::Heartbeat),
-            Short('m') => modes.push(Mode::Message(value(&mut parser, "-m")?)),
+            Short('m') => {
+                let text = value(&mut parser, "-m")?;
+                if text.trim().is_empty() {
+                    return Err(Error::Usage(
+                        "-m needs a message to send, got an empty one".into(),
+                    ));
+                }
+                modes.push(Mode::Message(text))
+            }
             Short('s') => modes.push(Mode::Shutdown),
             Long("ps-file") => ps_file = Some(PathBuf::from(value(&mut parser, "--ps-file")?)),
             Long("dry-run") => dry_run = true,
@@ -252,7 +260,9 @@ fn read_config(path: &Path) -> Result<Given, Error> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
         path: path.to_path_buf(),
         line: 0,
-        msg: format!("cannot read: {e}"),
+        msg: format!(
+            "cannot read it: {e} (check --config, or leave it out to use {CONFIG_NAME} beside the binary)"
+        ),
     })?;
     let base = path.parent().unwrap_or(Path::new("."));
     parse_config(&text, base).map_err(|(line, msg)| Error::Config {

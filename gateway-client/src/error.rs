@@ -78,6 +78,10 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(m) => write!(f, "{m} (see --help)"),
+            // Line 0: the file itself could not be read.
+            Error::Config { path, line: 0, msg } => {
+                write!(f, "config file {}: {msg}", path.display())
+            }
             Error::Config { path, line, msg } => write!(f, "{}:{line}: {msg}", path.display()),
             Error::Key(e) => write!(f, "{e}"),
             Error::Capture { path, source } => {

@@ -35,7 +35,21 @@ pub enum KeyError {
 impl fmt::Display for KeyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            KeyError::Io { path, source } => write!(f, "key file {}: {source}", path.display()),
+            KeyError::Io { path, source } => {
+                let p = path.display();
+                write!(f, "key file {p}: {source}")?;
+                match source.kind() {
+                    std::io::ErrorKind::NotFound => write!(
+                        f,
+                        "; name the key with --key-file FILE, or make one with scripts/make-key {p}"
+                    ),
+                    std::io::ErrorKind::PermissionDenied => write!(
+                        f,
+                        "; this account cannot read it: chown it to the account that runs this program (it stays mode 600)"
+                    ),
+                    _ => Ok(()),
+                }
+            }
             KeyError::Permissions { path, mode } => write!(
                 f,
                 "key file {} can be read by others (mode {mode:04o}): run 'chmod 600 {}'",

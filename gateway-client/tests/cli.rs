@@ -162,6 +162,38 @@ fn usage_errors_exit_2_with_one_line() {
 }
 
 #[test]
+fn mistakes_name_their_cure() {
+    // No key file: say how to name one and how to make one (exit 3).
+    let (code, _, err) = run(client().args(["-b", "--key-file", "/nonexistent/k", "-p", "9"]));
+    assert_eq!(code, 3, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/nonexistent/k")
+            && err.contains("--key-file")
+            && err.contains("scripts/make-key"),
+        "{err}"
+    );
+    // A config file that is not there: no ':0:', and the option to check.
+    let (code, _, err) = run(Command::new(env!("CARGO_BIN_EXE_gateway-client")).args([
+        "--config",
+        "/nonexistent.conf",
+        "-b",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("/nonexistent.conf") && !err.contains(":0:") && err.contains("--config"),
+        "{err}"
+    );
+    // An empty message is refused, not sent.
+    for empty in ["", "   "] {
+        let (code, _, err) = run(client().args(["-m", empty, "-p", "9"]));
+        assert_eq!(code, 2, "{empty:?}: {err}");
+        assert!(err.contains("-m needs a message"), "{err}");
+    }
+}
+
+#[test]
 fn a_key_file_others_can_read_is_refused() {
     let dir = TempDir::new("mode");
     let key = dir.key_file();

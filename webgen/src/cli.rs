@@ -22,8 +22,9 @@ now) and history.html (last 24 h, 7 d, 30 d) into the output directory.
 Both are self-contained: inline CSS and SVG, no JavaScript needed.
 
 OPTIONS:
-    --data DIR        the collector's log directory (missing or empty: the
-                      pages say there is no data yet)
+    --data DIR        the collector's log directory (empty: the pages say
+                      there is no data yet; missing: the same, and one
+                      warning on stderr naming it)
     --out DIR         where to write the pages (created if missing); each
                       page is written to a temporary file, then renamed
     --late DURATION   a gateway not heard for this long is late [150s]
@@ -34,7 +35,8 @@ OPTIONS:
     --tz ZONE         IANA time zone for the pages, e.g. America/Chicago
                       [the host's]
     --templates DIR   use the templates in DIR (base.html, macros.html,
-                      index.html, history.html; missing ones are built in)
+                      index.html, history.html; missing ones are built in);
+                      DIR must exist
     --now TIME        take TIME as now: Unix seconds or RFC 3339
                       (for tests and replays of old logs) [the clock]
     -q, --quiet       print nothing on success (warnings still go to stderr)
@@ -49,7 +51,7 @@ they never stop the pages.
 EXIT STATUS:
     0   pages written (even with skipped rows)
     1   the data directory could not be listed or a page not written
-    2   bad command line or unknown time zone
+    2   bad command line, unknown time zone or missing --templates DIR
 ";
 
 /// Everything one run needs.
@@ -111,7 +113,9 @@ pub(crate) fn parse_now(s: &str) -> Result<u64, Error> {
 pub(crate) fn parse_tz(s: &str) -> Result<TimeZone, Error> {
     TimeZone::get(s).map_err(|e| Error::TimeZone {
         zone: s.to_string(),
-        reason: format!("not a time zone known here ({e})"),
+        reason: format!(
+            "not a time zone known here ({e}); give an IANA name such as America/Chicago, Europe/Zurich or UTC (`timedatectl list-timezones` lists them)"
+        ),
     })
 }
 
@@ -182,6 +186,14 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
     }
     let thresholds = Thresholds::new(thresholds.late, thresholds.down)
         .map_err(|e| Error::Usage(format!("--{e}")))?;
+    if let Some(dir) = &templates
+        && !dir.is_dir()
+    {
+        return Err(Error::Usage(format!(
+            "--templates {}: no such directory (leave --templates out for the built-in templates)",
+            dir.display()
+        )));
+    }
     let data = data.ok_or_else(|| Error::Usage("missing --data DIR".into()))?;
     let out = out.ok_or_else(|| Error::Usage("missing --out DIR".into()))?;
     let tz = tz.unwrap_or_else(|| TimeZone::try_system().unwrap_or(TimeZone::UTC));

@@ -7,11 +7,17 @@
 //!
 //! Everything here is derived from `state::Tracker`, never from rows, and
 //! every list is capped: a range says how many items it left out instead of
-//! handing the templates a hundred thousand rows.
+//! handing the templates a hundred thousand rows. Timeline lanes beyond the
+//! drawn ones are kept as [`GatewayHistory::hidden_lanes`], listed on the
+//! page without bars, never dropped.
+//!
+//! A tunnel found not listening is not up: it is not counted in the chart
+//! (`state::GatewayTrack::series`) and its bar is not drawn as still up
+//! ([`Lane::broken`]).
 
 use std::collections::HashMap;
 
-use gateway_client::tunnel::Tunnel;
+use gateway_client::tunnel::{Health, Tunnel};
 use logs::{LaneKey, Thresholds};
 
 use crate::logs::Catalog;
@@ -48,9 +54,13 @@ pub(crate) struct Bucket {
 pub(crate) struct Lane {
     /// The tunnel of its latest session.
     pub tunnel: Tunnel,
-    /// (first seen, last seen, still open), oldest first, at most `MAX_SEGMENTS`.
+    /// (first seen, last seen, still up: open and not found not listening),
+    /// oldest first, at most `MAX_SEGMENTS`.
     pub segments: Vec<(u64, u64, bool)>,
     pub segments_total: usize,
+    /// Its session is still open, but its latest report found it not
+    /// listening: running, not up.
+    pub broken: bool,
 }
 
 impl Lane {
@@ -58,7 +68,7 @@ impl Lane {
         self.segments.iter().any(|s| s.2)
     }
 
-    fn last_seen(&self) -> u64 {
+    pub(crate) fn last_seen(&self) -> u64 {
         self.segments.iter().map(|s| s.1).max().unwrap_or(0)
     }
 }
@@ -82,6 +92,8 @@ pub(crate) struct GatewayHistory {
     /// recently seen).
     pub lanes: Vec<Lane>,
     pub lanes_total: usize,
+    /// The lanes not drawn (seen longest ago), most recently seen first.
+    pub hidden_lanes: Vec<Lane>,
     /// Sessions overlapping the range.
     pub sessions: usize,
     pub reports: usize,
@@ -174,7 +186,7 @@ fn gateway(
         .sum();
     let silences_total = all.len();
     let silences: Vec<(u64, u64)> = all.iter().rev().take(MAX_SILENCES).copied().collect();
-    let (lanes, lanes_total, sessions) = lanes(g, catalog, start, end);
+    let (lanes, hidden_lanes, lanes_total, sessions) = lanes(g, catalog, start, end);
     GatewayHistory {
         name: catalog.gateway(g.id).to_string(),
         buckets,
@@ -185,6 +197,7 @@ fn gateway(
         silences_total,
         lanes,
         lanes_total,
+        hidden_lanes,
         sessions,
         reports,
     }
@@ -230,7 +243,12 @@ fn silences(g: &GatewayTrack, start: u64, end: u64, thresholds: Thresholds) -> V
 /// The sessions overlapping `start..=end` (closed, then open), grouped in
 /// lanes by [`LaneKey`]: the lanes drawn, how many there were, and how many
 /// sessions.
-fn lanes(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64) -> (Vec<Lane>, usize, usize) {
+fn lanes(
+    g: &GatewayTrack,
+    catalog: &Catalog,
+    start: u64,
+    end: u64,
+) -> (Vec<Lane>, Vec<Lane>, usize, usize) {
     let first_closed = g
         .closed
         .partition_point(|s| s.ended.unwrap_or(s.last) < start);
@@ -251,12 +269,16 @@ fn lanes(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64) -> (Vec<Lane
                 tunnel: t.clone(),
                 segments: Vec::new(),
                 segments_total: 0,
+                broken: false,
             });
             lanes.len() - 1
         });
         let lane = &mut lanes[i];
         lane.tunnel = t.clone();
-        lane.segments.push((s.first, s.last, open));
+        let not_listening = s.listening == Health::No;
+        lane.broken = open && not_listening;
+        lane.segments
+            .push((s.first, s.last, open && !not_listening));
         lane.segments_total += 1;
         if lane.segments.len() >= 2 * MAX_SEGMENTS {
             lane.segments.sort_by_key(|x| x.0);
@@ -271,9 +293,9 @@ fn lanes(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64) -> (Vec<Lane
     let lanes_total = lanes.len();
     // Keep the most recently seen lanes, then draw them in order of first seen.
     lanes.sort_by_key(|l| std::cmp::Reverse(l.last_seen()));
-    lanes.truncate(MAX_LANES);
+    let hidden_lanes = lanes.split_off(lanes.len().min(MAX_LANES));
     lanes.sort_by_key(|l| (l.segments.first().map_or(0, |s| s.0), l.tunnel.listen_port));
-    (lanes, lanes_total, sessions)
+    (lanes, hidden_lanes, lanes_total, sessions)
 }
 
 #[cfg(test)]
@@ -292,6 +314,7 @@ mod tests {
             silences_total: 0,
             lanes: vec![],
             lanes_total: 0,
+            hidden_lanes: vec![],
             sessions: 0,
             reports: 0,
         };

@@ -78,6 +78,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     };
     match execute(&cfg) {
         Ok(summary) => {
+            if !cfg.data.is_dir() {
+                eprintln!(
+                    "webgen: warning: data directory {} does not exist: the pages say there is no data yet (check --data)",
+                    cfg.data.display()
+                );
+            }
             for w in summary.stats.warnings() {
                 eprintln!("webgen: warning: {w}");
             }
@@ -88,12 +94,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                     .iter()
                     .map(|p| p.display().to_string())
                     .collect();
+                let n = |count: usize, one: &str, many: &str| {
+                    format!("{count} {}", if count == 1 { one } else { many })
+                };
                 println!(
-                    "webgen: wrote {} ({} gateways, {} log files, {} malformed rows skipped)",
+                    "webgen: wrote {} ({}, {}, {} skipped)",
                     pages.join(", "),
-                    summary.gateways,
-                    s.files.len(),
-                    s.malformed()
+                    n(summary.gateways, "gateway", "gateways"),
+                    n(s.files.len(), "log file", "log files"),
+                    n(s.malformed() as usize, "malformed row", "malformed rows")
                 );
             }
             error::EXIT_OK

@@ -190,6 +190,15 @@ pub(crate) fn duration(secs: u64) -> String {
     }
 }
 
+/// A threshold exactly, unlike [`duration`]: 150 s is `2 min 30 s`, not `2 min`.
+pub(crate) fn threshold(secs: u64) -> String {
+    if (60..3600).contains(&secs) && !secs.is_multiple_of(60) {
+        format!("{} min {} s", secs / 60, secs % 60)
+    } else {
+        duration(secs)
+    }
+}
+
 /// `24 hours`, `7 days`, `90 minutes`: a range's name on the page.
 pub(crate) fn range_title(secs: u64) -> String {
     let (n, unit) = if secs.is_multiple_of(86_400) && secs > 86_400 {
@@ -350,8 +359,8 @@ pub(crate) fn status_context(clock: &Clock, stats: &ReadStats, s: &Status) -> Va
             up => counts("up"), late => counts("late"), down => counts("down"),
             tunnels => plural(s.gateways.iter().map(|g| g.tunnels.len() as u64).sum(), "tunnel", "tunnels"),
         },
-        late_after => duration(s.thresholds.late),
-        down_after => duration(s.thresholds.down),
+        late_after => threshold(s.thresholds.late),
+        down_after => threshold(s.thresholds.down),
         gone => s.gone.iter().map(|g| context! {
             gateway => g.gateway.as_str(),
             t => tunnel_value(clock, &g.tunnel),
@@ -449,10 +458,12 @@ fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
     g.lanes
         .iter()
         .map(|lane| {
+            let latest = lane.segments.len().saturating_sub(1);
             let bars: Vec<Value> = lane
                 .segments
                 .iter()
-                .map(|&(first, last, open)| {
+                .enumerate()
+                .map(|(i, &(first, last, open))| {
                     let a = first.max(r.start).saturating_sub(r.start) as f64 / span * 100.0;
                     let e = last.min(r.end).saturating_sub(r.start) as f64 / span * 100.0;
                     let left = a.min(99.6);
@@ -463,6 +474,7 @@ fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
                         last => clock.time(last),
                         lasted => duration(last.saturating_sub(first)),
                         open => open,
+                        broken => lane.broken && i == latest,
                     }
                 })
                 .collect();
@@ -470,6 +482,7 @@ fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
                 t => tunnel_value(clock, &lane.tunnel),
                 bars => bars,
                 open => lane.open(),
+                broken => lane.broken,
                 sessions => lane.segments_total,
                 more => lane.segments_total - lane.segments.len(),
             }
@@ -492,7 +505,14 @@ fn range_value(clock: &Clock, r: &RangeHistory) -> Value {
                 reports => count(g.reports as u64),
                 chart => chart(clock, r, g),
                 lanes => lanes(clock, r, g),
-                lanes_more => g.lanes_total.saturating_sub(g.lanes.len()),
+                lanes_more => g.hidden_lanes.len(),
+                hidden_lanes => g.hidden_lanes.iter().map(|l| context! {
+                    t => tunnel_value(clock, &l.tunnel),
+                    last_seen => clock.time(l.last_seen()),
+                    sessions => l.segments_total,
+                    open => l.open(),
+                    broken => l.broken,
+                }).collect::<Vec<_>>(),
                 lanes_total => g.lanes_total,
                 sessions => count(g.sessions as u64),
                 silences => g.silences.iter().map(|&(a, b)| context! {

@@ -64,7 +64,8 @@ pub(crate) struct GatewayTrack {
     /// Closed sessions, oldest first.
     pub closed: Vec<Session>,
     pub closed_dropped: u64,
-    /// Tunnel count per complete report: (received, count).
+    /// Tunnels up per complete report: (received, count). A tunnel found
+    /// not listening is not up; one not checked (`unknown`) counts.
     pub series: Vec<(u64, u32)>,
     /// Gaps between consecutive events longer than the late threshold.
     pub silences: Vec<(u64, u64)>,
@@ -162,7 +163,12 @@ impl Visitor for Tracker {
         let g = self.track(r.gateway, r.received);
         g.reports += 1;
         g.last_report = Some(r.received);
-        g.series.push((r.received, r.tunnels.len() as u32));
+        let up = r
+            .tunnels
+            .iter()
+            .filter(|o| o.listening != Health::No)
+            .count();
+        g.series.push((r.received, up as u32));
         // Merge the open sessions with the report, both sorted by id.
         let old = std::mem::take(&mut g.open);
         let mut open = Vec::with_capacity(r.tunnels.len());

@@ -302,6 +302,12 @@ fn late_between_thresholds() {
         gateway_panel(&doc, NEAR).value().attr("data-state"),
         Some("down")
     );
+    // The footer gives the thresholds exactly: 150 s is not "2 min".
+    let footer = text(one(doc.root_element(), "footer"));
+    assert!(
+        footer.contains("A gateway is late when not heard for 2 min 30 s, down after 10 min."),
+        "{footer}"
+    );
     // With --late 5m it is up again.
     Command::cargo_bin("webgen")
         .unwrap()
@@ -387,12 +393,37 @@ fn history_page_ranges_availability_sessions() {
                 "novacr03 · 5902 → novadaq-far-master-03:5953 :53".to_string(),
                 false
             ),
+            // Running, but not listening: not up.
             (
                 "rocuser · 127.0.0.1:5910 → novadaq-far-dcm-01:5999 :99".to_string(),
-                true
+                false
             ),
         ]
     );
+    let rocuser = far
+        .select(&sel("li.session"))
+        .find(|li| text(one(*li, ".label")).starts_with("rocuser"))
+        .unwrap();
+    assert!(rocuser.value().classes().any(|c| c == "broken"));
+    let last_bar = rocuser.select(&sel(".bar")).last().unwrap();
+    assert!(
+        last_bar.value().classes().any(|c| c == "broken")
+            && last_bar
+                .value()
+                .attr("title")
+                .unwrap()
+                .ends_with("still running but not listening"),
+        "{:?}",
+        last_bar.value()
+    );
+    assert_eq!(
+        far.select(&sel(".bar.open")).count(),
+        2,
+        "5900 and 5901 are still up"
+    );
+    // The chart's title and legend say the same thing.
+    assert_eq!(texts(far, "h4")[0], "Tunnels up");
+    assert!(texts(far, "p.legend")[0].starts_with("tunnels up in each report"));
     assert_eq!(
         far.select(&sel(".chart svg polyline")).count(),
         2,
@@ -489,8 +520,30 @@ fn no_data_yet_for_missing_or_empty_dir() {
             );
             assert_eq!(root.select(&sel("section.gateway")).count(), 0);
         }
-        assert_eq!(run.stderr, "");
+        if data == &missing {
+            // A typo in --data: still the page, but one line naming it.
+            assert_eq!(run.stderr.lines().count(), 1, "{}", run.stderr);
+            assert!(
+                run.stderr.starts_with("webgen: warning: ")
+                    && run.stderr.contains(&missing.display().to_string())
+                    && run.stderr.contains("--data"),
+                "{}",
+                run.stderr
+            );
+        } else {
+            assert_eq!(run.stderr, "");
+        }
+        assert!(
+            run.stdout.contains("(0 gateways, 0 log files,"),
+            "{}",
+            run.stdout
+        );
     }
+    // One gateway is one gateway.
+    let run = webgen(&fixture("hostile"), &[]);
+    assert!(run.stdout.contains("(1 gateway, "), "{}", run.stdout);
+    let run = webgen(&fixture("two-gateways"), &[]);
+    assert!(run.stdout.contains("(2 gateways, "), "{}", run.stdout);
 }
 
 #[test]
@@ -551,6 +604,14 @@ fn bad_command_lines_get_one_line_and_exit_2() {
         vec!["--data", "d", "--out", "o", "--tz", "Mars/Base"],
         vec!["--data", "d", "--out", "o", "--now", "yesterday"],
         vec!["--data", "d", "--out", "o", "--bogus"],
+        vec![
+            "--data",
+            "d",
+            "--out",
+            "o",
+            "--templates",
+            "/nonexistent/templates",
+        ],
     ] {
         let out = Command::cargo_bin("webgen")
             .unwrap()
@@ -561,6 +622,16 @@ fn bad_command_lines_get_one_line_and_exit_2() {
         let err = String::from_utf8(out.stderr).unwrap();
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(err.starts_with("webgen: "), "{err}");
+        // The message names the bad value and points at a cure.
+        if args.contains(&"--tz") {
+            assert!(
+                err.contains("Mars/Base") && err.contains("America/Chicago"),
+                "{err}"
+            );
+        }
+        if args.contains(&"--templates") {
+            assert!(err.contains("/nonexistent/templates"), "{err}");
+        }
     }
     let help = Command::cargo_bin("webgen")
         .unwrap()
@@ -596,24 +667,25 @@ fn unwritable_output_is_exit_1() {
     );
 }
 
-#[test]
-fn long_tunnel_lists_are_cut_keeping_the_broken_ones() {
-    // One report of 250 tunnels, the two with the highest ports broken.
+/// Logs of one report from gateway `gw` at 2026-11-23 17:59:50 UTC with
+/// `n` tunnels (owner `uI`, port 10000 + I), the last `broken` of them not
+/// listening.
+fn many_tunnels(n: u32, broken: u32) -> PathBuf {
     let data = fresh_dir("many");
     std::fs::create_dir_all(&data).unwrap();
     let t = 1_795_456_790u64;
     std::fs::write(
         data.join("events-2026-11-23.csv"),
         format!(
-            "received,gateway,kind,seq,part,parts,sent,source,tunnels,text\n{t},gw,report,1,1,1,{t},a,250,\n"
+            "received,gateway,kind,seq,part,parts,sent,source,tunnels,text\n{t},gw,report,1,1,1,{t},a,{n},\n"
         ),
     )
     .unwrap();
     let mut rows = String::from(
         "received,gateway,seq,part,pid,user,kind,bind,listen_port,target_host,target_port,dest,started,start,cpu_time,listening,vnc\n",
     );
-    for i in 0..250u32 {
-        let listening = if i >= 248 { "no" } else { "yes" };
+    for i in 0..n {
+        let listening = if i >= n - broken { "no" } else { "yes" };
         rows.push_str(&format!(
             "{t},gw,1,1,{},u{i},L,,{},h,5901,h,,,,{listening},unknown\n",
             1000 + i,
@@ -621,7 +693,13 @@ fn long_tunnel_lists_are_cut_keeping_the_broken_ones() {
         ));
     }
     std::fs::write(data.join("tunnels-2026-11-23.csv"), rows).unwrap();
-    let run = webgen(&data, &[]);
+    data
+}
+
+#[test]
+fn long_tunnel_lists_are_cut_keeping_the_broken_ones() {
+    // One report of 250 tunnels, the two with the highest ports broken.
+    let run = webgen(&many_tunnels(250, 2), &[]);
     let doc = run.page("index.html");
     let panel = gateway_panel(&doc, "gw");
     let ports = texts(panel, "tr.tunnel td.listen .port");
@@ -632,4 +710,48 @@ fn long_tunnel_lists_are_cut_keeping_the_broken_ones() {
         texts(panel, "p.more"),
         ["50 more healthy tunnels not listed (250 tunnels in all)."]
     );
+}
+
+#[test]
+fn history_shows_every_row_and_counts_only_listening_tunnels_up() {
+    // 250 tunnels in one report, the last two not listening.
+    let run = webgen(&many_tunnels(250, 2), &[]);
+    let doc = run.page("history.html");
+    let day = one(doc.root_element(), "#r-24h");
+    let gw = day
+        .select(&sel("section.gateway"))
+        .find(|g| g.value().attr("data-gateway") == Some("gw"))
+        .unwrap();
+    // The chart counts the 248 listening ones.
+    assert_eq!(texts(gw, ".chart .ylab span"), ["248", "0"]);
+    // 40 rows drawn, the other 210 listed in a collapsed <details>.
+    let drawn = texts(gw, "li.session .label b");
+    let hidden = texts(gw, "details.more-lanes li.hidden-lane b");
+    assert_eq!((drawn.len(), hidden.len()), (40, 210));
+    assert_eq!(
+        text(one(gw, "details.more-lanes summary")),
+        "210 more rows of 250, seen longest ago (not drawn)"
+    );
+    assert!(
+        one(gw, "details.more-lanes").value().attr("open").is_none(),
+        "collapsed"
+    );
+    let mut all: Vec<String> = drawn.into_iter().chain(hidden).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 250, "every owner once");
+    // The two that do not listen are marked, wherever they are listed.
+    let mut broken: Vec<String> = gw
+        .select(&sel("li.session.broken .label b, li.hidden-lane.broken b"))
+        .map(text)
+        .collect();
+    broken.sort();
+    assert_eq!(broken, ["u248", "u249"]);
+    for li in gw.select(&sel("li.hidden-lane.broken")) {
+        assert!(
+            text(li).ends_with("still running but not listening"),
+            "{}",
+            text(li)
+        );
+    }
 }
