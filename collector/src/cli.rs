@@ -51,10 +51,9 @@ DURATION is a number with an optional unit: s (default), m, h or d, as in
 webgen's options: 150, 150s, 10m, 1h.
 
 A second collector started on the same --data exits 0 at once without a word,
-so cron may start it every minute (scripts/crontab.collector has the full line;
---udp 0.0.0.0:9555 so that the gateways reach it):
-  * * * * * collector --data /var/lib/roc-tunnel-monitor --key-file /etc/roc-tunnel-monitor/key
-      --udp 0.0.0.0:9555 --site /var/lib/roc-tunnel-monitor/site
+so cron may start it every minute (scripts/crontab.collector has the full
+line; --udp 0.0.0.0:9555 so that the gateways reach it):
+  * * * * * collector --data /var/lib/roc-tunnel-monitor --udp 0.0.0.0:9555 --key-file /etc/roc-tunnel-monitor/key --site /var/lib/roc-tunnel-monitor/site
 
 Exit status:
   0  stopped by a signed shutdown, or another collector already runs, or help
