@@ -739,11 +739,7 @@ fn complete_carried(
 }
 
 /// The run's ids of a day's incomplete reports.
-fn map_partial(
-    partial: Partial,
-    gw_map: &[GwId],
-    tunnel_map: &[TunnelId],
-) -> Partial {
+fn map_partial(partial: Partial, gw_map: &[GwId], tunnel_map: &[TunnelId]) -> Partial {
     partial
         .into_iter()
         .map(|((gw, seq), mut asm)| {
