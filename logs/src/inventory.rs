@@ -111,12 +111,12 @@ fn broken(t: &Tunnel) -> bool {
 pub fn judge<'a>(
     e: &Expected,
     gateway: GatewayState,
-    report: Option<&'a [Tunnel]>,
+    report: Option<&[&'a Tunnel]>,
 ) -> (TunnelState, Option<&'a Tunnel>) {
     let Some(tunnels) = report.filter(|_| gateway == GatewayState::Up) else {
         return (TunnelState::Unknown, None);
     };
-    let mut matching = tunnels.iter().filter(|t| e.matches(t));
+    let mut matching = tunnels.iter().copied().filter(|t| e.matches(t));
     if let Some(first) = matching.next() {
         // Two processes on one port and target: the one that works counts.
         return match std::iter::once(first).chain(matching).find(|t| !broken(t)) {
@@ -124,7 +124,7 @@ pub fn judge<'a>(
             None => (TunnelState::Broken, Some(first)),
         };
     }
-    match tunnels.iter().find(|t| e.holds_port(t)) {
+    match tunnels.iter().copied().find(|t| e.holds_port(t)) {
         Some(t) => (TunnelState::WrongTarget, Some(t)),
         None => (TunnelState::Missing, None),
     }
@@ -240,7 +240,7 @@ impl Inventory {
         &mut self,
         gateway: &str,
         state: GatewayState,
-        report: Option<&[Tunnel]>,
+        report: Option<&[&Tunnel]>,
         now: u64,
     ) -> Vec<Change> {
         let mut changes = Vec::new();
@@ -324,20 +324,17 @@ mod tests {
             ..ok.clone()
         };
         let other_port = tunnel(3, 5902, "novadaq-far-master-02");
-        let st = |ts: &[Tunnel]| judge(&e, UP, Some(ts)).0;
-        assert_eq!(st(std::slice::from_ref(&ok)), TunnelState::Up);
-        assert_eq!(st(std::slice::from_ref(&deaf)), TunnelState::Broken);
-        assert_eq!(st(std::slice::from_ref(&no_vnc)), TunnelState::Broken);
-        assert_eq!(st(&[deaf.clone(), ok.clone()]), TunnelState::Up);
-        assert_eq!(
-            st(std::slice::from_ref(&elsewhere)),
-            TunnelState::WrongTarget
-        );
-        assert_eq!(st(&[remote, other_port]), TunnelState::Missing);
+        let st = |ts: &[&Tunnel]| judge(&e, UP, Some(ts)).0;
+        assert_eq!(st(&[&ok]), TunnelState::Up);
+        assert_eq!(st(&[&deaf]), TunnelState::Broken);
+        assert_eq!(st(&[&no_vnc]), TunnelState::Broken);
+        assert_eq!(st(&[&deaf, &ok]), TunnelState::Up);
+        assert_eq!(st(&[&elsewhere]), TunnelState::WrongTarget);
+        assert_eq!(st(&[&remote, &other_port]), TunnelState::Missing);
         assert_eq!(st(&[]), TunnelState::Missing);
         assert_eq!(judge(&e, UP, None).0, TunnelState::Unknown);
         assert_eq!(
-            judge(&e, GatewayState::Late, Some(std::slice::from_ref(&ok))).0,
+            judge(&e, GatewayState::Late, Some(&[&ok])).0,
             TunnelState::Unknown
         );
     }
@@ -345,7 +342,8 @@ mod tests {
     #[test]
     fn transitions_since_and_alerts() {
         let mut inv = Inventory::new(vec![entry(5901), entry(5902)], 100);
-        let ok = [tunnel(1, 5901, "novadaq-far-master-02")];
+        let t1 = tunnel(1, 5901, "novadaq-far-master-02");
+        let ok = [&t1];
         let alerts = |c: &[Change]| c.iter().map(|c| c.alert()).collect::<Vec<_>>();
         // A first report: 5901 up (no alert, nothing was wrong), 5902 missing.
         let c = inv.update("gw", UP, Some(&ok), 160);
@@ -362,12 +360,8 @@ mod tests {
         let c = inv.update("gw", UP, Some(&[]), 900);
         assert_eq!(alerts(&c), [Some("tunnel_missing"), None]);
         // A new pid on the same port and target restores it.
-        let c = inv.update(
-            "gw",
-            UP,
-            Some(&[tunnel(7, 5901, "novadaq-far-master-02")]),
-            960,
-        );
+        let t7 = tunnel(7, 5901, "novadaq-far-master-02");
+        let c = inv.update("gw", UP, Some(&[&t7]), 960);
         assert_eq!(alerts(&c), [Some("tunnel_restored")]);
         assert_eq!(inv.iter().next().unwrap().1.since, 960);
         // Other gateways' reports do not touch these entries.
