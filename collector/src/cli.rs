@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use logs::Thresholds;
 use logs::config::Config;
+use logs::route::Route;
 
 use crate::error::Error;
 
@@ -48,7 +49,8 @@ Options:
   --on-collect CMD    run CMD with sh -c after accepted reports are written
                       (typically webgen); never two at once, at most once
                       every 5 s, and once more after a burst
-  --notify CMD        run CMD with sh -c on alerts, with ROCTM_EVENT
+  --notify CMD        run CMD with sh -c on every alert (replaces the config
+                      file's notify routes), with ROCTM_EVENT
                       (gateway_late, gateway_down, gateway_up, tunnel_up,
                       tunnel_down), ROCTM_GATEWAY, ROCTM_TUNNEL, ROCTM_TIME,
                       ROCTM_AGE_SECONDS in its environment; killed after 30 s
@@ -98,7 +100,9 @@ pub(crate) struct Args {
     pub keep_days: u64,
     pub max_skew: u64,
     pub on_collect: Option<String>,
-    pub notify: Option<String>,
+    /// Notify routes, labelled for `/metrics`: `--notify CMD` (`flag`),
+    /// else the config file's `notify` (1, 2, ... in file order).
+    pub notify: Vec<(String, Route)>,
     /// The config file as loaded at start (the inventory, `page_url`).
     pub config: Option<Config>,
     /// `--late` and `--down` as given on the command line, which win over
@@ -223,14 +227,24 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
     if stop {
         return match data {
             Some(d) => Ok(Command::Stop(d)),
-            None => Err(Error::Usage("--stop needs --data DIR, the running collector's".into())),
+            None => Err(Error::Usage(
+                "--stop needs --data DIR, the running collector's".into(),
+            )),
         };
     }
     let config = match logs::config::locate(config_flag.as_deref()) {
         Some(path) => Some(logs::config::load(&path).map_err(Error::Config)?),
         None => None,
     };
-    let notify = notify.or_else(|| config.as_ref().and_then(|c| c.notify.clone()));
+    let notify: Vec<(String, Route)> = match notify {
+        Some(cmd) => vec![("flag".to_string(), Route::all(cmd))],
+        None => config
+            .iter()
+            .flat_map(|c| c.notify.iter().cloned())
+            .enumerate()
+            .map(|(i, r)| ((i + 1).to_string(), r))
+            .collect(),
+    };
     let keep_days = keep_days
         .or_else(|| config.as_ref().and_then(|c| c.keep_days))
         .unwrap_or(90);

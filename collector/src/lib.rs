@@ -132,7 +132,9 @@ fn stop(dir: &std::path::Path) -> Result<Outcome, Error> {
     let start = std::time::Instant::now();
     while start.elapsed() < STOP_WAIT {
         if lock::Lock::holder(dir)?.is_none() {
-            return Ok(Outcome::Shutdown(format!("stopped the collector (pid {pid})")));
+            return Ok(Outcome::Shutdown(format!(
+                "stopped the collector (pid {pid})"
+            )));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -199,17 +201,20 @@ impl Collector {
         let spawn_err = |what: &'static str| {
             move |e: std::io::Error| Error::io("cannot start the thread for", what, e)
         };
-        let notifier = match &args.notify {
-            Some(cmd) => Some(
+        let page_url = args.config.as_ref().and_then(|c| c.page_url.clone());
+        let notifiers = args
+            .notify
+            .iter()
+            .map(|(label, route)| {
                 notify::Notifier::start(
-                    cmd.clone(),
-                    args.config.as_ref().and_then(|c| c.page_url.clone()),
+                    label.clone(),
+                    route.clone(),
+                    page_url.clone(),
                     metrics.clone(),
                 )
-                .map_err(spawn_err("--notify"))?,
-            ),
-            None => None,
-        };
+                .map_err(spawn_err("--notify"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let on_collect = match &args.on_collect {
             Some(cmd) => Some(
                 on_collect::OnCollect::start(cmd.clone(), metrics.clone())
@@ -225,7 +230,7 @@ impl Collector {
             log,
             metrics.clone(),
             snapshot.clone(),
-            notifier,
+            notifiers,
             on_collect,
         );
         let expected = args

@@ -18,7 +18,8 @@
 //!   tunnel;
 //! - [`duration`]: durations as operators write them (`150s`, `10m`);
 //! - [`config`]: the monitoring host's config file, which both read;
-//! - [`inventory`]: the tunnels that should be up, and how each is judged.
+//! - [`inventory`]: the tunnels that should be up, and how each is judged;
+//! - [`route`]: which alerts go to which notify command.
 //!
 //! It depends on `gateway-client` for the tunnel record, and on `csv`,
 //! `jiff` and `toml`; nothing of HTTP, UDP or HTML.
@@ -34,6 +35,7 @@ mod identity;
 pub mod inventory;
 mod kind;
 pub mod reader;
+pub mod route;
 pub mod schema;
 
 pub use error::Error;
