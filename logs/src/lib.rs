@@ -19,7 +19,8 @@
 //! - [`duration`]: durations as operators write them (`150s`, `10m`);
 //! - [`config`]: the monitoring host's config file, which both read;
 //! - [`inventory`]: the tunnels that should be up, and how each is judged;
-//! - [`route`]: which alerts go to which notify command.
+//! - [`route`]: which alerts go to which notify command;
+//! - [`damping`]: when a tunnel alert is held back or thinned out.
 //!
 //! It depends on `gateway-client` for the tunnel record, and on `csv`,
 //! `jiff` and `toml`; nothing of HTTP, UDP or HTML.
@@ -27,6 +28,7 @@
 #![warn(unreachable_pub)]
 
 pub mod config;
+pub mod damping;
 pub mod duration;
 mod error;
 pub mod files;
