@@ -28,6 +28,7 @@ use std::sync::mpsc;
 
 use jiff::civil::Date;
 
+use crate::say::say;
 use crate::error::Error;
 use logs::files::day_of;
 use logs::schema::{self, EventRef, Field, LogKind, TunnelRef};
@@ -275,8 +276,8 @@ impl LogWriter {
                 let path = dir.join(schema::file_name(kind, d));
                 let cut = repair(&path)?;
                 if cut > 0 {
-                    eprintln!(
-                        "collector: {}: cut {cut} bytes of a torn last row",
+                    say!(
+                        "{}: cut {cut} bytes of a torn last row",
                         path.display()
                     );
                 }
@@ -356,7 +357,7 @@ impl LogWriter {
             if f.day < oldest {
                 let path = f.path;
                 if let Err(e) = std::fs::remove_file(&path) {
-                    eprintln!("collector: cannot delete old log {}: {e}", path.display());
+                    say!("cannot delete old log {}: {e}", path.display());
                 }
             }
         }

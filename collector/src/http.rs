@@ -44,6 +44,7 @@ use std::time::{Duration, Instant};
 use nanoserde::{SerJson, SerJsonState};
 use tiny_http::{Header, Method, Response, Server, StatusCode};
 
+use crate::say::say;
 use crate::error::Error;
 use crate::metrics::{self, GatewaySeries, Metrics};
 use crate::state::Gateway;
@@ -432,7 +433,7 @@ fn gate(
             Err(e) => {
                 let n = errors.fetch_add(1, Relaxed);
                 if n.is_power_of_two() || n == 0 {
-                    eprintln!("collector: HTTP accept failed ({} so far): {e}", n + 1);
+                    say!("HTTP accept failed ({} so far): {e}", n + 1);
                 }
                 std::thread::sleep(Duration::from_millis(50));
                 if e.kind() == std::io::ErrorKind::InvalidInput {

@@ -54,6 +54,7 @@ use logs::files::day_of;
 use logs::reader::{self, Item};
 use logs::schema::{EventRef, EventRow, TunnelRef};
 
+use crate::say::say;
 use crate::csvlog::{Committer, Rows};
 use crate::error::Error;
 use crate::http::{SharedSnapshot, Snapshot};
@@ -200,7 +201,7 @@ impl LogLimiter {
         let (shown, suppressed) = self.lines.entry(reason).or_insert((0, 0));
         if *shown < LOG_LINES_PER_MINUTE {
             *shown += 1;
-            eprintln!("collector: {line}");
+            say!("{line}");
             false
         } else {
             *suppressed += 1;
@@ -219,8 +220,8 @@ impl LogLimiter {
         reasons.sort();
         for (reason, (_, suppressed)) in reasons {
             if suppressed > 0 {
-                eprintln!(
-                    "collector: suppressed {suppressed} more '{reason}' lines in the last minute"
+                say!(
+                    "suppressed {suppressed} more '{reason}' lines in the last minute"
                 );
             }
         }
@@ -697,8 +698,8 @@ impl Ingest {
         if let Some(c) = self.on_collect.take()
             && !c.finish(crate::on_collect::FINISH_WAIT)
         {
-            eprintln!(
-                "collector: --on-collect still running after {} s; not waiting for it",
+            say!(
+                "--on-collect still running after {} s; not waiting for it",
                 crate::on_collect::FINISH_WAIT.as_secs()
             );
         }

@@ -41,6 +41,7 @@ mod metrics;
 mod notify;
 mod on_collect;
 mod replay;
+mod say;
 mod state;
 
 use std::ffi::OsString;
@@ -57,6 +58,7 @@ pub use mac::FastKey;
 pub use state::MAX_GATEWAYS;
 
 use crate::cli::{Args, Command};
+use crate::say::say;
 use crate::http::{HttpServer, Snapshot};
 use crate::ingest::{Ingest, RecvBatch, Step};
 use crate::metrics::Metrics;
@@ -137,8 +139,8 @@ impl Collector {
         if !args.data.is_dir() {
             std::fs::create_dir(&args.data)
                 .map_err(|e| Error::data_dir("cannot create the data directory", &args.data, e))?;
-            eprintln!(
-                "collector: created the data directory {}",
+            say!(
+                "created the data directory {}",
                 args.data.display()
             );
         }
@@ -241,7 +243,7 @@ impl Collector {
                     // when nothing but errors comes for a long while.
                     udp_errors += 1;
                     if udp_errors.is_power_of_two() {
-                        eprintln!("collector: UDP receive failed ({udp_errors} in a row): {e}");
+                        say!("UDP receive failed ({udp_errors} in a row): {e}");
                     }
                     if udp_errors > 10_000 {
                         return Err(Error::Udp(e));

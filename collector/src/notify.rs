@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use gateway_client::tunnel::Tunnel;
 
+use crate::say::say;
 use crate::command;
 use crate::metrics::Metrics;
 use crate::state::Alert;
@@ -103,8 +104,8 @@ impl Notifier {
             Err(TrySendError::Full(a)) => {
                 let n = self.metrics.notify_dropped.fetch_add(1, Relaxed);
                 if n.is_power_of_two() {
-                    eprintln!(
-                        "collector: --notify is behind, dropped the {} alert for {} ({} dropped so far)",
+                    say!(
+                        "--notify is behind, dropped the {} alert for {} ({} dropped so far)",
                         a.kind.as_str(),
                         a.gateway,
                         n + 1
@@ -126,8 +127,8 @@ fn worker(cmd: &str, rx: &Receiver<Alert>, metrics: &Metrics) {
             }
             Err(why) => {
                 metrics.notify_failed.fetch_add(1, Relaxed);
-                eprintln!(
-                    "collector: --notify for {} of {} failed: {why}",
+                say!(
+                    "--notify for {} of {} failed: {why}",
                     alert.kind.as_str(),
                     alert.gateway
                 );

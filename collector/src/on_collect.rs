@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use crate::say::say;
 use crate::command;
 use crate::metrics::Metrics;
 
@@ -107,7 +108,7 @@ fn worker(cmd: &str, flag: &Flag, metrics: &Metrics) {
             }
             Err(why) => {
                 metrics.on_collect_failed.fetch_add(1, Relaxed);
-                eprintln!("collector: --on-collect failed: {why}");
+                say!("--on-collect failed: {why}");
             }
         }
         // The pause before the next start, cut short by a shutdown.
