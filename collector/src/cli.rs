@@ -56,7 +56,8 @@ line; --udp 0.0.0.0:9555 so that the gateways reach it):
   * * * * * collector --data /var/lib/roc-tunnel-monitor --udp 0.0.0.0:9555 --key-file /etc/roc-tunnel-monitor/key --site /var/lib/roc-tunnel-monitor/site
 
 Exit status:
-  0  stopped by a signed shutdown, or another collector already runs, or help
+  0  stopped by SIGTERM or SIGINT (the batch in flight written and acked
+     first) or a signed shutdown, or another collector already runs, or help
   1  a failure while running (the HTTP server died, a log file failed);
      cron starting it again is the cure
   2  a bad option, key file, data directory or address: fix what the

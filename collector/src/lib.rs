@@ -46,11 +46,13 @@ mod state;
 
 use std::ffi::OsString;
 use std::net::UdpSocket;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gateway_client::key::Key;
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 pub use csvlog::complete_rows_len;
 pub use error::Error;
@@ -72,7 +74,7 @@ pub enum Outcome {
     Version(String),
     /// Another collector holds the lock: exit 0 without a word.
     AlreadyRunning,
-    /// A signed shutdown stopped it; the line says from whom.
+    /// A signed shutdown, SIGTERM or SIGINT stopped it; the line says what.
     Shutdown(String),
 }
 
@@ -116,6 +118,8 @@ struct Collector {
     socket: UdpSocket,
     ingest: Ingest,
     http: HttpServer,
+    /// The number of the SIGTERM or SIGINT received, 0 while none was.
+    stop: Arc<AtomicUsize>,
 }
 
 impl Collector {
@@ -183,11 +187,18 @@ impl Collector {
         );
         ingest.rebuild(&args.data, now)?;
         let http = HttpServer::start(args.http, &args.data, args.site.clone(), snapshot, metrics)?;
+        let stop = Arc::new(AtomicUsize::new(0));
+        for signal in [SIGTERM, SIGINT] {
+            signal_hook::flag::register_usize(signal, stop.clone(), signal as usize)
+                .map_err(|e| Error::io("cannot handle the signal", "SIGTERM/SIGINT", e))?;
+        }
+        eprintln!("collector: {}", start_line(args));
         Ok(Some(Collector {
             lock,
             socket,
             ingest,
             http,
+            stop,
         }))
     }
 
@@ -199,6 +210,7 @@ impl Collector {
             socket,
             mut ingest,
             http,
+            stop,
         } = self;
         let mut batch = RecvBatch::default();
         let mut last_tick = 0;
@@ -256,8 +268,40 @@ impl Collector {
                 ingest.tick(&socket, now);
                 http.check()?;
             }
+            let signal = stop.load(Relaxed);
+            if signal != 0 {
+                // The batch in flight is written, synced and acked first.
+                ingest.settle(&socket);
+                ingest.finish();
+                drop(http);
+                lock.release();
+                let name = if signal == SIGINT as usize {
+                    "SIGINT"
+                } else {
+                    "SIGTERM"
+                };
+                return Ok(Outcome::Shutdown(format!("stopped by {name}")));
+            }
         }
     }
+}
+
+/// The line logged once a collector is up: what runs, where, and by which
+/// thresholds, so `collector.log` says the start went well.
+fn start_line(args: &Args) -> String {
+    let keep = match args.keep_days {
+        0 => "all logs kept".to_string(),
+        n => format!("logs kept {n} days"),
+    };
+    format!(
+        "collector {} started: data {}, UDP {}, HTTP {}, late after {}s, down after {}s, {keep}",
+        env!("CARGO_PKG_VERSION"),
+        args.data.display(),
+        args.udp,
+        args.http,
+        args.thresholds.late,
+        args.thresholds.down,
+    )
 }
 
 /// The UDP socket: bound, with a read timeout for the ticks and the large

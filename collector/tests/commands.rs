@@ -328,3 +328,49 @@ fn a_data_folder_or_key_it_cannot_use_exits_2_with_the_cure() {
         "{err}"
     );
 }
+
+/// Issue: the collector logged nothing at start and died silently on
+/// SIGTERM (exit 143). It says what runs where, and SIGTERM or SIGINT stop
+/// it cleanly: logged, exit 0, the lock released, what was acked written.
+#[test]
+fn sigterm_and_sigint_stop_it_cleanly_after_a_start_line() {
+    for signal in ["TERM", "INT"] {
+        let dir = TempDir::new(&format!("signal-{signal}"));
+        let mut c = Collector::start(dir.path(), &["--late", "2m"]);
+        let start = wait_for(10, || {
+            let text = c.stderr_text();
+            text.contains(" started: ").then_some(text)
+        })
+        .expect("a start line");
+        assert!(
+            start.contains("late after 120s, down after 600s"),
+            "{start}"
+        );
+        assert!(start.contains(&format!("UDP {}", c.udp)), "{start}");
+        let b = body(MsgKind::Report, vec![tunnel(1)]);
+        assert!(c.send(&wire::encode(&key(), &b), 5).is_some(), "acked");
+        let pid = c.child.as_ref().unwrap().id();
+        let kill = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let status = c.wait_exit(20).expect("exits after the signal");
+        assert_eq!(status.code(), Some(0), "{}", c.stderr_text());
+        assert!(
+            c.stderr_text().contains(&format!("stopped by SIG{signal}")),
+            "{}",
+            c.stderr_text()
+        );
+        assert_eq!(c.events().len(), 1, "the acked report is in the logs");
+        // The lock was released: a new collector starts on the same data.
+        let again = Collector::start(dir.path(), &[]);
+        assert!(
+            wait_for(10, || again
+                .stderr_text()
+                .contains(" started: ")
+                .then_some(()))
+            .is_some()
+        );
+    }
+}
