@@ -44,9 +44,9 @@ use std::time::{Duration, Instant};
 use nanoserde::{SerJson, SerJsonState};
 use tiny_http::{Header, Method, Response, Server, StatusCode};
 
-use crate::say::say;
 use crate::error::Error;
 use crate::metrics::{self, GatewaySeries, Metrics};
+use crate::say::say;
 use crate::state::Gateway;
 use logs::Thresholds;
 

@@ -54,7 +54,6 @@ use logs::files::day_of;
 use logs::reader::{self, Item};
 use logs::schema::{EventRef, EventRow, TunnelRef};
 
-use crate::say::say;
 use crate::csvlog::{Committer, Rows};
 use crate::error::Error;
 use crate::http::{SharedSnapshot, Snapshot};
@@ -63,6 +62,7 @@ use crate::metrics::{Metrics, Outcome};
 use crate::notify::Notifier;
 use crate::on_collect::OnCollect;
 use crate::replay::{self, ReplayGuard, Verdict};
+use crate::say::say;
 use crate::state::{Alert, State};
 
 /// Rejection lines logged per reason per minute before they are summarised.
@@ -220,9 +220,7 @@ impl LogLimiter {
         reasons.sort();
         for (reason, (_, suppressed)) in reasons {
             if suppressed > 0 {
-                say!(
-                    "suppressed {suppressed} more '{reason}' lines in the last minute"
-                );
+                say!("suppressed {suppressed} more '{reason}' lines in the last minute");
             }
         }
     }

@@ -60,10 +60,10 @@ pub use mac::FastKey;
 pub use state::MAX_GATEWAYS;
 
 use crate::cli::{Args, Command};
-use crate::say::say;
 use crate::http::{HttpServer, Snapshot};
 use crate::ingest::{Ingest, RecvBatch, Step};
 use crate::metrics::Metrics;
+use crate::say::say;
 
 /// How a run ended without an error.
 #[derive(Debug, PartialEq, Eq)]
@@ -143,10 +143,7 @@ impl Collector {
         if !args.data.is_dir() {
             std::fs::create_dir(&args.data)
                 .map_err(|e| Error::data_dir("cannot create the data directory", &args.data, e))?;
-            say!(
-                "created the data directory {}",
-                args.data.display()
-            );
+            say!("created the data directory {}", args.data.display());
         }
         let Some(lock) = lock::Lock::acquire(&args.data)? else {
             return Ok(None);
@@ -155,7 +152,8 @@ impl Collector {
         let metrics = Arc::new(Metrics::default());
         metrics.start_time.store(now, Relaxed);
         let socket = bind_udp(args, &metrics)?;
-        let log = csvlog::LogWriter::open(&args.data, now, args.keep_days)?;
+        let log =
+            csvlog::LogWriter::open(&args.data, now, args.keep_days)?.with_metrics(metrics.clone());
         let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
         let spawn_err = |what: &'static str| {
             move |e: std::io::Error| Error::io("cannot start the thread for", what, e)
@@ -192,7 +190,7 @@ impl Collector {
             signal_hook::flag::register_usize(signal, stop.clone(), signal as usize)
                 .map_err(|e| Error::io("cannot handle the signal", "SIGTERM/SIGINT", e))?;
         }
-        eprintln!("collector: {}", start_line(args));
+        say!("{}", start_line(args));
         Ok(Some(Collector {
             lock,
             socket,

@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use gateway_client::tunnel::Tunnel;
 
-use crate::say::say;
 use crate::command;
 use crate::metrics::Metrics;
+use crate::say::say;
 use crate::state::Alert;
 
 /// A notify command is killed after this long.

@@ -16,9 +16,9 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use crate::say::say;
 use crate::command;
 use crate::metrics::Metrics;
+use crate::say::say;
 
 /// Least time between two starts.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(5);
