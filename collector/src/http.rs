@@ -68,6 +68,29 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Snapshot {
     pub gateways: Vec<Arc<Gateway>>,
     pub thresholds: Thresholds,
+    /// The last refused datagram of each reason.
+    pub refusals: Vec<Refusal>,
+}
+
+/// A refused datagram, as `status.json` shows the last one of each reason:
+/// `gateway` only when its signature checked out (before that, the name
+/// in a body is anyone's claim), the source address always.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Refusal {
+    pub time: u64,
+    pub reason: &'static str,
+    pub gateway: Option<String>,
+    pub source: String,
+    pub detail: String,
+}
+
+#[derive(SerJson)]
+struct RefusalJson {
+    time: String,
+    reason: String,
+    gateway: Option<String>,
+    source: String,
+    detail: String,
 }
 
 /// The slot ingest swaps a new snapshot into.
@@ -131,6 +154,7 @@ struct StatusJson<'a> {
     late_after_seconds: u64,
     down_after_seconds: u64,
     gateways: Vec<GatewayJson<'a>>,
+    last_refused: Vec<RefusalJson>,
 }
 
 /// `status.json` for a snapshot at time `now`.
@@ -162,6 +186,17 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
         late_after_seconds: snap.thresholds.late,
         down_after_seconds: snap.thresholds.down,
         gateways,
+        last_refused: snap
+            .refusals
+            .iter()
+            .map(|r| RefusalJson {
+                time: rfc3339(r.time),
+                reason: r.reason.to_string(),
+                gateway: r.gateway.clone(),
+                source: r.source.clone(),
+                detail: r.detail.clone(),
+            })
+            .collect(),
     }
     .serialize_json()
 }

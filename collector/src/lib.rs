@@ -40,6 +40,7 @@ mod mac;
 mod metrics;
 mod notify;
 mod on_collect;
+mod reassembly;
 mod replay;
 mod say;
 mod state;

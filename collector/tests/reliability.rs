@@ -123,3 +123,126 @@ fn a_clock_far_ahead_of_the_logs_deletes_no_history() {
     );
     assert!(stderr.contains("after today"), "{stderr}");
 }
+
+/// The pids of `gateway`'s tunnels in `status.json`.
+fn status_pids(c: &Collector, gateway: &str) -> Vec<u32> {
+    let text = c.get("/status.json").body_text();
+    let start = text
+        .find(&format!("\"name\":\"{gateway}\""))
+        .unwrap_or_else(|| panic!("{gateway} not in {text}"));
+    let rest = &text[start..];
+    let end = rest[1..].find("\"name\":\"").map_or(rest.len(), |i| i + 1);
+    rest[..end]
+        .split("\"pid\":")
+        .skip(1)
+        .map(|s| {
+            s.split(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// Waits until the clock's second is past `t` (reports a second apart
+/// complete in that order whatever their seq).
+fn next_second(t: u64) {
+    assert!(wait_for(5, || (now() > t).then_some(())).is_some());
+}
+
+fn report_with(seq: u64, sent: u64, tunnels: Vec<gateway_client::tunnel::Tunnel>) -> Vec<u8> {
+    let mut b = body(MsgKind::Report, tunnels);
+    b.seq = seq;
+    b.sent = sent;
+    wire::encode(&key(), &b)
+}
+
+#[test]
+fn a_clock_step_back_does_not_hide_the_next_reports() {
+    let dir = TempDir::new("step-back");
+    let c = Collector::start(dir.path(), &[]);
+    let t = now();
+    // Under a clock 240 s ahead, then at the right time.
+    let ahead = report_with((t + 240) * 1_000_000, t + 240, vec![tunnel(1)]);
+    assert!(c.send(&ahead, 10).is_some());
+    next_second(t);
+    let right = report_with(t * 1_000_000, t, vec![tunnel(2)]);
+    assert!(c.send(&right, 10).is_some());
+    assert_eq!(status_pids(&c, GW), [tunnel(2).pid]);
+    assert_eq!(c.metric("roctm_collector_reports_out_of_order_total "), 1);
+    assert!(
+        c.stderr_text().contains("stepped back"),
+        "{}",
+        c.stderr_text()
+    );
+}
+
+#[test]
+fn a_report_with_seq_2_64_minus_1_does_not_freeze_the_gateway() {
+    let dir = TempDir::new("max-seq");
+    let mut c = Collector::start(dir.path(), &[]);
+    let t = now();
+    assert!(
+        c.send(&report_with(u64::MAX, t, vec![tunnel(1)]), 10)
+            .is_some()
+    );
+    next_second(t);
+    assert!(
+        c.send(&report_with(t * 1_000_000, t, vec![tunnel(2)]), 10)
+            .is_some()
+    );
+    assert_eq!(status_pids(&c, GW), [tunnel(2).pid]);
+    // The same after a restart, which reads the logs back.
+    let (udp, http) = (c.udp, c.http);
+    c.kill9();
+    let c = Collector::start_on(dir.path(), udp, http, &[]);
+    assert_eq!(status_pids(&c, GW), [tunnel(2).pid]);
+}
+
+/// The parts of a report of `n` tunnels from `gateway`.
+fn split_report(gateway: &str, n: u32) -> Vec<Vec<u8>> {
+    let mut b = body(MsgKind::Report, (0..n).map(tunnel).collect());
+    b.gateway = gateway.into();
+    wire::encode_all(&key(), &b)
+        .unwrap()
+        .into_iter()
+        .map(|(_, bytes)| bytes)
+        .collect()
+}
+
+#[test]
+fn an_acked_split_report_survives_a_burst_of_other_incomplete_reports() {
+    let dir = TempDir::new("pending-burst");
+    let c = Collector::start(dir.path(), &[]);
+    let real = split_report(GW, 20);
+    assert!(real.len() >= 2, "the report did not split");
+    assert!(c.send(&real[0], 10).is_some());
+    // 100 incomplete reports of ten other gateways between its parts.
+    for i in 0..100 {
+        let other = split_report(&format!("other-gateway-{}", i % 10), 20);
+        assert!(c.send(&other[0], 10).is_some());
+    }
+    for part in &real[1..] {
+        assert!(c.send(part, 10).is_some());
+    }
+    assert_eq!(status_pids(&c, GW).len(), 20);
+    // What the burst pushed out was counted and said.
+    assert_eq!(
+        c.metric("roctm_collector_reports_dropped_total{reason=\"evicted\"} "),
+        60
+    );
+    assert!(c.stderr_text().contains("gave up report seq"));
+}
+
+#[test]
+fn a_report_of_many_tunnels_is_capped_in_the_state() {
+    let dir = TempDir::new("tunnel-cap");
+    let c = Collector::start(dir.path(), &[]);
+    for part in split_report(GW, 300) {
+        assert!(c.send(&part, 10).is_some());
+    }
+    assert_eq!(status_pids(&c, GW).len(), 256);
+    assert_eq!(c.metric("roctm_collector_tunnels_capped_total "), 1);
+    assert_eq!(c.tunnel_rows().len(), 300, "the logs keep every tunnel");
+}
