@@ -218,7 +218,9 @@ fn an_acked_split_report_survives_a_burst_of_other_incomplete_reports() {
     let real = split_report(GW, 20);
     assert!(real.len() >= 2, "the report did not split");
     assert!(c.send(&real[0], 10).is_some());
-    // 100 incomplete reports of ten other gateways between its parts.
+    // 100 incomplete reports of ten other gateways between its parts, a
+    // second later (so that its report is the oldest waiting).
+    next_second(now());
     for i in 0..100 {
         let other = split_report(&format!("other-gateway-{}", i % 10), 20);
         assert!(c.send(&other[0], 10).is_some());
