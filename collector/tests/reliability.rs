@@ -248,3 +248,50 @@ fn a_report_of_many_tunnels_is_capped_in_the_state() {
     assert_eq!(c.metric("roctm_collector_tunnels_capped_total "), 1);
     assert_eq!(c.tunnel_rows().len(), 300, "the logs keep every tunnel");
 }
+
+/// GET `path` from the source address `from` (any 127.x address is
+/// loopback on Linux); `None` when the connection fails.
+fn get_from(from: &str, to: std::net::SocketAddr, path: &str) -> Option<Reply> {
+    use std::io::{Read, Write};
+    let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    let local: std::net::SocketAddr = format!("{from}:0").parse().unwrap();
+    sock.bind(&local.into()).ok()?;
+    sock.connect_timeout(&to.into(), std::time::Duration::from_secs(2))
+        .ok()?;
+    let mut s: std::net::TcpStream = sock.into();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).ok()?;
+    let mut all = Vec::new();
+    let _ = s.take(1 << 20).read_to_end(&mut all);
+    let text = String::from_utf8_lossy(&all).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some(Reply {
+        status,
+        head: text.clone(),
+        body: all,
+    })
+}
+
+#[test]
+fn one_slow_http_client_does_not_deny_the_others() {
+    let dir = TempDir::new("http-share");
+    let c = Collector::start(dir.path(), &[]);
+    // 40 connections from one address that send half a head and wait.
+    let slow: Vec<std::net::TcpStream> = (0..40)
+        .filter_map(|_| {
+            let mut s = std::net::TcpStream::connect(c.http).ok()?;
+            std::io::Write::write_all(&mut s, b"GET /status.json HTTP/1.1\r\nHost:").ok()?;
+            Some(s)
+        })
+        .collect();
+    assert_eq!(slow.len(), 40);
+    let mut codes = Vec::new();
+    for _ in 0..50 {
+        codes.push(get_from("127.0.0.2", c.http, "/status.json").map(|r| r.status));
+    }
+    let ok = codes.iter().filter(|c| **c == Some(200)).count();
+    assert_eq!(ok, 50, "fetches from another address: {codes:?}");
+    drop(slow);
+}
