@@ -295,3 +295,31 @@ fn one_slow_http_client_does_not_deny_the_others() {
     assert_eq!(ok, 50, "fetches from another address: {codes:?}");
     drop(slow);
 }
+
+#[test]
+fn a_key_file_that_is_a_fifo_does_not_hang_the_collector() {
+    let dir = TempDir::new("key-fifo");
+    let fifo = dir.path().join("key");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo (coreutils) is needed for this test");
+    assert!(made.success());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let stderr = dir.path().join("stderr");
+    let mut child = command(dir.path(), free_udp(), free_tcp(), &[])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let status = wait_for(30, || child.try_wait().ok().flatten());
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let text = std::fs::read_to_string(&stderr).unwrap();
+    let status = status.expect("the collector hung on a FIFO as its key file");
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("a FIFO, not a regular file"), "{text}");
+}
