@@ -323,3 +323,95 @@ fn a_key_file_that_is_a_fifo_does_not_hang_the_collector() {
     assert!(!status.success(), "{text}");
     assert!(text.contains("a FIFO, not a regular file"), "{text}");
 }
+
+/// A datagram in `gateway`'s name sent `ago` seconds ago.
+fn stale_from(gateway: &str, ago: u64) -> Vec<u8> {
+    let mut b = body(MsgKind::Heartbeat, Vec::new());
+    b.gateway = gateway.into();
+    b.sent -= ago;
+    wire::encode(&key(), &b)
+}
+
+#[test]
+fn a_second_refused_gateway_is_named_though_the_first_keeps_retrying() {
+    let dir = TempDir::new("diagnose");
+    let c = Collector::start(dir.path(), &[]);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    for _ in 0..30 {
+        sock.send_to(&stale_from("first-gateway", 1000), c.udp)
+            .unwrap();
+    }
+    sock.send_to(&stale_from("second-gateway", 1000), c.udp)
+        .unwrap();
+    let mut bad = wire::encode(&key(), &body(MsgKind::Heartbeat, Vec::new()));
+    let last = bad.len() - 2;
+    bad[last] ^= 1;
+    sock.send_to(&bad, c.udp).unwrap();
+    assert!(c.send(&report(1), 10).is_some());
+    let named = wait_for(10, || {
+        c.stderr_text().contains("second-gateway").then_some(())
+    });
+    assert!(named.is_some(), "{}", c.stderr_text());
+    // status.json names the last refusal of each reason: the gateway when
+    // the signature checked out, the source address always.
+    let status = wait_for(10, || {
+        let s = c.get("/status.json").body_text();
+        s.contains("\"reason\":\"bad_signature\"").then_some(s)
+    })
+    .expect("no bad_signature refusal in status.json");
+    assert!(
+        status.contains("\"gateway\":\"second-gateway\""),
+        "{status}"
+    );
+    assert!(status.contains("\"reason\":\"stale\""), "{status}");
+}
+
+#[test]
+fn a_stale_datagram_gets_a_signed_refusal_that_old_clients_ignore() {
+    let dir = TempDir::new("refusal");
+    let c = Collector::start(dir.path(), &[]);
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let stale = stale_from(GW, 1000);
+    sock.send_to(&stale, c.udp).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = sock.recv_from(&mut buf).expect("no refusal came back");
+    let reply = &buf[..n];
+    // An older client's decode does not take it for an ack.
+    assert!(wire::decode(&key(), reply).is_err());
+    let text = String::from_utf8_lossy(reply);
+    let (header, body) = text.split_once('\n').unwrap();
+    let signed = wire::frame(&key(), body.as_bytes());
+    assert_eq!(
+        String::from_utf8_lossy(&signed).split_once('\n').unwrap().0,
+        header
+    );
+    assert!(body.contains("\"kind\":\"refusal\""), "{body}");
+    assert!(body.contains("\"text\":\"stale: "), "{body}");
+}
+
+#[test]
+fn the_client_says_when_the_collector_cannot_write() {
+    let dir = TempDir::new("client-write-error");
+    let c = Collector::start(dir.path(), &[]);
+    assert!(c.send(&report(1), 10).is_some());
+    for f in logs::files::list(&c.data).unwrap() {
+        std::fs::remove_file(&f.path).unwrap();
+        std::fs::create_dir(&f.path).unwrap();
+    }
+    let out = Command::new(client_bin())
+        .args(["--config", "/dev/null", "-a", "127.0.0.1", "-p"])
+        .arg(c.udp.port().to_string())
+        .args(["--timeout", "3", "--name", GW, "-b", "--key-file"])
+        .arg(&c.key_file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("could not write the report") && stderr.contains("disk may be full"),
+        "{stderr}"
+    );
+}
