@@ -369,7 +369,12 @@ pub(crate) struct LogWriter {
 
 impl LogWriter {
     /// Repairs the recent files, applies retention, opens today's files.
+    /// A failure is one of the data directory (exit status 2).
     pub(crate) fn open(dir: &Path, now: u64, keep_days: u64) -> Result<LogWriter, Error> {
+        LogWriter::open_files(dir, now, keep_days).map_err(Error::in_data_dir)
+    }
+
+    fn open_files(dir: &Path, now: u64, keep_days: u64) -> Result<LogWriter, Error> {
         let day = day_of(now);
         let yesterday = day.yesterday().unwrap_or(day);
         for d in [yesterday, day] {

@@ -68,6 +68,9 @@ use crate::state::{Alert, State};
 
 /// Rejection lines logged per reason per minute before they are summarised.
 pub(crate) const LOG_LINES_PER_MINUTE: u32 = 10;
+/// Seconds of nothing but failing writes (other than for a full disk)
+/// before the collector exits with status 1.
+pub(crate) const WRITE_FAILURE_LIMIT: u64 = 300;
 /// Days of event rows read back at start (for last-seen times).
 pub(crate) const REBUILD_EVENT_DAYS: i64 = 8;
 
@@ -291,6 +294,9 @@ pub(crate) struct Ingest {
     /// The last refusal of each reason, for `status.json`.
     refusals: BTreeMap<&'static str, Refusal>,
     refusals_changed: bool,
+    /// Since when every write failed, other than for a full disk.
+    write_failing_since: Option<u64>,
+    last_write_error: String,
 }
 
 impl Ingest {
@@ -320,6 +326,8 @@ impl Ingest {
             limiter: LogLimiter::default(),
             refusals: BTreeMap::new(),
             refusals_changed: false,
+            write_failing_since: None,
+            last_write_error: String::new(),
         }
     }
 
@@ -800,6 +808,7 @@ impl Ingest {
         else {
             return Step::Continue;
         };
+        self.write_failing_since = None;
         self.metrics.event_rows.fetch_add(event_rows, Relaxed);
         self.metrics.tunnel_rows.fetch_add(tunnel_rows, Relaxed);
 
@@ -859,10 +868,33 @@ impl Ingest {
         let Some(f) = self.in_flight.take() else {
             return;
         };
+        if e.is_out_of_space() {
+            self.write_failing_since = None;
+        } else {
+            self.write_failing_since.get_or_insert(f.now);
+            self.last_write_error = e.to_string();
+        }
         for t in &f.taken {
             let detail = format!("{}: {e}", t.body.gateway);
             self.refuse(socket, Outcome::WriteError, t.peer, &t.body, &detail, now);
         }
+    }
+
+    /// The error to exit with when every write has failed for longer than
+    /// [`WRITE_FAILURE_LIMIT`] (an I/O error, a read-only file system, a
+    /// log file that cannot be opened), so that cron starts a fresh
+    /// collector and the failure shows as an exit in its log. A full disk
+    /// is waited out instead: writes work again once space returns.
+    pub(crate) fn write_failure(&self, now: u64) -> Option<Error> {
+        let since = self.write_failing_since?;
+        let failing = now.saturating_sub(since);
+        (failing > WRITE_FAILURE_LIMIT).then(|| {
+            Error::io(
+                "every write has failed for over 300 s; exiting for cron to start a fresh collector; the last error",
+                "the log files",
+                std::io::Error::other(self.last_write_error.clone()),
+            )
+        })
     }
 
     /// At a shutdown: lets `--on-collect` make the run still owed (the
@@ -1030,6 +1062,36 @@ mod tests {
         // Now written: a copy in a later batch is acked at once.
         ingest.handle(&server, &a, peer, now);
         assert_eq!(acks(&client), [(1, "duplicate".to_string())]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn persistent_write_errors_end_the_collector_after_a_bounded_time() {
+        let Fixture {
+            mut ingest,
+            dir,
+            server,
+            peer,
+            now,
+            ..
+        } = fixture("eio");
+        // The events file becomes a directory: every write fails.
+        let events = dir.join(format!("events-{}.csv", day_of(now)));
+        std::fs::remove_file(&events).unwrap();
+        std::fs::create_dir(&events).unwrap();
+        ingest.handle(&server, &datagram(MsgKind::Report, 1, now), peer, now);
+        assert!(ingest.write_failure(now + 1).is_none());
+        let later = now + WRITE_FAILURE_LIMIT + 1;
+        ingest.handle(&server, &datagram(MsgKind::Report, 2, later), peer, later);
+        let e = ingest
+            .write_failure(later)
+            .expect("still running after persistent write errors");
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().contains("every write has failed"), "{e}");
+        // A write that works again clears it.
+        std::fs::remove_dir(&events).unwrap();
+        ingest.handle(&server, &datagram(MsgKind::Report, 3, later), peer, later);
+        assert!(ingest.write_failure(later + 1000).is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -265,6 +265,9 @@ impl Collector {
             if now != last_tick {
                 last_tick = now;
                 ingest.tick(&socket, now);
+                if let Some(e) = ingest.write_failure(now) {
+                    return Err(e);
+                }
                 http.check()?;
             }
             let signal = stop.load(Relaxed);

@@ -415,3 +415,22 @@ fn the_client_says_when_the_collector_cannot_write() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_data_directory_whose_log_file_cannot_be_opened_exits_2() {
+    let dir = TempDir::new("data-exit-2");
+    write_key(dir.path());
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let events = data.join(logs::schema::file_name(
+        logs::LogKind::Events,
+        logs::files::day_of(now()),
+    ));
+    std::fs::create_dir(&events).unwrap();
+    let out = command(dir.path(), free_udp(), free_tcp(), &[])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&events.display().to_string()), "{stderr}");
+}
