@@ -382,7 +382,7 @@ mod tests {
         // In the same second, the higher seq stays (as the logs are read).
         assert!(s.report(report(999, vec![]), 1000).is_empty());
         assert_eq!(s.get("gw").unwrap().tunnels.len(), 1);
-        let next = report(1060_000_000, vec![tunnel(2, 5902)]);
+        let next = report(1_060_000_000, vec![tunnel(2, 5902)]);
         assert_eq!(s.seq_went_back(&next, 1060), Some(u64::MAX));
         s.report(next, 1060);
         let pids: Vec<u32> = s
