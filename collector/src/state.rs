@@ -31,8 +31,9 @@ pub const MAX_GATEWAYS: usize = 1000;
 /// Most tunnels kept per gateway: a report with more has the rest left out
 /// of the state (`status.json`, `/metrics`, alerts), not of the logs. Real
 /// gateways carry tens; this bounds what a key holder can make the
-/// collector hold to 1,000 gateways x 256 tunnels.
-pub(crate) const MAX_TUNNELS_PER_GATEWAY: usize = 256;
+/// collector hold to 1,000 gateways x 512 tunnels (about 160 MB at some
+/// 315 bytes a tunnel).
+pub(crate) const MAX_TUNNELS_PER_GATEWAY: usize = 512;
 /// When the table is full, a gateway silent this long (seconds) gives its
 /// place to a new one, so invented names cannot keep a real gateway out for
 /// longer than this.

@@ -241,12 +241,12 @@ fn an_acked_split_report_survives_a_burst_of_other_incomplete_reports() {
 fn a_report_of_many_tunnels_is_capped_in_the_state() {
     let dir = TempDir::new("tunnel-cap");
     let c = Collector::start(dir.path(), &[]);
-    for part in split_report(GW, 300) {
+    for part in split_report(GW, 600) {
         assert!(c.send(&part, 10).is_some());
     }
-    assert_eq!(status_pids(&c, GW).len(), 256);
+    assert_eq!(status_pids(&c, GW).len(), 512);
     assert_eq!(c.metric("roctm_collector_tunnels_capped_total "), 1);
-    assert_eq!(c.tunnel_rows().len(), 300, "the logs keep every tunnel");
+    assert_eq!(c.tunnel_rows().len(), 600, "the logs keep every tunnel");
 }
 
 /// GET `path` from the source address `from` (any 127.x address is
