@@ -31,10 +31,11 @@
 //! no longer named are written again into the one that is. A path that
 //! cannot be opened as a file fails the batch: nothing is acked.
 //!
-//! A file whose first line is not the header the collector writes (a UTF-8
-//! BOM, reordered or other columns) is never appended to: both readers skip
-//! such a file whole, so acked rows in it would vanish from the pages. It
-//! is renamed aside (`NAME.csv.set-aside-UNIXTIME`, which no reader takes
+//! A file whose first line is not the header the collector writes (other
+//! or reordered columns; a UTF-8 byte order mark before it is fine, both
+//! readers ignore it) is never appended to: both readers skip such a file
+//! whole, so acked rows in it would vanish from the pages. It is renamed
+//! aside (`NAME.csv.set-aside-UNIXTIME`, which no reader takes
 //! for a log), said and counted, and a fresh file is started.
 //!
 //! Retention ([`retention_plan`]) never trusts one clock reading: it keeps
@@ -195,7 +196,8 @@ impl OpenFile {
 }
 
 /// Whether the file at `path` is missing, empty, or starts with exactly
-/// `header` (the only header the collector appends under).
+/// `header` (the only header the collector appends under), maybe after a
+/// UTF-8 byte order mark.
 fn starts_with_header(path: &Path, header: &[u8]) -> Result<bool, Error> {
     let file = match File::open(path) {
         Ok(f) => f,
@@ -206,12 +208,16 @@ fn starts_with_header(path: &Path, header: &[u8]) -> Result<bool, Error> {
         // Not a file: opening it for append says why.
         return Ok(true);
     }
-    let mut first = Vec::with_capacity(header.len());
-    file.take(header.len() as u64)
+    let mut first = Vec::with_capacity(header.len() + BOM.len());
+    file.take((header.len() + BOM.len()) as u64)
         .read_to_end(&mut first)
         .map_err(|e| Error::io("cannot read the log file", path, e))?;
-    Ok(first.is_empty() || first == header)
+    let after_bom = first.strip_prefix(BOM).unwrap_or(&first);
+    Ok(first.is_empty() || after_bom.starts_with(header))
 }
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// `NAME.set-aside-UNIXTIME` beside `path` (no reader takes it for a log).
 fn set_aside_name(path: &Path) -> PathBuf {
@@ -752,13 +758,29 @@ mod tests {
     }
 
     #[test]
-    fn a_log_file_with_another_header_is_set_aside_not_appended_to() {
+    fn a_log_file_with_a_bom_is_appended_to_as_both_readers_read_it() {
         let dir = tmp("bom");
         let now = 1_763_856_000;
         let path = dir.join("events-2025-11-23.csv");
         let header = format_rows(std::iter::once(LogKind::Events.header().iter().copied()));
-        let mut bom = b"\xEF\xBB\xBF".to_vec();
+        let mut bom = BOM.to_vec();
         bom.extend_from_slice(&header);
+        std::fs::write(&path, &bom).unwrap();
+        let mut w = LogWriter::open(&dir, now, 0).unwrap();
+        append(&mut w, &[], &event(now, "new")).unwrap();
+        assert_eq!(read_events(&path).unwrap().rows.len(), 1);
+        assert_eq!(w.metrics.log_files_set_aside.load(Relaxed), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_log_file_with_another_header_is_set_aside_not_appended_to() {
+        let dir = tmp("swapped");
+        let now = 1_763_856_000;
+        let path = dir.join("events-2025-11-23.csv");
+        let mut names = LogKind::Events.header().to_vec();
+        names.swap(1, 2);
+        let bom = format_rows(std::iter::once(names.iter().copied()));
         std::fs::write(&path, &bom).unwrap();
         let mut w = LogWriter::open(&dir, now, 0).unwrap();
         append(&mut w, &[], &event(now, "new")).unwrap();
