@@ -217,12 +217,10 @@ impl State {
         (earlier_second && report.seq < g.last_report_seq).then_some(g.last_report_seq)
     }
 
-    /// A complete report: the new tunnel list, unless it is older. "Newer"
-    /// is the order in which reports complete at the collector, as
-    /// `logs::reader` and webgen read them back: by the second received,
-    /// and within one second by seq. So a gateway whose clock steps back
-    /// (lower seqs) is not hidden behind its last report, nor behind a seq
-    /// of 2^64-1, for longer than that report's second.
+    /// A complete report: the new tunnel list, when it is newer by the
+    /// rule both products apply (`logs::reader::replaces`: completed later,
+    /// by the second, then seq), so a gateway whose clock steps back is not
+    /// hidden behind its last report, nor behind a seq of 2^64-1.
     /// At most [`MAX_TUNNELS_PER_GATEWAY`] of its tunnels are kept.
     pub(crate) fn report(&mut self, mut report: Report, now: u64) -> Vec<Alert> {
         report.tunnels.truncate(MAX_TUNNELS_PER_GATEWAY);
@@ -230,7 +228,8 @@ impl State {
         let Some(g) = self.gateways.get_mut(&report.gateway) else {
             return alerts;
         };
-        if g.last_report == Some(now) && report.seq < g.last_report_seq {
+        let last = g.last_report.map(|at| (at, g.last_report_seq));
+        if !logs::reader::replaces(last, now, report.seq) {
             return alerts;
         }
         let g = Arc::make_mut(g);
