@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use logs::Thresholds;
+use logs::config::Config;
 
 use crate::error::Error;
 
@@ -31,6 +32,13 @@ Options:
                       [default: 127.0.0.1:9556]; keep it on loopback and put
                       a reverse proxy in front when it must face a network
   --site DIR          serve the files of DIR at / (e.g. webgen's output)
+  --config FILE       the monitoring host's config file, shared with webgen:
+                      late, down, keep_days, notify, page_url and the
+                      inventory of expected tunnels ([[tunnel]]); the flags
+                      below win over it [default: /etc/roc-tunnel-monitor/
+                      monitor.toml when it exists]. An edited file is
+                      loaded within 10 s (inventory, late, down); a bad
+                      edit is refused and logged, the last good one stays
   --late DURATION     a gateway silent this long is late [default: 150s]
   --down DURATION     a gateway silent this long is down [default: 10m]
   --keep-days N       delete log files older than N days; 0 keeps all
@@ -61,7 +69,7 @@ Exit status:
   1  a failure while running (the HTTP server died, every write to the
      logs failed for 300 s other than for a full disk); cron starting it
      again is the cure
-  2  a bad option, key file, data directory or address: fix what the
+  2  a bad option, config file, key file, data directory or address: fix what the
      message names (a data directory or key file of another account:
      chown it to the collector's account)
 ";
@@ -87,6 +95,29 @@ pub(crate) struct Args {
     pub max_skew: u64,
     pub on_collect: Option<String>,
     pub notify: Option<String>,
+    /// The config file as loaded at start (the inventory, `page_url`).
+    pub config: Option<Config>,
+    /// `--late` and `--down` as given on the command line, which win over
+    /// the config file, also when it is edited.
+    pub late_flag: Option<u64>,
+    pub down_flag: Option<u64>,
+}
+
+/// The thresholds: the flags', else the config file's, else the defaults,
+/// checked together.
+pub(crate) fn thresholds(
+    late_flag: Option<u64>,
+    down_flag: Option<u64>,
+    config: Option<&Config>,
+) -> Result<Thresholds, String> {
+    Thresholds::new(
+        late_flag
+            .or(config.and_then(|c| c.late))
+            .unwrap_or(Thresholds::DEFAULT.late),
+        down_flag
+            .or(config.and_then(|c| c.down))
+            .unwrap_or(Thresholds::DEFAULT.down),
+    )
 }
 
 /// `ADDR:PORT`, or `HOST:PORT` with a host name that resolves here (the
@@ -148,9 +179,10 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
     let mut udp: SocketAddr = "127.0.0.1:9555".parse().expect("literal address");
     let mut http: SocketAddr = "127.0.0.1:9556".parse().expect("literal address");
     let mut site = None;
-    let mut late = Thresholds::DEFAULT.late;
-    let mut down = Thresholds::DEFAULT.down;
-    let mut keep_days = 90;
+    let mut late_flag = None;
+    let mut down_flag = None;
+    let mut keep_days = None;
+    let mut config_flag: Option<PathBuf> = None;
     let mut max_skew = 300;
     let mut on_collect = None;
     let mut notify = None;
@@ -164,11 +196,16 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
             Long("udp") => udp = parse_addr("--udp", parser.value()?)?,
             Long("http") => http = parse_addr("--http", parser.value()?)?,
             Long("site") => site = Some(PathBuf::from(parser.value()?)),
-            Long("late") => late = parse_duration("--late", parser.value()?, 1, 30 * DAY)?,
-            Long("down") => down = parse_duration("--down", parser.value()?, 1, 365 * DAY)?,
-            Long("keep-days") => {
-                keep_days = parse_secs("--keep-days", parser.value()?, 0, 100_000)?
+            Long("late") => {
+                late_flag = Some(parse_duration("--late", parser.value()?, 1, 30 * DAY)?)
             }
+            Long("down") => {
+                down_flag = Some(parse_duration("--down", parser.value()?, 1, 365 * DAY)?)
+            }
+            Long("keep-days") => {
+                keep_days = Some(parse_secs("--keep-days", parser.value()?, 0, 100_000)?)
+            }
+            Long("config") => config_flag = Some(PathBuf::from(parser.value()?)),
             Long("max-skew") => max_skew = parse_duration("--max-skew", parser.value()?, 1, DAY)?,
             Long("on-collect") => on_collect = Some(parse_cmd("--on-collect", parser.value()?)?),
             Long("notify") => notify = Some(parse_cmd("--notify", parser.value()?)?),
@@ -177,7 +214,20 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
             _ => return Err(arg.unexpected().into()),
         }
     }
-    let thresholds = Thresholds::new(late, down).map_err(|e| Error::Usage(format!("--{e}")))?;
+    let config = match logs::config::locate(config_flag.as_deref()) {
+        Some(path) => Some(logs::config::load(&path).map_err(Error::Config)?),
+        None => None,
+    };
+    let notify = notify.or_else(|| config.as_ref().and_then(|c| c.notify.clone()));
+    let keep_days = keep_days
+        .or_else(|| config.as_ref().and_then(|c| c.keep_days))
+        .unwrap_or(90);
+    let thresholds = thresholds(late_flag, down_flag, config.as_ref()).map_err(|e| {
+        match (&config, late_flag.is_some() || down_flag.is_some()) {
+            (Some(c), false) => Error::Usage(format!("{}: {e}", c.path.display())),
+            _ => Error::Usage(format!("--{e}")),
+        }
+    })?;
     Ok(Command::Run(Box::new(Args {
         data: data.ok_or_else(|| Error::Usage("missing --data DIR".into()))?,
         key_file: key_file.ok_or_else(|| Error::Usage("missing --key-file FILE".into()))?,
@@ -189,6 +239,9 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
         max_skew,
         on_collect,
         notify,
+        config,
+        late_flag,
+        down_flag,
     })))
 }
 

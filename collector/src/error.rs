@@ -14,6 +14,8 @@ use gateway_client::key::KeyError;
 pub enum Error {
     /// A bad or missing command-line argument.
     Usage(String),
+    /// The config file could not be read or has a mistake.
+    Config(logs::config::ConfigError),
     /// The key file could not be used.
     Key(KeyError),
     /// The data directory (`--data`) cannot be made, opened or locked: the
@@ -46,7 +48,11 @@ impl Error {
     /// failures while running.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::Key(_) | Error::DataDir { .. } | Error::Bind { .. } => 2,
+            Error::Usage(_)
+            | Error::Config(_)
+            | Error::Key(_)
+            | Error::DataDir { .. }
+            | Error::Bind { .. } => 2,
             Error::Io { .. } | Error::HttpDied(_) | Error::Udp(_) => 1,
         }
     }
@@ -102,6 +108,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(msg) => write!(f, "{msg} (try --help)"),
+            Error::Config(e) => write!(f, "{e}"),
             Error::Key(e) => write!(f, "{e}"),
             Error::DataDir { path, what, source } => {
                 let p = path.display();
@@ -148,6 +155,7 @@ impl std::error::Error for Error {
             | Error::Bind { source, .. } => Some(source),
             Error::Udp(e) => Some(e),
             Error::Usage(_) | Error::HttpDied(_) => None,
+            Error::Config(e) => Some(e),
         }
     }
 }

@@ -51,6 +51,7 @@ use crate::metrics::{self, GatewaySeries, Metrics};
 use crate::say::say;
 use crate::state::Gateway;
 use logs::Thresholds;
+use logs::inventory::Inventory;
 
 /// Connections served at once; more get 503 at once.
 pub(crate) const MAX_CONNECTIONS: usize = 32;
@@ -75,6 +76,8 @@ const IO_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct Snapshot {
     pub gateways: Vec<Arc<Gateway>>,
     pub thresholds: Thresholds,
+    /// The expected tunnels and their states.
+    pub inventory: Arc<Inventory>,
     /// The last refused datagram of each reason.
     pub refusals: Vec<Refusal>,
 }
@@ -155,12 +158,40 @@ struct GatewayJson<'a> {
     tunnels: Vec<TunnelJson<'a>>,
 }
 
+/// A tunnel record as the client sends it (`null` when there is none).
+struct RecordJson<'a>(Option<&'a gateway_client::tunnel::Tunnel>);
+
+impl SerJson for RecordJson<'_> {
+    fn ser_json(&self, _d: usize, s: &mut SerJsonState) {
+        match self.0 {
+            Some(t) => s.out.push_str(&t.to_json()),
+            None => s.out.push_str("null"),
+        }
+    }
+}
+
+/// One expected tunnel: its `[[tunnel]]` entry, its state and since when,
+/// and the tunnel that decided it.
+#[derive(SerJson)]
+struct ExpectedJson<'a> {
+    gateway: String,
+    listen: u16,
+    target: String,
+    roc: String,
+    station: Option<String>,
+    owner: Option<String>,
+    state: String,
+    since: u64,
+    tunnel: RecordJson<'a>,
+}
+
 #[derive(SerJson)]
 struct StatusJson<'a> {
     generated: String,
     late_after_seconds: u64,
     down_after_seconds: u64,
     gateways: Vec<GatewayJson<'a>>,
+    expected: Vec<ExpectedJson<'a>>,
     last_refused: Vec<RefusalJson>,
 }
 
@@ -188,11 +219,27 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
             }
         })
         .collect();
+    let expected = snap
+        .inventory
+        .iter()
+        .map(|(e, j)| ExpectedJson {
+            gateway: e.gateway.clone(),
+            listen: e.listen,
+            target: e.target(),
+            roc: e.roc.clone(),
+            station: e.station.clone(),
+            owner: e.owner.clone(),
+            state: j.state.as_str().to_string(),
+            since: j.since,
+            tunnel: RecordJson(j.tunnel.as_ref()),
+        })
+        .collect();
     StatusJson {
         generated: rfc3339(now),
         late_after_seconds: snap.thresholds.late,
         down_after_seconds: snap.thresholds.down,
         gateways,
+        expected,
         last_refused: snap
             .refusals
             .iter()
@@ -220,7 +267,7 @@ pub(crate) fn metrics_text(m: &Metrics, snap: &Snapshot) -> String {
             tunnels: g.tunnels.len(),
         })
         .collect();
-    metrics::render(m, &series)
+    metrics::render(m, &series, &snap.inventory)
 }
 
 /// Decodes `%XX` escapes; `None` for a bad escape or a result that is not

@@ -51,6 +51,7 @@ use gateway_client::key::Key;
 use gateway_client::wire::{self, Body, MsgKind, Report};
 use logs::Thresholds;
 use logs::files::day_of;
+use logs::inventory::Expected;
 use logs::reader::{self, Item};
 use logs::schema::{EventRef, EventRow, TunnelRef};
 
@@ -62,6 +63,7 @@ use crate::metrics::{Metrics, Outcome};
 use crate::notify::Notifier;
 use crate::on_collect::OnCollect;
 use crate::reassembly::{Dropped, Reassembly};
+use crate::reload::Reload;
 use crate::replay::{self, ReplayGuard, Verdict};
 use crate::say::say;
 use crate::state::{Alert, State};
@@ -297,6 +299,8 @@ pub(crate) struct Ingest {
     /// Since when every write failed, other than for a full disk.
     write_failing_since: Option<u64>,
     last_write_error: String,
+    /// The watch on the config file, if the collector started with one.
+    reload: Option<Reload>,
 }
 
 impl Ingest {
@@ -328,6 +332,41 @@ impl Ingest {
             refusals_changed: false,
             write_failing_since: None,
             last_write_error: String::new(),
+            reload: None,
+        }
+    }
+
+    /// The expected tunnels to judge reports by (before [`Ingest::rebuild`],
+    /// so the logs set their states), and the watch on the config file.
+    pub(crate) fn use_config(&mut self, entries: Vec<Expected>, reload: Option<Reload>, now: u64) {
+        // All unknown at start: nothing to alert.
+        let _ = self.state.set_inventory(entries, now);
+        self.reload = reload;
+    }
+
+    /// An edited config file: the new inventory and thresholds, or the
+    /// reason it is refused (logged and counted; the old one stays).
+    fn reload_config(&mut self, now: u64) -> Vec<Alert> {
+        let Some(result) = self.reload.as_mut().and_then(|r| r.poll(now)) else {
+            return Vec::new();
+        };
+        match result {
+            Ok(loaded) => {
+                say!(
+                    "config {}: {}",
+                    loaded.config.path.display(),
+                    loaded.config.summary()
+                );
+                self.state.set_thresholds(loaded.thresholds);
+                let alerts = self.state.set_inventory(loaded.config.tunnels, now);
+                self.publish();
+                alerts
+            }
+            Err(why) => {
+                say!("config {why}; the previous config stays in force");
+                self.metrics.config_reload_errors.fetch_add(1, Relaxed);
+                Vec::new()
+            }
         }
     }
 
@@ -412,6 +451,7 @@ impl Ingest {
             gateways: self.state.gateways().cloned().collect(),
             thresholds: self.state.thresholds(),
             refusals: self.refusals.values().cloned().collect(),
+            inventory: self.state.inventory().clone(),
         });
         match self.snapshot.lock() {
             Ok(mut s) => *s = snap,
@@ -923,7 +963,8 @@ impl Ingest {
             self.limiter.log("roll", "", &e.to_string(), now);
         }
         self.limiter.roll(now);
-        let alerts = self.state.tick(now);
+        let mut alerts = self.reload_config(now);
+        alerts.extend(self.state.tick(now));
         if !alerts.is_empty() || std::mem::take(&mut self.refusals_changed) {
             self.publish();
         }

@@ -41,6 +41,7 @@ mod metrics;
 mod notify;
 mod on_collect;
 mod reassembly;
+mod reload;
 mod replay;
 mod say;
 mod state;
@@ -161,8 +162,12 @@ impl Collector {
         };
         let notifier = match &args.notify {
             Some(cmd) => Some(
-                notify::Notifier::start(cmd.clone(), metrics.clone())
-                    .map_err(spawn_err("--notify"))?,
+                notify::Notifier::start(
+                    cmd.clone(),
+                    args.config.as_ref().and_then(|c| c.page_url.clone()),
+                    metrics.clone(),
+                )
+                .map_err(spawn_err("--notify"))?,
             ),
             None => None,
         };
@@ -184,6 +189,12 @@ impl Collector {
             notifier,
             on_collect,
         );
+        let expected = args
+            .config
+            .as_ref()
+            .map(|c| c.tunnels.clone())
+            .unwrap_or_default();
+        ingest.use_config(expected, reload::Reload::new(args), now);
         ingest.rebuild(&args.data, now)?;
         let http = HttpServer::start(args.http, &args.data, args.site.clone(), snapshot, metrics)?;
         let stop = Arc::new(AtomicUsize::new(0));

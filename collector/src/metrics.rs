@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use logs::GatewayState;
+use logs::inventory::{Inventory, TunnelState};
 
 /// What became of a datagram. `replay` covers both duplicates (acked again,
 /// not written) and refused replays.
@@ -102,6 +103,7 @@ pub(crate) struct Metrics {
     pub tunnels_capped: AtomicU64,
     pub reports_evicted: AtomicU64,
     pub reports_expired: AtomicU64,
+    pub config_reload_errors: AtomicU64,
 }
 
 impl Metrics {
@@ -154,6 +156,8 @@ enum Samples {
     Gateway(fn(&GatewaySeries) -> u64),
     /// One sample per gateway and [`GatewayState`], 1 for its state.
     GatewayStates,
+    /// One sample per expected tunnel, 1 when it is up.
+    ExpectedUp,
 }
 
 /// One metric family of `/metrics`: declared once, here.
@@ -332,6 +336,12 @@ const FAMILIES: &[Family] = &[
         Samples::One(|m| m.udp_receive_buffer.load(Relaxed)),
     ),
     family(
+        "roctm_collector_config_reload_errors_total",
+        "counter",
+        "Edits of the config file refused (the previous config stays in force).",
+        Samples::One(|m| m.config_reload_errors.load(Relaxed)),
+    ),
+    family(
         "roctm_gateway_last_seen_timestamp_seconds",
         "gauge",
         "When the gateway was last heard from, Unix seconds.",
@@ -349,10 +359,16 @@ const FAMILIES: &[Family] = &[
         "Tunnels in the gateway's last complete report.",
         Samples::Gateway(|g| g.tunnels as u64),
     ),
+    family(
+        "roctm_expected_tunnel_up",
+        "gauge",
+        "1 when the expected tunnel (config [[tunnel]]) is up; 0 when it is missing, broken, on a wrong target, or unknown (its gateway late, down or not heard since the collector started: see roctm_gateway_state).",
+        Samples::ExpectedUp,
+    ),
 ];
 
 /// The whole `/metrics` page.
-pub(crate) fn render(m: &Metrics, gateways: &[GatewaySeries]) -> String {
+pub(crate) fn render(m: &Metrics, gateways: &[GatewaySeries], inventory: &Inventory) -> String {
     let mut out = String::with_capacity(4096);
     for f in FAMILIES {
         let name = f.name;
@@ -383,6 +399,18 @@ pub(crate) fn render(m: &Metrics, gateways: &[GatewaySeries]) -> String {
             Samples::Gateway(value) => {
                 for g in gateways {
                     let _ = writeln!(out, "{name}{{gateway=\"{}\"}} {}", label(&g.name), value(g));
+                }
+            }
+            Samples::ExpectedUp => {
+                for (e, j) in inventory.iter() {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{gateway=\"{}\",listen=\"{}\",roc=\"{}\"}} {}",
+                        label(&e.gateway),
+                        e.listen,
+                        label(&e.roc),
+                        u8::from(j.state == TunnelState::Up)
+                    );
                 }
             }
             Samples::GatewayStates => {
@@ -419,6 +447,7 @@ mod tests {
                 state: GatewayState::Late,
                 tunnels: 3,
             }],
+            &Inventory::default(),
         );
         assert!(text.contains("roctm_collector_datagrams_total{outcome=\"bad_signature\"} 1\n"));
         assert!(text.contains("roctm_collector_datagrams_total{outcome=\"unknown_part\"} 0\n"));

@@ -6,13 +6,20 @@
 //! event in its environment, and kills it after [`LIMIT`]:
 //!
 //! - `ROCTM_EVENT`: `gateway_late`, `gateway_down`, `gateway_up`,
-//!   `tunnel_up` or `tunnel_down`
+//!   `tunnel_up` or `tunnel_down`; for the tunnels of the inventory
+//!   (`[[tunnel]]` in the config file) `tunnel_missing`, `tunnel_broken`
+//!   or `tunnel_restored`
 //! - `ROCTM_GATEWAY`: the gateway's name
 //! - `ROCTM_TIME`: when, RFC 3339 (UTC); `ROCTM_UNIX_TIME`: the same in seconds
 //! - `ROCTM_AGE_SECONDS`: how long the gateway had been silent
 //! - for tunnel events, `ROCTM_TUNNEL` (one line describing the forward),
 //!   `ROCTM_TUNNEL_USER`, `ROCTM_TUNNEL_LISTEN_PORT`,
 //!   `ROCTM_TUNNEL_TARGET` (`host:port`), `ROCTM_TUNNEL_PID`
+//! - for the inventory's events, the expected tunnel: `ROCTM_ROC`,
+//!   `ROCTM_STATION`, `ROCTM_OWNER` (empty when not set), `ROCTM_LISTEN`,
+//!   `ROCTM_TARGET` (`host:port`), `ROCTM_STATE` (`missing`, `broken`,
+//!   `wrong_target` or `up`), `ROCTM_SINCE` (Unix seconds)
+//! - `ROCTM_PAGE_URL`: the config file's `page_url`, when it sets one
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
@@ -54,7 +61,7 @@ pub(crate) fn describe(t: &Tunnel) -> String {
 }
 
 /// The environment for one alert.
-pub(crate) fn environment(a: &Alert) -> Vec<(&'static str, String)> {
+pub(crate) fn environment(a: &Alert, page_url: Option<&str>) -> Vec<(&'static str, String)> {
     let time = i64::try_from(a.time)
         .ok()
         .and_then(|s| jiff::Timestamp::from_second(s).ok())
@@ -77,6 +84,19 @@ pub(crate) fn environment(a: &Alert) -> Vec<(&'static str, String)> {
         ));
         env.push(("ROCTM_TUNNEL_PID", t.pid.to_string()));
     }
+    if let Some(x) = &a.expected {
+        let e = &x.entry;
+        env.push(("ROCTM_ROC", e.roc.clone()));
+        env.push(("ROCTM_STATION", e.station.clone().unwrap_or_default()));
+        env.push(("ROCTM_OWNER", e.owner.clone().unwrap_or_default()));
+        env.push(("ROCTM_LISTEN", e.listen.to_string()));
+        env.push(("ROCTM_TARGET", e.target()));
+        env.push(("ROCTM_STATE", x.state.as_str().to_string()));
+        env.push(("ROCTM_SINCE", x.since.to_string()));
+    }
+    if let Some(url) = page_url {
+        env.push(("ROCTM_PAGE_URL", url.to_string()));
+    }
     env
 }
 
@@ -88,12 +108,16 @@ pub(crate) struct Notifier {
 
 impl Notifier {
     /// Starts the thread that runs `cmd`.
-    pub(crate) fn start(cmd: String, metrics: Arc<Metrics>) -> std::io::Result<Notifier> {
+    pub(crate) fn start(
+        cmd: String,
+        page_url: Option<String>,
+        metrics: Arc<Metrics>,
+    ) -> std::io::Result<Notifier> {
         let (tx, rx) = sync_channel(QUEUE);
         let m = metrics.clone();
         std::thread::Builder::new()
             .name("notify".into())
-            .spawn(move || worker(&cmd, &rx, &m))?;
+            .spawn(move || worker(&cmd, page_url.as_deref(), &rx, &m))?;
         Ok(Notifier { tx, metrics })
     }
 
@@ -119,9 +143,9 @@ impl Notifier {
     }
 }
 
-fn worker(cmd: &str, rx: &Receiver<Alert>, metrics: &Metrics) {
+fn worker(cmd: &str, page_url: Option<&str>, rx: &Receiver<Alert>, metrics: &Metrics) {
     while let Ok(alert) = rx.recv() {
-        match command::run(cmd, &environment(&alert), LIMIT) {
+        match command::run(cmd, &environment(&alert, page_url), LIMIT) {
             Ok(()) => {
                 metrics.notify_ok.fetch_add(1, Relaxed);
             }
@@ -158,8 +182,9 @@ mod tests {
             }),
             time: 1_763_856_000,
             age: 0,
+            expected: None,
         };
-        let env = environment(&a);
+        let env = environment(&a, None);
         let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("ROCTM_EVENT"), Some("tunnel_down"));
         assert_eq!(get("ROCTM_TIME"), Some("2025-11-23T00:00:00Z"));
@@ -169,5 +194,42 @@ mod tests {
                 "novacr01: L 5901 -> novadaq-far-master-02:5951 via novadaq-far-gateway-01 (pid 4242)"
             )
         );
+        assert_eq!(get("ROCTM_ROC"), None);
+    }
+
+    #[test]
+    fn inventory_alerts_carry_the_expected_tunnel_and_the_page() {
+        use logs::inventory::{Expected, TunnelState};
+        let a = Alert {
+            kind: AlertKind::TunnelMissing,
+            gateway: "novadaq-far-gateway-01".into(),
+            tunnel: None,
+            time: 1_763_856_000,
+            age: 3,
+            expected: Some(crate::state::ExpectedAlert {
+                entry: Expected {
+                    gateway: "novadaq-far-gateway-01".into(),
+                    listen: 5901,
+                    target_host: "novadaq-far-master-02".into(),
+                    target_port: 5951,
+                    roc: "Caltech".into(),
+                    station: Some("far-master-02 :51".into()),
+                    owner: None,
+                },
+                state: TunnelState::Missing,
+                since: 1_763_855_940,
+            }),
+        };
+        let env = environment(&a, Some("https://monitor.example.org/"));
+        let get = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("ROCTM_EVENT"), Some("tunnel_missing"));
+        assert_eq!(get("ROCTM_ROC"), Some("Caltech"));
+        assert_eq!(get("ROCTM_STATION"), Some("far-master-02 :51"));
+        assert_eq!(get("ROCTM_OWNER"), Some(""));
+        assert_eq!(get("ROCTM_LISTEN"), Some("5901"));
+        assert_eq!(get("ROCTM_TARGET"), Some("novadaq-far-master-02:5951"));
+        assert_eq!(get("ROCTM_STATE"), Some("missing"));
+        assert_eq!(get("ROCTM_SINCE"), Some("1763855940"));
+        assert_eq!(get("ROCTM_PAGE_URL"), Some("https://monitor.example.org/"));
     }
 }

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use gateway_client::tunnel::Tunnel;
 use gateway_client::wire::Report;
+use logs::inventory::{Expected, Inventory, TunnelState};
 use logs::{EventKind, GatewayState, Thresholds, TunnelKey};
 
 /// Most gateways tracked.
@@ -74,6 +75,12 @@ pub(crate) enum AlertKind {
     GatewayUp,
     TunnelUp,
     TunnelDown,
+    /// An expected tunnel (of the inventory) is missing.
+    TunnelMissing,
+    /// An expected tunnel is there but broken, or its port leads elsewhere.
+    TunnelBroken,
+    /// An expected tunnel is up again after one of those.
+    TunnelRestored,
 }
 
 impl AlertKind {
@@ -84,8 +91,31 @@ impl AlertKind {
             AlertKind::GatewayUp => "gateway_up",
             AlertKind::TunnelUp => "tunnel_up",
             AlertKind::TunnelDown => "tunnel_down",
+            AlertKind::TunnelMissing => "tunnel_missing",
+            AlertKind::TunnelBroken => "tunnel_broken",
+            AlertKind::TunnelRestored => "tunnel_restored",
         }
     }
+
+    /// The kind of an inventory change's alert (`Change::alert`).
+    fn of_inventory(name: &str) -> Option<AlertKind> {
+        [
+            AlertKind::TunnelMissing,
+            AlertKind::TunnelBroken,
+            AlertKind::TunnelRestored,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == name)
+    }
+}
+
+/// What an alert about an expected tunnel says besides the gateway.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ExpectedAlert {
+    pub entry: Expected,
+    pub state: TunnelState,
+    /// Since when the state holds.
+    pub since: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,6 +127,22 @@ pub(crate) struct Alert {
     pub time: u64,
     /// Seconds since the gateway was last seen.
     pub age: u64,
+    /// For the inventory's alerts: the expected tunnel and its state.
+    pub expected: Option<ExpectedAlert>,
+}
+
+impl Alert {
+    /// An alert about the gateway itself, or one of its tunnels.
+    fn new(kind: AlertKind, gateway: &str, tunnel: Option<Tunnel>, time: u64, age: u64) -> Alert {
+        Alert {
+            kind,
+            gateway: gateway.to_string(),
+            tunnel,
+            time,
+            age,
+            expected: None,
+        }
+    }
 }
 
 /// All gateways.
@@ -104,6 +150,8 @@ pub(crate) struct Alert {
 pub(crate) struct State {
     thresholds: Thresholds,
     gateways: BTreeMap<String, Arc<Gateway>>,
+    /// The expected tunnels and their states (shared with the snapshot).
+    inventory: Arc<Inventory>,
 }
 
 impl State {
@@ -111,11 +159,70 @@ impl State {
         State {
             thresholds,
             gateways: BTreeMap::new(),
+            inventory: Arc::new(Inventory::default()),
         }
     }
 
     pub(crate) fn thresholds(&self) -> Thresholds {
         self.thresholds
+    }
+
+    /// New thresholds (an edited config file), used from the next tick on.
+    pub(crate) fn set_thresholds(&mut self, thresholds: Thresholds) {
+        self.thresholds = thresholds;
+    }
+
+    pub(crate) fn inventory(&self) -> &Arc<Inventory> {
+        &self.inventory
+    }
+
+    /// A new list of expected tunnels (at start, or an edited config
+    /// file): entries already there keep their state; every entry is
+    /// judged at once on what is known now.
+    pub(crate) fn set_inventory(&mut self, entries: Vec<Expected>, now: u64) -> Vec<Alert> {
+        Arc::make_mut(&mut self.inventory).replace(entries, now);
+        let names: Vec<String> = self
+            .inventory
+            .gateways()
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        names.iter().flat_map(|n| self.judge(n, now)).collect()
+    }
+
+    /// Judges the expected tunnels of `gateway` on its state and latest
+    /// complete report; the alerts of what changed.
+    fn judge(&mut self, gateway: &str, now: u64) -> Vec<Alert> {
+        let Some(g) = self.gateways.get(gateway) else {
+            return Vec::new();
+        };
+        if !self
+            .inventory
+            .entries()
+            .iter()
+            .any(|e| e.gateway == gateway)
+        {
+            return Vec::new();
+        }
+        let list: Vec<&Tunnel> = g.tunnels.iter().map(|t| &t.tunnel).collect();
+        let report = g.last_report.map(|_| list.as_slice());
+        let changes = Arc::make_mut(&mut self.inventory).update(gateway, g.state, report, now);
+        changes
+            .into_iter()
+            .filter_map(|c| {
+                let kind = AlertKind::of_inventory(c.alert()?)?;
+                let (entry, judged) = self.inventory.iter().nth(c.index)?;
+                Some(Alert {
+                    tunnel: judged.tunnel.clone(),
+                    expected: Some(ExpectedAlert {
+                        entry: entry.clone(),
+                        state: judged.state,
+                        since: judged.since,
+                    }),
+                    ..Alert::new(kind, gateway, None, now, now.saturating_sub(g.last_seen))
+                })
+            })
+            .collect()
     }
 
     /// Whether a datagram from `gateway` may be taken: known, or room left.
@@ -166,13 +273,7 @@ impl State {
             return alerts;
         }
         let g = self.gateways.entry(gateway.to_string()).or_insert_with(|| {
-            alerts.push(Alert {
-                kind: AlertKind::GatewayUp,
-                gateway: gateway.to_string(),
-                tunnel: None,
-                time: now,
-                age: 0,
-            });
+            alerts.push(Alert::new(AlertKind::GatewayUp, gateway, None, now, 0));
             Arc::new(Gateway {
                 name: gateway.to_string(),
                 last_seen: now,
@@ -189,13 +290,13 @@ impl State {
         });
         let g = Arc::make_mut(g);
         if g.state != GatewayState::Up {
-            alerts.push(Alert {
-                kind: AlertKind::GatewayUp,
-                gateway: gateway.to_string(),
-                tunnel: None,
-                time: now,
-                age: now.saturating_sub(g.last_seen),
-            });
+            alerts.push(Alert::new(
+                AlertKind::GatewayUp,
+                gateway,
+                None,
+                now,
+                now.saturating_sub(g.last_seen),
+            ));
             g.state = GatewayState::Up;
         }
         g.last_seen = g.last_seen.max(now);
@@ -252,30 +353,29 @@ impl State {
         let mut tunnels = Vec::with_capacity(report.tunnels.len());
         for (t, first_seen) in report.tunnels.into_iter().zip(firsts) {
             if first_seen.is_none() && !quiet {
-                alerts.push(Alert {
-                    kind: AlertKind::TunnelUp,
-                    gateway: g.name.clone(),
-                    tunnel: Some(t.clone()),
-                    time: now,
-                    age: 0,
-                });
+                alerts.push(Alert::new(
+                    AlertKind::TunnelUp,
+                    &g.name,
+                    Some(t.clone()),
+                    now,
+                    0,
+                ));
             }
             tunnels.push(TunnelSeen {
                 tunnel: t,
                 first_seen: first_seen.unwrap_or(now),
             });
         }
-        alerts.extend(gone.into_iter().map(|t| Alert {
-            kind: AlertKind::TunnelDown,
-            gateway: g.name.clone(),
-            tunnel: Some(t),
-            time: now,
-            age: 0,
-        }));
+        alerts.extend(
+            gone.into_iter()
+                .map(|t| Alert::new(AlertKind::TunnelDown, &g.name, Some(t), now, 0)),
+        );
         g.tunnels = tunnels.into();
         g.last_report = Some(now);
         g.last_report_seq = report.seq;
         g.hold_tunnel_alerts = false;
+        let name = g.name.clone();
+        alerts.extend(self.judge(&name, now));
         alerts
     }
 
@@ -297,13 +397,12 @@ impl State {
                 g.hold_tunnel_alerts = true;
             }
             g.state = state;
-            alerts.push(Alert {
-                kind,
-                gateway: g.name.clone(),
-                tunnel: None,
-                time: now,
-                age,
-            });
+            alerts.push(Alert::new(kind, &g.name, None, now, age));
+        }
+        // Their expected tunnels are unknown now (no alert of their own).
+        let changed: Vec<String> = alerts.iter().map(|a| a.gateway.clone()).collect();
+        for name in changed {
+            alerts.extend(self.judge(&name, now));
         }
         alerts
     }

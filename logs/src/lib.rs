@@ -16,18 +16,22 @@
 //!   down, and what a silence is, with the defaults;
 //! - [`TunnelKey`] and [`LaneKey`]: when two tunnel records are the same
 //!   tunnel;
-//! - [`duration`]: durations as operators write them (`150s`, `10m`).
+//! - [`duration`]: durations as operators write them (`150s`, `10m`);
+//! - [`config`]: the monitoring host's config file, which both read;
+//! - [`inventory`]: the tunnels that should be up, and how each is judged.
 //!
-//! It depends on `gateway-client` for the tunnel record, and on `csv` and
-//! `jiff`; nothing of HTTP, UDP or HTML.
+//! It depends on `gateway-client` for the tunnel record, and on `csv`,
+//! `jiff` and `toml`; nothing of HTTP, UDP or HTML.
 
 #![warn(unreachable_pub)]
 
+pub mod config;
 pub mod duration;
 mod error;
 pub mod files;
 mod gateway;
 mod identity;
+pub mod inventory;
 mod kind;
 pub mod reader;
 pub mod schema;

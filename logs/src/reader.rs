@@ -13,8 +13,10 @@
 //! 3. A report part needs `1 <= part <= parts <= MAX_PARTS`, and the same
 //!    `parts` as the first part taken of its report; otherwise the row is
 //!    malformed.
-//! 4. A tunnel row belongs to the event row with its `(gateway, seq, part)`;
-//!    one without is an *orphan* (an attempt never acked) and ignored.
+//! 4. A tunnel row belongs to the event row with its `(gateway, seq, part)`
+//!    in the same day's files (the collector writes a datagram's rows and
+//!    its event row together); one without is an *orphan* (an attempt never
+//!    acked) and ignored.
 //! 5. A report is *complete* once parts `1..=parts` are all taken; it
 //!    happened when the last of them was received. Its tunnels are the
 //!    tunnel rows of its parts, once per [`TunnelKey`] (a retransmission's
@@ -129,12 +131,13 @@ pub struct Logs {
 /// A report being assembled.
 struct Assembly {
     parts: u32,
-    /// The event rows taken, by part.
-    events: HashMap<u32, EventRow>,
+    /// The event rows taken, with the day of their file, by part.
+    events: HashMap<u32, (Date, EventRow)>,
 }
 
-/// The event rows and tunnel rows of one report part, by its key.
-type PartKey = (String, u64, u32);
+/// A report part's key: gateway, seq, part, and the day of the files that
+/// hold its rows.
+type PartKey = (String, u64, u32, Date);
 
 /// Reads the logs of `dir` in `window` by the rules above. A missing
 /// directory holds no logs.
@@ -145,12 +148,12 @@ pub fn read(dir: &Path, window: Window) -> Result<Logs, Error> {
         Err(e) => return Err(Error::io("cannot list the log directory", dir, e)),
     };
     let mut logs = Logs::default();
-    let mut taken: HashSet<PartKey> = HashSet::new();
+    let mut taken: HashSet<(String, u64, u32)> = HashSet::new();
     let mut rows: HashMap<PartKey, Vec<Tunnel>> = HashMap::new();
-    let mut events: Vec<EventRow> = Vec::new();
+    let mut events: Vec<(Date, EventRow)> = Vec::new();
     for day in &days {
         let day_events = read_day(day, window, &mut taken, &mut rows, &mut logs.skipped)?;
-        events.extend(day_events);
+        events.extend(day_events.into_iter().map(|e| (day.day, e)));
     }
     assemble(events, &rows, window, &mut logs);
     Ok(logs)
@@ -161,7 +164,7 @@ pub fn read(dir: &Path, window: Window) -> Result<Logs, Error> {
 fn read_day(
     day: &DayFiles,
     window: Window,
-    taken: &mut HashSet<PartKey>,
+    taken: &mut HashSet<(String, u64, u32)>,
     rows: &mut HashMap<PartKey, Vec<Tunnel>>,
     skipped: &mut Skipped,
 ) -> Result<Vec<EventRow>, Error> {
@@ -204,7 +207,9 @@ fn read_day(
                 tunnel,
                 ..
             } = r;
-            rows.entry((gateway, seq, part)).or_default().push(tunnel);
+            rows.entry((gateway, seq, part, day.day))
+                .or_default()
+                .push(tunnel);
         }
     }
     Ok(events)
@@ -213,14 +218,14 @@ fn read_day(
 /// Turns the accepted event rows into items: each event, and each report
 /// right after the event that completed it.
 fn assemble(
-    events: Vec<EventRow>,
+    events: Vec<(Date, EventRow)>,
     rows: &HashMap<PartKey, Vec<Tunnel>>,
     window: Window,
     logs: &mut Logs,
 ) {
     let mut used: HashSet<&PartKey> = HashSet::new();
     let mut assemblies: HashMap<(String, u64), Assembly> = HashMap::new();
-    for e in events {
+    for (day, e) in events {
         let is_part =
             e.kind == EventKind::Report && files::day_of(e.received) >= window.reports_from;
         if !is_part {
@@ -236,7 +241,7 @@ fn assemble(
             logs.skipped.malformed_rows += 1;
             continue;
         }
-        asm.events.insert(e.part, e.clone());
+        asm.events.insert(e.part, (day, e.clone()));
         logs.items.push(Item::Event(e));
         if asm.events.len() as u32 == asm.parts
             && let Some(asm) = assemblies.remove(&key)
@@ -251,8 +256,8 @@ fn assemble(
     let mut pending: Vec<Part> = assemblies
         .into_values()
         .flat_map(|asm| asm.events.into_values())
-        .map(|event| {
-            let tunnels = part_tunnels(&event, rows, &mut used);
+        .map(|(day, event)| {
+            let tunnels = part_tunnels(day, &event, rows, &mut used);
             Part {
                 damaged: tunnels.len() < event.tunnels as usize,
                 event,
@@ -271,11 +276,13 @@ fn assemble(
 
 /// A part's tunnels: its rows, once per identity, as first written.
 fn part_tunnels<'a>(
+    day: Date,
     event: &EventRow,
     rows: &'a HashMap<PartKey, Vec<Tunnel>>,
     used: &mut HashSet<&'a PartKey>,
 ) -> Vec<Tunnel> {
-    let Some((key, list)) = rows.get_key_value(&(event.gateway.clone(), event.seq, event.part))
+    let Some((key, list)) =
+        rows.get_key_value(&(event.gateway.clone(), event.seq, event.part, day))
     else {
         return Vec::new();
     };
@@ -293,12 +300,15 @@ fn complete<'a>(
     rows: &'a HashMap<PartKey, Vec<Tunnel>>,
     used: &mut HashSet<&'a PartKey>,
 ) -> Option<Report> {
-    let mut parts: Vec<EventRow> = asm.events.into_values().collect();
-    parts.sort_by_key(|e| e.part);
-    let announced: u64 = parts.iter().map(|e| u64::from(e.tunnels)).sum();
+    let mut parts: Vec<(Date, EventRow)> = asm.events.into_values().collect();
+    parts.sort_by_key(|(_, e)| e.part);
+    let announced: u64 = parts.iter().map(|(_, e)| u64::from(e.tunnels)).sum();
     let mut seen: HashSet<TunnelKey> = HashSet::new();
     let mut tunnels: Vec<Tunnel> = Vec::new();
-    let per_part: Vec<Vec<Tunnel>> = parts.iter().map(|e| part_tunnels(e, rows, used)).collect();
+    let per_part: Vec<Vec<Tunnel>> = parts
+        .iter()
+        .map(|(day, e)| part_tunnels(*day, e, rows, used))
+        .collect();
     for t in per_part.iter().flatten() {
         if seen.insert(TunnelKey::of(t)) {
             tunnels.push(t.clone());
@@ -307,14 +317,14 @@ fn complete<'a>(
     if (tunnels.len() as u64) < announced {
         return None;
     }
-    let first = &parts[0];
+    let first = &parts[0].1;
     Some(Report {
         gateway: first.gateway.clone(),
         seq: first.seq,
         sent: first.sent,
         received: parts
             .iter()
-            .map(|e| e.received)
+            .map(|(_, e)| e.received)
             .max()
             .unwrap_or(first.received),
         tunnels,

@@ -22,9 +22,11 @@
 //! handed, in the order they were received, to a [`Visitor`] that
 //! aggregates on the fly (`state::Tracker`).
 //!
-//! Assumption: a datagram's tunnel rows and its event row carry the same
-//! `received` time and so sit in the same day's files (the collector writes
-//! them together).
+//! A datagram's tunnel rows sit in the same day's files as its event row
+//! (the collector writes them together; rule 4 of `logs::reader`). The
+//! parts of one report may not: a report still incomplete at the end of a
+//! day is carried to the next day's merge ([`Carry`]), where its last parts
+//! complete it.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -267,9 +269,48 @@ struct Assembly {
     have: Vec<bool>,
     missing: u32,
     received: u64,
-    /// Tunnels the event rows say the parts carry.
-    expected: u64,
+    /// Tunnels the event row of each part says it carries.
+    expected: Vec<u32>,
     tunnels: Vec<Obs>,
+}
+
+impl Assembly {
+    /// Adds the parts of `later` (the same report, read on a later day)
+    /// that this one lacks, with their tunnels.
+    fn absorb(&mut self, later: Assembly) {
+        for (i, have) in later.have.iter().enumerate() {
+            if *have && !self.have[i] {
+                self.have[i] = true;
+                self.missing -= 1;
+                self.expected[i] = later.expected[i];
+            }
+        }
+        self.received = self.received.max(later.received);
+        self.tunnels.extend(later.tunnels);
+    }
+
+    /// A complete assembly's tunnels, each once (rule 5 of `logs::reader`),
+    /// and how many rows were repeats; `None` when it is damaged (rule 6).
+    fn finish(mut self) -> (Option<Vec<Obs>>, u64) {
+        self.tunnels.sort_unstable_by_key(|o| o.id);
+        let before = self.tunnels.len();
+        self.tunnels.dedup_by_key(|o| o.id);
+        let repeats = (before - self.tunnels.len()) as u64;
+        let expected: u64 = self.expected.iter().map(|&n| u64::from(n)).sum();
+        // Some of its tunnel rows were malformed: taking it as it is would
+        // end, then restart, the sessions of the tunnels lost.
+        let damaged = (self.tunnels.len() as u64) < expected;
+        ((!damaged).then_some(self.tunnels), repeats)
+    }
+}
+
+/// What a day hands the next: its datagram keys (a retransmission written
+/// again after midnight counts once) and the reports it left incomplete
+/// (their last parts may come after midnight), by run ids.
+#[derive(Default)]
+struct Carry {
+    previous: FastSet<(GwId, u64, u32)>,
+    partial: FastMap<(GwId, u64), Assembly>,
 }
 
 /// Reads the logs of `dir` for the UTC days `from..=to`, skipping rows
@@ -287,22 +328,21 @@ pub fn read(
         stats.missing_dir = true;
         return Ok(stats);
     };
-    // Keys of the previous day's datagrams, to count a retransmission that
-    // was written again after midnight only once.
-    let mut previous: FastSet<(GwId, u64, u32)> = FastSet::default();
+    let mut carry = Carry::default();
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
     if threads == 1 || days.len() < 2 {
         for day in &days {
-            previous = merge_day(
+            merge_day(
                 parse_day(day, until),
                 catalog,
                 visitor,
                 &mut stats,
-                &previous,
+                &mut carry,
             );
         }
+        stats.incomplete_reports += carry.partial.len() as u64;
         return Ok(stats);
     }
     // Days are parsed in parallel (one per core) while this thread merges
@@ -351,7 +391,7 @@ pub fn read(
                 handed_out += 1;
             }
             match day {
-                Ok(day) => previous = merge_day(day, catalog, visitor, &mut stats, &previous),
+                Ok(day) => merge_day(day, catalog, visitor, &mut stats, &mut carry),
                 Err(panic) => {
                     drop(job_tx);
                     std::panic::resume_unwind(panic);
@@ -361,6 +401,7 @@ pub fn read(
         // No more days: the workers' `recv` fails and they end.
         drop(job_tx);
     });
+    stats.incomplete_reports += carry.partial.len() as u64;
     Ok(stats)
 }
 
@@ -370,9 +411,15 @@ struct DayData {
     catalog: Catalog,
     stats: ReadStats,
     events: Vec<Event>,
-    /// (received, seq, gateway, tunnels sorted by local id)
-    reports: Vec<(u64, u64, GwId, Vec<Obs>)>,
+    reports: Vec<Complete>,
+    /// Reports still missing parts at the end of the day.
+    partial: Partial,
 }
+
+/// A complete report: (received, seq, gateway, tunnels sorted by id).
+type Complete = (u64, u64, GwId, Vec<Obs>);
+/// Reports still missing parts, by (gateway, seq).
+type Partial = Vec<((GwId, u64), Assembly)>;
 
 fn open(path: &Path, stats: &mut FileStats) -> Option<FastReader<File>> {
     match File::open(path) {
@@ -531,7 +578,7 @@ impl DayParse {
                 have: vec![false; row.parts as usize],
                 missing: row.parts,
                 received: row.received,
-                expected: 0,
+                expected: vec![0; row.parts as usize],
                 tunnels: Vec::new(),
             });
         if asm.parts != row.parts {
@@ -547,36 +594,33 @@ impl DayParse {
         asm.have[row.part as usize - 1] = true;
         asm.missing -= 1;
         asm.received = asm.received.max(row.received);
-        asm.expected += u64::from(row.tunnels);
+        asm.expected[row.part as usize - 1] = row.tunnels;
         true
     }
 
     /// The complete, undamaged reports (rules 5 and 6), in the order they
-    /// were completed.
-    fn reports(&mut self) -> Vec<(u64, u64, GwId, Vec<Obs>)> {
+    /// were completed, and the incomplete ones (for the next day).
+    fn reports(&mut self) -> (Vec<Complete>, Partial) {
         let stats = &mut self.stats;
-        let mut reports: Vec<(u64, u64, GwId, Vec<Obs>)> = Vec::new();
-        for ((gw, seq), mut asm) in std::mem::take(&mut self.assemblies) {
+        let mut reports: Vec<Complete> = Vec::new();
+        let mut partial = Vec::new();
+        for ((gw, seq), asm) in std::mem::take(&mut self.assemblies) {
             if asm.missing > 0 {
-                stats.incomplete_reports += 1;
+                partial.push(((gw, seq), asm));
                 continue;
             }
-            asm.tunnels.sort_unstable_by_key(|o| o.id);
-            let before = asm.tunnels.len();
-            asm.tunnels.dedup_by_key(|o| o.id);
-            stats.duplicate_rows += (before - asm.tunnels.len()) as u64;
-            if (asm.tunnels.len() as u64) < asm.expected {
-                // Some of its tunnel rows were malformed: taking it as it is
-                // would end, then restart, the sessions of the tunnels lost.
-                stats.damaged_reports += 1;
-                continue;
+            let received = asm.received;
+            let (tunnels, repeats) = asm.finish();
+            stats.duplicate_rows += repeats;
+            match tunnels {
+                Some(t) => reports.push((received, seq, gw, t)),
+                None => stats.damaged_reports += 1,
             }
-            reports.push((asm.received, seq, gw, asm.tunnels));
         }
         // In the order they were completed (the map's order is random), here on
         // the day's own thread: the merge then finds them sorted.
         reports.sort_unstable_by_key(|r| (r.0, r.2, r.1));
-        reports
+        (reports, partial)
     }
 }
 
@@ -619,12 +663,13 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
         }
         p.stats.files.push(fs);
     }
-    let reports = p.reports();
+    let (reports, partial) = p.reports();
     DayData {
         catalog: p.catalog,
         stats: p.stats,
         events: p.events,
         reports,
+        partial,
     }
 }
 
@@ -664,22 +709,78 @@ fn map_tunnels(local: &Catalog, gw_map: &[GwId], catalog: &mut Catalog) -> Vec<T
     tunnel_map
 }
 
+/// The reports the day before left incomplete, completed by this day's
+/// parts (`partial`, by run ids) or given up (counted): what completes goes
+/// to `reports`, the rest is carried on to the next day.
+fn complete_carried(
+    partial: Partial,
+    carry: &mut Carry,
+    reports: &mut Vec<Complete>,
+    stats: &mut ReadStats,
+) {
+    let mut carried = std::mem::take(&mut carry.partial);
+    for (key, asm) in partial {
+        let asm = match carried.remove(&key) {
+            Some(mut before) if before.parts == asm.parts => {
+                before.absorb(asm);
+                before
+            }
+            Some(_) => {
+                stats.incomplete_reports += 1;
+                asm
+            }
+            None => asm,
+        };
+        if asm.missing > 0 {
+            carry.partial.insert(key, asm);
+            continue;
+        }
+        let received = asm.received;
+        let (tunnels, repeats) = asm.finish();
+        stats.duplicate_rows += repeats;
+        match tunnels {
+            Some(t) => reports.push((received, key.1, key.0, t)),
+            None => stats.damaged_reports += 1,
+        }
+    }
+    // Complete reports of this day that were partial the day before (their
+    // first parts written again after midnight) replace those.
+    for r in reports.iter() {
+        carried.remove(&(r.2, r.1));
+    }
+    stats.incomplete_reports += carried.len() as u64;
+}
+
+/// The run's ids of a day's incomplete reports.
+fn map_partial(partial: Partial, gw_map: &[GwId], tunnel_map: &[TunnelId]) -> Partial {
+    partial
+        .into_iter()
+        .map(|((gw, seq), mut asm)| {
+            for o in asm.tunnels.iter_mut() {
+                o.id = tunnel_map[o.id as usize];
+            }
+            ((gw_map[gw as usize], seq), asm)
+        })
+        .collect()
+}
+
 /// Maps a parsed day's ids into the run's catalog, drops what the previous
-/// day already had (a retransmission written again after midnight), and
-/// hands the day's events and complete reports to the visitor in order.
-/// Returns the day's datagram keys.
+/// day already had (a retransmission written again after midnight),
+/// completes the reports the day before left incomplete, and hands the
+/// day's events and complete reports to the visitor in order.
 fn merge_day(
     day: DayData,
     catalog: &mut Catalog,
     visitor: &mut impl Visitor,
     stats: &mut ReadStats,
-    previous: &FastSet<(GwId, u64, u32)>,
-) -> FastSet<(GwId, u64, u32)> {
+    carry: &mut Carry,
+) {
     let DayData {
         catalog: local,
         stats: day_stats,
         mut events,
         mut reports,
+        partial,
     } = day;
     stats.absorb(day_stats);
 
@@ -690,13 +791,15 @@ fn merge_day(
         .collect();
     let tunnel_map = map_tunnels(&local, &gw_map, catalog);
     let mut seen: FastSet<(GwId, u64, u32)> = FastSet::default();
+    let previous = &carry.previous;
     events.retain_mut(|e| {
         e.gateway = gw_map[e.gateway as usize];
         e.part_key_ok(previous, &mut seen, stats)
     });
     reports.retain_mut(|r| {
         r.2 = gw_map[r.2 as usize];
-        if previous.contains(&(r.2, r.1, 1)) {
+        // Written the day before already (unless only in part).
+        if previous.contains(&(r.2, r.1, 1)) && !carry.partial.contains_key(&(r.2, r.1)) {
             return false;
         }
         for o in r.3.iter_mut() {
@@ -705,6 +808,9 @@ fn merge_day(
         r.3.sort_unstable_by_key(|o| o.id);
         true
     });
+    let partial = map_partial(partial, &gw_map, &tunnel_map);
+    complete_carried(partial, carry, &mut reports, stats);
+    carry.previous = std::mem::take(&mut seen);
     // Sorted by `parse_day` already, unless mapping the gateway ids changed
     // the order of two reports received in the same second.
     if !reports.is_sorted_by_key(|r| (r.0, r.2, r.1)) {
@@ -739,7 +845,6 @@ fn merge_day(
     for r in reports {
         emit_report(catalog, visitor, r);
     }
-    seen
 }
 
 fn emit_report(
@@ -1029,7 +1134,8 @@ fn push_obs(asm: &mut Assembly, obs: Obs) {
     if asm.tunnels.capacity() == 0 {
         // Its event rows said how many; growing 4, 8, 16 cost more than
         // the rest of a row's work (bounded: the count is input).
-        asm.tunnels.reserve(asm.expected.min(1024) as usize);
+        let expected: u64 = asm.expected.iter().map(|&n| u64::from(n)).sum();
+        asm.tunnels.reserve(expected.min(1024) as usize);
     }
     asm.tunnels.push(obs);
 }

@@ -238,6 +238,20 @@ pub(crate) struct Gone {
     pub ended: u64,
 }
 
+/// The order of the tunnels that went away: newest first; those that went
+/// in the same second by gateway, then as the gateway's table lists
+/// tunnels.
+fn gone_order(g: &Gone) -> (std::cmp::Reverse<u64>, &str, u16, &str, u32) {
+    let t = &g.tunnel;
+    (
+        std::cmp::Reverse(g.ended),
+        &g.gateway,
+        t.listen_port,
+        &t.target_host,
+        t.pid,
+    )
+}
+
 /// The status page's facts.
 #[derive(Clone, Debug)]
 pub(crate) struct Status {
@@ -312,21 +326,7 @@ impl Status {
                 tunnels,
             });
         }
-        // Newest first; those that went in the same second by gateway, then
-        // as the gateway's table lists tunnels.
-        gone.sort_by(|a, b| {
-            let key = |g: &Gone| {
-                let t = &g.tunnel;
-                (
-                    std::cmp::Reverse(g.ended),
-                    g.gateway.clone(),
-                    t.listen_port,
-                    t.target_host.clone(),
-                    t.pid,
-                )
-            };
-            key(a).cmp(&key(b))
-        });
+        gone.sort_by(|a, b| gone_order(a).cmp(&gone_order(b)));
         let gone_total = gone.len();
         gone.truncate(limit);
         let messages = tracker

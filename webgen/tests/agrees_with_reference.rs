@@ -6,8 +6,8 @@
 //! after a byte order mark or with columns swapped. Both must see
 //! the same events and the same complete reports, gateway by gateway.
 //!
-//! The generated reports keep each report's parts within one UTC day: the
-//! fast reader assembles reports day by day.
+//! The logs cross UTC midnight, and the parts of a report arrive seconds
+//! apart, so some reports start on one day's files and end on the next.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -166,16 +166,15 @@ fn tunnel(i: usize, health: u8) -> Tunnel {
 /// Writes the datagrams as the collector would (tunnel rows, then the event
 /// row, in the order received), with the trouble each asks for.
 fn write(dir: &Path, style: u8, datagrams: &[Datagram]) {
-    let start = 1_795_478_000; // 2026-11-23 22:33:20 UTC: the logs cross midnight
+    let start = 1_795_477_200; // 2026-11-23 23:50 UTC: the logs cross midnight
     let mut sorted = datagrams.to_vec();
     sorted.sort_by_key(|d| d.at);
     let mut events: BTreeMap<String, Vec<EventRow>> = BTreeMap::new();
     let mut tunnels: BTreeMap<String, Vec<TunnelRow>> = BTreeMap::new();
     for (n, d) in sorted.iter().enumerate() {
-        let received = start + d.at * 10;
-        let day = logs::files::day_of(received).to_string();
+        let first = start + d.at * 3;
         let gateway = format!("gw-{}", d.gateway);
-        let seq = received * 1000 + n as u64;
+        let seq = first * 1000 + n as u64;
         let chunks: Vec<&[usize]> = if d.kind == EventKind::Report && !d.tunnels.is_empty() {
             d.tunnels.chunks(3).collect()
         } else {
@@ -185,6 +184,9 @@ fn write(dir: &Path, style: u8, datagrams: &[Datagram]) {
         for copy in 0..1 + usize::from(d.twice) {
             for (p, chunk) in chunks.iter().enumerate() {
                 let part = p as u32 + 1;
+                // Parts a few seconds apart, the copy a little later.
+                let received = first + 29 * p as u64 + 3 * copy as u64;
+                let day = logs::files::day_of(received).to_string();
                 for (k, &i) in chunk.iter().enumerate() {
                     let mut t = tunnel(i, d.health);
                     if d.damage && copy == 0 && k == chunk.len() - 1 {
@@ -221,8 +223,9 @@ fn write(dir: &Path, style: u8, datagrams: &[Datagram]) {
         }
         // A tunnel row of an attempt never acked (no event row).
         if d.at % 17 == 0 {
-            tunnels.entry(day.clone()).or_default().push(TunnelRow {
-                received,
+            let day = logs::files::day_of(first).to_string();
+            tunnels.entry(day).or_default().push(TunnelRow {
+                received: first,
                 gateway: gateway.clone(),
                 seq: seq + 500_000,
                 part: 1,
@@ -305,4 +308,39 @@ proptest! {
         std::fs::remove_dir_all(&dir).unwrap();
         prop_assert_eq!(fast.0, want);
     }
+}
+
+/// Found by the property test: a report written twice, the first copy at
+/// 23:59:57 with its only tunnel row malformed, the copy after midnight
+/// whole. A part's rows are those of its event row's day (rule 4), so the
+/// report is damaged for both readers.
+#[test]
+fn a_copy_after_midnight_does_not_mend_a_damaged_report() {
+    let dir = tmp(u64::MAX);
+    let d = Datagram {
+        gateway: 0,
+        at: 399,
+        kind: EventKind::Report,
+        tunnels: vec![0],
+        health: 0,
+        twice: true,
+        drop_last_part: false,
+        damage: true,
+    };
+    write(&dir, 2, &[d]); // style 2: plain headers
+    let mut catalog = Catalog::default();
+    let mut fast = Fast::default();
+    webgen::logs::read(
+        &dir,
+        date(2026, 1, 1),
+        date(2027, 1, 1),
+        u64::MAX,
+        &mut catalog,
+        &mut fast,
+    )
+    .unwrap();
+    let want = reference(&dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(fast.0, want);
+    assert!(want["gw-0"].reports.is_empty());
 }

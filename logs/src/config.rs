@@ -1,0 +1,417 @@
+//! The monitoring host's config file: one TOML file that the collector and
+//! webgen both read (`--config FILE`, by default [`DEFAULT_PATH`] when it
+//! exists), so that they can never disagree on what they share.
+//!
+//! ```toml
+//! late = "150s"          # a gateway silent this long is late
+//! down = "10m"           # ... and down
+//! tz = "America/Chicago" # the pages' time zone (webgen)
+//! keep_days = 90         # log retention (collector)
+//! notify = "/usr/local/bin/roc-alert"   # run on every alert (collector)
+//! page_url = "https://monitor.example.org/"  # named in alerts
+//!
+//! [[tunnel]]
+//! gateway = "novadaq-far-gateway-01"
+//! listen = 5901
+//! target = "novadaq-far-master-02:5951"
+//! roc = "Caltech"
+//! station = "far-master-02 :51"   # optional
+//! owner = "novacr01"              # optional
+//! ```
+//!
+//! Every key is optional; a command-line flag overrides the file's value.
+//! Unknown keys, wrong types and bad values are refused as one
+//! `FILE:LINE: what is wrong` ([`ConfigError`]), never half taken.
+//! Durations are written as on the command line ([`crate::duration`]).
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::duration;
+use crate::gateway::Thresholds;
+use crate::inventory::Expected;
+
+/// Where both binaries look for the file when `--config` is not given.
+pub const DEFAULT_PATH: &str = "/etc/roc-tunnel-monitor/monitor.toml";
+
+/// The file as written (before checking the values).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    late: Option<Spanned<Duration>>,
+    down: Option<Spanned<Duration>>,
+    tz: Option<Spanned<String>>,
+    keep_days: Option<Spanned<i64>>,
+    notify: Option<Spanned<String>>,
+    page_url: Option<Spanned<String>>,
+    #[serde(default)]
+    tunnel: Vec<Spanned<TunnelEntry>>,
+}
+
+/// A duration as a string (`"150s"`) or a number of seconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Duration {
+    Text(String),
+    Seconds(i64),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TunnelEntry {
+    gateway: Spanned<String>,
+    listen: Spanned<i64>,
+    target: Spanned<String>,
+    roc: Spanned<String>,
+    station: Option<String>,
+    owner: Option<String>,
+}
+
+/// What the file says, checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Only what the file sets; the binaries' defaults fill the rest.
+    pub late: Option<u64>,
+    pub down: Option<u64>,
+    /// An IANA time zone name, checked to exist.
+    pub tz: Option<String>,
+    pub keep_days: Option<u64>,
+    pub notify: Option<String>,
+    pub page_url: Option<String>,
+    /// The expected tunnels, in file order.
+    pub tunnels: Vec<Expected>,
+}
+
+impl Config {
+    /// The thresholds: the file's, over `defaults`, checked together.
+    pub fn thresholds(&self, defaults: Thresholds) -> Result<Thresholds, String> {
+        Thresholds::new(
+            self.late.unwrap_or(defaults.late),
+            self.down.unwrap_or(defaults.down),
+        )
+    }
+
+    /// "24 expected tunnels on 2 gateways", for the log line of a load.
+    pub fn summary(&self) -> String {
+        let mut gateways: Vec<&str> = self.tunnels.iter().map(|t| t.gateway.as_str()).collect();
+        gateways.sort_unstable();
+        gateways.dedup();
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        format!(
+            "{} on {}",
+            plural(self.tunnels.len(), "expected tunnel", "expected tunnels"),
+            plural(gateways.len(), "gateway", "gateways")
+        )
+    }
+}
+
+/// Why a config file was refused: where, and what is wrong.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based; 0 when the file could not be read at all.
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.path.display(), self.message),
+            n => write!(f, "{}:{n}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The file named by `--config`, else [`DEFAULT_PATH`] when it exists,
+/// else none.
+pub fn locate(flag: Option<&Path>) -> Option<PathBuf> {
+    match flag {
+        Some(p) => Some(p.to_path_buf()),
+        None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
+    }
+}
+
+/// Reads and checks the file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        path: path.to_path_buf(),
+        line: 0,
+        message: format!(
+            "cannot read the config file ({e}); give an existing file to --config, or leave it out"
+        ),
+    })?;
+    parse(path, &text)
+}
+
+/// Checks `text` as the config file `path`.
+pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    let at = |span: Option<Range<usize>>, message: String| ConfigError {
+        path: path.to_path_buf(),
+        line: span.map_or(1, |s| line_of(text, s.start)),
+        message,
+    };
+    let file: File = toml::from_str(text).map_err(|e| at(e.span(), e.message().to_string()))?;
+    let duration = |d: Option<Spanned<Duration>>, key: &str| -> Result<Option<u64>, ConfigError> {
+        let Some(d) = d else { return Ok(None) };
+        let span = d.span();
+        let secs = match d.into_inner() {
+            Duration::Text(s) => duration::parse(&s).map_err(|e| e.to_string()),
+            Duration::Seconds(n) => u64::try_from(n).map_err(|_| format!("'{n}': not negative")),
+        };
+        secs.map(Some)
+            .map_err(|e| at(Some(span), format!("{key} {e}")))
+    };
+    let mut config = Config {
+        path: path.to_path_buf(),
+        late: duration(file.late, "late")?,
+        down: duration(file.down, "down")?,
+        ..Config::default()
+    };
+    if let (Some(late), Some(down)) = (config.late, config.down) {
+        Thresholds::new(late, down).map_err(|e| at(None, e))?;
+    }
+    if let Some(tz) = file.tz {
+        let span = tz.span();
+        let name = tz.into_inner();
+        jiff::tz::TimeZone::get(&name).map_err(|_| {
+            at(
+                Some(span),
+                format!("tz '{name}' is not a time zone known here; give an IANA name such as America/Chicago or UTC"),
+            )
+        })?;
+        config.tz = Some(name);
+    }
+    if let Some(k) = file.keep_days {
+        let span = k.span();
+        let n = *k.get_ref();
+        config.keep_days = Some(u64::try_from(n).ok().filter(|&n| n <= 100_000).ok_or_else(
+            || {
+                at(
+                    Some(span),
+                    format!("keep_days {n}: must be from 0 (keep all) to 100000"),
+                )
+            },
+        )?);
+    }
+    config.notify = nonempty(file.notify, "notify", &at)?;
+    config.page_url = nonempty(file.page_url, "page_url", &at)?;
+    for t in file.tunnel {
+        let entry = expected(t, &at)?;
+        if let Some(first) = config
+            .tunnels
+            .iter()
+            .find(|e| e.gateway == entry.0.gateway && e.listen == entry.0.listen)
+        {
+            return Err(at(
+                Some(entry.1),
+                format!(
+                    "a second [[tunnel]] for {} port {} (the first leads to {}): one per gateway and listen port",
+                    first.gateway,
+                    first.listen,
+                    first.target()
+                ),
+            ));
+        }
+        config.tunnels.push(entry.0);
+    }
+    Ok(config)
+}
+
+fn nonempty(
+    v: Option<Spanned<String>>,
+    key: &str,
+    at: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
+) -> Result<Option<String>, ConfigError> {
+    match v {
+        Some(s) if s.get_ref().trim().is_empty() => Err(at(
+            Some(s.span()),
+            format!("{key} is empty; leave it out instead"),
+        )),
+        Some(s) => Ok(Some(s.into_inner())),
+        None => Ok(None),
+    }
+}
+
+/// One `[[tunnel]]`, checked, and the span of the table.
+fn expected(
+    t: Spanned<TunnelEntry>,
+    at: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
+) -> Result<(Expected, Range<usize>), ConfigError> {
+    let table = t.span();
+    let t = t.into_inner();
+    let text = |s: &Spanned<String>, key: &str| -> Result<String, ConfigError> {
+        let v = s.get_ref().trim();
+        if v.is_empty() {
+            return Err(at(Some(s.span()), format!("[[tunnel]] {key} is empty")));
+        }
+        Ok(v.to_string())
+    };
+    let gateway = text(&t.gateway, "gateway")?;
+    let roc = text(&t.roc, "roc")?;
+    let listen = u16::try_from(*t.listen.get_ref())
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(|| {
+            at(
+                Some(t.listen.span()),
+                format!(
+                    "[[tunnel]] listen {}: not a port from 1 to 65535",
+                    t.listen.get_ref()
+                ),
+            )
+        })?;
+    let target = text(&t.target, "target")?;
+    let bad_target = || {
+        at(
+            Some(t.target.span()),
+            format!(
+                "[[tunnel]] target '{target}': expected HOST:PORT, e.g. novadaq-far-master-02:5951"
+            ),
+        )
+    };
+    let (host, port) = target.rsplit_once(':').ok_or_else(bad_target)?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port
+        .parse::<u16>()
+        .ok()
+        .filter(|&p| p > 0)
+        .ok_or_else(bad_target)?;
+    if host.is_empty() {
+        return Err(bad_target());
+    }
+    Ok((
+        Expected {
+            gateway,
+            listen,
+            target_host: host.to_string(),
+            target_port: port,
+            roc,
+            station: t.station.filter(|s| !s.trim().is_empty()),
+            owner: t.owner.filter(|s| !s.trim().is_empty()),
+        },
+        table,
+    ))
+}
+
+/// The 1-based line of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    let at = at.min(text.len());
+    text.as_bytes()[..at]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str) -> Result<Config, String> {
+        parse(Path::new("monitor.toml"), text).map_err(|e| e.to_string())
+    }
+
+    const GOOD: &str = r#"
+late = "2m"
+down = 600
+tz = "America/Chicago"
+keep_days = 30
+notify = "/usr/local/bin/roc-alert"
+
+[[tunnel]]
+gateway = "novadaq-far-gateway-01"
+listen = 5901
+target = "novadaq-far-master-02:5951"
+roc = "Caltech"
+station = "far-master-02 :51"
+owner = "novacr01"
+
+[[tunnel]]
+gateway = "novadaq-near-gateway-01"
+listen = 5902
+target = "novadaq-near-master-01:5901"
+roc = "Fermilab"
+"#;
+
+    #[test]
+    fn a_whole_file() {
+        let c = check(GOOD).unwrap();
+        assert_eq!(
+            (c.late, c.down, c.keep_days),
+            (Some(120), Some(600), Some(30))
+        );
+        assert_eq!(c.tz.as_deref(), Some("America/Chicago"));
+        assert_eq!(c.tunnels.len(), 2);
+        assert_eq!(c.tunnels[0].target(), "novadaq-far-master-02:5951");
+        assert_eq!(c.tunnels[0].owner.as_deref(), Some("novacr01"));
+        assert_eq!(c.tunnels[1].station, None);
+        assert_eq!(c.summary(), "2 expected tunnels on 2 gateways");
+        assert_eq!(
+            check("").unwrap().summary(),
+            "0 expected tunnels on 0 gateways"
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_line() {
+        for (text, want) in [
+            ("lat = \"2m\"\n", "monitor.toml:1: unknown field `lat`"),
+            (
+                "\n\nlate = \"2x\"\n",
+                "monitor.toml:3: late '2x': unit must be",
+            ),
+            ("late = true\n", "monitor.toml:1:"),
+            ("late = \"10m\"\ndown = \"5m\"\n", "must be longer"),
+            (
+                "tz = \"Mars/Olympus\"\n",
+                "monitor.toml:1: tz 'Mars/Olympus' is not a time zone",
+            ),
+            ("keep_days = -1\n", "keep_days -1"),
+            ("notify = \" \"\n", "notify is empty"),
+            ("late = \n", "monitor.toml:1:"),
+            (
+                "[[tunnel]]\ngateway = \"g\"\nlisten = 70000\ntarget = \"h:1\"\nroc = \"r\"\n",
+                "monitor.toml:3: [[tunnel]] listen 70000",
+            ),
+            (
+                "[[tunnel]]\ngateway = \"g\"\nlisten = 1\ntarget = \"h\"\nroc = \"r\"\n",
+                "monitor.toml:4: [[tunnel]] target 'h': expected HOST:PORT",
+            ),
+            (
+                "[[tunnel]]\ngateway = \"g\"\nlisten = 1\ntarget = \"h:1\"\n",
+                "missing field `roc`",
+            ),
+            (
+                "[[tunnel]]\ngateway = \"g\"\nlisten = 1\ntarget = \"h:1\"\nroc = \"r\"\nport = 2\n",
+                "unknown field `port`",
+            ),
+            (
+                "[[tunnel]]\ngateway = \"g\"\nlisten = 1\ntarget = \"h:1\"\nroc = \"r\"\n\n[[tunnel]]\ngateway = \"g\"\nlisten = 1\ntarget = \"i:2\"\nroc = \"s\"\n",
+                "monitor.toml:7: a second [[tunnel]] for g port 1",
+            ),
+        ] {
+            let e = check(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_missing_file_says_so_without_a_line() {
+        let e = load(Path::new("/nonexistent/monitor.toml")).unwrap_err();
+        assert_eq!(e.line, 0);
+        assert!(
+            e.to_string()
+                .starts_with("/nonexistent/monitor.toml: cannot read"),
+            "{e}"
+        );
+    }
+}
