@@ -20,7 +20,7 @@
 //! 2. [`Ingest::settle`] waits for that sync, and only then acks. If the
 //!    write failed, none of the batch is acked or remembered (each counts as
 //!    `write_error`), and no row of it stays in the files. The state sees a
-//!    sign of life; a report part goes to the [`Reassembler`], and a complete
+//!    sign of life; a report part goes to the [`Reassembly`], and a complete
 //!    report replaces the gateway's tunnels. The HTTP snapshot is published
 //!    once for the batch, before the acks. Alerts go to `--notify`, and
 //!    `--on-collect` is poked: both queue and return, so ingest never waits
@@ -35,7 +35,14 @@
 //! The socket's read timeout gives a tick about once a second even without
 //! traffic: late/down evaluation, expiry, midnight roll-over, and the check
 //! that HTTP still serves. Every rejection is logged in one line, at most
-//! [`LOG_LINES_PER_MINUTE`] per reason per minute, then one summary line.
+//! [`LOG_LINES_PER_MINUTE`] per reason and gateway (or source address) and
+//! [`LOG_LINES_PER_REASON`] per reason a minute, then one summary line; a
+//! signed datagram refused gets a signed refusal back under the same limit
+//! (`docs/protocol.md`), and `status.json` shows the last refusal of each
+//! reason. A complete report whose seq went back (the gateway's clock
+//! stepped back) is taken, said and counted; a split report given up is
+//! said and counted. After [`WRITE_FAILURE_LIMIT`] seconds of nothing but
+//! failing writes (other than a full disk) the collector exits, for cron.
 //!
 //! At start, [`Ingest::rebuild`] reads the recent event rows (and the tunnel
 //! rows of today and yesterday) back through the same state, replay guard

@@ -117,34 +117,19 @@ pub fn deliver(
                 }
                 Err(e) => return Err(net(e)),
             };
-            let Ok(ack) = wire::decode(key, &buf[..n]) else {
-                if let Some(text) = refusal(key, &buf[..n], parts) {
-                    if !text.starts_with("write_error:") {
-                        return Err(Error::Declined {
-                            addr: addr.to_string(),
-                            text,
-                        });
-                    }
-                    declined = Some(text);
+            match answer(key, &buf[..n], parts) {
+                Answer::Ack { part, duplicate } if !acked[part] => {
+                    acked[part] = true;
+                    duplicates += usize::from(duplicate);
                 }
-                continue;
-            };
-            if ack.kind != MsgKind::Ack {
-                continue;
-            }
-            let hit = parts.iter().position(|(b, _)| {
-                b.seq == ack.seq
-                    && b.part == ack.part
-                    && b.gateway == ack.gateway
-                    && b.parts == ack.parts
-            });
-            if let Some(i) = hit
-                && !acked[i]
-            {
-                acked[i] = true;
-                if ack.text == "duplicate" {
-                    duplicates += 1;
+                Answer::Refusal(text) if text.starts_with("write_error:") => declined = Some(text),
+                Answer::Refusal(text) => {
+                    return Err(Error::Declined {
+                        addr: addr.to_string(),
+                        text,
+                    });
                 }
+                _ => continue,
             }
             if acked.iter().all(|a| *a) {
                 return Ok(Delivery {
@@ -170,6 +155,35 @@ pub fn deliver(
         total: parts.len(),
         timeout_ms: timeout.as_millis(),
     })
+}
+
+/// What a datagram from the collector says about the parts sent.
+enum Answer {
+    /// A signed ack of `parts[part]`.
+    Ack { part: usize, duplicate: bool },
+    /// A signed refusal of one of them: its `REASON: detail`.
+    Refusal(String),
+    /// Anything else: ignored.
+    Other,
+}
+
+fn answer(key: &Key, datagram: &[u8], parts: &[(Body, Vec<u8>)]) -> Answer {
+    let Ok(ack) = wire::decode(key, datagram) else {
+        return refusal(key, datagram, parts).map_or(Answer::Other, Answer::Refusal);
+    };
+    if ack.kind != MsgKind::Ack {
+        return Answer::Other;
+    }
+    let hit = parts.iter().position(|(b, _)| {
+        b.seq == ack.seq && b.part == ack.part && b.gateway == ack.gateway && b.parts == ack.parts
+    });
+    match hit {
+        Some(part) => Answer::Ack {
+            part,
+            duplicate: ack.text == "duplicate",
+        },
+        None => Answer::Other,
+    }
 }
 
 /// The text of a signed refusal of one of `parts`, if `datagram` is one:

@@ -262,26 +262,34 @@ fn write(dir: &Path, style: u8, datagrams: &[Datagram]) {
         ),
     ] {
         for (i, (day, records)) in rows.into_iter().enumerate() {
-            let mut file = std::fs::File::create(dir.join(format!("{prefix}-{day}.csv"))).unwrap();
-            // Headers as an editor may leave them: after a byte order mark
-            // (both read the file), or with two columns swapped (both skip it).
-            let mut header = header.to_vec();
-            match (i + usize::from(style)) % 5 {
-                0 => std::io::Write::write_all(&mut file, b"\xEF\xBB\xBF").unwrap(),
-                1 => header.swap(1, 2),
-                _ => {}
-            }
-            let mut w = csv::Writer::from_writer(file);
-            w.write_record(&header).unwrap();
-            for mut r in records {
-                if prefix == "tunnels" && r[logs::TunnelCol::ListenPort as usize] == "0" {
-                    r[logs::TunnelCol::ListenPort as usize] = "59x0".into();
-                }
-                w.write_record(&r).unwrap();
-            }
-            w.flush().unwrap();
+            let path = dir.join(format!("{prefix}-{day}.csv"));
+            write_file(&path, header, records, (i + usize::from(style)) % 5);
         }
     }
+}
+
+/// One log file: `header` (style 0: after a byte order mark, which both
+/// readers ignore; style 1: with two columns swapped, so both skip the
+/// file; else as written), then the records (a tunnel row's listen port 0
+/// made malformed, for the damaged reports).
+fn write_file(path: &Path, header: &[&str], records: Vec<Vec<String>>, style: usize) {
+    let mut file = std::fs::File::create(path).unwrap();
+    let mut header = header.to_vec();
+    match style {
+        0 => std::io::Write::write_all(&mut file, b"\xEF\xBB\xBF").unwrap(),
+        1 => header.swap(1, 2),
+        _ => {}
+    }
+    let tunnels = header.len() == logs::schema::TUNNEL_HEADER.len();
+    let mut w = csv::Writer::from_writer(file);
+    w.write_record(&header).unwrap();
+    for mut r in records {
+        if tunnels && r[logs::TunnelCol::ListenPort as usize] == "0" {
+            r[logs::TunnelCol::ListenPort as usize] = "59x0".into();
+        }
+        w.write_record(&r).unwrap();
+    }
+    w.flush().unwrap();
 }
 
 fn tmp(n: u64) -> PathBuf {
