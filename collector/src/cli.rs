@@ -52,6 +52,9 @@ Options:
                       (gateway_late, gateway_down, gateway_up, tunnel_up,
                       tunnel_down), ROCTM_GATEWAY, ROCTM_TUNNEL, ROCTM_TIME,
                       ROCTM_AGE_SECONDS in its environment; killed after 30 s
+  --stop              stop the collector running on --data DIR (SIGTERM to
+                      the pid in its lock file) and wait until it is gone;
+                      nothing running there is not an error
   -h, --help          print this help
   -V, --version       print the version
 
@@ -78,6 +81,8 @@ Exit status:
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Command {
     Run(Box<Args>),
+    /// `--stop --data DIR`: stop the collector running on DIR.
+    Stop(PathBuf),
     Help,
     Version,
 }
@@ -183,6 +188,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
     let mut down_flag = None;
     let mut keep_days = None;
     let mut config_flag: Option<PathBuf> = None;
+    let mut stop = false;
     let mut max_skew = 300;
     let mut on_collect = None;
     let mut notify = None;
@@ -206,6 +212,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
                 keep_days = Some(parse_secs("--keep-days", parser.value()?, 0, 100_000)?)
             }
             Long("config") => config_flag = Some(PathBuf::from(parser.value()?)),
+            Long("stop") => stop = true,
             Long("max-skew") => max_skew = parse_duration("--max-skew", parser.value()?, 1, DAY)?,
             Long("on-collect") => on_collect = Some(parse_cmd("--on-collect", parser.value()?)?),
             Long("notify") => notify = Some(parse_cmd("--notify", parser.value()?)?),
@@ -213,6 +220,12 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
             Short('V') | Long("version") => return Ok(Command::Version),
             _ => return Err(arg.unexpected().into()),
         }
+    }
+    if stop {
+        return match data {
+            Some(d) => Ok(Command::Stop(d)),
+            None => Err(Error::Usage("--stop needs --data DIR, the running collector's".into())),
+        };
     }
     let config = match logs::config::locate(config_flag.as_deref()) {
         Some(path) => Some(logs::config::load(&path).map_err(Error::Config)?),

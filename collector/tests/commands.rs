@@ -374,3 +374,56 @@ fn sigterm_and_sigint_stop_it_cleanly_after_a_start_line() {
         );
     }
 }
+
+/// `collector --stop --data DIR` stops the collector running there cleanly
+/// (no gateway's identity needed), and says so when nothing runs.
+#[test]
+fn stop_stops_the_collector_on_its_data_folder() {
+    let dir = TempDir::new("stop");
+    let mut c = Collector::start(dir.path(), &[]);
+    assert!(wait_for(10, || c.stderr_text().contains(" started: ").then_some(())).is_some());
+    let stop = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_collector"))
+            .arg("--stop")
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let out = stop();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let pid = c.child.as_ref().unwrap().id();
+    assert!(said.contains(&format!("stopped the collector (pid {pid})")), "{said}");
+    let status = c.wait_exit(20).expect("gone");
+    assert_eq!(status.code(), Some(0));
+    assert!(c.stderr_text().contains("stopped by SIGTERM"));
+    let out = stop();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to stop"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_collector"))
+        .arg("--stop")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Issue: `gateway-client -s` run on the collector's host made a gateway of
+/// that host, shown down for a month. A shutdown request is obeyed and
+/// logged, but it is no sign of life: no gateway appears, after a restart
+/// either.
+#[test]
+fn a_shutdown_from_an_unknown_name_makes_no_gateway() {
+    let dir = TempDir::new("phantom");
+    let mut c = Collector::start(dir.path(), &[]);
+    let b = wire::Body {
+        gateway: "monitor-host".into(),
+        ..body(MsgKind::Shutdown, vec![])
+    };
+    assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
+    assert!(c.wait_exit(20).expect("stops").success());
+    assert_eq!(c.events().len(), 1, "the shutdown is logged");
+    let again = Collector::start(dir.path(), &[]);
+    let status = again.get("/status.json").body_text();
+    assert!(!status.contains("monitor-host"), "{status}");
+}

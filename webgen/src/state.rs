@@ -138,13 +138,15 @@ impl Tracker {
 
 impl Visitor for Tracker {
     fn event(&mut self, _catalog: &Catalog, ev: &Event) {
-        let thresholds = self.thresholds;
-        let g = self.track(ev.gateway, ev.received);
-        if thresholds.is_silence(ev.received.saturating_sub(g.last_heard)) {
-            g.silences.push((g.last_heard, ev.received));
+        if ev.kind.is_sign_of_life() {
+            let thresholds = self.thresholds;
+            let g = self.track(ev.gateway, ev.received);
+            if thresholds.is_silence(ev.received.saturating_sub(g.last_heard)) {
+                g.silences.push((g.last_heard, ev.received));
+            }
+            g.last_heard = g.last_heard.max(ev.received);
+            g.events += 1;
         }
-        g.last_heard = g.last_heard.max(ev.received);
-        g.events += 1;
         if ev.kind.has_text() {
             self.messages_total += 1;
             self.messages.push_back(Message {
