@@ -224,7 +224,9 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
     if stop {
         return match data {
             Some(d) => Ok(Command::Stop(d)),
-            None => Err(Error::Usage("--stop needs --data DIR, the running collector's".into())),
+            None => Err(Error::Usage(
+                "--stop needs --data DIR, the running collector's".into(),
+            )),
         };
     }
     let config = match logs::config::locate(config_flag.as_deref()) {

@@ -135,7 +135,9 @@ fn stop(dir: &std::path::Path) -> Result<Outcome, Error> {
     let start = std::time::Instant::now();
     while start.elapsed() < STOP_WAIT {
         if lock::Lock::holder(dir)?.is_none() {
-            return Ok(Outcome::Shutdown(format!("stopped the collector (pid {pid})")));
+            return Ok(Outcome::Shutdown(format!(
+                "stopped the collector (pid {pid})"
+            )));
         }
         std::thread::sleep(Duration::from_millis(100));
     }

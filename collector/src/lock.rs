@@ -54,7 +54,13 @@ impl Lock {
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::data_dir("cannot open the lock file collector.lock in", dir, e)),
+            Err(e) => {
+                return Err(Error::data_dir(
+                    "cannot open the lock file collector.lock in",
+                    dir,
+                    e,
+                ));
+            }
         };
         match file.try_lock_shared() {
             Ok(()) => {
@@ -72,7 +78,9 @@ impl Lock {
                     )
                 })
             }
-            Err(TryLockError::Error(e)) => Err(Error::data_dir("cannot check collector.lock in", dir, e)),
+            Err(TryLockError::Error(e)) => {
+                Err(Error::data_dir("cannot check collector.lock in", dir, e))
+            }
         }
     }
 

@@ -394,7 +394,10 @@ fn stop_stops_the_collector_on_its_data_folder() {
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{said}");
     let pid = c.child.as_ref().unwrap().id();
-    assert!(said.contains(&format!("stopped the collector (pid {pid})")), "{said}");
+    assert!(
+        said.contains(&format!("stopped the collector (pid {pid})")),
+        "{said}"
+    );
     let status = c.wait_exit(20).expect("gone");
     assert_eq!(status.code(), Some(0));
     assert!(c.stderr_text().contains("stopped by SIGTERM"));
