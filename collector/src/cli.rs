@@ -71,8 +71,9 @@ line; --udp 0.0.0.0:9555 so that the gateways reach it):
 Exit status:
   0  stopped by SIGTERM or SIGINT (the batch in flight written and acked
      first) or a signed shutdown, or another collector already runs, or help
-  1  a failure while running (the HTTP server died, a log file failed);
-     cron starting it again is the cure
+  1  a failure while running (the HTTP server died, every write to the
+     logs failed for 300 s other than for a full disk); cron starting it
+     again is the cure
   2  a bad option, config file, key file, data directory or address: fix what the
      message names (a data directory or key file of another account:
      chown it to the collector's account)

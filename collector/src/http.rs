@@ -9,7 +9,8 @@
 //! thread per connection, and its accept thread silently dies on `EMFILE`. So
 //! the public TCP port is not given to it. A small *gate* owns the listener:
 //! it never stops accepting (an `accept` error is logged and retried), it
-//! admits at most [`MAX_CONNECTIONS`] at once (others get 503 at once), reads
+//! admits at most [`MAX_CONNECTIONS`] at once, and at most
+//! [`MAX_CONNECTIONS_PER_CLIENT`] from one address (others get 503 at once), reads
 //! the request head with a size limit and a deadline (431, 414, 408), lets
 //! only GET and HEAD through (405), and forwards a clean request line with
 //! `Connection: close` to tiny_http over a Unix socket in a private directory
@@ -30,9 +31,10 @@
 //! To face a network, keep `--http` on loopback and put a reverse proxy in
 //! front (see the README).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,12 +48,18 @@ use tiny_http::{Header, Method, Response, Server, StatusCode};
 
 use crate::error::Error;
 use crate::metrics::{self, GatewaySeries, Metrics};
+use crate::say::say;
 use crate::state::Gateway;
 use logs::Thresholds;
 use logs::inventory::Inventory;
 
 /// Connections served at once; more get 503 at once.
 pub(crate) const MAX_CONNECTIONS: usize = 32;
+/// Connections served at once from one client address; more from it get
+/// 503 at once, so one client (slow, idle or hostile) can hold at most
+/// half of [`MAX_CONNECTIONS`] and others keep being served. Behind a
+/// reverse proxy every client has the proxy's address: it gets this many.
+pub(crate) const MAX_CONNECTIONS_PER_CLIENT: usize = 16;
 /// Largest request head (request line and headers), bytes.
 pub(crate) const MAX_HEAD: usize = 8192;
 /// Longest request target, bytes.
@@ -70,6 +78,29 @@ pub(crate) struct Snapshot {
     pub thresholds: Thresholds,
     /// The expected tunnels and their states.
     pub inventory: Arc<Inventory>,
+    /// The last refused datagram of each reason.
+    pub refusals: Vec<Refusal>,
+}
+
+/// A refused datagram, as `status.json` shows the last one of each reason:
+/// `gateway` only when its signature checked out (before that, the name
+/// in a body is anyone's claim), the source address always.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Refusal {
+    pub time: u64,
+    pub reason: &'static str,
+    pub gateway: Option<String>,
+    pub source: String,
+    pub detail: String,
+}
+
+#[derive(SerJson)]
+struct RefusalJson {
+    time: String,
+    reason: String,
+    gateway: Option<String>,
+    source: String,
+    detail: String,
 }
 
 /// The slot ingest swaps a new snapshot into.
@@ -161,6 +192,7 @@ struct StatusJson<'a> {
     down_after_seconds: u64,
     gateways: Vec<GatewayJson<'a>>,
     expected: Vec<ExpectedJson<'a>>,
+    last_refused: Vec<RefusalJson>,
 }
 
 /// `status.json` for a snapshot at time `now`.
@@ -208,6 +240,17 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
         down_after_seconds: snap.thresholds.down,
         gateways,
         expected,
+        last_refused: snap
+            .refusals
+            .iter()
+            .map(|r| RefusalJson {
+                time: rfc3339(r.time),
+                reason: r.reason.to_string(),
+                gateway: r.gateway.clone(),
+                source: r.source.clone(),
+                detail: r.detail.clone(),
+            })
+            .collect(),
     }
     .serialize_json()
 }
@@ -449,19 +492,25 @@ fn gate(
     dead: &Arc<Mutex<Option<String>>>,
 ) {
     let active = Arc::new(AtomicUsize::new(0));
+    let clients: Clients = Arc::new(Mutex::new(HashMap::new()));
     let errors = AtomicU64::new(0);
     loop {
         match listener.accept() {
-            Ok((stream, _peer)) => {
-                if active.load(Relaxed) >= MAX_CONNECTIONS {
+            Ok((stream, peer)) => {
+                let full = active.load(Relaxed) >= MAX_CONNECTIONS;
+                let Some(slot) = (!full).then(|| ClientSlot::take(&clients, peer)).flatten() else {
                     metrics.http_refused.fetch_add(1, Relaxed);
                     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
                     // On the accept thread: answer and close without waiting
                     // for the client, or a flood of idle connections would
                     // hold up accepting for everyone.
-                    refuse_now(stream, 503, "Service Unavailable", "too many connections");
+                    let why = match full {
+                        true => "too many connections",
+                        false => "too many connections from your address",
+                    };
+                    refuse_now(stream, 503, "Service Unavailable", why);
                     continue;
-                }
+                };
                 active.fetch_add(1, Relaxed);
                 let (a, m, i) = (active.clone(), metrics.clone(), internal.clone());
                 let spawned = std::thread::Builder::new()
@@ -469,6 +518,7 @@ fn gate(
                     .stack_size(128 * 1024)
                     .spawn(move || {
                         connection(stream, &i, &m);
+                        drop(slot);
                         a.fetch_sub(1, Relaxed);
                     });
                 if spawned.is_err() {
@@ -479,13 +529,53 @@ fn gate(
             Err(e) => {
                 let n = errors.fetch_add(1, Relaxed);
                 if n.is_power_of_two() || n == 0 {
-                    eprintln!("collector: HTTP accept failed ({} so far): {e}", n + 1);
+                    say!("HTTP accept failed ({} so far): {e}", n + 1);
                 }
                 std::thread::sleep(Duration::from_millis(50));
                 if e.kind() == std::io::ErrorKind::InvalidInput {
                     die(dead, format!("accept: {e}"));
                     return;
                 }
+            }
+        }
+    }
+}
+
+/// Connections open per client address.
+type Clients = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One admitted connection's place in its address's count, given back
+/// when dropped (the map holds only addresses with connections open).
+struct ClientSlot {
+    clients: Clients,
+    ip: IpAddr,
+}
+
+impl ClientSlot {
+    /// A place for `peer`, unless its address has
+    /// [`MAX_CONNECTIONS_PER_CLIENT`] already.
+    fn take(clients: &Clients, peer: SocketAddr) -> Option<ClientSlot> {
+        let ip = peer.ip();
+        let mut map = clients.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            clients: clients.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
             }
         }
     }

@@ -40,8 +40,10 @@ mod mac;
 mod metrics;
 mod notify;
 mod on_collect;
+mod reassembly;
 mod reload;
 mod replay;
+mod say;
 mod state;
 
 use std::ffi::OsString;
@@ -63,6 +65,7 @@ use crate::cli::{Args, Command};
 use crate::http::{HttpServer, Snapshot};
 use crate::ingest::{Ingest, RecvBatch, Step};
 use crate::metrics::Metrics;
+use crate::say::say;
 
 /// How a run ended without an error.
 #[derive(Debug, PartialEq, Eq)]
@@ -184,10 +187,7 @@ impl Collector {
         if !args.data.is_dir() {
             std::fs::create_dir(&args.data)
                 .map_err(|e| Error::data_dir("cannot create the data directory", &args.data, e))?;
-            eprintln!(
-                "collector: created the data directory {}",
-                args.data.display()
-            );
+            say!("created the data directory {}", args.data.display());
         }
         let Some(lock) = lock::Lock::acquire(&args.data)? else {
             return Ok(None);
@@ -196,7 +196,8 @@ impl Collector {
         let metrics = Arc::new(Metrics::default());
         metrics.start_time.store(now, Relaxed);
         let socket = bind_udp(args, &metrics)?;
-        let log = csvlog::LogWriter::open(&args.data, now, args.keep_days)?;
+        let log =
+            csvlog::LogWriter::open(&args.data, now, args.keep_days)?.with_metrics(metrics.clone());
         let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
         let spawn_err = |what: &'static str| {
             move |e: std::io::Error| Error::io("cannot start the thread for", what, e)
@@ -246,7 +247,7 @@ impl Collector {
             signal_hook::flag::register_usize(signal, stop.clone(), signal as usize)
                 .map_err(|e| Error::io("cannot handle the signal", "SIGTERM/SIGINT", e))?;
         }
-        eprintln!("collector: {}", start_line(args));
+        say!("{}", start_line(args));
         Ok(Some(Collector {
             lock,
             socket,
@@ -309,7 +310,7 @@ impl Collector {
                     // when nothing but errors comes for a long while.
                     udp_errors += 1;
                     if udp_errors.is_power_of_two() {
-                        eprintln!("collector: UDP receive failed ({udp_errors} in a row): {e}");
+                        say!("UDP receive failed ({udp_errors} in a row): {e}");
                     }
                     if udp_errors > 10_000 {
                         return Err(Error::Udp(e));
@@ -320,6 +321,9 @@ impl Collector {
             if now != last_tick {
                 last_tick = now;
                 ingest.tick(&socket, now);
+                if let Some(e) = ingest.write_failure(now) {
+                    return Err(e);
+                }
                 http.check()?;
             }
             let signal = stop.load(Relaxed);

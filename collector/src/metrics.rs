@@ -98,6 +98,12 @@ pub(crate) struct Metrics {
     pub replay_entries: AtomicU64,
     pub start_time: AtomicU64,
     pub udp_receive_buffer: AtomicU64,
+    pub log_files_reopened: AtomicU64,
+    pub log_files_set_aside: AtomicU64,
+    pub reports_out_of_order: AtomicU64,
+    pub tunnels_capped: AtomicU64,
+    pub reports_evicted: AtomicU64,
+    pub reports_expired: AtomicU64,
     pub config_reload_errors: AtomicU64,
     /// Per notify route: its label and its failed runs.
     routes: std::sync::Mutex<Vec<(String, Arc<AtomicU64>)>>,
@@ -294,6 +300,42 @@ const FAMILIES: &[Family] = &[
         "counter",
         "HTTP connections refused before routing (too many, too slow, too large, bad method).",
         Samples::One(|m| m.http_refused.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_log_files_reopened_total",
+        "counter",
+        "Log files found deleted or replaced under the collector, and opened again by name before an ack.",
+        Samples::One(|m| m.log_files_reopened.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_log_files_set_aside_total",
+        "counter",
+        "Log files with a header the collector would not write, renamed aside instead of appended to.",
+        Samples::One(|m| m.log_files_set_aside.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_reports_out_of_order_total",
+        "counter",
+        "Complete reports with a lower seq than the gateway's report before (its clock stepped back); they are taken.",
+        Samples::One(|m| m.reports_out_of_order.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_tunnels_capped_total",
+        "counter",
+        "Reports with more tunnels than the collector keeps per gateway; the rest were left out of the state.",
+        Samples::One(|m| m.tunnels_capped.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_reports_dropped_total",
+        "counter",
+        "Incomplete split reports given up, their parts acked and written, by why.",
+        Samples::By(
+            "reason",
+            &[
+                ("evicted", |m| m.reports_evicted.load(Relaxed)),
+                ("expired", |m| m.reports_expired.load(Relaxed)),
+            ],
+        ),
     ),
     family(
         "roctm_collector_reassembly_pending",

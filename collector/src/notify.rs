@@ -32,6 +32,7 @@ use logs::route::Route;
 
 use crate::command;
 use crate::metrics::Metrics;
+use crate::say::say;
 use crate::state::Alert;
 
 /// A notify command is killed after this long.
@@ -145,8 +146,8 @@ impl Notifier {
             Err(TrySendError::Full(a)) => {
                 let n = self.metrics.notify_dropped.fetch_add(1, Relaxed);
                 if n.is_power_of_two() {
-                    eprintln!(
-                        "collector: --notify is behind, dropped the {} alert for {} ({} dropped so far)",
+                    say!(
+                        "--notify is behind, dropped the {} alert for {} ({} dropped so far)",
                         a.kind.as_str(),
                         a.gateway,
                         n + 1
@@ -175,8 +176,8 @@ fn worker(
             Err(why) => {
                 metrics.notify_failed.fetch_add(1, Relaxed);
                 failures.fetch_add(1, Relaxed);
-                eprintln!(
-                    "collector: --notify for {} of {} failed: {why}",
+                say!(
+                    "--notify for {} of {} failed: {why}",
                     alert.kind.as_str(),
                     alert.gateway
                 );

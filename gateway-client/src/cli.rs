@@ -273,9 +273,12 @@ fn read_config(path: &Path) -> Result<Given, Error> {
 }
 
 /// Parses config text; relative paths are taken from `base`. Errors carry
-/// the line number.
+/// the line number. A key given twice is refused (which one would win is
+/// a guess), and a name that could not be sent is refused here, where its
+/// line is known.
 fn parse_config(text: &str, base: &Path) -> Result<Given, (usize, String)> {
     let mut g = Given::default();
+    let mut seen: Vec<(String, usize)> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -286,10 +289,20 @@ fn parse_config(text: &str, base: &Path) -> Result<Given, (usize, String)> {
             return Err((n, format!("expected 'key = value', got '{line}'")));
         };
         let (k, v) = (k.trim(), v.trim());
+        if let Some((_, first)) = seen.iter().find(|(key, _)| key == k) {
+            return Err((
+                n,
+                format!("'{k}' is given again (first on line {first}): keep one of the two"),
+            ));
+        }
+        seen.push((k.to_string(), n));
         match k {
             "address" => g.address = Some(v.to_string()),
             "port" => g.port = Some(parse_port(v, k).map_err(|e| (n, e))?),
-            "name" => g.name = Some(v.to_string()),
+            "name" => {
+                crate::wire::check_name(v).map_err(|e| (n, format!("name: {e}")))?;
+                g.name = Some(v.to_string());
+            }
             "key-file" => g.key_file = Some(base.join(v)),
             "timeout" => g.timeout = Some(parse_timeout(v, k).map_err(|e| (n, e))?),
             "probe" => g.probe = Some(parse_bool(v, k).map_err(|e| (n, e))?),
@@ -370,5 +383,32 @@ mod tests {
                 .1
                 .contains("unknown key")
         );
+    }
+
+    #[test]
+    fn a_bad_name_in_the_config_file_is_reported_with_its_line() {
+        let (line, msg) = parse_config(
+            "port = 7000
+name = bad name
+",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert_eq!(line, 2, "{msg}");
+        assert!(msg.starts_with("name: "), "{msg}");
+    }
+
+    #[test]
+    fn a_key_given_twice_in_the_config_file_is_refused() {
+        let (line, msg) = parse_config(
+            "name = gw-a
+port = 7000
+name = gw-b
+",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert_eq!(line, 3);
+        assert!(msg.contains("first on line 1"), "{msg}");
     }
 }
