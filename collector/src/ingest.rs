@@ -57,6 +57,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use gateway_client::key::Key;
 use gateway_client::wire::{self, Body, MsgKind, Report};
 use logs::Thresholds;
+use logs::damping::{self, Damper, Damping, Slot};
 use logs::files::day_of;
 use logs::inventory::Expected;
 use logs::reader::{self, Item};
@@ -73,7 +74,7 @@ use crate::reassembly::{Dropped, Reassembly};
 use crate::reload::Reload;
 use crate::replay::{self, ReplayGuard, Verdict};
 use crate::say::say;
-use crate::state::{Alert, State};
+use crate::state::{Alert, AlertKind, State};
 
 /// Rejection lines logged per reason per minute before they are summarised.
 pub(crate) const LOG_LINES_PER_MINUTE: u32 = 10;
@@ -308,6 +309,8 @@ pub(crate) struct Ingest {
     last_write_error: String,
     /// The watch on the config file, if the collector started with one.
     reload: Option<Reload>,
+    /// Holds back and thins out tunnel alerts.
+    damper: Damper<Alert>,
 }
 
 impl Ingest {
@@ -340,7 +343,13 @@ impl Ingest {
             write_failing_since: None,
             last_write_error: String::new(),
             reload: None,
+            damper: Damper::new(Damping::DEFAULT),
         }
+    }
+
+    /// The damping of tunnel alerts (`hold`, `flap`).
+    pub(crate) fn use_damping(&mut self, damping: Damping) {
+        self.damper.set(damping);
     }
 
     /// The expected tunnels to judge reports by (before [`Ingest::rebuild`],
@@ -365,6 +374,7 @@ impl Ingest {
                     loaded.config.summary()
                 );
                 self.state.set_thresholds(loaded.thresholds);
+                self.damper.set(loaded.damping);
                 let alerts = self.state.set_inventory(loaded.config.tunnels, now);
                 self.publish();
                 alerts
@@ -536,8 +546,30 @@ impl Ingest {
         }
     }
 
+    /// Damps the tunnel alerts (`logs::damping`: held until their state
+    /// held for `hold`, a flapping tunnel thinned to one alert), then hands
+    /// what is due to the routes.
+    fn alert(&mut self, alerts: Vec<Alert>, now: u64) {
+        let mut due = Vec::new();
+        for a in alerts {
+            let Some((slot, from, to)) = damping_slot(&a) else {
+                due.push(a);
+                continue;
+            };
+            match self.damper.change(slot, from, to, a, now) {
+                damping::Verdict::Send(ready) => due.extend(ready),
+                damping::Verdict::Flapping(a) => due.push(Alert {
+                    kind: AlertKind::TunnelFlapping,
+                    ..a
+                }),
+            }
+        }
+        due.extend(self.damper.tick(now));
+        self.route(due);
+    }
+
     /// Hands each alert to the notify routes that take it.
-    fn alert(&self, alerts: Vec<Alert>) {
+    fn route(&self, alerts: Vec<Alert>) {
         if self.notifiers.is_empty() {
             return;
         }
@@ -911,7 +943,7 @@ impl Ingest {
                 self.metrics.acks_duplicate.fetch_add(1, Relaxed);
             }
         }
-        self.alert(alerts);
+        self.alert(alerts, now);
         if collected && let Some(c) = &self.on_collect {
             c.poke();
         }
@@ -990,7 +1022,31 @@ impl Ingest {
         self.metrics
             .replay_entries
             .store(self.replay.len() as u64, Relaxed);
-        self.alert(alerts);
+        self.alert(alerts, now);
+    }
+}
+
+/// The damping slot of a tunnel alert and the change it reports (the
+/// slot's state before and after); `None` for a gateway's alert.
+fn damping_slot(a: &Alert) -> Option<(Slot, &'static str, &'static str)> {
+    let slot = |listen: u16, expected: bool| Slot {
+        gateway: a.gateway.clone(),
+        listen,
+        expected,
+    };
+    match (&a.expected, &a.tunnel, a.kind) {
+        (Some(x), _, _) => Some((
+            slot(x.entry.listen, true),
+            x.before.map_or("unknown", |s| s.as_str()),
+            x.state.as_str(),
+        )),
+        (None, Some(t), AlertKind::TunnelUp) => {
+            Some((slot(t.listen_port, false), "absent", "present"))
+        }
+        (None, Some(t), AlertKind::TunnelDown) => {
+            Some((slot(t.listen_port, false), "present", "absent"))
+        }
+        _ => None,
     }
 }
 

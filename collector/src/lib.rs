@@ -240,6 +240,7 @@ impl Collector {
             .map(|c| c.tunnels.clone())
             .unwrap_or_default();
         ingest.use_config(expected, reload::Reload::new(args), now);
+        ingest.use_damping(args.damping);
         ingest.rebuild(&args.data, now)?;
         let http = HttpServer::start(args.http, &args.data, args.site.clone(), snapshot, metrics)?;
         let stop = Arc::new(AtomicUsize::new(0));

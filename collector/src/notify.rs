@@ -8,7 +8,8 @@
 //! - `ROCTM_EVENT`: `gateway_late`, `gateway_down`, `gateway_up`,
 //!   `tunnel_up` or `tunnel_down`; for the tunnels of the inventory
 //!   (`[[tunnel]]` in the config file) `tunnel_missing`, `tunnel_broken`
-//!   or `tunnel_restored`
+//!   or `tunnel_restored`; `tunnel_flapping` for a tunnel that changed
+//!   too often (tunnel alerts are damped first: `logs::damping`)
 //! - `ROCTM_GATEWAY`: the gateway's name
 //! - `ROCTM_TIME`: when, RFC 3339 (UTC); `ROCTM_UNIX_TIME`: the same in seconds
 //! - `ROCTM_AGE_SECONDS`: how long the gateway had been silent
@@ -242,6 +243,7 @@ mod tests {
                     owner: None,
                 },
                 state: TunnelState::Missing,
+                before: Some(TunnelState::Up),
                 since: 1_763_855_940,
             }),
         };

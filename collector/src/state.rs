@@ -81,6 +81,8 @@ pub(crate) enum AlertKind {
     TunnelBroken,
     /// An expected tunnel is up again after one of those.
     TunnelRestored,
+    /// A tunnel changed state more than `flap` times within an hour.
+    TunnelFlapping,
 }
 
 impl AlertKind {
@@ -94,6 +96,7 @@ impl AlertKind {
             AlertKind::TunnelMissing => "tunnel_missing",
             AlertKind::TunnelBroken => "tunnel_broken",
             AlertKind::TunnelRestored => "tunnel_restored",
+            AlertKind::TunnelFlapping => "tunnel_flapping",
         }
     }
 
@@ -114,6 +117,8 @@ impl AlertKind {
 pub(crate) struct ExpectedAlert {
     pub entry: Expected,
     pub state: TunnelState,
+    /// The last state other than unknown before this one.
+    pub before: Option<TunnelState>,
     /// Since when the state holds.
     pub since: u64,
 }
@@ -217,6 +222,7 @@ impl State {
                     expected: Some(ExpectedAlert {
                         entry: entry.clone(),
                         state: judged.state,
+                        before: c.last_known,
                         since: judged.since,
                     }),
                     ..Alert::new(kind, gateway, None, now, now.saturating_sub(g.last_seen))

@@ -111,7 +111,9 @@ fn notify_gets_gateway_and_tunnel_events() {
     );
     let c = Collector::start(
         dir.path(),
-        &["--notify", &cmd, "--late", "2", "--down", "4"],
+        &[
+            "--notify", &cmd, "--late", "2", "--down", "4", "--hold", "0",
+        ],
     );
     let send = |tunnels| {
         let b = body(MsgKind::Report, tunnels);
@@ -481,7 +483,10 @@ roc = "Fermilab"
         ),
     )
     .unwrap();
-    let c = Collector::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let c = Collector::start(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--hold", "0"],
+    );
     let send = |tunnels| {
         let b = body(MsgKind::Report, tunnels);
         assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
@@ -512,4 +517,38 @@ roc = "Fermilab"
     );
     assert_eq!(lines(&out(1)), ["gateway_up "]);
     assert!(!out(3).exists(), "route 3 is for another gateway");
+}
+
+/// Damping at the collector: a tunnel that comes and goes more than `flap`
+/// times within an hour raises one tunnel_flapping alert, then nothing.
+/// (Holding and cancelling with a controlled clock: `logs::damping`'s tests.)
+#[test]
+fn a_flapping_tunnel_alerts_once() {
+    let dir = TempDir::new("flapping");
+    let out = dir.path().join("alerts.txt");
+    let cmd = format!(
+        "echo \"$ROCTM_EVENT $ROCTM_TUNNEL_LISTEN_PORT\" >> {}",
+        out.display()
+    );
+    let c = Collector::start(
+        dir.path(),
+        &["--notify", &cmd, "--hold", "0", "--flap", "2"],
+    );
+    for i in 0..7 {
+        let tunnels = if i % 2 == 0 { vec![tunnel(1)] } else { vec![] };
+        let b = body(MsgKind::Report, tunnels);
+        assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
+    }
+    let want = [
+        "gateway_up ",
+        "tunnel_down 5901",
+        "tunnel_up 5901",
+        "tunnel_flapping 5901",
+    ];
+    let got = wait_for(20, || {
+        let l = lines(&out);
+        (l.len() >= want.len()).then_some(l)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(got.map(|_| lines(&out)).unwrap_or_default(), want);
 }

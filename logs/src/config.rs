@@ -9,6 +9,8 @@
 //! keep_days = 90         # log retention (collector)
 //! notify = "/usr/local/bin/roc-alert"   # run on every alert (collector)
 //! page_url = "https://monitor.example.org/"  # named in alerts
+//! hold = "30s"           # a tunnel alert waits until its state held this long
+//! flap = 4               # more changes in an hour: one tunnel_flapping
 //!
 //! # or, instead of notify = "...", routes (see `crate::route`):
 //! # [[notify]]
@@ -54,6 +56,8 @@ struct File {
     keep_days: Option<Spanned<i64>>,
     notify: Option<Spanned<toml::Value>>,
     page_url: Option<Spanned<String>>,
+    hold: Option<Spanned<Duration>>,
+    flap: Option<Spanned<i64>>,
     #[serde(default)]
     tunnel: Vec<Spanned<TunnelEntry>>,
 }
@@ -91,6 +95,9 @@ pub struct Config {
     /// The notify routes (`notify = "CMD"` is one without filters).
     pub notify: Vec<Route>,
     pub page_url: Option<String>,
+    /// Damping of tunnel alerts (`crate::damping`).
+    pub hold: Option<u64>,
+    pub flap: Option<u32>,
     /// The expected tunnels, in file order.
     pub tunnels: Vec<Expected>,
 }
@@ -214,6 +221,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         config.notify = routes(n, &at)?;
     }
     config.page_url = nonempty(file.page_url, "page_url", &at)?;
+    config.hold = duration(file.hold, "hold")?;
+    if let Some(f) = file.flap {
+        let span = f.span();
+        let n = *f.get_ref();
+        config.flap = Some(u32::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| {
+            at(
+                Some(span),
+                format!("flap {n}: must be 1 or more (changes within an hour)"),
+            )
+        })?);
+    }
     for t in file.tunnel {
         let entry = expected(t, &at)?;
         if let Some(first) = config
