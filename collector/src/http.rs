@@ -78,6 +78,8 @@ pub(crate) struct Snapshot {
     pub thresholds: Thresholds,
     /// The expected tunnels and their states.
     pub inventory: Arc<Inventory>,
+    /// The silences of the config file (active or not).
+    pub silences: Arc<Vec<logs::silence::Silence>>,
     /// The last refused datagram of each reason.
     pub refusals: Vec<Refusal>,
 }
@@ -170,6 +172,19 @@ impl SerJson for RecordJson<'_> {
     }
 }
 
+/// A text or `null` (nanoserde leaves a `None` field out; the contract
+/// has every key).
+struct OptText(Option<String>);
+
+impl SerJson for OptText {
+    fn ser_json(&self, d: usize, s: &mut SerJsonState) {
+        match &self.0 {
+            Some(t) => t.ser_json(d, s),
+            None => s.out.push_str("null"),
+        }
+    }
+}
+
 /// One expected tunnel: its `[[tunnel]]` entry, its state and since when,
 /// and the tunnel that decided it.
 #[derive(SerJson)]
@@ -178,8 +193,8 @@ struct ExpectedJson<'a> {
     listen: u16,
     target: String,
     roc: String,
-    station: Option<String>,
-    owner: Option<String>,
+    station: OptText,
+    owner: OptText,
     state: String,
     since: u64,
     tunnel: RecordJson<'a>,
@@ -193,6 +208,18 @@ struct StatusJson<'a> {
     gateways: Vec<GatewayJson<'a>>,
     expected: Vec<ExpectedJson<'a>>,
     last_refused: Vec<RefusalJson>,
+    silences: Vec<SilenceJson>,
+}
+
+/// An active silence: its scope, reason and end.
+#[derive(SerJson)]
+struct SilenceJson {
+    gateway: OptText,
+    roc: OptText,
+    from: u64,
+    until: u64,
+    until_time: String,
+    reason: String,
 }
 
 /// `status.json` for a snapshot at time `now`.
@@ -227,8 +254,8 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
             listen: e.listen,
             target: e.target(),
             roc: e.roc.clone(),
-            station: e.station.clone(),
-            owner: e.owner.clone(),
+            station: OptText(e.station.clone()),
+            owner: OptText(e.owner.clone()),
             state: j.state.as_str().to_string(),
             since: j.since,
             tunnel: RecordJson(j.tunnel.as_ref()),
@@ -251,12 +278,25 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
                 detail: r.detail.clone(),
             })
             .collect(),
+        silences: snap
+            .silences
+            .iter()
+            .filter(|s| s.active(now))
+            .map(|s| SilenceJson {
+                gateway: OptText(s.gateway.clone()),
+                roc: OptText(s.roc.clone()),
+                from: s.from,
+                until: s.until,
+                until_time: rfc3339(s.until),
+                reason: s.reason.clone(),
+            })
+            .collect(),
     }
     .serialize_json()
 }
 
 /// `/metrics` for a snapshot at time `now`.
-pub(crate) fn metrics_text(m: &Metrics, snap: &Snapshot) -> String {
+pub(crate) fn metrics_text(m: &Metrics, snap: &Snapshot, now: u64) -> String {
     let series: Vec<GatewaySeries> = snap
         .gateways
         .iter()
@@ -267,7 +307,9 @@ pub(crate) fn metrics_text(m: &Metrics, snap: &Snapshot) -> String {
             tunnels: g.tunnels.len(),
         })
         .collect();
-    metrics::render(m, &series, &snap.inventory)
+    let silenced: Vec<&logs::silence::Silence> =
+        snap.silences.iter().filter(|s| s.active(now)).collect();
+    metrics::render(m, &series, &snap.inventory, &silenced)
 }
 
 /// Decodes `%XX` escapes; `None` for a bad escape or a result that is not
@@ -855,7 +897,7 @@ fn answer(method: &Method, url: &str, ctx: &Ctx) -> Answer {
             bytes(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
-                metrics_text(&ctx.metrics, &snap).into_bytes(),
+                metrics_text(&ctx.metrics, &snap, t).into_bytes(),
             )
         }
         Route::Health => text(200, "ok\n"),

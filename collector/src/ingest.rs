@@ -62,6 +62,7 @@ use logs::files::day_of;
 use logs::inventory::Expected;
 use logs::reader::{self, Item};
 use logs::schema::{EventRef, EventRow, TunnelRef};
+use logs::silence::Silence;
 
 use crate::csvlog::{Committer, Rows};
 use crate::error::Error;
@@ -74,6 +75,7 @@ use crate::reassembly::{Dropped, Reassembly};
 use crate::reload::Reload;
 use crate::replay::{self, ReplayGuard, Verdict};
 use crate::say::say;
+use crate::silencer::Silencer;
 use crate::state::{Alert, AlertKind, State};
 
 /// Rejection lines logged per reason per minute before they are summarised.
@@ -311,6 +313,8 @@ pub(crate) struct Ingest {
     reload: Option<Reload>,
     /// Holds back and thins out tunnel alerts.
     damper: Damper<Alert>,
+    /// Holds back the alerts of planned work.
+    silencer: Silencer,
 }
 
 impl Ingest {
@@ -344,6 +348,7 @@ impl Ingest {
             last_write_error: String::new(),
             reload: None,
             damper: Damper::new(Damping::DEFAULT),
+            silencer: Silencer::default(),
         }
     }
 
@@ -354,9 +359,16 @@ impl Ingest {
 
     /// The expected tunnels to judge reports by (before [`Ingest::rebuild`],
     /// so the logs set their states), and the watch on the config file.
-    pub(crate) fn use_config(&mut self, entries: Vec<Expected>, reload: Option<Reload>, now: u64) {
+    pub(crate) fn use_config(
+        &mut self,
+        entries: Vec<Expected>,
+        silences: Vec<Silence>,
+        reload: Option<Reload>,
+        now: u64,
+    ) {
         // All unknown at start: nothing to alert.
         let _ = self.state.set_inventory(entries, now);
+        self.silencer.set(silences);
         self.reload = reload;
     }
 
@@ -375,6 +387,7 @@ impl Ingest {
                 );
                 self.state.set_thresholds(loaded.thresholds);
                 self.damper.set(loaded.damping);
+                self.silencer.set(loaded.config.silences.clone());
                 let alerts = self.state.set_inventory(loaded.config.tunnels, now);
                 self.publish();
                 alerts
@@ -469,6 +482,7 @@ impl Ingest {
             thresholds: self.state.thresholds(),
             refusals: self.refusals.values().cloned().collect(),
             inventory: self.state.inventory().clone(),
+            silences: self.silencer.silences().clone(),
         });
         match self.snapshot.lock() {
             Ok(mut s) => *s = snap,
@@ -565,22 +579,31 @@ impl Ingest {
             }
         }
         due.extend(self.damper.tick(now));
-        self.route(due);
+        let state = &self.state;
+        due.extend(self.silencer.release(now, |a| still_so(state, a)));
+        self.route(due, now);
     }
 
-    /// Hands each alert to the notify routes that take it.
-    fn route(&self, alerts: Vec<Alert>) {
-        if self.notifiers.is_empty() {
-            return;
-        }
-        let inventory = self.state.inventory();
-        for a in &alerts {
-            let rocs = match &a.expected {
-                Some(x) => vec![x.entry.roc.as_str()],
-                None => inventory.rocs_of(&a.gateway, a.tunnel.as_ref()),
+    /// Hands each alert to the notify routes that take it, unless a
+    /// silence holds it back.
+    fn route(&mut self, alerts: Vec<Alert>, now: u64) {
+        let inventory = self.state.inventory().clone();
+        for a in alerts {
+            let rocs: Vec<String> = match &a.expected {
+                Some(x) => vec![x.entry.roc.clone()],
+                None => inventory
+                    .rocs_of(&a.gateway, a.tunnel.as_ref())
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            };
+            let rocs: Vec<&str> = rocs.iter().map(String::as_str).collect();
+            let Some(a) = self.silencer.pass(a, &rocs, now) else {
+                self.metrics.alerts_silenced.fetch_add(1, Relaxed);
+                continue;
             };
             for n in &self.notifiers {
-                n.offer(a, &rocs);
+                n.offer(&a, &rocs);
             }
         }
     }
@@ -1013,7 +1036,8 @@ impl Ingest {
         self.limiter.roll(now);
         let mut alerts = self.reload_config(now);
         alerts.extend(self.state.tick(now));
-        if !alerts.is_empty() || std::mem::take(&mut self.refusals_changed) {
+        let silences_changed = self.silencer.changed(now);
+        if !alerts.is_empty() || std::mem::take(&mut self.refusals_changed) || silences_changed {
             self.publish();
         }
         self.metrics
@@ -1023,6 +1047,28 @@ impl Ingest {
             .replay_entries
             .store(self.replay.len() as u64, Relaxed);
         self.alert(alerts, now);
+    }
+}
+
+/// Whether the problem an alert held back by a silence reported is still
+/// there: the expected tunnel in the same state, the gateway still late or
+/// down, the tunnel's port still empty.
+fn still_so(state: &State, a: &Alert) -> bool {
+    let Some(g) = state.get(&a.gateway) else {
+        return false;
+    };
+    match (&a.expected, &a.tunnel, a.kind) {
+        (Some(x), _, _) => state.inventory().iter().any(|(e, j)| {
+            e.gateway == a.gateway && e.listen == x.entry.listen && j.state == x.state
+        }),
+        (None, Some(t), AlertKind::TunnelDown) => !g
+            .tunnels
+            .iter()
+            .any(|s| s.tunnel.listen_port == t.listen_port),
+        (None, None, AlertKind::GatewayLate | AlertKind::GatewayDown) => {
+            g.state != logs::GatewayState::Up
+        }
+        _ => false,
     }
 }
 

@@ -44,6 +44,7 @@ mod reassembly;
 mod reload;
 mod replay;
 mod say;
+mod silencer;
 mod state;
 
 use std::ffi::OsString;
@@ -239,7 +240,12 @@ impl Collector {
             .as_ref()
             .map(|c| c.tunnels.clone())
             .unwrap_or_default();
-        ingest.use_config(expected, reload::Reload::new(args), now);
+        let silences = args
+            .config
+            .as_ref()
+            .map(|c| c.silences.clone())
+            .unwrap_or_default();
+        ingest.use_config(expected, silences, reload::Reload::new(args), now);
         ingest.use_damping(args.damping);
         ingest.rebuild(&args.data, now)?;
         let http = HttpServer::start(args.http, &args.data, args.site.clone(), snapshot, metrics)?;

@@ -552,3 +552,75 @@ fn a_flapping_tunnel_alerts_once() {
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(got.map(|_| lines(&out)).unwrap_or_default(), want);
 }
+
+/// A silence from the config file: while it is active the alerts in its
+/// scope are not sent and status.json and /metrics show it; when it ends
+/// and the problem is still there, the alert is sent then; a problem that
+/// came and went within it is never sent.
+#[test]
+fn a_silence_holds_alerts_back_until_it_ends() {
+    let dir = TempDir::new("silence");
+    let out = dir.path().join("alerts.txt");
+    let rfc = |t: u64| jiff::Timestamp::from_second(t as i64).unwrap().to_string();
+    let start = now();
+    let config = dir.path().join("monitor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+notify = 'echo "$ROCTM_EVENT $ROCTM_LISTEN" >> {}'
+
+[[silence]]
+gateway = "{GW}"
+from = "{}"
+until = "{}"
+reason = "kernel update"
+
+[[tunnel]]
+gateway = "{GW}"
+listen = 5901
+target = "novadaq-far-master-02:5951"
+roc = "Caltech"
+
+[[tunnel]]
+gateway = "{GW}"
+listen = 5902
+target = "novadaq-far-master-02:5951"
+roc = "Caltech"
+"#,
+            out.display(),
+            rfc(start - 60),
+            rfc(start + 6)
+        ),
+    )
+    .unwrap();
+    let c = Collector::start(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--hold", "0"],
+    );
+    let send = |tunnels| {
+        let b = body(MsgKind::Report, tunnels);
+        assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
+    };
+    // Both missing, then 5902 back within the silence; 5901 stays missing.
+    send(vec![]);
+    send(vec![tunnel(2)]);
+    let status = c.get("/status.json").body_text();
+    assert!(
+        status.contains("\"silences\":[{\"gateway\":\"novadaq-far-gateway-01\",\"roc\":null"),
+        "{status}"
+    );
+    assert!(status.contains("\"reason\":\"kernel update\""), "{status}");
+    let series = format!("roctm_silenced{{gateway=\"{GW}\",roc=\"\"}}");
+    assert_eq!(c.metric(&series), start + 6);
+    assert!(lines(&out).is_empty(), "{:?}", lines(&out));
+    // The silence ends: 5901 is still missing, so its alert goes out now.
+    let got = wait_for(20, || {
+        let l = lines(&out);
+        (!l.is_empty()).then_some(l)
+    });
+    assert_eq!(got.unwrap_or_default(), ["tunnel_missing 5901"]);
+    assert!(now() >= start + 6);
+    let status = c.get("/status.json").body_text();
+    assert!(status.contains("\"silences\":[]"), "{status}");
+}
