@@ -311,6 +311,34 @@ pub fn round_trip(setup: &Setup) -> Result<Vec<Row>, Error> {
     Ok(rows)
 }
 
+/// An idle collector (no datagram, no HTTP client): how often its threads
+/// wake, over `IDLE_SECONDS` after a settling pause.
+pub fn idle(setup: &Setup) -> Result<Vec<Row>, Error> {
+    const IDLE_SECONDS: u64 = 10;
+    let Some(bin) = collector_bin(&setup.bin) else {
+        return Ok(Vec::new());
+    };
+    let c = Collector::start(&bin, &setup.scratch.join("collector-idle"))?;
+    std::thread::sleep(Duration::from_secs(3));
+    let before = c.wakeups();
+    std::thread::sleep(Duration::from_secs(IDLE_SECONDS));
+    let after = c.wakeups();
+    c.stop()?;
+    let (Some((a, threads)), Some((b, _))) = (before, after) else {
+        return Err(Error::Case {
+            case: "idle".into(),
+            detail: "cannot read the collector's /proc/PID/task/*/status".into(),
+        });
+    };
+    let per_second = (b - a) as f64 / IDLE_SECONDS as f64;
+    Ok(vec![Row::new(
+        "collector idle: wakeups of all its threads".to_string(),
+        format!("{per_second:.1} per second ({threads} threads, {IDLE_SECONDS} s)"),
+        "≤ 1 per second",
+        Some(per_second <= 1.05),
+    )])
+}
+
 /// Many senders at once; then every acked part is looked for in the logs.
 pub fn ingest(setup: &Setup) -> Result<Vec<Row>, Error> {
     let mut rows = Vec::new();

@@ -631,11 +631,15 @@ pub(crate) struct Committer {
     jobs: mpsc::Sender<Job>,
     done: mpsc::Receiver<Result<(), Error>>,
     in_flight: bool,
+    /// The day the writer's files are known to be of: a roll to it is not
+    /// sent (the once-a-second tick must not wake the writer).
+    day: Date,
 }
 
 impl Committer {
     /// Starts the thread that owns `log`.
     pub(crate) fn start(mut log: LogWriter) -> std::io::Result<Committer> {
+        let day = log.day;
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();
         std::thread::Builder::new()
@@ -655,6 +659,7 @@ impl Committer {
             jobs,
             done,
             in_flight: false,
+            day,
         })
     }
 
@@ -679,8 +684,14 @@ impl Committer {
     /// after the batch in flight, whose result must be taken first.
     pub(crate) fn roll(&mut self, now: u64) -> Result<(), Error> {
         debug_assert!(!self.in_flight, "wait for the batch in flight first");
+        let day = day_of(now);
+        if day == self.day {
+            return Ok(());
+        }
         self.send(Job::Roll(now))?;
-        self.result()
+        self.result()?;
+        self.day = day;
+        Ok(())
     }
 
     fn send(&self, job: Job) -> Result<(), Error> {

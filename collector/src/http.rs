@@ -942,15 +942,16 @@ fn site_file(f: File, name: &str) -> Answer {
     }
 }
 
+/// Answers requests as they come. It waits without a timeout, so an idle
+/// collector's 32 workers never wake; they end with the process.
 fn worker(server: &Server, ctx: &Ctx, dead: &Mutex<Option<String>>) {
     loop {
-        match server.recv_timeout(Duration::from_secs(1)) {
-            Ok(Some(rq)) => {
+        match server.recv() {
+            Ok(rq) => {
                 ctx.metrics.http_requests.fetch_add(1, Relaxed);
                 let response = answer(rq.method(), rq.url(), ctx);
                 let _ = rq.respond(response);
             }
-            Ok(None) => {}
             Err(e) => {
                 die(dead, format!("tiny_http: {e}"));
                 return;

@@ -378,7 +378,7 @@ fn bind_udp(args: &Args, metrics: &Metrics) -> Result<UdpSocket, Error> {
         source,
     })?;
     socket
-        .set_read_timeout(Some(Duration::from_millis(500)))
+        .set_read_timeout(Some(Duration::from_millis(1000)))
         .map_err(Error::Udp)?;
     let udp = socket2::SockRef::from(&socket);
     // Not fatal: the default buffer works, only with more resends under load.
