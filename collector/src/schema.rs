@@ -316,6 +316,9 @@ impl TunnelRow {
                 cpu_time: text(rec, 14, "cpu_time")?,
                 listening: health(15, "listening")?,
                 vnc: health(16, "vnc")?,
+                // Not in the CSV (yet): unknown.
+                connections: None,
+                connected: Vec::new(),
             },
         })
     }

@@ -714,6 +714,36 @@ pub fn tunnels_of_all(procs: &[Process]) -> Vec<Tunnel> {
     resolve(found)
 }
 
+/// A process read from `/proc` instead of `ps`: its exact arguments.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArgvProcess {
+    pub pid: u32,
+    pub user: String,
+    pub start: String,
+    pub cpu_time: String,
+    pub argv: Vec<String>,
+}
+
+/// The tunnels of processes known by their arguments, each forward once
+/// (autossh and its ssh child, as for a capture).
+pub fn tunnels_of_argv(procs: &[ArgvProcess]) -> Vec<Tunnel> {
+    let found = procs
+        .iter()
+        .filter_map(|p| {
+            Some(Found {
+                line: 0,
+                pid: p.pid,
+                user: &p.user,
+                start: &p.start,
+                cpu_time: &p.cpu_time,
+                inv: ssh_args::parse_argv(&p.argv)?,
+            })
+        })
+        .filter(|f| !f.inv.forwards.is_empty() || !f.inv.bad.is_empty())
+        .collect();
+    resolve(found)
+}
+
 /// Parses the text of a `ps` capture.
 pub fn parse_ps(text: &str) -> PsOutcome {
     parse_ps_with(text, |_, _| None)
@@ -829,6 +859,11 @@ impl PsReader {
                 }
             },
         );
+    }
+
+    /// The pids of the ssh and autossh lines read so far, in order.
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.rows.iter().map(|(_, _, f)| f.pid)
     }
 
     /// The outcome of the capture added so far, which ends there.
@@ -958,6 +993,8 @@ impl Found<'_> {
                 cpu_time: self.cpu_time.to_string(),
                 listening: Health::Unknown,
                 vnc: Health::Unknown,
+                connections: None,
+                connected: Vec::new(),
             });
         }
     }

@@ -80,7 +80,7 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
         let mut s = String::new();
         for t in &tunnels {
             s.clear();
-            t.write_json(&mut s);
+            t.write_json_all(&mut s);
             s.push('\n');
             out.write_all(s.as_bytes()).map_err(Error::Output)?;
         }
@@ -225,7 +225,7 @@ fn print_header(
             s.push_str(&format!("--- tunnels: {}\n", tunnels.len()));
             if !tunnels.is_empty() {
                 s.push_str(&format!(
-                    "{:<5} {:<5} {:<21} {:<28} {:<4} {:<12} {:<24} {:<8} {:<8} {:<9} {}\n",
+                    "{:<5} {:<5} {:<21} {:<28} {:<4} {:<12} {:<24} {:<8} {:<8} {:<9} {:<10} {}\n",
                     "KIND",
                     "PID",
                     "LISTEN",
@@ -236,7 +236,8 @@ fn print_header(
                     "START",
                     "TIME",
                     "LISTENING",
-                    "VNC-ANSWER"
+                    "VNC-ANSWER",
+                    "CONNECTED"
                 ));
             }
             for t in tunnels {
@@ -255,7 +256,7 @@ fn print_header(
                     .map(|d| format!(":{d}"))
                     .unwrap_or_else(|| "-".into());
                 s.push_str(&format!(
-                    "{:<5} {:<5} {:<21} {:<28} {:<4} {:<12} {:<24} {:<8} {:<8} {:<9} {}\n",
+                    "{:<5} {:<5} {:<21} {:<28} {:<4} {:<12} {:<24} {:<8} {:<8} {:<9} {:<10} {}\n",
                     t.kind.letter(),
                     t.pid,
                     listen,
@@ -266,7 +267,8 @@ fn print_header(
                     t.start,
                     t.cpu_time,
                     t.listening.as_str(),
-                    t.vnc.as_str()
+                    t.vnc.as_str(),
+                    connected_text(t)
                 ));
             }
         }
@@ -274,6 +276,17 @@ fn print_header(
         _ => {}
     }
     out.write_all(s.as_bytes())
+}
+
+/// The CONNECTED column: `-` when unknown, else the count and who
+/// (`2: novaroc1, 192.0.2.15`).
+fn connected_text(t: &Tunnel) -> String {
+    match t.connections {
+        None => "-".to_string(),
+        Some(0) => "0".to_string(),
+        Some(n) if t.connected.is_empty() => n.to_string(),
+        Some(n) => format!("{n}: {}", t.connected.join(", ")),
+    }
 }
 
 fn print_delivery(out: &mut impl Write, kind: MsgKind, d: &Delivery) -> io::Result<()> {

@@ -188,7 +188,7 @@ fn split_command(command: &str) -> (Option<&str>, &str) {
 }
 
 /// The program a word runs, by its last path component.
-fn program_of_word(w: &str) -> Option<Program> {
+pub fn program_of_word(w: &str) -> Option<Program> {
     let named = |name: &str| {
         w.strip_suffix(name)
             .is_some_and(|dir| dir.is_empty() || dir.ends_with('/'))
