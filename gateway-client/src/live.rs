@@ -30,9 +30,9 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::health;
@@ -194,33 +194,13 @@ pub fn scan_ps(timeout: Duration) -> Result<ps::PsReader, LiveError> {
     let ps = find_ps()?;
     let mut args = ps.prefix.clone();
     args.extend_from_slice(PS_ARGS);
-    run_program(&ps.path, &args, timeout, |out| {
-        ps::PsReader::read(out, lines::CHUNK)
-    })
-}
-
-/// What a reading thread sends: the result of reading, and whether the
-/// output went past the limit.
-type ReadResult<T> = io::Result<(T, bool)>;
-
-/// Runs `read` on at most `limit` bytes of `r` (plus one, to notice more)
-/// on a thread; the result comes through the returned channel.
-fn read_in_thread<R, T>(
-    r: R,
-    limit: usize,
-    read: impl FnOnce(&mut io::Take<R>) -> io::Result<T> + Send + 'static,
-) -> mpsc::Receiver<ReadResult<T>>
-where
-    R: Read + Send + 'static,
-    T: Send + 'static,
-{
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut limited = r.take(limit as u64 + 1);
-        let res = read(&mut limited).map(|v| (v, limited.limit() == 0));
-        let _ = tx.send(res);
-    });
-    rx
+    run_program(
+        &ps.path,
+        &args,
+        timeout,
+        || {},
+        |out| ps::PsReader::read(out, lines::CHUNK),
+    )
 }
 
 /// All the bytes of a reader.
@@ -239,17 +219,138 @@ pub fn run_ps_program(
     args: &[&str],
     timeout: Duration,
 ) -> Result<String, LiveError> {
-    let stdout = run_program(program, args, timeout, read_all)?;
+    let stdout = run_program(program, args, timeout, || {}, read_all)?;
     Ok(String::from_utf8_lossy(&stdout).into_owned())
 }
 
+/// The output of a running program: its stdout as a [`Read`] that waits
+/// with `poll(2)` and never past the deadline (then `TimedOut`), at most
+/// [`MAX_PS_OUTPUT`] bytes of it (then the end, and `too_large`), and its
+/// stderr drained meanwhile (so a chatty program cannot block on it), the
+/// first [`MAX_STDERR`] bytes kept.
+pub struct Output {
+    stdout: ChildStdout,
+    stderr: Option<ChildStderr>,
+    kept_stderr: Vec<u8>,
+    deadline: Instant,
+    total: usize,
+    too_large: bool,
+}
+
+/// Waits until one of `fds` is readable (or closed) or `deadline` passes;
+/// returns which are ready (`TimedOut` at the deadline).
+fn wait_readable(fds: &[libc::c_int], deadline: Instant) -> io::Result<[bool; 3]> {
+    let mut p = [libc::pollfd {
+        fd: -1,
+        events: libc::POLLIN,
+        revents: 0,
+    }; 3];
+    for (slot, &fd) in p.iter_mut().zip(fds) {
+        slot.fd = fd;
+    }
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        // Rounded up, so that the wait does not end just short of the deadline.
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: a valid array of pollfd of the given length.
+        let n = unsafe { libc::poll(p.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n > 0 {
+            return Ok([0, 1, 2].map(|i| i < fds.len() && p[i].revents != 0));
+        }
+    }
+}
+
+impl Output {
+    /// Reads what stderr has (it is readable), keeping the first bytes.
+    fn drain_stderr(&mut self) {
+        let Some(err) = self.stderr.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        match err.read(&mut buf) {
+            Ok(0) => self.stderr = None,
+            Ok(n) => {
+                let room = MAX_STDERR.saturating_sub(self.kept_stderr.len());
+                self.kept_stderr.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => self.stderr = None,
+        }
+    }
+
+    /// Reads stderr to its end, or to the deadline.
+    fn finish_stderr(&mut self) {
+        while let Some(fd) = self.stderr.as_ref().map(AsRawFd::as_raw_fd) {
+            match wait_readable(&[fd], self.deadline) {
+                Ok(_) => self.drain_stderr(),
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+impl Read for Output {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // One byte past the limit is read, to notice more.
+        let room = (MAX_PS_OUTPUT + 1).saturating_sub(self.total);
+        if room == 0 {
+            self.too_large = true;
+            return Ok(0);
+        }
+        let want = buf.len().min(room);
+        loop {
+            let out = self.stdout.as_raw_fd();
+            let ready = match self.stderr.as_ref().map(AsRawFd::as_raw_fd) {
+                Some(err) => wait_readable(&[out, err], self.deadline)?,
+                None => wait_readable(&[out], self.deadline)?,
+            };
+            if ready[1] {
+                self.drain_stderr();
+            }
+            if ready[0] {
+                // Readable: this read does not block.
+                let n = self.stdout.read(&mut buf[..want])?;
+                self.total += n;
+                return Ok(n);
+            }
+        }
+    }
+}
+
+/// A descriptor that becomes readable when process `pid` (our unwaited
+/// child) exits: `pidfd_open(2)`, Linux 5.3 and later.
+fn pidfd(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: plain system call; the descriptor is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a fresh descriptor that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
 /// Runs `program args...` as [`run_ps_program`] does, with its stdout
-/// going to `read` (on a thread, as it comes) instead of into memory.
-fn run_program<T: Send + 'static>(
+/// going to `read` as it comes instead of into memory. `meanwhile` runs
+/// right after the program starts, while it works (live mode reads the
+/// sockets and accounts then).
+///
+/// Nothing sleeps: the output is read as `poll(2)` says it is there, and
+/// the exit is awaited on a pidfd (a blocking wait with the deadline
+/// kept); only kernels before 5.3, without pidfds, check the exit every
+/// millisecond once the output has ended.
+fn run_program<T>(
     program: &Path,
     args: &[&str],
     timeout: Duration,
-    read: impl FnOnce(&mut io::Take<ChildStdout>) -> io::Result<T> + Send + 'static,
+    meanwhile: impl FnOnce(),
+    read: impl FnOnce(&mut Output) -> io::Result<T>,
 ) -> Result<T, LiveError> {
     let deadline = Instant::now() + timeout;
     let mut child = Command::new(program)
@@ -266,14 +367,6 @@ fn run_program<T: Send + 'static>(
             program: program.to_path_buf(),
             source,
         })?;
-    let out = child
-        .stdout
-        .take()
-        .map(|o| read_in_thread(o, MAX_PS_OUTPUT, read));
-    let err = child
-        .stderr
-        .take()
-        .map(|e| read_in_thread(e, MAX_STDERR, read_all));
     let io_err = |source| LiveError::Io {
         program: program.to_path_buf(),
         source,
@@ -282,62 +375,72 @@ fn run_program<T: Send + 'static>(
         program: program.to_path_buf(),
         timeout,
     };
-
-    let mut pause = Duration::from_millis(1);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(io_err(e));
-            }
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(timed_out());
-        }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
+    let (Some(stdout), stderr) = (child.stdout.take(), child.stderr.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(io_err(io::ErrorKind::BrokenPipe.into()));
     };
-
-    // The output threads end when the pipes close, which is at the exit of
-    // ps unless it left children behind holding them.
-    fn collect<T>(rx: mpsc::Receiver<ReadResult<T>>, deadline: Instant) -> Option<ReadResult<T>> {
-        // A little grace: ps may exit just at the deadline.
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(100));
-        rx.recv_timeout(left).ok()
-    }
-    let (stdout, too_large) = match out.map(|rx| collect(rx, deadline)) {
-        // stdout is always piped.
-        None => return Err(io_err(io::ErrorKind::BrokenPipe.into())),
-        Some(None) => return Err(timed_out()),
-        Some(Some(r)) => r.map_err(io_err)?,
+    meanwhile();
+    let mut output = Output {
+        stdout,
+        stderr,
+        kept_stderr: Vec::new(),
+        deadline,
+        total: 0,
+        too_large: false,
+    };
+    let fail = |child: &mut std::process::Child, e: LiveError| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(e)
+    };
+    let result = match read(&mut output) {
+        Ok(v) => v,
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => return fail(&mut child, timed_out()),
+        Err(e) => return fail(&mut child, io_err(e)),
     };
     // Checked first: when we stop reading, ps dies of SIGPIPE.
-    if too_large {
-        return Err(LiveError::TooLarge {
-            program: program.to_path_buf(),
-            limit: MAX_PS_OUTPUT,
-        });
+    if output.too_large {
+        return fail(
+            &mut child,
+            LiveError::TooLarge {
+                program: program.to_path_buf(),
+                limit: MAX_PS_OUTPUT,
+            },
+        );
     }
+    output.finish_stderr();
+    let Output { kept_stderr, .. } = output;
+
+    // The output has ended: the program is exiting (or left a child of its
+    // own behind, which is not waited for).
+    let exited = match pidfd(child.id()) {
+        Some(fd) => wait_readable(&[fd.as_raw_fd()], deadline).is_ok(),
+        None => loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break true,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                _ => break false,
+            }
+        },
+    };
+    if !exited {
+        return fail(&mut child, timed_out());
+    }
+    let status = match child.wait() {
+        Ok(s) => s,
+        Err(e) => return Err(io_err(e)),
+    };
     if !status.success() {
-        let stderr = match err.and_then(|rx| collect(rx, deadline)) {
-            Some(Ok((bytes, _))) => bytes,
-            _ => Vec::new(),
-        };
         return Err(LiveError::Failed {
             program: program.to_path_buf(),
             status,
-            stderr: first_line(&stderr),
+            stderr: first_line(&kept_stderr),
         });
     }
-    Ok(stdout)
+    Ok(result)
 }
 
 /// The first non-blank line of some bytes, trimmed and at most 200 characters.
@@ -354,23 +457,70 @@ fn first_line(b: &[u8]) -> String {
     }
 }
 
+/// What live mode reads of this host once per run, besides the processes:
+/// the boot time, the accounts, and the sockets of our network namespace.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// `btime` of `/proc/stat`: boot time, Unix seconds.
+    pub btime: Option<u64>,
+    /// The sockets and account names for the health check.
+    pub host: health::Host,
+}
+
+impl Context {
+    pub fn read() -> Context {
+        let btime = fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| parse_btime(&s));
+        let names = fs::read_to_string("/etc/passwd")
+            .map(|s| parse_passwd(&s))
+            .unwrap_or_default();
+        Context {
+            btime,
+            host: health::Host::read(names),
+        }
+    }
+}
+
 /// The tunnels of this machine, completed from `/proc` (see the module
 /// doc), with what the `ps` pass skipped. Each ssh process's exact argv is
-/// read from `/proc` where possible ([`exact_argv`]). `probe` also probes the
-/// VNC forwards ([`health::probe_vnc`]).
+/// read from `/proc` where possible ([`argv_matching`]). `probe` also probes
+/// the VNC forwards ([`health::probe_vnc`]).
+///
+/// While `ps` runs, the sockets and accounts are read ([`Context`]); then
+/// each ssh process's `/proc` files once ([`proc_info`]).
 pub fn collect(timeout: Duration, probe: bool) -> Result<ps::PsOutcome, LiveError> {
     let deadline = Instant::now() + timeout;
-    let mut outcome = scan_ps(timeout)?.finish_with(exact_argv);
-    let mut tunnels = std::mem::take(&mut outcome.tunnels);
+    let ps = find_ps()?;
+    let mut args = ps.prefix.clone();
+    args.extend_from_slice(PS_ARGS);
+    let mut ctx = None;
+    let reader = run_program(
+        &ps.path,
+        &args,
+        timeout,
+        || ctx = Some(Context::read()),
+        |out| ps::PsReader::read(out, lines::CHUNK),
+    )?;
+    let ctx = ctx.unwrap_or_else(Context::read);
+    let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
+    for pid in reader.pids() {
+        infos
+            .entry(pid)
+            .or_insert_with(|| proc_info(pid, ctx.btime));
+    }
+    let mut outcome =
+        reader.finish_with(|pid, command| argv_matching(&infos.get(&pid)?.cmdline, command));
     // A second ps (for names /etc/passwd lacks) gets what is left of the limit.
-    complete(
-        &mut tunnels,
+    complete_with(
+        &mut outcome.tunnels,
+        &infos,
+        &ctx,
         deadline.saturating_duration_since(Instant::now()),
     );
     if probe {
-        health::probe_vnc(&mut tunnels);
+        health::probe_vnc(&mut outcome.tunnels);
     }
-    outcome.tunnels = tunnels;
     Ok(outcome)
 }
 
@@ -397,35 +547,65 @@ pub fn argv_matching(cmdline: &[u8], command: &str) -> Option<Vec<String>> {
 pub struct ProcInfo {
     /// Whether the PID still runs ssh or autossh (not gone, not reused).
     pub is_ssh: bool,
+    /// `/proc/PID/cmdline`: the arguments, each ending in NUL.
+    pub cmdline: Vec<u8>,
     /// Real uid.
     pub uid: Option<u32>,
     /// Start, Unix seconds.
     pub started: Option<u64>,
+    /// User and system CPU time, in clock ticks.
+    pub cpu_ticks: Option<u64>,
 }
 
-/// Reads `/proc/PID` (`btime`: boot time from `/proc/stat`).
+/// Reads `/proc/PID` (`btime`: boot time from `/proc/stat`): `cmdline`,
+/// and for ssh processes `status` and `stat`, each once.
 pub fn proc_info(pid: u32, btime: Option<u64>) -> ProcInfo {
-    let dir = PathBuf::from(format!("/proc/{pid}"));
-    let is_ssh = fs::read(dir.join("cmdline")).is_ok_and(|c| {
-        let joined = String::from_utf8_lossy(&c).replace('\0', " ");
-        ssh_args::program_of(&joined).is_some()
-    });
+    let dir = format!("/proc/{pid}/");
+    let Ok(cmdline) = fs::read(format!("{dir}cmdline")) else {
+        return ProcInfo::default();
+    };
+    // The first word of the arguments joined with spaces, as ps shows them.
+    let first = cmdline
+        .split(|&b| b == 0 || b.is_ascii_whitespace())
+        .find(|w| !w.is_empty());
+    let is_ssh = first
+        .and_then(|w| std::str::from_utf8(w).ok())
+        .and_then(ssh_args::program_of_word)
+        .is_some();
     if !is_ssh {
         return ProcInfo::default();
     }
-    let uid = fs::read_to_string(dir.join("status"))
+    let uid = fs::read_to_string(format!("{dir}status"))
         .ok()
         .and_then(|s| parse_status_uid(&s));
-    let started = fs::read_to_string(dir.join("stat"))
-        .ok()
-        .and_then(|s| parse_stat_starttime(&s))
+    let stat = fs::read_to_string(format!("{dir}stat")).ok();
+    let started = stat
+        .as_deref()
+        .and_then(parse_stat_starttime)
         .zip(btime)
         .map(|(ticks, boot)| boot + ticks / CLOCK_TICKS);
     ProcInfo {
         is_ssh,
+        cmdline,
         uid,
         started,
+        cpu_ticks: stat.as_deref().and_then(parse_stat_cpu_ticks),
     }
+}
+
+/// Fields 14 and 15 of `/proc/PID/stat`, `utime + stime`, in clock ticks.
+pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, after) = stat.rsplit_once(')')?;
+    let mut w = after.split_ascii_whitespace().skip(14 - 3);
+    let utime: u64 = w.next()?.parse().ok()?;
+    let stime: u64 = w.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU time as procps `ps aux` prints TIME: minutes and seconds, `M:SS`.
+pub fn cpu_time_text(ticks: u64) -> String {
+    let secs = ticks / CLOCK_TICKS;
+    format!("{}:{:02}", secs / 60, secs % 60)
 }
 
 /// The real uid from `/proc/PID/status` (`Uid:\treal\teffective\tsaved\tfs`).
@@ -533,24 +713,36 @@ pub fn complete(tunnels: &mut [Tunnel], timeout: Duration) {
     if tunnels.is_empty() {
         return;
     }
-    let btime = fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| parse_btime(&s));
-    let names = fs::read_to_string("/etc/passwd")
-        .map(|s| parse_passwd(&s))
-        .unwrap_or_default();
+    let ctx = Context::read();
     let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
     for t in tunnels.iter() {
         infos
             .entry(t.pid)
-            .or_insert_with(|| proc_info(t.pid, btime));
+            .or_insert_with(|| proc_info(t.pid, ctx.btime));
     }
+    complete_with(tunnels, &infos, &ctx, timeout);
+}
+
+/// [`complete`] with the `/proc` of each process already read (`infos`,
+/// by pid) and the host's [`Context`].
+fn complete_with(
+    tunnels: &mut [Tunnel],
+    infos: &HashMap<u32, ProcInfo>,
+    ctx: &Context,
+    timeout: Duration,
+) {
+    if tunnels.is_empty() {
+        return;
+    }
+    let names = &ctx.host.names;
+    let blank = ProcInfo::default();
+    let info = |pid: u32| infos.get(&pid).unwrap_or(&blank);
 
     // Names still cut after /etc/passwd: ask ps for a wider column.
     let mut unresolved: Vec<u32> = tunnels
         .iter()
         .filter(|t| {
-            let uid = infos[&t.pid].uid;
+            let uid = info(t.pid).uid;
             is_cut(&t.user) && uid.is_none_or(|u| !names.contains_key(&u))
         })
         .map(|t| t.pid)
@@ -564,19 +756,78 @@ pub fn complete(tunnels: &mut [Tunnel], timeout: Duration) {
     };
 
     for t in tunnels.iter_mut() {
-        let info = &infos[&t.pid];
+        let info = info(t.pid);
         t.user = match wide.get(&t.pid) {
             Some(name) if !is_cut(name) => name.clone(),
-            _ => resolve_user(info.uid, &names, &t.user),
+            _ => resolve_user(info.uid, names, &t.user),
         };
         t.started = info.started;
     }
-    health::check_listening(tunnels);
+    health::check(tunnels, &ctx.host, |pid| info(pid).uid);
     for t in tunnels.iter_mut() {
-        if !infos[&t.pid].is_ssh {
+        if !info(t.pid).is_ssh {
             t.listening = Health::Unknown;
+            t.connections = None;
+            t.connected.clear();
         }
     }
+}
+
+/// The tunnels of this machine from `/proc` alone, without `ps`: what a
+/// watch mode would do on each rescan. One pass over `/proc`: every
+/// process's `cmdline`, and for ssh and autossh processes their `status`
+/// and `stat`; then the same checks as [`collect`] with `ctx` (read once,
+/// or again for each rescan to see new sockets). Records have `start`
+/// empty (ps's START column needs the local time zone, which the client
+/// never reads; `started` has the time) and `cpu_time` as `M:SS`.
+pub fn rescan(ctx: &Context) -> io::Result<Vec<Tunnel>> {
+    let mut procs = Vec::new();
+    let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
+    for entry in fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let info = proc_info(pid, ctx.btime);
+        if !info.is_ssh {
+            continue;
+        }
+        let Ok(text) =
+            std::str::from_utf8(info.cmdline.strip_suffix(b"\0").unwrap_or(&info.cmdline))
+        else {
+            continue;
+        };
+        let user = info
+            .uid
+            .map(|u| {
+                ctx.host
+                    .names
+                    .get(&u)
+                    .cloned()
+                    .unwrap_or_else(|| u.to_string())
+            })
+            .unwrap_or_default();
+        procs.push(ps::ArgvProcess {
+            pid,
+            user,
+            start: String::new(),
+            cpu_time: info.cpu_ticks.map(cpu_time_text).unwrap_or_default(),
+            argv: text.split('\0').map(str::to_string).collect(),
+        });
+        infos.insert(pid, info);
+    }
+    let mut tunnels = ps::tunnels_of_argv(&procs);
+    for t in tunnels.iter_mut() {
+        t.started = infos.get(&t.pid).and_then(|i| i.started);
+    }
+    health::check(&mut tunnels, &ctx.host, |pid| {
+        infos.get(&pid).and_then(|i| i.uid)
+    });
+    Ok(tunnels)
 }
 
 #[cfg(test)]
