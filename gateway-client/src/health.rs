@@ -235,15 +235,29 @@ const PROC: &str = "/proc";
 /// The socket inodes a process holds; `None` when its `fd` directory cannot
 /// be read (another user's process when not root, or the process is gone).
 pub fn socket_inodes(pid: u32) -> Option<HashSet<u64>> {
+    socket_inodes_among(pid, None)
+}
+
+/// [`socket_inodes`], stopping once it has found all of `wanted` (when
+/// given): ssh opens its listeners early, so a process with many
+/// connections need not have every fd looked at.
+fn socket_inodes_among(pid: u32, wanted: Option<&HashSet<u64>>) -> Option<HashSet<u64>> {
     let dir = PathBuf::from(format!("{PROC}/{pid}/fd"));
     let mut set = HashSet::new();
+    let mut found = 0;
     for entry in fs::read_dir(&dir).ok()? {
         let Ok(entry) = entry else { return None };
         // An fd closed between listing and reading is simply not there.
         if let Ok(target) = fs::read_link(entry.path())
             && let Some(inode) = target.to_str().and_then(parse_socket_link)
         {
+            if wanted.is_some_and(|w| w.contains(&inode)) {
+                found += 1;
+            }
             set.insert(inode);
+            if wanted.is_some_and(|w| found == w.len()) {
+                break;
+            }
         }
     }
     Some(set)
@@ -292,28 +306,50 @@ pub fn check_listening(tunnels: &mut [Tunnel]) {
     });
 }
 
-/// The sockets of one network namespace and who is at the far end of its
-/// connections (built when first needed).
-struct Table {
-    sockets: Option<Vec<Socket>>,
-    peers: Option<Peers>,
-}
-
 /// Sets `listening`, `connections` and `connected` on every tunnel, as the
 /// module doc says. `owner(pid)` is the real uid of a process, when known.
-/// Reads each other network namespace's tables once, and each process's
-/// `fd` directory once, only for processes whose port has a listener.
+/// Reads each process's network namespace link once, each other network
+/// namespace's tables once, and each process's `fd` directory once, only
+/// for processes whose port has a listener, and only until the candidate
+/// listeners are found.
 pub fn check(tunnels: &mut [Tunnel], host: &Host, owner: impl Fn(u32) -> Option<u32>) {
-    // Tables per network namespace; the key None is our own.
-    let mut tables: HashMap<Option<PathBuf>, Table> = HashMap::new();
-    tables.insert(
-        None,
-        Table {
-            sockets: host.sockets.clone(),
-            peers: None,
-        },
-    );
-    let mut inodes: HashMap<u32, Option<HashSet<u64>>> = HashMap::new();
+    // The namespace of each process: None is our own (or unreadable).
+    let mut ns_of: HashMap<u32, Option<PathBuf>> = HashMap::new();
+    // Other namespaces' tables.
+    let mut others: HashMap<PathBuf, Option<Vec<Socket>>> = HashMap::new();
+    for t in tunnels.iter() {
+        if checkable(t) && !ns_of.contains_key(&t.pid) {
+            let ns =
+                net_namespace(&t.pid.to_string()).filter(|ns| Some(ns) != host.own_ns.as_ref());
+            if let Some(ns) = &ns {
+                others
+                    .entry(ns.clone())
+                    .or_insert_with(|| read_ns_tables(t.pid));
+            }
+            ns_of.insert(t.pid, ns);
+        }
+    }
+    let table_of = |pid: u32| -> Option<&[Socket]> {
+        match ns_of.get(&pid)? {
+            None => host.sockets.as_deref(),
+            Some(ns) => others.get(ns)?.as_deref(),
+        }
+    };
+    // The candidate listeners' inodes of each process, then its fds once.
+    let mut wanted: HashMap<u32, HashSet<u64>> = HashMap::new();
+    for t in tunnels.iter().filter(|t| checkable(t)) {
+        if let Some(table) = table_of(t.pid) {
+            let w = wanted.entry(t.pid).or_default();
+            w.extend(candidates(t, table).map(|l| l.inode));
+        }
+    }
+    let inodes: HashMap<u32, Option<HashSet<u64>>> = wanted
+        .iter()
+        .filter(|(_, w)| !w.is_empty())
+        .map(|(&pid, w)| (pid, socket_inodes_among(pid, Some(w))))
+        .collect();
+    // Who is at the far end of each namespace's connections, when needed.
+    let mut peers: HashMap<Option<&PathBuf>, Peers> = HashMap::new();
     for t in tunnels.iter_mut() {
         t.connections = None;
         t.connected.clear();
@@ -321,30 +357,22 @@ pub fn check(tunnels: &mut [Tunnel], host: &Host, owner: impl Fn(u32) -> Option<
             t.listening = Health::Unknown;
             continue;
         }
-        // A process in another network namespace (a container) listens in
-        // its own tables; a namespace we cannot read is taken as ours.
-        let ns = net_namespace(&t.pid.to_string()).filter(|ns| Some(ns) != host.own_ns.as_ref());
-        let table = tables.entry(ns.clone()).or_insert_with(|| Table {
-            sockets: read_ns_tables(t.pid),
-            peers: None,
-        });
-        let Some(sockets) = &table.sockets else {
+        let Some(table) = table_of(t.pid) else {
             t.listening = Health::Unknown;
             continue;
         };
-        let pid = t.pid;
-        // judge() only looks at the inodes when some socket listens on the
-        // port, so read them lazily.
-        if candidates(t, sockets).next().is_none() {
-            t.listening = Health::No;
+        if candidates(t, table).next().is_none() {
+            t.listening = Health::No; // nothing listens there at all
             t.connections = Some(0);
             continue;
         }
-        let set = inodes.entry(pid).or_insert_with(|| socket_inodes(pid));
-        t.listening = judge(t, sockets, set.as_ref());
-        let own = own_listeners(t, sockets, set.as_ref(), owner(pid));
-        let peers = table.peers.get_or_insert_with(|| peers_of(sockets));
-        if let Some((n, who)) = connections(own.as_deref(), sockets, peers, &host.names) {
+        let set = inodes.get(&t.pid).and_then(Option::as_ref);
+        t.listening = judge(t, table, set);
+        let own = own_listeners(t, table, set, owner(t.pid));
+        let peers = peers
+            .entry(ns_of.get(&t.pid).and_then(Option::as_ref))
+            .or_insert_with(|| peers_of(table));
+        if let Some((n, who)) = connections(own.as_deref(), table, peers, &host.names) {
             t.connections = Some(n);
             t.connected = who;
         }

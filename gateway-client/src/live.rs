@@ -38,6 +38,7 @@ use std::time::{Duration, Instant};
 use crate::health;
 use crate::lines;
 use crate::ps;
+use crate::sockets;
 use crate::ssh_args;
 use crate::tunnel::{Health, Tunnel};
 
@@ -468,7 +469,16 @@ pub struct Context {
 }
 
 impl Context {
+    /// Everything, the sockets of both address families included.
     pub fn read() -> Context {
+        let mut ctx = Context::without_sockets();
+        ctx.host.sockets = sockets::own_namespace();
+        ctx
+    }
+
+    /// The boot time, the accounts and our network namespace, without the
+    /// sockets (`host.sockets` is `None`): what a rescan reads once.
+    pub fn without_sockets() -> Context {
         let btime = fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| parse_btime(&s));
@@ -477,7 +487,11 @@ impl Context {
             .unwrap_or_default();
         Context {
             btime,
-            host: health::Host::read(names),
+            host: health::Host {
+                own_ns: health::net_namespace("self"),
+                sockets: None,
+                names,
+            },
         }
     }
 }
@@ -575,9 +589,18 @@ pub fn proc_info(pid: u32, btime: Option<u64>) -> ProcInfo {
     if !is_ssh {
         return ProcInfo::default();
     }
-    let uid = fs::read_to_string(format!("{dir}status"))
-        .ok()
-        .and_then(|s| parse_status_uid(&s));
+    // /proc/PID belongs to the process's effective uid (ssh is not
+    // set-uid: its real one), or to root when the process is not dumpable:
+    // a stat costs far less than the kernel's formatting of `status`,
+    // which is read when the stat says root.
+    let uid = match fs::metadata(&dir) {
+        Ok(m) if std::os::unix::fs::MetadataExt::uid(&m) != 0 => {
+            Some(std::os::unix::fs::MetadataExt::uid(&m))
+        }
+        _ => fs::read_to_string(format!("{dir}status"))
+            .ok()
+            .and_then(|s| parse_status_uid(&s)),
+    };
     let stat = fs::read_to_string(format!("{dir}stat")).ok();
     let started = stat
         .as_deref()
@@ -776,10 +799,13 @@ fn complete_with(
 /// The tunnels of this machine from `/proc` alone, without `ps`: what a
 /// watch mode would do on each rescan. One pass over `/proc`: every
 /// process's `cmdline`, and for ssh and autossh processes their `status`
-/// and `stat`; then the same checks as [`collect`] with `ctx` (read once,
-/// or again for each rescan to see new sockets). Records have `start`
-/// empty (ps's START column needs the local time zone, which the client
-/// never reads; `started` has the time) and `cpu_time` as `M:SS`.
+/// and `stat`; then the sockets, fresh (the ESTABLISHED ones only of the
+/// address families that have a listener on a forward's port, see
+/// [`sockets::dump`]), and the same checks as [`collect`]. `ctx` gives the
+/// boot time and the accounts ([`Context::without_sockets`], read once).
+/// Records have `start` empty (ps's START column needs the local time
+/// zone, which the client never reads; `started` has the time) and
+/// `cpu_time` as `M:SS`.
 pub fn rescan(ctx: &Context) -> io::Result<Vec<Tunnel>> {
     let mut procs = Vec::new();
     let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
@@ -824,7 +850,17 @@ pub fn rescan(ctx: &Context) -> io::Result<Vec<Tunnel>> {
     for t in tunnels.iter_mut() {
         t.started = infos.get(&t.pid).and_then(|i| i.started);
     }
-    health::check(&mut tunnels, &ctx.host, |pid| {
+    let ports: Vec<u16> = tunnels
+        .iter()
+        .filter(|t| t.kind != crate::Kind::Remote)
+        .map(|t| t.listen_port)
+        .collect();
+    let host = health::Host {
+        own_ns: ctx.host.own_ns.clone(),
+        sockets: sockets::own_namespace_for(|s| ports.contains(&s.local.port())),
+        names: ctx.host.names.clone(),
+    };
+    health::check(&mut tunnels, &host, |pid| {
         infos.get(&pid).and_then(|i| i.uid)
     });
     Ok(tunnels)

@@ -148,13 +148,30 @@ pub fn read_proc_tables(dir: &Path) -> Option<Vec<Socket>> {
 /// The sockets of our own network namespace: from netlink ([`dump`]),
 /// else from `/proc/net/tcp{,6}`. `None` when neither can be read.
 pub fn own_namespace() -> Option<Vec<Socket>> {
-    dump().ok().or_else(|| read_proc_tables(Path::new("/proc")))
+    dump(|_| true)
+        .ok()
+        .or_else(|| read_proc_tables(Path::new("/proc")))
+}
+
+/// Like [`own_namespace`], with the ESTABLISHED sockets of an address
+/// family only when `wanted` says so of one of its listeners (see
+/// [`dump`]); from `/proc` there is no saving, and all come.
+pub fn own_namespace_for(wanted: impl Fn(&Socket) -> bool) -> Option<Vec<Socket>> {
+    dump(wanted)
+        .ok()
+        .or_else(|| read_proc_tables(Path::new("/proc")))
 }
 
 // ---- netlink sock_diag ----
 
 /// `SOCK_DIAG_BY_FAMILY`, the request and answer type (linux/sock_diag.h).
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// `TCPDIAG_GETSOCK`, the older request (`struct inet_diag_req`) and its
+/// answer type (linux/inet_diag.h): the kernel serves it for both address
+/// families at once.
+const TCPDIAG_GETSOCK: u16 = 18;
+/// `struct inet_diag_req`.
+const COMPAT_REQ_LEN: usize = 60;
 /// `struct nlmsghdr`.
 const NLMSG_HDR: usize = 16;
 /// `struct inet_diag_req_v2`.
@@ -166,9 +183,10 @@ fn align(n: usize) -> usize {
     (n + 3) & !3
 }
 
-/// The request for one family's sockets in LISTEN or ESTABLISHED state:
-/// a netlink header and an `inet_diag_req_v2` with an empty socket id.
-pub fn request(family: u8, seq: u32) -> [u8; NLMSG_HDR + REQ_LEN] {
+/// The request for one family's sockets in the `states` (a bit per state,
+/// `1 << TCP_LISTEN`...): a netlink header and an `inet_diag_req_v2` with
+/// an empty socket id.
+pub fn request(family: u8, states: u32, seq: u32) -> [u8; NLMSG_HDR + REQ_LEN] {
     let mut m = [0u8; NLMSG_HDR + REQ_LEN];
     let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
     m[0..4].copy_from_slice(&((NLMSG_HDR + REQ_LEN) as u32).to_ne_bytes());
@@ -179,8 +197,24 @@ pub fn request(family: u8, seq: u32) -> [u8; NLMSG_HDR + REQ_LEN] {
     m[16] = family; // sdiag_family
     m[17] = libc::IPPROTO_TCP as u8; // sdiag_protocol
     // idiag_ext 0 (no extra attributes), pad 0.
-    let states: u32 = (1 << TCP_LISTEN) | (1 << TCP_ESTABLISHED);
     m[20..24].copy_from_slice(&states.to_ne_bytes());
+    m
+}
+
+/// The older request for TCP sockets of both address families in the
+/// `states`: a netlink header and an `inet_diag_req` (family 0, an empty
+/// socket id). One request walks the kernel's hash tables once for both
+/// families, where [`request`] needs one walk per family.
+pub fn request_both_families(states: u32, seq: u32) -> [u8; NLMSG_HDR + COMPAT_REQ_LEN] {
+    let mut m = [0u8; NLMSG_HDR + COMPAT_REQ_LEN];
+    let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
+    m[0..4].copy_from_slice(&((NLMSG_HDR + COMPAT_REQ_LEN) as u32).to_ne_bytes());
+    m[4..6].copy_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+    m[6..8].copy_from_slice(&flags.to_ne_bytes());
+    m[8..12].copy_from_slice(&seq.to_ne_bytes());
+    // idiag_family, src_len, dst_len, ext: 0; the socket id (48 bytes): 0.
+    m[NLMSG_HDR + 52..NLMSG_HDR + 56].copy_from_slice(&states.to_ne_bytes());
+    // idiag_dbs 0.
     m
 }
 
@@ -219,7 +253,7 @@ pub fn parse_answer(buf: &[u8], seq: u32, out: &mut Vec<Socket>) -> Answer {
                     // An error of 0 is an acknowledgement, which a dump does not send.
                     return Answer::Error(if errno == 0 { libc::EBADMSG } else { errno });
                 }
-                SOCK_DIAG_BY_FAMILY => {
+                SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => {
                     if let Some(s) = parse_diag_msg(payload) {
                         out.push(s);
                     }
@@ -360,31 +394,75 @@ const MAX_ROWS: usize = 1 << 20;
 /// The LISTEN and ESTABLISHED TCP sockets of our network namespace, IPv4
 /// and IPv6, from netlink sock_diag. An error when netlink cannot be used;
 /// a kernel without IPv6 gives IPv4 only.
-pub fn dump() -> io::Result<Vec<Socket>> {
+///
+/// Listeners cost next to nothing: the kernel walks its listening hash. Any
+/// other state makes it walk the whole established hash, sized by memory
+/// (262,144 buckets, ~1 ms on the development machine), whatever the
+/// filter. So the listeners come first, and the ESTABLISHED sockets only
+/// when `wanted` holds for one of them (live mode: any; a rescan: one on a
+/// forward's port), both address families in one walk
+/// ([`request_both_families`]); a kernel that refuses that request is
+/// asked one family at a time ([`request`]).
+pub fn dump(wanted: impl Fn(&Socket) -> bool) -> io::Result<Vec<Socket>> {
     let nl = Netlink::open()?;
     let mut out = Vec::new();
     // The kernel fills a buffer up to the size the reader offers (32 KiB).
     let mut buf = vec![0u8; 32 << 10];
-    for (seq, family) in [(1, libc::AF_INET as u8), (2, libc::AF_INET6 as u8)] {
-        nl.send(&request(family, seq))?;
-        loop {
-            let n = nl.recv(&mut buf)?;
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            match parse_answer(&buf[..n], seq, &mut out) {
-                Answer::More => {}
-                Answer::Done => break,
-                // No IPv6 in this kernel: no IPv6 sockets.
-                Answer::Error(e) if family == libc::AF_INET6 as u8 && e == libc::ENOENT => break,
-                Answer::Error(e) => return Err(io::Error::from_raw_os_error(e)),
-            }
-            if out.len() > MAX_ROWS {
-                return Err(io::Error::other("more than a million TCP sockets"));
-            }
+    let both = |states, seq, out: &mut Vec<Socket>, buf: &mut [u8]| {
+        nl.send(&request_both_families(states, seq))?;
+        read_answer(&nl, buf, None, seq, out)
+    };
+    if both(1 << TCP_LISTEN, 1, &mut out, &mut buf).is_ok() {
+        if out.iter().any(&wanted) {
+            both(1 << TCP_ESTABLISHED, 2, &mut out, &mut buf)?;
+        }
+        return Ok(out);
+    }
+    out.clear();
+    let families = [libc::AF_INET as u8, libc::AF_INET6 as u8];
+    let mut seq = 10;
+    for family in families {
+        seq += 1;
+        nl.send(&request(family, 1 << TCP_LISTEN, seq))?;
+        read_answer(&nl, &mut buf, Some(family), seq, &mut out)?;
+    }
+    for family in families {
+        let v4 = family == libc::AF_INET as u8;
+        if out.iter().any(|s| s.local.is_ipv4() == v4 && wanted(s)) {
+            seq += 1;
+            nl.send(&request(family, 1 << TCP_ESTABLISHED, seq))?;
+            read_answer(&nl, &mut buf, Some(family), seq, &mut out)?;
         }
     }
     Ok(out)
+}
+
+/// Reads the whole answer to request `seq` (of one `family`, or both).
+fn read_answer(
+    nl: &Netlink,
+    buf: &mut [u8],
+    family: Option<u8>,
+    seq: u32,
+    out: &mut Vec<Socket>,
+) -> io::Result<()> {
+    loop {
+        let n = nl.recv(buf)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        match parse_answer(&buf[..n], seq, out) {
+            Answer::More => {}
+            Answer::Done => return Ok(()),
+            // No IPv6 in this kernel: no IPv6 sockets.
+            Answer::Error(e) if family == Some(libc::AF_INET6 as u8) && e == libc::ENOENT => {
+                return Ok(());
+            }
+            Answer::Error(e) => return Err(io::Error::from_raw_os_error(e)),
+        }
+        if out.len() > MAX_ROWS {
+            return Err(io::Error::other("more than a million TCP sockets"));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -537,7 +615,11 @@ mod tests {
 
     #[test]
     fn request_layout() {
-        let r = request(libc::AF_INET6 as u8, 7);
+        let r = request(
+            libc::AF_INET6 as u8,
+            (1 << TCP_LISTEN) | (1 << TCP_ESTABLISHED),
+            7,
+        );
         assert_eq!(r.len(), 72);
         assert_eq!(u32::from_ne_bytes(r[0..4].try_into().unwrap()), 72);
         assert_eq!(u16::from_ne_bytes(r[4..6].try_into().unwrap()), 20);
@@ -546,6 +628,19 @@ mod tests {
         assert_eq!((r[16], r[17]), (10, 6));
         assert_eq!(u32::from_ne_bytes(r[20..24].try_into().unwrap()), 0x402);
         assert!(r[24..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn request_for_both_families_layout() {
+        let r = request_both_families(1 << TCP_ESTABLISHED, 3);
+        assert_eq!(r.len(), 76);
+        assert_eq!(u32::from_ne_bytes(r[0..4].try_into().unwrap()), 76);
+        assert_eq!(u16::from_ne_bytes(r[4..6].try_into().unwrap()), 18);
+        assert_eq!(u16::from_ne_bytes(r[6..8].try_into().unwrap()), 0x301);
+        assert_eq!(u32::from_ne_bytes(r[8..12].try_into().unwrap()), 3);
+        assert!(r[16..68].iter().all(|&b| b == 0));
+        assert_eq!(u32::from_ne_bytes(r[68..72].try_into().unwrap()), 2);
+        assert!(r[72..].iter().all(|&b| b == 0));
     }
 
     #[test]
@@ -587,6 +682,12 @@ mod tests {
             &diag(2, TCP_LISTEN, (v4([1; 4]), 1), (v4([0; 4]), 0), 0, 1),
         ));
         buf.extend(msg(1, 20, &[2, 10, 0, 0]));
+        // The answer type of the older request.
+        buf.extend(msg(
+            1,
+            18,
+            &diag(2, TCP_LISTEN, (v4([0; 4]), 22), (v4([0; 4]), 0), 0, 18812),
+        ));
         let mut out = Vec::new();
         assert_eq!(parse_answer(&buf, 1, &mut out), Answer::More);
         assert_eq!(
@@ -606,6 +707,13 @@ mod tests {
                     uid: 1000,
                     inode: 0
                 },
+                Socket {
+                    state: TCP_LISTEN,
+                    local: "0.0.0.0:22".parse().unwrap(),
+                    remote: "0.0.0.0:0".parse().unwrap(),
+                    uid: 0,
+                    inode: 18812
+                },
             ]
         );
         assert_eq!(parse_answer(&msg(1, 3, &[0; 4]), 1, &mut out), Answer::Done);
@@ -623,7 +731,7 @@ mod tests {
             parse_answer(&bad, 1, &mut out),
             Answer::Error(libc::EBADMSG)
         );
-        assert_eq!(out.len(), 2);
+        assert_eq!(out.len(), 3);
     }
 
     proptest::proptest! {
@@ -667,12 +775,28 @@ mod tests {
             .iter()
             .map(|l| l.local_addr().unwrap().port())
             .collect();
-        let from_netlink = ours(&dump().expect("netlink sock_diag"), &ports);
+        let from_netlink = ours(&dump(|_| true).expect("netlink sock_diag"), &ports);
         let from_proc = ours(
             &read_proc_tables(Path::new("/proc")).expect("/proc/net/tcp"),
             &ports,
         );
         assert_eq!(from_netlink, from_proc);
+        // Connections only when a listener is wanted.
+        let listeners = dump(|_| false).unwrap();
+        assert!(listeners.iter().all(Socket::is_listener));
+        assert_eq!(ours(&listeners, &ports).len(), 3);
+        let on_v6 = ours(&dump(|s| s.local.port() == ports[1]).unwrap(), &ports);
+        assert_eq!(on_v6, from_netlink);
+        // The older per-family requests give the same.
+        let nl = Netlink::open().unwrap();
+        let mut buf = vec![0u8; 32 << 10];
+        let mut per_family = Vec::new();
+        for (seq, family) in [(1, libc::AF_INET as u8), (2, libc::AF_INET6 as u8)] {
+            let states = (1 << TCP_LISTEN) | (1 << TCP_ESTABLISHED);
+            nl.send(&request(family, states, seq)).unwrap();
+            read_answer(&nl, &mut buf, Some(family), seq, &mut per_family).unwrap();
+        }
+        assert_eq!(ours(&per_family, &ports), from_netlink);
         // 3 listeners, 3 connections seen from both ends.
         assert_eq!(from_netlink.iter().filter(|s| s.is_listener()).count(), 3);
         assert_eq!(from_netlink.len(), 9, "{from_netlink:#?}");
