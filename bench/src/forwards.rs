@@ -62,14 +62,12 @@ impl Forwards {
             f.children.push(child);
             f.forwards += per;
             for (i, port) in ports.iter().enumerate() {
-                let c = connect_when_listening(*port)?;
+                let c = connect_when_listening("127.0.0.1", *port)?;
                 if i == 0 {
                     f.conns.push(c);
                     for k in 1..conns {
                         let to = if k % 2 == 1 { "::1" } else { "127.0.0.1" };
-                        f.conns.push(TcpStream::connect((to, *port)).map_err(|e| {
-                            Error::case("live", format!("cannot connect to {to} port {port}: {e}"))
-                        })?);
+                        f.conns.push(connect_when_listening(to, *port)?);
                     }
                 }
             }
@@ -103,12 +101,12 @@ fn free_port() -> Result<u16, Error> {
         .port())
 }
 
-/// A connection to 127.0.0.1:`port` once something listens there (at most
-/// 10 s, 500 tries).
-fn connect_when_listening(port: u16) -> Result<TcpStream, Error> {
+/// A connection to `to`:`port` once something listens there (at most 10 s,
+/// 500 tries).
+fn connect_when_listening(to: &str, port: u16) -> Result<TcpStream, Error> {
     let end = Instant::now() + Duration::from_secs(10);
     for _ in 0..500 {
-        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
+        if let Ok(c) = TcpStream::connect((to, port)) {
             return Ok(c);
         }
         if Instant::now() > end {
@@ -118,6 +116,6 @@ fn connect_when_listening(port: u16) -> Result<TcpStream, Error> {
     }
     Err(Error::case(
         "live",
-        format!("nothing listens on 127.0.0.1:{port} after 10 s"),
+        format!("nothing listens on {to} port {port} after 10 s"),
     ))
 }

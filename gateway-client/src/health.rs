@@ -279,6 +279,9 @@ pub struct Host {
     pub sockets: Option<Vec<Socket>>,
     /// uid to account name (`/etc/passwd`).
     pub names: HashMap<u32, String>,
+    /// Whether `sockets` has the ESTABLISHED ones; without them,
+    /// `connections` stay unknown.
+    pub connections: bool,
 }
 
 impl Host {
@@ -288,6 +291,7 @@ impl Host {
             own_ns: net_namespace("self"),
             sockets: sockets::own_namespace(),
             names,
+            connections: true,
         }
     }
 }
@@ -363,11 +367,14 @@ pub fn check(tunnels: &mut [Tunnel], host: &Host, owner: impl Fn(u32) -> Option<
         };
         if candidates(t, table).next().is_none() {
             t.listening = Health::No; // nothing listens there at all
-            t.connections = Some(0);
+            t.connections = host.connections.then_some(0);
             continue;
         }
         let set = inodes.get(&t.pid).and_then(Option::as_ref);
         t.listening = judge(t, table, set);
+        if !host.connections {
+            continue;
+        }
         let own = own_listeners(t, table, set, owner(t.pid));
         let peers = peers
             .entry(ns_of.get(&t.pid).and_then(Option::as_ref))

@@ -473,6 +473,7 @@ impl Context {
     pub fn read() -> Context {
         let mut ctx = Context::without_sockets();
         ctx.host.sockets = sockets::own_namespace();
+        ctx.host.connections = true;
         ctx
     }
 
@@ -491,6 +492,7 @@ impl Context {
                 own_ns: health::net_namespace("self"),
                 sockets: None,
                 names,
+                connections: false,
             },
         }
     }
@@ -571,49 +573,163 @@ pub struct ProcInfo {
     pub cpu_ticks: Option<u64>,
 }
 
+/// `/proc/PID` opened once (`O_PATH`), for the files under it: each is
+/// then opened relative to it, without looking the pid up again, and all
+/// are of the same process (a pid reused meanwhile gives errors, not
+/// another process's files).
+pub struct ProcDir(OwnedFd);
+
+impl ProcDir {
+    pub fn open(pid: u32) -> Option<ProcDir> {
+        let path = std::ffi::CString::new(format!("/proc/{pid}")).ok()?;
+        ProcDir::open_path(&path).ok()
+    }
+
+    /// Any directory, `O_PATH`.
+    fn open_path(path: &std::ffi::CStr) -> io::Result<ProcDir> {
+        // SAFETY: a valid C string; the descriptor is owned below.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        Ok(ProcDir(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// The whole of file `name` (a C string: `c"stat"`) into `buf`.
+    pub fn read(&self, name: &std::ffi::CStr, buf: &mut Vec<u8>) -> io::Result<()> {
+        // SAFETY: a valid directory descriptor and C string.
+        let fd = unsafe {
+            libc::openat(
+                self.0.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        buf.clear();
+        buf.reserve(4096);
+        file.read_to_end(buf).map(drop)
+    }
+
+    /// The owner of the directory: the process's effective uid, or root
+    /// when it is not dumpable.
+    pub fn owner(&self) -> Option<u32> {
+        // SAFETY: stat is plain old data; fstat only writes it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid descriptor and pointer to a local.
+        (unsafe { libc::fstat(self.0.as_raw_fd(), &mut st) } == 0).then_some(st.st_uid)
+    }
+}
+
 /// Reads `/proc/PID` (`btime`: boot time from `/proc/stat`): `cmdline`,
-/// and for ssh processes `status` and `stat`, each once.
+/// and for ssh processes `stat` and the owner (`status` only when the owner
+/// is root), each once, relative to one descriptor of the directory.
 pub fn proc_info(pid: u32, btime: Option<u64>) -> ProcInfo {
-    let dir = format!("/proc/{pid}/");
-    let Ok(cmdline) = fs::read(format!("{dir}cmdline")) else {
+    let Some(dir) = ProcDir::open(pid) else {
         return ProcInfo::default();
     };
-    // The first word of the arguments joined with spaces, as ps shows them.
-    let first = cmdline
-        .split(|&b| b == 0 || b.is_ascii_whitespace())
-        .find(|w| !w.is_empty());
-    let is_ssh = first
-        .and_then(|w| std::str::from_utf8(w).ok())
-        .and_then(ssh_args::program_of_word)
-        .is_some();
-    if !is_ssh {
+    let mut cmdline = Vec::new();
+    if dir.read(c"cmdline", &mut cmdline).is_err() || !runs_ssh(&cmdline) {
         return ProcInfo::default();
     }
+    ssh_info(&dir, cmdline, btime)
+}
+
+/// Whether a `cmdline` is ssh's or autossh's: the first word of the
+/// arguments joined with spaces, as ps shows them.
+fn runs_ssh(cmdline: &[u8]) -> bool {
+    cmdline
+        .split(|&b| b == 0 || b.is_ascii_whitespace())
+        .find(|w| !w.is_empty())
+        .and_then(|w| std::str::from_utf8(w).ok())
+        .and_then(ssh_args::program_of_word)
+        .is_some()
+}
+
+/// The rest of [`proc_info`] for a process whose `cmdline` runs ssh.
+fn ssh_info(dir: &ProcDir, cmdline: Vec<u8>, btime: Option<u64>) -> ProcInfo {
+    let mut buf = Vec::new();
     // /proc/PID belongs to the process's effective uid (ssh is not
     // set-uid: its real one), or to root when the process is not dumpable:
     // a stat costs far less than the kernel's formatting of `status`,
     // which is read when the stat says root.
-    let uid = match fs::metadata(&dir) {
-        Ok(m) if std::os::unix::fs::MetadataExt::uid(&m) != 0 => {
-            Some(std::os::unix::fs::MetadataExt::uid(&m))
-        }
-        _ => fs::read_to_string(format!("{dir}status"))
+    let uid = match dir.owner() {
+        Some(u) if u != 0 => Some(u),
+        _ => dir
+            .read(c"status", &mut buf)
             .ok()
-            .and_then(|s| parse_status_uid(&s)),
+            .and_then(|()| parse_status_uid(&String::from_utf8_lossy(&buf))),
     };
-    let stat = fs::read_to_string(format!("{dir}stat")).ok();
+    let stat = dir
+        .read(c"stat", &mut buf)
+        .ok()
+        .map(|()| String::from_utf8_lossy(&buf).into_owned());
     let started = stat
         .as_deref()
         .and_then(parse_stat_starttime)
         .zip(btime)
         .map(|(ticks, boot)| boot + ticks / CLOCK_TICKS);
     ProcInfo {
-        is_ssh,
+        is_ssh: true,
         cmdline,
         uid,
         started,
         cpu_ticks: stat.as_deref().and_then(parse_stat_cpu_ticks),
     }
+}
+
+/// Reads `/proc/PID/cmdline` into `buf` relative to `proc` (a descriptor
+/// of `/proc`), with one read when it fits: the cheapest way to look at
+/// every process. False when the process is gone.
+fn read_cmdline_at(proc: &OwnedFd, pid: u32, buf: &mut Vec<u8>) -> bool {
+    let Ok(name) = std::ffi::CString::new(format!("{pid}/cmdline")) else {
+        return false;
+    };
+    // SAFETY: a valid directory descriptor and C string.
+    let fd = unsafe {
+        libc::openat(
+            proc.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    buf.clear();
+    buf.resize(4096, 0);
+    let mut got = 0;
+    loop {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            // A short read of cmdline is its end (the kernel copies all it
+            // has that fits).
+            Ok(n) if got + n < buf.len() => {
+                got += n;
+                break;
+            }
+            Ok(n) => {
+                got += n;
+                buf.resize(buf.len() * 2, 0);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    buf.truncate(got);
+    true
 }
 
 /// Fields 14 and 15 of `/proc/PID/stat`, `utime + stime`, in clock ticks.
@@ -803,12 +919,17 @@ fn complete_with(
 /// address families that have a listener on a forward's port, see
 /// [`sockets::dump`]), and the same checks as [`collect`]. `ctx` gives the
 /// boot time and the accounts ([`Context::without_sockets`], read once).
+/// Without `connections` the ESTABLISHED sockets are not asked for (the
+/// kernel's walk of its established hash is most of a rescan's cost, see
+/// [`sockets::dump`]) and `connections` stays unknown.
 /// Records have `start` empty (ps's START column needs the local time
 /// zone, which the client never reads; `started` has the time) and
 /// `cpu_time` as `M:SS`.
-pub fn rescan(ctx: &Context) -> io::Result<Vec<Tunnel>> {
+pub fn rescan(ctx: &Context, connections: bool) -> io::Result<Vec<Tunnel>> {
     let mut procs = Vec::new();
     let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
+    let proc = ProcDir::open_path(c"/proc")?;
+    let mut cmdline = Vec::new();
     for entry in fs::read_dir("/proc")? {
         let Ok(entry) = entry else { continue };
         let Some(pid) = entry
@@ -818,10 +939,13 @@ pub fn rescan(ctx: &Context) -> io::Result<Vec<Tunnel>> {
         else {
             continue;
         };
-        let info = proc_info(pid, ctx.btime);
-        if !info.is_ssh {
+        if !read_cmdline_at(&proc.0, pid, &mut cmdline) || !runs_ssh(&cmdline) {
             continue;
         }
+        let Some(dir) = ProcDir::open(pid) else {
+            continue;
+        };
+        let info = ssh_info(&dir, std::mem::take(&mut cmdline), ctx.btime);
         let Ok(text) =
             std::str::from_utf8(info.cmdline.strip_suffix(b"\0").unwrap_or(&info.cmdline))
         else {
@@ -857,8 +981,9 @@ pub fn rescan(ctx: &Context) -> io::Result<Vec<Tunnel>> {
         .collect();
     let host = health::Host {
         own_ns: ctx.host.own_ns.clone(),
-        sockets: sockets::own_namespace_for(|s| ports.contains(&s.local.port())),
+        sockets: sockets::own_namespace_for(|s| connections && ports.contains(&s.local.port())),
         names: ctx.host.names.clone(),
+        connections,
     };
     health::check(&mut tunnels, &host, |pid| {
         infos.get(&pid).and_then(|i| i.uid)

@@ -153,9 +153,9 @@ pub fn own_namespace() -> Option<Vec<Socket>> {
         .or_else(|| read_proc_tables(Path::new("/proc")))
 }
 
-/// Like [`own_namespace`], with the ESTABLISHED sockets of an address
-/// family only when `wanted` says so of one of its listeners (see
-/// [`dump`]); from `/proc` there is no saving, and all come.
+/// Like [`own_namespace`], with the ESTABLISHED sockets only when `wanted`
+/// says so of one of the listeners (see [`dump`]); from `/proc` there is no
+/// saving, and all come.
 pub fn own_namespace_for(wanted: impl Fn(&Socket) -> bool) -> Option<Vec<Socket>> {
     dump(wanted)
         .ok()

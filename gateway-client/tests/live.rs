@@ -695,3 +695,38 @@ fn an_unprivileged_account_sees_who_is_on_a_tunnel() {
     assert_eq!(mine[0].connections, Some(2));
     drop((c1, c2));
 }
+
+/// The rescan without ps finds the same forward from /proc alone, with its
+/// listener and connection; without counting connections they are unknown.
+#[test]
+fn rescan_without_ps() {
+    let port = free_port();
+    let p = spawn(
+        &s(&[
+            "-N",
+            "-L",
+            &format!("{port}:localhost:5951"),
+            "fakehost.invalid",
+        ]),
+        Spawn {
+            bind: Some(port),
+            ..Spawn::default()
+        },
+    );
+    let c = connect_when_listening(port);
+    let ctx = live::Context::without_sockets();
+    let found = live::rescan(&ctx, true).unwrap();
+    let mine = tunnels_of(&found, &p);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0].user, my_user());
+    assert_eq!((mine[0].kind, mine[0].listen_port), (Kind::Local, port));
+    assert_eq!(mine[0].listening, Health::Yes);
+    assert_eq!(mine[0].connections, Some(1));
+    assert_eq!(mine[0].connected, vec![my_user()]);
+    assert_eq!(mine[0].start, "");
+    check_started(&mine[0], &p);
+    let fast = tunnels_of(&live::rescan(&ctx, false).unwrap(), &p);
+    assert_eq!(fast[0].listening, Health::Yes);
+    assert_eq!((fast[0].connections, fast[0].connected.len()), (None, 0));
+    drop(c);
+}
