@@ -8,15 +8,25 @@
 //! - **Passive, always on** ([`check_listening`]): for each `L` and `D`
 //!   forward, is there a TCP socket in LISTEN state on its listen port, and
 //!   is that socket one of the ssh process's own open files? The sockets come
-//!   from `/proc/net/tcp` and `/proc/net/tcp6` (read once per run and per
-//!   network namespace, not once per tunnel: a gateway may hold hundreds),
-//!   the process's sockets from the `socket:[INODE]` links in
-//!   `/proc/PID/fd`. `yes`: the process holds such a socket. `no`: nothing
+//!   from [`crate::sockets`] (netlink, else `/proc/net/tcp{,6}`; read once
+//!   per run and per network namespace, not once per tunnel: a gateway may
+//!   hold hundreds), the process's sockets from the `socket:[INODE]` links
+//!   in `/proc/PID/fd`. `yes`: the process holds such a socket. `no`: nothing
 //!   listens on that port at all, or only other processes do. `unknown`:
 //!   we cannot tell (no `/proc`, or the process's `fd` directory cannot be
 //!   read: another user's process when not root, or the process is gone),
 //!   and for `R` forwards, which listen on the far side, and forwards that
 //!   listen on a Unix socket path.
+//! - **Who is on it, always on** ([`check`]): for each `L` and `D`
+//!   forward, `connections` counts the ESTABLISHED connections its
+//!   listening sockets accepted (same address family, port, an address the
+//!   listener covers, and the listener's owner, which an accepted socket
+//!   inherits), and `connected` names the other end of each: when the peer
+//!   is a socket of this host (its own row is in the table, the two
+//!   addresses crossed), the account owning it; else its IP address. The
+//!   forward's listeners are those the process holds, or when its fds cannot
+//!   be read (another account's process, not root), those its account owns
+//!   on the port: so an unprivileged client counts them too.
 //! - **Active, `--probe`** ([`probe_vnc`]): for each `L` forward to a VNC
 //!   port (5900–5999), connect to its local end and read the 12-byte RFB
 //!   greeting (`RFB 003.008\n`). `yes` when a VNC server answered through
@@ -36,8 +46,9 @@
 //! counts. The decisive test is that the process holds the socket: the
 //! address only keeps a stray socket of the same process from counting.
 //!
-//! The parsers take `&str` and are tested on synthetic tables; the readers
-//! are thin wrappers over `/proc`.
+//! The judgements take the socket table as data and are tested on captured
+//! tables (`tests/net_tables.rs`); the readers are thin wrappers over
+//! `/proc` and netlink.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;

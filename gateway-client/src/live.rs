@@ -6,14 +6,22 @@
 //! cannot give:
 //!
 //! - `user`, in full: procps cuts long names to `name+` and busybox cuts
-//!   them silently, so the owner is taken from the real uid in
-//!   `/proc/PID/status`, named by `/etc/passwd` (read directly: no libc).
+//!   them silently, so the owner is taken from the uid of the process (the
+//!   owner of `/proc/PID`, or the real uid in `/proc/PID/status` when that
+//!   says root), named by `/etc/passwd` (read directly).
 //!   An account that `/etc/passwd` does not know (LDAP, sssd) is asked of a
 //!   second `ps -o pid=,user:64=` for the cut names only; failing that a cut
 //!   name becomes the numeric uid, and an uncut one stays as ps printed it.
 //! - `started`, Unix seconds, from the start time in `/proc/PID/stat` (clock
 //!   ticks since boot) and the boot time `btime` in `/proc/stat`.
-//! - `listening` and, with `--probe`, `vnc`: see [`crate::health`].
+//! - `listening`, `connections`, `connected` and, with `--probe`, `vnc`:
+//!   see [`crate::health`].
+//!
+//! While `ps` runs, the sockets ([`crate::sockets`]), the accounts and the
+//! boot time are read ([`Context`]); after it, each ssh process's `/proc`
+//! files once, relative to one descriptor of its directory ([`ProcDir`]).
+//! [`rescan`] finds the same records from `/proc` alone, without `ps`, as
+//! a watch mode would.
 //!
 //! A process that has gone, or whose PID now belongs to something that is
 //! not ssh (ps and `/proc` are read at different moments), keeps what ps
@@ -22,8 +30,10 @@
 //! it only knows less.
 //!
 //! A hung `ps` (an NFS mount in a process's cwd can do that) never hangs the
-//! cron job: it is killed when the time limit passes, and its output is read
-//! by threads that the caller never waits for beyond that limit.
+//! cron job: its output is read as `poll(2)` says it is there and its exit
+//! awaited on a pidfd, never past the time limit, and it is killed when the
+//! limit passes. Nothing sleeps: `ps` is read the moment it writes and
+//! reaped the moment it exits.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -229,7 +239,7 @@ pub fn run_ps_program(
 /// [`MAX_PS_OUTPUT`] bytes of it (then the end, and `too_large`), and its
 /// stderr drained meanwhile (so a chatty program cannot block on it), the
 /// first [`MAX_STDERR`] bytes kept.
-pub struct Output {
+struct Output {
     stdout: ChildStdout,
     stderr: Option<ChildStderr>,
     kept_stderr: Vec<u8>,
