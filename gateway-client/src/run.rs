@@ -77,13 +77,19 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
     };
 
     if args.json {
-        let mut s = String::new();
+        // Lines gathered into blocks: stdout is line-buffered, and a write
+        // per line was 1,000 system calls for 1,000 tunnels (~10 µs each).
+        const BLOCK: usize = 64 << 10;
+        let mut s = String::with_capacity(BLOCK + 1024);
         for t in &tunnels {
-            s.clear();
             t.write_json_all(&mut s);
             s.push('\n');
-            out.write_all(s.as_bytes()).map_err(Error::Output)?;
+            if s.len() >= BLOCK {
+                out.write_all(s.as_bytes()).map_err(Error::Output)?;
+                s.clear();
+            }
         }
+        out.write_all(s.as_bytes()).map_err(Error::Output)?;
     } else if !args.quiet {
         print_header(out, &name, now.as_secs(), kind, &text, &tunnels).map_err(Error::Output)?;
     }
