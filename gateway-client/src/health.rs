@@ -59,6 +59,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::live::ProcDir;
 use crate::sockets::{self, Socket, canonical, canonical_addr};
 use crate::tunnel::{Health, Kind, Tunnel};
 
@@ -253,30 +254,19 @@ pub fn socket_inodes(pid: u32) -> Option<HashSet<u64>> {
 /// given): ssh opens its listeners early, so a process with many
 /// connections need not have every fd looked at.
 fn socket_inodes_among(pid: u32, wanted: Option<&HashSet<u64>>) -> Option<HashSet<u64>> {
-    let dir = PathBuf::from(format!("{PROC}/{pid}/fd"));
-    let mut set = HashSet::new();
-    let mut found = 0;
-    for entry in fs::read_dir(&dir).ok()? {
-        let Ok(entry) = entry else { return None };
-        // An fd closed between listing and reading is simply not there.
-        if let Ok(target) = fs::read_link(entry.path())
-            && let Some(inode) = target.to_str().and_then(parse_socket_link)
-        {
-            if wanted.is_some_and(|w| w.contains(&inode)) {
-                found += 1;
-            }
-            set.insert(inode);
-            if wanted.is_some_and(|w| found == w.len()) {
-                break;
-            }
-        }
-    }
-    Some(set)
+    ProcDir::open(pid)?.socket_inodes(wanted)
 }
 
 /// The network namespace a process is in (`net:[4026531840]`), if readable.
 pub fn net_namespace(pid: &str) -> Option<PathBuf> {
     fs::read_link(format!("{PROC}/{pid}/ns/net")).ok()
+}
+
+/// [`net_namespace`] through an open `/proc/PID`.
+fn namespace_of(dir: &ProcDir) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    dir.read_link(c"ns/net")
+        .map(|l| PathBuf::from(std::ffi::OsString::from_vec(l)))
 }
 
 /// What the checks need of this host, read once per run: our network
@@ -332,10 +322,15 @@ pub fn check(tunnels: &mut [Tunnel], host: &Host, owner: impl Fn(u32) -> Option<
     let mut ns_of: HashMap<u32, Option<PathBuf>> = HashMap::new();
     // Other namespaces' tables.
     let mut others: HashMap<PathBuf, Option<Vec<Socket>>> = HashMap::new();
+    // Each process's /proc directory, opened once.
+    let mut dirs: HashMap<u32, Option<ProcDir>> = HashMap::new();
     for t in tunnels.iter() {
         if checkable(t) && !ns_of.contains_key(&t.pid) {
-            let ns =
-                net_namespace(&t.pid.to_string()).filter(|ns| Some(ns) != host.own_ns.as_ref());
+            let dir = dirs.entry(t.pid).or_insert_with(|| ProcDir::open(t.pid));
+            let ns = dir
+                .as_ref()
+                .and_then(namespace_of)
+                .filter(|ns| Some(ns) != host.own_ns.as_ref());
             if let Some(ns) = &ns {
                 others
                     .entry(ns.clone())
@@ -361,7 +356,10 @@ pub fn check(tunnels: &mut [Tunnel], host: &Host, owner: impl Fn(u32) -> Option<
     let inodes: HashMap<u32, Option<HashSet<u64>>> = wanted
         .iter()
         .filter(|(_, w)| !w.is_empty())
-        .map(|(&pid, w)| (pid, socket_inodes_among(pid, Some(w))))
+        .map(|(&pid, w)| {
+            let dir = dirs.get(&pid).and_then(Option::as_ref);
+            (pid, dir.and_then(|d| d.socket_inodes(Some(w))))
+        })
         .collect();
     // Who is at the far end of each namespace's connections, when needed.
     let mut peers: HashMap<Option<&PathBuf>, Peers> = HashMap::new();

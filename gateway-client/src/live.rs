@@ -35,7 +35,7 @@
 //! limit passes. Nothing sleeps: `ps` is read the moment it writes and
 //! reaped the moment it exits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
@@ -629,6 +629,95 @@ impl ProcDir {
         buf.clear();
         buf.reserve(4096);
         file.read_to_end(buf).map(drop)
+    }
+
+    /// The target of symbolic link `name` (`c"ns/net"`).
+    pub fn read_link(&self, name: &std::ffi::CStr) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; 256];
+        // SAFETY: a valid directory descriptor, C string and buffer.
+        let n = unsafe {
+            libc::readlinkat(
+                self.0.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        // Our links (`net:[4026531840]`, `socket:[123]`) are short; a
+        // longer one is not one of them.
+        let n = usize::try_from(n).ok().filter(|&n| n < buf.len())?;
+        buf.truncate(n);
+        Some(buf)
+    }
+
+    /// The inodes of the sockets among the process's open files (the
+    /// `socket:[INODE]` links in `fd/`), looking at the links in order and
+    /// stopping once all of `wanted` are found (when given). `None` when
+    /// `fd/` cannot be read (another account's process, unless we are
+    /// root; or the process is gone).
+    pub fn socket_inodes(&self, wanted: Option<&HashSet<u64>>) -> Option<HashSet<u64>> {
+        // SAFETY: a valid directory descriptor and C string.
+        let fd = unsafe {
+            libc::openat(
+                self.0.as_raw_fd(),
+                c"fd".as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: fd is a fresh directory descriptor; the stream owns it
+        // from here and closedir closes it.
+        let dir = unsafe { libc::fdopendir(fd) };
+        if dir.is_null() {
+            // SAFETY: fdopendir failed, so fd is still ours.
+            unsafe { libc::close(fd) };
+            return None;
+        }
+        let mut set = HashSet::new();
+        let mut found = 0;
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: dir is an open stream; the entry stays valid until
+            // the next readdir or closedir.
+            let entry = unsafe { libc::readdir(dir) };
+            if entry.is_null() {
+                break;
+            }
+            // SAFETY: d_name is a NUL-terminated name inside the entry.
+            let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
+            if name.to_bytes().first() == Some(&b'.') {
+                continue;
+            }
+            // SAFETY: the stream's descriptor, a C string and a buffer.
+            let n = unsafe {
+                libc::readlinkat(
+                    libc::dirfd(dir),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            // An fd closed between listing and reading is simply not there.
+            let Some(inode) = usize::try_from(n)
+                .ok()
+                .and_then(|n| std::str::from_utf8(&buf[..n]).ok())
+                .and_then(health::parse_socket_link)
+            else {
+                continue;
+            };
+            if wanted.is_some_and(|w| w.contains(&inode)) {
+                found += 1;
+            }
+            set.insert(inode);
+            if wanted.is_some_and(|w| found == w.len()) {
+                break;
+            }
+        }
+        // SAFETY: dir is open, and closed once.
+        unsafe { libc::closedir(dir) };
+        Some(set)
     }
 
     /// The owner of the directory: the process's effective uid, or root
