@@ -625,10 +625,8 @@ impl ProcDir {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: a fresh descriptor that nothing else owns.
-        let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        buf.clear();
-        buf.reserve(4096);
-        file.read_to_end(buf).map(drop)
+        let file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        read_proc_file(file, buf)
     }
 
     /// The target of symbolic link `name` (`c"ns/net"`).
@@ -806,15 +804,21 @@ fn read_cmdline_at(proc: &OwnedFd, pid: u32, buf: &mut Vec<u8>) -> bool {
         return false;
     }
     // SAFETY: a fresh descriptor that nothing else owns.
-    let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    read_proc_file(file, buf).is_ok()
+}
+
+/// The whole of a `/proc` file of one record (`cmdline`, `stat`, `status`)
+/// into `buf`, with one read when it fits: a short read of these files is
+/// their end (the kernel formats the whole record at once and copies all
+/// of it that fits), so the read that would return 0 is saved.
+fn read_proc_file(mut file: fs::File, buf: &mut Vec<u8>) -> io::Result<()> {
     buf.clear();
     buf.resize(4096, 0);
     let mut got = 0;
     loop {
         match file.read(&mut buf[got..]) {
             Ok(0) => break,
-            // A short read of cmdline is its end (the kernel copies all it
-            // has that fits).
             Ok(n) if got + n < buf.len() => {
                 got += n;
                 break;
@@ -824,11 +828,11 @@ fn read_cmdline_at(proc: &OwnedFd, pid: u32, buf: &mut Vec<u8>) -> bool {
                 buf.resize(buf.len() * 2, 0);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return false,
+            Err(e) => return Err(e),
         }
     }
     buf.truncate(got);
-    true
+    Ok(())
 }
 
 /// Fields 14 and 15 of `/proc/PID/stat`, `utime + stime`, in clock ticks.
@@ -1207,6 +1211,34 @@ mod tests {
             assert!(ps.prefix.is_empty());
         }
         assert_eq!(find_program("no-such-program-here", None), None);
+    }
+
+    /// One read of a /proc file of one record gives what reading it to the
+    /// end gives.
+    #[test]
+    fn proc_files_in_one_read() {
+        let dir = ProcDir::open(std::process::id()).expect("/proc/self");
+        let mut buf = Vec::new();
+        for name in [c"cmdline", c"stat", c"status"] {
+            dir.read(name, &mut buf).unwrap();
+            let path = format!("/proc/self/{}", name.to_str().unwrap());
+            let whole = fs::read(&path).unwrap();
+            // stat and status change (times, memory) between two reads:
+            // compare what does not.
+            match name.to_bytes() {
+                b"cmdline" => assert_eq!(buf, whole, "{path}"),
+                _ => assert_eq!(
+                    buf.split(|&b| b == b' ').next(),
+                    whole.split(|&b| b == b' ').next()
+                ),
+            }
+        }
+        assert!(dir.owner().is_some());
+        assert!(
+            dir.read_link(c"ns/net")
+                .is_some_and(|l| l.starts_with(b"net:["))
+        );
+        assert!(dir.socket_inodes(None).is_some());
     }
 
     #[test]
