@@ -319,6 +319,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn connected_column() {
+        let mut t = Tunnel::default();
+        assert_eq!(connected_text(&t), "-");
+        t.connections = Some(0);
+        assert_eq!(connected_text(&t), "0");
+        t.connections = Some(2);
+        t.connected = vec!["192.0.2.15".into(), "novaroc1".into()];
+        assert_eq!(connected_text(&t), "2: 192.0.2.15, novaroc1");
+        // A list shortened to fit a datagram: the count still says all.
+        t.connected.truncate(1);
+        assert_eq!(connected_text(&t), "2: 192.0.2.15");
+    }
+
+    #[test]
     fn utc_strings() {
         assert_eq!(utc_string(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc_string(1_459_860_677), "2016-04-05 12:51:17 UTC");
