@@ -146,7 +146,8 @@ pub fn read_proc_tables(dir: &Path) -> Option<Vec<Socket>> {
     for text in [v4, v6].into_iter().flatten() {
         out.extend(parse_tcp_table(&text));
     }
-    Some(out)
+    // Read in pieces, a table can repeat a row too.
+    Some(once_each(out))
 }
 
 /// The sockets of our own network namespace: from netlink ([`dump`]),
@@ -420,7 +421,7 @@ pub fn dump(wanted: impl Fn(&Socket) -> bool) -> io::Result<Vec<Socket>> {
         if out.iter().any(&wanted) {
             both(1 << TCP_ESTABLISHED, 2, &mut out, &mut buf)?;
         }
-        return Ok(out);
+        return Ok(once_each(out));
     }
     out.clear();
     let families = [libc::AF_INET as u8, libc::AF_INET6 as u8];
@@ -438,7 +439,18 @@ pub fn dump(wanted: impl Fn(&Socket) -> bool) -> io::Result<Vec<Socket>> {
             read_answer(&nl, &mut buf, Some(family), seq, &mut out)?;
         }
     }
-    Ok(out)
+    Ok(once_each(out))
+}
+
+/// The rows with any repeated one dropped: a dump that spans several
+/// buffers resumes where it stopped in the kernel's tables, and sockets
+/// that come and go meanwhile can make it give a row twice. Two sockets
+/// never share a row (the addresses of a connection, or a listener's
+/// inode, tell them apart).
+fn once_each(mut rows: Vec<Socket>) -> Vec<Socket> {
+    rows.sort_unstable();
+    rows.dedup();
+    rows
 }
 
 /// Reads the whole answer to request `seq` (of one `family`, or both).
