@@ -224,6 +224,8 @@ pub fn tunnels(n: usize, gw: &str) -> Vec<Tunnel> {
             cpu_time: "3:10".to_string(),
             listening: Health::Yes,
             vnc: Health::Unknown,
+            connections: None,
+            connected: Vec::new(),
         })
         .collect()
 }

@@ -30,6 +30,7 @@ pub mod live;
 pub mod ps;
 pub mod run;
 pub mod send;
+pub mod sockets;
 pub mod ssh_args;
 pub mod tunnel;
 pub mod wire;

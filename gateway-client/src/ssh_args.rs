@@ -24,7 +24,9 @@
 //!   report none. ssh keeps one of equal forwards, and so does this.
 //! - A command line without a destination reports no forward: ssh exits at
 //!   once without one, so such a line was cut short (`ps` on a terminal cuts
-//!   lines at its width) or is not OpenSSH's.
+//!   lines at its width) or is not OpenSSH's. A line the caller knows `ps`
+//!   cut ([`parse_cut_command`]) keeps the forwards that are fully visible,
+//!   with the destination empty when it was cut off.
 //! - The destination loses `user@` (up to the last `@`) and, for
 //!   `ssh://[user@]host[:port]`, the scheme, user and port.
 //! - `autossh` takes `-M port[:echo_port]` besides ssh's options and passes
@@ -188,7 +190,7 @@ fn split_command(command: &str) -> (Option<&str>, &str) {
 }
 
 /// The program a word runs, by its last path component.
-fn program_of_word(w: &str) -> Option<Program> {
+pub fn program_of_word(w: &str) -> Option<Program> {
     let named = |name: &str| {
         w.strip_suffix(name)
             .is_some_and(|dir| dir.is_empty() || dir.ends_with('/'))
@@ -205,6 +207,17 @@ fn program_of_word(w: &str) -> Option<Program> {
 /// Reads a command line as `ps` shows it (argv joined with spaces). `None`
 /// unless it runs ssh or autossh.
 pub fn parse_command(command: &str) -> Option<Invocation<'_>> {
+    parse_command_as(command, false)
+}
+
+/// Reads what `ps` left of a command line it cut at its width (the cut
+/// word already removed): the forwards fully visible are kept even when
+/// the destination was cut off (which is then empty).
+pub fn parse_cut_command(command: &str) -> Option<Invocation<'_>> {
+    parse_command_as(command, true)
+}
+
+fn parse_command_as(command: &str, cut: bool) -> Option<Invocation<'_>> {
     let (comm, argv) = split_command(command);
     let program = program_in(comm, argv)?; // most commands stop here
     // The words go into a buffer on the stack, and only a command line
@@ -214,18 +227,18 @@ pub fn parse_command(command: &str) -> Option<Invocation<'_>> {
     for n in 0..STACK_WORDS {
         match split.next() {
             Some(w) => stack[n] = w,
-            None => return parse_words(program, &stack[..n], true),
+            None => return parse_words(program, &stack[..n], true, cut),
         }
     }
     let words: Vec<&str> = stack.into_iter().chain(split).collect();
-    parse_words(program, &words, true)
+    parse_words(program, &words, true, cut)
 }
 
 /// Reads an exact argv (`argv[0]` first). `None` unless it runs ssh or autossh.
 pub fn parse_argv<S: AsRef<str>>(argv: &[S]) -> Option<Invocation<'_>> {
     let program = program_of_word(argv.first()?.as_ref())?;
     let words: Vec<&str> = argv.iter().map(|s| s.as_ref()).collect();
-    parse_words(program, &words, false)
+    parse_words(program, &words, false, false)
 }
 
 /// Whether option letter `c` takes a value. A letter ssh does not know
@@ -266,7 +279,12 @@ struct Parse<'a> {
 }
 
 /// Reads argv (`words`, argv[0] first) as `program` does.
-fn parse_words<'a>(program: Program, words: &[&'a str], joined: bool) -> Option<Invocation<'a>> {
+fn parse_words<'a>(
+    program: Program,
+    words: &[&'a str],
+    joined: bool,
+    cut: bool,
+) -> Option<Invocation<'a>> {
     let mut p = Parse {
         joined,
         forwards: Vec::new(),
@@ -324,8 +342,9 @@ fn parse_words<'a>(program: Program, words: &[&'a str], joined: bool) -> Option<
     }
     let mut forwards = p.forwards;
     // Without a destination ssh does not run: the line is not a whole
-    // command line (cut short by ps's width) or not OpenSSH's.
-    if p.clear_all.unwrap_or(p.stdio_forward) || p.mux_command || dest.is_none() {
+    // command line (cut short by ps's width) or not OpenSSH's. A line known
+    // to be cut keeps what was visible.
+    if p.clear_all.unwrap_or(p.stdio_forward) || p.mux_command || (dest.is_none() && !cut) {
         forwards.clear();
     }
     Some(Invocation {

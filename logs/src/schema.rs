@@ -371,6 +371,9 @@ impl TunnelRow {
                 cpu_time: text(rec, C::CpuTime)?.to_string(),
                 listening: health(C::Listening)?,
                 vnc: health(C::Vnc)?,
+                // Not in the CSV (yet): unknown.
+                connections: None,
+                connected: Vec::new(),
             },
         })
     }
