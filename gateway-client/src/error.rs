@@ -8,16 +8,16 @@ use crate::key::KeyError;
 use crate::live::LiveError;
 
 /// Exit status: the collector acknowledged everything (or `--dry-run`).
-pub const EXIT_OK: i32 = 0;
+pub(crate) const EXIT_OK: i32 = 0;
 /// Exit status: the collector did not acknowledge (timeout, refused, network).
-pub const EXIT_NOT_ACKED: i32 = 1;
+pub(crate) const EXIT_NOT_ACKED: i32 = 1;
 /// Exit status: bad command line or config file.
-pub const EXIT_USAGE: i32 = 2;
+pub(crate) const EXIT_USAGE: i32 = 2;
 /// Exit status: a local failure (key file, `ps`, capture file).
-pub const EXIT_LOCAL: i32 = 3;
+pub(crate) const EXIT_LOCAL: i32 = 3;
 
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     /// A bad command line: the message names the option.
     Usage(String),
     /// A bad line in the config file.
@@ -68,7 +68,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::Config { .. } | Error::Encode(_) => EXIT_USAGE,
             Error::Key(_) | Error::Capture { .. } | Error::Live(_) | Error::Output(_) => EXIT_LOCAL,

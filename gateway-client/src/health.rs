@@ -64,17 +64,17 @@ use crate::sockets::{self, Socket, canonical, canonical_addr};
 use crate::tunnel::{Health, Kind, Tunnel};
 
 /// Longest a probe of one forward may take, connect and read together.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Most probes in flight at once.
-pub const PROBE_THREADS: usize = 16;
+pub(crate) const PROBE_THREADS: usize = 16;
 
 /// The length of an RFB ProtocolVersion message: `RFB 003.008\n`.
 const RFB_GREETING_LEN: usize = 12;
 
 /// The socket inodes among a process's open files, from the targets of the
 /// links in `/proc/PID/fd` (`socket:[12345]`).
-pub fn parse_socket_link(target: &str) -> Option<u64> {
+pub(crate) fn parse_socket_link(target: &str) -> Option<u64> {
     target
         .strip_prefix("socket:[")?
         .strip_suffix(']')?
@@ -244,21 +244,8 @@ pub fn who_is_on(
 /// Where `/proc` is; tests of the readers use the real one.
 const PROC: &str = "/proc";
 
-/// The socket inodes a process holds; `None` when its `fd` directory cannot
-/// be read (another user's process when not root, or the process is gone).
-pub fn socket_inodes(pid: u32) -> Option<HashSet<u64>> {
-    socket_inodes_among(pid, None)
-}
-
-/// [`socket_inodes`], stopping once it has found all of `wanted` (when
-/// given): ssh opens its listeners early, so a process with many
-/// connections need not have every fd looked at.
-fn socket_inodes_among(pid: u32, wanted: Option<&HashSet<u64>>) -> Option<HashSet<u64>> {
-    ProcDir::open(pid)?.socket_inodes(wanted)
-}
-
 /// The network namespace a process is in (`net:[4026531840]`), if readable.
-pub fn net_namespace(pid: &str) -> Option<PathBuf> {
+pub(crate) fn net_namespace(pid: &str) -> Option<PathBuf> {
     fs::read_link(format!("{PROC}/{pid}/ns/net")).ok()
 }
 
@@ -287,6 +274,7 @@ pub struct Host {
 
 impl Host {
     /// Reads our namespace's sockets; `names` are the accounts.
+    #[cfg(test)]
     pub fn read(names: HashMap<u32, String>) -> Host {
         Host {
             own_ns: net_namespace("self"),
@@ -299,7 +287,8 @@ impl Host {
 
 /// [`check`] with this host as [`Host::read`] finds it, and without the
 /// owners of the processes (`/proc/PID/status` is read for them).
-pub fn check_listening(tunnels: &mut [Tunnel]) {
+#[cfg(test)]
+pub(crate) fn check_listening(tunnels: &mut [Tunnel]) {
     let names = fs::read_to_string("/etc/passwd")
         .map(|s| crate::live::parse_passwd(&s))
         .unwrap_or_default();
@@ -403,7 +392,7 @@ fn read_ns_tables(pid: u32) -> Option<Vec<Socket>> {
 /// Whether 12 bytes are an RFB ProtocolVersion message, `RFB xxx.yyy\n`
 /// (`RFB 003.008\n`, `RFB 003.003\n`, and the `004.xxx`/`005.xxx` that some
 /// servers send).
-pub fn is_rfb_greeting(b: &[u8]) -> bool {
+pub(crate) fn is_rfb_greeting(b: &[u8]) -> bool {
     b.len() == RFB_GREETING_LEN
         && b.starts_with(b"RFB ")
         && b[4..7].iter().all(u8::is_ascii_digit)
@@ -463,7 +452,7 @@ fn greeting_at(addr: SocketAddr, deadline: Instant) -> io::Result<bool> {
 
 /// Probes one forward: yes when a VNC server answered within
 /// [`PROBE_TIMEOUT`], no when not, unknown when there is nothing to probe.
-pub fn probe_one(t: &Tunnel) -> Health {
+pub(crate) fn probe_one(t: &Tunnel) -> Health {
     if !probeable(t) {
         return Health::Unknown;
     }
@@ -490,7 +479,7 @@ pub fn probe_one(t: &Tunnel) -> Health {
 
 /// Sets `vnc` on every local VNC forward (see the module doc); other
 /// forwards keep theirs. Runs at most [`PROBE_THREADS`] probes at a time.
-pub fn probe_vnc(tunnels: &mut [Tunnel]) {
+pub(crate) fn probe_vnc(tunnels: &mut [Tunnel]) {
     let jobs: Vec<usize> = (0..tunnels.len())
         .filter(|&i| probeable(&tunnels[i]))
         .collect();

@@ -20,9 +20,9 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Deepest nesting accepted (the wire body needs 3: object, array, object).
-pub const MAX_DEPTH: usize = 8;
+pub(crate) const MAX_DEPTH: usize = 8;
 /// Longest input accepted, in bytes (a datagram is at most 1,400).
-pub const MAX_INPUT: usize = 1 << 20;
+pub(crate) const MAX_INPUT: usize = 1 << 20;
 
 /// A parsed JSON value. Objects keep their keys in order (duplicates kept).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn as_object(&self) -> Option<&[(String, Value)]> {
+    pub(crate) fn as_object(&self) -> Option<&[(String, Value)]> {
         match self {
             Value::Obj(o) => Some(o),
             _ => None,
@@ -321,7 +321,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes `b` (one of `{}[]:,`) if it comes next.
-    pub fn eat(&mut self, b: u8) -> bool {
+    pub(crate) fn eat(&mut self, b: u8) -> bool {
         let found = self.peek_is(b);
         if found {
             self.p.i += 1;
@@ -330,7 +330,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether the next byte is `b` (not consumed).
-    pub fn peek_is(&mut self, b: u8) -> bool {
+    pub(crate) fn peek_is(&mut self, b: u8) -> bool {
         self.p.ws();
         self.p.s.get(self.p.i) == Some(&b)
     }
@@ -350,7 +350,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether only white space is left.
-    pub fn at_end(&mut self) -> bool {
+    pub(crate) fn at_end(&mut self) -> bool {
         self.p.ws();
         self.p.i == self.p.s.len()
     }
@@ -464,7 +464,7 @@ pub fn write_str(out: &mut String, s: &str) {
 }
 
 /// Appends `"key":"value"`, preceded by a comma.
-pub fn field_str(out: &mut String, key: &str, value: &str) {
+pub(crate) fn field_str(out: &mut String, key: &str, value: &str) {
     out.push(',');
     write_str(out, key);
     out.push(':');
@@ -472,7 +472,7 @@ pub fn field_str(out: &mut String, key: &str, value: &str) {
 }
 
 /// Appends `"key":n`, preceded by a comma unless `first`.
-pub fn field_u64(out: &mut String, key: &str, n: u64, first: bool) {
+pub(crate) fn field_u64(out: &mut String, key: &str, n: u64, first: bool) {
     if !first {
         out.push(',');
     }
@@ -483,7 +483,7 @@ pub fn field_u64(out: &mut String, key: &str, n: u64, first: bool) {
 
 /// Appends `n` in decimal (what `write!("{n}")` writes, without the
 /// formatting machinery: numbers are most of a wire body's fields).
-pub fn push_u64(out: &mut String, mut n: u64) {
+pub(crate) fn push_u64(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
@@ -497,25 +497,25 @@ pub fn push_u64(out: &mut String, mut n: u64) {
     out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
-pub fn want_str<'a>(key: &str, v: &'a Value) -> Result<&'a str, String> {
+pub(crate) fn want_str<'a>(key: &str, v: &'a Value) -> Result<&'a str, String> {
     match v {
         Value::Str(s) => Ok(s),
         _ => Err(format!("'{key}' must be a string")),
     }
 }
 
-pub fn want_u64(key: &str, v: &Value) -> Result<u64, String> {
+pub(crate) fn want_u64(key: &str, v: &Value) -> Result<u64, String> {
     match v {
         Value::Num(n) => Ok(*n),
         _ => Err(format!("'{key}' must be an unsigned integer")),
     }
 }
 
-pub fn want_u32(key: &str, v: &Value) -> Result<u32, String> {
+pub(crate) fn want_u32(key: &str, v: &Value) -> Result<u32, String> {
     u32::try_from(want_u64(key, v)?).map_err(|_| format!("'{key}' is out of range"))
 }
 
-pub fn want_u16(key: &str, v: &Value) -> Result<u16, String> {
+pub(crate) fn want_u16(key: &str, v: &Value) -> Result<u16, String> {
     u16::try_from(want_u64(key, v)?).map_err(|_| format!("'{key}' is out of range"))
 }
 

@@ -16,11 +16,11 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Shortest secret accepted, in bytes of text.
-pub const MIN_LEN: usize = 16;
+pub(crate) const MIN_LEN: usize = 16;
 /// Longest key file read, in bytes.
-pub const MAX_FILE_LEN: u64 = 4096;
+pub(crate) const MAX_FILE_LEN: u64 = 4096;
 /// How long reading the key file may take.
-pub const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+pub(crate) const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why a key file could not be used.
 #[derive(Debug)]

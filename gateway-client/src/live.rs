@@ -1,6 +1,6 @@
 //! Live mode: the tunnels of this machine, from the real `ps` and `/proc`.
 //!
-//! [`collect`] runs `ps auxww` under a time limit ([`scan_ps`]), parses its
+//! [`collect`] runs `ps auxww` under a time limit, parses its
 //! output as it comes through the pipe with the same parser as a capture
 //! ([`crate::ps`]), and completes each record from `/proc`, which a capture
 //! cannot give:
@@ -55,11 +55,11 @@ use crate::tunnel::{Health, Tunnel};
 /// The arguments given to `ps`: every process, user-oriented columns,
 /// unlimited width. busybox `ps` ignores them and prints its own layout,
 /// which the parser reads as well.
-pub const PS_ARGS: &[&str] = &["auxww"];
+pub(crate) const PS_ARGS: &[&str] = &["auxww"];
 
 /// The most `ps` output read (a machine with a million processes is not a
 /// gateway); beyond it, live mode fails rather than grow without bound.
-pub const MAX_PS_OUTPUT: usize = 64 << 20;
+pub(crate) const MAX_PS_OUTPUT: usize = 64 << 20;
 
 /// The most of `ps`'s stderr kept for an error message.
 const MAX_STDERR: usize = 64 << 10;
@@ -68,7 +68,7 @@ const MAX_STDERR: usize = 64 << 10;
 /// which is part of the kernel's ABI and is 100 on every architecture
 /// whatever the kernel's internal `HZ` (that is what `sysconf(_SC_CLK_TCK)`
 /// returns); using the constant keeps the client free of libc bindings.
-pub const CLOCK_TICKS: u64 = 100;
+pub(crate) const CLOCK_TICKS: u64 = 100;
 
 /// Why live mode could not list the processes. Each variant names the
 /// program it ran.
@@ -196,22 +196,6 @@ pub fn run_ps(timeout: Duration) -> Result<String, LiveError> {
     let mut args = ps.prefix.clone();
     args.extend_from_slice(PS_ARGS);
     run_ps_program(&ps.path, &args, timeout)
-}
-
-/// Runs `ps auxww` (see [`find_ps`]) and parses what it prints as it comes
-/// through the pipe, a buffer at a time ([`ps::PsReader`]): only the
-/// ssh lines are kept, not the whole output.
-pub fn scan_ps(timeout: Duration) -> Result<ps::PsReader, LiveError> {
-    let ps = find_ps()?;
-    let mut args = ps.prefix.clone();
-    args.extend_from_slice(PS_ARGS);
-    run_program(
-        &ps.path,
-        &args,
-        timeout,
-        || {},
-        |out| ps::PsReader::read(out, lines::CHUNK),
-    )
 }
 
 /// All the bytes of a reader.
@@ -550,17 +534,9 @@ pub fn collect(timeout: Duration, probe: bool) -> Result<ps::PsOutcome, LiveErro
     Ok(outcome)
 }
 
-/// The exact argv of `pid` from `/proc/PID/cmdline`, when it is the process
-/// `ps` showed: its arguments joined with spaces give `command` exactly (so
-/// neither a reused pid nor a line `ps` altered is read by mistake).
-pub fn exact_argv(pid: u32, command: &str) -> Option<Vec<String>> {
-    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    argv_matching(&bytes, command)
-}
-
 /// Splits NUL-separated `cmdline` bytes into arguments, if they join with
 /// spaces into `command`.
-pub fn argv_matching(cmdline: &[u8], command: &str) -> Option<Vec<String>> {
+pub(crate) fn argv_matching(cmdline: &[u8], command: &str) -> Option<Vec<String>> {
     let text = std::str::from_utf8(cmdline.strip_suffix(b"\0").unwrap_or(cmdline)).ok()?;
     if text.is_empty() || text.replace('\0', " ") != command {
         return None;
@@ -570,7 +546,7 @@ pub fn argv_matching(cmdline: &[u8], command: &str) -> Option<Vec<String>> {
 
 /// What `/proc` tells about one process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProcInfo {
+pub(crate) struct ProcInfo {
     /// Whether the PID still runs ssh or autossh (not gone, not reused).
     pub is_ssh: bool,
     /// `/proc/PID/cmdline`: the arguments, each ending in NUL.
@@ -587,10 +563,10 @@ pub struct ProcInfo {
 /// then opened relative to it, without looking the pid up again, and all
 /// are of the same process (a pid reused meanwhile gives errors, not
 /// another process's files).
-pub struct ProcDir(OwnedFd);
+pub(crate) struct ProcDir(OwnedFd);
 
 impl ProcDir {
-    pub fn open(pid: u32) -> Option<ProcDir> {
+    pub(crate) fn open(pid: u32) -> Option<ProcDir> {
         let path = std::ffi::CString::new(format!("/proc/{pid}")).ok()?;
         ProcDir::open_path(&path).ok()
     }
@@ -612,7 +588,7 @@ impl ProcDir {
     }
 
     /// The whole of file `name` (a C string: `c"stat"`) into `buf`.
-    pub fn read(&self, name: &std::ffi::CStr, buf: &mut Vec<u8>) -> io::Result<()> {
+    pub(crate) fn read(&self, name: &std::ffi::CStr, buf: &mut Vec<u8>) -> io::Result<()> {
         // SAFETY: a valid directory descriptor and C string.
         let fd = unsafe {
             libc::openat(
@@ -630,7 +606,7 @@ impl ProcDir {
     }
 
     /// The target of symbolic link `name` (`c"ns/net"`).
-    pub fn read_link(&self, name: &std::ffi::CStr) -> Option<Vec<u8>> {
+    pub(crate) fn read_link(&self, name: &std::ffi::CStr) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; 256];
         // SAFETY: a valid directory descriptor, C string and buffer.
         let n = unsafe {
@@ -653,7 +629,7 @@ impl ProcDir {
     /// stopping once all of `wanted` are found (when given). `None` when
     /// `fd/` cannot be read (another account's process, unless we are
     /// root; or the process is gone).
-    pub fn socket_inodes(&self, wanted: Option<&HashSet<u64>>) -> Option<HashSet<u64>> {
+    pub(crate) fn socket_inodes(&self, wanted: Option<&HashSet<u64>>) -> Option<HashSet<u64>> {
         // SAFETY: a valid directory descriptor and C string.
         let fd = unsafe {
             libc::openat(
@@ -720,7 +696,7 @@ impl ProcDir {
 
     /// The owner of the directory: the process's effective uid, or root
     /// when it is not dumpable.
-    pub fn owner(&self) -> Option<u32> {
+    pub(crate) fn owner(&self) -> Option<u32> {
         // SAFETY: stat is plain old data; fstat only writes it.
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         // SAFETY: a valid descriptor and pointer to a local.
@@ -731,7 +707,7 @@ impl ProcDir {
 /// Reads `/proc/PID` (`btime`: boot time from `/proc/stat`): `cmdline`,
 /// and for ssh processes `stat` and the owner (`status` only when the owner
 /// is root), each once, relative to one descriptor of the directory.
-pub fn proc_info(pid: u32, btime: Option<u64>) -> ProcInfo {
+pub(crate) fn proc_info(pid: u32, btime: Option<u64>) -> ProcInfo {
     let Some(dir) = ProcDir::open(pid) else {
         return ProcInfo::default();
     };
@@ -836,7 +812,7 @@ fn read_proc_file(mut file: fs::File, buf: &mut Vec<u8>) -> io::Result<()> {
 }
 
 /// Fields 14 and 15 of `/proc/PID/stat`, `utime + stime`, in clock ticks.
-pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+pub(crate) fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
     let (_, after) = stat.rsplit_once(')')?;
     let mut w = after.split_ascii_whitespace().skip(14 - 3);
     let utime: u64 = w.next()?.parse().ok()?;
@@ -845,13 +821,13 @@ pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
 }
 
 /// CPU time as procps `ps aux` prints TIME: minutes and seconds, `M:SS`.
-pub fn cpu_time_text(ticks: u64) -> String {
+pub(crate) fn cpu_time_text(ticks: u64) -> String {
     let secs = ticks / CLOCK_TICKS;
     format!("{}:{:02}", secs / 60, secs % 60)
 }
 
 /// The real uid from `/proc/PID/status` (`Uid:\treal\teffective\tsaved\tfs`).
-pub fn parse_status_uid(status: &str) -> Option<u32> {
+pub(crate) fn parse_status_uid(status: &str) -> Option<u32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))
@@ -862,14 +838,14 @@ pub fn parse_status_uid(status: &str) -> Option<u32> {
 /// Field 22 of `/proc/PID/stat`, `starttime`, in clock ticks since boot.
 /// Field 2 is the command name in parentheses, which may itself hold spaces
 /// and `)`, so fields are counted from the last `)`.
-pub fn parse_stat_starttime(stat: &str) -> Option<u64> {
+pub(crate) fn parse_stat_starttime(stat: &str) -> Option<u64> {
     let (_, after) = stat.rsplit_once(')')?;
     // After ")": field 3 (state) is the first word, so field 22 is the 20th.
     after.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
 }
 
 /// `btime` (boot time, Unix seconds) from `/proc/stat`.
-pub fn parse_btime(stat: &str) -> Option<u64> {
+pub(crate) fn parse_btime(stat: &str) -> Option<u64> {
     stat.lines()
         .find_map(|l| l.strip_prefix("btime "))
         .and_then(|v| v.trim().parse().ok())
@@ -877,7 +853,7 @@ pub fn parse_btime(stat: &str) -> Option<u64> {
 
 /// uid to account name from `/etc/passwd` text; the first entry of a uid
 /// wins, as for `getpwuid`. Comments and NIS `+`/`-` lines are skipped.
-pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
+pub(crate) fn parse_passwd(text: &str) -> HashMap<u32, String> {
     let mut names = HashMap::new();
     for line in text.lines() {
         if line.starts_with(['#', '+', '-']) {
@@ -905,7 +881,7 @@ fn is_cut(user: &str) -> bool {
 /// The name to report, from the uid (if known), the accounts, and what ps
 /// printed: the account's name; else a cut name becomes the numeric uid;
 /// else what ps printed.
-pub fn resolve_user(uid: Option<u32>, names: &HashMap<u32, String>, ps_user: &str) -> String {
+pub(crate) fn resolve_user(uid: Option<u32>, names: &HashMap<u32, String>, ps_user: &str) -> String {
     match uid {
         Some(u) => match names.get(&u) {
             Some(n) => n.clone(),
@@ -917,7 +893,7 @@ pub fn resolve_user(uid: Option<u32>, names: &HashMap<u32, String>, ps_user: &st
 }
 
 /// Reads `ps -o pid=,user:64=` output: pid to user.
-pub fn parse_pid_user(text: &str) -> HashMap<u32, String> {
+pub(crate) fn parse_pid_user(text: &str) -> HashMap<u32, String> {
     text.lines()
         .filter_map(|l| {
             let mut w = l.split_ascii_whitespace();

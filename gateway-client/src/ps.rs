@@ -49,7 +49,7 @@ use crate::ssh_args::{self, Forward, Invocation, Program};
 use crate::tunnel::{Health, Tunnel};
 
 /// Problems kept in [`PsOutcome::problems`]; more are only counted.
-pub const MAX_PROBLEMS: usize = 100;
+pub(crate) const MAX_PROBLEMS: usize = 100;
 
 /// One process line of a `ps` capture, as ps printed it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -321,6 +321,7 @@ impl Fields {
         }
     }
 
+    #[cfg(test)]
     fn to_process(&self, line: &str) -> Process {
         Process {
             user: field(line, &self.user).to_string(),
@@ -686,7 +687,8 @@ fn without_last_word(command: &str) -> &str {
 }
 
 /// Splits a capture into processes; the count is of lines skipped as malformed.
-pub fn parse_processes(text: &str) -> (Vec<Process>, usize) {
+#[cfg(test)]
+pub(crate) fn parse_processes(text: &str) -> (Vec<Process>, usize) {
     let mut procs = Vec::new();
     let mut skipped = 0;
     Walker::default().walk(
@@ -720,7 +722,8 @@ pub fn tunnels_of(p: &Process) -> Vec<Tunnel> {
 
 /// The tunnels of a whole process list, each forward once (autossh and
 /// its ssh child: see the module doc).
-pub fn tunnels_of_all(procs: &[Process]) -> Vec<Tunnel> {
+#[cfg(test)]
+pub(crate) fn tunnels_of_all(procs: &[Process]) -> Vec<Tunnel> {
     let found: Vec<Found> = procs
         .iter()
         .filter_map(|p| {
@@ -739,7 +742,7 @@ pub fn tunnels_of_all(procs: &[Process]) -> Vec<Tunnel> {
 
 /// A process read from `/proc` instead of `ps`: its exact arguments.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ArgvProcess {
+pub(crate) struct ArgvProcess {
     pub pid: u32,
     pub user: String,
     pub start: String,
@@ -749,7 +752,7 @@ pub struct ArgvProcess {
 
 /// The tunnels of processes known by their arguments, each forward once
 /// (autossh and its ssh child, as for a capture).
-pub fn tunnels_of_argv(procs: &[ArgvProcess]) -> Vec<Tunnel> {
+pub(crate) fn tunnels_of_argv(procs: &[ArgvProcess]) -> Vec<Tunnel> {
     let found = procs
         .iter()
         .filter_map(|p| {
@@ -776,7 +779,7 @@ pub fn parse_ps(text: &str) -> PsOutcome {
 /// exact arguments (live mode reads `/proc/PID/cmdline`). Where it gives
 /// them, ssh's grammar reads them directly, with no guessing about words
 /// that `ps` joined with spaces; where it gives `None`, the `ps` text is read.
-pub fn parse_ps_with(
+pub(crate) fn parse_ps_with(
     text: &str,
     exact_argv: impl Fn(u32, &str) -> Option<Vec<String>>,
 ) -> PsOutcome {
@@ -790,7 +793,7 @@ pub fn parse_ps_with(
 /// buffer at a time ([`lines::read_lines`]) and parses it as it comes: the
 /// same outcome as [`parse_ps`] on the whole text, whose bytes that are not
 /// UTF-8 would be read as U+FFFD.
-pub fn read_ps(r: impl Read) -> io::Result<PsOutcome> {
+pub(crate) fn read_ps(r: impl Read) -> io::Result<PsOutcome> {
     Ok(PsReader::read(r, lines::CHUNK)?.finish())
 }
 
@@ -896,7 +899,7 @@ impl PsReader {
 
     /// Like [`PsReader::finish`], reading the commands as
     /// [`parse_ps_with`] does.
-    pub fn finish_with(
+    pub(crate) fn finish_with(
         mut self,
         exact_argv: impl Fn(u32, &str) -> Option<Vec<String>>,
     ) -> PsOutcome {

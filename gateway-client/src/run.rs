@@ -19,7 +19,7 @@ use crate::wire::{self, Body, MsgKind};
 use crate::{live, ps};
 
 /// How long a live `ps` may take before it is killed.
-pub const PS_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const PS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Runs the client; returns the exit status.
 pub fn run<I: IntoIterator<Item = OsString>>(args: I) -> i32 {
@@ -163,7 +163,7 @@ fn warn_problems(source: &str, outcome: &ps::PsOutcome) {
 }
 
 /// This machine's host name, as the kernel has it.
-pub fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|p| {
@@ -192,7 +192,7 @@ fn user_name() -> String {
 }
 
 /// `2026-11-23 21:06:46 UTC` from Unix seconds (the client has no time zone data).
-pub fn utc_string(unix: u64) -> String {
+pub(crate) fn utc_string(unix: u64) -> String {
     let days = (unix / 86_400) as i64;
     let secs = unix % 86_400;
     // Howard Hinnant's civil_from_days.

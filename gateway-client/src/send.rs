@@ -23,12 +23,12 @@ use crate::key::Key;
 use crate::wire::{self, Body, MsgKind};
 
 /// First wait for acks before resending; it doubles up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-pub const MAX_BACKOFF: Duration = Duration::from_millis(1600);
+pub(crate) const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_millis(1600);
 
 /// What the collector answered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Delivery {
+pub(crate) struct Delivery {
     pub addr: SocketAddr,
     pub datagrams: usize,
     /// Datagrams sent in all, retries included.
@@ -39,7 +39,7 @@ pub struct Delivery {
 }
 
 /// Resolves `host:port`, preferring the first address returned.
-pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
+pub(crate) fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
     let addr = format!("{host}:{port}");
     let host = host.trim_start_matches('[').trim_end_matches(']');
     (host, port)
@@ -56,7 +56,7 @@ pub fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
 }
 
 /// Sends all `parts` to `addr` and waits for an ack of each.
-pub fn deliver(
+pub(crate) fn deliver(
     addr: SocketAddr,
     key: &Key,
     parts: &[(Body, Vec<u8>)],

@@ -46,14 +46,14 @@ pub struct Socket {
 }
 
 impl Socket {
-    pub fn is_listener(&self) -> bool {
+    pub(crate) fn is_listener(&self) -> bool {
         self.state == TCP_LISTEN
     }
 }
 
 /// The address itself, with IPv4-mapped IPv6 (`::ffff:127.0.0.1`) as IPv4:
 /// a dual-stack IPv6 listener's IPv4 connections show that way.
-pub fn canonical(ip: IpAddr) -> IpAddr {
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
@@ -61,7 +61,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 }
 
 /// [`canonical`] of a socket address's IP, with its port.
-pub fn canonical_addr(a: SocketAddr) -> (IpAddr, u16) {
+pub(crate) fn canonical_addr(a: SocketAddr) -> (IpAddr, u16) {
     (canonical(a.ip()), a.port())
 }
 
@@ -110,7 +110,7 @@ fn parse_tcp_line(line: &str) -> Option<Socket> {
 /// The kernel prints the address as 32-bit words with `%08X`, each word as
 /// the CPU holds it (host byte order): on a little-endian machine
 /// 127.0.0.1 is `0100007F`. The port is a plain hex number.
-pub fn parse_hex_socket(s: &str) -> Option<(IpAddr, u16)> {
+pub(crate) fn parse_hex_socket(s: &str) -> Option<(IpAddr, u16)> {
     let (addr, port) = s.split_once(':')?;
     let port = u16::from_str_radix(port, 16)
         .ok()
@@ -136,7 +136,7 @@ pub fn parse_hex_socket(s: &str) -> Option<(IpAddr, u16)> {
 /// The sockets of one network namespace from its tables: `dir` is `/proc`
 /// or `/proc/PID`. `None` when neither table can be read (no `/proc`); a
 /// missing `tcp6` (IPv6 disabled) is an empty table.
-pub fn read_proc_tables(dir: &Path) -> Option<Vec<Socket>> {
+pub(crate) fn read_proc_tables(dir: &Path) -> Option<Vec<Socket>> {
     let v4 = fs::read_to_string(dir.join("net/tcp"));
     let v6 = fs::read_to_string(dir.join("net/tcp6"));
     if v4.is_err() && v6.is_err() {
@@ -152,7 +152,7 @@ pub fn read_proc_tables(dir: &Path) -> Option<Vec<Socket>> {
 
 /// The sockets of our own network namespace: from netlink ([`dump`]),
 /// else from `/proc/net/tcp{,6}`. `None` when neither can be read.
-pub fn own_namespace() -> Option<Vec<Socket>> {
+pub(crate) fn own_namespace() -> Option<Vec<Socket>> {
     dump(|_| true)
         .ok()
         .or_else(|| read_proc_tables(Path::new("/proc")))
@@ -161,7 +161,7 @@ pub fn own_namespace() -> Option<Vec<Socket>> {
 /// Like [`own_namespace`], with the ESTABLISHED sockets only when `wanted`
 /// says so of one of the listeners (see [`dump`]); from `/proc` there is no
 /// saving, and all come.
-pub fn own_namespace_for(wanted: impl Fn(&Socket) -> bool) -> Option<Vec<Socket>> {
+pub(crate) fn own_namespace_for(wanted: impl Fn(&Socket) -> bool) -> Option<Vec<Socket>> {
     dump(wanted)
         .ok()
         .or_else(|| read_proc_tables(Path::new("/proc")))
@@ -210,7 +210,7 @@ pub fn request(family: u8, states: u32, seq: u32) -> [u8; NLMSG_HDR + REQ_LEN] {
 /// `states`: a netlink header and an `inet_diag_req` (family 0, an empty
 /// socket id). One request walks the kernel's hash tables once for both
 /// families, where [`request`] needs one walk per family.
-pub fn request_both_families(states: u32, seq: u32) -> [u8; NLMSG_HDR + COMPAT_REQ_LEN] {
+pub(crate) fn request_both_families(states: u32, seq: u32) -> [u8; NLMSG_HDR + COMPAT_REQ_LEN] {
     let mut m = [0u8; NLMSG_HDR + COMPAT_REQ_LEN];
     let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
     m[0..4].copy_from_slice(&((NLMSG_HDR + COMPAT_REQ_LEN) as u32).to_ne_bytes());
@@ -237,7 +237,7 @@ pub enum Answer {
 /// Reads the `inet_diag_msg`s of one buffer of a dump's answer into
 /// `out`. Messages of another sequence number, and rows in other states,
 /// are skipped; a message shorter than it says is an error (`EBADMSG`).
-pub fn parse_answer(buf: &[u8], seq: u32, out: &mut Vec<Socket>) -> Answer {
+pub(crate) fn parse_answer(buf: &[u8], seq: u32, out: &mut Vec<Socket>) -> Answer {
     let mut at = 0;
     while at + NLMSG_HDR <= buf.len() {
         let u32_at = |i: usize| u32::from_ne_bytes([buf[i], buf[i + 1], buf[i + 2], buf[i + 3]]);

@@ -65,7 +65,7 @@ use crate::tunnel::Kind;
 
 /// ssh's getopt string (OpenSSH 9.x `ssh.c`): a letter followed by `:` takes
 /// a value. (Before 9.4, `-P` took none; it was an obsolete no-op then.)
-pub const SSH_OPTSTRING: &str =
+pub(crate) const SSH_OPTSTRING: &str =
     "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy";
 
 /// `-M` takes a value for autossh (monitor port); ssh's `-M` does not.
@@ -80,11 +80,11 @@ const COMMAND_LOOKAHEAD: usize = 16;
 /// Up to this many ps words, a command line is split without allocating.
 const STACK_WORDS: usize = 32;
 /// Up to this many forwards, duplicates are looked for in a list.
-pub const FEW: usize = 16;
+pub(crate) const FEW: usize = 16;
 
 /// Which program a command line runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Program {
+pub(crate) enum Program {
     Ssh,
     Autossh,
 }
@@ -93,7 +93,7 @@ pub enum Program {
 /// Its text borrows from the command line it was read from, except where
 /// ssh's grammar rewrites it (a `\\` escape, `-o LocalForward a b`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Forward<'a> {
+pub(crate) struct Forward<'a> {
     pub kind: Kind,
     /// Bind address, or listening socket path; empty when none was given.
     pub bind: Cow<'a, str>,
@@ -107,7 +107,7 @@ pub struct Forward<'a> {
 
 impl Forward<'_> {
     /// The same forward, owning its text.
-    pub fn into_owned(self) -> Forward<'static> {
+    pub(crate) fn into_owned(self) -> Forward<'static> {
         Forward {
             kind: self.kind,
             bind: Cow::Owned(self.bind.into_owned()),
@@ -120,7 +120,7 @@ impl Forward<'_> {
 
 /// A forward spec ssh would refuse (the running process cannot hold it).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BadForward {
+pub(crate) struct BadForward {
     /// How it was given: `-L`, `-R`, `-D`, `LocalForward`, ...
     pub option: String,
     pub spec: String,
@@ -134,7 +134,7 @@ impl fmt::Display for BadForward {
 
 /// What one ssh or autossh command line sets up, borrowing from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invocation<'a> {
+pub(crate) struct Invocation<'a> {
     pub program: Program,
     /// The host ssh connects to, without user or port; empty if none was found.
     pub dest: Cow<'a, str>,
@@ -146,7 +146,7 @@ pub struct Invocation<'a> {
 
 impl Invocation<'_> {
     /// The same invocation, owning its text.
-    pub fn into_owned(self) -> Invocation<'static> {
+    pub(crate) fn into_owned(self) -> Invocation<'static> {
         Invocation {
             program: self.program,
             dest: Cow::Owned(self.dest.into_owned()),
@@ -160,7 +160,7 @@ impl Invocation<'_> {
 /// first word. `ps f` tree art (`\_`, `|`) in front is skipped, and so is
 /// busybox's `{comm}` prefix, which names the program when `argv[0]` was
 /// changed (`{ssh} vnc-tunnel -N -L ...` after `exec -a vnc-tunnel ssh`).
-pub fn program_of(command: &str) -> Option<Program> {
+pub(crate) fn program_of(command: &str) -> Option<Program> {
     let (comm, argv) = split_command(command);
     program_in(comm, argv)
 }
@@ -190,7 +190,7 @@ fn split_command(command: &str) -> (Option<&str>, &str) {
 }
 
 /// The program a word runs, by its last path component.
-pub fn program_of_word(w: &str) -> Option<Program> {
+pub(crate) fn program_of_word(w: &str) -> Option<Program> {
     let named = |name: &str| {
         w.strip_suffix(name)
             .is_some_and(|dir| dir.is_empty() || dir.ends_with('/'))
@@ -206,14 +206,14 @@ pub fn program_of_word(w: &str) -> Option<Program> {
 
 /// Reads a command line as `ps` shows it (argv joined with spaces). `None`
 /// unless it runs ssh or autossh.
-pub fn parse_command(command: &str) -> Option<Invocation<'_>> {
+pub(crate) fn parse_command(command: &str) -> Option<Invocation<'_>> {
     parse_command_as(command, false)
 }
 
 /// Reads what `ps` left of a command line it cut at its width (the cut
 /// word already removed): the forwards fully visible are kept even when
 /// the destination was cut off (which is then empty).
-pub fn parse_cut_command(command: &str) -> Option<Invocation<'_>> {
+pub(crate) fn parse_cut_command(command: &str) -> Option<Invocation<'_>> {
     parse_command_as(command, true)
 }
 
@@ -235,7 +235,7 @@ fn parse_command_as(command: &str, cut: bool) -> Option<Invocation<'_>> {
 }
 
 /// Reads an exact argv (`argv[0]` first). `None` unless it runs ssh or autossh.
-pub fn parse_argv<S: AsRef<str>>(argv: &[S]) -> Option<Invocation<'_>> {
+pub(crate) fn parse_argv<S: AsRef<str>>(argv: &[S]) -> Option<Invocation<'_>> {
     let program = program_of_word(argv.first()?.as_ref())?;
     let words: Vec<&str> = argv.iter().map(|s| s.as_ref()).collect();
     parse_words(program, &words, false, false)
@@ -654,7 +654,7 @@ fn destination(w: &str) -> &str {
 /// (`Kind::Remote`: `[bind:]port:host:hostport`, or `[bind:]port` for a
 /// dynamic remote forward) and `-D` (`Kind::Dynamic`). `None` when ssh
 /// would refuse it.
-pub fn parse_forward(kind: Kind, spec: &str) -> Option<Forward<'_>> {
+pub(crate) fn parse_forward(kind: Kind, spec: &str) -> Option<Forward<'_>> {
     match kind {
         Kind::Local => parse_forward_as(spec, false, false),
         Kind::Dynamic => parse_forward_as(spec, true, false),

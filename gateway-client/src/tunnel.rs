@@ -119,7 +119,7 @@ impl Tunnel {
     /// not empty (a decoder takes a missing one as unknown or empty, so
     /// records of captures and `R` forwards keep the size they had before
     /// the two fields existed).
-    pub fn write_json(&self, out: &mut String) {
+    pub(crate) fn write_json(&self, out: &mut String) {
         self.write_fields(out);
         if let Some(n) = self.connections {
             json::field_u64(out, "connections", u64::from(n), false);
@@ -132,7 +132,7 @@ impl Tunnel {
 
     /// Appends this record as one JSON object with every field, unknown
     /// ones as `null` or `[]` (`--json`).
-    pub fn write_json_all(&self, out: &mut String) {
+    pub(crate) fn write_json_all(&self, out: &mut String) {
         self.write_fields(out);
         match self.connections {
             Some(n) => json::field_u64(out, "connections", u64::from(n), false),

@@ -36,15 +36,15 @@ use crate::key::Key;
 use crate::tunnel::{Health, Kind, Tunnel};
 
 /// The protocol version in the header and the body's `v`.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 /// No datagram is larger than this, in bytes.
 pub const MAX_DATAGRAM: usize = 1400;
 /// Most parts one report may be split into.
 pub const MAX_PARTS: u32 = 1000;
 /// Longest gateway name, in bytes.
-pub const MAX_NAME: usize = 64;
+pub(crate) const MAX_NAME: usize = 64;
 /// The header's fixed prefix.
-pub const MAGIC: &str = "ROCTM/";
+pub(crate) const MAGIC: &str = "ROCTM/";
 /// Length of the header line: `ROCTM/1 ` + 64 hex digits + newline.
 const HEADER_LEN: usize = MAGIC.len() + 2 + 64 + 1;
 

@@ -45,7 +45,7 @@ use crate::route::{EVENTS, Route};
 use crate::silence::Silence;
 
 /// Where both binaries look for the file when `--config` is not given.
-pub const DEFAULT_PATH: &str = "/etc/roc-tunnel-monitor/monitor.toml";
+pub(crate) const DEFAULT_PATH: &str = "/etc/roc-tunnel-monitor/monitor.toml";
 
 /// The file as written (before checking the values).
 #[derive(Deserialize)]

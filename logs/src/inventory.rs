@@ -57,7 +57,7 @@ impl Expected {
 
     /// Whether `t` listens on this entry's port on its gateway (an `L` or
     /// `D` forward; an `R` forward listens on the far side).
-    pub fn holds_port(&self, t: &Tunnel) -> bool {
+    pub(crate) fn holds_port(&self, t: &Tunnel) -> bool {
         t.listen_port == self.listen && t.kind != Kind::Remote
     }
 }
