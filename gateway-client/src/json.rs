@@ -308,13 +308,13 @@ impl<'a> Parser<'a> {
 /// then of no further use: the caller gives up and calls [`parse`] for the
 /// precise error. What a `Reader` accepts, [`parse`] accepts with the same
 /// values: both share one tokenizer, one depth limit and one size limit.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     p: Parser<'a>,
 }
 
 impl<'a> Reader<'a> {
     /// A reader over `text`, or `None` if it is longer than [`MAX_INPUT`].
-    pub fn new(text: &'a str) -> Option<Reader<'a>> {
+    pub(crate) fn new(text: &'a str) -> Option<Reader<'a>> {
         (text.len() <= MAX_INPUT).then(|| Reader {
             p: Parser::new(text),
         })
@@ -336,7 +336,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Consumes `null` if it comes next.
-    pub fn null(&mut self) -> bool {
+    pub(crate) fn null(&mut self) -> bool {
         self.p.ws();
         let found = self
             .p
@@ -356,20 +356,23 @@ impl<'a> Reader<'a> {
     }
 
     /// A string; borrowed from the text when it holds no escape.
-    pub fn str(&mut self) -> Option<Cow<'a, str>> {
+    pub(crate) fn str(&mut self) -> Option<Cow<'a, str>> {
         self.p.ws();
         self.p.string_cow().ok()
     }
 
     /// An unsigned integer.
-    pub fn u64(&mut self) -> Option<u64> {
+    pub(crate) fn u64(&mut self) -> Option<u64> {
         self.p.ws();
         self.p.number().ok()
     }
 
     /// Reads an object: `field` is called with each key and must read its
     /// value. Keys come in the order written; a repeated key comes again.
-    pub fn object(&mut self, mut field: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
+    pub(crate) fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Self, &str) -> Option<()>,
+    ) -> Option<()> {
         if !self.eat(b'{') {
             return None;
         }
@@ -392,7 +395,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an array: `item` is called for each element and must read it.
-    pub fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+    pub(crate) fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         if !self.eat(b'[') {
             return None;
         }
@@ -412,14 +415,14 @@ impl<'a> Reader<'a> {
 
     /// Skips one value of any kind, nested `depth` deep (as [`parse`]
     /// counts it: the top-level value is at depth 0).
-    pub fn skip(&mut self, depth: usize) -> Option<()> {
+    pub(crate) fn skip(&mut self, depth: usize) -> Option<()> {
         self.p.ws();
         self.p.value(depth).ok().map(drop)
     }
 }
 
 /// Appends `s` as a JSON string literal.
-pub fn write_str(out: &mut String, s: &str) {
+pub(crate) fn write_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
     // Most strings need no escape at all: find the first byte that may

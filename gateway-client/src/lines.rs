@@ -28,7 +28,11 @@ pub(crate) const CHUNK: usize = 64 << 10;
 /// Bytes that are not UTF-8 become U+FFFD as with
 /// [`String::from_utf8_lossy`]; since a newline is never part of a
 /// sequence, a text decodes the same whichever blocks its lines fall in.
-pub(crate) fn read_lines(mut r: impl Read, chunk: usize, mut block: impl FnMut(&str)) -> io::Result<u64> {
+pub(crate) fn read_lines(
+    mut r: impl Read,
+    chunk: usize,
+    mut block: impl FnMut(&str),
+) -> io::Result<u64> {
     let chunk = chunk.max(1);
     let mut buf = vec![0u8; chunk];
     // buf[..filled] holds bytes read and not yet handed on: part of a line.

@@ -464,7 +464,7 @@ pub struct Context {
 
 impl Context {
     /// Everything, the sockets of both address families included.
-    pub fn read() -> Context {
+    pub(crate) fn read() -> Context {
         let mut ctx = Context::without_sockets();
         ctx.host.sockets = sockets::own_namespace();
         ctx.host.connections = true;
@@ -881,7 +881,11 @@ fn is_cut(user: &str) -> bool {
 /// The name to report, from the uid (if known), the accounts, and what ps
 /// printed: the account's name; else a cut name becomes the numeric uid;
 /// else what ps printed.
-pub(crate) fn resolve_user(uid: Option<u32>, names: &HashMap<u32, String>, ps_user: &str) -> String {
+pub(crate) fn resolve_user(
+    uid: Option<u32>,
+    names: &HashMap<u32, String>,
+    ps_user: &str,
+) -> String {
     match uid {
         Some(u) => match names.get(&u) {
             Some(n) => n.clone(),
@@ -922,23 +926,6 @@ fn wide_ps_users(pids: &[u32], timeout: Duration) -> HashMap<u32, String> {
         Ok(text) => parse_pid_user(&text),
         Err(_) => HashMap::new(),
     }
-}
-
-/// Completes records made from the live `ps`: full user names, start
-/// times, and whether their forwards listen. `timeout` bounds the second
-/// `ps` asked for names `/etc/passwd` lacks.
-pub fn complete(tunnels: &mut [Tunnel], timeout: Duration) {
-    if tunnels.is_empty() {
-        return;
-    }
-    let ctx = Context::read();
-    let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
-    for t in tunnels.iter() {
-        infos
-            .entry(t.pid)
-            .or_insert_with(|| proc_info(t.pid, ctx.btime));
-    }
-    complete_with(tunnels, &infos, &ctx, timeout);
 }
 
 /// [`complete`] with the `/proc` of each process already read (`infos`,

@@ -191,7 +191,7 @@ fn align(n: usize) -> usize {
 /// The request for one family's sockets in the `states` (a bit per state,
 /// `1 << TCP_LISTEN`...): a netlink header and an `inet_diag_req_v2` with
 /// an empty socket id.
-pub fn request(family: u8, states: u32, seq: u32) -> [u8; NLMSG_HDR + REQ_LEN] {
+pub(crate) fn request(family: u8, states: u32, seq: u32) -> [u8; NLMSG_HDR + REQ_LEN] {
     let mut m = [0u8; NLMSG_HDR + REQ_LEN];
     let flags = (libc::NLM_F_REQUEST | libc::NLM_F_DUMP) as u16;
     m[0..4].copy_from_slice(&((NLMSG_HDR + REQ_LEN) as u32).to_ne_bytes());
@@ -225,7 +225,7 @@ pub(crate) fn request_both_families(states: u32, seq: u32) -> [u8; NLMSG_HDR + C
 
 /// What one buffer of a dump's answer held.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Answer {
+pub(crate) enum Answer {
     /// More messages follow in the next read.
     More,
     /// `NLMSG_DONE`: the dump is complete.
@@ -408,7 +408,7 @@ const MAX_ROWS: usize = 1 << 20;
 /// forward's port), both address families in one walk
 /// ([`request_both_families`]); a kernel that refuses that request is
 /// asked one family at a time ([`request`]).
-pub fn dump(wanted: impl Fn(&Socket) -> bool) -> io::Result<Vec<Socket>> {
+pub(crate) fn dump(wanted: impl Fn(&Socket) -> bool) -> io::Result<Vec<Socket>> {
     let nl = Netlink::open()?;
     let mut out = Vec::new();
     // The kernel fills a buffer up to the size the reader offers (32 KiB).

@@ -40,7 +40,7 @@ pub(crate) const VERSION: u32 = 1;
 /// No datagram is larger than this, in bytes.
 pub const MAX_DATAGRAM: usize = 1400;
 /// Most parts one report may be split into.
-pub const MAX_PARTS: u32 = 1000;
+pub(crate) const MAX_PARTS: u32 = 1000;
 /// Longest gateway name, in bytes.
 pub(crate) const MAX_NAME: usize = 64;
 /// The header's fixed prefix.
@@ -113,14 +113,6 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 5] = [
-        Reject::Oversized,
-        Reject::Malformed,
-        Reject::UnknownVersion,
-        Reject::BadSignature,
-        Reject::UnknownPart,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Reject::Oversized => "oversized",
@@ -325,7 +317,7 @@ pub fn frame(key: &impl Mac, body: &[u8]) -> Vec<u8> {
 }
 
 /// A gateway name: 1 to 64 bytes, no control characters or white space.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(format!(
             "gateway name must be 1 to {MAX_NAME} bytes, got {}",
@@ -699,7 +691,7 @@ impl Reassembler {
     }
 
     /// Drops incomplete reports first seen more than `max_age` seconds ago.
-    pub fn expire(&mut self, now: u64) -> usize {
+    pub(crate) fn expire(&mut self, now: u64) -> usize {
         let before = self.pending.len();
         let max_age = self.max_age;
         self.pending

@@ -118,14 +118,6 @@ pub struct Config {
 }
 
 impl Config {
-    /// The thresholds: the file's, over `defaults`, checked together.
-    pub fn thresholds(&self, defaults: Thresholds) -> Result<Thresholds, String> {
-        Thresholds::new(
-            self.late.unwrap_or(defaults.late),
-            self.down.unwrap_or(defaults.down),
-        )
-    }
-
     /// "24 expected tunnels on 2 gateways", for the log line of a load.
     pub fn summary(&self) -> String {
         let mut gateways: Vec<&str> = self.tunnels.iter().map(|t| t.gateway.as_str()).collect();

@@ -95,14 +95,6 @@ impl<A> Damper<A> {
         self.damping = damping;
     }
 
-    /// The slots flapping now.
-    pub fn flapping(&self) -> impl Iterator<Item = &Slot> {
-        self.slots
-            .iter()
-            .filter(|(_, s)| s.flapping_since.is_some())
-            .map(|(k, _)| k)
-    }
-
     /// A change of `slot` from state `from` to `to` at `now`, with its
     /// alert: held back, dropped, or the start of flapping.
     pub fn change(&mut self, slot: Slot, from: &str, to: &str, alert: A, now: u64) -> Verdict<A> {
@@ -215,11 +207,9 @@ mod tests {
             out,
             ["missing", "up", "missing", "up", "FLAPPING", "missing"]
         );
-        assert_eq!(d.flapping().count(), 1);
         // Steady for an hour after the last change (at 1000): alerted again.
         assert!(d.tick(1000 + FLAP_WINDOW - 1).is_empty());
         d.tick(1000 + FLAP_WINDOW);
-        assert_eq!(d.flapping().count(), 0);
         assert!(sent(d.change(slot(), "up", "missing", "missing", 5000)).is_empty());
         assert_eq!(d.tick(5030), ["missing"]);
     }

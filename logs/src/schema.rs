@@ -37,7 +37,7 @@ pub enum LogKind {
 impl LogKind {
     pub const ALL: [LogKind; 2] = [LogKind::Events, LogKind::Tunnels];
 
-    pub fn prefix(self) -> &'static str {
+    pub(crate) fn prefix(self) -> &'static str {
         match self {
             LogKind::Events => "events",
             LogKind::Tunnels => "tunnels",

@@ -28,23 +28,13 @@ impl Silence {
     /// scope. A gateway's own alert (late, down) concerns every ROC with a
     /// tunnel there; a silence of one ROC covers it only when that ROC is
     /// the only one concerned.
-    pub fn covers(&self, gateway: &str, rocs: &[&str]) -> bool {
+    pub(crate) fn covers(&self, gateway: &str, rocs: &[&str]) -> bool {
         let gateway_ok = self.gateway.as_deref().is_none_or(|g| g == gateway);
         let roc_ok = self
             .roc
             .as_deref()
             .is_none_or(|r| !rocs.is_empty() && rocs.iter().all(|x| *x == r));
         gateway_ok && roc_ok
-    }
-
-    /// "gateway novadaq-far-gateway-01", "ROC Caltech", or both.
-    pub fn scope(&self) -> String {
-        match (&self.gateway, &self.roc) {
-            (Some(g), Some(r)) => format!("ROC {r} on gateway {g}"),
-            (Some(g), None) => format!("gateway {g}"),
-            (None, Some(r)) => format!("ROC {r}"),
-            (None, None) => "everything".into(),
-        }
     }
 }
 
@@ -89,7 +79,6 @@ mod tests {
         assert!(!roc.covers("far", &[]));
         let both = silence(Some("far"), Some("Caltech"));
         assert!(both.covers("far", &["Caltech"]) && !both.covers("near", &["Caltech"]));
-        assert_eq!(both.scope(), "ROC Caltech on gateway far");
         let all = [gw, roc];
         assert_eq!(covering(&all, "far", &["Caltech"], 150).count(), 2);
         assert_eq!(covering(&all, "far", &["Caltech"], 250).count(), 0);
