@@ -15,7 +15,9 @@
 //! - `ROCTM_AGE_SECONDS`: how long the gateway had been silent
 //! - for tunnel events, `ROCTM_TUNNEL` (one line describing the forward),
 //!   `ROCTM_TUNNEL_USER`, `ROCTM_TUNNEL_LISTEN_PORT`,
-//!   `ROCTM_TUNNEL_TARGET` (`host:port`), `ROCTM_TUNNEL_PID`
+//!   `ROCTM_TUNNEL_TARGET` (`host:port`), `ROCTM_TUNNEL_PID`, and who was
+//!   on it at its last report: `ROCTM_CONNECTIONS` (a number, empty when
+//!   unknown) and `ROCTM_CONNECTED` (accounts and addresses, space-separated)
 //! - for the inventory's events, the expected tunnel: `ROCTM_ROC`,
 //!   `ROCTM_STATION`, `ROCTM_OWNER` (empty when not set), `ROCTM_LISTEN`,
 //!   `ROCTM_TARGET` (`host:port`), `ROCTM_STATE` (`missing`, `broken`,
@@ -86,6 +88,13 @@ pub(crate) fn environment(a: &Alert, page_url: Option<&str>) -> Vec<(&'static st
             format!("{}:{}", t.target_host, t.target_port),
         ));
         env.push(("ROCTM_TUNNEL_PID", t.pid.to_string()));
+        // Who was on it at its last report (empty when unknown: an older
+        // client, an R forward).
+        env.push((
+            "ROCTM_CONNECTIONS",
+            t.connections.map(|n| n.to_string()).unwrap_or_default(),
+        ));
+        env.push(("ROCTM_CONNECTED", t.connected.join(" ")));
     }
     if let Some(x) = &a.expected {
         let e = &x.entry;
@@ -204,6 +213,8 @@ mod tests {
                 target_host: "novadaq-far-master-02".into(),
                 target_port: 5951,
                 dest: "novadaq-far-gateway-01".into(),
+                connections: Some(2),
+                connected: vec!["novaroc1".into(), "192.0.2.15".into()],
                 ..Tunnel::default()
             }),
             time: 1_763_856_000,
@@ -221,6 +232,8 @@ mod tests {
             )
         );
         assert_eq!(get("ROCTM_ROC"), None);
+        assert_eq!(get("ROCTM_CONNECTIONS"), Some("2"));
+        assert_eq!(get("ROCTM_CONNECTED"), Some("novaroc1 192.0.2.15"));
     }
 
     #[test]
