@@ -20,7 +20,7 @@
 //! 2. [`Ingest::settle`] waits for that sync, and only then acks. If the
 //!    write failed, none of the batch is acked or remembered (each counts as
 //!    `write_error`), and no row of it stays in the files. The state sees a
-//!    sign of life; a report part goes to the [`Reassembly`], and a complete
+//!    sign of life; a report part goes to the [`Reassembler`], and a complete
 //!    report replaces the gateway's tunnels. The HTTP snapshot is published
 //!    once for the batch, before the acks. Alerts go to `--notify`, and
 //!    `--on-collect` is poked: both queue and return, so ingest never waits
@@ -71,12 +71,12 @@ use crate::mac::FastKey;
 use crate::metrics::{Metrics, Outcome};
 use crate::notify::Notifier;
 use crate::on_collect::OnCollect;
-use crate::reassembly::{Dropped, Reassembly};
 use crate::reload::Reload;
 use crate::replay::{self, ReplayGuard, Verdict};
 use crate::say::say;
 use crate::silencer::Silencer;
 use crate::state::{Alert, AlertKind, State};
+use gateway_client::reassembly::{Dropped, Reassembler};
 
 /// Rejection lines logged per reason per minute before they are summarised.
 pub(crate) const LOG_LINES_PER_MINUTE: u32 = 10;
@@ -296,7 +296,7 @@ pub(crate) struct Ingest {
     log: Committer,
     in_flight: Option<InFlight>,
     replay: ReplayGuard,
-    reassembler: Reassembly,
+    reassembler: Reassembler,
     state: State,
     metrics: Arc<Metrics>,
     snapshot: SharedSnapshot,
@@ -335,7 +335,7 @@ impl Ingest {
             log,
             in_flight: None,
             replay: ReplayGuard::new(max_skew, replay::CAP_PER_GATEWAY),
-            reassembler: Reassembly::new(max_skew),
+            reassembler: Reassembler::new(max_skew),
             state: State::new(thresholds),
             metrics,
             snapshot,
@@ -855,8 +855,8 @@ impl Ingest {
                     &self.metrics.reports_evicted,
                     format!(
                         "too many incomplete reports waited (at most {} per gateway, {} in all)",
-                        crate::reassembly::PER_GATEWAY,
-                        crate::reassembly::TOTAL
+                        gateway_client::reassembly::PER_GATEWAY,
+                        gateway_client::reassembly::TOTAL
                     ),
                 )
             } else {

@@ -40,7 +40,6 @@ mod mac;
 mod metrics;
 mod notify;
 mod on_collect;
-mod reassembly;
 mod reload;
 mod replay;
 mod say;

@@ -14,7 +14,8 @@
 #![no_main]
 
 use gateway_client::key::Key;
-use gateway_client::wire::{self, Reassembler};
+use gateway_client::reassembly::Reassembler;
+use gateway_client::wire;
 use libfuzzer_sys::fuzz_target;
 
 fn key() -> Key {
@@ -39,10 +40,10 @@ fuzz_target!(|data: &[u8]| {
         check(&key, rest);
         return;
     }
-    let mut r = Reassembler::new(4, 60);
+    let mut r = Reassembler::new(60);
     for (i, body) in rest.split(|&b| b == 0xFF).take(64).enumerate() {
         if let Some(b) = check(&key, &wire::frame(&key, body)) {
-            if let Some(rep) = r.add(b, i as u64) {
+            if let Some(rep) = r.add(b, i as u64).0 {
                 assert!(rep.parts >= 1);
             }
         }

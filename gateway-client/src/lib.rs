@@ -30,6 +30,7 @@ pub mod key;
 mod lines;
 pub mod live;
 pub mod ps;
+pub mod reassembly;
 pub mod run;
 mod send;
 pub mod sockets;

@@ -15,7 +15,7 @@
 //! collector counts.
 //!
 //! A report too large for one datagram is split by [`encode_all`] into parts
-//! that share one `seq`; [`Reassembler`] puts them back together in any order,
+//! that share one `seq`; [`crate::reassembly::Reassembler`] puts them back together in any order,
 //! ignoring duplicates, with bounded memory. Every accepted part is answered
 //! with a signed ack ([`ack`]). `docs/protocol.md` documents all of this with
 //! a worked example; `testdata/wire/` holds signed vectors.
@@ -28,7 +28,6 @@
 //! dependency-free `hmac-sha256` crate, for the client.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 
 use crate::json::{self, Value};
@@ -661,108 +660,6 @@ pub struct Report {
     pub tunnels: Vec<Tunnel>,
 }
 
-struct Pending {
-    first_seen: u64,
-    parts: Vec<Option<Body>>,
-    have: u32,
-}
-
-/// Puts split reports back together. Parts may come in any order and more
-/// than once. At most `max_pending` reports wait incomplete; the oldest is
-/// dropped to make room, and any older than `max_age` seconds expire.
-pub struct Reassembler {
-    max_pending: usize,
-    max_age: u64,
-    pending: HashMap<(String, u64), Pending>,
-}
-
-impl Reassembler {
-    pub fn new(max_pending: usize, max_age: u64) -> Reassembler {
-        Reassembler {
-            max_pending: max_pending.max(1),
-            max_age,
-            pending: HashMap::new(),
-        }
-    }
-
-    /// Reports waiting for more parts.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
-    }
-
-    /// Drops incomplete reports first seen more than `max_age` seconds ago.
-    pub(crate) fn expire(&mut self, now: u64) -> usize {
-        let before = self.pending.len();
-        let max_age = self.max_age;
-        self.pending
-            .retain(|_, p| now.saturating_sub(p.first_seen) <= max_age);
-        before - self.pending.len()
-    }
-
-    /// Adds one part; returns the report when this part completes it.
-    pub fn add(&mut self, part: Body, now: u64) -> Option<Report> {
-        if part.parts <= 1 {
-            return Some(Report {
-                gateway: part.gateway,
-                kind: part.kind,
-                seq: part.seq,
-                sent: part.sent,
-                parts: 1,
-                text: part.text,
-                tunnels: part.tunnels,
-            });
-        }
-        if part.part == 0 || part.part > part.parts || part.parts > MAX_PARTS {
-            return None;
-        }
-        self.expire(now);
-        let key = (part.gateway.clone(), part.seq);
-        if !self.pending.contains_key(&key) && self.pending.len() >= self.max_pending {
-            let oldest = self
-                .pending
-                .iter()
-                .min_by_key(|(_, p)| p.first_seen)
-                .map(|(k, _)| k.clone());
-            if let Some(k) = oldest {
-                self.pending.remove(&k);
-            }
-        }
-        let n = part.parts as usize;
-        let entry = self.pending.entry(key.clone()).or_insert_with(|| Pending {
-            first_seen: now,
-            parts: vec![None; n],
-            have: 0,
-        });
-        if entry.parts.len() != n {
-            return None; // a part that disagrees on the count: ignore it
-        }
-        let slot = &mut entry.parts[part.part as usize - 1];
-        if slot.is_none() {
-            *slot = Some(part);
-            entry.have += 1;
-        }
-        if entry.have as usize != n {
-            return None;
-        }
-        let done = self.pending.remove(&key)?;
-        let mut bodies = done.parts.into_iter().flatten();
-        let first = bodies.next()?;
-        let mut report = Report {
-            gateway: first.gateway,
-            kind: first.kind,
-            seq: first.seq,
-            sent: first.sent,
-            parts: first.parts,
-            text: first.text,
-            tunnels: first.tunnels,
-        };
-        for b in bodies {
-            report.tunnels.extend(b.tunnels);
-        }
-        Some(report)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -805,29 +702,6 @@ mod tests {
         let parts = encode_all(&key(), &report(3)).unwrap();
         assert_eq!(parts.len(), 1);
         assert_eq!(decode(&key(), &parts[0].1).unwrap(), report(3));
-    }
-
-    #[test]
-    fn five_hundred_tunnels_split_and_reassemble_in_any_order() {
-        let body = report(500);
-        let mut parts = encode_all(&key(), &body).unwrap();
-        assert!(parts.len() > 50, "{} parts", parts.len());
-        assert!(parts.iter().all(|(_, d)| d.len() <= MAX_DATAGRAM));
-        parts.reverse();
-        let mut r = Reassembler::new(16, 60);
-        let mut done = None;
-        for (i, (_, d)) in parts.iter().enumerate() {
-            let b = decode(&key(), d).unwrap();
-            done = r.add(b.clone(), 10);
-            if i + 1 < parts.len() {
-                assert!(done.is_none(), "complete early at part {i}");
-                // A duplicate changes nothing.
-                assert!(r.add(b, 10).is_none());
-            }
-        }
-        let done = done.expect("complete");
-        assert_eq!(done.tunnels, body.tunnels);
-        assert_eq!(r.pending(), 0);
     }
 
     #[test]
@@ -980,22 +854,6 @@ mod tests {
             (a.kind, a.seq, a.part, a.text.as_str()),
             (MsgKind::Ack, b.seq, 1, "ok")
         );
-    }
-
-    #[test]
-    fn reassembler_memory_is_bounded() {
-        let mut r = Reassembler::new(4, 60);
-        for seq in 0..100 {
-            let b = Body {
-                seq,
-                part: 1,
-                parts: 2,
-                ..report(1)
-            };
-            assert_eq!(r.add(b, 5), None);
-        }
-        assert_eq!(r.pending(), 4);
-        assert_eq!(r.expire(1000), 4);
     }
 
     /// Bodies the tree reader and the fast reader are compared on: what the

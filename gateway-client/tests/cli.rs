@@ -312,10 +312,10 @@ fn a_report_of_500_tunnels_is_split_and_all_parts_acked() {
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
     let bodies = acker.bodies();
     assert!(bodies.len() > 10, "{} parts", bodies.len());
-    let mut r = wire::Reassembler::new(4, 60);
+    let mut r = gateway_client::reassembly::Reassembler::new(60);
     let report = bodies
         .into_iter()
-        .find_map(|b| r.add(b, 0))
+        .find_map(|b| r.add(b, 0).0)
         .expect("report complete");
     assert_eq!(report.tunnels.len(), 500);
     assert_eq!(report.tunnels[499].listen_port, 20_499);

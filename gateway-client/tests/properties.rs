@@ -27,8 +27,9 @@
 
 use gateway_client::key::Key;
 use gateway_client::ps;
+use gateway_client::reassembly::Reassembler;
 use gateway_client::tunnel::{Health, Kind, Tunnel};
-use gateway_client::wire::{self, Body, MsgKind, Reassembler, Reject};
+use gateway_client::wire::{self, Body, MsgKind, Reject};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::string::string_regex;
@@ -776,7 +777,7 @@ fn split_report_and_delivery_order() -> impl Strategy<Value = (Key, Body, Vec<us
 /// the reassembler completed, with the step it completed at.
 fn deliver(key: &Key, body: &Body, order: &[usize]) -> Vec<(usize, wire::Report)> {
     let parts = wire::encode_all(key, body).expect("encodes");
-    let mut r = Reassembler::new(16, 60);
+    let mut r = Reassembler::new(60);
     let mut done = Vec::new();
     for (step, &i) in order.iter().enumerate() {
         let (_, bytes) = &parts[i % parts.len()];
@@ -786,7 +787,7 @@ fn deliver(key: &Key, body: &Body, order: &[usize]) -> Vec<(usize, wire::Report)
             bytes.len()
         );
         let part = wire::decode(key, bytes).expect("decodes");
-        if let Some(rep) = r.add(part, 0) {
+        if let Some(rep) = r.add(part, 0).0 {
             done.push((step, rep));
         }
     }
@@ -910,10 +911,10 @@ proptest! {
         let pb = wire::encode_all(&k, &b).unwrap();
         let mut all: Vec<&Vec<u8>> = pa.iter().chain(&pb).map(|(_, d)| d).collect();
         shuffle_with(&mut all, shuffle);
-        let mut r = Reassembler::new(16, 60);
+        let mut r = Reassembler::new(60);
         let mut done = Vec::new();
         for d in all {
-            if let Some(rep) = r.add(wire::decode(&k, d).unwrap(), 0) {
+            if let Some(rep) = r.add(wire::decode(&k, d).unwrap(), 0).0 {
                 done.push(rep);
             }
         }

@@ -1,6 +1,8 @@
-//! Split reports waiting for their other parts, bounded per gateway.
+//! Split reports put back together: parts may come in any order and more
+//! than once. The client splits ([`crate::wire::encode_all`]); the
+//! collector reassembles, bounded per gateway.
 //!
-//! Every part held here was written and acked, so giving a report up loses
+//! In the collector every part held here was written and acked, so giving a report up loses
 //! what its gateway said: it is never done silently. At most
 //! [`PER_GATEWAY`] reports of one gateway wait at once (a new one evicts
 //! that gateway's oldest), so a burst of incomplete reports in one
@@ -14,16 +16,15 @@
 
 use std::collections::HashMap;
 
-use gateway_client::wire::{Body, Report};
-use logs::reader::MAX_PARTS;
+use crate::wire::{Body, MAX_PARTS, Report};
 
 /// Incomplete reports of one gateway held at once.
-pub(crate) const PER_GATEWAY: usize = 4;
+pub const PER_GATEWAY: usize = 4;
 /// Incomplete reports held at once, all gateways.
-pub(crate) const TOTAL: usize = 1024;
+pub const TOTAL: usize = 1024;
 /// Parts of incomplete reports held at once, all gateways: with parts of
 /// at most 1,400 bytes, about 23 MB.
-pub(crate) const TOTAL_PARTS: usize = 16_384;
+pub const TOTAL_PARTS: usize = 16_384;
 
 struct Pending {
     first_seen: u64,
@@ -33,7 +34,7 @@ struct Pending {
 
 /// A report given up before it completed; its parts are in the logs.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Dropped {
+pub struct Dropped {
     pub gateway: String,
     pub seq: u64,
     pub have: u32,
@@ -43,16 +44,16 @@ pub(crate) struct Dropped {
 }
 
 /// The reports waiting, by gateway and seq.
-pub(crate) struct Reassembly {
+pub struct Reassembler {
     max_age: u64,
     waiting: HashMap<String, HashMap<u64, Pending>>,
     count: usize,
     parts_held: usize,
 }
 
-impl Reassembly {
-    pub(crate) fn new(max_age: u64) -> Reassembly {
-        Reassembly {
+impl Reassembler {
+    pub fn new(max_age: u64) -> Reassembler {
+        Reassembler {
             max_age,
             waiting: HashMap::new(),
             count: 0,
@@ -61,12 +62,12 @@ impl Reassembly {
     }
 
     /// Reports waiting for more parts.
-    pub(crate) fn pending(&self) -> usize {
+    pub fn pending(&self) -> usize {
         self.count
     }
 
     /// Gives up the reports first seen more than `max_age` before `now`.
-    pub(crate) fn expire(&mut self, now: u64) -> Vec<Dropped> {
+    pub fn expire(&mut self, now: u64) -> Vec<Dropped> {
         let mut dropped = Vec::new();
         for (gateway, reports) in &mut self.waiting {
             reports.retain(|&seq, p| {
@@ -85,7 +86,7 @@ impl Reassembly {
 
     /// Adds one part (already written and acked); returns the report when
     /// it completes, and the reports given up to make room.
-    pub(crate) fn add(&mut self, part: Body, now: u64) -> (Option<Report>, Vec<Dropped>) {
+    pub fn add(&mut self, part: Body, now: u64) -> (Option<Report>, Vec<Dropped>) {
         if part.parts <= 1 {
             return (Some(report_of(part, Vec::new())), Vec::new());
         }
@@ -94,7 +95,7 @@ impl Reassembly {
         }
         let mut dropped = self.expire(now);
         let (gw, seq, n) = (part.gateway.clone(), part.seq, part.parts as usize);
-        let known = |r: &Reassembly| r.waiting.get(&gw).is_some_and(|r| r.contains_key(&seq));
+        let known = |r: &Reassembler| r.waiting.get(&gw).is_some_and(|r| r.contains_key(&seq));
         if !known(self)
             && self
                 .waiting
@@ -201,7 +202,7 @@ fn report_of(first: Body, rest: Vec<Body>) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gateway_client::wire::MsgKind;
+    use crate::wire::MsgKind;
 
     fn part(gw: &str, seq: u64, part: u32, parts: u32) -> Body {
         Body {
@@ -212,7 +213,7 @@ mod tests {
             part,
             parts,
             text: String::new(),
-            tunnels: vec![gateway_client::tunnel::Tunnel {
+            tunnels: vec![crate::tunnel::Tunnel {
                 pid: part,
                 ..Default::default()
             }],
@@ -221,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_burst_of_other_incomplete_reports_does_not_evict_an_acked_split_report() {
-        let mut r = Reassembly::new(300);
+        let mut r = Reassembler::new(300);
         assert_eq!(r.add(part("real", 1, 1, 2), 1000), (None, vec![]));
         // 100 incomplete reports in ten other names between its parts.
         let mut dropped = Vec::new();
@@ -240,7 +241,7 @@ mod tests {
 
     #[test]
     fn a_gateway_holds_at_most_its_share_and_every_report_given_up_is_returned() {
-        let mut r = Reassembly::new(300);
+        let mut r = Reassembler::new(300);
         let mut dropped = Vec::new();
         for seq in 0..10 {
             dropped.extend(r.add(part("gw", seq, 1, 3), 1000 + seq).1);
@@ -265,23 +266,62 @@ mod tests {
 
     #[test]
     fn the_parts_held_in_all_are_bounded_and_the_busiest_gateway_gives_way() {
-        let mut r = Reassembly::new(300);
+        let mut r = Reassembler::new(300);
         let mut dropped = Vec::new();
-        // One gateway's huge incomplete reports, then a small real one.
-        for seq in 0..PER_GATEWAY as u64 {
-            for p in 1..=(TOTAL_PARTS / PER_GATEWAY) as u32 {
-                dropped.extend(r.add(part("big", seq, p, MAX_PARTS), 1000).1);
+        // Five gateways' huge incomplete reports (more parts than are held
+        // in all), then a small real one.
+        for g in 0..5 {
+            for seq in 0..PER_GATEWAY as u64 {
+                for p in 1..MAX_PARTS {
+                    dropped.extend(r.add(part(&format!("big{g}"), seq, p, MAX_PARTS), 1000).1);
+                }
             }
         }
         assert!(r.parts_held <= TOTAL_PARTS);
+        assert!(!dropped.is_empty());
         dropped.extend(r.add(part("real", 1, 1, 2), 1001).1);
         assert!(r.parts_held <= TOTAL_PARTS);
-        assert!(dropped.iter().all(|d| d.gateway == "big"));
+        assert!(dropped.iter().all(|d| d.gateway.starts_with("big")));
         assert_eq!(
             r.add(part("real", 1, 2, 2), 1002)
                 .0
                 .map(|r| r.tunnels.len()),
             Some(2)
         );
+    }
+
+    #[test]
+    fn five_hundred_tunnels_split_and_reassemble_in_any_order() {
+        use crate::wire::{MAX_DATAGRAM, decode, encode_all};
+        let key = crate::key::Key::from_text("9f3b1c0d2e4a5968778695a4b3c2d1e0");
+        let body = Body {
+            tunnels: (0..500)
+                .map(|i| crate::tunnel::Tunnel {
+                    pid: i,
+                    listen_port: 5900 + (i % 100) as u16,
+                    target_host: format!("novadaq-far-master-{i:03}"),
+                    ..Default::default()
+                })
+                .collect(),
+            ..part("gw", 7, 1, 1)
+        };
+        let mut parts = encode_all(&key, &body).unwrap();
+        assert!(parts.len() > 50, "{} parts", parts.len());
+        assert!(parts.iter().all(|(_, d)| d.len() <= MAX_DATAGRAM));
+        parts.reverse();
+        let mut r = Reassembler::new(60);
+        let mut done = None;
+        for (i, (_, d)) in parts.iter().enumerate() {
+            let b = decode(&key, d).unwrap();
+            done = r.add(b.clone(), 10).0;
+            if i + 1 < parts.len() {
+                assert!(done.is_none(), "complete early at part {i}");
+                // A duplicate changes nothing.
+                assert!(r.add(b, 10).0.is_none());
+            }
+        }
+        let done = done.expect("complete");
+        assert_eq!(done.tunnels, body.tunnels);
+        assert_eq!(r.pending(), 0);
     }
 }
