@@ -31,10 +31,12 @@
 mod cli;
 mod csvread;
 mod error;
+mod expected;
 mod history;
 pub mod logs;
 mod render;
 mod state;
+mod suggest;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -76,6 +78,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return e.exit_code();
         }
     };
+    if let Some(secs) = cfg.suggest {
+        return match suggest::suggest(&cfg, secs) {
+            Ok(text) => {
+                print!("{text}");
+                error::EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("webgen: {e}");
+                e.exit_code()
+            }
+        };
+    }
     match execute(&cfg) {
         Ok(summary) => {
             if !cfg.data.is_dir() {
@@ -129,8 +143,9 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
     let to = day(cfg.now);
 
     let mut catalog = Catalog::default();
-    let mut tracker = Tracker::new(cfg.thresholds);
+    let mut tracker = Tracker::new(cfg.thresholds, cfg.inventory.clone());
     let stats = logs::read(&cfg.data, from, to, cfg.now, &mut catalog, &mut tracker)?;
+    tracker.finish(&catalog, cfg.now);
 
     let status = Status::build(
         &tracker,
