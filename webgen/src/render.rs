@@ -414,6 +414,7 @@ fn expected_value(clock: &Clock, s: &Status, e: &ExpectedNow) -> Value {
         state_text => state_text(e.state),
         problem => e.state.is_problem(),
         since => clock.time(e.since),
+        since_unix => e.since,
         since_ago => clock.ago(e.since),
         why => why(clock, s, e),
     }
