@@ -14,8 +14,11 @@
 //! - `state` holds [`state::Tracker`], the visitor that aggregates on the fly
 //!   (last heard, tunnel sessions, counts, silences, messages), and derives
 //!   the [`state::Status`] now.
-//! - `history` derives each range's charts, availability, sessions and
-//!   messages from the same tracker.
+//! - `expected` judges the inventory's expected tunnels (the config file's
+//!   `[[tunnel]]`s, read by `cli` through `logs::config`) with
+//!   `logs::inventory` as the logs stream by, for the tracker.
+//! - `history` derives each range's charts, availability, sessions,
+//!   messages and each ROC's availability and outages from the same tracker.
 //! - `render` formats times and numbers in Rust, builds the template
 //!   contexts, renders the minijinja templates (embedded, or from
 //!   `--templates DIR`; HTML escaping always on) and writes each page
@@ -23,6 +26,8 @@
 //!
 //! Memory follows the number of gateways, tunnels and reports, never the
 //! number of rows: no row outlives the day it was read in.
+//!
+//! `suggest` is `--suggest-inventory`: a first inventory from the logs.
 //!
 //! [`run`] is the binary; `execute` is the same without printing.
 
