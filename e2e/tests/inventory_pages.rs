@@ -102,105 +102,143 @@ fn from_page(html: &str) -> Vec<(u16, String, u64)> {
     out
 }
 
-#[test]
-fn webgen_shows_the_collectors_states_and_since() -> Result<()> {
-    let collector = cargo_bin("collector", "collector")?;
-    let webgen = cargo_bin("webgen", "webgen")?;
-    let client = cargo_bin("gateway-client", "gateway-client")?;
-    let tmp = TempDir::new("inventory-pages")?;
-    let key = make_key(&tmp.join("key"))?;
-    let ports = [
-        free_tcp_port()?,
-        free_tcp_port()?,
-        free_tcp_port()?,
-        free_tcp_port()?,
-    ];
-    let [p_up, p_fixed, p_missing, p_wrong] = ports;
-    let target = |port: u16| format!("novadaq-e2e-vnc-{port}:5901");
-    let mut config = String::from("late = \"2m\"\ndown = \"5m\"\ntz = \"UTC\"\n\n");
-    for (port, roc) in [
-        (p_up, "Caltech"),
-        (p_fixed, "Caltech"),
-        (p_missing, "Minnesota"),
-        (p_wrong, "Fermilab"),
-    ] {
-        config.push_str(&format!(
-            "[[tunnel]]\ngateway = \"{GATEWAY}\"\nlisten = {port}\ntarget = \"{}\"\nroc = \"{roc}\"\n\n",
-            target(port)
-        ));
-    }
-    let config_path = tmp.join("monitor.toml");
-    write_file(&config_path, &config)?;
+/// The listen port's target in the inventory.
+fn target(port: u16) -> String {
+    format!("novadaq-e2e-vnc-{port}:5901")
+}
 
-    let data = tmp.join("data");
-    let udp = free_udp_port()?;
-    let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_tcp_port()?));
-    let log_path = tmp.join("collector.log");
-    let _c = Proc::spawn(
-        "collector",
-        Command::new(&collector)
-            .arg("--data")
-            .arg(&data)
-            .arg("--key-file")
-            .arg(&key)
-            .args([
-                "--udp",
-                &format!("127.0.0.1:{udp}"),
-                "--http",
-                &http.to_string(),
-            ])
-            .arg("--config")
-            .arg(&config_path),
-        &log_path,
-    )?;
-    let log = || read_file(&log_path).unwrap_or_default();
-    wait_for("the collector's HTTP port", LIMIT, || {
-        tcp_open(http).then_some(())
-    })?;
-    let report = || -> Result<()> {
+/// The real collector with a config file listing `entries` (port, ROC).
+struct Monitor {
+    tmp: TempDir,
+    key: std::path::PathBuf,
+    config: std::path::PathBuf,
+    udp: u16,
+    http: SocketAddr,
+    log: std::path::PathBuf,
+    _collector: Proc,
+}
+
+impl Monitor {
+    fn start(entries: &[(u16, &str)]) -> Result<Monitor> {
+        let collector = cargo_bin("collector", "collector")?;
+        let tmp = TempDir::new("inventory-pages")?;
+        let key = make_key(&tmp.join("key"))?;
+        let mut text = String::from("late = \"2m\"\ndown = \"5m\"\ntz = \"UTC\"\n\n");
+        for (port, roc) in entries {
+            text.push_str(&format!(
+                "[[tunnel]]\ngateway = \"{GATEWAY}\"\nlisten = {port}\ntarget = \"{}\"\nroc = \"{roc}\"\n\n",
+                target(*port)
+            ));
+        }
+        let config = tmp.join("monitor.toml");
+        write_file(&config, &text)?;
+        let udp = free_udp_port()?;
+        let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_tcp_port()?));
+        let log = tmp.join("collector.log");
+        let proc = Proc::spawn(
+            "collector",
+            Command::new(&collector)
+                .arg("--data")
+                .arg(tmp.join("data"))
+                .arg("--key-file")
+                .arg(&key)
+                .args([
+                    "--udp",
+                    &format!("127.0.0.1:{udp}"),
+                    "--http",
+                    &http.to_string(),
+                ])
+                .arg("--config")
+                .arg(&config),
+            &log,
+        )?;
+        wait_for("the collector's HTTP port", LIMIT, || {
+            tcp_open(http).then_some(())
+        })?;
+        Ok(Monitor {
+            tmp,
+            key,
+            config,
+            udp,
+            http,
+            log,
+            _collector: proc,
+        })
+    }
+
+    /// One report of the fake gateway by the real client.
+    fn report(&self, client: &Path) -> Result<()> {
         let out = run(
-            Command::new(&client)
+            Command::new(client)
                 .args([
                     "--name",
                     GATEWAY,
                     "-a",
                     "127.0.0.1",
                     "-p",
-                    &udp.to_string(),
+                    &self.udp.to_string(),
                     "-q",
                 ])
                 .arg("--key-file")
-                .arg(&key),
+                .arg(&self.key),
             LIMIT,
         )?;
         if !out.status.success() {
             return Err(Error::check("the client's report acknowledged", text(&out)));
         }
         Ok(())
-    };
-    let status = || -> Result<Vec<(u16, String, u64)>> {
-        let (code, body) = http_get(http, "/status.json")?;
-        if code != 200 {
-            return Err(Error::check("status.json", body));
-        }
-        Ok(from_status(&body))
-    };
-    let wait_states = |want: &[(u16, &str)]| -> Result<Vec<(u16, String, u64)>> {
+    }
+
+    /// Waits until status.json says `want` (port, state); returns all of
+    /// its expected tunnels then.
+    fn wait_states(&self, want: &[(u16, &str)]) -> Result<Vec<(u16, String, u64)>> {
         let mut last = Vec::new();
         wait_for("the expected states", LIMIT, || {
-            last = status().ok()?;
-            want.iter()
-                .all(|(p, s)| last.iter().any(|(lp, ls, _)| lp == p && ls == s))
-                .then(|| last.clone())
+            let (code, body) = http_get(self.http, "/status.json").ok()?;
+            last = from_status(&body);
+            (code == 200
+                && want
+                    .iter()
+                    .all(|(p, s)| last.iter().any(|(lp, ls, _)| lp == p && ls == s)))
+            .then(|| last.clone())
         })
-        .map_err(|_| Error::check(format!("{want:?}"), format!("{last:?}\n{}", log())))
-    };
+        .map_err(|_| {
+            Error::check(
+                format!("{want:?}"),
+                format!("{last:?}\n{}", read_file(&self.log).unwrap_or_default()),
+            )
+        })
+    }
+}
 
-    let _up = fake_ssh(tmp.path(), p_up, &target(p_up), true)?;
-    let broken = fake_ssh(tmp.path(), p_fixed, &target(p_fixed), false)?;
-    let _wrong_ok = fake_ssh(tmp.path(), p_wrong, &target(p_wrong), true)?;
-    report()?;
-    let first = wait_states(&[
+/// The since of `port` in `list`.
+fn since(list: &[(u16, String, u64)], port: u16) -> Option<u64> {
+    list.iter().find(|x| x.0 == port).map(|x| x.2)
+}
+
+#[test]
+fn webgen_shows_the_collectors_states_and_since() -> Result<()> {
+    let webgen = cargo_bin("webgen", "webgen")?;
+    let client = cargo_bin("gateway-client", "gateway-client")?;
+    let [p_up, p_fixed, p_missing, p_wrong] = [
+        free_tcp_port()?,
+        free_tcp_port()?,
+        free_tcp_port()?,
+        free_tcp_port()?,
+    ];
+    let m = Monitor::start(&[
+        (p_up, "Caltech"),
+        (p_fixed, "Caltech"),
+        (p_missing, "Minnesota"),
+        (p_wrong, "Fermilab"),
+    ])?;
+    let tmp = m.tmp.path();
+
+    let _up = fake_ssh(tmp, p_up, &target(p_up), true)?;
+    let broken = fake_ssh(tmp, p_fixed, &target(p_fixed), false)?;
+    let wrong_ok = fake_ssh(tmp, p_wrong, &target(p_wrong), true)?;
+    m.report(&client)?;
+    let first = m.wait_states(&[
         (p_up, "up"),
         (p_fixed, "broken"),
         (p_missing, "missing"),
@@ -209,18 +247,16 @@ fn webgen_shows_the_collectors_states_and_since() -> Result<()> {
     // A second apart at least, so the two reports' times differ.
     std::thread::sleep(Duration::from_millis(1100));
     drop(broken);
-    drop(_wrong_ok);
-    let _fixed = fake_ssh(tmp.path(), p_fixed, &target(p_fixed), true)?;
-    let _elsewhere = fake_ssh(tmp.path(), p_wrong, "novadaq-e2e-elsewhere:5999", true)?;
-    report()?;
-    let second = wait_states(&[
+    drop(wrong_ok);
+    let _fixed = fake_ssh(tmp, p_fixed, &target(p_fixed), true)?;
+    let _elsewhere = fake_ssh(tmp, p_wrong, "novadaq-e2e-elsewhere:5999", true)?;
+    m.report(&client)?;
+    let second = m.wait_states(&[
         (p_up, "up"),
         (p_fixed, "up"),
         (p_missing, "missing"),
         (p_wrong, "wrong_target"),
     ])?;
-    let since =
-        |list: &[(u16, String, u64)], port: u16| list.iter().find(|x| x.0 == port).map(|x| x.2);
     if since(&second, p_up) != since(&first, p_up)
         || since(&second, p_fixed) <= since(&first, p_fixed)
     {
@@ -230,27 +266,29 @@ fn webgen_shows_the_collectors_states_and_since() -> Result<()> {
         ));
     }
 
-    let site = tmp.join("site");
+    let site = m.tmp.join("site");
     let out = run_ok(
         Command::new(&webgen)
             .arg("--data")
-            .arg(&data)
+            .arg(m.tmp.join("data"))
             .arg("--out")
             .arg(&site)
             .arg("--config")
-            .arg(&config_path),
+            .arg(&m.config),
         Duration::from_secs(60),
     )?;
-    let html = read_file(&site.join("index.html"))?;
-    let on_page = from_page(&html);
+    let on_page = from_page(&read_file(&site.join("index.html"))?);
     if on_page != second {
         return Err(Error::check(
             format!("index.html's expected tunnels as in status.json: {second:?}"),
             format!("{on_page:?}\nwebgen: {}", text(&out)),
         ));
     }
+    problems_in_a_browser(&site, tmp)
+}
 
-    // In a browser: the two problems listed at the top.
+/// In headless Chromium: the two problems listed at the top.
+fn problems_in_a_browser(site: &Path, tmp: &Path) -> Result<()> {
     let dom = chromium_dom(
         &format!("file://{}", site.join("index.html").display()),
         &tmp.join("chromium-profile"),
@@ -262,7 +300,7 @@ fn webgen_shows_the_collectors_states_and_since() -> Result<()> {
         .collect();
     if problems != ["wrong_target", "missing"] || !dom.contains("2 of 4 expected tunnels not up") {
         return Err(Error::check(
-            "the missing and the wrong one at the top of the page",
+            "the wrong one and the missing one at the top of the page",
             format!("{problems:?}"),
         ));
     }

@@ -84,7 +84,7 @@ fn attr(e: ElementRef<'_>, name: &str) -> String {
 }
 
 #[test]
-fn problems_come_first_then_rocs_then_gateways() {
+fn the_problems_come_first() {
     let out = webgen(&["--config", config().to_str().unwrap()]);
     let doc = page(&out, "index.html");
     let root = doc.root_element();
@@ -139,7 +139,13 @@ fn problems_come_first_then_rocs_then_gateways() {
         texts(problems, ".silent"),
         [format!("down {NEAR} last heard 49 min ago")]
     );
+}
 
+#[test]
+fn rocs_then_gateways_with_the_tunnels_not_in_the_inventory_marked() {
+    let out = webgen(&["--config", config().to_str().unwrap()]);
+    let doc = page(&out, "index.html");
+    let root = doc.root_element();
     // A panel per ROC, in the inventory's order, with its tunnels' states.
     let rocs: Vec<(String, String)> = root
         .select(&sel("section.roc"))
