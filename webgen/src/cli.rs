@@ -32,9 +32,11 @@ availability and outages.
 
 OPTIONS:
     --config FILE     the monitoring host's config file (TOML, shared with the
-                      collector): late, down, tz and the inventory; the flags
-                      below override it [/etc/roc-tunnel-monitor/monitor.toml
-                      when it exists]
+                      collector): late, down, tz and the inventory (its
+                      keep_days, notify and page_url are the collector's);
+                      the flags below override it; a file that cannot be
+                      read or is wrong is exit 2, FILE:LINE: what is wrong
+                      [/etc/roc-tunnel-monitor/monitor.toml when it exists]
     --data DIR        the collector's log directory (empty: the pages say
                       there is no data yet; missing: the same, and one
                       warning on stderr naming it)
@@ -54,9 +56,11 @@ OPTIONS:
                       (for tests and replays of old logs) [the clock]
     --suggest-inventory DURATION
                       print, instead of writing pages, an inventory (the
-                      config file's [[tunnel]] entries) of the tunnels up at
-                      least 80 % of the last DURATION, e.g. 7d; paste it into
-                      the config file and name each ROC
+                      config file's [[tunnel]] entries) of the -L forwards
+                      up at least 80 % of the last DURATION (of the part
+                      the logs cover), e.g. 7d, and up now; roc is set to
+                      the account holding each: name the ROCs, then add
+                      the entries to the config file
     -q, --quiet       print nothing on success (warnings still go to stderr)
     -h, --help        print this help
     -V, --version     print the version
