@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use logs::Thresholds;
 use logs::config::Config;
+use logs::route::Route;
 
 use crate::error::Error;
 
@@ -48,10 +49,14 @@ Options:
   --on-collect CMD    run CMD with sh -c after accepted reports are written
                       (typically webgen); never two at once, at most once
                       every 5 s, and once more after a burst
-  --notify CMD        run CMD with sh -c on alerts, with ROCTM_EVENT
+  --notify CMD        run CMD with sh -c on every alert (replaces the config
+                      file's notify routes), with ROCTM_EVENT
                       (gateway_late, gateway_down, gateway_up, tunnel_up,
                       tunnel_down), ROCTM_GATEWAY, ROCTM_TUNNEL, ROCTM_TIME,
                       ROCTM_AGE_SECONDS in its environment; killed after 30 s
+  --stop              stop the collector running on --data DIR (SIGTERM to
+                      the pid in its lock file) and wait until it is gone;
+                      nothing running there is not an error
   -h, --help          print this help
   -V, --version       print the version
 
@@ -77,6 +82,8 @@ Exit status:
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Command {
     Run(Box<Args>),
+    /// `--stop --data DIR`: stop the collector running on DIR.
+    Stop(PathBuf),
     Help,
     Version,
 }
@@ -93,7 +100,9 @@ pub(crate) struct Args {
     pub keep_days: u64,
     pub max_skew: u64,
     pub on_collect: Option<String>,
-    pub notify: Option<String>,
+    /// Notify routes, labelled for `/metrics`: `--notify CMD` (`flag`),
+    /// else the config file's `notify` (1, 2, ... in file order).
+    pub notify: Vec<(String, Route)>,
     /// The config file as loaded at start (the inventory, `page_url`).
     pub config: Option<Config>,
     /// `--late` and `--down` as given on the command line, which win over
@@ -182,6 +191,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
     let mut down_flag = None;
     let mut keep_days = None;
     let mut config_flag: Option<PathBuf> = None;
+    let mut stop = false;
     let mut max_skew = 300;
     let mut on_collect = None;
     let mut notify = None;
@@ -205,6 +215,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
                 keep_days = Some(parse_secs("--keep-days", parser.value()?, 0, 100_000)?)
             }
             Long("config") => config_flag = Some(PathBuf::from(parser.value()?)),
+            Long("stop") => stop = true,
             Long("max-skew") => max_skew = parse_duration("--max-skew", parser.value()?, 1, DAY)?,
             Long("on-collect") => on_collect = Some(parse_cmd("--on-collect", parser.value()?)?),
             Long("notify") => notify = Some(parse_cmd("--notify", parser.value()?)?),
@@ -213,11 +224,27 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
             _ => return Err(arg.unexpected().into()),
         }
     }
+    if stop {
+        return match data {
+            Some(d) => Ok(Command::Stop(d)),
+            None => Err(Error::Usage(
+                "--stop needs --data DIR, the running collector's".into(),
+            )),
+        };
+    }
     let config = match logs::config::locate(config_flag.as_deref()) {
         Some(path) => Some(logs::config::load(&path).map_err(Error::Config)?),
         None => None,
     };
-    let notify = notify.or_else(|| config.as_ref().and_then(|c| c.notify.clone()));
+    let notify: Vec<(String, Route)> = match notify {
+        Some(cmd) => vec![("flag".to_string(), Route::all(cmd))],
+        None => config
+            .iter()
+            .flat_map(|c| c.notify.iter().cloned())
+            .enumerate()
+            .map(|(i, r)| ((i + 1).to_string(), r))
+            .collect(),
+    };
     let keep_days = keep_days
         .or_else(|| config.as_ref().and_then(|c| c.keep_days))
         .unwrap_or(90);

@@ -240,7 +240,7 @@ pub(crate) struct Ingest {
     state: State,
     metrics: Arc<Metrics>,
     snapshot: SharedSnapshot,
-    notifier: Option<Notifier>,
+    notifiers: Vec<Notifier>,
     on_collect: Option<OnCollect>,
     limiter: LogLimiter,
     /// The watch on the config file, if the collector started with one.
@@ -256,7 +256,7 @@ impl Ingest {
         log: Committer,
         metrics: Arc<Metrics>,
         snapshot: SharedSnapshot,
-        notifier: Option<Notifier>,
+        notifiers: Vec<Notifier>,
         on_collect: Option<OnCollect>,
     ) -> Ingest {
         Ingest {
@@ -269,7 +269,7 @@ impl Ingest {
             state: State::new(thresholds),
             metrics,
             snapshot,
-            notifier,
+            notifiers,
             on_collect,
             limiter: LogLimiter::default(),
             reload: None,
@@ -420,10 +420,19 @@ impl Ingest {
         }
     }
 
+    /// Hands each alert to the notify routes that take it.
     fn alert(&self, alerts: Vec<Alert>) {
-        if let Some(n) = &self.notifier {
-            for a in alerts {
-                n.send(a);
+        if self.notifiers.is_empty() {
+            return;
+        }
+        let inventory = self.state.inventory();
+        for a in &alerts {
+            let rocs = match &a.expected {
+                Some(x) => vec![x.entry.roc.as_str()],
+                None => inventory.rocs_of(&a.gateway, a.tunnel.as_ref()),
+            };
+            for n in &self.notifiers {
+                n.offer(a, &rocs);
             }
         }
     }
@@ -793,7 +802,7 @@ mod tests {
             log,
             metrics.clone(),
             snapshot,
-            None,
+            Vec::new(),
             None,
         );
         (ingest, dir, metrics)

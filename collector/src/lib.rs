@@ -100,7 +100,49 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> Result<Outcome, Error> {
             env!("CARGO_PKG_VERSION")
         ))),
         Command::Run(args) => serve(&args),
+        Command::Stop(dir) => stop(&dir),
     }
+}
+
+/// How long `--stop` waits for the collector to be gone: its clean stop
+/// may wait for a `--on-collect` run it owes.
+const STOP_WAIT: Duration = Duration::from_secs(90);
+
+/// `--stop`: SIGTERM to the collector holding the lock on `dir`, then wait
+/// until the lock is free.
+fn stop(dir: &std::path::Path) -> Result<Outcome, Error> {
+    let Some(pid) = lock::Lock::holder(dir)? else {
+        return Ok(Outcome::Shutdown(format!(
+            "no collector runs on {}; nothing to stop",
+            dir.display()
+        )));
+    };
+    let signalled = i32::try_from(pid).is_ok_and(|p| {
+        // SAFETY: kill(2) with a pid read from the lock file while its
+        // holder still held the lock; it has no memory effects.
+        unsafe { libc::kill(p, libc::SIGTERM) == 0 }
+    });
+    if !signalled {
+        return Err(Error::io(
+            "cannot signal the collector (pid from collector.lock) running on",
+            dir,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < STOP_WAIT {
+        if lock::Lock::holder(dir)?.is_none() {
+            return Ok(Outcome::Shutdown(format!(
+                "stopped the collector (pid {pid})"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(Error::io(
+        "the collector did not stop within 90 s of SIGTERM; it runs on",
+        dir,
+        std::io::Error::other(format!("pid {pid}")),
+    ))
 }
 
 fn serve(args: &Args) -> Result<Outcome, Error> {
@@ -159,17 +201,20 @@ impl Collector {
         let spawn_err = |what: &'static str| {
             move |e: std::io::Error| Error::io("cannot start the thread for", what, e)
         };
-        let notifier = match &args.notify {
-            Some(cmd) => Some(
+        let page_url = args.config.as_ref().and_then(|c| c.page_url.clone());
+        let notifiers = args
+            .notify
+            .iter()
+            .map(|(label, route)| {
                 notify::Notifier::start(
-                    cmd.clone(),
-                    args.config.as_ref().and_then(|c| c.page_url.clone()),
+                    label.clone(),
+                    route.clone(),
+                    page_url.clone(),
                     metrics.clone(),
                 )
-                .map_err(spawn_err("--notify"))?,
-            ),
-            None => None,
-        };
+                .map_err(spawn_err("--notify"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let on_collect = match &args.on_collect {
             Some(cmd) => Some(
                 on_collect::OnCollect::start(cmd.clone(), metrics.clone())
@@ -185,7 +230,7 @@ impl Collector {
             log,
             metrics.clone(),
             snapshot.clone(),
-            notifier,
+            notifiers,
             on_collect,
         );
         let expected = args

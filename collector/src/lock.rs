@@ -46,6 +46,44 @@ impl Lock {
         Ok(Some(lock))
     }
 
+    /// The pid of the collector holding the lock on `dir`, or `None` when
+    /// no collector runs there (nobody holds it; a stale pid in the file is
+    /// never returned).
+    pub(crate) fn holder(dir: &Path) -> Result<Option<u32>, Error> {
+        let path = dir.join(LOCK_FILE);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(Error::data_dir(
+                    "cannot open the lock file collector.lock in",
+                    dir,
+                    e,
+                ));
+            }
+        };
+        match file.try_lock_shared() {
+            Ok(()) => {
+                let _ = file.unlock();
+                Ok(None)
+            }
+            Err(TryLockError::WouldBlock) => {
+                let text = std::fs::read_to_string(&path)
+                    .map_err(|e| Error::data_dir("cannot read collector.lock in", dir, e))?;
+                text.trim().parse().map(Some).map_err(|_| {
+                    Error::data_dir(
+                        "a collector holds the lock, but collector.lock names no pid, in",
+                        dir,
+                        std::io::Error::other(format!("'{}'", text.trim())),
+                    )
+                })
+            }
+            Err(TryLockError::Error(e)) => {
+                Err(Error::data_dir("cannot check collector.lock in", dir, e))
+            }
+        }
+    }
+
     /// Releases the lock (dropping does the same).
     pub(crate) fn release(self) {
         let _ = self.file.unlock();

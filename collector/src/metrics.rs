@@ -9,6 +9,7 @@
 //! count. The output is checked by `promtool check metrics` in the tests.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use logs::GatewayState;
@@ -98,9 +99,20 @@ pub(crate) struct Metrics {
     pub start_time: AtomicU64,
     pub udp_receive_buffer: AtomicU64,
     pub config_reload_errors: AtomicU64,
+    /// Per notify route: its label and its failed runs.
+    routes: std::sync::Mutex<Vec<(String, Arc<AtomicU64>)>>,
 }
 
 impl Metrics {
+    /// A notify route's failure counter, shown with `label`.
+    pub(crate) fn add_route(&self, label: String) -> Arc<AtomicU64> {
+        let counter = Arc::new(AtomicU64::new(0));
+        if let Ok(mut r) = self.routes.lock() {
+            r.push((label, counter.clone()));
+        }
+        counter
+    }
+
     pub(crate) fn count(&self, outcome: Outcome) {
         self.datagrams[outcome.index()].fetch_add(1, Relaxed);
     }
@@ -152,6 +164,8 @@ enum Samples {
     GatewayStates,
     /// One sample per expected tunnel, 1 when it is up.
     ExpectedUp,
+    /// One sample per notify route, label `route`.
+    Routes,
 }
 
 /// One metric family of `/metrics`: declared once, here.
@@ -264,6 +278,12 @@ const FAMILIES: &[Family] = &[
         ),
     ),
     family(
+        "roctm_collector_notify_route_failures_total",
+        "counter",
+        "Failed runs of each notify route's command (route: 1, 2, ... in the config file's order, or flag for --notify).",
+        Samples::Routes,
+    ),
+    family(
         "roctm_collector_http_requests_total",
         "counter",
         "HTTP requests answered by the routes.",
@@ -357,6 +377,14 @@ pub(crate) fn render(m: &Metrics, gateways: &[GatewaySeries], inventory: &Invent
             Samples::Gateway(value) => {
                 for g in gateways {
                     let _ = writeln!(out, "{name}{{gateway=\"{}\"}} {}", label(&g.name), value(g));
+                }
+            }
+            Samples::Routes => {
+                if let Ok(routes) = m.routes.lock() {
+                    for (r, n) in routes.iter() {
+                        let _ =
+                            writeln!(out, "{name}{{route=\"{}\"}} {}", label(r), n.load(Relaxed));
+                    }
                 }
             }
             Samples::ExpectedUp => {

@@ -22,11 +22,13 @@
 //! - `ROCTM_PAGE_URL`: the config file's `page_url`, when it sets one
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::time::Duration;
 
 use gateway_client::tunnel::Tunnel;
+use logs::route::Route;
 
 use crate::command;
 use crate::metrics::Metrics;
@@ -99,29 +101,45 @@ pub(crate) fn environment(a: &Alert, page_url: Option<&str>) -> Vec<(&'static st
     env
 }
 
-/// The sending end, held by ingest.
+/// The sending end of one route, held by ingest.
 pub(crate) struct Notifier {
+    route: Route,
     tx: SyncSender<Alert>,
     metrics: Arc<Metrics>,
 }
 
 impl Notifier {
-    /// Starts the thread that runs `cmd`.
+    /// Starts the thread that runs the route's command; `label` names the
+    /// route in `/metrics` (`roctm_collector_notify_route_failures_total`).
     pub(crate) fn start(
-        cmd: String,
+        label: String,
+        route: Route,
         page_url: Option<String>,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<Notifier> {
         let (tx, rx) = sync_channel(QUEUE);
         let m = metrics.clone();
+        let failures = metrics.add_route(label);
+        let cmd = route.command.clone();
         std::thread::Builder::new()
             .name("notify".into())
-            .spawn(move || worker(&cmd, page_url.as_deref(), &rx, &m))?;
-        Ok(Notifier { tx, metrics })
+            .spawn(move || worker(&cmd, page_url.as_deref(), &rx, &m, &failures))?;
+        Ok(Notifier { route, tx, metrics })
+    }
+
+    /// Queues the alert if the route takes it (its filters, with the ROCs
+    /// the alert concerns).
+    pub(crate) fn offer(&self, alert: &Alert, rocs: &[&str]) {
+        if self
+            .route
+            .matches(alert.kind.as_str(), &alert.gateway, rocs)
+        {
+            self.send(alert.clone());
+        }
     }
 
     /// Queues an alert; never blocks.
-    pub(crate) fn send(&self, alert: Alert) {
+    fn send(&self, alert: Alert) {
         match self.tx.try_send(alert) {
             Ok(()) => {}
             Err(TrySendError::Full(a)) => {
@@ -142,7 +160,13 @@ impl Notifier {
     }
 }
 
-fn worker(cmd: &str, page_url: Option<&str>, rx: &Receiver<Alert>, metrics: &Metrics) {
+fn worker(
+    cmd: &str,
+    page_url: Option<&str>,
+    rx: &Receiver<Alert>,
+    metrics: &Metrics,
+    failures: &AtomicU64,
+) {
     while let Ok(alert) = rx.recv() {
         match command::run(cmd, &environment(&alert, page_url), LIMIT) {
             Ok(()) => {
@@ -150,6 +174,7 @@ fn worker(cmd: &str, page_url: Option<&str>, rx: &Receiver<Alert>, metrics: &Met
             }
             Err(why) => {
                 metrics.notify_failed.fetch_add(1, Relaxed);
+                failures.fetch_add(1, Relaxed);
                 eprintln!(
                     "collector: --notify for {} of {} failed: {why}",
                     alert.kind.as_str(),

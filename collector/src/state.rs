@@ -253,7 +253,8 @@ impl State {
         self.gateways.get(gateway).map(|g| &**g)
     }
 
-    /// Any accepted datagram: a sign of life.
+    /// An accepted datagram: a sign of life, unless it is a shutdown
+    /// request (`EventKind::is_sign_of_life`).
     pub(crate) fn seen(
         &mut self,
         gateway: &str,
@@ -262,6 +263,9 @@ impl State {
         source: &str,
         now: u64,
     ) -> Vec<Alert> {
+        if !kind.is_sign_of_life() {
+            return Vec::new();
+        }
         let mut alerts = Vec::new();
         if !self.has_room_for(gateway) {
             return alerts;

@@ -374,3 +374,142 @@ fn sigterm_and_sigint_stop_it_cleanly_after_a_start_line() {
         );
     }
 }
+
+/// `collector --stop --data DIR` stops the collector running there cleanly
+/// (no gateway's identity needed), and says so when nothing runs.
+#[test]
+fn stop_stops_the_collector_on_its_data_folder() {
+    let dir = TempDir::new("stop");
+    let mut c = Collector::start(dir.path(), &[]);
+    assert!(wait_for(10, || c.stderr_text().contains(" started: ").then_some(())).is_some());
+    let stop = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_collector"))
+            .arg("--stop")
+            .arg("--data")
+            .arg(dir.path().join("data"))
+            .output()
+            .unwrap()
+    };
+    let out = stop();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    let pid = c.child.as_ref().unwrap().id();
+    assert!(
+        said.contains(&format!("stopped the collector (pid {pid})")),
+        "{said}"
+    );
+    let status = c.wait_exit(20).expect("gone");
+    assert_eq!(status.code(), Some(0));
+    assert!(c.stderr_text().contains("stopped by SIGTERM"));
+    let out = stop();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing to stop"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_collector"))
+        .arg("--stop")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// Issue: `gateway-client -s` run on the collector's host made a gateway of
+/// that host, shown down for a month. A shutdown request is obeyed and
+/// logged, but it is no sign of life: no gateway appears, after a restart
+/// either.
+#[test]
+fn a_shutdown_from_an_unknown_name_makes_no_gateway() {
+    let dir = TempDir::new("phantom");
+    let mut c = Collector::start(dir.path(), &[]);
+    let b = wire::Body {
+        gateway: "monitor-host".into(),
+        ..body(MsgKind::Shutdown, vec![])
+    };
+    assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
+    assert!(c.wait_exit(20).expect("stops").success());
+    assert_eq!(c.events().len(), 1, "the shutdown is logged");
+    let again = Collector::start(dir.path(), &[]);
+    let status = again.get("/status.json").body_text();
+    assert!(!status.contains("monitor-host"), "{status}");
+}
+
+/// Notify routes from the config file: each alert goes to every route whose
+/// filters (events, roc, gateway) all match; failures are counted per route.
+#[test]
+fn alerts_go_to_the_routes_whose_filters_match() {
+    let dir = TempDir::new("routes");
+    let out = |n: u32| dir.path().join(format!("route-{n}.txt"));
+    let write = |n: u32| {
+        format!(
+            "echo \"$ROCTM_EVENT $ROCTM_LISTEN\" >> {}",
+            out(n).display()
+        )
+    };
+    let config = dir.path().join("monitor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[notify]]
+command = '{}'
+events = ["gateway_up"]
+
+[[notify]]
+command = '{}'
+roc = "Caltech"
+
+[[notify]]
+command = '{}'
+gateway = "another-gateway"
+
+[[notify]]
+command = "exit 3"
+
+[[tunnel]]
+gateway = "{GW}"
+listen = 5901
+target = "novadaq-far-master-02:5951"
+roc = "Caltech"
+
+[[tunnel]]
+gateway = "{GW}"
+listen = 5909
+target = "novadaq-far-master-02:5951"
+roc = "Fermilab"
+"#,
+            write(1),
+            write(2),
+            write(3)
+        ),
+    )
+    .unwrap();
+    let c = Collector::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let send = |tunnels| {
+        let b = body(MsgKind::Report, tunnels);
+        assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
+    };
+    send(vec![tunnel(1)]);
+    send(vec![tunnel(2)]);
+    let want2 = [
+        "gateway_up ",
+        "tunnel_missing 5909",
+        "tunnel_down ",
+        "tunnel_missing 5901",
+    ];
+    let got = wait_for(20, || {
+        let l = lines(&out(2));
+        (l.len() >= 3).then_some(l)
+    })
+    .unwrap_or_else(|| lines(&out(2)));
+    // Route 2 (roc Caltech): the gateway's alert (it carries Caltech's
+    // tunnels) and Caltech's tunnel, not Fermilab's.
+    assert_eq!(got, [want2[0], want2[2], want2[3]]);
+    let failed = "roctm_collector_notify_route_failures_total{route=\"4\"}";
+    // Route 4 (no filters, always failing): all five alerts (with 5902's
+    // tunnel_up, which concerns no ROC), counted.
+    assert!(
+        wait_for(20, || (c.metric(failed) == 5).then_some(())).is_some(),
+        "{}",
+        c.metric(failed)
+    );
+    assert_eq!(lines(&out(1)), ["gateway_up "]);
+    assert!(!out(3).exists(), "route 3 is for another gateway");
+}

@@ -10,6 +10,12 @@
 //! notify = "/usr/local/bin/roc-alert"   # run on every alert (collector)
 //! page_url = "https://monitor.example.org/"  # named in alerts
 //!
+//! # or, instead of notify = "...", routes (see `crate::route`):
+//! # [[notify]]
+//! # command = "contrib/notify/mail caltech-shift@example.org"
+//! # events = ["tunnel_missing", "tunnel_broken", "tunnel_restored"]
+//! # roc = "Caltech"
+//!
 //! [[tunnel]]
 //! gateway = "novadaq-far-gateway-01"
 //! listen = 5901
@@ -33,6 +39,7 @@ use toml::Spanned;
 use crate::duration;
 use crate::gateway::Thresholds;
 use crate::inventory::Expected;
+use crate::route::{EVENTS, Route};
 
 /// Where both binaries look for the file when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/roc-tunnel-monitor/monitor.toml";
@@ -45,7 +52,7 @@ struct File {
     down: Option<Spanned<Duration>>,
     tz: Option<Spanned<String>>,
     keep_days: Option<Spanned<i64>>,
-    notify: Option<Spanned<String>>,
+    notify: Option<Spanned<toml::Value>>,
     page_url: Option<Spanned<String>>,
     #[serde(default)]
     tunnel: Vec<Spanned<TunnelEntry>>,
@@ -81,7 +88,8 @@ pub struct Config {
     /// An IANA time zone name, checked to exist.
     pub tz: Option<String>,
     pub keep_days: Option<u64>,
-    pub notify: Option<String>,
+    /// The notify routes (`notify = "CMD"` is one without filters).
+    pub notify: Vec<Route>,
     pub page_url: Option<String>,
     /// The expected tunnels, in file order.
     pub tunnels: Vec<Expected>,
@@ -202,7 +210,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             },
         )?);
     }
-    config.notify = nonempty(file.notify, "notify", &at)?;
+    if let Some(n) = file.notify {
+        config.notify = routes(n, &at)?;
+    }
     config.page_url = nonempty(file.page_url, "page_url", &at)?;
     for t in file.tunnel {
         let entry = expected(t, &at)?;
@@ -238,6 +248,59 @@ fn nonempty(
         )),
         Some(s) => Ok(Some(s.into_inner())),
         None => Ok(None),
+    }
+}
+
+/// One `[[notify]]` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteEntry {
+    command: String,
+    events: Option<Vec<String>>,
+    roc: Option<String>,
+    gateway: Option<String>,
+}
+
+/// `notify = "CMD"` (one route without filters) or `[[notify]]` tables.
+fn routes(
+    n: Spanned<toml::Value>,
+    at: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
+) -> Result<Vec<Route>, ConfigError> {
+    let span = n.span();
+    let bad = |why: String| at(Some(span.clone()), why);
+    match n.into_inner() {
+        toml::Value::String(cmd) if cmd.trim().is_empty() => {
+            Err(bad("notify is empty; leave it out instead".into()))
+        }
+        toml::Value::String(cmd) => Ok(vec![Route::all(cmd)]),
+        toml::Value::Array(tables) => tables
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let what = format!("[[notify]] number {}", i + 1);
+                let e = RouteEntry::deserialize(t)
+                    .map_err(|e| bad(format!("{what}: {}", e.message())))?;
+                if e.command.trim().is_empty() {
+                    return Err(bad(format!("{what}: command is empty")));
+                }
+                let events = e.events.unwrap_or_default();
+                if let Some(x) = events.iter().find(|x| !EVENTS.contains(&x.as_str())) {
+                    return Err(bad(format!(
+                        "{what}: events: '{x}' is not one of {}",
+                        EVENTS.join(", ")
+                    )));
+                }
+                Ok(Route {
+                    command: e.command,
+                    events,
+                    roc: e.roc,
+                    gateway: e.gateway,
+                })
+            })
+            .collect(),
+        _ => Err(bad(
+            "notify must be a command (notify = \"CMD\") or [[notify]] tables".into(),
+        )),
     }
 }
 
@@ -355,10 +418,26 @@ roc = "Fermilab"
         assert_eq!(c.tunnels[0].owner.as_deref(), Some("novacr01"));
         assert_eq!(c.tunnels[1].station, None);
         assert_eq!(c.summary(), "2 expected tunnels on 2 gateways");
+        assert_eq!(c.notify, [Route::all("/usr/local/bin/roc-alert".into())]);
         assert_eq!(
             check("").unwrap().summary(),
             "0 expected tunnels on 0 gateways"
         );
+    }
+
+    #[test]
+    fn notify_routes() {
+        let c = check(
+            "[[notify]]\ncommand = \"mail-caltech\"\nroc = \"Caltech\"\nevents = [\"tunnel_missing\"]\n\n[[notify]]\ncommand = \"page-expert\"\ngateway = \"far\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.notify.len(), 2);
+        assert_eq!(c.notify[0].roc.as_deref(), Some("Caltech"));
+        assert_eq!(c.notify[0].events, ["tunnel_missing"]);
+        assert_eq!(c.notify[1].gateway.as_deref(), Some("far"));
+        assert!(c.notify[1].events.is_empty());
+        let e = check("notify = \"a\"\n[[notify]]\ncommand = \"b\"\n").unwrap_err();
+        assert!(e.contains("monitor.toml:"), "{e}");
     }
 
     #[test]
@@ -377,6 +456,15 @@ roc = "Fermilab"
             ),
             ("keep_days = -1\n", "keep_days -1"),
             ("notify = \" \"\n", "notify is empty"),
+            ("notify = 3\n", "monitor.toml:1: notify must be a command"),
+            (
+                "[[notify]]\ncommand = \"x\"\nevents = [\"tunnel_lost\"]\n",
+                "[[notify]] number 1: events: 'tunnel_lost' is not one of gateway_late",
+            ),
+            (
+                "[[notify]]\ncommand = \"x\"\nrocc = \"C\"\n",
+                "unknown field `rocc`",
+            ),
             ("late = \n", "monitor.toml:1:"),
             (
                 "[[tunnel]]\ngateway = \"g\"\nlisten = 70000\ntarget = \"h:1\"\nroc = \"r\"\n",

@@ -12,20 +12,21 @@ use gateway_client::tunnel::{Kind, Tunnel};
 use crate::schema::TunnelCol;
 
 /// The columns of a tunnel row that make up its [`TunnelKey`] (with the
-/// gateway). They are contiguous from `pid` to `dest` but for `user`.
-pub const IDENTITY: [TunnelCol; 7] = [
+/// gateway). They are contiguous from `pid` to `target_port` but for
+/// `user`.
+pub const IDENTITY: [TunnelCol; 6] = [
     TunnelCol::Pid,
     TunnelCol::Kind,
     TunnelCol::Bind,
     TunnelCol::ListenPort,
     TunnelCol::TargetHost,
     TunnelCol::TargetPort,
-    TunnelCol::Dest,
 ];
 
 /// A tunnel's identity between reports of one gateway: pid, kind, bind
-/// address, listen port, target host and port, and the host ssh connects
-/// to. The owner and the `ps` columns may change (a `ps` that cuts a long
+/// address, listen port, target host and port. The owner, the host ssh
+/// connects to and the `ps` columns are not part of it: they are fixed for
+/// a process, or may change in how they are shown (a `ps` that cuts a long
 /// name) without making it another tunnel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TunnelKey<'a> {
@@ -35,7 +36,6 @@ pub struct TunnelKey<'a> {
     pub listen_port: u16,
     pub target_host: &'a str,
     pub target_port: u16,
-    pub dest: &'a str,
 }
 
 impl<'a> TunnelKey<'a> {
@@ -47,7 +47,6 @@ impl<'a> TunnelKey<'a> {
             listen_port: t.listen_port,
             target_host: &t.target_host,
             target_port: t.target_port,
-            dest: &t.dest,
         }
     }
 }
@@ -95,11 +94,10 @@ mod tests {
                 "listen_port",
                 "target_host",
                 "target_port",
-                "dest"
             ]
         );
-        // pid..=dest with only `user` between them that is not part of it.
-        let span = IDENTITY[0].index()..=IDENTITY[6].index();
+        // pid..=target_port with only `user` between them that is not part of it.
+        let span = IDENTITY[0].index()..=IDENTITY[5].index();
         assert_eq!(span.clone().count(), IDENTITY.len() + 1);
         assert!(span.contains(&TunnelCol::User.index()));
     }
@@ -114,6 +112,7 @@ mod tests {
         };
         let b = Tunnel {
             user: "novacr0+".into(),
+            dest: "elsewhere".into(),
             cpu_time: "0:01".into(),
             ..a.clone()
         };

@@ -269,6 +269,22 @@ impl Inventory {
         changes
     }
 
+    /// The ROCs an alert on `gateway` concerns, each once: those of its
+    /// expected tunnels, or with `tunnel`, those of the entries it matches
+    /// (used by the notify routes' `roc` filter).
+    pub fn rocs_of(&self, gateway: &str, tunnel: Option<&Tunnel>) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::new();
+        for e in &self.entries {
+            if e.gateway == gateway
+                && tunnel.is_none_or(|t| e.matches(t))
+                && !out.contains(&e.roc.as_str())
+            {
+                out.push(&e.roc);
+            }
+        }
+        out
+    }
+
     /// Whether `t` on `gateway` is one of the expected tunnels.
     pub fn expects(&self, gateway: &str, t: &Tunnel) -> bool {
         self.entries
@@ -366,6 +382,18 @@ mod tests {
         assert_eq!(inv.iter().next().unwrap().1.since, 960);
         // Other gateways' reports do not touch these entries.
         assert!(inv.update("other", UP, Some(&[]), 1000).is_empty());
+    }
+
+    #[test]
+    fn the_rocs_an_alert_concerns() {
+        let mut other = entry(5902);
+        other.roc = "Fermilab".into();
+        let inv = Inventory::new(vec![entry(5901), other, entry(5903)], 0);
+        assert_eq!(inv.rocs_of("gw", None), ["Caltech", "Fermilab"]);
+        let t = tunnel(1, 5902, "novadaq-far-master-02");
+        assert_eq!(inv.rocs_of("gw", Some(&t)), ["Fermilab"]);
+        assert!(inv.rocs_of("gw", Some(&tunnel(1, 6000, "x"))).is_empty());
+        assert!(inv.rocs_of("other", None).is_empty());
     }
 
     #[test]

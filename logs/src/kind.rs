@@ -52,6 +52,14 @@ impl EventKind {
         }
     }
 
+    /// Whether the event shows the gateway alive (and makes a gateway of a
+    /// name never heard before). A shutdown request is not: it is an
+    /// operator's command to the collector, often sent from the collector's
+    /// own host, which is no gateway.
+    pub fn is_sign_of_life(self) -> bool {
+        self != EventKind::Shutdown
+    }
+
     /// Whether the event carries an operator's text the pages list.
     pub fn has_text(self) -> bool {
         matches!(self, EventKind::Message | EventKind::Shutdown)

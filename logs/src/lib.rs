@@ -18,7 +18,9 @@
 //!   tunnel;
 //! - [`duration`]: durations as operators write them (`150s`, `10m`);
 //! - [`config`]: the monitoring host's config file, which both read;
-//! - [`inventory`]: the tunnels that should be up, and how each is judged.
+//! - [`inventory`]: the tunnels that should be up, and how each is judged;
+//! - [`route`]: which alerts go to which notify command;
+//! - [`damping`]: when a tunnel alert is held back or thinned out.
 //!
 //! It depends on `gateway-client` for the tunnel record, and on `csv`,
 //! `jiff` and `toml`; nothing of HTTP, UDP or HTML.
@@ -26,6 +28,7 @@
 #![warn(unreachable_pub)]
 
 pub mod config;
+pub mod damping;
 pub mod duration;
 mod error;
 pub mod files;
@@ -34,6 +37,7 @@ mod identity;
 pub mod inventory;
 mod kind;
 pub mod reader;
+pub mod route;
 pub mod schema;
 
 pub use error::Error;

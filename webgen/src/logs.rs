@@ -266,11 +266,11 @@ pub fn list_days(dir: &Path, from: Date, to: Date) -> Result<Option<Vec<DayFiles
 /// A report being put together from its parts.
 struct Assembly {
     parts: u32,
-    have: Vec<bool>,
+    /// By part: `None` until its event row is taken, then the tunnels that
+    /// row says the part carries (one allocation for both facts).
+    have: Vec<Option<u32>>,
     missing: u32,
     received: u64,
-    /// Tunnels the event row of each part says it carries.
-    expected: Vec<u32>,
     tunnels: Vec<Obs>,
 }
 
@@ -279,14 +279,18 @@ impl Assembly {
     /// that this one lacks, with their tunnels.
     fn absorb(&mut self, later: Assembly) {
         for (i, have) in later.have.iter().enumerate() {
-            if *have && !self.have[i] {
-                self.have[i] = true;
+            if have.is_some() && self.have[i].is_none() {
+                self.have[i] = *have;
                 self.missing -= 1;
-                self.expected[i] = later.expected[i];
             }
         }
         self.received = self.received.max(later.received);
         self.tunnels.extend(later.tunnels);
+    }
+
+    /// The tunnels the event rows taken say the parts carry.
+    fn expected(&self) -> u64 {
+        self.have.iter().flatten().map(|&n| u64::from(n)).sum()
     }
 
     /// A complete assembly's tunnels, each once (rule 5 of `logs::reader`),
@@ -296,7 +300,7 @@ impl Assembly {
         let before = self.tunnels.len();
         self.tunnels.dedup_by_key(|o| o.id);
         let repeats = (before - self.tunnels.len()) as u64;
-        let expected: u64 = self.expected.iter().map(|&n| u64::from(n)).sum();
+        let expected = self.expected();
         // Some of its tunnel rows were malformed: taking it as it is would
         // end, then restart, the sessions of the tunnels lost.
         let damaged = (self.tunnels.len() as u64) < expected;
@@ -562,10 +566,9 @@ impl DayParse {
             .entry((gw, row.seq))
             .or_insert_with(|| Assembly {
                 parts: row.parts,
-                have: vec![false; row.parts as usize],
+                have: vec![None; row.parts as usize],
                 missing: row.parts,
                 received: row.received,
-                expected: vec![0; row.parts as usize],
                 tunnels: Vec::new(),
             });
         if asm.parts != row.parts {
@@ -578,10 +581,9 @@ impl DayParse {
             );
             return false;
         }
-        asm.have[row.part as usize - 1] = true;
+        asm.have[row.part as usize - 1] = Some(row.tunnels);
         asm.missing -= 1;
         asm.received = asm.received.max(row.received);
-        asm.expected[row.part as usize - 1] = row.tunnels;
         true
     }
 
@@ -1051,7 +1053,7 @@ fn read_tunnels<R: Read>(
     let mut raw = csv::ByteRecord::new();
     let mut key: Vec<u8> = Vec::with_capacity(128);
     // A cache in front of the tunnel index, per gateway: the raw bytes of
-    // the columns from pid to dest (the identity's span, commas included)
+    // the columns from pid to target port (the identity's span, commas included)
     // of a plain line, looked up without building a key. Equal bytes mean
     // an equal identity, so a hit is what the index would answer.
     let (first, last) = (IDENTITY[0].index(), IDENTITY[IDENTITY.len() - 1].index());
@@ -1073,7 +1075,7 @@ fn read_tunnels<R: Read>(
             stats.orphan_rows += 1;
             return;
         };
-        if part == 0 || part > asm.parts || !asm.have[part as usize - 1] {
+        if part == 0 || part > asm.parts || asm.have[part as usize - 1].is_none() {
             stats.orphan_rows += 1;
             return;
         }
@@ -1121,8 +1123,7 @@ fn push_obs(asm: &mut Assembly, obs: Obs) {
     if asm.tunnels.capacity() == 0 {
         // Its event rows said how many; growing 4, 8, 16 cost more than
         // the rest of a row's work (bounded: the count is input).
-        let expected: u64 = asm.expected.iter().map(|&n| u64::from(n)).sum();
-        asm.tunnels.reserve(expected.min(1024) as usize);
+        asm.tunnels.reserve(asm.expected().min(1024) as usize);
     }
     asm.tunnels.push(obs);
 }

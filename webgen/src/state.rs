@@ -156,18 +156,20 @@ impl Tracker {
 
 impl Visitor for Tracker {
     fn event(&mut self, catalog: &Catalog, ev: &Event) {
-        let thresholds = self.thresholds;
         self.judging.start(ev.received);
-        let g = self.track(ev.gateway, ev.received);
-        let mut went_late = None;
-        if thresholds.is_silence(ev.received.saturating_sub(g.last_heard)) {
-            g.silences.push((g.last_heard, ev.received));
-            went_late = Some(g.last_heard + thresholds.late);
-        }
-        g.last_heard = g.last_heard.max(ev.received);
-        g.events += 1;
-        if let Some(at) = went_late {
-            self.judging.silence(catalog, ev.gateway, at);
+        if ev.kind.is_sign_of_life() {
+            let thresholds = self.thresholds;
+            let g = self.track(ev.gateway, ev.received);
+            let mut went_late = None;
+            if thresholds.is_silence(ev.received.saturating_sub(g.last_heard)) {
+                g.silences.push((g.last_heard, ev.received));
+                went_late = Some(g.last_heard + thresholds.late);
+            }
+            g.last_heard = g.last_heard.max(ev.received);
+            g.events += 1;
+            if let Some(at) = went_late {
+                self.judging.silence(catalog, ev.gateway, at);
+            }
         }
         if ev.kind.has_text() {
             self.messages_total += 1;
