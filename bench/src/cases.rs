@@ -41,6 +41,8 @@ pub struct Scale {
     pub quick: bool,
     pub parse_iters: usize,
     pub client_runs: usize,
+    /// Interleaved rounds of `ps auxww` and the live client.
+    pub live_rounds: usize,
     pub rtt_reports: usize,
     pub ingest_for: Duration,
     pub senders: usize,
@@ -55,6 +57,7 @@ impl Scale {
             quick: false,
             parse_iters: 300,
             client_runs: 200,
+            live_rounds: 200,
             rtt_reports: 2000,
             ingest_for: Duration::from_secs(10),
             senders: 64,
@@ -69,6 +72,7 @@ impl Scale {
             quick: true,
             parse_iters: 50,
             client_runs: 20,
+            live_rounds: 20,
             rtt_reports: 200,
             ingest_for: Duration::from_secs(2),
             senders: 64,
@@ -200,6 +204,198 @@ pub fn parse(setup: &Setup, capture: &Path) -> Result<Vec<Row>, Error> {
     Ok(rows)
 }
 
+/// The fake ssh processes of the live case: processes, forwards each,
+/// connections into the first forward of each.
+const LIVE_PROCS: usize = 10;
+const LIVE_PER: usize = 2;
+const LIVE_CONNS: usize = 2;
+
+/// The live client on this machine with real forwards present: `ps auxww`
+/// alone and `gateway-client --dry-run -q` (which runs the same `ps`,
+/// parses it, and checks every forward's listener and connections) as whole
+/// processes, interleaved round by round (the order alternating), so both
+/// see the same machine; and a rescan from `/proc` without `ps` in this
+/// process ([`gateway_client::live::rescan`], which reads the sockets
+/// again, after reading the accounts and boot time), as a watch mode would
+/// do it.
+pub fn live(setup: &Setup) -> Result<Vec<Row>, Error> {
+    let fake = setup.bin.join("live-ssh");
+    let fw = crate::forwards::Forwards::start(&fake, LIVE_PROCS, LIVE_PER, LIVE_CONNS)?;
+    let ps = gateway_client::live::find_ps().map_err(|e| Error::case("live", e.to_string()))?;
+    let ps_cmd = || {
+        let mut c = Command::new(&ps.path);
+        c.args(&ps.prefix).arg("auxww");
+        c
+    };
+    let what = format!(
+        "{} forwards of {} processes, {} connections",
+        fw.forwards,
+        fw.pids.len(),
+        fw.connections()
+    );
+    let mut rows = Vec::new();
+    let mut glibc = 0.0;
+    for (label, dir) in setup.builds() {
+        let bin = dir.join("gateway-client");
+        if !bin.exists() {
+            continue;
+        }
+        let client = || {
+            let mut c = Command::new(&bin);
+            c.args(["--dry-run", "-q", "--name", "bench-gw"]);
+            c
+        };
+        let found = check_live(&bin, &fw)?;
+        let (mut ps_wall, mut ps_cpu, mut cl_wall, mut cl_cpu) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut diffs = Vec::new();
+        for i in 0..setup.scale.live_rounds + 3 {
+            let (p, c) = if i % 2 == 0 {
+                let p = measure::run_clean(&ps_cmd())?;
+                (p, measure::run_clean(&client())?)
+            } else {
+                let c = measure::run_clean(&client())?;
+                (measure::run_clean(&ps_cmd())?, c)
+            };
+            if i >= 3 {
+                ps_wall.push(p.wall);
+                ps_cpu.push(p.cpu);
+                cl_wall.push(c.wall);
+                cl_cpu.push(c.cpu);
+                diffs.push(c.wall.as_secs_f64() - p.wall.as_secs_f64());
+            }
+        }
+        let (pw, pc) = (measure::median(&mut ps_wall), measure::median(&mut ps_cpu));
+        let (cw, cc) = (measure::median(&mut cl_wall), measure::median(&mut cl_cpu));
+        diffs.sort_by(f64::total_cmp);
+        let paired = diffs.get(diffs.len() / 2).copied().unwrap_or(0.0);
+        let over = cw.saturating_sub(pw);
+        let extra = if label == "glibc" {
+            glibc = cw.as_secs_f64();
+            String::new()
+        } else {
+            ratio(cw.as_secs_f64(), glibc)
+        };
+        rows.push(Row::new(
+            format!("gateway-client live --dry-run vs ps auxww alone, interleaved ({label})"),
+            format!(
+                "client {} median wall, {} CPU; ps auxww {} wall, {} CPU; client − ps: {} (median of medians), {:.2} ms (median paired); {what}, {found}{extra}",
+                fmt_duration(cw),
+                fmt_duration(cc),
+                fmt_duration(pw),
+                fmt_duration(pc),
+                fmt_duration(over),
+                paired * 1e3,
+            ),
+            "≤ ps + 3 ms",
+            Some(over <= Duration::from_millis(3)),
+        ));
+    }
+    // The rescan without ps, in this process, with and without counting
+    // the connections.
+    for connections in [true, false] {
+        let iters = setup.scale.parse_iters;
+        let mut walls = Vec::with_capacity(iters);
+        let mut cpus = Vec::with_capacity(iters);
+        let mut seen = 0;
+        let mut counted = 0;
+        for i in 0..iters + 5 {
+            let (t, c) = (Instant::now(), thread_cpu());
+            let ctx = gateway_client::live::Context::without_sockets();
+            let tunnels = gateway_client::live::rescan(&ctx, connections)
+                .map_err(|e| Error::case("live rescan", e.to_string()))?;
+            let (cpu, wall) = (thread_cpu().saturating_sub(c), t.elapsed());
+            let ours = || tunnels.iter().filter(|t| fw.pids.contains(&t.pid));
+            seen = ours()
+                .filter(|t| t.listening == gateway_client::Health::Yes)
+                .count();
+            counted = ours().filter_map(|t| t.connections).sum::<u32>();
+            if i >= 5 {
+                walls.push(wall);
+                cpus.push(cpu);
+            }
+        }
+        let procs = std::fs::read_dir("/proc")
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| {
+                        e.file_name()
+                            .to_str()
+                            .is_some_and(|n| n.parse::<u32>().is_ok())
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        let cpu = measure::median(&mut cpus);
+        let (what, want) = if connections {
+            ("with connections", fw.connections() as u32)
+        } else {
+            ("listening only, connections not counted", 0)
+        };
+        rows.push(Row::new(
+            format!("rescan from /proc without ps, in process ({what})"),
+            format!(
+                "{} CPU, {} wall (median of {iters}); {procs} processes, {seen} of our {} forwards found listening, {counted} connections",
+                fmt_duration(cpu),
+                fmt_duration(measure::median(&mut walls)),
+                fw.forwards
+            ),
+            "≤ 2 ms CPU",
+            Some(cpu <= Duration::from_millis(2) && seen == fw.forwards && counted == want),
+        ));
+    }
+    drop(fw);
+    Ok(rows)
+}
+
+/// Runs `bin --dry-run --json` once and checks that it reports every forward
+/// of `fw`, listening, with the connections made; says what it found.
+fn check_live(bin: &Path, fw: &crate::forwards::Forwards) -> Result<String, Error> {
+    let out = Command::new(bin)
+        .args(["--dry-run", "--json", "--name", "bench-gw"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Error::command(&bin.display().to_string(), e.to_string()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ours: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            fw.pids
+                .iter()
+                .any(|p| l.starts_with(&format!("{{\"pid\":{p},")))
+        })
+        .collect();
+    let listening = ours
+        .iter()
+        .filter(|l| l.contains(r#""listening":"yes""#))
+        .count();
+    let conns: u64 = ours
+        .iter()
+        .filter_map(|l| l.split("\"connections\":").nth(1))
+        .filter_map(|r| {
+            r.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    if ours.len() != fw.forwards || listening != fw.forwards || conns != fw.connections() as u64 {
+        return Err(Error::case(
+            "live",
+            format!(
+                "{} found {} of {} forwards, {listening} listening, {conns} connections of {}:\n{text}",
+                bin.display(),
+                ours.len(),
+                fw.forwards,
+                fw.connections()
+            ),
+        ));
+    }
+    Ok(format!(
+        "all found listening with their {conns} connections"
+    ))
+}
+
 /// `gateway-client --ps-file CAPTURE --dry-run` as a whole process.
 pub fn client(setup: &Setup, capture: &Path) -> Result<Vec<Row>, Error> {
     let mut rows = Vec::new();
@@ -309,6 +505,34 @@ pub fn round_trip(setup: &Setup) -> Result<Vec<Row>, Error> {
         ));
     }
     Ok(rows)
+}
+
+/// An idle collector (no datagram, no HTTP client): how often its threads
+/// wake, over `IDLE_SECONDS` after a settling pause.
+pub fn idle(setup: &Setup) -> Result<Vec<Row>, Error> {
+    const IDLE_SECONDS: u64 = 10;
+    let Some(bin) = collector_bin(&setup.bin) else {
+        return Ok(Vec::new());
+    };
+    let c = Collector::start(&bin, &setup.scratch.join("collector-idle"))?;
+    std::thread::sleep(Duration::from_secs(3));
+    let before = c.wakeups();
+    std::thread::sleep(Duration::from_secs(IDLE_SECONDS));
+    let after = c.wakeups();
+    c.stop()?;
+    let (Some((a, threads)), Some((b, _))) = (before, after) else {
+        return Err(Error::Case {
+            case: "idle".into(),
+            detail: "cannot read the collector's /proc/PID/task/*/status".into(),
+        });
+    };
+    let per_second = (b - a) as f64 / IDLE_SECONDS as f64;
+    Ok(vec![Row::new(
+        "collector idle: wakeups of all its threads".to_string(),
+        format!("{per_second:.1} per second ({threads} threads, {IDLE_SECONDS} s)"),
+        "≤ 1 per second",
+        Some(per_second <= 1.05),
+    )])
 }
 
 /// Many senders at once; then every acked part is looked for in the logs.

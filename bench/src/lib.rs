@@ -1,6 +1,7 @@
 //! Benchmarks of the ROC tunnel monitor, and the seeded data they run on.
 //!
-//! Two binaries: `gen` writes the data for people who want it by hand (a
+//! Three binaries: `live-ssh` stands in for a tunnel's ssh in the live
+//! case, `gen` writes the data for people who want it by hand (a
 //! `ps auxww` capture, collector logs), and `bench` is the whole-system
 //! runner behind `scripts/bench`: it generates the data set once into
 //! `target/bench-data` ([`data`]), runs every case ([`cases`]) against the
@@ -13,12 +14,15 @@
 //! - [`logs`]: collector logs (`logs::schema`) of many gateways and days.
 //! - [`measure`]: wall time, CPU time and peak RSS of one child (`wait4`).
 //! - [`live`]: a real collector on loopback, and senders that speak the wire.
+//! - [`forwards`]: real forwards (fake ssh processes holding listening
+//!   sockets, and connections into them) for the live client's case.
 //!
 //! Benchmarks print numbers; nothing here asserts a duration.
 
 pub mod cases;
 pub mod data;
 pub mod error;
+pub mod forwards;
 pub mod live;
 pub mod logs;
 pub mod measure;

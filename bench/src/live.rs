@@ -161,6 +161,26 @@ impl Collector {
         &self.key
     }
 
+    /// The voluntary context switches of all the collector's threads so
+    /// far (each a wakeup from a wait), from `/proc/PID/task/*/status`.
+    pub fn wakeups(&self) -> Option<(u64, usize)> {
+        let pid = self.child.as_ref()?.id();
+        let mut total = 0;
+        let mut threads = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+            .ok()?
+            .flatten()
+        {
+            let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+            threads += 1;
+            total += status
+                .lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())?;
+        }
+        Some((total, threads))
+    }
+
     /// The collector's CPU time so far (user + system, from
     /// `/proc/PID/stat`), or `None` when it cannot be read.
     pub fn cpu_time(&self) -> Option<Duration> {
@@ -204,6 +224,8 @@ pub fn tunnels(n: usize, gw: &str) -> Vec<Tunnel> {
             cpu_time: "3:10".to_string(),
             listening: Health::Yes,
             vnc: Health::Unknown,
+            connections: None,
+            connected: Vec::new(),
         })
         .collect()
 }

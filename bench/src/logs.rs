@@ -118,6 +118,9 @@ fn new_tunnel(rng: &mut Rng, gw: usize, slot: usize, now: u64) -> Tunnel {
             Health::Yes
         },
         vnc: Health::Unknown,
+        // Not in the CSV logs.
+        connections: None,
+        connected: Vec::new(),
     }
 }
 

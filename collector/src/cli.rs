@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use logs::Thresholds;
 use logs::config::Config;
+use logs::damping::Damping;
 use logs::route::Route;
 
 use crate::error::Error;
@@ -42,6 +43,11 @@ Options:
                       edit is refused and logged, the last good one stays
   --late DURATION     a gateway silent this long is late [default: 150s]
   --down DURATION     a gateway silent this long is down [default: 10m]
+  --hold DURATION     a tunnel alert is sent once its state held this long;
+                      a change back before cancels it [default: 30s]
+  --flap N            a tunnel that changes state more than N times in an
+                      hour raises one tunnel_flapping alert, then is quiet
+                      until steady for an hour [default: 4]
   --keep-days N       delete log files older than N days; 0 keeps all
                       [default: 90]
   --max-skew DURATION refuse datagrams whose send time is further than this
@@ -71,8 +77,9 @@ line; --udp 0.0.0.0:9555 so that the gateways reach it):
 Exit status:
   0  stopped by SIGTERM or SIGINT (the batch in flight written and acked
      first) or a signed shutdown, or another collector already runs, or help
-  1  a failure while running (the HTTP server died, a log file failed);
-     cron starting it again is the cure
+  1  a failure while running (the HTTP server died, every write to the
+     logs failed for 300 s other than for a full disk); cron starting it
+     again is the cure
   2  a bad option, config file, key file, data directory or address: fix what the
      message names (a data directory or key file of another account:
      chown it to the collector's account)
@@ -109,6 +116,22 @@ pub(crate) struct Args {
     /// the config file, also when it is edited.
     pub late_flag: Option<u64>,
     pub down_flag: Option<u64>,
+    /// The damping of tunnel alerts: flags, else the file, else defaults.
+    pub damping: Damping,
+    pub hold_flag: Option<u64>,
+    pub flap_flag: Option<u32>,
+}
+
+/// The damping: the flags', else the config file's, else the defaults.
+pub(crate) fn damping(hold: Option<u64>, flap: Option<u32>, config: Option<&Config>) -> Damping {
+    Damping {
+        hold: hold
+            .or(config.and_then(|c| c.hold))
+            .unwrap_or(Damping::DEFAULT.hold),
+        flap: flap
+            .or(config.and_then(|c| c.flap))
+            .unwrap_or(Damping::DEFAULT.flap),
+    }
 }
 
 /// The thresholds: the flags', else the config file's, else the defaults,
@@ -192,6 +215,8 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
     let mut keep_days = None;
     let mut config_flag: Option<PathBuf> = None;
     let mut stop = false;
+    let mut hold_flag = None;
+    let mut flap_flag = None;
     let mut max_skew = 300;
     let mut on_collect = None;
     let mut notify = None;
@@ -216,6 +241,10 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
             }
             Long("config") => config_flag = Some(PathBuf::from(parser.value()?)),
             Long("stop") => stop = true,
+            Long("hold") => hold_flag = Some(parse_duration("--hold", parser.value()?, 0, DAY)?),
+            Long("flap") => {
+                flap_flag = Some(parse_secs("--flap", parser.value()?, 1, 1000)? as u32)
+            }
             Long("max-skew") => max_skew = parse_duration("--max-skew", parser.value()?, 1, DAY)?,
             Long("on-collect") => on_collect = Some(parse_cmd("--on-collect", parser.value()?)?),
             Long("notify") => notify = Some(parse_cmd("--notify", parser.value()?)?),
@@ -254,6 +283,7 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
             _ => Error::Usage(format!("--{e}")),
         }
     })?;
+    let damp = damping(hold_flag, flap_flag, config.as_ref());
     Ok(Command::Run(Box::new(Args {
         data: data.ok_or_else(|| Error::Usage("missing --data DIR".into()))?,
         key_file: key_file.ok_or_else(|| Error::Usage("missing --key-file FILE".into()))?,
@@ -268,6 +298,9 @@ pub(crate) fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Com
         config,
         late_flag,
         down_flag,
+        damping: damp,
+        hold_flag,
+        flap_flag,
     })))
 }
 

@@ -20,15 +20,43 @@
 //! A [`Committer`] runs the writer on a thread of its own, one batch at a
 //! time, so that ingest can check and format the next batch while the disk
 //! syncs this one.
+//!
+//! The files a batch went into must be the ones their paths name: someone
+//! may `rm` a log file, or replace it (by a copy, an editor's save, a
+//! directory), while the collector holds it open, and rows written to an
+//! unlinked file are acked and lost. So the open file's device and inode
+//! are compared with the path's before the batch is written and again after
+//! its sync; when they differ the path is opened again (a new file gets its
+//! header), said on stderr and counted, and rows synced into a file that is
+//! no longer named are written again into the one that is. A path that
+//! cannot be opened as a file fails the batch: nothing is acked.
+//!
+//! A file whose first line is not the header the collector writes (other
+//! or reordered columns; a UTF-8 byte order mark before it is fine, both
+//! readers ignore it) is never appended to: both readers skip such a file
+//! whole, so acked rows in it would vanish from the pages. It is renamed
+//! aside (`NAME.csv.set-aside-UNIXTIME`, which no reader takes
+//! for a log), said and counted, and a fresh file is started.
+//!
+//! Retention ([`retention_plan`]) never trusts one clock reading: it keeps
+//! the newest `--keep-days` days held whatever the clock says, refuses to
+//! delete anything while the clock is more than [`MAX_CLOCK_LEAD_DAYS`]
+//! ahead of the newest earlier log, and keeps (and names) files dated after
+//! today.
 
+use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, mpsc};
 
 use jiff::civil::Date;
 
 use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::say::say;
 use logs::files::day_of;
 use logs::schema::{self, EventRef, Field, LogKind, TunnelRef};
 
@@ -67,29 +95,59 @@ pub(crate) fn repair(path: &Path) -> Result<u64, Error> {
     Ok((bytes.len() - keep) as u64)
 }
 
-/// One open log file and the length of its committed rows.
+/// One open log file, the length of its committed rows, and which file it
+/// is (device and inode), to tell when its path names another.
 #[derive(Debug)]
 struct OpenFile {
     path: PathBuf,
     file: File,
     len: u64,
+    id: (u64, u64),
+}
+
+/// What opening a log file found, for the caller to say and count.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Opened {
+    /// A file with another header was renamed to this.
+    set_aside: Option<PathBuf>,
 }
 
 impl OpenFile {
-    fn create_or_append(dir: &Path, kind: LogKind, day: Date) -> Result<OpenFile, Error> {
+    /// Opens the day's file for append (made, with its header, when new).
+    /// A file that starts with another header is renamed aside first.
+    fn create_or_append(dir: &Path, kind: LogKind, day: Date) -> Result<(OpenFile, Opened), Error> {
         let path = dir.join(schema::file_name(kind, day));
+        let header = format_rows(std::iter::once(kind.header().iter().copied()));
+        let mut opened = Opened::default();
+        if !starts_with_header(&path, &header)? {
+            let aside = set_aside_name(&path);
+            std::fs::rename(&path, &aside).map_err(|e| {
+                Error::io(
+                    "cannot rename aside the log file with another header",
+                    &path,
+                    e,
+                )
+            })?;
+            opened.set_aside = Some(aside);
+        }
         let created = !path.exists();
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(|e| Error::io("cannot open the log file", &path, e))?;
-        let mut len = file
+        let meta = file
             .metadata()
-            .map_err(|e| Error::io("cannot stat the log file", &path, e))?
-            .len();
+            .map_err(|e| Error::io("cannot stat the log file", &path, e))?;
+        if !meta.is_file() {
+            return Err(Error::io(
+                "cannot write to the log file",
+                &path,
+                std::io::Error::other("not a regular file (move it away)"),
+            ));
+        }
+        let mut len = meta.len();
         if len == 0 {
-            let header = format_rows(std::iter::once(kind.header().iter().copied()));
             file.write_all(&header)
                 .and_then(|()| file.sync_data())
                 .map_err(|e| Error::io("cannot write the header of", &path, e))?;
@@ -101,7 +159,22 @@ impl OpenFile {
                 let _ = d.sync_all();
             }
         }
-        Ok(OpenFile { path, file, len })
+        let id = (meta.dev(), meta.ino());
+        Ok((
+            OpenFile {
+                path,
+                file,
+                len,
+                id,
+            },
+            opened,
+        ))
+    }
+
+    /// Whether the path still names this open file (not deleted, not
+    /// replaced by another file or a directory).
+    fn still_named(&self) -> bool {
+        std::fs::metadata(&self.path).is_ok_and(|m| m.is_file() && (m.dev(), m.ino()) == self.id)
     }
 
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
@@ -120,6 +193,40 @@ impl OpenFile {
         let _ = self.file.set_len(self.len);
         let _ = self.file.sync_data();
     }
+}
+
+/// Whether the file at `path` is missing, empty, or starts with exactly
+/// `header` (the only header the collector appends under), maybe after a
+/// UTF-8 byte order mark.
+fn starts_with_header(path: &Path, header: &[u8]) -> Result<bool, Error> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(Error::io("cannot open the log file", path, e)),
+    };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        // Not a file: opening it for append says why.
+        return Ok(true);
+    }
+    let mut first = Vec::with_capacity(header.len() + BOM.len());
+    file.take((header.len() + BOM.len()) as u64)
+        .read_to_end(&mut first)
+        .map_err(|e| Error::io("cannot read the log file", path, e))?;
+    let after_bom = first.strip_prefix(BOM).unwrap_or(&first);
+    Ok(first.is_empty() || after_bom.starts_with(header))
+}
+
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `NAME.set-aside-UNIXTIME` beside `path` (no reader takes it for a log).
+fn set_aside_name(path: &Path) -> PathBuf {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".set-aside-{now}"));
+    path.with_file_name(name)
 }
 
 /// Syncs the files that were written to: both at once, on two threads,
@@ -263,11 +370,17 @@ pub(crate) struct LogWriter {
     keep_days: u64,
     events: OpenFile,
     tunnels: OpenFile,
+    metrics: Arc<Metrics>,
 }
 
 impl LogWriter {
     /// Repairs the recent files, applies retention, opens today's files.
+    /// A failure is one of the data directory (exit status 2).
     pub(crate) fn open(dir: &Path, now: u64, keep_days: u64) -> Result<LogWriter, Error> {
+        LogWriter::open_files(dir, now, keep_days).map_err(Error::in_data_dir)
+    }
+
+    fn open_files(dir: &Path, now: u64, keep_days: u64) -> Result<LogWriter, Error> {
         let day = day_of(now);
         let yesterday = day.yesterday().unwrap_or(day);
         for d in [yesterday, day] {
@@ -275,22 +388,40 @@ impl LogWriter {
                 let path = dir.join(schema::file_name(kind, d));
                 let cut = repair(&path)?;
                 if cut > 0 {
-                    eprintln!(
-                        "collector: {}: cut {cut} bytes of a torn last row",
-                        path.display()
-                    );
+                    say!("{}: cut {cut} bytes of a torn last row", path.display());
                 }
             }
         }
+        let metrics = Arc::new(Metrics::default());
         let w = LogWriter {
             dir: dir.to_path_buf(),
             day,
             keep_days,
-            events: OpenFile::create_or_append(dir, LogKind::Events, day)?,
-            tunnels: OpenFile::create_or_append(dir, LogKind::Tunnels, day)?,
+            events: open_file(dir, LogKind::Events, day, &metrics)?,
+            tunnels: open_file(dir, LogKind::Tunnels, day, &metrics)?,
+            metrics,
         };
         w.apply_retention(day);
         Ok(w)
+    }
+
+    /// Counts what happens to the files (reopened, set aside) in `metrics`
+    /// from now on.
+    pub(crate) fn with_metrics(mut self, metrics: Arc<Metrics>) -> LogWriter {
+        for (counter, n) in [
+            (
+                &metrics.log_files_reopened,
+                &self.metrics.log_files_reopened,
+            ),
+            (
+                &metrics.log_files_set_aside,
+                &self.metrics.log_files_set_aside,
+            ),
+        ] {
+            counter.fetch_add(n.load(Relaxed), Relaxed);
+        }
+        self.metrics = metrics;
+        self
     }
 
     /// Switches to the files of the day of `now` if that is a new day.
@@ -299,8 +430,8 @@ impl LogWriter {
         if day == self.day {
             return Ok(());
         }
-        let events = OpenFile::create_or_append(&self.dir, LogKind::Events, day)?;
-        let tunnels = OpenFile::create_or_append(&self.dir, LogKind::Tunnels, day)?;
+        let events = open_file(&self.dir, LogKind::Events, day, &self.metrics)?;
+        let tunnels = open_file(&self.dir, LogKind::Tunnels, day, &self.metrics)?;
         self.events = events;
         self.tunnels = tunnels;
         self.day = day;
@@ -308,23 +439,65 @@ impl LogWriter {
         Ok(())
     }
 
+    /// Opens again, by name, a file whose path no longer names the open
+    /// one (deleted or replaced), saying so and counting it.
+    fn reopen_if_gone(&mut self) -> Result<(), Error> {
+        for kind in LogKind::ALL {
+            let f = match kind {
+                LogKind::Events => &mut self.events,
+                LogKind::Tunnels => &mut self.tunnels,
+            };
+            if f.still_named() {
+                continue;
+            }
+            say!(
+                "{}: the log file was deleted or replaced while open; reopened it by name (rows written to it before are in the old file, or gone with it)",
+                f.path.display()
+            );
+            self.metrics.log_files_reopened.fetch_add(1, Relaxed);
+            *f = open_file(&self.dir, kind, self.day, &self.metrics)?;
+        }
+        Ok(())
+    }
+
     /// Writes the rows of a batch of datagrams (group commit): all tunnel
     /// rows with one write, all event rows with one write, then one sync of
     /// each file. On error both files are as they were before: none of the
     /// batch's rows stays, whole or torn. Rolls over to the day of the
-    /// latest `received` first.
+    /// latest `received` first. Returns only once the rows are synced in
+    /// the files that the paths name (see the module doc).
     pub(crate) fn append_rows(&mut self, rows: Rows) -> Result<(), Error> {
         if let Some(received) = rows.latest {
             self.roll(received)?;
         }
         let (t, e) = (rows.tunnels, rows.events);
+        // Twice at most: a file replaced during one batch's write is
+        // reopened and the batch written again; replaced during that too,
+        // the batch fails (not acked) and the client sends again.
+        for _ in 0..2 {
+            self.reopen_if_gone()?;
+            self.write_synced(&t, &e)?;
+            if self.tunnels.still_named() && self.events.still_named() {
+                return Ok(());
+            }
+        }
+        Err(Error::io(
+            "cannot write to the log file",
+            &self.events.path,
+            std::io::Error::other("it was deleted or replaced twice during one write"),
+        ))
+    }
+
+    /// Writes and syncs a batch's bytes into the open files; on error,
+    /// undoes what was written.
+    fn write_synced(&mut self, t: &[u8], e: &[u8]) -> Result<(), Error> {
         let result = self
             .tunnels
-            .write(&t)
+            .write(t)
             .map_err(|err| (self.tunnels.path.clone(), err))
             .and_then(|()| {
                 self.events
-                    .write(&e)
+                    .write(e)
                     .map_err(|err| (self.events.path.clone(), err))
             })
             .and_then(|()| sync_both(&self.tunnels, !t.is_empty(), &self.events, !e.is_empty()));
@@ -340,27 +513,108 @@ impl LogWriter {
         Ok(())
     }
 
-    /// Deletes log files older than `keep_days` before `today`; 0 keeps all.
-    /// Only names that parse as log names are touched.
+    /// Deletes what [`retention_plan`] says may go, says why when it
+    /// refuses, and names files dated after today. Only names that parse
+    /// as log names are touched.
     pub(crate) fn apply_retention(&self, today: Date) {
         if self.keep_days == 0 {
             return;
         }
-        let days = i64::try_from(self.keep_days)
-            .unwrap_or(i64::MAX)
-            .min(100_000);
-        let Ok(oldest) = today.checked_sub(jiff::Span::new().days(days)) else {
-            return;
-        };
-        for f in logs::files::list(&self.dir).unwrap_or_default() {
-            if f.day < oldest {
-                let path = f.path;
-                if let Err(e) = std::fs::remove_file(&path) {
-                    eprintln!("collector: cannot delete old log {}: {e}", path.display());
-                }
+        let files = logs::files::list(&self.dir).unwrap_or_default();
+        let held: BTreeSet<Date> = files.iter().map(|f| f.day).collect();
+        let plan = retention_plan(&held, today, self.keep_days);
+        if let Some(why) = &plan.refused {
+            say!("retention: not deleting any log file: {why}");
+        }
+        if let (Some(first), Some(last)) = (plan.future.first(), plan.future.last()) {
+            say!(
+                "retention: log files dated {first} to {last} are after today ({today}): written while the clock was ahead? They are kept and not shown; check them and move them out of {}",
+                self.dir.display()
+            );
+        }
+        for f in files.into_iter().filter(|f| plan.delete.contains(&f.day)) {
+            if let Err(e) = std::fs::remove_file(&f.path) {
+                say!("cannot delete old log {}: {e}", f.path.display());
             }
         }
     }
+}
+
+/// [`OpenFile::create_or_append`], saying and counting a file set aside.
+fn open_file(dir: &Path, kind: LogKind, day: Date, metrics: &Metrics) -> Result<OpenFile, Error> {
+    let (file, opened) = OpenFile::create_or_append(dir, kind, day)?;
+    if let Some(aside) = opened.set_aside {
+        say!(
+            "{}: its first line is not the header the collector writes (a BOM, other or reordered columns?), so nothing is appended to it: renamed it to {} and started a new file",
+            file.path.display(),
+            aside.display()
+        );
+        metrics.log_files_set_aside.fetch_add(1, Relaxed);
+    }
+    Ok(file)
+}
+
+/// How far (days) the clock may be ahead of the newest log before today
+/// for retention still to delete: more, and the clock is more likely wrong
+/// than the collector was stopped that long (in which case deleting waits
+/// for the next day's roll-over, when yesterday's logs exist).
+pub(crate) const MAX_CLOCK_LEAD_DAYS: i32 = 2;
+
+/// What retention may do on `today` with the days `held`.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct RetentionPlan {
+    /// Days whose files go.
+    pub delete: Vec<Date>,
+    /// Days after today: kept, and named.
+    pub future: Vec<Date>,
+    /// Why nothing is deleted, when it is refused.
+    pub refused: Option<String>,
+}
+
+/// Retention's decision, from the days held and the clock's day alone (a
+/// pure function, tested with any clock):
+///
+/// - files older than `keep_days` before `today` go, except that the newest
+///   `keep_days` days held up to today always stay (a clock that jumps
+///   ahead cannot empty the history, and a collector that was stopped keeps
+///   what it had);
+/// - nothing goes while `today` is more than [`MAX_CLOCK_LEAD_DAYS`] after
+///   the newest day held before today (one clock reading far ahead of
+///   every log is not trusted);
+/// - days after today are never deleted, and are reported.
+pub(crate) fn retention_plan(held: &BTreeSet<Date>, today: Date, keep_days: u64) -> RetentionPlan {
+    let mut plan = RetentionPlan {
+        future: held.iter().filter(|d| **d > today).copied().collect(),
+        ..RetentionPlan::default()
+    };
+    if keep_days == 0 {
+        return plan;
+    }
+    let before: Vec<Date> = held.iter().filter(|d| **d < today).copied().collect();
+    if let Some(&newest) = before.last() {
+        let lead = newest.until(today).map_or(i32::MAX, |s| s.get_days());
+        if lead > MAX_CLOCK_LEAD_DAYS {
+            plan.refused = Some(format!(
+                "the clock says {today}, {lead} days after the newest earlier log ({newest}); if the clock is wrong, fix it; if the collector was stopped that long, deleting resumes after the next midnight"
+            ));
+            return plan;
+        }
+    }
+    let keep = usize::try_from(keep_days).unwrap_or(usize::MAX);
+    let days = i64::try_from(keep_days).unwrap_or(i64::MAX).min(100_000);
+    let Ok(oldest) = today.checked_sub(jiff::Span::new().days(days)) else {
+        return plan;
+    };
+    // The newest `keep` days held up to today stay whatever the clock says.
+    let held_to_today = before.len() + usize::from(held.contains(&today));
+    let protected_from = held_to_today.saturating_sub(keep);
+    plan.delete = before
+        .iter()
+        .enumerate()
+        .filter(|&(i, d)| *d < oldest && i < protected_from)
+        .map(|(_, d)| *d)
+        .collect();
+    plan
 }
 
 /// What the [`Committer`]'s thread is asked to do.
@@ -377,11 +631,15 @@ pub(crate) struct Committer {
     jobs: mpsc::Sender<Job>,
     done: mpsc::Receiver<Result<(), Error>>,
     in_flight: bool,
+    /// The day the writer's files are known to be of: a roll to it is not
+    /// sent (the once-a-second tick must not wake the writer).
+    day: Date,
 }
 
 impl Committer {
     /// Starts the thread that owns `log`.
     pub(crate) fn start(mut log: LogWriter) -> std::io::Result<Committer> {
+        let day = log.day;
         let (jobs, job_rx) = mpsc::channel::<Job>();
         let (done_tx, done) = mpsc::channel();
         std::thread::Builder::new()
@@ -401,6 +659,7 @@ impl Committer {
             jobs,
             done,
             in_flight: false,
+            day,
         })
     }
 
@@ -425,8 +684,14 @@ impl Committer {
     /// after the batch in flight, whose result must be taken first.
     pub(crate) fn roll(&mut self, now: u64) -> Result<(), Error> {
         debug_assert!(!self.in_flight, "wait for the batch in flight first");
+        let day = day_of(now);
+        if day == self.day {
+            return Ok(());
+        }
         self.send(Job::Roll(now))?;
-        self.result()
+        self.result()?;
+        self.day = day;
+        Ok(())
     }
 
     fn send(&self, job: Job) -> Result<(), Error> {
@@ -485,6 +750,63 @@ mod tests {
             tunnels: 0,
             text: text.into(),
         }
+    }
+
+    #[test]
+    fn a_log_file_deleted_while_open_is_reopened_before_the_rows_are_written() {
+        let dir = tmp("deleted");
+        let now = 1_763_856_000;
+        let mut w = LogWriter::open(&dir, now, 0).unwrap();
+        append(&mut w, &[], &event(now, "before")).unwrap();
+        let path = dir.join("events-2025-11-23.csv");
+        std::fs::remove_file(&path).unwrap();
+        append(&mut w, &[], &event(now + 1, "after")).unwrap();
+        let read = read_events(&path).unwrap();
+        let texts: Vec<_> = read.rows.iter().map(|e| e.text.as_str()).collect();
+        assert_eq!(texts, ["after"]);
+        assert_eq!(w.metrics.log_files_reopened.load(Relaxed), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_log_file_with_a_bom_is_appended_to_as_both_readers_read_it() {
+        let dir = tmp("bom");
+        let now = 1_763_856_000;
+        let path = dir.join("events-2025-11-23.csv");
+        let header = format_rows(std::iter::once(LogKind::Events.header().iter().copied()));
+        let mut bom = BOM.to_vec();
+        bom.extend_from_slice(&header);
+        std::fs::write(&path, &bom).unwrap();
+        let mut w = LogWriter::open(&dir, now, 0).unwrap();
+        append(&mut w, &[], &event(now, "new")).unwrap();
+        assert_eq!(read_events(&path).unwrap().rows.len(), 1);
+        assert_eq!(w.metrics.log_files_set_aside.load(Relaxed), 0);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_log_file_with_another_header_is_set_aside_not_appended_to() {
+        let dir = tmp("swapped");
+        let now = 1_763_856_000;
+        let path = dir.join("events-2025-11-23.csv");
+        let mut names = LogKind::Events.header().to_vec();
+        names.swap(1, 2);
+        let bom = format_rows(std::iter::once(names.iter().copied()));
+        std::fs::write(&path, &bom).unwrap();
+        let mut w = LogWriter::open(&dir, now, 0).unwrap();
+        append(&mut w, &[], &event(now, "new")).unwrap();
+        let read = read_events(&path).unwrap();
+        assert!(!read.wrong_header);
+        assert_eq!(read.rows.len(), 1);
+        assert_eq!(w.metrics.log_files_set_aside.load(Relaxed), 1);
+        let aside: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains(".set-aside-"))
+            .collect();
+        assert_eq!(aside.len(), 1);
+        assert_eq!(std::fs::read(aside[0].path()).unwrap(), bom);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
@@ -557,7 +879,7 @@ mod tests {
         std::fs::write(dir.join("events-2025-01-01.csv"), "x\n").unwrap();
         std::fs::write(dir.join("notes-2025-01-01.csv"), "x\n").unwrap();
         let midnight = 1_763_856_000; // 2025-11-23T00:00:00Z
-        let mut w = LogWriter::open(&dir, midnight - 1, 30).unwrap();
+        let mut w = LogWriter::open(&dir, midnight - 1, 1).unwrap();
         append(&mut w, &[], &event(midnight - 1, "before")).unwrap();
         append(&mut w, &[], &event(midnight, "after")).unwrap();
         let names: Vec<_> = logs::files::list(&dir)
@@ -576,6 +898,81 @@ mod tests {
         );
         assert!(dir.join("notes-2025-01-01.csv").exists());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn date(s: &str) -> Date {
+        s.parse().unwrap()
+    }
+
+    /// `n` consecutive days ending with `last`.
+    fn days_to(last: &str, n: i64) -> BTreeSet<Date> {
+        let last = date(last);
+        (0..n)
+            .map(|i| last.checked_sub(jiff::Span::new().days(i)).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn retention_deletes_what_is_older_than_keep_days() {
+        let held = days_to("2025-11-23", 101);
+        let plan = retention_plan(&held, date("2025-11-23"), 90);
+        assert_eq!(plan.refused, None);
+        assert_eq!(plan.delete.len(), 10);
+        assert_eq!(plan.delete.last(), Some(&date("2025-08-24")));
+    }
+
+    #[test]
+    fn a_forward_clock_jump_deletes_no_history() {
+        // 90 days held, then the clock reads 100 days later (with or
+        // without that day's new files).
+        let mut held = days_to("2025-11-23", 90);
+        let jumped = date("2026-03-03");
+        let plan = retention_plan(&held, jumped, 90);
+        assert!(plan.delete.is_empty(), "{plan:?}");
+        assert!(
+            plan.refused.as_deref().unwrap().contains("100 days"),
+            "{plan:?}"
+        );
+        held.insert(jumped);
+        assert!(retention_plan(&held, jumped, 90).delete.is_empty());
+        // The clock stays wrong for another day: the newest 90 days held
+        // stay; a real day goes for each day written under the wrong clock.
+        let next = jumped.tomorrow().unwrap();
+        held.insert(next);
+        let plan = retention_plan(&held, next, 90);
+        assert_eq!(plan.refused, None);
+        assert_eq!(plan.delete, [date("2025-08-26"), date("2025-08-27")]);
+    }
+
+    #[test]
+    fn future_dated_log_files_are_kept_and_named() {
+        let mut held = days_to("2025-11-23", 5);
+        held.insert(date("2026-03-03"));
+        let plan = retention_plan(&held, date("2025-11-23"), 2);
+        assert_eq!(plan.future, [date("2026-03-03")]);
+        assert!(!plan.delete.contains(&date("2026-03-03")));
+        assert_eq!(plan.delete, [date("2025-11-19"), date("2025-11-20")]);
+    }
+
+    proptest::proptest! {
+        /// Retention never deletes the newest `keep` days held up to today,
+        /// never a day after today, whatever the clock says.
+        #[test]
+        fn retention_keeps_the_newest_days_held(
+            offsets in proptest::collection::btree_set(0i64..400, 0..60),
+            today in 0i64..800,
+            keep in 1u64..100,
+        ) {
+            let base = date("2025-01-01");
+            let day = |n: i64| base.checked_add(jiff::Span::new().days(n)).unwrap();
+            let held: BTreeSet<Date> = offsets.iter().map(|&n| day(n)).collect();
+            let today = day(today);
+            let plan = retention_plan(&held, today, keep);
+            let newest: Vec<Date> = held.iter().rev().filter(|d| **d <= today).take(keep as usize).copied().collect();
+            for d in &plan.delete {
+                proptest::prop_assert!(!newest.contains(d) && *d < today);
+            }
+        }
     }
 
     proptest::proptest! {

@@ -69,6 +69,28 @@ impl Error {
         }
     }
 
+    /// The same failure, as one of the data directory (exit status 2): a
+    /// log file that cannot be opened or repaired at start is for the
+    /// operator to fix, not for cron to retry.
+    pub(crate) fn in_data_dir(self) -> Error {
+        match self {
+            Error::Io { path, what, source } => Error::DataDir { path, what, source },
+            other => other,
+        }
+    }
+
+    /// Whether this is a full disk or quota: writes may succeed again
+    /// once space returns, so the collector waits rather than exits.
+    pub(crate) fn is_out_of_space(&self) -> bool {
+        match self {
+            Error::Io { source, .. } | Error::DataDir { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull
+                    || source.kind() == std::io::ErrorKind::QuotaExceeded
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn io(
         what: &'static str,
         path: impl Into<PathBuf>,

@@ -9,7 +9,8 @@
 //! thread per connection, and its accept thread silently dies on `EMFILE`. So
 //! the public TCP port is not given to it. A small *gate* owns the listener:
 //! it never stops accepting (an `accept` error is logged and retried), it
-//! admits at most [`MAX_CONNECTIONS`] at once (others get 503 at once), reads
+//! admits at most [`MAX_CONNECTIONS`] at once, and at most
+//! [`MAX_CONNECTIONS_PER_CLIENT`] from one address (others get 503 at once), reads
 //! the request head with a size limit and a deadline (431, 414, 408), lets
 //! only GET and HEAD through (405), and forwards a clean request line with
 //! `Connection: close` to tiny_http over a Unix socket in a private directory
@@ -30,9 +31,10 @@
 //! To face a network, keep `--http` on loopback and put a reverse proxy in
 //! front (see the README).
 
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering::Relaxed;
@@ -46,12 +48,18 @@ use tiny_http::{Header, Method, Response, Server, StatusCode};
 
 use crate::error::Error;
 use crate::metrics::{self, GatewaySeries, Metrics};
+use crate::say::say;
 use crate::state::Gateway;
 use logs::Thresholds;
 use logs::inventory::Inventory;
 
 /// Connections served at once; more get 503 at once.
 pub(crate) const MAX_CONNECTIONS: usize = 32;
+/// Connections served at once from one client address; more from it get
+/// 503 at once, so one client (slow, idle or hostile) can hold at most
+/// half of [`MAX_CONNECTIONS`] and others keep being served. Behind a
+/// reverse proxy every client has the proxy's address: it gets this many.
+pub(crate) const MAX_CONNECTIONS_PER_CLIENT: usize = 16;
 /// Largest request head (request line and headers), bytes.
 pub(crate) const MAX_HEAD: usize = 8192;
 /// Longest request target, bytes.
@@ -70,6 +78,31 @@ pub(crate) struct Snapshot {
     pub thresholds: Thresholds,
     /// The expected tunnels and their states.
     pub inventory: Arc<Inventory>,
+    /// The silences of the config file (active or not).
+    pub silences: Arc<Vec<logs::silence::Silence>>,
+    /// The last refused datagram of each reason.
+    pub refusals: Vec<Refusal>,
+}
+
+/// A refused datagram, as `status.json` shows the last one of each reason:
+/// `gateway` only when its signature checked out (before that, the name
+/// in a body is anyone's claim), the source address always.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Refusal {
+    pub time: u64,
+    pub reason: &'static str,
+    pub gateway: Option<String>,
+    pub source: String,
+    pub detail: String,
+}
+
+#[derive(SerJson)]
+struct RefusalJson {
+    time: String,
+    reason: String,
+    gateway: Option<String>,
+    source: String,
+    detail: String,
 }
 
 /// The slot ingest swaps a new snapshot into.
@@ -139,6 +172,19 @@ impl SerJson for RecordJson<'_> {
     }
 }
 
+/// A text or `null` (nanoserde leaves a `None` field out; the contract
+/// has every key).
+struct OptText(Option<String>);
+
+impl SerJson for OptText {
+    fn ser_json(&self, d: usize, s: &mut SerJsonState) {
+        match &self.0 {
+            Some(t) => t.ser_json(d, s),
+            None => s.out.push_str("null"),
+        }
+    }
+}
+
 /// One expected tunnel: its `[[tunnel]]` entry, its state and since when,
 /// and the tunnel that decided it.
 #[derive(SerJson)]
@@ -147,8 +193,8 @@ struct ExpectedJson<'a> {
     listen: u16,
     target: String,
     roc: String,
-    station: Option<String>,
-    owner: Option<String>,
+    station: OptText,
+    owner: OptText,
     state: String,
     since: u64,
     tunnel: RecordJson<'a>,
@@ -161,6 +207,19 @@ struct StatusJson<'a> {
     down_after_seconds: u64,
     gateways: Vec<GatewayJson<'a>>,
     expected: Vec<ExpectedJson<'a>>,
+    last_refused: Vec<RefusalJson>,
+    silences: Vec<SilenceJson>,
+}
+
+/// An active silence: its scope, reason and end.
+#[derive(SerJson)]
+struct SilenceJson {
+    gateway: OptText,
+    roc: OptText,
+    from: u64,
+    until: u64,
+    until_time: String,
+    reason: String,
 }
 
 /// `status.json` for a snapshot at time `now`.
@@ -195,8 +254,8 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
             listen: e.listen,
             target: e.target(),
             roc: e.roc.clone(),
-            station: e.station.clone(),
-            owner: e.owner.clone(),
+            station: OptText(e.station.clone()),
+            owner: OptText(e.owner.clone()),
             state: j.state.as_str().to_string(),
             since: j.since,
             tunnel: RecordJson(j.tunnel.as_ref()),
@@ -208,12 +267,36 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
         down_after_seconds: snap.thresholds.down,
         gateways,
         expected,
+        last_refused: snap
+            .refusals
+            .iter()
+            .map(|r| RefusalJson {
+                time: rfc3339(r.time),
+                reason: r.reason.to_string(),
+                gateway: r.gateway.clone(),
+                source: r.source.clone(),
+                detail: r.detail.clone(),
+            })
+            .collect(),
+        silences: snap
+            .silences
+            .iter()
+            .filter(|s| s.active(now))
+            .map(|s| SilenceJson {
+                gateway: OptText(s.gateway.clone()),
+                roc: OptText(s.roc.clone()),
+                from: s.from,
+                until: s.until,
+                until_time: rfc3339(s.until),
+                reason: s.reason.clone(),
+            })
+            .collect(),
     }
     .serialize_json()
 }
 
 /// `/metrics` for a snapshot at time `now`.
-pub(crate) fn metrics_text(m: &Metrics, snap: &Snapshot) -> String {
+pub(crate) fn metrics_text(m: &Metrics, snap: &Snapshot, now: u64) -> String {
     let series: Vec<GatewaySeries> = snap
         .gateways
         .iter()
@@ -224,7 +307,9 @@ pub(crate) fn metrics_text(m: &Metrics, snap: &Snapshot) -> String {
             tunnels: g.tunnels.len(),
         })
         .collect();
-    metrics::render(m, &series, &snap.inventory)
+    let silenced: Vec<&logs::silence::Silence> =
+        snap.silences.iter().filter(|s| s.active(now)).collect();
+    metrics::render(m, &series, &snap.inventory, &silenced)
 }
 
 /// Decodes `%XX` escapes; `None` for a bad escape or a result that is not
@@ -449,19 +534,25 @@ fn gate(
     dead: &Arc<Mutex<Option<String>>>,
 ) {
     let active = Arc::new(AtomicUsize::new(0));
+    let clients: Clients = Arc::new(Mutex::new(HashMap::new()));
     let errors = AtomicU64::new(0);
     loop {
         match listener.accept() {
-            Ok((stream, _peer)) => {
-                if active.load(Relaxed) >= MAX_CONNECTIONS {
+            Ok((stream, peer)) => {
+                let full = active.load(Relaxed) >= MAX_CONNECTIONS;
+                let Some(slot) = (!full).then(|| ClientSlot::take(&clients, peer)).flatten() else {
                     metrics.http_refused.fetch_add(1, Relaxed);
                     let _ = stream.set_write_timeout(Some(Duration::from_millis(200)));
                     // On the accept thread: answer and close without waiting
                     // for the client, or a flood of idle connections would
                     // hold up accepting for everyone.
-                    refuse_now(stream, 503, "Service Unavailable", "too many connections");
+                    let why = match full {
+                        true => "too many connections",
+                        false => "too many connections from your address",
+                    };
+                    refuse_now(stream, 503, "Service Unavailable", why);
                     continue;
-                }
+                };
                 active.fetch_add(1, Relaxed);
                 let (a, m, i) = (active.clone(), metrics.clone(), internal.clone());
                 let spawned = std::thread::Builder::new()
@@ -469,6 +560,7 @@ fn gate(
                     .stack_size(128 * 1024)
                     .spawn(move || {
                         connection(stream, &i, &m);
+                        drop(slot);
                         a.fetch_sub(1, Relaxed);
                     });
                 if spawned.is_err() {
@@ -479,13 +571,53 @@ fn gate(
             Err(e) => {
                 let n = errors.fetch_add(1, Relaxed);
                 if n.is_power_of_two() || n == 0 {
-                    eprintln!("collector: HTTP accept failed ({} so far): {e}", n + 1);
+                    say!("HTTP accept failed ({} so far): {e}", n + 1);
                 }
                 std::thread::sleep(Duration::from_millis(50));
                 if e.kind() == std::io::ErrorKind::InvalidInput {
                     die(dead, format!("accept: {e}"));
                     return;
                 }
+            }
+        }
+    }
+}
+
+/// Connections open per client address.
+type Clients = Arc<Mutex<HashMap<IpAddr, usize>>>;
+
+/// One admitted connection's place in its address's count, given back
+/// when dropped (the map holds only addresses with connections open).
+struct ClientSlot {
+    clients: Clients,
+    ip: IpAddr,
+}
+
+impl ClientSlot {
+    /// A place for `peer`, unless its address has
+    /// [`MAX_CONNECTIONS_PER_CLIENT`] already.
+    fn take(clients: &Clients, peer: SocketAddr) -> Option<ClientSlot> {
+        let ip = peer.ip();
+        let mut map = clients.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(ip).or_insert(0);
+        if *n >= MAX_CONNECTIONS_PER_CLIENT {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            clients: clients.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut map = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.ip);
             }
         }
     }
@@ -765,7 +897,7 @@ fn answer(method: &Method, url: &str, ctx: &Ctx) -> Answer {
             bytes(
                 200,
                 "text/plain; version=0.0.4; charset=utf-8",
-                metrics_text(&ctx.metrics, &snap).into_bytes(),
+                metrics_text(&ctx.metrics, &snap, t).into_bytes(),
             )
         }
         Route::Health => text(200, "ok\n"),
@@ -810,15 +942,16 @@ fn site_file(f: File, name: &str) -> Answer {
     }
 }
 
+/// Answers requests as they come. It waits without a timeout, so an idle
+/// collector's 32 workers never wake; they end with the process.
 fn worker(server: &Server, ctx: &Ctx, dead: &Mutex<Option<String>>) {
     loop {
-        match server.recv_timeout(Duration::from_secs(1)) {
-            Ok(Some(rq)) => {
+        match server.recv() {
+            Ok(rq) => {
                 ctx.metrics.http_requests.fetch_add(1, Relaxed);
                 let response = answer(rq.method(), rq.url(), ctx);
                 let _ = rq.respond(response);
             }
-            Ok(None) => {}
             Err(e) => {
                 die(dead, format!("tiny_http: {e}"));
                 return;

@@ -20,7 +20,7 @@
 //! 2. [`Ingest::settle`] waits for that sync, and only then acks. If the
 //!    write failed, none of the batch is acked or remembered (each counts as
 //!    `write_error`), and no row of it stays in the files. The state sees a
-//!    sign of life; a report part goes to the [`Reassembler`], and a complete
+//!    sign of life; a report part goes to the [`Reassembly`], and a complete
 //!    report replaces the gateway's tunnels. The HTTP snapshot is published
 //!    once for the batch, before the acks. Alerts go to `--notify`, and
 //!    `--on-collect` is poked: both queue and return, so ingest never waits
@@ -35,41 +35,54 @@
 //! The socket's read timeout gives a tick about once a second even without
 //! traffic: late/down evaluation, expiry, midnight roll-over, and the check
 //! that HTTP still serves. Every rejection is logged in one line, at most
-//! [`LOG_LINES_PER_MINUTE`] per reason per minute, then one summary line.
+//! [`LOG_LINES_PER_MINUTE`] per reason and gateway (or source address) and
+//! [`LOG_LINES_PER_REASON`] per reason a minute, then one summary line; a
+//! signed datagram refused gets a signed refusal back under the same limit
+//! (`docs/protocol.md`), and `status.json` shows the last refusal of each
+//! reason. A complete report whose seq went back (the gateway's clock
+//! stepped back) is taken, said and counted; a split report given up is
+//! said and counted. After [`WRITE_FAILURE_LIMIT`] seconds of nothing but
+//! failing writes (other than a full disk) the collector exits, for cron.
 //!
 //! At start, [`Ingest::rebuild`] reads the recent event rows (and the tunnel
 //! rows of today and yesterday) back through the same state, replay guard
 //! and reassembler, so a restart neither accepts a replay nor makes every
 //! gateway look new.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 
 use gateway_client::key::Key;
-use gateway_client::wire::{self, Body, MsgKind, Reassembler, Report};
+use gateway_client::wire::{self, Body, MsgKind, Report};
 use logs::Thresholds;
+use logs::damping::{self, Damper, Damping, Slot};
 use logs::files::day_of;
 use logs::inventory::Expected;
 use logs::reader::{self, Item};
 use logs::schema::{EventRef, EventRow, TunnelRef};
+use logs::silence::Silence;
 
 use crate::csvlog::{Committer, Rows};
 use crate::error::Error;
-use crate::http::{SharedSnapshot, Snapshot};
+use crate::http::{Refusal, SharedSnapshot, Snapshot};
 use crate::mac::FastKey;
 use crate::metrics::{Metrics, Outcome};
 use crate::notify::Notifier;
 use crate::on_collect::OnCollect;
+use crate::reassembly::{Dropped, Reassembly};
 use crate::reload::Reload;
 use crate::replay::{self, ReplayGuard, Verdict};
-use crate::state::{Alert, State};
+use crate::say::say;
+use crate::silencer::Silencer;
+use crate::state::{Alert, AlertKind, State};
 
 /// Rejection lines logged per reason per minute before they are summarised.
 pub(crate) const LOG_LINES_PER_MINUTE: u32 = 10;
-/// Split reports waiting for parts, at most.
-pub(crate) const MAX_PENDING_REPORTS: usize = 64;
+/// Seconds of nothing but failing writes (other than for a full disk)
+/// before the collector exits with status 1.
+pub(crate) const WRITE_FAILURE_LIMIT: u64 = 300;
 /// Days of event rows read back at start (for last-seen times).
 pub(crate) const REBUILD_EVENT_DAYS: i64 = 8;
 
@@ -187,22 +200,40 @@ struct InFlight {
     now: u64,
 }
 
-/// Rate-limited one-line logs, per reason.
+/// Rate-limited one-line logs: at most [`LOG_LINES_PER_MINUTE`] per reason
+/// and gateway (or source address, before the signature is checked), and
+/// at most [`LOG_LINES_PER_REASON`] per reason in all, per minute; what is
+/// left out is summarised once a minute. One gateway's retries cannot use
+/// up the lines that would name a second one. Memory: an entry per
+/// (reason, who) shown this minute, so at most `LOG_LINES_PER_REASON` per
+/// reason.
 #[derive(Default)]
 struct LogLimiter {
     minute: u64,
-    lines: HashMap<&'static str, (u32, u64)>,
+    /// (reason, who) -> lines shown this minute.
+    shown: HashMap<(&'static str, String), u32>,
+    /// reason -> (lines shown, lines suppressed) this minute.
+    reasons: HashMap<&'static str, (u32, u64)>,
 }
 
+/// Lines per reason per minute, whoever they name.
+pub(crate) const LOG_LINES_PER_REASON: u32 = 60;
+
 impl LogLimiter {
-    /// Logs `line` unless `reason` already had its lines this minute.
-    /// Returns whether it was suppressed.
-    fn log(&mut self, reason: &'static str, line: &str, now: u64) -> bool {
+    /// Logs `line` unless `reason` already had its lines this minute for
+    /// `who`, or in all. Returns whether it was suppressed.
+    fn log(&mut self, reason: &'static str, who: &str, line: &str, now: u64) -> bool {
         self.roll(now);
-        let (shown, suppressed) = self.lines.entry(reason).or_insert((0, 0));
-        if *shown < LOG_LINES_PER_MINUTE {
-            *shown += 1;
-            eprintln!("collector: {line}");
+        let (total, suppressed) = self.reasons.entry(reason).or_insert((0, 0));
+        let mine = self
+            .shown
+            .get(&(reason, who.to_string()))
+            .copied()
+            .unwrap_or(0);
+        if *total < LOG_LINES_PER_REASON && mine < LOG_LINES_PER_MINUTE {
+            *total += 1;
+            self.shown.insert((reason, who.to_string()), mine + 1);
+            say!("{line}");
             false
         } else {
             *suppressed += 1;
@@ -217,16 +248,45 @@ impl LogLimiter {
             return;
         }
         self.minute = minute;
-        let mut reasons: Vec<_> = self.lines.drain().collect();
+        self.shown.clear();
+        let mut reasons: Vec<_> = self.reasons.drain().collect();
         reasons.sort();
         for (reason, (_, suppressed)) in reasons {
             if suppressed > 0 {
-                eprintln!(
-                    "collector: suppressed {suppressed} more '{reason}' lines in the last minute"
-                );
+                say!("suppressed {suppressed} more '{reason}' lines in the last minute");
             }
         }
     }
+}
+
+/// A signed refusal of `body`: an ack-shaped datagram of kind `refusal`
+/// with the same `gw`, `seq`, `part` and `parts`, and `text` saying why
+/// (`REASON: detail`). Clients that do not know the kind ignore it (it
+/// fails their decode), so for them nothing changes.
+fn refusal(key: &FastKey, body: &Body, text: &str) -> Vec<u8> {
+    let reply = Body {
+        gateway: body.gateway.clone(),
+        kind: MsgKind::Ack,
+        seq: body.seq,
+        sent: body.sent,
+        part: body.part,
+        parts: body.parts,
+        text: text.to_string(),
+        tunnels: Vec::new(),
+    };
+    // The kind is the only field that differs from an ack; a string field
+    // cannot hold this text unescaped, so the first match is the kind.
+    let json = reply
+        .to_json()
+        .replacen("\"kind\":\"ack\"", "\"kind\":\"refusal\"", 1);
+    wire::frame(key, json.as_bytes())
+}
+
+/// Who a log line is about: the gateway when the datagram's signature
+/// checked out, else the source address (without the port, which changes
+/// with every run of a client).
+fn who(gateway: Option<&str>, peer: SocketAddr) -> String {
+    gateway.map_or_else(|| peer.ip().to_string(), str::to_string)
 }
 
 /// The ingest side: everything between the socket and the disk.
@@ -236,15 +296,25 @@ pub(crate) struct Ingest {
     log: Committer,
     in_flight: Option<InFlight>,
     replay: ReplayGuard,
-    reassembler: Reassembler,
+    reassembler: Reassembly,
     state: State,
     metrics: Arc<Metrics>,
     snapshot: SharedSnapshot,
     notifiers: Vec<Notifier>,
     on_collect: Option<OnCollect>,
     limiter: LogLimiter,
+    /// The last refusal of each reason, for `status.json`.
+    refusals: BTreeMap<&'static str, Refusal>,
+    refusals_changed: bool,
+    /// Since when every write failed, other than for a full disk.
+    write_failing_since: Option<u64>,
+    last_write_error: String,
     /// The watch on the config file, if the collector started with one.
     reload: Option<Reload>,
+    /// Holds back and thins out tunnel alerts.
+    damper: Damper<Alert>,
+    /// Holds back the alerts of planned work.
+    silencer: Silencer,
 }
 
 impl Ingest {
@@ -265,22 +335,40 @@ impl Ingest {
             log,
             in_flight: None,
             replay: ReplayGuard::new(max_skew, replay::CAP_PER_GATEWAY),
-            reassembler: Reassembler::new(MAX_PENDING_REPORTS, max_skew),
+            reassembler: Reassembly::new(max_skew),
             state: State::new(thresholds),
             metrics,
             snapshot,
             notifiers,
             on_collect,
             limiter: LogLimiter::default(),
+            refusals: BTreeMap::new(),
+            refusals_changed: false,
+            write_failing_since: None,
+            last_write_error: String::new(),
             reload: None,
+            damper: Damper::new(Damping::DEFAULT),
+            silencer: Silencer::default(),
         }
+    }
+
+    /// The damping of tunnel alerts (`hold`, `flap`).
+    pub(crate) fn use_damping(&mut self, damping: Damping) {
+        self.damper.set(damping);
     }
 
     /// The expected tunnels to judge reports by (before [`Ingest::rebuild`],
     /// so the logs set their states), and the watch on the config file.
-    pub(crate) fn use_config(&mut self, entries: Vec<Expected>, reload: Option<Reload>, now: u64) {
+    pub(crate) fn use_config(
+        &mut self,
+        entries: Vec<Expected>,
+        silences: Vec<Silence>,
+        reload: Option<Reload>,
+        now: u64,
+    ) {
         // All unknown at start: nothing to alert.
         let _ = self.state.set_inventory(entries, now);
+        self.silencer.set(silences);
         self.reload = reload;
     }
 
@@ -292,18 +380,20 @@ impl Ingest {
         };
         match result {
             Ok(loaded) => {
-                eprintln!(
-                    "collector: config {}: {}",
+                say!(
+                    "config {}: {}",
                     loaded.config.path.display(),
                     loaded.config.summary()
                 );
                 self.state.set_thresholds(loaded.thresholds);
+                self.damper.set(loaded.damping);
+                self.silencer.set(loaded.config.silences.clone());
                 let alerts = self.state.set_inventory(loaded.config.tunnels, now);
                 self.publish();
                 alerts
             }
             Err(why) => {
-                eprintln!("collector: config {why}; the previous config stays in force");
+                say!("config {why}; the previous config stays in force");
                 self.metrics.config_reload_errors.fetch_add(1, Relaxed);
                 Vec::new()
             }
@@ -357,13 +447,16 @@ impl Ingest {
                 text: e.text,
                 tunnels: p.tunnels,
             };
-            if let Some(report) = self.reassembler.add(body, e.received) {
+            let (report, dropped) = self.reassembler.add(body, e.received);
+            self.gave_up(dropped, now);
+            if let Some(report) = report {
                 self.state.report(report, e.received);
             }
         }
         // Settle late/down without alerting: this is not news.
         self.state.tick(now);
-        self.reassembler.expire(now);
+        let dropped = self.reassembler.expire(now);
+        self.gave_up(dropped, now);
         self.replay.expire(now);
         self.publish();
         Ok(())
@@ -377,7 +470,8 @@ impl Ingest {
         self.state
             .seen(&e.gateway, e.kind, &e.text, &e.source, e.received);
         if e.sent.saturating_add(self.max_skew) >= now {
-            self.replay.record(&e.gateway, e.seq, e.part, e.sent);
+            self.replay
+                .record(&e.gateway, e.seq, e.part, e.sent, e.received);
         }
     }
 
@@ -386,7 +480,9 @@ impl Ingest {
         let snap = Arc::new(Snapshot {
             gateways: self.state.gateways().cloned().collect(),
             thresholds: self.state.thresholds(),
+            refusals: self.refusals.values().cloned().collect(),
             inventory: self.state.inventory().clone(),
+            silences: self.silencer.silences().clone(),
         });
         match self.snapshot.lock() {
             Ok(mut s) => *s = snap,
@@ -400,11 +496,55 @@ impl Ingest {
             .store(self.replay.len() as u64, Relaxed);
     }
 
-    fn reject(&mut self, outcome: Outcome, peer: SocketAddr, detail: &str, now: u64) {
+    /// Counts and logs a refused datagram, and remembers it for
+    /// `status.json`. `gateway` is set when the signature checked out.
+    /// Returns whether its log line was shown (not rate-limited).
+    fn reject(
+        &mut self,
+        outcome: Outcome,
+        peer: SocketAddr,
+        gateway: Option<&str>,
+        detail: &str,
+        now: u64,
+    ) -> bool {
         self.metrics.count(outcome);
         let line = format!("{peer}: {}: {detail}", outcome.as_str());
-        if self.limiter.log(outcome.as_str(), &line, now) {
+        self.refusals.insert(
+            outcome.as_str(),
+            Refusal {
+                time: now,
+                reason: outcome.as_str(),
+                gateway: gateway.map(str::to_string),
+                source: peer.to_string(),
+                detail: detail.chars().take(300).collect(),
+            },
+        );
+        self.refusals_changed = true;
+        let suppressed = self
+            .limiter
+            .log(outcome.as_str(), &who(gateway, peer), &line, now);
+        if suppressed {
             self.metrics.log_lines_suppressed.fetch_add(1, Relaxed);
+        }
+        !suppressed
+    }
+
+    /// [`Ingest::reject`] for a signed datagram, and a signed refusal back
+    /// to its sender (when its log line was shown: the same rate limit
+    /// bounds both), so that the client can say why.
+    fn refuse(
+        &mut self,
+        socket: &UdpSocket,
+        outcome: Outcome,
+        peer: SocketAddr,
+        body: &Body,
+        detail: &str,
+        now: u64,
+    ) {
+        if self.reject(outcome, peer, Some(&body.gateway), detail, now) {
+            let text = format!("{}: {detail}", outcome.as_str());
+            let refusal = refusal(&self.key, body, &text);
+            let _ = socket.send_to(&refusal, peer);
         }
     }
 
@@ -414,25 +554,56 @@ impl Ingest {
             Err(e) => {
                 self.metrics.ack_send_errors.fetch_add(1, Relaxed);
                 let line = format!("{peer}: cannot send the ack: {e}");
-                self.limiter.log("ack_send", &line, now);
+                self.limiter.log("ack_send", &who(None, peer), &line, now);
                 false
             }
         }
     }
 
-    /// Hands each alert to the notify routes that take it.
-    fn alert(&self, alerts: Vec<Alert>) {
-        if self.notifiers.is_empty() {
-            return;
+    /// Damps the tunnel alerts (`logs::damping`: held until their state
+    /// held for `hold`, a flapping tunnel thinned to one alert), then hands
+    /// what is due to the routes.
+    fn alert(&mut self, alerts: Vec<Alert>, now: u64) {
+        let mut due = Vec::new();
+        for a in alerts {
+            let Some((slot, from, to)) = damping_slot(&a) else {
+                due.push(a);
+                continue;
+            };
+            match self.damper.change(slot, from, to, a, now) {
+                damping::Verdict::Send(ready) => due.extend(ready),
+                damping::Verdict::Flapping(a) => due.push(Alert {
+                    kind: AlertKind::TunnelFlapping,
+                    ..a
+                }),
+            }
         }
-        let inventory = self.state.inventory();
-        for a in &alerts {
-            let rocs = match &a.expected {
-                Some(x) => vec![x.entry.roc.as_str()],
-                None => inventory.rocs_of(&a.gateway, a.tunnel.as_ref()),
+        due.extend(self.damper.tick(now));
+        let state = &self.state;
+        due.extend(self.silencer.release(now, |a| still_so(state, a)));
+        self.route(due, now);
+    }
+
+    /// Hands each alert to the notify routes that take it, unless a
+    /// silence holds it back.
+    fn route(&mut self, alerts: Vec<Alert>, now: u64) {
+        let inventory = self.state.inventory().clone();
+        for a in alerts {
+            let rocs: Vec<String> = match &a.expected {
+                Some(x) => vec![x.entry.roc.clone()],
+                None => inventory
+                    .rocs_of(&a.gateway, a.tunnel.as_ref())
+                    .into_iter()
+                    .map(str::to_string)
+                    .collect(),
+            };
+            let rocs: Vec<&str> = rocs.iter().map(String::as_str).collect();
+            let Some(a) = self.silencer.pass(a, &rocs, now) else {
+                self.metrics.alerts_silenced.fetch_add(1, Relaxed);
+                continue;
             };
             for n in &self.notifiers {
-                n.offer(a, &rocs);
+                n.offer(&a, &rocs);
             }
         }
     }
@@ -484,14 +655,14 @@ impl Ingest {
         let body = match wire::decode(&self.key, datagram) {
             Ok(b) => b,
             Err(e) => {
-                self.reject(Outcome::from_reject(e.reason), peer, &e.detail, now);
+                self.reject(Outcome::from_reject(e.reason), peer, None, &e.detail, now);
                 return None;
             }
         };
         let gw = &body.gateway;
         if body.kind == MsgKind::Ack {
             let detail = format!("{gw}: an ack is not for the collector");
-            self.reject(Outcome::Malformed, peer, &detail, now);
+            self.reject(Outcome::Malformed, peer, Some(gw), &detail, now);
             return None;
         }
         let skew = now.abs_diff(body.sent);
@@ -500,7 +671,7 @@ impl Ingest {
                 "{gw}: sent at {} which is {skew} s from our clock (--max-skew {})",
                 body.sent, self.max_skew
             );
-            self.reject(Outcome::Stale, peer, &detail, now);
+            self.refuse(socket, Outcome::Stale, peer, &body, &detail, now);
             return None;
         }
         let part_key = (gw.clone(), body.seq, body.part);
@@ -523,7 +694,7 @@ impl Ingest {
                     "{peer}: replay: {gw}: seq {} part {}/{} was already written; acked again",
                     body.seq, body.part, body.parts
                 );
-                if self.limiter.log("replay", &line, now) {
+                if self.limiter.log("replay", gw, &line, now) {
                     self.metrics.log_lines_suppressed.fetch_add(1, Relaxed);
                 }
                 let ack = wire::ack(&self.key, &body, "duplicate");
@@ -538,7 +709,7 @@ impl Ingest {
             }
             Verdict::Replay => {
                 let detail = format!("{gw}: seq {} is older than what is remembered", body.seq);
-                self.reject(Outcome::Replay, peer, &detail, now);
+                self.refuse(socket, Outcome::Replay, peer, &body, &detail, now);
                 return None;
             }
         }
@@ -547,7 +718,7 @@ impl Ingest {
                 "{gw}: already tracking {} gateways, none silent for a day",
                 crate::state::MAX_GATEWAYS
             );
-            self.reject(Outcome::GatewayLimit, peer, &detail, now);
+            self.refuse(socket, Outcome::GatewayLimit, peer, &body, &detail, now);
             return None;
         }
         batch.parts.insert(part_key);
@@ -645,13 +816,83 @@ impl Ingest {
             now,
         });
         if let Err(e) = submitted {
-            self.fail_in_flight(&e, now);
+            self.fail_in_flight(socket, &e, now);
             return Step::Continue;
         }
         if shutdown {
             return self.settle(socket);
         }
         Step::Continue
+    }
+
+    /// Says and counts a report with more tunnels than the state keeps.
+    fn note_capped(&mut self, report: &Report, peer: SocketAddr, now: u64) {
+        let max = crate::state::MAX_TUNNELS_PER_GATEWAY;
+        if report.tunnels.len() <= max {
+            return;
+        }
+        self.metrics.tunnels_capped.fetch_add(1, Relaxed);
+        let line = format!(
+            "{peer}: {}: report seq {} has {} tunnels; the status keeps the first {max} (the logs have all)",
+            report.gateway,
+            report.seq,
+            report.tunnels.len()
+        );
+        if self
+            .limiter
+            .log("tunnels_capped", &report.gateway, &line, now)
+        {
+            self.metrics.log_lines_suppressed.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Says and counts split reports given up before they completed (their
+    /// parts were acked and are in the logs, but the tunnel list stays).
+    fn gave_up(&mut self, dropped: Vec<Dropped>, now: u64) {
+        for d in dropped {
+            let (counter, why) = if d.evicted {
+                (
+                    &self.metrics.reports_evicted,
+                    format!(
+                        "too many incomplete reports waited (at most {} per gateway, {} in all)",
+                        crate::reassembly::PER_GATEWAY,
+                        crate::reassembly::TOTAL
+                    ),
+                )
+            } else {
+                (
+                    &self.metrics.reports_expired,
+                    format!("its other parts did not come within {} s", self.max_skew),
+                )
+            };
+            counter.fetch_add(1, Relaxed);
+            let line = format!(
+                "{}: gave up report seq {} with {} of {} parts (written and acked): {why}; its tunnels do not replace the list",
+                d.gateway, d.seq, d.have, d.parts
+            );
+            if self.limiter.log("report_dropped", &d.gateway, &line, now) {
+                self.metrics.log_lines_suppressed.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Says and counts a complete report whose seq is lower than its
+    /// gateway's report before: its clock stepped back (or an older split
+    /// report completed late). The report is taken all the same: newer
+    /// means completed later (docs/protocol.md, "Which report is newer").
+    fn note_seq_back(&mut self, report: &Report, peer: SocketAddr, now: u64) {
+        let Some(before) = self.state.seq_went_back(report, now) else {
+            return;
+        };
+        self.metrics.reports_out_of_order.fetch_add(1, Relaxed);
+        let back = before.saturating_sub(report.seq) / 1_000_000;
+        let line = format!(
+            "{peer}: {}: report seq {} is {back} s below the last one ({before}): the gateway's clock stepped back? Taken as the newest, since it came last",
+            report.gateway, report.seq
+        );
+        if self.limiter.log("seq_back", &report.gateway, &line, now) {
+            self.metrics.log_lines_suppressed.fetch_add(1, Relaxed);
+        }
     }
 
     /// Finishes the batch in flight, if any: waits until its rows are
@@ -666,7 +907,7 @@ impl Ingest {
         }
         if let Err(e) = self.log.wait() {
             let now = self.in_flight.as_ref().map_or(0, |f| f.now);
-            self.fail_in_flight(&e, now);
+            self.fail_in_flight(socket, &e, now);
             return Step::Continue;
         }
         let Some(InFlight {
@@ -678,6 +919,7 @@ impl Ingest {
         else {
             return Step::Continue;
         };
+        self.write_failing_since = None;
         self.metrics.event_rows.fetch_add(event_rows, Relaxed);
         self.metrics.tunnel_rows.fetch_add(tunnel_rows, Relaxed);
 
@@ -688,14 +930,18 @@ impl Ingest {
         for Taken { body, peer, source } in taken {
             self.metrics.count(Outcome::Accepted);
             let gw = body.gateway.clone();
-            self.replay.record(&gw, body.seq, body.part, body.sent);
+            self.replay.record(&gw, body.seq, body.part, body.sent, now);
             acks.push((wire::ack(&self.key, &body, "ok"), peer));
             let kind = body.kind;
             alerts.extend(self.state.seen(&gw, kind.into(), &body.text, &source, now));
             match kind {
                 MsgKind::Report => {
-                    if let Some(report) = self.reassembler.add(body, now) {
+                    let (report, dropped) = self.reassembler.add(body, now);
+                    self.gave_up(dropped, now);
+                    if let Some(report) = report {
                         self.metrics.reports_completed.fetch_add(1, Relaxed);
+                        self.note_seq_back(&report, peer, now);
+                        self.note_capped(&report, peer, now);
                         alerts.extend(self.state.report(report, now));
                         collected = true;
                     }
@@ -720,7 +966,7 @@ impl Ingest {
                 self.metrics.acks_duplicate.fetch_add(1, Relaxed);
             }
         }
-        self.alert(alerts);
+        self.alert(alerts, now);
         if collected && let Some(c) = &self.on_collect {
             c.poke();
         }
@@ -729,14 +975,37 @@ impl Ingest {
 
     /// The batch in flight could not be written: nothing of it is on disk,
     /// so nothing is acked (not even the copies of its parts) or remembered.
-    fn fail_in_flight(&mut self, e: &Error, now: u64) {
+    fn fail_in_flight(&mut self, socket: &UdpSocket, e: &Error, now: u64) {
         let Some(f) = self.in_flight.take() else {
             return;
         };
+        if e.is_out_of_space() {
+            self.write_failing_since = None;
+        } else {
+            self.write_failing_since.get_or_insert(f.now);
+            self.last_write_error = e.to_string();
+        }
         for t in &f.taken {
             let detail = format!("{}: {e}", t.body.gateway);
-            self.reject(Outcome::WriteError, t.peer, &detail, now);
+            self.refuse(socket, Outcome::WriteError, t.peer, &t.body, &detail, now);
         }
+    }
+
+    /// The error to exit with when every write has failed for longer than
+    /// [`WRITE_FAILURE_LIMIT`] (an I/O error, a read-only file system, a
+    /// log file that cannot be opened), so that cron starts a fresh
+    /// collector and the failure shows as an exit in its log. A full disk
+    /// is waited out instead: writes work again once space returns.
+    pub(crate) fn write_failure(&self, now: u64) -> Option<Error> {
+        let since = self.write_failing_since?;
+        let failing = now.saturating_sub(since);
+        (failing > WRITE_FAILURE_LIMIT).then(|| {
+            Error::io(
+                "every write has failed for over 300 s; exiting for cron to start a fresh collector; the last error",
+                "the log files",
+                std::io::Error::other(self.last_write_error.clone()),
+            )
+        })
     }
 
     /// At a shutdown: lets `--on-collect` make the run still owed (the
@@ -746,8 +1015,8 @@ impl Ingest {
         if let Some(c) = self.on_collect.take()
             && !c.finish(crate::on_collect::FINISH_WAIT)
         {
-            eprintln!(
-                "collector: --on-collect still running after {} s; not waiting for it",
+            say!(
+                "--on-collect still running after {} s; not waiting for it",
                 crate::on_collect::FINISH_WAIT.as_secs()
             );
         }
@@ -759,14 +1028,16 @@ impl Ingest {
         let step = self.settle(socket);
         debug_assert_eq!(step, Step::Continue, "a shutdown is settled at once");
         self.replay.expire(now);
-        self.reassembler.expire(now);
+        let dropped = self.reassembler.expire(now);
+        self.gave_up(dropped, now);
         if let Err(e) = self.log.roll(now) {
-            self.limiter.log("roll", &e.to_string(), now);
+            self.limiter.log("roll", "", &e.to_string(), now);
         }
         self.limiter.roll(now);
         let mut alerts = self.reload_config(now);
         alerts.extend(self.state.tick(now));
-        if !alerts.is_empty() {
+        let silences_changed = self.silencer.changed(now);
+        if !alerts.is_empty() || std::mem::take(&mut self.refusals_changed) || silences_changed {
             self.publish();
         }
         self.metrics
@@ -775,7 +1046,53 @@ impl Ingest {
         self.metrics
             .replay_entries
             .store(self.replay.len() as u64, Relaxed);
-        self.alert(alerts);
+        self.alert(alerts, now);
+    }
+}
+
+/// Whether the problem an alert held back by a silence reported is still
+/// there: the expected tunnel in the same state, the gateway still late or
+/// down, the tunnel's port still empty.
+fn still_so(state: &State, a: &Alert) -> bool {
+    let Some(g) = state.get(&a.gateway) else {
+        return false;
+    };
+    match (&a.expected, &a.tunnel, a.kind) {
+        (Some(x), _, _) => state.inventory().iter().any(|(e, j)| {
+            e.gateway == a.gateway && e.listen == x.entry.listen && j.state == x.state
+        }),
+        (None, Some(t), AlertKind::TunnelDown) => !g
+            .tunnels
+            .iter()
+            .any(|s| s.tunnel.listen_port == t.listen_port),
+        (None, None, AlertKind::GatewayLate | AlertKind::GatewayDown) => {
+            g.state != logs::GatewayState::Up
+        }
+        _ => false,
+    }
+}
+
+/// The damping slot of a tunnel alert and the change it reports (the
+/// slot's state before and after); `None` for a gateway's alert.
+fn damping_slot(a: &Alert) -> Option<(Slot, &'static str, &'static str)> {
+    let slot = |listen: u16, expected: bool| Slot {
+        gateway: a.gateway.clone(),
+        listen,
+        expected,
+    };
+    match (&a.expected, &a.tunnel, a.kind) {
+        (Some(x), _, _) => Some((
+            slot(x.entry.listen, true),
+            x.before.map_or("unknown", |s| s.as_str()),
+            x.state.as_str(),
+        )),
+        (None, Some(t), AlertKind::TunnelUp) => {
+            Some((slot(t.listen_port, false), "absent", "present"))
+        }
+        (None, Some(t), AlertKind::TunnelDown) => {
+            Some((slot(t.listen_port, false), "present", "absent"))
+        }
+        _ => None,
     }
 }
 
@@ -904,6 +1221,36 @@ mod tests {
         // Now written: a copy in a later batch is acked at once.
         ingest.handle(&server, &a, peer, now);
         assert_eq!(acks(&client), [(1, "duplicate".to_string())]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn persistent_write_errors_end_the_collector_after_a_bounded_time() {
+        let Fixture {
+            mut ingest,
+            dir,
+            server,
+            peer,
+            now,
+            ..
+        } = fixture("eio");
+        // The events file becomes a directory: every write fails.
+        let events = dir.join(format!("events-{}.csv", day_of(now)));
+        std::fs::remove_file(&events).unwrap();
+        std::fs::create_dir(&events).unwrap();
+        ingest.handle(&server, &datagram(MsgKind::Report, 1, now), peer, now);
+        assert!(ingest.write_failure(now + 1).is_none());
+        let later = now + WRITE_FAILURE_LIMIT + 1;
+        ingest.handle(&server, &datagram(MsgKind::Report, 2, later), peer, later);
+        let e = ingest
+            .write_failure(later)
+            .expect("still running after persistent write errors");
+        assert_eq!(e.exit_code(), 1);
+        assert!(e.to_string().contains("every write has failed"), "{e}");
+        // A write that works again clears it.
+        std::fs::remove_dir(&events).unwrap();
+        ingest.handle(&server, &datagram(MsgKind::Report, 3, later), peer, later);
+        assert!(ingest.write_failure(later + 1000).is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -40,8 +40,11 @@ mod mac;
 mod metrics;
 mod notify;
 mod on_collect;
+mod reassembly;
 mod reload;
 mod replay;
+mod say;
+mod silencer;
 mod state;
 
 use std::ffi::OsString;
@@ -63,6 +66,7 @@ use crate::cli::{Args, Command};
 use crate::http::{HttpServer, Snapshot};
 use crate::ingest::{Ingest, RecvBatch, Step};
 use crate::metrics::Metrics;
+use crate::say::say;
 
 /// How a run ended without an error.
 #[derive(Debug, PartialEq, Eq)]
@@ -184,10 +188,7 @@ impl Collector {
         if !args.data.is_dir() {
             std::fs::create_dir(&args.data)
                 .map_err(|e| Error::data_dir("cannot create the data directory", &args.data, e))?;
-            eprintln!(
-                "collector: created the data directory {}",
-                args.data.display()
-            );
+            say!("created the data directory {}", args.data.display());
         }
         let Some(lock) = lock::Lock::acquire(&args.data)? else {
             return Ok(None);
@@ -196,7 +197,8 @@ impl Collector {
         let metrics = Arc::new(Metrics::default());
         metrics.start_time.store(now, Relaxed);
         let socket = bind_udp(args, &metrics)?;
-        let log = csvlog::LogWriter::open(&args.data, now, args.keep_days)?;
+        let log =
+            csvlog::LogWriter::open(&args.data, now, args.keep_days)?.with_metrics(metrics.clone());
         let snapshot = Arc::new(Mutex::new(Arc::new(Snapshot::default())));
         let spawn_err = |what: &'static str| {
             move |e: std::io::Error| Error::io("cannot start the thread for", what, e)
@@ -238,7 +240,13 @@ impl Collector {
             .as_ref()
             .map(|c| c.tunnels.clone())
             .unwrap_or_default();
-        ingest.use_config(expected, reload::Reload::new(args), now);
+        let silences = args
+            .config
+            .as_ref()
+            .map(|c| c.silences.clone())
+            .unwrap_or_default();
+        ingest.use_config(expected, silences, reload::Reload::new(args), now);
+        ingest.use_damping(args.damping);
         ingest.rebuild(&args.data, now)?;
         let http = HttpServer::start(args.http, &args.data, args.site.clone(), snapshot, metrics)?;
         let stop = Arc::new(AtomicUsize::new(0));
@@ -246,7 +254,7 @@ impl Collector {
             signal_hook::flag::register_usize(signal, stop.clone(), signal as usize)
                 .map_err(|e| Error::io("cannot handle the signal", "SIGTERM/SIGINT", e))?;
         }
-        eprintln!("collector: {}", start_line(args));
+        say!("{}", start_line(args));
         Ok(Some(Collector {
             lock,
             socket,
@@ -309,7 +317,7 @@ impl Collector {
                     // when nothing but errors comes for a long while.
                     udp_errors += 1;
                     if udp_errors.is_power_of_two() {
-                        eprintln!("collector: UDP receive failed ({udp_errors} in a row): {e}");
+                        say!("UDP receive failed ({udp_errors} in a row): {e}");
                     }
                     if udp_errors > 10_000 {
                         return Err(Error::Udp(e));
@@ -320,6 +328,9 @@ impl Collector {
             if now != last_tick {
                 last_tick = now;
                 ingest.tick(&socket, now);
+                if let Some(e) = ingest.write_failure(now) {
+                    return Err(e);
+                }
                 http.check()?;
             }
             let signal = stop.load(Relaxed);
@@ -367,7 +378,7 @@ fn bind_udp(args: &Args, metrics: &Metrics) -> Result<UdpSocket, Error> {
         source,
     })?;
     socket
-        .set_read_timeout(Some(Duration::from_millis(500)))
+        .set_read_timeout(Some(Duration::from_millis(1000)))
         .map_err(Error::Udp)?;
     let udp = socket2::SockRef::from(&socket);
     // Not fatal: the default buffer works, only with more resends under load.

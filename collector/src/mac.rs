@@ -74,7 +74,8 @@ mod tests {
     /// Every signed vector of `testdata/wire/` (written by an independent
     /// Python implementation) decodes, or is refused, the same way with
     /// this MAC as with the client's, and an accepted body signs back to
-    /// the same bytes.
+    /// the same bytes (but for `accept-newer` ones, spelled as the writer
+    /// would not: see `scripts/make-wire-vectors`).
     #[test]
     fn the_wire_vectors_decode_alike() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/wire");
@@ -89,7 +90,10 @@ mod tests {
             let dgram = std::fs::read(&path).unwrap();
             let (a, b) = (wire::decode(&key, &dgram), wire::decode(&fast, &dgram));
             assert_eq!(a, b, "{}", path.display());
-            if let Ok(body) = b {
+            let expect = std::fs::read_to_string(path.with_extension("expect")).unwrap();
+            if let Ok(body) = b
+                && expect.starts_with("accept\n")
+            {
                 assert_eq!(wire::encode(&fast, &body), dgram, "{}", path.display());
             }
             seen += 1;

@@ -4,6 +4,7 @@
 //! The static (musl) build uses mimalloc as its allocator: musl's own is slow
 //! for the many small allocations of ingest (docs/benchmarks.md).
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use collector::Outcome;
@@ -14,14 +15,20 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     match collector::run(std::env::args_os().skip(1)) {
-        Ok(Outcome::Help(text)) => print!("{text}"),
-        Ok(Outcome::Version(line)) => println!("{line}"),
+        Ok(Outcome::Help(text)) => out(&mut std::io::stdout(), text),
+        Ok(Outcome::Version(line)) => out(&mut std::io::stdout(), &format!("{line}\n")),
         Ok(Outcome::AlreadyRunning) => {}
-        Ok(Outcome::Shutdown(line)) => eprintln!("collector: {line}"),
+        Ok(Outcome::Shutdown(line)) => out(&mut std::io::stderr(), &format!("collector: {line}\n")),
         Err(e) => {
-            eprintln!("collector: {e}");
+            out(&mut std::io::stderr(), &format!("collector: {e}\n"));
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1));
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Writes `text`, ignoring a failure: a dead pipe or a full disk must not
+/// turn a clean exit into a panic (and its status 101).
+fn out(w: &mut impl Write, text: &str) {
+    let _ = w.write_all(text.as_bytes()).and_then(|()| w.flush());
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use logs::GatewayState;
 use logs::inventory::{Inventory, TunnelState};
+use logs::silence::Silence;
 
 /// What became of a datagram. `replay` covers both duplicates (acked again,
 /// not written) and refused replays.
@@ -98,7 +99,14 @@ pub(crate) struct Metrics {
     pub replay_entries: AtomicU64,
     pub start_time: AtomicU64,
     pub udp_receive_buffer: AtomicU64,
+    pub log_files_reopened: AtomicU64,
+    pub log_files_set_aside: AtomicU64,
+    pub reports_out_of_order: AtomicU64,
+    pub tunnels_capped: AtomicU64,
+    pub reports_evicted: AtomicU64,
+    pub reports_expired: AtomicU64,
     pub config_reload_errors: AtomicU64,
+    pub alerts_silenced: AtomicU64,
     /// Per notify route: its label and its failed runs.
     routes: std::sync::Mutex<Vec<(String, Arc<AtomicU64>)>>,
 }
@@ -166,6 +174,9 @@ enum Samples {
     ExpectedUp,
     /// One sample per notify route, label `route`.
     Routes,
+    /// One sample per active silence, labels `gateway` and `roc` (empty
+    /// when not part of its scope), value its end.
+    Silenced,
 }
 
 /// One metric family of `/metrics`: declared once, here.
@@ -296,6 +307,42 @@ const FAMILIES: &[Family] = &[
         Samples::One(|m| m.http_refused.load(Relaxed)),
     ),
     family(
+        "roctm_collector_log_files_reopened_total",
+        "counter",
+        "Log files found deleted or replaced under the collector, and opened again by name before an ack.",
+        Samples::One(|m| m.log_files_reopened.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_log_files_set_aside_total",
+        "counter",
+        "Log files with a header the collector would not write, renamed aside instead of appended to.",
+        Samples::One(|m| m.log_files_set_aside.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_reports_out_of_order_total",
+        "counter",
+        "Complete reports with a lower seq than the gateway's report before (its clock stepped back); they are taken.",
+        Samples::One(|m| m.reports_out_of_order.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_tunnels_capped_total",
+        "counter",
+        "Reports with more tunnels than the collector keeps per gateway; the rest were left out of the state.",
+        Samples::One(|m| m.tunnels_capped.load(Relaxed)),
+    ),
+    family(
+        "roctm_collector_reports_dropped_total",
+        "counter",
+        "Incomplete split reports given up, their parts acked and written, by why.",
+        Samples::By(
+            "reason",
+            &[
+                ("evicted", |m| m.reports_evicted.load(Relaxed)),
+                ("expired", |m| m.reports_expired.load(Relaxed)),
+            ],
+        ),
+    ),
+    family(
         "roctm_collector_reassembly_pending",
         "gauge",
         "Split reports waiting for more parts.",
@@ -338,6 +385,18 @@ const FAMILIES: &[Family] = &[
         Samples::Gateway(|g| g.tunnels as u64),
     ),
     family(
+        "roctm_collector_alerts_silenced_total",
+        "counter",
+        "Alerts held back by a silence.",
+        Samples::One(|m| m.alerts_silenced.load(Relaxed)),
+    ),
+    family(
+        "roctm_silenced",
+        "gauge",
+        "One series per active silence (config [[silence]]), by scope; the value is when it ends, Unix seconds.",
+        Samples::Silenced,
+    ),
+    family(
         "roctm_expected_tunnel_up",
         "gauge",
         "1 when the expected tunnel (config [[tunnel]]) is up; 0 when it is missing, broken, on a wrong target, or unknown (its gateway late, down or not heard since the collector started: see roctm_gateway_state).",
@@ -346,7 +405,12 @@ const FAMILIES: &[Family] = &[
 ];
 
 /// The whole `/metrics` page.
-pub(crate) fn render(m: &Metrics, gateways: &[GatewaySeries], inventory: &Inventory) -> String {
+pub(crate) fn render(
+    m: &Metrics,
+    gateways: &[GatewaySeries],
+    inventory: &Inventory,
+    silenced: &[&Silence],
+) -> String {
     let mut out = String::with_capacity(4096);
     for f in FAMILIES {
         let name = f.name;
@@ -377,6 +441,17 @@ pub(crate) fn render(m: &Metrics, gateways: &[GatewaySeries], inventory: &Invent
             Samples::Gateway(value) => {
                 for g in gateways {
                     let _ = writeln!(out, "{name}{{gateway=\"{}\"}} {}", label(&g.name), value(g));
+                }
+            }
+            Samples::Silenced => {
+                for s in silenced {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{gateway=\"{}\",roc=\"{}\"}} {}",
+                        label(s.gateway.as_deref().unwrap_or("")),
+                        label(s.roc.as_deref().unwrap_or("")),
+                        s.until
+                    );
                 }
             }
             Samples::Routes => {
@@ -434,6 +509,7 @@ mod tests {
                 tunnels: 3,
             }],
             &Inventory::default(),
+            &[],
         );
         assert!(text.contains("roctm_collector_datagrams_total{outcome=\"bad_signature\"} 1\n"));
         assert!(text.contains("roctm_collector_datagrams_total{outcome=\"unknown_part\"} 0\n"));

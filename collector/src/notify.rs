@@ -8,13 +8,16 @@
 //! - `ROCTM_EVENT`: `gateway_late`, `gateway_down`, `gateway_up`,
 //!   `tunnel_up` or `tunnel_down`; for the tunnels of the inventory
 //!   (`[[tunnel]]` in the config file) `tunnel_missing`, `tunnel_broken`
-//!   or `tunnel_restored`
+//!   or `tunnel_restored`; `tunnel_flapping` for a tunnel that changed
+//!   too often (tunnel alerts are damped first: `logs::damping`)
 //! - `ROCTM_GATEWAY`: the gateway's name
 //! - `ROCTM_TIME`: when, RFC 3339 (UTC); `ROCTM_UNIX_TIME`: the same in seconds
 //! - `ROCTM_AGE_SECONDS`: how long the gateway had been silent
 //! - for tunnel events, `ROCTM_TUNNEL` (one line describing the forward),
 //!   `ROCTM_TUNNEL_USER`, `ROCTM_TUNNEL_LISTEN_PORT`,
-//!   `ROCTM_TUNNEL_TARGET` (`host:port`), `ROCTM_TUNNEL_PID`
+//!   `ROCTM_TUNNEL_TARGET` (`host:port`), `ROCTM_TUNNEL_PID`, and who was
+//!   on it at its last report: `ROCTM_CONNECTIONS` (a number, empty when
+//!   unknown) and `ROCTM_CONNECTED` (accounts and addresses, space-separated)
 //! - for the inventory's events, the expected tunnel: `ROCTM_ROC`,
 //!   `ROCTM_STATION`, `ROCTM_OWNER` (empty when not set), `ROCTM_LISTEN`,
 //!   `ROCTM_TARGET` (`host:port`), `ROCTM_STATE` (`missing`, `broken`,
@@ -32,6 +35,7 @@ use logs::route::Route;
 
 use crate::command;
 use crate::metrics::Metrics;
+use crate::say::say;
 use crate::state::Alert;
 
 /// A notify command is killed after this long.
@@ -84,6 +88,13 @@ pub(crate) fn environment(a: &Alert, page_url: Option<&str>) -> Vec<(&'static st
             format!("{}:{}", t.target_host, t.target_port),
         ));
         env.push(("ROCTM_TUNNEL_PID", t.pid.to_string()));
+        // Who was on it at its last report (empty when unknown: an older
+        // client, an R forward).
+        env.push((
+            "ROCTM_CONNECTIONS",
+            t.connections.map(|n| n.to_string()).unwrap_or_default(),
+        ));
+        env.push(("ROCTM_CONNECTED", t.connected.join(" ")));
     }
     if let Some(x) = &a.expected {
         let e = &x.entry;
@@ -145,8 +156,8 @@ impl Notifier {
             Err(TrySendError::Full(a)) => {
                 let n = self.metrics.notify_dropped.fetch_add(1, Relaxed);
                 if n.is_power_of_two() {
-                    eprintln!(
-                        "collector: --notify is behind, dropped the {} alert for {} ({} dropped so far)",
+                    say!(
+                        "--notify is behind, dropped the {} alert for {} ({} dropped so far)",
                         a.kind.as_str(),
                         a.gateway,
                         n + 1
@@ -175,8 +186,8 @@ fn worker(
             Err(why) => {
                 metrics.notify_failed.fetch_add(1, Relaxed);
                 failures.fetch_add(1, Relaxed);
-                eprintln!(
-                    "collector: --notify for {} of {} failed: {why}",
+                say!(
+                    "--notify for {} of {} failed: {why}",
                     alert.kind.as_str(),
                     alert.gateway
                 );
@@ -202,6 +213,8 @@ mod tests {
                 target_host: "novadaq-far-master-02".into(),
                 target_port: 5951,
                 dest: "novadaq-far-gateway-01".into(),
+                connections: Some(2),
+                connected: vec!["novaroc1".into(), "192.0.2.15".into()],
                 ..Tunnel::default()
             }),
             time: 1_763_856_000,
@@ -219,6 +232,8 @@ mod tests {
             )
         );
         assert_eq!(get("ROCTM_ROC"), None);
+        assert_eq!(get("ROCTM_CONNECTIONS"), Some("2"));
+        assert_eq!(get("ROCTM_CONNECTED"), Some("novaroc1 192.0.2.15"));
     }
 
     #[test]
@@ -241,6 +256,7 @@ mod tests {
                     owner: None,
                 },
                 state: TunnelState::Missing,
+                before: Some(TunnelState::Up),
                 since: 1_763_855_940,
             }),
         };

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::command;
 use crate::metrics::Metrics;
+use crate::say::say;
 
 /// Least time between two starts.
 pub(crate) const MIN_INTERVAL: Duration = Duration::from_secs(5);
@@ -107,7 +108,7 @@ fn worker(cmd: &str, flag: &Flag, metrics: &Metrics) {
             }
             Err(why) => {
                 metrics.on_collect_failed.fetch_add(1, Relaxed);
-                eprintln!("collector: --on-collect failed: {why}");
+                say!("--on-collect failed: {why}");
             }
         }
         // The pause before the next start, cut short by a shutdown.

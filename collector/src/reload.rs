@@ -5,7 +5,8 @@
 //! `--late`/`--down` still win); a bad one is refused with its
 //! `FILE:LINE: what is wrong`, and the previous config stays in force.
 //!
-//! What is taken from an edited file: the inventory, `late` and `down`.
+//! What is taken from an edited file: the inventory, `late`, `down`, `hold`
+//! and `flap`.
 //! `keep_days`, `notify` and `page_url` are read at start only.
 
 use std::os::unix::fs::MetadataExt;
@@ -13,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 use logs::Thresholds;
 use logs::config::Config;
+use logs::damping::Damping;
 
 use crate::cli::Args;
 
@@ -35,12 +37,15 @@ pub(crate) struct Reload {
     last_check: u64,
     late_flag: Option<u64>,
     down_flag: Option<u64>,
+    hold_flag: Option<u64>,
+    flap_flag: Option<u32>,
 }
 
 /// An edited file, loaded and checked.
 pub(crate) struct Loaded {
     pub config: Config,
     pub thresholds: Thresholds,
+    pub damping: Damping,
 }
 
 impl Reload {
@@ -53,6 +58,8 @@ impl Reload {
             last_check: 0,
             late_flag: args.late_flag,
             down_flag: args.down_flag,
+            hold_flag: args.hold_flag,
+            flap_flag: args.flap_flag,
         })
     }
 
@@ -75,6 +82,11 @@ impl Reload {
         let config = logs::config::load(&self.path).map_err(|e| e.to_string())?;
         let thresholds = crate::cli::thresholds(self.late_flag, self.down_flag, Some(&config))
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
-        Ok(Loaded { config, thresholds })
+        let damping = crate::cli::damping(self.hold_flag, self.flap_flag, Some(&config));
+        Ok(Loaded {
+            config,
+            thresholds,
+            damping,
+        })
     }
 }

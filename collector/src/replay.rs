@@ -8,6 +8,11 @@
 //! match. Memory is bounded by a cap per gateway; when the cap forces an
 //! entry out, its send time becomes a floor below which unseen datagrams are
 //! refused as replays (a flood of signed datagrams must not open a hole).
+//! The floor never goes past the collector's clock at the eviction: a key
+//! holder who floods a gateway's name with datagrams "sent" in the future
+//! would otherwise push the floor ahead and lock the real gateway's
+//! reports out until then. A captured real datagram was sent before it was
+//! received, so it stays below the floor.
 //! The guard is rebuilt from the recent event rows at start, so a restart
 //! does not accept a replay.
 
@@ -67,8 +72,8 @@ impl ReplayGuard {
         }
     }
 
-    /// Remembers an accepted (written) part.
-    pub(crate) fn record(&mut self, gateway: &str, seq: u64, part: u32, sent: u64) {
+    /// Remembers an accepted (written) part, at collector time `now`.
+    pub(crate) fn record(&mut self, gateway: &str, seq: u64, part: u32, sent: u64, now: u64) {
         if !self.gateways.contains_key(gateway) {
             self.gateways.insert(gateway.to_string(), Seen::default());
         }
@@ -81,6 +86,7 @@ impl ReplayGuard {
                 break;
             };
             seen.parts.remove(&k);
+            let s = s.min(now);
             seen.floor = Some(seen.floor.map_or(s, |f| f.max(s)));
         }
     }
@@ -111,7 +117,7 @@ mod tests {
     fn duplicates_until_the_window_passes() {
         let mut g = ReplayGuard::new(300, 16);
         assert_eq!(g.check("gw", 5, 1, 1000), Verdict::Fresh);
-        g.record("gw", 5, 1, 1000);
+        g.record("gw", 5, 1, 1000, 1000);
         assert_eq!(g.check("gw", 5, 1, 1000), Verdict::Duplicate);
         assert_eq!(g.check("gw", 5, 2, 1000), Verdict::Fresh);
         assert_eq!(g.check("other", 5, 1, 1000), Verdict::Fresh);
@@ -125,12 +131,30 @@ mod tests {
     fn the_cap_holds_and_leaves_a_floor() {
         let mut g = ReplayGuard::new(300, 4);
         for seq in 0..10 {
-            g.record("gw", seq, 1, 1000 + seq);
+            g.record("gw", seq, 1, 1000 + seq, 1010);
         }
         assert_eq!(g.len(), 4);
         // seq 3 was forgotten: refused, not taken as new.
         assert_eq!(g.check("gw", 3, 1, 1003), Verdict::Replay);
         assert_eq!(g.check("gw", 9, 1, 1009), Verdict::Duplicate);
         assert_eq!(g.check("gw", 10, 1, 1010), Verdict::Fresh);
+    }
+
+    #[test]
+    fn a_burst_sent_ahead_in_a_gateways_name_does_not_lock_it_out() {
+        let now = 1_000_000;
+        let mut g = ReplayGuard::new(300, CAP_PER_GATEWAY);
+        // The real gateway's report, then a key holder's burst in its name
+        // "sent" 290 s ahead, more than the guard holds.
+        g.record("gw", now * 1_000_000, 1, now, now);
+        for i in 0..CAP_PER_GATEWAY as u64 + 100 {
+            g.record("gw", (now + 290) * 1_000_000 + i, 1, now + 290, now + 1);
+        }
+        assert_eq!(g.len(), CAP_PER_GATEWAY);
+        // The real gateway's next report, a minute later: taken.
+        let next = now + 60;
+        assert_eq!(g.check("gw", next * 1_000_000, 1, next), Verdict::Fresh);
+        // A replay of its first report is still refused.
+        assert_ne!(g.check("gw", now * 1_000_000, 1, now), Verdict::Fresh);
     }
 }

@@ -29,6 +29,12 @@ use logs::{EventKind, GatewayState, Thresholds, TunnelKey};
 
 /// Most gateways tracked.
 pub const MAX_GATEWAYS: usize = 1000;
+/// Most tunnels kept per gateway: a report with more has the rest left out
+/// of the state (`status.json`, `/metrics`, alerts), not of the logs. Real
+/// gateways carry tens; this bounds what a key holder can make the
+/// collector hold to 1,000 gateways x 512 tunnels (about 160 MB at some
+/// 315 bytes a tunnel).
+pub(crate) const MAX_TUNNELS_PER_GATEWAY: usize = 512;
 /// When the table is full, a gateway silent this long (seconds) gives its
 /// place to a new one, so invented names cannot keep a real gateway out for
 /// longer than this.
@@ -75,6 +81,8 @@ pub(crate) enum AlertKind {
     TunnelBroken,
     /// An expected tunnel is up again after one of those.
     TunnelRestored,
+    /// A tunnel changed state more than `flap` times within an hour.
+    TunnelFlapping,
 }
 
 impl AlertKind {
@@ -88,6 +96,7 @@ impl AlertKind {
             AlertKind::TunnelMissing => "tunnel_missing",
             AlertKind::TunnelBroken => "tunnel_broken",
             AlertKind::TunnelRestored => "tunnel_restored",
+            AlertKind::TunnelFlapping => "tunnel_flapping",
         }
     }
 
@@ -108,6 +117,8 @@ impl AlertKind {
 pub(crate) struct ExpectedAlert {
     pub entry: Expected,
     pub state: TunnelState,
+    /// The last state other than unknown before this one.
+    pub before: Option<TunnelState>,
     /// Since when the state holds.
     pub since: u64,
 }
@@ -211,6 +222,7 @@ impl State {
                     expected: Some(ExpectedAlert {
                         entry: entry.clone(),
                         state: judged.state,
+                        before: c.last_known,
                         since: judged.since,
                     }),
                     ..Alert::new(kind, gateway, None, now, now.saturating_sub(g.last_seen))
@@ -306,14 +318,29 @@ impl State {
         alerts
     }
 
-    /// A complete report: the new tunnel list. Older reports that complete
-    /// late change nothing.
-    pub(crate) fn report(&mut self, report: Report, now: u64) -> Vec<Alert> {
+    /// The seq of the gateway's report before, when `report` has a lower
+    /// one: the gateway's clock stepped back (or an older split report
+    /// completed late). It is taken all the same (see [`State::report`]);
+    /// ingest says so and counts it.
+    pub(crate) fn seq_went_back(&self, report: &Report, now: u64) -> Option<u64> {
+        let g = self.gateways.get(&report.gateway)?;
+        let earlier_second = g.last_report.is_some_and(|t| t < now);
+        (earlier_second && report.seq < g.last_report_seq).then_some(g.last_report_seq)
+    }
+
+    /// A complete report: the new tunnel list, when it is newer by the
+    /// rule both products apply (`logs::reader::replaces`: completed later,
+    /// by the second, then seq), so a gateway whose clock steps back is not
+    /// hidden behind its last report, nor behind a seq of 2^64-1.
+    /// At most [`MAX_TUNNELS_PER_GATEWAY`] of its tunnels are kept.
+    pub(crate) fn report(&mut self, mut report: Report, now: u64) -> Vec<Alert> {
+        report.tunnels.truncate(MAX_TUNNELS_PER_GATEWAY);
         let mut alerts = Vec::new();
         let Some(g) = self.gateways.get_mut(&report.gateway) else {
             return alerts;
         };
-        if g.last_report.is_some() && report.seq <= g.last_report_seq {
+        let last = g.last_report.map(|at| (at, g.last_report_seq));
+        if !logs::reader::replaces(last, now, report.seq) {
             return alerts;
         }
         let g = Arc::make_mut(g);
@@ -437,9 +464,11 @@ mod tests {
             kinds(&s.report(report(2, vec![tunnel(2, 5902)]), 1060)),
             ["tunnel_up", "tunnel_down"]
         );
-        // An older report completing late changes nothing.
-        assert!(s.report(report(1, vec![]), 1061).is_empty());
-        assert_eq!(s.get("gw").unwrap().tunnels.len(), 1);
+        // A report with a lower seq (the clock stepped back) is taken.
+        let back = report(1, vec![tunnel(2, 5902)]);
+        assert_eq!(s.seq_went_back(&back, 1061), Some(2));
+        assert!(s.report(back, 1061).is_empty());
+        assert_eq!(s.get("gw").unwrap().last_report_seq, 1);
         assert!(s.tick(1100).is_empty());
         assert_eq!(kinds(&s.tick(1000 + 150)), ["gateway_late"]);
         assert!(s.tick(1000 + 151).is_empty());
@@ -451,6 +480,37 @@ mod tests {
         // Back from down: the first report re-baselines quietly.
         assert!(s.report(report(3, vec![tunnel(3, 5903)]), 2000).is_empty());
         assert_eq!(kinds(&s.report(report(4, vec![]), 2060)), ["tunnel_down"]);
+    }
+
+    #[test]
+    fn a_report_with_the_largest_seq_does_not_freeze_the_tunnel_list() {
+        let mut s = State::new(Thresholds::default());
+        s.seen("gw", EventKind::Report, "", "a", 1000);
+        s.report(report(u64::MAX, vec![tunnel(1, 5901)]), 1000);
+        s.seen("gw", EventKind::Report, "", "a", 1060);
+        // In the same second, the higher seq stays (as the logs are read).
+        assert!(s.report(report(999, vec![]), 1000).is_empty());
+        assert_eq!(s.get("gw").unwrap().tunnels.len(), 1);
+        let next = report(1_060_000_000, vec![tunnel(2, 5902)]);
+        assert_eq!(s.seq_went_back(&next, 1060), Some(u64::MAX));
+        s.report(next, 1060);
+        let pids: Vec<u32> = s
+            .get("gw")
+            .unwrap()
+            .tunnels
+            .iter()
+            .map(|t| t.tunnel.pid)
+            .collect();
+        assert_eq!(pids, [2]);
+    }
+
+    #[test]
+    fn a_report_of_many_tunnels_is_capped_per_gateway() {
+        let mut s = State::new(Thresholds::default());
+        s.seen("gw", EventKind::Report, "", "a", 1000);
+        let many = (0..2000).map(|i| tunnel(i, (i % 60000) as u16)).collect();
+        s.report(report(1, many), 1000);
+        assert_eq!(s.get("gw").unwrap().tunnels.len(), MAX_TUNNELS_PER_GATEWAY);
     }
 
     #[test]

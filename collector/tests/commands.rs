@@ -111,7 +111,9 @@ fn notify_gets_gateway_and_tunnel_events() {
     );
     let c = Collector::start(
         dir.path(),
-        &["--notify", &cmd, "--late", "2", "--down", "4"],
+        &[
+            "--notify", &cmd, "--late", "2", "--down", "4", "--hold", "0",
+        ],
     );
     let send = |tunnels| {
         let b = body(MsgKind::Report, tunnels);
@@ -481,7 +483,10 @@ roc = "Fermilab"
         ),
     )
     .unwrap();
-    let c = Collector::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let c = Collector::start(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--hold", "0"],
+    );
     let send = |tunnels| {
         let b = body(MsgKind::Report, tunnels);
         assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
@@ -512,4 +517,110 @@ roc = "Fermilab"
     );
     assert_eq!(lines(&out(1)), ["gateway_up "]);
     assert!(!out(3).exists(), "route 3 is for another gateway");
+}
+
+/// Damping at the collector: a tunnel that comes and goes more than `flap`
+/// times within an hour raises one tunnel_flapping alert, then nothing.
+/// (Holding and cancelling with a controlled clock: `logs::damping`'s tests.)
+#[test]
+fn a_flapping_tunnel_alerts_once() {
+    let dir = TempDir::new("flapping");
+    let out = dir.path().join("alerts.txt");
+    let cmd = format!(
+        "echo \"$ROCTM_EVENT $ROCTM_TUNNEL_LISTEN_PORT\" >> {}",
+        out.display()
+    );
+    let c = Collector::start(
+        dir.path(),
+        &["--notify", &cmd, "--hold", "0", "--flap", "2"],
+    );
+    for i in 0..7 {
+        let tunnels = if i % 2 == 0 { vec![tunnel(1)] } else { vec![] };
+        let b = body(MsgKind::Report, tunnels);
+        assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
+    }
+    let want = [
+        "gateway_up ",
+        "tunnel_down 5901",
+        "tunnel_up 5901",
+        "tunnel_flapping 5901",
+    ];
+    let got = wait_for(20, || {
+        let l = lines(&out);
+        (l.len() >= want.len()).then_some(l)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(got.map(|_| lines(&out)).unwrap_or_default(), want);
+}
+
+/// A silence from the config file: while it is active the alerts in its
+/// scope are not sent and status.json and /metrics show it; when it ends
+/// and the problem is still there, the alert is sent then; a problem that
+/// came and went within it is never sent.
+#[test]
+fn a_silence_holds_alerts_back_until_it_ends() {
+    let dir = TempDir::new("silence");
+    let out = dir.path().join("alerts.txt");
+    let rfc = |t: u64| jiff::Timestamp::from_second(t as i64).unwrap().to_string();
+    let start = now();
+    let config = dir.path().join("monitor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+notify = 'echo "$ROCTM_EVENT $ROCTM_LISTEN" >> {}'
+
+[[silence]]
+gateway = "{GW}"
+from = "{}"
+until = "{}"
+reason = "kernel update"
+
+[[tunnel]]
+gateway = "{GW}"
+listen = 5901
+target = "novadaq-far-master-02:5951"
+roc = "Caltech"
+
+[[tunnel]]
+gateway = "{GW}"
+listen = 5902
+target = "novadaq-far-master-02:5951"
+roc = "Caltech"
+"#,
+            out.display(),
+            rfc(start - 60),
+            rfc(start + 6)
+        ),
+    )
+    .unwrap();
+    let c = Collector::start(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "--hold", "0"],
+    );
+    let send = |tunnels| {
+        let b = body(MsgKind::Report, tunnels);
+        assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
+    };
+    // Both missing, then 5902 back within the silence; 5901 stays missing.
+    send(vec![]);
+    send(vec![tunnel(2)]);
+    let status = c.get("/status.json").body_text();
+    assert!(
+        status.contains("\"silences\":[{\"gateway\":\"novadaq-far-gateway-01\",\"roc\":null"),
+        "{status}"
+    );
+    assert!(status.contains("\"reason\":\"kernel update\""), "{status}");
+    let series = format!("roctm_silenced{{gateway=\"{GW}\",roc=\"\"}}");
+    assert_eq!(c.metric(&series), start + 6);
+    assert!(lines(&out).is_empty(), "{:?}", lines(&out));
+    // The silence ends: 5901 is still missing, so its alert goes out now.
+    let got = wait_for(20, || {
+        let l = lines(&out);
+        (!l.is_empty()).then_some(l)
+    });
+    assert_eq!(got.unwrap_or_default(), ["tunnel_missing 5901"]);
+    assert!(now() >= start + 6);
+    let status = c.get("/status.json").body_text();
+    assert!(status.contains("\"silences\":[]"), "{status}");
 }

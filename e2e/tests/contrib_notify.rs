@@ -623,7 +623,7 @@ fn the_collector_posts_real_alerts_through_the_webhook() -> Result<()> {
             .arg(&key)
             .args(["--udp", &format!("127.0.0.1:{udp}")])
             .args(["--http", &http.to_string()])
-            .args(["--notify", &notify_cmd])
+            .args(["--notify", &notify_cmd, "--hold", "0"])
             .args(["--late", "5", "--down", "600"])
             .env("ROCTM_PAGE_URL", page)
             .env_remove("http_proxy")

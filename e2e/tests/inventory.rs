@@ -178,7 +178,7 @@ fn expected_tunnels_missing_broken_wrong_then_restored_and_the_config_edited() -
             ])
             .arg("--config")
             .arg(&config)
-            .args(["--notify", &notify]),
+            .args(["--notify", &notify, "--hold", "0"]),
         &log_path,
     )?;
     let log = || read_file(&log_path).unwrap_or_default();

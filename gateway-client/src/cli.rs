@@ -13,14 +13,14 @@ use std::time::Duration;
 use crate::error::Error;
 
 /// Where the collector listens unless told otherwise.
-pub const DEFAULT_ADDRESS: &str = "127.0.0.1";
-pub const DEFAULT_PORT: u16 = 9555;
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_ADDRESS: &str = "127.0.0.1";
+pub(crate) const DEFAULT_PORT: u16 = 9555;
+pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Name of the config and key files looked for beside the binary.
-pub const CONFIG_NAME: &str = "gateway-client.conf";
-pub const KEY_NAME: &str = "gateway-client.key";
+pub(crate) const CONFIG_NAME: &str = "gateway-client.conf";
+pub(crate) const KEY_NAME: &str = "gateway-client.key";
 
-pub const HELP: &str = "\
+pub(crate) const HELP: &str = "\
 gateway-client: report this gateway's SSH tunnels to the ROC tunnel monitor
 
 USAGE:
@@ -61,7 +61,7 @@ EXIT STATUS:
 
 /// What to send.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Report,
     Heartbeat,
     Message(String),
@@ -70,7 +70,7 @@ pub enum Mode {
 
 /// The settled options: command line over config file over defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Args {
+pub(crate) struct Args {
     pub mode: Mode,
     pub address: String,
     pub port: u16,
@@ -86,7 +86,7 @@ pub struct Args {
 
 /// What the command line asks for.
 #[derive(Debug)]
-pub enum Action {
+pub(crate) enum Action {
     Help,
     Version,
     Run(Args),
@@ -140,14 +140,14 @@ fn value(parser: &mut lexopt::Parser, flag: &str) -> Result<String, Error> {
     Ok(v)
 }
 
-pub fn parse_port(s: &str, what: &str) -> Result<u16, String> {
+pub(crate) fn parse_port(s: &str, what: &str) -> Result<u16, String> {
     match s.trim().parse::<u16>() {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(format!("{what}: '{s}' is not a port number (1-65535)")),
     }
 }
 
-pub fn parse_timeout(s: &str, what: &str) -> Result<Duration, String> {
+pub(crate) fn parse_timeout(s: &str, what: &str) -> Result<Duration, String> {
     match s.trim().parse::<f64>() {
         Ok(t) if t.is_finite() && t > 0.0 && t <= 3600.0 => Ok(Duration::from_secs_f64(t)),
         _ => Err(format!(
@@ -165,7 +165,7 @@ fn parse_bool(s: &str, what: &str) -> Result<bool, String> {
 }
 
 /// Parses the command line (without the program name).
-pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Action, Error> {
+pub(crate) fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Action, Error> {
     use lexopt::prelude::*;
     let usage = |e: lexopt::Error| Error::Usage(e.to_string());
     let mut parser = lexopt::Parser::from_args(args);
@@ -273,9 +273,12 @@ fn read_config(path: &Path) -> Result<Given, Error> {
 }
 
 /// Parses config text; relative paths are taken from `base`. Errors carry
-/// the line number.
+/// the line number. A key given twice is refused (which one would win is
+/// a guess), and a name that could not be sent is refused here, where its
+/// line is known.
 fn parse_config(text: &str, base: &Path) -> Result<Given, (usize, String)> {
     let mut g = Given::default();
+    let mut seen: Vec<(String, usize)> = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.split('#').next().unwrap_or("").trim();
@@ -286,10 +289,20 @@ fn parse_config(text: &str, base: &Path) -> Result<Given, (usize, String)> {
             return Err((n, format!("expected 'key = value', got '{line}'")));
         };
         let (k, v) = (k.trim(), v.trim());
+        if let Some((_, first)) = seen.iter().find(|(key, _)| key == k) {
+            return Err((
+                n,
+                format!("'{k}' is given again (first on line {first}): keep one of the two"),
+            ));
+        }
+        seen.push((k.to_string(), n));
         match k {
             "address" => g.address = Some(v.to_string()),
             "port" => g.port = Some(parse_port(v, k).map_err(|e| (n, e))?),
-            "name" => g.name = Some(v.to_string()),
+            "name" => {
+                crate::wire::check_name(v).map_err(|e| (n, format!("name: {e}")))?;
+                g.name = Some(v.to_string());
+            }
             "key-file" => g.key_file = Some(base.join(v)),
             "timeout" => g.timeout = Some(parse_timeout(v, k).map_err(|e| (n, e))?),
             "probe" => g.probe = Some(parse_bool(v, k).map_err(|e| (n, e))?),
@@ -370,5 +383,32 @@ mod tests {
                 .1
                 .contains("unknown key")
         );
+    }
+
+    #[test]
+    fn a_bad_name_in_the_config_file_is_reported_with_its_line() {
+        let (line, msg) = parse_config(
+            "port = 7000
+name = bad name
+",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert_eq!(line, 2, "{msg}");
+        assert!(msg.starts_with("name: "), "{msg}");
+    }
+
+    #[test]
+    fn a_key_given_twice_in_the_config_file_is_refused() {
+        let (line, msg) = parse_config(
+            "name = gw-a
+port = 7000
+name = gw-b
+",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert_eq!(line, 3);
+        assert!(msg.contains("first on line 1"), "{msg}");
     }
 }

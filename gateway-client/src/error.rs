@@ -8,16 +8,16 @@ use crate::key::KeyError;
 use crate::live::LiveError;
 
 /// Exit status: the collector acknowledged everything (or `--dry-run`).
-pub const EXIT_OK: i32 = 0;
+pub(crate) const EXIT_OK: i32 = 0;
 /// Exit status: the collector did not acknowledge (timeout, refused, network).
-pub const EXIT_NOT_ACKED: i32 = 1;
+pub(crate) const EXIT_NOT_ACKED: i32 = 1;
 /// Exit status: bad command line or config file.
-pub const EXIT_USAGE: i32 = 2;
+pub(crate) const EXIT_USAGE: i32 = 2;
 /// Exit status: a local failure (key file, `ps`, capture file).
-pub const EXIT_LOCAL: i32 = 3;
+pub(crate) const EXIT_LOCAL: i32 = 3;
 
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     /// A bad command line: the message names the option.
     Usage(String),
     /// A bad line in the config file.
@@ -57,19 +57,26 @@ pub enum Error {
         total: usize,
         timeout_ms: u128,
     },
+    /// The collector answered with a signed refusal: `text` is its
+    /// `REASON: detail`.
+    Declined {
+        addr: String,
+        text: String,
+    },
     /// Writing our own output failed.
     Output(std::io::Error),
 }
 
 impl Error {
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::Config { .. } | Error::Encode(_) => EXIT_USAGE,
             Error::Key(_) | Error::Capture { .. } | Error::Live(_) | Error::Output(_) => EXIT_LOCAL,
             Error::Resolve { .. }
             | Error::Net { .. }
             | Error::Refused { .. }
-            | Error::NoAck { .. } => EXIT_NOT_ACKED,
+            | Error::NoAck { .. }
+            | Error::Declined { .. } => EXIT_NOT_ACKED,
         }
     }
 }
@@ -109,6 +116,28 @@ impl fmt::Display for Error {
                 f,
                 "no acknowledgement from collector {addr} within {timeout_ms} ms ({acked} of {total} datagrams acknowledged): is it running, and does it use the same key?"
             ),
+            Error::Declined { addr, text } => {
+                let (reason, detail) = text.split_once(": ").unwrap_or((text, ""));
+                match reason {
+                    "stale" => write!(
+                        f,
+                        "collector {addr} refused the report as stale ({detail}): this gateway's clock and the collector's differ by more than the allowed skew; check NTP on both"
+                    ),
+                    "replay" => write!(
+                        f,
+                        "collector {addr} refused the report as a replay ({detail}): did this gateway's clock step back, or does another gateway send under the same name (--name)?"
+                    ),
+                    "write_error" => write!(
+                        f,
+                        "collector {addr} could not write the report ({detail}): its disk may be full; tell the collector's operator"
+                    ),
+                    "gateway_limit" => write!(
+                        f,
+                        "collector {addr} tracks as many gateways as it can and took none of this one's ({detail})"
+                    ),
+                    _ => write!(f, "collector {addr} refused the report: {text}"),
+                }
+            }
             Error::Output(e) => write!(f, "cannot write output: {e}"),
         }
     }

@@ -8,15 +8,25 @@
 //! - **Passive, always on** ([`check_listening`]): for each `L` and `D`
 //!   forward, is there a TCP socket in LISTEN state on its listen port, and
 //!   is that socket one of the ssh process's own open files? The sockets come
-//!   from `/proc/net/tcp` and `/proc/net/tcp6` (read once per run and per
-//!   network namespace, not once per tunnel: a gateway may hold hundreds),
-//!   the process's sockets from the `socket:[INODE]` links in
-//!   `/proc/PID/fd`. `yes`: the process holds such a socket. `no`: nothing
+//!   from [`crate::sockets`] (netlink, else `/proc/net/tcp{,6}`; read once
+//!   per run and per network namespace, not once per tunnel: a gateway may
+//!   hold hundreds), the process's sockets from the `socket:[INODE]` links
+//!   in `/proc/PID/fd`. `yes`: the process holds such a socket. `no`: nothing
 //!   listens on that port at all, or only other processes do. `unknown`:
 //!   we cannot tell (no `/proc`, or the process's `fd` directory cannot be
 //!   read: another user's process when not root, or the process is gone),
 //!   and for `R` forwards, which listen on the far side, and forwards that
 //!   listen on a Unix socket path.
+//! - **Who is on it, always on** ([`check`]): for each `L` and `D`
+//!   forward, `connections` counts the ESTABLISHED connections its
+//!   listening sockets accepted (same address family, port, an address the
+//!   listener covers, and the listener's owner, which an accepted socket
+//!   inherits), and `connected` names the other end of each: when the peer
+//!   is a socket of this host (its own row is in the table, the two
+//!   addresses crossed), the account owning it; else its IP address. The
+//!   forward's listeners are those the process holds, or when its fds cannot
+//!   be read (another account's process, not root), those its account owns
+//!   on the port: so an unprivileged client counts them too.
 //! - **Active, `--probe`** ([`probe_vnc`]): for each `L` forward to a VNC
 //!   port (5900–5999), connect to its local end and read the 12-byte RFB
 //!   greeting (`RFB 003.008\n`). `yes` when a VNC server answered through
@@ -36,8 +46,9 @@
 //! counts. The decisive test is that the process holds the socket: the
 //! address only keeps a stray socket of the same process from counting.
 //!
-//! The parsers take `&str` and are tested on synthetic tables; the readers
-//! are thin wrappers over `/proc`.
+//! The judgements take the socket table as data and are tested on captured
+//! tables (`tests/net_tables.rs`); the readers are thin wrappers over
+//! `/proc` and netlink.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -48,85 +59,22 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::live::ProcDir;
+use crate::sockets::{self, Socket, canonical, canonical_addr};
 use crate::tunnel::{Health, Kind, Tunnel};
 
-/// TCP state LISTEN as `/proc/net/tcp` prints it (`st` column, hex).
-const TCP_LISTEN: u8 = 0x0A;
-
 /// Longest a probe of one forward may take, connect and read together.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Most probes in flight at once.
-pub const PROBE_THREADS: usize = 16;
+pub(crate) const PROBE_THREADS: usize = 16;
 
 /// The length of an RFB ProtocolVersion message: `RFB 003.008\n`.
 const RFB_GREETING_LEN: usize = 12;
 
-/// A socket in LISTEN state, from one line of `/proc/net/tcp{,6}`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Listener {
-    pub addr: IpAddr,
-    pub port: u16,
-    pub inode: u64,
-}
-
-/// Reads the listening sockets of a `/proc/net/tcp` or `/proc/net/tcp6`
-/// table (the address width tells which). Lines in other states, the header
-/// and malformed lines are skipped.
-pub fn parse_tcp_table(text: &str) -> Vec<Listener> {
-    text.lines().filter_map(parse_tcp_line).collect()
-}
-
-/// One line: `sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode ...`.
-fn parse_tcp_line(line: &str) -> Option<Listener> {
-    let mut w = line.split_ascii_whitespace();
-    let sl = w.next()?;
-    if !sl.ends_with(':') {
-        return None; // the header ("sl  local_address ...")
-    }
-    let local = w.next()?;
-    let _remote = w.next()?;
-    let st = u8::from_str_radix(w.next()?, 16).ok()?;
-    if st != TCP_LISTEN {
-        return None;
-    }
-    // tx_queue:rx_queue, tr:tm->when, retrnsmt, uid, timeout, then inode.
-    let inode = w.nth(5)?.parse().ok()?;
-    let (addr, port) = parse_hex_socket(local)?;
-    Some(Listener { addr, port, inode })
-}
-
-/// `0100007F:1770` (IPv4) or `00000000000000000000000001000000:1770` (IPv6).
-///
-/// The kernel prints the address as 32-bit words with `%08X`, each word as
-/// the CPU holds it (host byte order): on a little-endian machine
-/// 127.0.0.1 is `0100007F`. The port is a plain hex number.
-pub fn parse_hex_socket(s: &str) -> Option<(IpAddr, u16)> {
-    let (addr, port) = s.split_once(':')?;
-    let port = u16::from_str_radix(port, 16)
-        .ok()
-        .filter(|_| port.len() == 4)?;
-    if !addr.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let word = |i: usize| u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16).ok();
-    let ip = match addr.len() {
-        8 => IpAddr::V4(Ipv4Addr::from(word(0)?.to_ne_bytes())),
-        32 => {
-            let mut b = [0u8; 16];
-            for i in 0..4 {
-                b[i * 4..i * 4 + 4].copy_from_slice(&word(i)?.to_ne_bytes());
-            }
-            IpAddr::V6(Ipv6Addr::from(b))
-        }
-        _ => return None,
-    };
-    Some((ip, port))
-}
-
 /// The socket inodes among a process's open files, from the targets of the
 /// links in `/proc/PID/fd` (`socket:[12345]`).
-pub fn parse_socket_link(target: &str) -> Option<u64> {
+pub(crate) fn parse_socket_link(target: &str) -> Option<u64> {
     target
         .strip_prefix("socket:[")?
         .strip_suffix(']')?
@@ -162,14 +110,6 @@ fn bind_rule(bind: &str) -> BindRule {
     }
 }
 
-/// The address itself, with IPv4-mapped IPv6 (`::ffff:127.0.0.1`) as IPv4.
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
 fn admits(rule: BindRule, addr: IpAddr) -> bool {
     let addr = canonical(addr);
     match rule {
@@ -185,17 +125,22 @@ fn checkable(t: &Tunnel) -> bool {
     matches!(t.kind, Kind::Local | Kind::Dynamic) && t.listen_port != 0 && !t.bind.contains('/')
 }
 
-/// The judgement for one forward, given the listening sockets of its
-/// network namespace and the process's socket inodes (`None`: unreadable).
-pub fn judge(t: &Tunnel, listeners: &[Listener], inodes: Option<&HashSet<u64>>) -> Health {
+/// The listening sockets that could be the forward's: on its port, at an
+/// address its bind address admits.
+fn candidates<'a>(t: &Tunnel, table: &'a [Socket]) -> impl Iterator<Item = &'a Socket> {
+    let rule = bind_rule(&t.bind);
+    table.iter().filter(move |s| {
+        s.is_listener() && s.local.port() == t.listen_port && admits(rule, s.local.ip())
+    })
+}
+
+/// The judgement for one forward, given the sockets of its network
+/// namespace and the process's socket inodes (`None`: unreadable).
+pub fn judge(t: &Tunnel, table: &[Socket], inodes: Option<&HashSet<u64>>) -> Health {
     if !checkable(t) {
         return Health::Unknown;
     }
-    let rule = bind_rule(&t.bind);
-    let mut candidates = listeners
-        .iter()
-        .filter(|l| l.port == t.listen_port && admits(rule, l.addr))
-        .peekable();
+    let mut candidates = candidates(t, table).peekable();
     if candidates.peek().is_none() {
         return Health::No; // nothing listens there at all
     }
@@ -206,87 +151,248 @@ pub fn judge(t: &Tunnel, listeners: &[Listener], inodes: Option<&HashSet<u64>>) 
     }
 }
 
+/// The forward's own listening sockets: the candidates the process holds
+/// (`inodes`), or when its fds cannot be read (another account's process,
+/// unless we are root), those owned by the process's account (`owner`,
+/// its real uid). `None` when neither is known.
+fn own_listeners<'a>(
+    t: &Tunnel,
+    table: &'a [Socket],
+    inodes: Option<&HashSet<u64>>,
+    owner: Option<u32>,
+) -> Option<Vec<&'a Socket>> {
+    let c = candidates(t, table);
+    match (inodes, owner) {
+        (Some(set), _) => Some(c.filter(|l| set.contains(&l.inode)).collect()),
+        (None, Some(uid)) => Some(c.filter(|l| l.uid == uid).collect()),
+        (None, None) => None,
+    }
+}
+
+/// Whether `conn` is a connection accepted by `listener`: the same family
+/// (a dual-stack IPv6 listener's IPv4 connections are IPv6, v4-mapped), the
+/// same port, an address the listener covers, and the listener's owner
+/// (an accepted socket inherits it).
+fn accepted_by(conn: &Socket, listener: &Socket) -> bool {
+    !conn.is_listener()
+        && conn.local.is_ipv4() == listener.local.is_ipv4()
+        && conn.local.port() == listener.local.port()
+        && conn.uid == listener.uid
+        && (listener.local.ip().is_unspecified()
+            || canonical(conn.local.ip()) == canonical(listener.local.ip()))
+}
+
+/// Who is at the other end of a connection: the account owning the peer's
+/// socket when that socket is on this host (`peers`: the uid of each
+/// ESTABLISHED socket by its local and remote address), its uid when
+/// `names` lacks it; else the peer's IP address.
+fn peer_of(conn: &Socket, peers: &Peers, names: &HashMap<u32, String>) -> String {
+    let key = (canonical_addr(conn.remote), canonical_addr(conn.local));
+    match peers.get(&key) {
+        Some(uid) => names.get(uid).cloned().unwrap_or_else(|| uid.to_string()),
+        None => canonical(conn.remote.ip()).to_string(),
+    }
+}
+
+/// The uid of each ESTABLISHED socket, by (local, remote) address.
+type Peers = HashMap<((IpAddr, u16), (IpAddr, u16)), u32>;
+
+fn peers_of(table: &[Socket]) -> Peers {
+    table
+        .iter()
+        .filter(|s| !s.is_listener())
+        .map(|s| ((canonical_addr(s.local), canonical_addr(s.remote)), s.uid))
+        .collect()
+}
+
+/// The connections to a forward's listening sockets and who made them
+/// (sorted), or `None` when its listeners are not known.
+fn connections(
+    listeners: Option<&[&Socket]>,
+    table: &[Socket],
+    peers: &Peers,
+    names: &HashMap<u32, String>,
+) -> Option<(u32, Vec<String>)> {
+    let listeners = listeners?;
+    let mut who: Vec<String> = table
+        .iter()
+        .filter(|c| listeners.iter().any(|l| accepted_by(c, l)))
+        .map(|c| peer_of(c, peers, names))
+        .collect();
+    who.sort_unstable();
+    Some((u32::try_from(who.len()).unwrap_or(u32::MAX), who))
+}
+
+/// The connections to forward `t` and who made them, from its network
+/// namespace's sockets alone (see [`check`], which reads the rest from
+/// `/proc`): `inodes` are the process's socket inodes when readable,
+/// `owner` its real uid. `None` when its listeners cannot be told.
+pub fn who_is_on(
+    t: &Tunnel,
+    table: &[Socket],
+    inodes: Option<&HashSet<u64>>,
+    owner: Option<u32>,
+    names: &HashMap<u32, String>,
+) -> Option<(u32, Vec<String>)> {
+    if !checkable(t) {
+        return None;
+    }
+    let own = own_listeners(t, table, inodes, owner)?;
+    connections(Some(&own), table, &peers_of(table), names)
+}
+
 /// Where `/proc` is; tests of the readers use the real one.
 const PROC: &str = "/proc";
 
-/// The listening sockets of one network namespace: `dir` is `/proc` or
-/// `/proc/PID`. `None` when neither table can be read (no `/proc`); a
-/// missing `tcp6` (IPv6 disabled) is an empty table.
-fn read_tables(dir: &Path) -> Option<Vec<Listener>> {
-    let v4 = fs::read_to_string(dir.join("net/tcp"));
-    let v6 = fs::read_to_string(dir.join("net/tcp6"));
-    if v4.is_err() && v6.is_err() {
-        return None;
-    }
-    let mut out = Vec::new();
-    for text in [v4, v6].into_iter().flatten() {
-        out.extend(parse_tcp_table(&text));
-    }
-    Some(out)
-}
-
-/// The socket inodes a process holds; `None` when its `fd` directory cannot
-/// be read (another user's process when not root, or the process is gone).
-pub fn socket_inodes(pid: u32) -> Option<HashSet<u64>> {
-    let dir = PathBuf::from(format!("{PROC}/{pid}/fd"));
-    let mut set = HashSet::new();
-    for entry in fs::read_dir(&dir).ok()? {
-        let Ok(entry) = entry else { return None };
-        // An fd closed between listing and reading is simply not there.
-        if let Ok(target) = fs::read_link(entry.path())
-            && let Some(inode) = target.to_str().and_then(parse_socket_link)
-        {
-            set.insert(inode);
-        }
-    }
-    Some(set)
-}
-
 /// The network namespace a process is in (`net:[4026531840]`), if readable.
-fn net_namespace(pid: &str) -> Option<PathBuf> {
+pub(crate) fn net_namespace(pid: &str) -> Option<PathBuf> {
     fs::read_link(format!("{PROC}/{pid}/ns/net")).ok()
 }
 
-/// Sets `listening` on every tunnel: yes / no / unknown as the module doc
-/// says. Reads each network namespace's tables once, and each process's
-/// `fd` directory once, only for processes whose port has a listener.
-pub fn check_listening(tunnels: &mut [Tunnel]) {
-    let own_ns = net_namespace("self");
-    // Tables per network namespace; the key None is our own.
-    let mut tables: HashMap<Option<PathBuf>, Option<Vec<Listener>>> = HashMap::new();
-    let mut inodes: HashMap<u32, Option<HashSet<u64>>> = HashMap::new();
+/// [`net_namespace`] through an open `/proc/PID`.
+fn namespace_of(dir: &ProcDir) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    dir.read_link(c"ns/net")
+        .map(|l| PathBuf::from(std::ffi::OsString::from_vec(l)))
+}
+
+/// What the checks need of this host, read once per run: our network
+/// namespace's sockets and the account names.
+#[derive(Clone, Debug, Default)]
+pub struct Host {
+    /// Our network namespace (the link `/proc/self/ns/net`), if readable.
+    pub own_ns: Option<PathBuf>,
+    /// Its LISTEN and ESTABLISHED sockets ([`sockets::own_namespace`]);
+    /// `None` when they cannot be read.
+    pub sockets: Option<Vec<Socket>>,
+    /// uid to account name (`/etc/passwd`).
+    pub names: HashMap<u32, String>,
+    /// Whether `sockets` has the ESTABLISHED ones; without them,
+    /// `connections` stay unknown.
+    pub connections: bool,
+}
+
+impl Host {
+    /// Reads our namespace's sockets; `names` are the accounts.
+    #[cfg(test)]
+    pub fn read(names: HashMap<u32, String>) -> Host {
+        Host {
+            own_ns: net_namespace("self"),
+            sockets: sockets::own_namespace(),
+            names,
+            connections: true,
+        }
+    }
+}
+
+/// [`check`] with this host as [`Host::read`] finds it, and without the
+/// owners of the processes (`/proc/PID/status` is read for them).
+#[cfg(test)]
+pub(crate) fn check_listening(tunnels: &mut [Tunnel]) {
+    let names = fs::read_to_string("/etc/passwd")
+        .map(|s| crate::live::parse_passwd(&s))
+        .unwrap_or_default();
+    let host = Host::read(names);
+    check(tunnels, &host, |pid| {
+        fs::read_to_string(format!("{PROC}/{pid}/status"))
+            .ok()
+            .and_then(|s| crate::live::parse_status_uid(&s))
+    });
+}
+
+/// Sets `listening`, `connections` and `connected` on every tunnel, as the
+/// module doc says. `owner(pid)` is the real uid of a process, when known.
+/// Reads each process's network namespace link once, each other network
+/// namespace's tables once, and each process's `fd` directory once, only
+/// for processes whose port has a listener, and only until the candidate
+/// listeners are found.
+pub fn check(tunnels: &mut [Tunnel], host: &Host, owner: impl Fn(u32) -> Option<u32>) {
+    // The namespace of each process: None is our own (or unreadable).
+    let mut ns_of: HashMap<u32, Option<PathBuf>> = HashMap::new();
+    // Other namespaces' tables.
+    let mut others: HashMap<PathBuf, Option<Vec<Socket>>> = HashMap::new();
+    // Each process's /proc directory, opened once.
+    let mut dirs: HashMap<u32, Option<ProcDir>> = HashMap::new();
+    for t in tunnels.iter() {
+        if checkable(t) && !ns_of.contains_key(&t.pid) {
+            let dir = dirs.entry(t.pid).or_insert_with(|| ProcDir::open(t.pid));
+            let ns = dir
+                .as_ref()
+                .and_then(namespace_of)
+                .filter(|ns| Some(ns) != host.own_ns.as_ref());
+            if let Some(ns) = &ns {
+                others
+                    .entry(ns.clone())
+                    .or_insert_with(|| read_ns_tables(t.pid));
+            }
+            ns_of.insert(t.pid, ns);
+        }
+    }
+    let table_of = |pid: u32| -> Option<&[Socket]> {
+        match ns_of.get(&pid)? {
+            None => host.sockets.as_deref(),
+            Some(ns) => others.get(ns)?.as_deref(),
+        }
+    };
+    // The candidate listeners' inodes of each process, then its fds once.
+    let mut wanted: HashMap<u32, HashSet<u64>> = HashMap::new();
+    for t in tunnels.iter().filter(|t| checkable(t)) {
+        if let Some(table) = table_of(t.pid) {
+            let w = wanted.entry(t.pid).or_default();
+            w.extend(candidates(t, table).map(|l| l.inode));
+        }
+    }
+    let inodes: HashMap<u32, Option<HashSet<u64>>> = wanted
+        .iter()
+        .filter(|(_, w)| !w.is_empty())
+        .map(|(&pid, w)| {
+            let dir = dirs.get(&pid).and_then(Option::as_ref);
+            (pid, dir.and_then(|d| d.socket_inodes(Some(w))))
+        })
+        .collect();
+    // Who is at the far end of each namespace's connections, when needed.
+    let mut peers: HashMap<Option<&PathBuf>, Peers> = HashMap::new();
     for t in tunnels.iter_mut() {
+        t.connections = None;
+        t.connected.clear();
         if !checkable(t) {
             t.listening = Health::Unknown;
             continue;
         }
-        // A process in another network namespace (a container) listens in
-        // its own tables; a namespace we cannot read is taken as ours.
-        let ns = net_namespace(&t.pid.to_string()).filter(|ns| Some(ns) != own_ns.as_ref());
-        let table = tables.entry(ns.clone()).or_insert_with(|| match &ns {
-            None => read_tables(Path::new(PROC)),
-            Some(_) => read_tables(Path::new(&format!("{PROC}/{}", t.pid))),
-        });
-        let Some(table) = table else {
+        let Some(table) = table_of(t.pid) else {
             t.listening = Health::Unknown;
             continue;
         };
-        let pid = t.pid;
-        // judge() only looks at the inodes when some socket listens on the
-        // port, so read them lazily.
-        t.listening = if table.iter().any(|l| l.port == t.listen_port) {
-            let set = inodes.entry(pid).or_insert_with(|| socket_inodes(pid));
-            judge(t, table, set.as_ref())
-        } else {
-            judge(t, table, None)
-        };
+        if candidates(t, table).next().is_none() {
+            t.listening = Health::No; // nothing listens there at all
+            t.connections = host.connections.then_some(0);
+            continue;
+        }
+        let set = inodes.get(&t.pid).and_then(Option::as_ref);
+        t.listening = judge(t, table, set);
+        if !host.connections {
+            continue;
+        }
+        let own = own_listeners(t, table, set, owner(t.pid));
+        let peers = peers
+            .entry(ns_of.get(&t.pid).and_then(Option::as_ref))
+            .or_insert_with(|| peers_of(table));
+        if let Some((n, who)) = connections(own.as_deref(), table, peers, &host.names) {
+            t.connections = Some(n);
+            t.connected = who;
+        }
     }
+}
+
+/// The tables of the network namespace `pid` is in, through `/proc/PID/net`.
+fn read_ns_tables(pid: u32) -> Option<Vec<Socket>> {
+    sockets::read_proc_tables(Path::new(&format!("{PROC}/{pid}")))
 }
 
 /// Whether 12 bytes are an RFB ProtocolVersion message, `RFB xxx.yyy\n`
 /// (`RFB 003.008\n`, `RFB 003.003\n`, and the `004.xxx`/`005.xxx` that some
 /// servers send).
-pub fn is_rfb_greeting(b: &[u8]) -> bool {
+pub(crate) fn is_rfb_greeting(b: &[u8]) -> bool {
     b.len() == RFB_GREETING_LEN
         && b.starts_with(b"RFB ")
         && b[4..7].iter().all(u8::is_ascii_digit)
@@ -346,7 +452,7 @@ fn greeting_at(addr: SocketAddr, deadline: Instant) -> io::Result<bool> {
 
 /// Probes one forward: yes when a VNC server answered within
 /// [`PROBE_TIMEOUT`], no when not, unknown when there is nothing to probe.
-pub fn probe_one(t: &Tunnel) -> Health {
+pub(crate) fn probe_one(t: &Tunnel) -> Health {
     if !probeable(t) {
         return Health::Unknown;
     }
@@ -373,7 +479,7 @@ pub fn probe_one(t: &Tunnel) -> Health {
 
 /// Sets `vnc` on every local VNC forward (see the module doc); other
 /// forwards keep theirs. Runs at most [`PROBE_THREADS`] probes at a time.
-pub fn probe_vnc(tunnels: &mut [Tunnel]) {
+pub(crate) fn probe_vnc(tunnels: &mut [Tunnel]) {
     let jobs: Vec<usize> = (0..tunnels.len())
         .filter(|&i| probeable(&tunnels[i]))
         .collect();
@@ -437,69 +543,6 @@ mod tests {
 ";
 
     #[test]
-    #[cfg(target_endian = "little")]
-    fn tcp_table_keeps_listeners_only() {
-        let l = parse_tcp_table(TCP);
-        assert_eq!(
-            l,
-            vec![
-                Listener {
-                    addr: "0.0.0.0".parse().unwrap(),
-                    port: 22,
-                    inode: 18812
-                },
-                Listener {
-                    addr: "127.0.0.1".parse().unwrap(),
-                    port: 5901,
-                    inode: 940211
-                },
-            ]
-        );
-    }
-
-    #[test]
-    #[cfg(target_endian = "little")]
-    fn tcp6_addresses_are_words_in_host_order() {
-        let l = parse_tcp_table(TCP6);
-        let addrs: Vec<(String, u16, u64)> = l
-            .iter()
-            .map(|l| (l.addr.to_string(), l.port, l.inode))
-            .collect();
-        assert_eq!(
-            addrs,
-            vec![
-                ("::1".to_string(), 5901, 940212),
-                ("::".to_string(), 8080, 5551),
-                ("::ffff:127.0.0.1".to_string(), 8081, 5552),
-            ]
-        );
-        let (ip, port) = parse_hex_socket("B80D0120000000000000000001000000:0050").unwrap();
-        assert_eq!((ip.to_string().as_str(), port), ("2001:db8::1", 80));
-    }
-
-    #[test]
-    fn malformed_lines_are_skipped() {
-        for bad in [
-            "",
-            "garbage",
-            "0: 0100007F:170D",
-            "0: 0100007F:170D 00000000:0000 0A",
-            "0: 0100007F:170D 00000000:0000 ZZ 0:0 0:0 0 0 0 12",
-            "0: 0100007G:170D 00000000:0000 0A 0:0 0:0 0 0 0 12",
-            "0: 0100007F:17 00000000:0000 0A 0:0 0:0 0 0 0 12",
-            "0: 0100007F:170D 00000000:0000 0A 0:0 0:0 0 0 0 x12",
-            "0: 0100007F0:170D 00000000:0000 0A 0:0 0:0 0 0 0 12",
-            "0: é100007F:170D 00000000:0000 0A 0:0 0:0 0 0 0 12",
-        ] {
-            assert_eq!(parse_tcp_table(bad), vec![], "{bad:?}");
-        }
-        assert_eq!(
-            parse_tcp_table("0: 0100007F:170D 00000000:0000 0A 0:0 0:0 0 0 0 12").len(),
-            1
-        );
-    }
-
-    #[test]
     fn socket_links() {
         assert_eq!(parse_socket_link("socket:[940211]"), Some(940211));
         assert_eq!(parse_socket_link("pipe:[940211]"), None);
@@ -510,8 +553,8 @@ mod tests {
     #[test]
     #[cfg(target_endian = "little")]
     fn judgement() {
-        let mut all = parse_tcp_table(TCP);
-        all.extend(parse_tcp_table(TCP6));
+        let mut all = sockets::parse_tcp_table(TCP);
+        all.extend(sockets::parse_tcp_table(TCP6));
         let ours: HashSet<u64> = [940211, 940212, 7].into();
         let theirs: HashSet<u64> = [1, 2, 3].into();
         let t = local("", 5901, 5951);
@@ -693,21 +736,6 @@ mod tests {
         server.join().unwrap();
         for pair in ts.chunks(2) {
             assert_eq!((pair[0].vnc, pair[1].vnc), (Health::Yes, Health::No));
-        }
-    }
-
-    proptest::proptest! {
-        /// Whatever /proc/net/tcp holds, reading it does not panic, and
-        /// every socket read from it is a listener on a real port.
-        #[test]
-        fn any_table_text(text in "\\PC*", lines in proptest::collection::vec(
-            "[ 0-9A-Fa-f:x]{0,120}", 0..8)) {
-            let _ = parse_tcp_table(&text);
-            let joined = lines.join("\n");
-            for l in parse_tcp_table(&joined) {
-                let port = format!("{:04X}", l.port);
-                proptest::prop_assert!(joined.to_ascii_uppercase().contains(&port), "{}", port);
-            }
         }
     }
 

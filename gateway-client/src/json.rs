@@ -20,9 +20,9 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Deepest nesting accepted (the wire body needs 3: object, array, object).
-pub const MAX_DEPTH: usize = 8;
+pub(crate) const MAX_DEPTH: usize = 8;
 /// Longest input accepted, in bytes (a datagram is at most 1,400).
-pub const MAX_INPUT: usize = 1 << 20;
+pub(crate) const MAX_INPUT: usize = 1 << 20;
 
 /// A parsed JSON value. Objects keep their keys in order (duplicates kept).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,7 +36,7 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn as_object(&self) -> Option<&[(String, Value)]> {
+    pub(crate) fn as_object(&self) -> Option<&[(String, Value)]> {
         match self {
             Value::Obj(o) => Some(o),
             _ => None,
@@ -308,20 +308,20 @@ impl<'a> Parser<'a> {
 /// then of no further use: the caller gives up and calls [`parse`] for the
 /// precise error. What a `Reader` accepts, [`parse`] accepts with the same
 /// values: both share one tokenizer, one depth limit and one size limit.
-pub struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     p: Parser<'a>,
 }
 
 impl<'a> Reader<'a> {
     /// A reader over `text`, or `None` if it is longer than [`MAX_INPUT`].
-    pub fn new(text: &'a str) -> Option<Reader<'a>> {
+    pub(crate) fn new(text: &'a str) -> Option<Reader<'a>> {
         (text.len() <= MAX_INPUT).then(|| Reader {
             p: Parser::new(text),
         })
     }
 
     /// Consumes `b` (one of `{}[]:,`) if it comes next.
-    pub fn eat(&mut self, b: u8) -> bool {
+    pub(crate) fn eat(&mut self, b: u8) -> bool {
         let found = self.peek_is(b);
         if found {
             self.p.i += 1;
@@ -330,13 +330,13 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether the next byte is `b` (not consumed).
-    pub fn peek_is(&mut self, b: u8) -> bool {
+    pub(crate) fn peek_is(&mut self, b: u8) -> bool {
         self.p.ws();
         self.p.s.get(self.p.i) == Some(&b)
     }
 
     /// Consumes `null` if it comes next.
-    pub fn null(&mut self) -> bool {
+    pub(crate) fn null(&mut self) -> bool {
         self.p.ws();
         let found = self
             .p
@@ -350,26 +350,29 @@ impl<'a> Reader<'a> {
     }
 
     /// Whether only white space is left.
-    pub fn at_end(&mut self) -> bool {
+    pub(crate) fn at_end(&mut self) -> bool {
         self.p.ws();
         self.p.i == self.p.s.len()
     }
 
     /// A string; borrowed from the text when it holds no escape.
-    pub fn str(&mut self) -> Option<Cow<'a, str>> {
+    pub(crate) fn str(&mut self) -> Option<Cow<'a, str>> {
         self.p.ws();
         self.p.string_cow().ok()
     }
 
     /// An unsigned integer.
-    pub fn u64(&mut self) -> Option<u64> {
+    pub(crate) fn u64(&mut self) -> Option<u64> {
         self.p.ws();
         self.p.number().ok()
     }
 
     /// Reads an object: `field` is called with each key and must read its
     /// value. Keys come in the order written; a repeated key comes again.
-    pub fn object(&mut self, mut field: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
+    pub(crate) fn object(
+        &mut self,
+        mut field: impl FnMut(&mut Self, &str) -> Option<()>,
+    ) -> Option<()> {
         if !self.eat(b'{') {
             return None;
         }
@@ -392,7 +395,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads an array: `item` is called for each element and must read it.
-    pub fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
+    pub(crate) fn array(&mut self, mut item: impl FnMut(&mut Self) -> Option<()>) -> Option<()> {
         if !self.eat(b'[') {
             return None;
         }
@@ -412,14 +415,14 @@ impl<'a> Reader<'a> {
 
     /// Skips one value of any kind, nested `depth` deep (as [`parse`]
     /// counts it: the top-level value is at depth 0).
-    pub fn skip(&mut self, depth: usize) -> Option<()> {
+    pub(crate) fn skip(&mut self, depth: usize) -> Option<()> {
         self.p.ws();
         self.p.value(depth).ok().map(drop)
     }
 }
 
 /// Appends `s` as a JSON string literal.
-pub fn write_str(out: &mut String, s: &str) {
+pub(crate) fn write_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
     out.push('"');
     // Most strings need no escape at all: find the first byte that may
@@ -464,7 +467,7 @@ pub fn write_str(out: &mut String, s: &str) {
 }
 
 /// Appends `"key":"value"`, preceded by a comma.
-pub fn field_str(out: &mut String, key: &str, value: &str) {
+pub(crate) fn field_str(out: &mut String, key: &str, value: &str) {
     out.push(',');
     write_str(out, key);
     out.push(':');
@@ -472,7 +475,7 @@ pub fn field_str(out: &mut String, key: &str, value: &str) {
 }
 
 /// Appends `"key":n`, preceded by a comma unless `first`.
-pub fn field_u64(out: &mut String, key: &str, n: u64, first: bool) {
+pub(crate) fn field_u64(out: &mut String, key: &str, n: u64, first: bool) {
     if !first {
         out.push(',');
     }
@@ -483,7 +486,7 @@ pub fn field_u64(out: &mut String, key: &str, n: u64, first: bool) {
 
 /// Appends `n` in decimal (what `write!("{n}")` writes, without the
 /// formatting machinery: numbers are most of a wire body's fields).
-pub fn push_u64(out: &mut String, mut n: u64) {
+pub(crate) fn push_u64(out: &mut String, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut start = digits.len();
     loop {
@@ -497,25 +500,25 @@ pub fn push_u64(out: &mut String, mut n: u64) {
     out.extend(digits[start..].iter().map(|&d| char::from(d)));
 }
 
-pub fn want_str<'a>(key: &str, v: &'a Value) -> Result<&'a str, String> {
+pub(crate) fn want_str<'a>(key: &str, v: &'a Value) -> Result<&'a str, String> {
     match v {
         Value::Str(s) => Ok(s),
         _ => Err(format!("'{key}' must be a string")),
     }
 }
 
-pub fn want_u64(key: &str, v: &Value) -> Result<u64, String> {
+pub(crate) fn want_u64(key: &str, v: &Value) -> Result<u64, String> {
     match v {
         Value::Num(n) => Ok(*n),
         _ => Err(format!("'{key}' must be an unsigned integer")),
     }
 }
 
-pub fn want_u32(key: &str, v: &Value) -> Result<u32, String> {
+pub(crate) fn want_u32(key: &str, v: &Value) -> Result<u32, String> {
     u32::try_from(want_u64(key, v)?).map_err(|_| format!("'{key}' is out of range"))
 }
 
-pub fn want_u16(key: &str, v: &Value) -> Result<u16, String> {
+pub(crate) fn want_u16(key: &str, v: &Value) -> Result<u16, String> {
     u16::try_from(want_u64(key, v)?).map_err(|_| format!("'{key}' is out of range"))
 }
 

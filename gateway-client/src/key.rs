@@ -5,12 +5,22 @@
 //! are the HMAC key, so the client and the collector read it the same way.
 //! A key file that the group or others may read is refused, as ssh refuses
 //! such private keys.
+//!
+//! Only a regular file is read (a FIFO would block the reader until someone
+//! writes to it), and the reading runs on a thread of its own under
+//! [`READ_TIMEOUT`]: a key on a hung network mount fails in seconds with a
+//! line that says so, instead of hanging the client under cron, or the
+//! collector at start.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// Shortest secret accepted, in bytes of text.
-pub const MIN_LEN: usize = 16;
+pub(crate) const MIN_LEN: usize = 16;
+/// Longest key file read, in bytes.
+pub(crate) const MAX_FILE_LEN: u64 = 4096;
+/// How long reading the key file may take.
+pub(crate) const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why a key file could not be used.
 #[derive(Debug)]
@@ -28,6 +38,18 @@ pub enum KeyError {
         len: usize,
     },
     NotText {
+        path: PathBuf,
+    },
+    /// Not a regular file: what it is instead.
+    NotAFile {
+        path: PathBuf,
+        what: &'static str,
+    },
+    /// Reading took longer than [`READ_TIMEOUT`].
+    TimedOut {
+        path: PathBuf,
+    },
+    TooLong {
         path: PathBuf,
     },
 }
@@ -59,6 +81,22 @@ impl fmt::Display for KeyError {
             KeyError::TooShort { path, len } => write!(
                 f,
                 "key file {} holds {len} characters; at least {MIN_LEN} are needed (make one with scripts/make-key)",
+                path.display()
+            ),
+            KeyError::NotAFile { path, what } => write!(
+                f,
+                "key file {} is {what}, not a regular file: point --key-file at the key itself (make one with scripts/make-key)",
+                path.display()
+            ),
+            KeyError::TimedOut { path } => write!(
+                f,
+                "key file {}: reading it took more than {} s (a hung network mount?): put the key on a local disk",
+                path.display(),
+                READ_TIMEOUT.as_secs()
+            ),
+            KeyError::TooLong { path } => write!(
+                f,
+                "key file {} is longer than {MAX_FILE_LEN} bytes: is it the key? (make one with scripts/make-key)",
                 path.display()
             ),
             KeyError::NotText { path } => {
@@ -94,14 +132,59 @@ impl Key {
         &self.0
     }
 
-    /// Reads a key file, refusing one the group or others may read.
+    /// Reads a key file, refusing one the group or others may read, one
+    /// that is not a regular file, and one that takes longer than
+    /// [`READ_TIMEOUT`] to read.
     pub fn from_file(path: &Path) -> Result<Key, KeyError> {
-        use std::os::unix::fs::PermissionsExt;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let owned = path.to_path_buf();
+        let spawned = std::thread::Builder::new()
+            .name("key-file".into())
+            .spawn(move || {
+                let _ = tx.send(Key::read_file(&owned));
+            });
+        if let Err(source) = spawned {
+            return Err(KeyError::Io {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+        // On a timeout the thread stays blocked; the program is about to
+        // exit with this error anyway.
+        rx.recv_timeout(READ_TIMEOUT).unwrap_or_else(|_| {
+            Err(KeyError::TimedOut {
+                path: path.to_path_buf(),
+            })
+        })
+    }
+
+    /// [`Key::from_file`]'s reading, which may block on a hung mount.
+    fn read_file(path: &Path) -> Result<Key, KeyError> {
+        use std::io::Read;
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt};
         let io = |source| KeyError::Io {
             path: path.to_path_buf(),
             source,
         };
         let meta = std::fs::metadata(path).map_err(io)?;
+        let ft = meta.file_type();
+        if !ft.is_file() {
+            let what = if ft.is_dir() {
+                "a directory"
+            } else if ft.is_fifo() {
+                "a FIFO"
+            } else if ft.is_socket() {
+                "a socket"
+            } else if ft.is_char_device() || ft.is_block_device() {
+                "a device"
+            } else {
+                "not a plain file"
+            };
+            return Err(KeyError::NotAFile {
+                path: path.to_path_buf(),
+                what,
+            });
+        }
         let mode = meta.permissions().mode() & 0o7777;
         if mode & 0o077 != 0 {
             return Err(KeyError::Permissions {
@@ -109,7 +192,23 @@ impl Key {
                 mode,
             });
         }
-        let bytes = std::fs::read(path).map_err(io)?;
+        let file = std::fs::File::open(path).map_err(io)?;
+        // The name may have been swapped since the check: check what is open.
+        if !file.metadata().map_err(io)?.is_file() {
+            return Err(KeyError::NotAFile {
+                path: path.to_path_buf(),
+                what: "not a plain file",
+            });
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_FILE_LEN + 1)
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        if bytes.len() as u64 > MAX_FILE_LEN {
+            return Err(KeyError::TooLong {
+                path: path.to_path_buf(),
+            });
+        }
         let text = String::from_utf8(bytes).map_err(|_| KeyError::NotText {
             path: path.to_path_buf(),
         })?;
@@ -128,6 +227,38 @@ impl Key {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_key_file_that_is_a_fifo_is_refused_without_blocking() {
+        let dir = std::env::temp_dir().join(format!("key-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("key");
+        let _ = std::fs::remove_file(&fifo);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo (coreutils) is needed for this test");
+        assert!(made.success());
+        std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = Key::from_file(&fifo).unwrap_err();
+        assert!(
+            matches!(err, KeyError::NotAFile { what: "a FIFO", .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("not a regular file"));
+        let err = Key::from_file(&dir).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                KeyError::NotAFile {
+                    what: "a directory",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn reads_trimmed_text_and_refuses_open_modes() {

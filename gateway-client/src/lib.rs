@@ -20,17 +20,20 @@
 //! of their own: it is built statically and copied to machines that have
 //! nothing else.
 
-pub mod cli;
-pub mod error;
+#![warn(unreachable_pub)]
+
+mod cli;
+mod error;
 pub mod health;
 pub mod json;
 pub mod key;
-pub mod lines;
+mod lines;
 pub mod live;
 pub mod ps;
 pub mod run;
-pub mod send;
-pub mod ssh_args;
+mod send;
+pub mod sockets;
+mod ssh_args;
 pub mod tunnel;
 pub mod wire;
 

@@ -18,7 +18,7 @@ use std::io::{self, Read};
 /// The size of the buffer [`read_lines`] reads into: large enough that a
 /// read is a fraction of the parse, small enough to stay in the L2 cache
 /// and below malloc's threshold for a mapping of its own.
-pub const CHUNK: usize = 64 << 10;
+pub(crate) const CHUNK: usize = 64 << 10;
 
 /// Reads `r` to its end through a buffer of `chunk` bytes (at least one),
 /// and calls `block` with each run of whole lines read (ending with
@@ -28,7 +28,11 @@ pub const CHUNK: usize = 64 << 10;
 /// Bytes that are not UTF-8 become U+FFFD as with
 /// [`String::from_utf8_lossy`]; since a newline is never part of a
 /// sequence, a text decodes the same whichever blocks its lines fall in.
-pub fn read_lines(mut r: impl Read, chunk: usize, mut block: impl FnMut(&str)) -> io::Result<u64> {
+pub(crate) fn read_lines(
+    mut r: impl Read,
+    chunk: usize,
+    mut block: impl FnMut(&str),
+) -> io::Result<u64> {
     let chunk = chunk.max(1);
     let mut buf = vec![0u8; chunk];
     // buf[..filled] holds bytes read and not yet handed on: part of a line.

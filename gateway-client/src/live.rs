@@ -1,19 +1,27 @@
 //! Live mode: the tunnels of this machine, from the real `ps` and `/proc`.
 //!
-//! [`collect`] runs `ps auxww` under a time limit ([`scan_ps`]), parses its
+//! [`collect`] runs `ps auxww` under a time limit, parses its
 //! output as it comes through the pipe with the same parser as a capture
 //! ([`crate::ps`]), and completes each record from `/proc`, which a capture
 //! cannot give:
 //!
 //! - `user`, in full: procps cuts long names to `name+` and busybox cuts
-//!   them silently, so the owner is taken from the real uid in
-//!   `/proc/PID/status`, named by `/etc/passwd` (read directly: no libc).
+//!   them silently, so the owner is taken from the uid of the process (the
+//!   owner of `/proc/PID`, or the real uid in `/proc/PID/status` when that
+//!   says root), named by `/etc/passwd` (read directly).
 //!   An account that `/etc/passwd` does not know (LDAP, sssd) is asked of a
 //!   second `ps -o pid=,user:64=` for the cut names only; failing that a cut
 //!   name becomes the numeric uid, and an uncut one stays as ps printed it.
 //! - `started`, Unix seconds, from the start time in `/proc/PID/stat` (clock
 //!   ticks since boot) and the boot time `btime` in `/proc/stat`.
-//! - `listening` and, with `--probe`, `vnc`: see [`crate::health`].
+//! - `listening`, `connections`, `connected` and, with `--probe`, `vnc`:
+//!   see [`crate::health`].
+//!
+//! While `ps` runs, the sockets ([`crate::sockets`]), the accounts and the
+//! boot time are read ([`Context`]); after it, each ssh process's `/proc`
+//! files once, relative to one descriptor of its directory ([`ProcDir`]).
+//! [`rescan`] finds the same records from `/proc` alone, without `ps`, as
+//! a watch mode would.
 //!
 //! A process that has gone, or whose PID now belongs to something that is
 //! not ssh (ps and `/proc` are read at different moments), keeps what ps
@@ -22,33 +30,36 @@
 //! it only knows less.
 //!
 //! A hung `ps` (an NFS mount in a process's cwd can do that) never hangs the
-//! cron job: it is killed when the time limit passes, and its output is read
-//! by threads that the caller never waits for beyond that limit.
+//! cron job: its output is read as `poll(2)` says it is there and its exit
+//! awaited on a pidfd, never past the time limit, and it is killed when the
+//! limit passes. Nothing sleeps: `ps` is read the moment it writes and
+//! reaped the moment it exits.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
 use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::{ChildStderr, ChildStdout, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::health;
 use crate::lines;
 use crate::ps;
+use crate::sockets;
 use crate::ssh_args;
 use crate::tunnel::{Health, Tunnel};
 
 /// The arguments given to `ps`: every process, user-oriented columns,
 /// unlimited width. busybox `ps` ignores them and prints its own layout,
 /// which the parser reads as well.
-pub const PS_ARGS: &[&str] = &["auxww"];
+pub(crate) const PS_ARGS: &[&str] = &["auxww"];
 
 /// The most `ps` output read (a machine with a million processes is not a
 /// gateway); beyond it, live mode fails rather than grow without bound.
-pub const MAX_PS_OUTPUT: usize = 64 << 20;
+pub(crate) const MAX_PS_OUTPUT: usize = 64 << 20;
 
 /// The most of `ps`'s stderr kept for an error message.
 const MAX_STDERR: usize = 64 << 10;
@@ -57,7 +68,7 @@ const MAX_STDERR: usize = 64 << 10;
 /// which is part of the kernel's ABI and is 100 on every architecture
 /// whatever the kernel's internal `HZ` (that is what `sysconf(_SC_CLK_TCK)`
 /// returns); using the constant keeps the client free of libc bindings.
-pub const CLOCK_TICKS: u64 = 100;
+pub(crate) const CLOCK_TICKS: u64 = 100;
 
 /// Why live mode could not list the processes. Each variant names the
 /// program it ran.
@@ -187,42 +198,6 @@ pub fn run_ps(timeout: Duration) -> Result<String, LiveError> {
     run_ps_program(&ps.path, &args, timeout)
 }
 
-/// Runs `ps auxww` (see [`find_ps`]) and parses what it prints as it comes
-/// through the pipe, a buffer at a time ([`ps::PsReader`]): only the
-/// ssh lines are kept, not the whole output.
-pub fn scan_ps(timeout: Duration) -> Result<ps::PsReader, LiveError> {
-    let ps = find_ps()?;
-    let mut args = ps.prefix.clone();
-    args.extend_from_slice(PS_ARGS);
-    run_program(&ps.path, &args, timeout, |out| {
-        ps::PsReader::read(out, lines::CHUNK)
-    })
-}
-
-/// What a reading thread sends: the result of reading, and whether the
-/// output went past the limit.
-type ReadResult<T> = io::Result<(T, bool)>;
-
-/// Runs `read` on at most `limit` bytes of `r` (plus one, to notice more)
-/// on a thread; the result comes through the returned channel.
-fn read_in_thread<R, T>(
-    r: R,
-    limit: usize,
-    read: impl FnOnce(&mut io::Take<R>) -> io::Result<T> + Send + 'static,
-) -> mpsc::Receiver<ReadResult<T>>
-where
-    R: Read + Send + 'static,
-    T: Send + 'static,
-{
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut limited = r.take(limit as u64 + 1);
-        let res = read(&mut limited).map(|v| (v, limited.limit() == 0));
-        let _ = tx.send(res);
-    });
-    rx
-}
-
 /// All the bytes of a reader.
 fn read_all(r: &mut impl Read) -> io::Result<Vec<u8>> {
     let mut buf = Vec::new();
@@ -239,17 +214,138 @@ pub fn run_ps_program(
     args: &[&str],
     timeout: Duration,
 ) -> Result<String, LiveError> {
-    let stdout = run_program(program, args, timeout, read_all)?;
+    let stdout = run_program(program, args, timeout, || {}, read_all)?;
     Ok(String::from_utf8_lossy(&stdout).into_owned())
 }
 
+/// The output of a running program: its stdout as a [`Read`] that waits
+/// with `poll(2)` and never past the deadline (then `TimedOut`), at most
+/// [`MAX_PS_OUTPUT`] bytes of it (then the end, and `too_large`), and its
+/// stderr drained meanwhile (so a chatty program cannot block on it), the
+/// first [`MAX_STDERR`] bytes kept.
+struct Output {
+    stdout: ChildStdout,
+    stderr: Option<ChildStderr>,
+    kept_stderr: Vec<u8>,
+    deadline: Instant,
+    total: usize,
+    too_large: bool,
+}
+
+/// Waits until one of `fds` is readable (or closed) or `deadline` passes;
+/// returns which are ready (`TimedOut` at the deadline).
+fn wait_readable(fds: &[libc::c_int], deadline: Instant) -> io::Result<[bool; 3]> {
+    let mut p = [libc::pollfd {
+        fd: -1,
+        events: libc::POLLIN,
+        revents: 0,
+    }; 3];
+    for (slot, &fd) in p.iter_mut().zip(fds) {
+        slot.fd = fd;
+    }
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        // Rounded up, so that the wait does not end just short of the deadline.
+        let ms = left.as_micros().div_ceil(1000).min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: a valid array of pollfd of the given length.
+        let n = unsafe { libc::poll(p.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if n > 0 {
+            return Ok([0, 1, 2].map(|i| i < fds.len() && p[i].revents != 0));
+        }
+    }
+}
+
+impl Output {
+    /// Reads what stderr has (it is readable), keeping the first bytes.
+    fn drain_stderr(&mut self) {
+        let Some(err) = self.stderr.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 4096];
+        match err.read(&mut buf) {
+            Ok(0) => self.stderr = None,
+            Ok(n) => {
+                let room = MAX_STDERR.saturating_sub(self.kept_stderr.len());
+                self.kept_stderr.extend_from_slice(&buf[..n.min(room)]);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => self.stderr = None,
+        }
+    }
+
+    /// Reads stderr to its end, or to the deadline.
+    fn finish_stderr(&mut self) {
+        while let Some(fd) = self.stderr.as_ref().map(AsRawFd::as_raw_fd) {
+            match wait_readable(&[fd], self.deadline) {
+                Ok(_) => self.drain_stderr(),
+                Err(_) => return,
+            }
+        }
+    }
+}
+
+impl Read for Output {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // One byte past the limit is read, to notice more.
+        let room = (MAX_PS_OUTPUT + 1).saturating_sub(self.total);
+        if room == 0 {
+            self.too_large = true;
+            return Ok(0);
+        }
+        let want = buf.len().min(room);
+        loop {
+            let out = self.stdout.as_raw_fd();
+            let ready = match self.stderr.as_ref().map(AsRawFd::as_raw_fd) {
+                Some(err) => wait_readable(&[out, err], self.deadline)?,
+                None => wait_readable(&[out], self.deadline)?,
+            };
+            if ready[1] {
+                self.drain_stderr();
+            }
+            if ready[0] {
+                // Readable: this read does not block.
+                let n = self.stdout.read(&mut buf[..want])?;
+                self.total += n;
+                return Ok(n);
+            }
+        }
+    }
+}
+
+/// A descriptor that becomes readable when process `pid` (our unwaited
+/// child) exits: `pidfd_open(2)`, Linux 5.3 and later.
+fn pidfd(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: plain system call; the descriptor is owned below.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a fresh descriptor that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) })
+}
+
 /// Runs `program args...` as [`run_ps_program`] does, with its stdout
-/// going to `read` (on a thread, as it comes) instead of into memory.
-fn run_program<T: Send + 'static>(
+/// going to `read` as it comes instead of into memory. `meanwhile` runs
+/// right after the program starts, while it works (live mode reads the
+/// sockets and accounts then).
+///
+/// Nothing sleeps: the output is read as `poll(2)` says it is there, and
+/// the exit is awaited on a pidfd (a blocking wait with the deadline
+/// kept); only kernels before 5.3, without pidfds, check the exit every
+/// millisecond once the output has ended.
+fn run_program<T>(
     program: &Path,
     args: &[&str],
     timeout: Duration,
-    read: impl FnOnce(&mut io::Take<ChildStdout>) -> io::Result<T> + Send + 'static,
+    meanwhile: impl FnOnce(),
+    read: impl FnOnce(&mut Output) -> io::Result<T>,
 ) -> Result<T, LiveError> {
     let deadline = Instant::now() + timeout;
     let mut child = Command::new(program)
@@ -266,14 +362,6 @@ fn run_program<T: Send + 'static>(
             program: program.to_path_buf(),
             source,
         })?;
-    let out = child
-        .stdout
-        .take()
-        .map(|o| read_in_thread(o, MAX_PS_OUTPUT, read));
-    let err = child
-        .stderr
-        .take()
-        .map(|e| read_in_thread(e, MAX_STDERR, read_all));
     let io_err = |source| LiveError::Io {
         program: program.to_path_buf(),
         source,
@@ -282,62 +370,72 @@ fn run_program<T: Send + 'static>(
         program: program.to_path_buf(),
         timeout,
     };
-
-    let mut pause = Duration::from_millis(1);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) => {}
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(io_err(e));
-            }
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(timed_out());
-        }
-        std::thread::sleep(pause.min(deadline - now));
-        pause = (pause * 2).min(Duration::from_millis(20));
+    let (Some(stdout), stderr) = (child.stdout.take(), child.stderr.take()) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(io_err(io::ErrorKind::BrokenPipe.into()));
     };
-
-    // The output threads end when the pipes close, which is at the exit of
-    // ps unless it left children behind holding them.
-    fn collect<T>(rx: mpsc::Receiver<ReadResult<T>>, deadline: Instant) -> Option<ReadResult<T>> {
-        // A little grace: ps may exit just at the deadline.
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(100));
-        rx.recv_timeout(left).ok()
-    }
-    let (stdout, too_large) = match out.map(|rx| collect(rx, deadline)) {
-        // stdout is always piped.
-        None => return Err(io_err(io::ErrorKind::BrokenPipe.into())),
-        Some(None) => return Err(timed_out()),
-        Some(Some(r)) => r.map_err(io_err)?,
+    meanwhile();
+    let mut output = Output {
+        stdout,
+        stderr,
+        kept_stderr: Vec::new(),
+        deadline,
+        total: 0,
+        too_large: false,
+    };
+    let fail = |child: &mut std::process::Child, e: LiveError| {
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(e)
+    };
+    let result = match read(&mut output) {
+        Ok(v) => v,
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => return fail(&mut child, timed_out()),
+        Err(e) => return fail(&mut child, io_err(e)),
     };
     // Checked first: when we stop reading, ps dies of SIGPIPE.
-    if too_large {
-        return Err(LiveError::TooLarge {
-            program: program.to_path_buf(),
-            limit: MAX_PS_OUTPUT,
-        });
+    if output.too_large {
+        return fail(
+            &mut child,
+            LiveError::TooLarge {
+                program: program.to_path_buf(),
+                limit: MAX_PS_OUTPUT,
+            },
+        );
     }
+    output.finish_stderr();
+    let Output { kept_stderr, .. } = output;
+
+    // The output has ended: the program is exiting (or left a child of its
+    // own behind, which is not waited for).
+    let exited = match pidfd(child.id()) {
+        Some(fd) => wait_readable(&[fd.as_raw_fd()], deadline).is_ok(),
+        None => loop {
+            match child.try_wait() {
+                Ok(Some(_)) => break true,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                _ => break false,
+            }
+        },
+    };
+    if !exited {
+        return fail(&mut child, timed_out());
+    }
+    let status = match child.wait() {
+        Ok(s) => s,
+        Err(e) => return Err(io_err(e)),
+    };
     if !status.success() {
-        let stderr = match err.and_then(|rx| collect(rx, deadline)) {
-            Some(Ok((bytes, _))) => bytes,
-            _ => Vec::new(),
-        };
         return Err(LiveError::Failed {
             program: program.to_path_buf(),
             status,
-            stderr: first_line(&stderr),
+            stderr: first_line(&kept_stderr),
         });
     }
-    Ok(stdout)
+    Ok(result)
 }
 
 /// The first non-blank line of some bytes, trimmed and at most 200 characters.
@@ -354,37 +452,91 @@ fn first_line(b: &[u8]) -> String {
     }
 }
 
+/// What live mode reads of this host once per run, besides the processes:
+/// the boot time, the accounts, and the sockets of our network namespace.
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    /// `btime` of `/proc/stat`: boot time, Unix seconds.
+    pub btime: Option<u64>,
+    /// The sockets and account names for the health check.
+    pub host: health::Host,
+}
+
+impl Context {
+    /// Everything, the sockets of both address families included.
+    pub(crate) fn read() -> Context {
+        let mut ctx = Context::without_sockets();
+        ctx.host.sockets = sockets::own_namespace();
+        ctx.host.connections = true;
+        ctx
+    }
+
+    /// The boot time, the accounts and our network namespace, without the
+    /// sockets (`host.sockets` is `None`): what a rescan reads once.
+    pub fn without_sockets() -> Context {
+        let btime = fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| parse_btime(&s));
+        let names = fs::read_to_string("/etc/passwd")
+            .map(|s| parse_passwd(&s))
+            .unwrap_or_default();
+        Context {
+            btime,
+            host: health::Host {
+                own_ns: health::net_namespace("self"),
+                sockets: None,
+                names,
+                connections: false,
+            },
+        }
+    }
+}
+
 /// The tunnels of this machine, completed from `/proc` (see the module
 /// doc), with what the `ps` pass skipped. Each ssh process's exact argv is
-/// read from `/proc` where possible ([`exact_argv`]). `probe` also probes the
-/// VNC forwards ([`health::probe_vnc`]).
+/// read from `/proc` where possible ([`argv_matching`]). `probe` also probes
+/// the VNC forwards ([`health::probe_vnc`]).
+///
+/// While `ps` runs, the sockets and accounts are read ([`Context`]); then
+/// each ssh process's `/proc` files once ([`proc_info`]).
 pub fn collect(timeout: Duration, probe: bool) -> Result<ps::PsOutcome, LiveError> {
     let deadline = Instant::now() + timeout;
-    let mut outcome = scan_ps(timeout)?.finish_with(exact_argv);
-    let mut tunnels = std::mem::take(&mut outcome.tunnels);
+    let ps = find_ps()?;
+    let mut args = ps.prefix.clone();
+    args.extend_from_slice(PS_ARGS);
+    let mut ctx = None;
+    let reader = run_program(
+        &ps.path,
+        &args,
+        timeout,
+        || ctx = Some(Context::read()),
+        |out| ps::PsReader::read(out, lines::CHUNK),
+    )?;
+    let ctx = ctx.unwrap_or_else(Context::read);
+    let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
+    for pid in reader.pids() {
+        infos
+            .entry(pid)
+            .or_insert_with(|| proc_info(pid, ctx.btime));
+    }
+    let mut outcome =
+        reader.finish_with(|pid, command| argv_matching(&infos.get(&pid)?.cmdline, command));
     // A second ps (for names /etc/passwd lacks) gets what is left of the limit.
-    complete(
-        &mut tunnels,
+    complete_with(
+        &mut outcome.tunnels,
+        &infos,
+        &ctx,
         deadline.saturating_duration_since(Instant::now()),
     );
     if probe {
-        health::probe_vnc(&mut tunnels);
+        health::probe_vnc(&mut outcome.tunnels);
     }
-    outcome.tunnels = tunnels;
     Ok(outcome)
-}
-
-/// The exact argv of `pid` from `/proc/PID/cmdline`, when it is the process
-/// `ps` showed: its arguments joined with spaces give `command` exactly (so
-/// neither a reused pid nor a line `ps` altered is read by mistake).
-pub fn exact_argv(pid: u32, command: &str) -> Option<Vec<String>> {
-    let bytes = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    argv_matching(&bytes, command)
 }
 
 /// Splits NUL-separated `cmdline` bytes into arguments, if they join with
 /// spaces into `command`.
-pub fn argv_matching(cmdline: &[u8], command: &str) -> Option<Vec<String>> {
+pub(crate) fn argv_matching(cmdline: &[u8], command: &str) -> Option<Vec<String>> {
     let text = std::str::from_utf8(cmdline.strip_suffix(b"\0").unwrap_or(cmdline)).ok()?;
     if text.is_empty() || text.replace('\0', " ") != command {
         return None;
@@ -394,42 +546,288 @@ pub fn argv_matching(cmdline: &[u8], command: &str) -> Option<Vec<String>> {
 
 /// What `/proc` tells about one process.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ProcInfo {
+pub(crate) struct ProcInfo {
     /// Whether the PID still runs ssh or autossh (not gone, not reused).
     pub is_ssh: bool,
+    /// `/proc/PID/cmdline`: the arguments, each ending in NUL.
+    pub cmdline: Vec<u8>,
     /// Real uid.
     pub uid: Option<u32>,
     /// Start, Unix seconds.
     pub started: Option<u64>,
+    /// User and system CPU time, in clock ticks.
+    pub cpu_ticks: Option<u64>,
 }
 
-/// Reads `/proc/PID` (`btime`: boot time from `/proc/stat`).
-pub fn proc_info(pid: u32, btime: Option<u64>) -> ProcInfo {
-    let dir = PathBuf::from(format!("/proc/{pid}"));
-    let is_ssh = fs::read(dir.join("cmdline")).is_ok_and(|c| {
-        let joined = String::from_utf8_lossy(&c).replace('\0', " ");
-        ssh_args::program_of(&joined).is_some()
-    });
-    if !is_ssh {
+/// `/proc/PID` opened once (`O_PATH`), for the files under it: each is
+/// then opened relative to it, without looking the pid up again, and all
+/// are of the same process (a pid reused meanwhile gives errors, not
+/// another process's files).
+pub(crate) struct ProcDir(OwnedFd);
+
+impl ProcDir {
+    pub(crate) fn open(pid: u32) -> Option<ProcDir> {
+        let path = std::ffi::CString::new(format!("/proc/{pid}")).ok()?;
+        ProcDir::open_path(&path).ok()
+    }
+
+    /// Any directory, `O_PATH`.
+    fn open_path(path: &std::ffi::CStr) -> io::Result<ProcDir> {
+        // SAFETY: a valid C string; the descriptor is owned below.
+        let fd = unsafe {
+            libc::open(
+                path.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        Ok(ProcDir(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// The whole of file `name` (a C string: `c"stat"`) into `buf`.
+    pub(crate) fn read(&self, name: &std::ffi::CStr, buf: &mut Vec<u8>) -> io::Result<()> {
+        // SAFETY: a valid directory descriptor and C string.
+        let fd = unsafe {
+            libc::openat(
+                self.0.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a fresh descriptor that nothing else owns.
+        let file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        read_proc_file(file, buf)
+    }
+
+    /// The target of symbolic link `name` (`c"ns/net"`).
+    pub(crate) fn read_link(&self, name: &std::ffi::CStr) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; 256];
+        // SAFETY: a valid directory descriptor, C string and buffer.
+        let n = unsafe {
+            libc::readlinkat(
+                self.0.as_raw_fd(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        // Our links (`net:[4026531840]`, `socket:[123]`) are short; a
+        // longer one is not one of them.
+        let n = usize::try_from(n).ok().filter(|&n| n < buf.len())?;
+        buf.truncate(n);
+        Some(buf)
+    }
+
+    /// The inodes of the sockets among the process's open files (the
+    /// `socket:[INODE]` links in `fd/`), looking at the links in order and
+    /// stopping once all of `wanted` are found (when given). `None` when
+    /// `fd/` cannot be read (another account's process, unless we are
+    /// root; or the process is gone).
+    pub(crate) fn socket_inodes(&self, wanted: Option<&HashSet<u64>>) -> Option<HashSet<u64>> {
+        // SAFETY: a valid directory descriptor and C string.
+        let fd = unsafe {
+            libc::openat(
+                self.0.as_raw_fd(),
+                c"fd".as_ptr(),
+                libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        };
+        if fd < 0 {
+            return None;
+        }
+        // SAFETY: fd is a fresh directory descriptor; the stream owns it
+        // from here and closedir closes it.
+        let dir = unsafe { libc::fdopendir(fd) };
+        if dir.is_null() {
+            // SAFETY: fdopendir failed, so fd is still ours.
+            unsafe { libc::close(fd) };
+            return None;
+        }
+        let mut set = HashSet::new();
+        let mut found = 0;
+        let mut buf = [0u8; 64];
+        loop {
+            // SAFETY: dir is an open stream; the entry stays valid until
+            // the next readdir or closedir.
+            let entry = unsafe { libc::readdir(dir) };
+            if entry.is_null() {
+                break;
+            }
+            // SAFETY: d_name is a NUL-terminated name inside the entry.
+            let name = unsafe { std::ffi::CStr::from_ptr((*entry).d_name.as_ptr()) };
+            if name.to_bytes().first() == Some(&b'.') {
+                continue;
+            }
+            // SAFETY: the stream's descriptor, a C string and a buffer.
+            let n = unsafe {
+                libc::readlinkat(
+                    libc::dirfd(dir),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            // An fd closed between listing and reading is simply not there.
+            let Some(inode) = usize::try_from(n)
+                .ok()
+                .and_then(|n| std::str::from_utf8(&buf[..n]).ok())
+                .and_then(health::parse_socket_link)
+            else {
+                continue;
+            };
+            if wanted.is_some_and(|w| w.contains(&inode)) {
+                found += 1;
+            }
+            set.insert(inode);
+            if wanted.is_some_and(|w| found == w.len()) {
+                break;
+            }
+        }
+        // SAFETY: dir is open, and closed once.
+        unsafe { libc::closedir(dir) };
+        Some(set)
+    }
+
+    /// The owner of the directory: the process's effective uid, or root
+    /// when it is not dumpable.
+    pub(crate) fn owner(&self) -> Option<u32> {
+        // SAFETY: stat is plain old data; fstat only writes it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: a valid descriptor and pointer to a local.
+        (unsafe { libc::fstat(self.0.as_raw_fd(), &mut st) } == 0).then_some(st.st_uid)
+    }
+}
+
+/// Reads `/proc/PID` (`btime`: boot time from `/proc/stat`): `cmdline`,
+/// and for ssh processes `stat` and the owner (`status` only when the owner
+/// is root), each once, relative to one descriptor of the directory.
+pub(crate) fn proc_info(pid: u32, btime: Option<u64>) -> ProcInfo {
+    let Some(dir) = ProcDir::open(pid) else {
+        return ProcInfo::default();
+    };
+    let mut cmdline = Vec::new();
+    if dir.read(c"cmdline", &mut cmdline).is_err() || !runs_ssh(&cmdline) {
         return ProcInfo::default();
     }
-    let uid = fs::read_to_string(dir.join("status"))
+    ssh_info(&dir, cmdline, btime)
+}
+
+/// Whether a `cmdline` is ssh's or autossh's: the first word of the
+/// arguments joined with spaces, as ps shows them.
+fn runs_ssh(cmdline: &[u8]) -> bool {
+    cmdline
+        .split(|&b| b == 0 || b.is_ascii_whitespace())
+        .find(|w| !w.is_empty())
+        .and_then(|w| std::str::from_utf8(w).ok())
+        .and_then(ssh_args::program_of_word)
+        .is_some()
+}
+
+/// The rest of [`proc_info`] for a process whose `cmdline` runs ssh.
+fn ssh_info(dir: &ProcDir, cmdline: Vec<u8>, btime: Option<u64>) -> ProcInfo {
+    let mut buf = Vec::new();
+    // /proc/PID belongs to the process's effective uid (ssh is not
+    // set-uid: its real one), or to root when the process is not dumpable:
+    // a stat costs far less than the kernel's formatting of `status`,
+    // which is read when the stat says root.
+    let uid = match dir.owner() {
+        Some(u) if u != 0 => Some(u),
+        _ => dir
+            .read(c"status", &mut buf)
+            .ok()
+            .and_then(|()| parse_status_uid(&String::from_utf8_lossy(&buf))),
+    };
+    let stat = dir
+        .read(c"stat", &mut buf)
         .ok()
-        .and_then(|s| parse_status_uid(&s));
-    let started = fs::read_to_string(dir.join("stat"))
-        .ok()
-        .and_then(|s| parse_stat_starttime(&s))
+        .map(|()| String::from_utf8_lossy(&buf).into_owned());
+    let started = stat
+        .as_deref()
+        .and_then(parse_stat_starttime)
         .zip(btime)
         .map(|(ticks, boot)| boot + ticks / CLOCK_TICKS);
     ProcInfo {
-        is_ssh,
+        is_ssh: true,
+        cmdline,
         uid,
         started,
+        cpu_ticks: stat.as_deref().and_then(parse_stat_cpu_ticks),
     }
 }
 
+/// Reads `/proc/PID/cmdline` into `buf` relative to `proc` (a descriptor
+/// of `/proc`), with one read when it fits: the cheapest way to look at
+/// every process. False when the process is gone.
+fn read_cmdline_at(proc: &OwnedFd, pid: u32, buf: &mut Vec<u8>) -> bool {
+    let Ok(name) = std::ffi::CString::new(format!("{pid}/cmdline")) else {
+        return false;
+    };
+    // SAFETY: a valid directory descriptor and C string.
+    let fd = unsafe {
+        libc::openat(
+            proc.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: a fresh descriptor that nothing else owns.
+    let file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    read_proc_file(file, buf).is_ok()
+}
+
+/// The whole of a `/proc` file of one record (`cmdline`, `stat`, `status`)
+/// into `buf`, with one read when it fits: a short read of these files is
+/// their end (the kernel formats the whole record at once and copies all
+/// of it that fits), so the read that would return 0 is saved.
+fn read_proc_file(mut file: fs::File, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    buf.resize(4096, 0);
+    let mut got = 0;
+    loop {
+        match file.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) if got + n < buf.len() => {
+                got += n;
+                break;
+            }
+            Ok(n) => {
+                got += n;
+                buf.resize(buf.len() * 2, 0);
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(got);
+    Ok(())
+}
+
+/// Fields 14 and 15 of `/proc/PID/stat`, `utime + stime`, in clock ticks.
+pub(crate) fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, after) = stat.rsplit_once(')')?;
+    let mut w = after.split_ascii_whitespace().skip(14 - 3);
+    let utime: u64 = w.next()?.parse().ok()?;
+    let stime: u64 = w.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// CPU time as procps `ps aux` prints TIME: minutes and seconds, `M:SS`.
+pub(crate) fn cpu_time_text(ticks: u64) -> String {
+    let secs = ticks / CLOCK_TICKS;
+    format!("{}:{:02}", secs / 60, secs % 60)
+}
+
 /// The real uid from `/proc/PID/status` (`Uid:\treal\teffective\tsaved\tfs`).
-pub fn parse_status_uid(status: &str) -> Option<u32> {
+pub(crate) fn parse_status_uid(status: &str) -> Option<u32> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))
@@ -440,14 +838,14 @@ pub fn parse_status_uid(status: &str) -> Option<u32> {
 /// Field 22 of `/proc/PID/stat`, `starttime`, in clock ticks since boot.
 /// Field 2 is the command name in parentheses, which may itself hold spaces
 /// and `)`, so fields are counted from the last `)`.
-pub fn parse_stat_starttime(stat: &str) -> Option<u64> {
+pub(crate) fn parse_stat_starttime(stat: &str) -> Option<u64> {
     let (_, after) = stat.rsplit_once(')')?;
     // After ")": field 3 (state) is the first word, so field 22 is the 20th.
     after.split_ascii_whitespace().nth(22 - 3)?.parse().ok()
 }
 
 /// `btime` (boot time, Unix seconds) from `/proc/stat`.
-pub fn parse_btime(stat: &str) -> Option<u64> {
+pub(crate) fn parse_btime(stat: &str) -> Option<u64> {
     stat.lines()
         .find_map(|l| l.strip_prefix("btime "))
         .and_then(|v| v.trim().parse().ok())
@@ -455,7 +853,7 @@ pub fn parse_btime(stat: &str) -> Option<u64> {
 
 /// uid to account name from `/etc/passwd` text; the first entry of a uid
 /// wins, as for `getpwuid`. Comments and NIS `+`/`-` lines are skipped.
-pub fn parse_passwd(text: &str) -> HashMap<u32, String> {
+pub(crate) fn parse_passwd(text: &str) -> HashMap<u32, String> {
     let mut names = HashMap::new();
     for line in text.lines() {
         if line.starts_with(['#', '+', '-']) {
@@ -483,7 +881,11 @@ fn is_cut(user: &str) -> bool {
 /// The name to report, from the uid (if known), the accounts, and what ps
 /// printed: the account's name; else a cut name becomes the numeric uid;
 /// else what ps printed.
-pub fn resolve_user(uid: Option<u32>, names: &HashMap<u32, String>, ps_user: &str) -> String {
+pub(crate) fn resolve_user(
+    uid: Option<u32>,
+    names: &HashMap<u32, String>,
+    ps_user: &str,
+) -> String {
     match uid {
         Some(u) => match names.get(&u) {
             Some(n) => n.clone(),
@@ -495,7 +897,7 @@ pub fn resolve_user(uid: Option<u32>, names: &HashMap<u32, String>, ps_user: &st
 }
 
 /// Reads `ps -o pid=,user:64=` output: pid to user.
-pub fn parse_pid_user(text: &str) -> HashMap<u32, String> {
+pub(crate) fn parse_pid_user(text: &str) -> HashMap<u32, String> {
     text.lines()
         .filter_map(|l| {
             let mut w = l.split_ascii_whitespace();
@@ -526,31 +928,26 @@ fn wide_ps_users(pids: &[u32], timeout: Duration) -> HashMap<u32, String> {
     }
 }
 
-/// Completes records made from the live `ps`: full user names, start
-/// times, and whether their forwards listen. `timeout` bounds the second
-/// `ps` asked for names `/etc/passwd` lacks.
-pub fn complete(tunnels: &mut [Tunnel], timeout: Duration) {
+/// [`complete`] with the `/proc` of each process already read (`infos`,
+/// by pid) and the host's [`Context`].
+fn complete_with(
+    tunnels: &mut [Tunnel],
+    infos: &HashMap<u32, ProcInfo>,
+    ctx: &Context,
+    timeout: Duration,
+) {
     if tunnels.is_empty() {
         return;
     }
-    let btime = fs::read_to_string("/proc/stat")
-        .ok()
-        .and_then(|s| parse_btime(&s));
-    let names = fs::read_to_string("/etc/passwd")
-        .map(|s| parse_passwd(&s))
-        .unwrap_or_default();
-    let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
-    for t in tunnels.iter() {
-        infos
-            .entry(t.pid)
-            .or_insert_with(|| proc_info(t.pid, btime));
-    }
+    let names = &ctx.host.names;
+    let blank = ProcInfo::default();
+    let info = |pid: u32| infos.get(&pid).unwrap_or(&blank);
 
     // Names still cut after /etc/passwd: ask ps for a wider column.
     let mut unresolved: Vec<u32> = tunnels
         .iter()
         .filter(|t| {
-            let uid = infos[&t.pid].uid;
+            let uid = info(t.pid).uid;
             is_cut(&t.user) && uid.is_none_or(|u| !names.contains_key(&u))
         })
         .map(|t| t.pid)
@@ -564,19 +961,100 @@ pub fn complete(tunnels: &mut [Tunnel], timeout: Duration) {
     };
 
     for t in tunnels.iter_mut() {
-        let info = &infos[&t.pid];
+        let info = info(t.pid);
         t.user = match wide.get(&t.pid) {
             Some(name) if !is_cut(name) => name.clone(),
-            _ => resolve_user(info.uid, &names, &t.user),
+            _ => resolve_user(info.uid, names, &t.user),
         };
         t.started = info.started;
     }
-    health::check_listening(tunnels);
+    health::check(tunnels, &ctx.host, |pid| info(pid).uid);
     for t in tunnels.iter_mut() {
-        if !infos[&t.pid].is_ssh {
+        if !info(t.pid).is_ssh {
             t.listening = Health::Unknown;
+            t.connections = None;
+            t.connected.clear();
         }
     }
+}
+
+/// The tunnels of this machine from `/proc` alone, without `ps`: what a
+/// watch mode would do on each rescan. One pass over `/proc`: every
+/// process's `cmdline`, and for ssh and autossh processes their `status`
+/// and `stat`; then the sockets, fresh (the ESTABLISHED ones only of the
+/// address families that have a listener on a forward's port, see
+/// [`sockets::dump`]), and the same checks as [`collect`]. `ctx` gives the
+/// boot time and the accounts ([`Context::without_sockets`], read once).
+/// Without `connections` the ESTABLISHED sockets are not asked for (the
+/// kernel's walk of its established hash is most of a rescan's cost, see
+/// [`sockets::dump`]) and `connections` stays unknown.
+/// Records have `start` empty (ps's START column needs the local time
+/// zone, which the client never reads; `started` has the time) and
+/// `cpu_time` as `M:SS`.
+pub fn rescan(ctx: &Context, connections: bool) -> io::Result<Vec<Tunnel>> {
+    let mut procs = Vec::new();
+    let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
+    let proc = ProcDir::open_path(c"/proc")?;
+    let mut cmdline = Vec::new();
+    for entry in fs::read_dir("/proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !read_cmdline_at(&proc.0, pid, &mut cmdline) || !runs_ssh(&cmdline) {
+            continue;
+        }
+        let Some(dir) = ProcDir::open(pid) else {
+            continue;
+        };
+        let info = ssh_info(&dir, std::mem::take(&mut cmdline), ctx.btime);
+        let Ok(text) =
+            std::str::from_utf8(info.cmdline.strip_suffix(b"\0").unwrap_or(&info.cmdline))
+        else {
+            continue;
+        };
+        let user = info
+            .uid
+            .map(|u| {
+                ctx.host
+                    .names
+                    .get(&u)
+                    .cloned()
+                    .unwrap_or_else(|| u.to_string())
+            })
+            .unwrap_or_default();
+        procs.push(ps::ArgvProcess {
+            pid,
+            user,
+            start: String::new(),
+            cpu_time: info.cpu_ticks.map(cpu_time_text).unwrap_or_default(),
+            argv: text.split('\0').map(str::to_string).collect(),
+        });
+        infos.insert(pid, info);
+    }
+    let mut tunnels = ps::tunnels_of_argv(&procs);
+    for t in tunnels.iter_mut() {
+        t.started = infos.get(&t.pid).and_then(|i| i.started);
+    }
+    let ports: Vec<u16> = tunnels
+        .iter()
+        .filter(|t| t.kind != crate::Kind::Remote)
+        .map(|t| t.listen_port)
+        .collect();
+    let host = health::Host {
+        own_ns: ctx.host.own_ns.clone(),
+        sockets: sockets::own_namespace_for(|s| connections && ports.contains(&s.local.port())),
+        names: ctx.host.names.clone(),
+        connections,
+    };
+    health::check(&mut tunnels, &host, |pid| {
+        infos.get(&pid).and_then(|i| i.uid)
+    });
+    Ok(tunnels)
 }
 
 #[cfg(test)]
@@ -696,6 +1174,34 @@ mod tests {
             assert!(ps.prefix.is_empty());
         }
         assert_eq!(find_program("no-such-program-here", None), None);
+    }
+
+    /// One read of a /proc file of one record gives what reading it to the
+    /// end gives.
+    #[test]
+    fn proc_files_in_one_read() {
+        let dir = ProcDir::open(std::process::id()).expect("/proc/self");
+        let mut buf = Vec::new();
+        for name in [c"cmdline", c"stat", c"status"] {
+            dir.read(name, &mut buf).unwrap();
+            let path = format!("/proc/self/{}", name.to_str().unwrap());
+            let whole = fs::read(&path).unwrap();
+            // stat and status change (times, memory) between two reads:
+            // compare what does not.
+            match name.to_bytes() {
+                b"cmdline" => assert_eq!(buf, whole, "{path}"),
+                _ => assert_eq!(
+                    buf.split(|&b| b == b' ').next(),
+                    whole.split(|&b| b == b' ').next()
+                ),
+            }
+        }
+        assert!(dir.owner().is_some());
+        assert!(
+            dir.read_link(c"ns/net")
+                .is_some_and(|l| l.starts_with(b"net:["))
+        );
+        assert!(dir.socket_inodes(None).is_some());
     }
 
     #[test]

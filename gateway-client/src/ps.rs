@@ -49,7 +49,7 @@ use crate::ssh_args::{self, Forward, Invocation, Program};
 use crate::tunnel::{Health, Tunnel};
 
 /// Problems kept in [`PsOutcome::problems`]; more are only counted.
-pub const MAX_PROBLEMS: usize = 100;
+pub(crate) const MAX_PROBLEMS: usize = 100;
 
 /// One process line of a `ps` capture, as ps printed it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -243,6 +243,27 @@ impl Layout {
         if !is_number(a) {
             return None;
         }
+        // A USER that is a number (an account without a name: procps prints
+        // the uid) looks like busybox's PID first; procps's other columns
+        // tell them apart: aux has %CPU and %MEM with a decimal point, VSZ
+        // and RSS, and STAT in the eighth word; -ef has PPID and C, and TIME
+        // in the seventh.
+        let rest: Vec<&str> = line.split_ascii_whitespace().take(8).collect();
+        if is_number(b) && rest.len() == 8 {
+            let decimal =
+                |s: &str| s.contains('.') && s.bytes().all(|x| x.is_ascii_digit() || x == b'.');
+            if decimal(c)
+                && d.is_some_and(decimal)
+                && is_number(rest[4])
+                && is_number(rest[5])
+                && is_stat(rest[7])
+            {
+                return Layout::aux();
+            }
+            if is_number(c) && d.is_some_and(is_number) && is_cpu_time(rest[6]) {
+                return Layout::ef();
+            }
+        }
         // busybox: PID USER [TIME | VSZ STAT] COMMAND
         if is_cpu_time(c) {
             Layout::new(&[Pid, User, Time])
@@ -300,6 +321,7 @@ impl Fields {
         }
     }
 
+    #[cfg(test)]
     fn to_process(&self, line: &str) -> Process {
         Process {
             user: field(line, &self.user).to_string(),
@@ -583,15 +605,17 @@ impl Walker {
             let command = trim_command(line.get(at..).unwrap_or(""));
             self.widths.add(line.len(), command);
             // Most lines cannot be tunnels: they are only counted.
-            if (!only_ssh || may_run_ssh(command))
-                && let Some(fields) = layout.and_then(|l| split_row(line, l))
-            {
-                found(FoundLine {
-                    number: self.number,
-                    at: line_at,
-                    line,
-                    fields,
-                });
+            if !only_ssh || may_run_ssh(command) {
+                match layout.and_then(|l| split_row(line, l)) {
+                    Some(fields) => found(FoundLine {
+                        number: self.number,
+                        at: line_at,
+                        line,
+                        fields,
+                    }),
+                    // Not dropped unseen: counted, and shown in the warning.
+                    None => bad(self.number, line),
+                }
             }
         }
     }
@@ -663,7 +687,8 @@ fn without_last_word(command: &str) -> &str {
 }
 
 /// Splits a capture into processes; the count is of lines skipped as malformed.
-pub fn parse_processes(text: &str) -> (Vec<Process>, usize) {
+#[cfg(test)]
+pub(crate) fn parse_processes(text: &str) -> (Vec<Process>, usize) {
     let mut procs = Vec::new();
     let mut skipped = 0;
     Walker::default().walk(
@@ -697,7 +722,8 @@ pub fn tunnels_of(p: &Process) -> Vec<Tunnel> {
 
 /// The tunnels of a whole process list, each forward once (autossh and
 /// its ssh child: see the module doc).
-pub fn tunnels_of_all(procs: &[Process]) -> Vec<Tunnel> {
+#[cfg(test)]
+pub(crate) fn tunnels_of_all(procs: &[Process]) -> Vec<Tunnel> {
     let found: Vec<Found> = procs
         .iter()
         .filter_map(|p| {
@@ -714,6 +740,36 @@ pub fn tunnels_of_all(procs: &[Process]) -> Vec<Tunnel> {
     resolve(found)
 }
 
+/// A process read from `/proc` instead of `ps`: its exact arguments.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ArgvProcess {
+    pub pid: u32,
+    pub user: String,
+    pub start: String,
+    pub cpu_time: String,
+    pub argv: Vec<String>,
+}
+
+/// The tunnels of processes known by their arguments, each forward once
+/// (autossh and its ssh child, as for a capture).
+pub(crate) fn tunnels_of_argv(procs: &[ArgvProcess]) -> Vec<Tunnel> {
+    let found = procs
+        .iter()
+        .filter_map(|p| {
+            Some(Found {
+                line: 0,
+                pid: p.pid,
+                user: &p.user,
+                start: &p.start,
+                cpu_time: &p.cpu_time,
+                inv: ssh_args::parse_argv(&p.argv)?,
+            })
+        })
+        .filter(|f| !f.inv.forwards.is_empty() || !f.inv.bad.is_empty())
+        .collect();
+    resolve(found)
+}
+
 /// Parses the text of a `ps` capture.
 pub fn parse_ps(text: &str) -> PsOutcome {
     parse_ps_with(text, |_, _| None)
@@ -723,7 +779,7 @@ pub fn parse_ps(text: &str) -> PsOutcome {
 /// exact arguments (live mode reads `/proc/PID/cmdline`). Where it gives
 /// them, ssh's grammar reads them directly, with no guessing about words
 /// that `ps` joined with spaces; where it gives `None`, the `ps` text is read.
-pub fn parse_ps_with(
+pub(crate) fn parse_ps_with(
     text: &str,
     exact_argv: impl Fn(u32, &str) -> Option<Vec<String>>,
 ) -> PsOutcome {
@@ -737,7 +793,7 @@ pub fn parse_ps_with(
 /// buffer at a time ([`lines::read_lines`]) and parses it as it comes: the
 /// same outcome as [`parse_ps`] on the whole text, whose bytes that are not
 /// UTF-8 would be read as U+FFFD.
-pub fn read_ps(r: impl Read) -> io::Result<PsOutcome> {
+pub(crate) fn read_ps(r: impl Read) -> io::Result<PsOutcome> {
     Ok(PsReader::read(r, lines::CHUNK)?.finish())
 }
 
@@ -831,6 +887,11 @@ impl PsReader {
         );
     }
 
+    /// The pids of the ssh and autossh lines read so far, in order.
+    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+        self.rows.iter().map(|(_, _, f)| f.pid)
+    }
+
     /// The outcome of the capture added so far, which ends there.
     pub fn finish(self) -> PsOutcome {
         self.finish_with(|_, _| None)
@@ -838,7 +899,7 @@ impl PsReader {
 
     /// Like [`PsReader::finish`], reading the commands as
     /// [`parse_ps_with`] does.
-    pub fn finish_with(
+    pub(crate) fn finish_with(
         mut self,
         exact_argv: impl Fn(u32, &str) -> Option<Vec<String>>,
     ) -> PsOutcome {
@@ -863,26 +924,28 @@ impl PsReader {
         for (line, len, f) in &self.rows {
             let (line, pid) = (*line, f.pid);
             let mut command = field(text, &f.command);
-            if cut_at == Some(*len) {
+            let cut = cut_at == Some(*len);
+            if cut {
                 // The last word may be cut short: a forward spec that lost
-                // digits would still parse. ssh needs a destination, so a line
-                // cut before it reports nothing (see ssh_args).
+                // digits would still parse. The forwards before it are
+                // reported, with the destination empty when ps cut it off.
                 command = without_last_word(command);
             }
             let inv = match exact_argv(pid, command) {
                 Some(argv) => ssh_args::parse_argv(&argv).map(Invocation::into_owned),
+                None if cut => ssh_args::parse_cut_command(command),
                 None => ssh_args::parse_command(command),
             };
             let Some(inv) = inv else {
                 continue;
             };
             if inv.dest.is_empty() {
-                problems.push((
-                    line,
-                    format!(
-                        "pid {pid}: ssh command line without a destination (cut short by ps?): no tunnel reported"
-                    ),
-                ));
+                let what = if cut {
+                    "ps cut the line before the destination: the forwards shown in full are reported without it"
+                } else {
+                    "ssh command line without a destination (cut short by ps?): no tunnel reported"
+                };
+                problems.push((line, format!("pid {pid}: {what}")));
             }
             first.get_or_insert(line);
             if inv.forwards.is_empty() && inv.bad.is_empty() {
@@ -958,6 +1021,8 @@ impl Found<'_> {
                 cpu_time: self.cpu_time.to_string(),
                 listening: Health::Unknown,
                 vnc: Health::Unknown,
+                connections: None,
+                connected: Vec::new(),
             });
         }
     }
@@ -1272,12 +1337,25 @@ root      4940  4938  0 21:27 ?        00:00:00 /tmp/parser-fake/bin/ssh -D 1080
             .lines()
             .map(|l| format!("{}\n", &l[..l.len().min(100)]))
             .collect();
-        // Only `bin/ssh -L 5903:h:5951 gw sleep 1[00]` keeps its forward and
-        // destination once the possibly cut last word is set aside; the
-        // others lost their destination (`... -L 5923:localhost:5973 novad`)
-        // or never had one on screen. `.../bin/ssh -D 1080 gw` is exactly
-        // 100 characters long, so it cannot be told from a cut line.
-        check(&cut, 0, &["4936 root L []:5903 [h]:5951 gw 21:27 0:00"]);
+        // Once the possibly cut last word is set aside, every forward shown
+        // in full is reported: `bin/ssh -L 5903:h:5951 gw sleep 1[00]` with
+        // its destination; `-R 0:localhost:5906 -R 6906` keeps the first
+        // (6906 may have lost digits, and the `-R` before it has no value
+        // then), and `-L 5923:localhost:5973 novad` its forward, both
+        // without the destination ps cut off. `.../bin/ssh -D 1080 gw` is
+        // exactly 100 characters long, so it cannot be told from a cut line:
+        // its forward is reported without `gw`. The other ssh lines were
+        // cut before their first forward was whole.
+        check(
+            &cut,
+            0,
+            &[
+                "21614 novacr01 R []:0 [localhost]:5906  21:22 0:00",
+                "21691 novacr01 L []:5923 [localhost]:5973  21:22 0:00",
+                "4936 root L []:5903 [h]:5951 gw 21:27 0:00",
+                "4940 root D []:1080  21:27 0:00",
+            ],
+        );
         let out = parse_ps(&cut);
         assert!(
             out.problems

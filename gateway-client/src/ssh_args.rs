@@ -24,7 +24,9 @@
 //!   report none. ssh keeps one of equal forwards, and so does this.
 //! - A command line without a destination reports no forward: ssh exits at
 //!   once without one, so such a line was cut short (`ps` on a terminal cuts
-//!   lines at its width) or is not OpenSSH's.
+//!   lines at its width) or is not OpenSSH's. A line the caller knows `ps`
+//!   cut ([`parse_cut_command`]) keeps the forwards that are fully visible,
+//!   with the destination empty when it was cut off.
 //! - The destination loses `user@` (up to the last `@`) and, for
 //!   `ssh://[user@]host[:port]`, the scheme, user and port.
 //! - `autossh` takes `-M port[:echo_port]` besides ssh's options and passes
@@ -63,7 +65,7 @@ use crate::tunnel::Kind;
 
 /// ssh's getopt string (OpenSSH 9.x `ssh.c`): a letter followed by `:` takes
 /// a value. (Before 9.4, `-P` took none; it was an obsolete no-op then.)
-pub const SSH_OPTSTRING: &str =
+pub(crate) const SSH_OPTSTRING: &str =
     "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy";
 
 /// `-M` takes a value for autossh (monitor port); ssh's `-M` does not.
@@ -78,11 +80,11 @@ const COMMAND_LOOKAHEAD: usize = 16;
 /// Up to this many ps words, a command line is split without allocating.
 const STACK_WORDS: usize = 32;
 /// Up to this many forwards, duplicates are looked for in a list.
-pub const FEW: usize = 16;
+pub(crate) const FEW: usize = 16;
 
 /// Which program a command line runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Program {
+pub(crate) enum Program {
     Ssh,
     Autossh,
 }
@@ -91,7 +93,7 @@ pub enum Program {
 /// Its text borrows from the command line it was read from, except where
 /// ssh's grammar rewrites it (a `\\` escape, `-o LocalForward a b`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub struct Forward<'a> {
+pub(crate) struct Forward<'a> {
     pub kind: Kind,
     /// Bind address, or listening socket path; empty when none was given.
     pub bind: Cow<'a, str>,
@@ -105,7 +107,7 @@ pub struct Forward<'a> {
 
 impl Forward<'_> {
     /// The same forward, owning its text.
-    pub fn into_owned(self) -> Forward<'static> {
+    pub(crate) fn into_owned(self) -> Forward<'static> {
         Forward {
             kind: self.kind,
             bind: Cow::Owned(self.bind.into_owned()),
@@ -118,7 +120,7 @@ impl Forward<'_> {
 
 /// A forward spec ssh would refuse (the running process cannot hold it).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BadForward {
+pub(crate) struct BadForward {
     /// How it was given: `-L`, `-R`, `-D`, `LocalForward`, ...
     pub option: String,
     pub spec: String,
@@ -132,7 +134,7 @@ impl fmt::Display for BadForward {
 
 /// What one ssh or autossh command line sets up, borrowing from it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invocation<'a> {
+pub(crate) struct Invocation<'a> {
     pub program: Program,
     /// The host ssh connects to, without user or port; empty if none was found.
     pub dest: Cow<'a, str>,
@@ -144,7 +146,7 @@ pub struct Invocation<'a> {
 
 impl Invocation<'_> {
     /// The same invocation, owning its text.
-    pub fn into_owned(self) -> Invocation<'static> {
+    pub(crate) fn into_owned(self) -> Invocation<'static> {
         Invocation {
             program: self.program,
             dest: Cow::Owned(self.dest.into_owned()),
@@ -158,7 +160,7 @@ impl Invocation<'_> {
 /// first word. `ps f` tree art (`\_`, `|`) in front is skipped, and so is
 /// busybox's `{comm}` prefix, which names the program when `argv[0]` was
 /// changed (`{ssh} vnc-tunnel -N -L ...` after `exec -a vnc-tunnel ssh`).
-pub fn program_of(command: &str) -> Option<Program> {
+pub(crate) fn program_of(command: &str) -> Option<Program> {
     let (comm, argv) = split_command(command);
     program_in(comm, argv)
 }
@@ -188,7 +190,7 @@ fn split_command(command: &str) -> (Option<&str>, &str) {
 }
 
 /// The program a word runs, by its last path component.
-fn program_of_word(w: &str) -> Option<Program> {
+pub(crate) fn program_of_word(w: &str) -> Option<Program> {
     let named = |name: &str| {
         w.strip_suffix(name)
             .is_some_and(|dir| dir.is_empty() || dir.ends_with('/'))
@@ -204,7 +206,18 @@ fn program_of_word(w: &str) -> Option<Program> {
 
 /// Reads a command line as `ps` shows it (argv joined with spaces). `None`
 /// unless it runs ssh or autossh.
-pub fn parse_command(command: &str) -> Option<Invocation<'_>> {
+pub(crate) fn parse_command(command: &str) -> Option<Invocation<'_>> {
+    parse_command_as(command, false)
+}
+
+/// Reads what `ps` left of a command line it cut at its width (the cut
+/// word already removed): the forwards fully visible are kept even when
+/// the destination was cut off (which is then empty).
+pub(crate) fn parse_cut_command(command: &str) -> Option<Invocation<'_>> {
+    parse_command_as(command, true)
+}
+
+fn parse_command_as(command: &str, cut: bool) -> Option<Invocation<'_>> {
     let (comm, argv) = split_command(command);
     let program = program_in(comm, argv)?; // most commands stop here
     // The words go into a buffer on the stack, and only a command line
@@ -214,18 +227,18 @@ pub fn parse_command(command: &str) -> Option<Invocation<'_>> {
     for n in 0..STACK_WORDS {
         match split.next() {
             Some(w) => stack[n] = w,
-            None => return parse_words(program, &stack[..n], true),
+            None => return parse_words(program, &stack[..n], true, cut),
         }
     }
     let words: Vec<&str> = stack.into_iter().chain(split).collect();
-    parse_words(program, &words, true)
+    parse_words(program, &words, true, cut)
 }
 
 /// Reads an exact argv (`argv[0]` first). `None` unless it runs ssh or autossh.
-pub fn parse_argv<S: AsRef<str>>(argv: &[S]) -> Option<Invocation<'_>> {
+pub(crate) fn parse_argv<S: AsRef<str>>(argv: &[S]) -> Option<Invocation<'_>> {
     let program = program_of_word(argv.first()?.as_ref())?;
     let words: Vec<&str> = argv.iter().map(|s| s.as_ref()).collect();
-    parse_words(program, &words, false)
+    parse_words(program, &words, false, false)
 }
 
 /// Whether option letter `c` takes a value. A letter ssh does not know
@@ -266,7 +279,12 @@ struct Parse<'a> {
 }
 
 /// Reads argv (`words`, argv[0] first) as `program` does.
-fn parse_words<'a>(program: Program, words: &[&'a str], joined: bool) -> Option<Invocation<'a>> {
+fn parse_words<'a>(
+    program: Program,
+    words: &[&'a str],
+    joined: bool,
+    cut: bool,
+) -> Option<Invocation<'a>> {
     let mut p = Parse {
         joined,
         forwards: Vec::new(),
@@ -324,8 +342,9 @@ fn parse_words<'a>(program: Program, words: &[&'a str], joined: bool) -> Option<
     }
     let mut forwards = p.forwards;
     // Without a destination ssh does not run: the line is not a whole
-    // command line (cut short by ps's width) or not OpenSSH's.
-    if p.clear_all.unwrap_or(p.stdio_forward) || p.mux_command || dest.is_none() {
+    // command line (cut short by ps's width) or not OpenSSH's. A line known
+    // to be cut keeps what was visible.
+    if p.clear_all.unwrap_or(p.stdio_forward) || p.mux_command || (dest.is_none() && !cut) {
         forwards.clear();
     }
     Some(Invocation {
@@ -635,7 +654,7 @@ fn destination(w: &str) -> &str {
 /// (`Kind::Remote`: `[bind:]port:host:hostport`, or `[bind:]port` for a
 /// dynamic remote forward) and `-D` (`Kind::Dynamic`). `None` when ssh
 /// would refuse it.
-pub fn parse_forward(kind: Kind, spec: &str) -> Option<Forward<'_>> {
+pub(crate) fn parse_forward(kind: Kind, spec: &str) -> Option<Forward<'_>> {
     match kind {
         Kind::Local => parse_forward_as(spec, false, false),
         Kind::Dynamic => parse_forward_as(spec, true, false),

@@ -96,6 +96,14 @@ pub struct Tunnel {
     pub listening: Health,
     /// Whether a VNC server answered through the forward (`--probe`).
     pub vnc: Health,
+    /// `L` and `D` forwards in live mode: how many ESTABLISHED TCP
+    /// connections its listening sockets have. `None` when unknown: `R`
+    /// forwards, captures, reports of older clients.
+    pub connections: Option<u32>,
+    /// One entry per connection: the account owning the peer's socket when
+    /// the peer is on this host (its uid when no name is known), else the
+    /// peer's IP address. Empty when `connections` is `None` or 0.
+    pub connected: Vec<String>,
 }
 
 impl Tunnel {
@@ -106,8 +114,48 @@ impl Tunnel {
             .then(|| self.target_port - 5900)
     }
 
-    /// Appends this record as one JSON object (no newline).
-    pub fn write_json(&self, out: &mut String) {
+    /// Appends this record as one JSON object (no newline), as the wire
+    /// carries it: `connections` only when known, `connected` only when
+    /// not empty (a decoder takes a missing one as unknown or empty, so
+    /// records of captures and `R` forwards keep the size they had before
+    /// the two fields existed).
+    pub(crate) fn write_json(&self, out: &mut String) {
+        self.write_fields(out);
+        if let Some(n) = self.connections {
+            json::field_u64(out, "connections", u64::from(n), false);
+        }
+        if !self.connected.is_empty() {
+            self.write_connected(out);
+        }
+        out.push('}');
+    }
+
+    /// Appends this record as one JSON object with every field, unknown
+    /// ones as `null` or `[]` (`--json`).
+    pub(crate) fn write_json_all(&self, out: &mut String) {
+        self.write_fields(out);
+        match self.connections {
+            Some(n) => json::field_u64(out, "connections", u64::from(n), false),
+            None => out.push_str(",\"connections\":null"),
+        }
+        self.write_connected(out);
+        out.push('}');
+    }
+
+    /// `,"connected":[...]`.
+    fn write_connected(&self, out: &mut String) {
+        out.push_str(",\"connected\":[");
+        for (i, c) in self.connected.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            json::write_str(out, c);
+        }
+        out.push(']');
+    }
+
+    /// The object's opening brace and the fields every record has.
+    fn write_fields(&self, out: &mut String) {
         out.push('{');
         json::field_u64(out, "pid", u64::from(self.pid), true);
         json::field_str(out, "user", &self.user);
@@ -125,7 +173,6 @@ impl Tunnel {
         json::field_str(out, "cpu_time", &self.cpu_time);
         json::field_str(out, "listening", self.listening.as_str());
         json::field_str(out, "vnc", self.vnc.as_str());
-        out.push('}');
     }
 
     /// The record as one JSON object.
@@ -169,6 +216,21 @@ impl Tunnel {
                     let s = json::want_str(k, v)?;
                     t.vnc = Health::parse(s).ok_or_else(|| format!("bad vnc '{s}'"))?
                 }
+                "connections" => {
+                    t.connections = match v {
+                        Value::Null => None,
+                        _ => Some(json::want_u32(k, v)?),
+                    }
+                }
+                "connected" => {
+                    let Value::Arr(items) = v else {
+                        return Err("'connected' must be an array of strings".into());
+                    };
+                    t.connected = items
+                        .iter()
+                        .map(|c| json::want_str(k, c).map(str::to_string))
+                        .collect::<Result<_, _>>()?;
+                }
                 _ => {}
             }
         }
@@ -196,14 +258,61 @@ mod tests {
             cpu_time: "1:56".into(),
             listening: Health::Yes,
             vnc: Health::Unknown,
+            connections: Some(2),
+            connected: vec!["novaroc1".into(), "192.0.2.15".into()],
         };
         let s = t.to_json();
         assert_eq!(
             s,
-            r#"{"pid":4242,"user":"novacr01","kind":"L","bind":"::1","listen_port":5900,"target_host":"novadaq-far-master-02","target_port":5951,"dest":"novadaq-far-gateway-01","started":1459800000,"start":"Apr04","cpu_time":"1:56","listening":"yes","vnc":"unknown"}"#
+            r#"{"pid":4242,"user":"novacr01","kind":"L","bind":"::1","listen_port":5900,"target_host":"novadaq-far-master-02","target_port":5951,"dest":"novadaq-far-gateway-01","started":1459800000,"start":"Apr04","cpu_time":"1:56","listening":"yes","vnc":"unknown","connections":2,"connected":["novaroc1","192.0.2.15"]}"#
         );
         let back = Tunnel::from_json(&json::parse(&s).unwrap()).unwrap();
         assert_eq!(back, t);
         assert_eq!(back.vnc_display(), Some(51));
+        let mut all = String::new();
+        t.write_json_all(&mut all);
+        assert_eq!(all, s);
+        // Unknown: left out on the wire (as an older client sends it), null
+        // and [] for --json; either reads back as unknown.
+        let known = r#""connections":2,"connected":["novaroc1","192.0.2.15"]"#;
+        let unknown = Tunnel {
+            connections: None,
+            connected: Vec::new(),
+            ..t.clone()
+        };
+        let wire = unknown.to_json();
+        assert_eq!(wire, s.replace(&format!(",{known}"), ""));
+        let mut all = String::new();
+        unknown.write_json_all(&mut all);
+        assert_eq!(
+            all,
+            s.replace(known, r#""connections":null,"connected":[]"#)
+        );
+        for text in [wire, all] {
+            assert_eq!(
+                Tunnel::from_json(&json::parse(&text).unwrap()).unwrap(),
+                unknown
+            );
+        }
+        // Nobody on it: the count only.
+        let idle = Tunnel {
+            connections: Some(0),
+            ..unknown.clone()
+        };
+        assert!(
+            idle.to_json()
+                .ends_with(r#""vnc":"unknown","connections":0}"#)
+        );
+        for bad in [
+            r#"{"connections":"2"}"#,
+            r#"{"connections":4294967296}"#,
+            r#"{"connected":"x"}"#,
+            r#"{"connected":[1]}"#,
+        ] {
+            assert!(
+                Tunnel::from_json(&json::parse(bad).unwrap()).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

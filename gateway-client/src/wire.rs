@@ -36,15 +36,15 @@ use crate::key::Key;
 use crate::tunnel::{Health, Kind, Tunnel};
 
 /// The protocol version in the header and the body's `v`.
-pub const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 1;
 /// No datagram is larger than this, in bytes.
 pub const MAX_DATAGRAM: usize = 1400;
 /// Most parts one report may be split into.
-pub const MAX_PARTS: u32 = 1000;
+pub(crate) const MAX_PARTS: u32 = 1000;
 /// Longest gateway name, in bytes.
-pub const MAX_NAME: usize = 64;
+pub(crate) const MAX_NAME: usize = 64;
 /// The header's fixed prefix.
-pub const MAGIC: &str = "ROCTM/";
+pub(crate) const MAGIC: &str = "ROCTM/";
 /// Length of the header line: `ROCTM/1 ` + 64 hex digits + newline.
 const HEADER_LEN: usize = MAGIC.len() + 2 + 64 + 1;
 
@@ -113,14 +113,6 @@ pub enum Reject {
 }
 
 impl Reject {
-    pub const ALL: [Reject; 5] = [
-        Reject::Oversized,
-        Reject::Malformed,
-        Reject::UnknownVersion,
-        Reject::BadSignature,
-        Reject::UnknownPart,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Reject::Oversized => "oversized",
@@ -325,7 +317,7 @@ pub fn frame(key: &impl Mac, body: &[u8]) -> Vec<u8> {
 }
 
 /// A gateway name: 1 to 64 bytes, no control characters or white space.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME {
         return Err(format!(
             "gateway name must be 1 to {MAX_NAME} bytes, got {}",
@@ -498,6 +490,20 @@ fn read_tunnel(r: &mut json::Reader) -> Option<Tunnel> {
             "cpu_time" => t.cpu_time = text(r)?,
             "listening" => t.listening = Health::parse(&r.str()?)?,
             "vnc" => t.vnc = Health::parse(&r.str()?)?,
+            "connections" => {
+                t.connections = if r.null() {
+                    None
+                } else {
+                    Some(u32::try_from(r.u64()?).ok()?)
+                }
+            }
+            "connected" => {
+                t.connected.clear();
+                r.array(|r| {
+                    t.connected.push(text(r)?);
+                    Some(())
+                })?
+            }
             // An object in an array in the body: its values are at depth 3.
             _ => r.skip(3)?,
         }
@@ -514,8 +520,27 @@ pub fn ack(key: &impl Mac, acked: &Body, status: &str) -> Vec<u8> {
     frame(key, json.as_bytes())
 }
 
-/// Cuts the longest string of a tunnel in half (on a char boundary).
+/// Cuts the longest string of a tunnel in half (on a char boundary), or
+/// the list of who is connected when that is longer (`connections` keeps
+/// the count).
 fn shorten(t: &mut Tunnel) -> bool {
+    let listed: usize = t.connected.iter().map(|c| c.len() + 3).sum();
+    let longest_field = [
+        &t.user,
+        &t.bind,
+        &t.target_host,
+        &t.dest,
+        &t.start,
+        &t.cpu_time,
+    ]
+    .iter()
+    .map(|s| s.len())
+    .max()
+    .unwrap_or(0);
+    if !t.connected.is_empty() && listed >= longest_field {
+        t.connected.truncate(t.connected.len() / 2);
+        return true;
+    }
     let fields = [
         &mut t.user,
         &mut t.bind,
@@ -666,7 +691,7 @@ impl Reassembler {
     }
 
     /// Drops incomplete reports first seen more than `max_age` seconds ago.
-    pub fn expire(&mut self, now: u64) -> usize {
+    pub(crate) fn expire(&mut self, now: u64) -> usize {
         let before = self.pending.len();
         let max_age = self.max_age;
         self.pending
@@ -875,6 +900,60 @@ mod tests {
         let parts = encode_all(&key(), &b).unwrap();
         assert_eq!(parts.len(), 1);
         assert!(parts[0].1.len() <= MAX_DATAGRAM);
+    }
+
+    /// Both body readers, the fast one and the tree, on every accepted
+    /// vector of `testdata/wire` (made by `scripts/make-wire-vectors`):
+    /// reports with and without `connections` and `connected`, and with
+    /// fields of a newer version, read alike and as expected.
+    #[test]
+    fn both_readers_read_every_vector_alike() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/wire");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "expect") {
+                continue;
+            }
+            let expect = std::fs::read_to_string(&path).unwrap();
+            let mut lines = expect.lines();
+            if !lines.next().unwrap().starts_with("accept") {
+                continue;
+            }
+            let want = lines.next().unwrap();
+            let dgram = std::fs::read(path.with_extension("dgram")).unwrap();
+            let at = dgram.iter().position(|&b| b == b'\n').unwrap() + 1;
+            let text = std::str::from_utf8(&dgram[at..]).unwrap();
+            let fast = read_body(text)
+                .unwrap_or_else(|| panic!("{}: fast reader refused", path.display()));
+            let tree = body_from_tree(text).unwrap();
+            assert_eq!(fast.to_json(), want, "{}", path.display());
+            assert_eq!(tree.to_json(), want, "{}", path.display());
+            checked += 1;
+        }
+        assert!(checked >= 9, "only {checked} accepted vectors");
+    }
+
+    #[test]
+    fn a_long_list_of_peers_is_shortened_to_fit_and_the_count_kept() {
+        let mut b = report(2);
+        b.tunnels[0].connections = Some(300);
+        b.tunnels[0].connected = (0..300).map(|i| format!("192.0.2.{}", i % 250)).collect();
+        b.tunnels[1].connections = Some(1);
+        b.tunnels[1].connected = vec!["novaroc1".into()];
+        let parts = encode_all(&key(), &b).unwrap();
+        let mut got = Vec::new();
+        for (_, d) in &parts {
+            assert!(d.len() <= MAX_DATAGRAM);
+            got.extend(decode(&key(), d).unwrap().tunnels);
+        }
+        assert_eq!(got[0].connections, Some(300));
+        assert!(!got[0].connected.is_empty() && got[0].connected.len() < 300);
+        assert_eq!(
+            got[0].connected[..],
+            b.tunnels[0].connected[..got[0].connected.len()]
+        );
+        assert_eq!(got[1], b.tunnels[1]);
     }
 
     #[test]

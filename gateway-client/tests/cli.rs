@@ -337,6 +337,17 @@ fn json_lines_and_a_closed_pipe() {
         (t.pid, t.listen_port, t.target_port, t.user.as_str()),
         (10_002, 20_002, 5902, "novacr02")
     );
+    // From a capture nobody's connections are known: both fields, unknown.
+    for l in &lines {
+        assert!(l.ends_with(r#","connections":null,"connected":[]}"#), "{l}");
+    }
+    // The table has the column, `-` for unknown.
+    let (code, table, err) = run(client().args(["--dry-run", "--ps-file"]).arg(&capture));
+    assert_eq!(code, 0, "{err}");
+    let head = table.lines().find(|l| l.starts_with("KIND")).unwrap();
+    assert!(head.trim_end().ends_with("VNC-ANSWER CONNECTED"), "{head}");
+    let row = table.lines().find(|l| l.starts_with("L ")).unwrap();
+    assert!(row.trim_end().ends_with(" -"), "{row}");
 
     // `| head -1`: the reader goes away early; no panic, exit 0.
     let big = ps_capture(&dir.0, 5000);

@@ -7,7 +7,7 @@
 //! at its own children's pids only. Also: a hung or failing `ps`.
 
 use std::fs;
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -82,6 +82,8 @@ struct Spawn {
     arg0: Option<&'static str>,
     /// Run under this uid (needs root).
     uid: Option<u32>,
+    /// A port on 127.0.0.1 it binds itself and holds, never accepting.
+    bind: Option<u16>,
 }
 
 fn spawn(args: &[String], how: Spawn) -> Proc {
@@ -116,6 +118,9 @@ fn try_spawn(args: &[String], how: Spawn) -> std::io::Result<Proc> {
     }
     if let Some(u) = how.uid {
         c.uid(u);
+    }
+    if let Some(port) = how.bind {
+        c.env("FAKE_SSH_BIND", format!("127.0.0.1:{port}"));
     }
     let spawned = now();
     let child = c.spawn()?;
@@ -576,4 +581,152 @@ fn argument_with_spaces_is_read_from_proc() {
             (15997, 5997, "fakehost.invalid")
         ]
     );
+}
+
+/// Connects to 127.0.0.1:`port` once the fake ssh there listens (it binds
+/// after it starts): at most 100 tries, 20 ms apart.
+fn connect_when_listening(port: u16) -> TcpStream {
+    for _ in 0..100 {
+        if let Ok(c) = TcpStream::connect(("127.0.0.1", port)) {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on 127.0.0.1:{port} after 2 s");
+}
+
+/// `connections` and `connected` of a forward: two connections from this
+/// process (so from our account), then one after the other closes. At most
+/// 50 rescans, 20 ms apart, for the kernel to see the close.
+#[test]
+fn connections_to_a_forward_and_who_made_them() {
+    let port = free_port();
+    let p = spawn(
+        &s(&[
+            "-N",
+            "-L",
+            &format!("{port}:localhost:5951"),
+            "fakehost.invalid",
+        ]),
+        Spawn {
+            bind: Some(port),
+            ..Spawn::default()
+        },
+    );
+    let c1 = connect_when_listening(port);
+    let c2 = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mine = tunnels_of(&collect(false), &p);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0].listening, Health::Yes);
+    assert_eq!(mine[0].connections, Some(2));
+    assert_eq!(mine[0].connected, vec![my_user(), my_user()]);
+    drop(c1);
+    let mut last = None;
+    for _ in 0..50 {
+        let mine = tunnels_of(&collect(false), &p);
+        last = Some(mine[0].clone());
+        if mine[0].connections == Some(1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let last = last.unwrap();
+    assert_eq!(last.connections, Some(1), "{last:?}");
+    assert_eq!(last.connected, vec![my_user()]);
+    drop(c2);
+}
+
+/// The client run as an account that owns none of the tunnels (nobody,
+/// 65534) still counts the connections and names who made them (root, this
+/// test); it cannot read the tunnel's fds, so `listening` is unknown, which
+/// root's run answers (yes). Needs root to run the three accounts.
+#[test]
+fn an_unprivileged_account_sees_who_is_on_a_tunnel() {
+    let owner = 54323;
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let nobody = passwd.lines().any(|l| l.starts_with("nobody:x:65534:"));
+    if my_user() != "root" || !nobody {
+        skip("needs root and the account nobody (65534)");
+        return;
+    }
+    let port = free_port();
+    let p = spawn(
+        &s(&[
+            "-N",
+            "-L",
+            &format!("{port}:localhost:5951"),
+            "fakehost.invalid",
+        ]),
+        Spawn {
+            bind: Some(port),
+            uid: Some(owner),
+            ..Spawn::default()
+        },
+    );
+    let c1 = connect_when_listening(port);
+    let c2 = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_gateway-client"))
+        .args(["--dry-run", "--json"])
+        .uid(65534)
+        .gid(65534)
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run gateway-client as nobody");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let pid = format!("\"pid\":{},", p.pid());
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("{{{pid}")))
+        .unwrap_or_else(|| panic!("no tunnel of pid {} in:\n{text}", p.pid()));
+    assert!(line.contains(r#""listening":"unknown""#), "{line}");
+    assert!(
+        line.contains(r#""connections":2,"connected":["root","root"]"#),
+        "{line}"
+    );
+    // Root reads the fds: the forward listens.
+    let mine = tunnels_of(&collect(false), &p);
+    assert_eq!(mine[0].listening, Health::Yes);
+    assert_eq!(mine[0].connections, Some(2));
+    drop((c1, c2));
+}
+
+/// The rescan without ps finds the same forward from /proc alone, with its
+/// listener and connection; without counting connections they are unknown.
+#[test]
+fn rescan_without_ps() {
+    let port = free_port();
+    let p = spawn(
+        &s(&[
+            "-N",
+            "-L",
+            &format!("{port}:localhost:5951"),
+            "fakehost.invalid",
+        ]),
+        Spawn {
+            bind: Some(port),
+            ..Spawn::default()
+        },
+    );
+    let c = connect_when_listening(port);
+    let ctx = live::Context::without_sockets();
+    let found = live::rescan(&ctx, true).unwrap();
+    let mine = tunnels_of(&found, &p);
+    assert_eq!(mine.len(), 1, "{mine:?}");
+    assert_eq!(mine[0].user, my_user());
+    assert_eq!((mine[0].kind, mine[0].listen_port), (Kind::Local, port));
+    assert_eq!(mine[0].listening, Health::Yes);
+    assert_eq!(mine[0].connections, Some(1));
+    assert_eq!(mine[0].connected, vec![my_user()]);
+    assert_eq!(mine[0].start, "");
+    check_started(&mine[0], &p);
+    let fast = tunnels_of(&live::rescan(&ctx, false).unwrap(), &p);
+    assert_eq!(fast[0].listening, Health::Yes);
+    assert_eq!((fast[0].connections, fast[0].connected.len()), (None, 0));
+    drop(c);
 }

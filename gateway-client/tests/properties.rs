@@ -644,7 +644,7 @@ fn health() -> impl Strategy<Value = Health> {
 }
 
 /// A tunnel whose JSON always fits in one datagram (fields of at most 20
-/// characters, escaped to at most 6 bytes each).
+/// characters, escaped to at most 6 bytes each, and at most 2 peers of 8).
 fn arb_tunnel() -> impl Strategy<Value = Tunnel> {
     (
         (
@@ -654,12 +654,14 @@ fn arb_tunnel() -> impl Strategy<Value = Tunnel> {
         ),
         (text(20), any::<u16>(), text(20), any::<u16>(), text(20)),
         (any::<Option<u64>>(), text(20), text(20), health(), health()),
+        (any::<Option<u32>>(), prop::collection::vec(text(8), 0..3)),
     )
         .prop_map(
             |(
                 (pid, user, kind),
                 (bind, listen_port, target_host, target_port, dest),
                 (started, start, cpu_time, listening, vnc),
+                (connections, connected),
             )| Tunnel {
                 pid,
                 user,
@@ -674,6 +676,8 @@ fn arb_tunnel() -> impl Strategy<Value = Tunnel> {
                 cpu_time,
                 listening,
                 vnc,
+                connections,
+                connected,
             },
         )
 }

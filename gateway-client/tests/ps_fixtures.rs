@@ -175,3 +175,48 @@ fn captures_read_in_small_chunks_give_what_the_whole_text_gives() {
         }
     }
 }
+
+/// The problems of a capture, as the client prints them (`LINE: message`).
+fn problems_of(name: &str) -> (usize, Vec<String>) {
+    let text = std::fs::read_to_string(fixture_dir().join(name)).unwrap();
+    let out = parse_ps(&text);
+    (
+        out.skipped,
+        out.problems.iter().map(ToString::to_string).collect(),
+    )
+}
+
+/// `ps aux | grep` and `ps -ef | grep` without a header, where an account
+/// without a name shows as its uid in USER (54330): its lines are read like
+/// the others (before, a number there was taken for busybox's PID column and
+/// the line left out unseen), and nothing is skipped.
+#[test]
+fn numeric_user_lines_without_a_header_are_read() {
+    for name in [
+        "numeric-user-aux-grep-novadaq.txt",
+        "numeric-user-ef-grep-novadaq.txt",
+    ] {
+        assert_eq!(check(&fixture_dir().join(name)), None);
+        assert_eq!(problems_of(name), (0, Vec::new()), "{name}");
+    }
+}
+
+/// `ps aux` cut at 120 columns: every forward shown in full is reported
+/// (without the destination ps cut off), and each such line is named in a
+/// warning, as is the cut itself.
+#[test]
+fn lines_cut_at_the_terminal_width_keep_their_visible_forwards() {
+    let (skipped, problems) = problems_of("procps-aux-columns120.txt");
+    assert_eq!(skipped, 0);
+    let cut = "ps cut the line before the destination: the forwards shown in full are reported without it";
+    assert_eq!(
+        problems,
+        vec![
+            format!("3: pid 42: {cut}"),
+            "3: ps cut lines at 120 characters (use ps auxww): ssh command lines of that length lose their last word".to_string(),
+            format!("4: pid 43: {cut}"),
+            format!("5: pid 50: {cut}"),
+            format!("6: pid 60: {cut}"),
+        ]
+    );
+}

@@ -9,6 +9,8 @@
 //! keep_days = 90         # log retention (collector)
 //! notify = "/usr/local/bin/roc-alert"   # run on every alert (collector)
 //! page_url = "https://monitor.example.org/"  # named in alerts
+//! hold = "30s"           # a tunnel alert waits until its state held this long
+//! flap = 4               # more changes in an hour: one tunnel_flapping
 //!
 //! # or, instead of notify = "...", routes (see `crate::route`):
 //! # [[notify]]
@@ -40,9 +42,10 @@ use crate::duration;
 use crate::gateway::Thresholds;
 use crate::inventory::Expected;
 use crate::route::{EVENTS, Route};
+use crate::silence::Silence;
 
 /// Where both binaries look for the file when `--config` is not given.
-pub const DEFAULT_PATH: &str = "/etc/roc-tunnel-monitor/monitor.toml";
+pub(crate) const DEFAULT_PATH: &str = "/etc/roc-tunnel-monitor/monitor.toml";
 
 /// The file as written (before checking the values).
 #[derive(Deserialize)]
@@ -54,8 +57,22 @@ struct File {
     keep_days: Option<Spanned<i64>>,
     notify: Option<Spanned<toml::Value>>,
     page_url: Option<Spanned<String>>,
+    hold: Option<Spanned<Duration>>,
+    flap: Option<Spanned<i64>>,
     #[serde(default)]
     tunnel: Vec<Spanned<TunnelEntry>>,
+    #[serde(default)]
+    silence: Vec<Spanned<SilenceEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SilenceEntry {
+    gateway: Option<String>,
+    roc: Option<String>,
+    from: String,
+    until: String,
+    reason: String,
 }
 
 /// A duration as a string (`"150s"`) or a number of seconds.
@@ -91,19 +108,16 @@ pub struct Config {
     /// The notify routes (`notify = "CMD"` is one without filters).
     pub notify: Vec<Route>,
     pub page_url: Option<String>,
+    /// Damping of tunnel alerts (`crate::damping`).
+    pub hold: Option<u64>,
+    pub flap: Option<u32>,
     /// The expected tunnels, in file order.
     pub tunnels: Vec<Expected>,
+    /// Planned silences, in file order.
+    pub silences: Vec<Silence>,
 }
 
 impl Config {
-    /// The thresholds: the file's, over `defaults`, checked together.
-    pub fn thresholds(&self, defaults: Thresholds) -> Result<Thresholds, String> {
-        Thresholds::new(
-            self.late.unwrap_or(defaults.late),
-            self.down.unwrap_or(defaults.down),
-        )
-    }
-
     /// "24 expected tunnels on 2 gateways", for the log line of a load.
     pub fn summary(&self) -> String {
         let mut gateways: Vec<&str> = self.tunnels.iter().map(|t| t.gateway.as_str()).collect();
@@ -214,6 +228,17 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         config.notify = routes(n, &at)?;
     }
     config.page_url = nonempty(file.page_url, "page_url", &at)?;
+    config.hold = duration(file.hold, "hold")?;
+    if let Some(f) = file.flap {
+        let span = f.span();
+        let n = *f.get_ref();
+        config.flap = Some(u32::try_from(n).ok().filter(|&n| n >= 1).ok_or_else(|| {
+            at(
+                Some(span),
+                format!("flap {n}: must be 1 or more (changes within an hour)"),
+            )
+        })?);
+    }
     for t in file.tunnel {
         let entry = expected(t, &at)?;
         if let Some(first) = config
@@ -232,6 +257,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             ));
         }
         config.tunnels.push(entry.0);
+    }
+    for s in file.silence {
+        config.silences.push(silence(s, &at)?);
     }
     Ok(config)
 }
@@ -302,6 +330,46 @@ fn routes(
             "notify must be a command (notify = \"CMD\") or [[notify]] tables".into(),
         )),
     }
+}
+
+/// One `[[silence]]`, checked.
+fn silence(
+    s: Spanned<SilenceEntry>,
+    at: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
+) -> Result<Silence, ConfigError> {
+    let span = s.span();
+    let s = s.into_inner();
+    let bad = |why: String| at(Some(span.clone()), format!("[[silence]] {why}"));
+    let time = |key: &str, v: &str| -> Result<u64, ConfigError> {
+        let t: jiff::Timestamp = v.parse().map_err(|_| {
+            bad(format!(
+                "{key} '{v}': not an RFC 3339 time such as 2026-12-07T08:00:00+01:00"
+            ))
+        })?;
+        u64::try_from(t.as_second()).map_err(|_| bad(format!("{key} '{v}': before 1970")))
+    };
+    let (from, until) = (time("from", &s.from)?, time("until", &s.until)?);
+    if until <= from {
+        return Err(bad(format!(
+            "until '{}' is not after from '{}'",
+            s.until, s.from
+        )));
+    }
+    let nonblank = |v: Option<String>| v.filter(|x| !x.trim().is_empty());
+    let (gateway, roc) = (nonblank(s.gateway), nonblank(s.roc));
+    if gateway.is_none() && roc.is_none() {
+        return Err(bad("needs gateway, roc or both: what is silenced".into()));
+    }
+    if s.reason.trim().is_empty() {
+        return Err(bad("reason is empty: say why, for the page".into()));
+    }
+    Ok(Silence {
+        gateway,
+        roc,
+        from,
+        until,
+        reason: s.reason,
+    })
 }
 
 /// One `[[tunnel]]`, checked, and the span of the table.
@@ -423,6 +491,38 @@ roc = "Fermilab"
             check("").unwrap().summary(),
             "0 expected tunnels on 0 gateways"
         );
+    }
+
+    #[test]
+    fn silences() {
+        let c = check(
+            "[[silence]]\ngateway = \"far\"\nfrom = \"2026-12-07T08:00:00+01:00\"\nuntil = \"2026-12-07T10:00:00+01:00\"\nreason = \"kernel update\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.silences.len(), 1);
+        assert_eq!(c.silences[0].until - c.silences[0].from, 7200);
+        assert_eq!(c.silences[0].from, 1_796_626_800);
+        for (text, want) in [
+            (
+                "[[silence]]\nfrom = \"2026-12-07T08:00:00Z\"\nuntil = \"2026-12-07T09:00:00Z\"\nreason = \"r\"\n",
+                "monitor.toml:1: [[silence]] needs gateway, roc or both",
+            ),
+            (
+                "\n[[silence]]\nroc = \"C\"\nfrom = \"tomorrow\"\nuntil = \"2026-12-07T09:00:00Z\"\nreason = \"r\"\n",
+                "monitor.toml:2: [[silence]] from 'tomorrow': not an RFC 3339 time",
+            ),
+            (
+                "[[silence]]\nroc = \"C\"\nfrom = \"2026-12-07T09:00:00Z\"\nuntil = \"2026-12-07T08:00:00Z\"\nreason = \"r\"\n",
+                "is not after from",
+            ),
+            (
+                "[[silence]]\nroc = \"C\"\nfrom = \"2026-12-07T08:00:00Z\"\nuntil = \"2026-12-07T09:00:00Z\"\nreason = \" \"\n",
+                "reason is empty",
+            ),
+        ] {
+            let e = check(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
     }
 
     #[test]

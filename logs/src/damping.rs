@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// An hour: the window for counting changes, and how long a flapping
 /// tunnel must be steady to be alerted on again.
-pub const FLAP_WINDOW: u64 = 3600;
+pub(crate) const FLAP_WINDOW: u64 = 3600;
 
 /// The settings: `hold` and `flap` of the config file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,9 +63,8 @@ pub enum Verdict<A> {
 
 struct Pending<A> {
     alert: A,
-    /// The slot's state before the change, and after it.
+    /// The slot's state before the change.
     from: String,
-    to: String,
     due: u64,
 }
 
@@ -94,14 +93,6 @@ impl<A> Damper<A> {
 
     pub fn set(&mut self, damping: Damping) {
         self.damping = damping;
-    }
-
-    /// The slots flapping now.
-    pub fn flapping(&self) -> impl Iterator<Item = &Slot> {
-        self.slots
-            .iter()
-            .filter(|(_, s)| s.flapping_since.is_some())
-            .map(|(k, _)| k)
     }
 
     /// A change of `slot` from state `from` to `to` at `now`, with its
@@ -135,7 +126,6 @@ impl<A> Damper<A> {
         let pending = Pending {
             alert,
             from: from.to_string(),
-            to: to.to_string(),
             due: now.saturating_add(d.hold),
         };
         if d.hold == 0 {
@@ -165,15 +155,6 @@ impl<A> Damper<A> {
         });
         out
     }
-
-    /// The state a held-back alert of `slot` is about, if one is pending.
-    pub fn pending_state(&self, slot: &Slot) -> Option<&str> {
-        self.slots
-            .get(slot)?
-            .pending
-            .as_ref()
-            .map(|p| p.to.as_str())
-    }
 }
 
 #[cfg(test)]
@@ -200,7 +181,6 @@ mod tests {
         let mut d = Damper::new(Damping { hold: 30, flap: 4 });
         assert!(sent(d.change(slot(), "up", "missing", "missing", 100)).is_empty());
         assert!(d.tick(129).is_empty());
-        assert_eq!(d.pending_state(&slot()), Some("missing"));
         assert_eq!(d.tick(130), ["missing"]);
         // Back within hold: nothing at all.
         assert!(sent(d.change(slot(), "missing", "up", "restored", 200)).is_empty());
@@ -227,11 +207,9 @@ mod tests {
             out,
             ["missing", "up", "missing", "up", "FLAPPING", "missing"]
         );
-        assert_eq!(d.flapping().count(), 1);
         // Steady for an hour after the last change (at 1000): alerted again.
         assert!(d.tick(1000 + FLAP_WINDOW - 1).is_empty());
         d.tick(1000 + FLAP_WINDOW);
-        assert_eq!(d.flapping().count(), 0);
         assert!(sent(d.change(slot(), "up", "missing", "missing", 5000)).is_empty());
         assert_eq!(d.tick(5030), ["missing"]);
     }

@@ -93,8 +93,10 @@ pub struct FileRows<T> {
 }
 
 /// Reads the rows of one file. Its first row must be `header` exactly, else
-/// the file is skipped whole (its columns would mean something else); rows
-/// that do not parse are skipped and counted. A missing file has no rows.
+/// the file is skipped whole (its columns would mean something else); a
+/// UTF-8 byte order mark before it is ignored (the `csv` reader drops it;
+/// an editor may add one). Rows that do not parse are skipped and counted.
+/// A missing file has no rows.
 fn read_rows<T>(
     path: &Path,
     header: &[&str],
@@ -155,4 +157,25 @@ pub fn read_events(path: &Path) -> Result<FileRows<EventRow>, Error> {
 /// The tunnel rows of one file.
 pub fn read_tunnels(path: &Path) -> Result<FileRows<TunnelRow>, Error> {
     read_rows(path, &schema::TUNNEL_HEADER, TunnelRow::from_record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_utf8_bom_before_the_header_is_ignored() {
+        let dir = std::env::temp_dir().join(format!("logs-bom-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("events-2025-11-23.csv");
+        let text = format!(
+            "\u{feff}{}\n1763856000,gw,message,1,1,1,1763856000,10.0.0.1:4000,0,hi\n",
+            schema::EVENT_HEADER.join(",")
+        );
+        std::fs::write(&path, text).unwrap();
+        let read = read_events(&path).unwrap();
+        assert!(!read.wrong_header);
+        assert_eq!((read.rows.len(), read.malformed), (1, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

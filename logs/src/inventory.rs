@@ -57,7 +57,7 @@ impl Expected {
 
     /// Whether `t` listens on this entry's port on its gateway (an `L` or
     /// `D` forward; an `R` forward listens on the far side).
-    pub fn holds_port(&self, t: &Tunnel) -> bool {
+    pub(crate) fn holds_port(&self, t: &Tunnel) -> bool {
         t.listen_port == self.listen && t.kind != Kind::Remote
     }
 }
@@ -93,7 +93,7 @@ impl TunnelState {
     }
 
     /// Something is wrong with the tunnel itself (not merely unknown).
-    pub fn is_problem(self) -> bool {
+    pub(crate) fn is_problem(self) -> bool {
         matches!(
             self,
             TunnelState::Broken | TunnelState::WrongTarget | TunnelState::Missing
@@ -108,7 +108,7 @@ fn broken(t: &Tunnel) -> bool {
 /// The state of `e` given its gateway's state and latest complete report
 /// (`None`: no complete report since the judge started), and the tunnel
 /// that decided it.
-pub fn judge<'a>(
+pub(crate) fn judge<'a>(
     e: &Expected,
     gateway: GatewayState,
     report: Option<&[&'a Tunnel]>,
@@ -283,13 +283,6 @@ impl Inventory {
             }
         }
         out
-    }
-
-    /// Whether `t` on `gateway` is one of the expected tunnels.
-    pub fn expects(&self, gateway: &str, t: &Tunnel) -> bool {
-        self.entries
-            .iter()
-            .any(|e| e.gateway == gateway && e.matches(t))
     }
 }
 

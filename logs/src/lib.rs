@@ -20,7 +20,8 @@
 //! - [`config`]: the monitoring host's config file, which both read;
 //! - [`inventory`]: the tunnels that should be up, and how each is judged;
 //! - [`route`]: which alerts go to which notify command;
-//! - [`damping`]: when a tunnel alert is held back or thinned out.
+//! - [`damping`]: when a tunnel alert is held back or thinned out;
+//! - [`silence`]: planned work that must not page anyone.
 //!
 //! It depends on `gateway-client` for the tunnel record, and on `csv`,
 //! `jiff` and `toml`; nothing of HTTP, UDP or HTML.
@@ -39,6 +40,7 @@ mod kind;
 pub mod reader;
 pub mod route;
 pub mod schema;
+pub mod silence;
 
 pub use error::Error;
 pub use gateway::{GatewayState, Thresholds};

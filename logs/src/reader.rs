@@ -25,6 +25,10 @@
 //!    (some of its tunnel rows were malformed) is *damaged* and skipped:
 //!    applying it would end, then restart, the sessions of the tunnels
 //!    lost. Its event rows still count as signs of life.
+//! 7. A complete report replaces its gateway's tunnel list when it is
+//!    *newer* ([`replaces`]): completed later, by the second received and
+//!    within one second by `seq`, which is the order [`read`] gives. Never
+//!    by `seq` alone: it is the gateway's clock, which may step back.
 //!
 //! [`read`] is the reference: obviously correct rather than fast (it owns
 //! every row, through the `csv` crate). The collector rebuilds its state
@@ -59,6 +63,18 @@ pub struct Window {
     pub reports_from: Date,
     /// Event rows received after this time are ignored.
     pub until: u64,
+}
+
+/// Rule 7: whether a complete report, completed in the second `received`
+/// with `seq`, replaces the one that completed last, `last` (its second
+/// and seq; `None` when there was none). Within one second the higher seq
+/// wins (the order [`read`] gives); a report of another second always
+/// does, so a gateway whose clock stepped back (lower seqs), or that once
+/// sent a seq of 2^64-1, is not hidden for longer than that second. (An
+/// earlier second than `last`'s is seen only live, after the collector's
+/// own clock stepped back: that report came last, so it is taken.)
+pub fn replaces(last: Option<(u64, u64)>, received: u64, seq: u64) -> bool {
+    last.is_none_or(|(at, last_seq)| received != at || seq >= last_seq)
 }
 
 /// A complete report.
@@ -313,4 +329,21 @@ fn complete<'a>(
             .unwrap_or(first.received),
         tunnels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::replaces;
+
+    #[test]
+    fn a_report_replaces_the_last_by_second_then_seq_never_by_seq_alone() {
+        assert!(replaces(None, 1000, 5));
+        // Same second: the higher seq stays.
+        assert!(replaces(Some((1000, 5)), 1000, 6));
+        assert!(!replaces(Some((1000, 5)), 1000, 4));
+        // A later second: taken whatever its seq (a clock stepped back, or
+        // the last one had seq 2^64-1).
+        assert!(replaces(Some((1000, 5_000_000)), 1060, 4_000_000));
+        assert!(replaces(Some((1000, u64::MAX)), 1001, 1));
+    }
 }

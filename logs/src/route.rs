@@ -8,7 +8,7 @@
 //! `notify = "CMD"` are such a route.
 
 /// Every event an alert can carry, as in `ROCTM_EVENT`.
-pub const EVENTS: [&str; 9] = [
+pub(crate) const EVENTS: [&str; 9] = [
     "gateway_late",
     "gateway_down",
     "gateway_up",

@@ -37,7 +37,7 @@ pub enum LogKind {
 impl LogKind {
     pub const ALL: [LogKind; 2] = [LogKind::Events, LogKind::Tunnels];
 
-    pub fn prefix(self) -> &'static str {
+    pub(crate) fn prefix(self) -> &'static str {
         match self {
             LogKind::Events => "events",
             LogKind::Tunnels => "tunnels",
@@ -371,6 +371,9 @@ impl TunnelRow {
                 cpu_time: text(rec, C::CpuTime)?.to_string(),
                 listening: health(C::Listening)?,
                 vnc: health(C::Vnc)?,
+                // Not in the CSV (yet): unknown.
+                connections: None,
+                connected: Vec::new(),
             },
         })
     }

@@ -71,15 +71,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     let cfg = match cli::parse(args) {
         Ok(Command::Run(cfg)) => cfg,
         Ok(Command::Help) => {
-            print!("{}", cli::HELP);
+            say(&mut std::io::stdout(), format_args!("{}", cli::HELP));
             return error::EXIT_OK;
         }
         Ok(Command::Version) => {
-            println!("webgen {}", env!("CARGO_PKG_VERSION"));
+            say(
+                &mut std::io::stdout(),
+                format_args!("webgen {}\n", env!("CARGO_PKG_VERSION")),
+            );
             return error::EXIT_OK;
         }
         Err(e) => {
-            eprintln!("webgen: {e}");
+            say(&mut std::io::stderr(), format_args!("webgen: {e}\n"));
             return e.exit_code();
         }
     };
@@ -98,13 +101,19 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     match execute(&cfg) {
         Ok(summary) => {
             if !cfg.data.is_dir() {
-                eprintln!(
-                    "webgen: warning: data directory {} does not exist: the pages say there is no data yet (check --data)",
-                    cfg.data.display()
+                say(
+                    &mut std::io::stderr(),
+                    format_args!(
+                        "webgen: warning: data directory {} does not exist: the pages say there is no data yet (check --data)\n",
+                        cfg.data.display()
+                    ),
                 );
             }
             for w in summary.stats.warnings() {
-                eprintln!("webgen: warning: {w}");
+                say(
+                    &mut std::io::stderr(),
+                    format_args!("webgen: warning: {w}\n"),
+                );
             }
             if !cfg.quiet {
                 let s = &summary.stats;
@@ -116,18 +125,21 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                 let n = |count: usize, one: &str, many: &str| {
                     format!("{count} {}", if count == 1 { one } else { many })
                 };
-                println!(
-                    "webgen: wrote {} ({}, {}, {} skipped)",
-                    pages.join(", "),
-                    n(summary.gateways, "gateway", "gateways"),
-                    n(s.files.len(), "log file", "log files"),
-                    n(s.malformed() as usize, "malformed row", "malformed rows")
+                say(
+                    &mut std::io::stdout(),
+                    format_args!(
+                        "webgen: wrote {} ({}, {}, {} skipped)\n",
+                        pages.join(", "),
+                        n(summary.gateways, "gateway", "gateways"),
+                        n(s.files.len(), "log file", "log files"),
+                        n(s.malformed() as usize, "malformed row", "malformed rows")
+                    ),
                 );
             }
             error::EXIT_OK
         }
         Err(e) => {
-            eprintln!("webgen: {e}");
+            say(&mut std::io::stderr(), format_args!("webgen: {e}\n"));
             e.exit_code()
         }
     }
@@ -197,4 +209,13 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         gateways: status.gateways.len(),
         stats,
     })
+}
+
+/// Writes one message in one write, ignoring a failure: `print!` and
+/// `eprintln!` panic when the write fails (a pipe whose reader is gone, a
+/// full disk under cron's `>>`), and webgen's pages matter more than its
+/// messages.
+fn say(w: &mut impl std::io::Write, args: std::fmt::Arguments<'_>) {
+    let text = args.to_string();
+    let _ = w.write_all(text.as_bytes()).and_then(|()| w.flush());
 }

@@ -436,9 +436,22 @@ fn open(path: &Path, stats: &mut FileStats) -> Option<FastReader<File>> {
 }
 
 /// Checks the first row against the expected header. Returns false (and
-/// notes why) when the file is not in the schema this version reads.
+/// notes why) when the file is not in the schema this version reads. A
+/// UTF-8 byte order mark before it is ignored, as the reference reader
+/// (`logs::files`, through the `csv` crate) ignores it.
 fn check_header(rec: &csv::ByteRecord, want: &[&str], fs: &mut FileStats) -> bool {
-    let ok = rec.len() == want.len() && rec.iter().zip(want).all(|(a, b)| a == b.as_bytes());
+    fn field(i: usize, a: &[u8]) -> &[u8] {
+        match i {
+            0 => a.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(a),
+            _ => a,
+        }
+    }
+    let ok = rec.len() == want.len()
+        && rec
+            .iter()
+            .enumerate()
+            .zip(want)
+            .all(|((i, a), b)| field(i, a) == b.as_bytes());
     if !ok {
         fs.problem = Some(format!("header is not '{}': file skipped", want.join(",")));
     }

@@ -2,7 +2,8 @@
 //! crate (`logs::reader::read`), on generated logs with every kind of
 //! trouble the reading rules name: reports split in parts, parts missing,
 //! rows written twice (retransmissions), tunnel rows without an event row,
-//! malformed rows (a damaged report), heartbeats and messages. Both must see
+//! malformed rows (a damaged report), heartbeats and messages, headers
+//! after a byte order mark or with columns swapped. Both must see
 //! the same events and the same complete reports, gateway by gateway.
 //!
 //! The logs cross UTC midnight, and the parts of a report arrive seconds
@@ -164,7 +165,7 @@ fn tunnel(i: usize, health: u8) -> Tunnel {
 
 /// Writes the datagrams as the collector would (tunnel rows, then the event
 /// row, in the order received), with the trouble each asks for.
-fn write(dir: &Path, datagrams: &[Datagram]) {
+fn write(dir: &Path, style: u8, datagrams: &[Datagram]) {
     let start = 1_795_477_200; // 2026-11-23 23:50 UTC: the logs cross midnight
     let mut sorted = datagrams.to_vec();
     sorted.sort_by_key(|d| d.at);
@@ -260,18 +261,35 @@ fn write(dir: &Path, datagrams: &[Datagram]) {
                 .collect::<Vec<_>>(),
         ),
     ] {
-        for (day, records) in rows {
-            let mut w = csv::Writer::from_path(dir.join(format!("{prefix}-{day}.csv"))).unwrap();
-            w.write_record(header).unwrap();
-            for mut r in records {
-                if prefix == "tunnels" && r[logs::TunnelCol::ListenPort as usize] == "0" {
-                    r[logs::TunnelCol::ListenPort as usize] = "59x0".into();
-                }
-                w.write_record(&r).unwrap();
-            }
-            w.flush().unwrap();
+        for (i, (day, records)) in rows.into_iter().enumerate() {
+            let path = dir.join(format!("{prefix}-{day}.csv"));
+            write_file(&path, header, records, (i + usize::from(style)) % 5);
         }
     }
+}
+
+/// One log file: `header` (style 0: after a byte order mark, which both
+/// readers ignore; style 1: with two columns swapped, so both skip the
+/// file; else as written), then the records (a tunnel row's listen port 0
+/// made malformed, for the damaged reports).
+fn write_file(path: &Path, header: &[&str], records: Vec<Vec<String>>, style: usize) {
+    let mut file = std::fs::File::create(path).unwrap();
+    let mut header = header.to_vec();
+    match style {
+        0 => std::io::Write::write_all(&mut file, b"\xEF\xBB\xBF").unwrap(),
+        1 => header.swap(1, 2),
+        _ => {}
+    }
+    let tunnels = header.len() == logs::schema::TUNNEL_HEADER.len();
+    let mut w = csv::Writer::from_writer(file);
+    w.write_record(&header).unwrap();
+    for mut r in records {
+        if tunnels && r[logs::TunnelCol::ListenPort as usize] == "0" {
+            r[logs::TunnelCol::ListenPort as usize] = "59x0".into();
+        }
+        w.write_record(&r).unwrap();
+    }
+    w.flush().unwrap();
 }
 
 fn tmp(n: u64) -> PathBuf {
@@ -287,9 +305,10 @@ proptest! {
     fn the_fast_reader_sees_what_the_reference_sees(
         datagrams in proptest::collection::vec(datagram(), 1..40),
         n in any::<u64>(),
+        style in any::<u8>(),
     ) {
         let dir = tmp(n);
-        write(&dir, &datagrams);
+        write(&dir, style, &datagrams);
         let mut catalog = Catalog::default();
         let mut fast = Fast::default();
         webgen::logs::read(&dir, date(2026, 1, 1), date(2027, 1, 1), u64::MAX, &mut catalog, &mut fast).unwrap();
@@ -316,7 +335,7 @@ fn a_copy_after_midnight_does_not_mend_a_damaged_report() {
         drop_last_part: false,
         damage: true,
     };
-    write(&dir, &[d]);
+    write(&dir, 2, &[d]); // style 2: plain headers
     let mut catalog = Catalog::default();
     let mut fast = Fast::default();
     webgen::logs::read(

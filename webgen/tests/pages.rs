@@ -765,3 +765,32 @@ fn history_shows_every_row_and_counts_only_listening_tunnels_up() {
         );
     }
 }
+
+/// stdout and stderr on a pipe whose reader is gone (as under cron when the
+/// mailer died) or on a full disk: webgen still writes the pages and exits
+/// 0 (or 2 for a bad command line), never 101 from a panicking print.
+#[test]
+fn a_dead_output_pipe_does_not_make_webgen_panic() {
+    let run = |args: &[&str]| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        std::process::Command::new(env!("CARGO_BIN_EXE_webgen"))
+            .args(args)
+            .stdout(writer.try_clone().unwrap())
+            .stderr(writer)
+            .status()
+            .unwrap()
+            .code()
+    };
+    let out = fresh_dir("dead-pipe");
+    let data = fixture("two-gateways");
+    let data = data.to_str().unwrap();
+    let out_s = out.to_str().unwrap();
+    assert_eq!(
+        run(&["--data", data, "--out", out_s, "--now", NOW]),
+        Some(0)
+    );
+    assert!(out.join("index.html").exists());
+    assert_eq!(run(&["--help"]), Some(0));
+    assert_eq!(run(&["--bogus"]), Some(2));
+}

@@ -100,6 +100,8 @@ pub fn tunnel(i: u32) -> Tunnel {
         cpu_time: "1:56".into(),
         listening: Health::Unknown,
         vnc: Health::Unknown,
+        connections: None,
+        connected: Vec::new(),
     }
 }
 

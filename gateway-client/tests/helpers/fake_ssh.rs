@@ -10,6 +10,10 @@
 //! with `FAKE_SSH_BANNER` (default `RFB 003.008\n`), as a VNC server would
 //! at the far end of the tunnel.
 //!
+//! With `FAKE_SSH_BIND=ADDR:PORT` it binds that listening socket itself (so
+//! the socket is its account's, as ssh's is) and holds it without accepting:
+//! connections to it wait in its queue, ESTABLISHED.
+//!
 //! Only std; no panics on bad input: a bad variable falls back to the default.
 
 use std::io::Write;
@@ -24,6 +28,10 @@ fn main() {
         .unwrap_or(30)
         .min(600);
     let end = Instant::now() + Duration::from_secs(secs);
+    // Held until the end.
+    let _held = std::env::var("FAKE_SSH_BIND")
+        .ok()
+        .and_then(|a| TcpListener::bind(a.as_str()).ok());
     if std::env::var("FAKE_SSH_LISTEN").as_deref() == Ok("stdin") {
         let banner = std::env::var("FAKE_SSH_BANNER").unwrap_or_else(|_| "RFB 003.008\n".into());
         // SAFETY: the test gives us a listening socket as fd 0 and nothing
