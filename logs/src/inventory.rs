@@ -93,7 +93,7 @@ impl TunnelState {
     }
 
     /// Something is wrong with the tunnel itself (not merely unknown).
-    pub(crate) fn is_problem(self) -> bool {
+    pub fn is_problem(self) -> bool {
         matches!(
             self,
             TunnelState::Broken | TunnelState::WrongTarget | TunnelState::Missing
@@ -267,6 +267,14 @@ impl Inventory {
             j.since = now;
         }
         changes
+    }
+
+    /// Whether `t` on `gateway` is one of the expected tunnels (the pages
+    /// mark the others "not in the inventory").
+    pub fn expects(&self, gateway: &str, t: &Tunnel) -> bool {
+        self.entries
+            .iter()
+            .any(|e| e.gateway == gateway && e.matches(t))
     }
 
     /// The ROCs an alert on `gateway` concerns, each once: those of its

@@ -10,18 +10,33 @@ use jiff::tz::TimeZone;
 use crate::error::Error;
 use crate::history::Range;
 use logs::Thresholds;
+use logs::config;
+use logs::inventory::Expected;
 
 pub(crate) const HELP: &str = "\
 webgen: renders the ROC tunnel monitor's pages from the collector's CSV logs
 
 USAGE:
     webgen --data DIR --out DIR [OPTIONS]
+    webgen --suggest-inventory DURATION --data DIR [OPTIONS]
 
 Reads events-*.csv and tunnels-*.csv in DIR and writes index.html (status
 now) and history.html (last 24 h, 7 d, 30 d) into the output directory.
 Both are self-contained: inline CSS and SVG, no JavaScript needed.
 
+With an inventory (the [[tunnel]] entries of the config file), the status
+page opens with what is wrong: each expected tunnel missing, broken, on a
+wrong target or unknown (its gateway late or down), or \"All N expected
+tunnels up\"; then a panel per ROC; the history page shows each ROC's
+availability and outages.
+
 OPTIONS:
+    --config FILE     the monitoring host's config file (TOML, shared with the
+                      collector): late, down, tz and the inventory (its
+                      keep_days, notify and page_url are the collector's);
+                      the flags below override it; a file that cannot be
+                      read or is wrong is exit 2, FILE:LINE: what is wrong
+                      [/etc/roc-tunnel-monitor/monitor.toml when it exists]
     --data DIR        the collector's log directory (empty: the pages say
                       there is no data yet; missing: the same, and one
                       warning on stderr naming it)
@@ -39,6 +54,13 @@ OPTIONS:
                       DIR must exist
     --now TIME        take TIME as now: Unix seconds or RFC 3339
                       (for tests and replays of old logs) [the clock]
+    --suggest-inventory DURATION
+                      print, instead of writing pages, an inventory (the
+                      config file's [[tunnel]] entries) of the -L forwards
+                      up at least 80 % of the last DURATION (of the part
+                      the logs cover), e.g. 7d, and up now; roc is set to
+                      the account holding each: name the ROCs, then add
+                      the entries to the config file
     -q, --quiet       print nothing on success (warnings still go to stderr)
     -h, --help        print this help
     -V, --version     print the version
@@ -49,9 +71,10 @@ Malformed or truncated rows in the logs are skipped and counted on stderr;
 they never stop the pages.
 
 EXIT STATUS:
-    0   pages written (even with skipped rows)
+    0   pages written (even with skipped rows), or the inventory printed
     1   the data directory could not be listed or a page not written
-    2   bad command line, unknown time zone or missing --templates DIR
+    2   bad command line, unknown time zone, missing --templates DIR, or a
+        config file that cannot be read or is wrong (FILE:LINE: what is wrong)
 ";
 
 /// Everything one run needs.
@@ -68,6 +91,11 @@ pub(crate) struct Config {
     /// Unix seconds.
     pub now: u64,
     pub quiet: bool,
+    /// The expected tunnels of the config file (empty: no inventory).
+    pub inventory: Vec<Expected>,
+    /// `--suggest-inventory`: print an inventory of the tunnels up over
+    /// this many seconds instead of writing pages.
+    pub suggest: Option<u64>,
 }
 
 /// What the command line asked for.
@@ -131,62 +159,100 @@ fn string(flag: &str, v: OsString) -> Result<String, Error> {
         .map_err(|v| Error::Usage(format!("{flag} '{}': not UTF-8", v.to_string_lossy())))
 }
 
-pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
-    use lexopt::prelude::*;
-    let mut data = None;
-    let mut out = None;
-    let mut thresholds = Thresholds::default();
-    let mut recent = 86_400;
-    let mut ranges: Vec<Range> = [86_400, 7 * 86_400, 30 * 86_400]
-        .into_iter()
-        .map(|secs| Range {
-            label: range_label(secs),
-            secs,
-        })
-        .collect();
-    let mut tz = None;
-    let mut templates = None;
-    let mut now = None;
-    let mut quiet = false;
+/// What the command line says, before the config file fills the rest.
+#[derive(Default)]
+struct Flags {
+    config: Option<PathBuf>,
+    data: Option<PathBuf>,
+    out: Option<PathBuf>,
+    late: Option<u64>,
+    down: Option<u64>,
+    recent: Option<u64>,
+    extra_ranges: Vec<u64>,
+    tz: Option<TimeZone>,
+    templates: Option<PathBuf>,
+    now: Option<u64>,
+    quiet: bool,
+    suggest: Option<u64>,
+}
 
+fn duration_value(parser: &mut lexopt::Parser, flag: &str) -> Result<u64, Error> {
+    parse_duration(flag, &string(flag, parser.value()?)?)
+}
+
+/// The flags as given; `Err(Ok(command))` for help and version.
+fn flags(args: impl IntoIterator<Item = OsString>) -> Result<Result<Flags, Command>, Error> {
+    use lexopt::prelude::*;
+    let mut f = Flags::default();
     let mut parser = lexopt::Parser::from_args(args);
     while let Some(arg) = parser.next()? {
         match arg {
-            Long("data") => data = Some(path("--data", parser.value()?)?),
-            Long("out") => out = Some(path("--out", parser.value()?)?),
-            Long("late") => {
-                thresholds.late = parse_duration("--late", &string("--late", parser.value()?)?)?
-            }
-            Long("down") => {
-                thresholds.down = parse_duration("--down", &string("--down", parser.value()?)?)?
-            }
-            Long("recent") => {
-                recent = parse_duration("--recent", &string("--recent", parser.value()?)?)?
-            }
+            Long("config") => f.config = Some(path("--config", parser.value()?)?),
+            Long("data") => f.data = Some(path("--data", parser.value()?)?),
+            Long("out") => f.out = Some(path("--out", parser.value()?)?),
+            Long("late") => f.late = Some(duration_value(&mut parser, "--late")?),
+            Long("down") => f.down = Some(duration_value(&mut parser, "--down")?),
+            Long("recent") => f.recent = Some(duration_value(&mut parser, "--recent")?),
             Long("range") => {
-                let secs = parse_duration("--range", &string("--range", parser.value()?)?)?;
+                let secs = duration_value(&mut parser, "--range")?;
                 if secs == 0 {
                     return Err(Error::Usage("--range '0': must be longer than zero".into()));
                 }
-                if !ranges.iter().any(|r| r.secs == secs) {
-                    ranges.push(Range {
-                        label: range_label(secs),
-                        secs,
-                    });
-                }
+                f.extra_ranges.push(secs);
             }
-            Long("tz") => tz = Some(parse_tz(&string("--tz", parser.value()?)?)?),
-            Long("templates") => templates = Some(path("--templates", parser.value()?)?),
-            Long("now") => now = Some(parse_now(&string("--now", parser.value()?)?)?),
-            Short('q') | Long("quiet") => quiet = true,
-            Short('h') | Long("help") => return Ok(Command::Help),
-            Short('V') | Long("version") => return Ok(Command::Version),
+            Long("suggest-inventory") => {
+                let secs = duration_value(&mut parser, "--suggest-inventory")?;
+                if secs == 0 {
+                    return Err(Error::Usage(
+                        "--suggest-inventory '0': must be longer than zero, e.g. 7d".into(),
+                    ));
+                }
+                f.suggest = Some(secs);
+            }
+            Long("tz") => f.tz = Some(parse_tz(&string("--tz", parser.value()?)?)?),
+            Long("templates") => f.templates = Some(path("--templates", parser.value()?)?),
+            Long("now") => f.now = Some(parse_now(&string("--now", parser.value()?)?)?),
+            Short('q') | Long("quiet") => f.quiet = true,
+            Short('h') | Long("help") => return Ok(Err(Command::Help)),
+            Short('V') | Long("version") => return Ok(Err(Command::Version)),
             _ => return Err(arg.unexpected().into()),
         }
     }
-    let thresholds = Thresholds::new(thresholds.late, thresholds.down)
-        .map_err(|e| Error::Usage(format!("--{e}")))?;
-    if let Some(dir) = &templates
+    Ok(Ok(f))
+}
+
+pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command, Error> {
+    let f = match flags(args)? {
+        Ok(f) => f,
+        Err(command) => return Ok(command),
+    };
+    let file = match config::locate(f.config.as_deref()) {
+        Some(p) => config::load(&p).map_err(Error::Config)?,
+        None => config::Config::default(),
+    };
+    let late = f.late.or(file.late).unwrap_or(Thresholds::DEFAULT.late);
+    let down = f.down.or(file.down).unwrap_or(Thresholds::DEFAULT.down);
+    let thresholds = Thresholds::new(late, down).map_err(|e| {
+        let from_file =
+            (f.late.is_none() && file.late.is_some()) || (f.down.is_none() && file.down.is_some());
+        match from_file {
+            true => Error::Usage(format!("{e} (late or down from {})", file.path.display())),
+            false => Error::Usage(format!("--{e}")),
+        }
+    })?;
+    let mut ranges: Vec<Range> = Vec::new();
+    for secs in [86_400, 7 * 86_400, 30 * 86_400]
+        .into_iter()
+        .chain(f.extra_ranges)
+    {
+        if !ranges.iter().any(|r| r.secs == secs) {
+            ranges.push(Range {
+                label: range_label(secs),
+                secs,
+            });
+        }
+    }
+    if let Some(dir) = &f.templates
         && !dir.is_dir()
     {
         return Err(Error::Usage(format!(
@@ -194,10 +260,20 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
             dir.display()
         )));
     }
-    let data = data.ok_or_else(|| Error::Usage("missing --data DIR".into()))?;
-    let out = out.ok_or_else(|| Error::Usage("missing --out DIR".into()))?;
-    let tz = tz.unwrap_or_else(|| TimeZone::try_system().unwrap_or(TimeZone::UTC));
-    let now = match now {
+    let data = f
+        .data
+        .ok_or_else(|| Error::Usage("missing --data DIR".into()))?;
+    let out = match (f.out, f.suggest) {
+        (Some(out), _) => out,
+        (None, Some(_)) => PathBuf::new(),
+        (None, None) => return Err(Error::Usage("missing --out DIR".into())),
+    };
+    let tz = match (f.tz, &file.tz) {
+        (Some(tz), _) => tz,
+        (None, Some(name)) => parse_tz(name)?,
+        (None, None) => TimeZone::try_system().unwrap_or(TimeZone::UTC),
+    };
+    let now = match f.now {
         Some(n) => n,
         None => u64::try_from(Timestamp::now().as_second()).unwrap_or(0),
     };
@@ -205,12 +281,14 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         data,
         out,
         thresholds,
-        recent,
+        recent: f.recent.unwrap_or(86_400),
         ranges,
         tz,
-        templates,
+        templates: f.templates,
         now,
-        quiet,
+        quiet: f.quiet,
+        inventory: file.tunnels,
+        suggest: f.suggest,
     })))
 }
 

@@ -19,6 +19,8 @@ pub(crate) const EXIT_USAGE: i32 = 2;
 pub enum Error {
     /// A bad command line: the message names the option and the value.
     Usage(String),
+    /// The config file cannot be read or is wrong (`FILE:LINE: what`).
+    Config(logs::config::ConfigError),
     /// `--tz` named no time zone known here.
     TimeZone { zone: String, reason: String },
     /// The data directory exists but cannot be listed.
@@ -42,7 +44,7 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) | Error::TimeZone { .. } => EXIT_USAGE,
+            Error::Usage(_) | Error::TimeZone { .. } | Error::Config(_) => EXIT_USAGE,
             _ => EXIT_FAILED,
         }
     }
@@ -52,6 +54,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(msg) => write!(f, "{msg} (see --help)"),
+            Error::Config(e) => write!(f, "{e}"),
             Error::TimeZone { zone, reason } => {
                 write!(f, "--tz '{zone}': {reason}")
             }
@@ -84,6 +87,7 @@ impl std::error::Error for Error {
         match self {
             Error::DataDir { source, .. } | Error::Write { source, .. } => Some(source),
             Error::Template { source, .. } => Some(source),
+            Error::Config(e) => Some(e),
             _ => None,
         }
     }

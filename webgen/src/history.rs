@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 
 use gateway_client::tunnel::{Health, Tunnel};
+use logs::inventory::{Expected, TunnelState};
 use logs::{LaneKey, Thresholds};
 
 use crate::logs::Catalog;
@@ -33,6 +34,8 @@ pub(crate) const MAX_SEGMENTS: usize = 200;
 pub(crate) const MAX_SILENCES: usize = 20;
 /// Messages listed per range.
 pub(crate) const MAX_MESSAGES: usize = 100;
+/// Outages listed per ROC and range (the newest).
+pub(crate) const MAX_OUTAGES: usize = 50;
 
 /// A history range: the `secs` seconds before now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -107,6 +110,95 @@ impl GatewayHistory {
     }
 }
 
+/// A stretch during which an expected tunnel was missing, broken or on a
+/// wrong target.
+#[derive(Clone, Debug)]
+pub(crate) struct Outage {
+    pub entry: Expected,
+    pub state: TunnelState,
+    pub start: u64,
+    /// When it left that state; `None`: still in it.
+    pub end: Option<u64>,
+    /// The state it went to.
+    pub then: Option<TunnelState>,
+}
+
+/// One ROC's expected tunnels over a range.
+#[derive(Clone, Debug)]
+pub(crate) struct RocHistory {
+    pub name: String,
+    pub tunnels: usize,
+    /// Seconds its expected tunnels were up, summed over them.
+    pub up: u64,
+    /// Seconds their state was known (up, missing, broken or on a wrong
+    /// target); a gateway's silence is unknown, in neither.
+    pub expected: u64,
+    /// Newest first, at most `MAX_OUTAGES`.
+    pub outages: Vec<Outage>,
+    pub outages_total: usize,
+}
+
+impl RocHistory {
+    /// Time up ÷ time expected; `None` when nothing was known.
+    pub(crate) fn availability(&self) -> Option<f64> {
+        (self.expected > 0).then(|| self.up as f64 / self.expected as f64)
+    }
+}
+
+/// The ROCs over `start..end`, in the order of their first entry: each
+/// expected tunnel's states (`Judging::timeline`) cut to the range.
+fn rocs(tracker: &Tracker, start: u64, end: u64) -> Vec<RocHistory> {
+    let Some(inv) = tracker.judging.inventory() else {
+        return Vec::new();
+    };
+    let mut out: Vec<RocHistory> = Vec::new();
+    for (e, timeline) in inv.entries().iter().zip(&tracker.judging.timeline) {
+        let i = match out.iter().position(|r| r.name == e.roc) {
+            Some(i) => i,
+            None => {
+                out.push(RocHistory {
+                    name: e.roc.clone(),
+                    tunnels: 0,
+                    up: 0,
+                    expected: 0,
+                    outages: Vec::new(),
+                    outages_total: 0,
+                });
+                out.len() - 1
+            }
+        };
+        let roc = &mut out[i];
+        roc.tunnels += 1;
+        for (k, &(from, state)) in timeline.iter().enumerate() {
+            let next = timeline.get(k + 1).copied();
+            let to = next.map_or(end, |n| n.0);
+            let len = to.min(end).saturating_sub(from.max(start));
+            if state == TunnelState::Up {
+                roc.up += len;
+                roc.expected += len;
+            } else if state.is_problem() {
+                roc.expected += len;
+                if to > from && to > start && from <= end {
+                    roc.outages.push(Outage {
+                        entry: e.clone(),
+                        state,
+                        start: from,
+                        end: next.map(|n| n.0),
+                        then: next.map(|n| n.1),
+                    });
+                }
+            }
+        }
+    }
+    for roc in &mut out {
+        roc.outages
+            .sort_by_key(|o| (std::cmp::Reverse(o.start), o.entry.listen));
+        roc.outages_total = roc.outages.len();
+        roc.outages.truncate(MAX_OUTAGES);
+    }
+    out
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct RangeHistory {
     pub range: Range,
@@ -116,6 +208,8 @@ pub(crate) struct RangeHistory {
     /// longer than the data.
     pub data_start: Option<u64>,
     pub gateways: Vec<GatewayHistory>,
+    /// The expected tunnels per ROC (empty without an inventory).
+    pub rocs: Vec<RocHistory>,
     /// Newest first, at most `MAX_MESSAGES`.
     pub messages: Vec<(String, Message)>,
     pub messages_total: usize,
@@ -163,6 +257,7 @@ pub(crate) fn build(
                 end: now,
                 data_start,
                 gateways,
+                rocs: rocs(tracker, start, now),
                 messages,
                 messages_total,
             }

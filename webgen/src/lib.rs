@@ -14,8 +14,11 @@
 //! - `state` holds [`state::Tracker`], the visitor that aggregates on the fly
 //!   (last heard, tunnel sessions, counts, silences, messages), and derives
 //!   the [`state::Status`] now.
-//! - `history` derives each range's charts, availability, sessions and
-//!   messages from the same tracker.
+//! - `expected` judges the inventory's expected tunnels (the config file's
+//!   `[[tunnel]]`s, read by `cli` through `logs::config`) with
+//!   `logs::inventory` as the logs stream by, for the tracker.
+//! - `history` derives each range's charts, availability, sessions,
+//!   messages and each ROC's availability and outages from the same tracker.
 //! - `render` formats times and numbers in Rust, builds the template
 //!   contexts, renders the minijinja templates (embedded, or from
 //!   `--templates DIR`; HTML escaping always on) and writes each page
@@ -24,6 +27,8 @@
 //! Memory follows the number of gateways, tunnels and reports, never the
 //! number of rows: no row outlives the day it was read in.
 //!
+//! `suggest` is `--suggest-inventory`: a first inventory from the logs.
+//!
 //! [`run`] is the binary; `execute` is the same without printing.
 
 #![warn(unreachable_pub)]
@@ -31,10 +36,12 @@
 mod cli;
 mod csvread;
 mod error;
+mod expected;
 mod history;
 pub mod logs;
 mod render;
 mod state;
+mod suggest;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -79,6 +86,18 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             return e.exit_code();
         }
     };
+    if let Some(secs) = cfg.suggest {
+        return match suggest::suggest(&cfg, secs) {
+            Ok(text) => {
+                print!("{text}");
+                error::EXIT_OK
+            }
+            Err(e) => {
+                eprintln!("webgen: {e}");
+                e.exit_code()
+            }
+        };
+    }
     match execute(&cfg) {
         Ok(summary) => {
             if !cfg.data.is_dir() {
@@ -141,8 +160,9 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
     let to = day(cfg.now);
 
     let mut catalog = Catalog::default();
-    let mut tracker = Tracker::new(cfg.thresholds);
+    let mut tracker = Tracker::new(cfg.thresholds, cfg.inventory.clone());
     let stats = logs::read(&cfg.data, from, to, cfg.now, &mut catalog, &mut tracker)?;
+    tracker.finish(&catalog, cfg.now);
 
     let status = Status::build(
         &tracker,

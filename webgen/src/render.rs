@@ -19,11 +19,13 @@ use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, context};
 
 use crate::error::Error;
-use crate::history::{BUCKETS, GatewayHistory, RangeHistory};
+use crate::history::{BUCKETS, GatewayHistory, RangeHistory, RocHistory};
 use logs::EventKind;
 
 use crate::logs::ReadStats;
-use crate::state::{GatewayStatus, Message, Status, TunnelNow};
+use crate::state::{ExpectedNow, GatewayStatus, Message, Status, TunnelNow};
+use logs::GatewayState;
+use logs::inventory::TunnelState;
 
 /// The templates built into the binary.
 pub(crate) const TEMPLATES: [(&str, &str); 4] = [
@@ -293,6 +295,7 @@ fn tunnel_now(clock: &Clock, t: &TunnelNow) -> Value {
         listening => health(t.listening),
         vnc => health(t.vnc),
         broken => t.broken(),
+        not_expected => t.expected == Some(false),
     }
 }
 
@@ -349,11 +352,133 @@ fn page(clock: &Clock, stats: &ReadStats, name: &str, title: &str) -> Value {
     }
 }
 
+/// A state as the pages say it: `wrong target`.
+pub(crate) fn state_text(state: TunnelState) -> &'static str {
+    match state {
+        TunnelState::WrongTarget => "wrong target",
+        other => other.as_str(),
+    }
+}
+
+/// Why an expected tunnel is in its state, in a few words.
+fn why(clock: &Clock, s: &Status, e: &ExpectedNow) -> String {
+    let gateway = s.gateways.iter().find(|g| g.name == e.entry.gateway);
+    match (e.state, &e.tunnel) {
+        (TunnelState::Up, _) => String::new(),
+        (TunnelState::Broken, Some(t)) if t.listening == Health::No => {
+            format!("pid {} runs but does not listen", t.pid)
+        }
+        (TunnelState::Broken, _) => "VNC did not answer through it".to_string(),
+        (TunnelState::WrongTarget, Some(t)) => format!(
+            "the port leads to {} (pid {}, {})",
+            target(t),
+            t.pid,
+            t.user
+        ),
+        (TunnelState::WrongTarget, None) => "the port leads elsewhere".to_string(),
+        (TunnelState::Missing, _) => {
+            format!("nothing listens on port {}", e.entry.listen)
+        }
+        (TunnelState::Unknown, _) => match gateway {
+            None => "its gateway has not reported in the logs".to_string(),
+            Some(g) if g.state != GatewayState::Up => format!(
+                "its gateway is {}, last heard {}",
+                g.state.as_str(),
+                clock.ago(g.last_heard)
+            ),
+            Some(_) => "no complete report from its gateway since it came back".to_string(),
+        },
+    }
+}
+
+/// The order of the problems list: tunnels known to be wrong first, then
+/// unknown ones; then by ROC, gateway and port.
+fn problem_order(e: &ExpectedNow) -> (bool, &str, &str, u16) {
+    (
+        !e.state.is_problem(),
+        &e.entry.roc,
+        &e.entry.gateway,
+        e.entry.listen,
+    )
+}
+
+fn expected_value(clock: &Clock, s: &Status, e: &ExpectedNow) -> Value {
+    context! {
+        roc => e.entry.roc.as_str(),
+        station => e.entry.station.as_deref(),
+        owner => e.entry.owner.as_deref(),
+        gateway => e.entry.gateway.as_str(),
+        listen => e.entry.listen,
+        target => e.entry.target(),
+        state => e.state.as_str(),
+        state_text => state_text(e.state),
+        problem => e.state.is_problem(),
+        since => clock.time(e.since),
+        since_unix => e.since,
+        since_ago => clock.ago(e.since),
+        why => why(clock, s, e),
+    }
+}
+
+/// The top of the status page and the ROC panels: what is wrong first.
+fn inventory_context(clock: &Clock, s: &Status) -> Value {
+    let mut problems: Vec<&ExpectedNow> = s
+        .expected
+        .iter()
+        .filter(|e| e.state != TunnelState::Up)
+        .collect();
+    problems.sort_by(|a, b| problem_order(a).cmp(&problem_order(b)));
+    let up = s.expected.len() - problems.len();
+    let count_of = |st: TunnelState| s.expected.iter().filter(|e| e.state == st).count() as u64;
+    let counts: Vec<String> = TunnelState::ALL
+        .into_iter()
+        .filter(|&st| st != TunnelState::Up && count_of(st) > 0)
+        .map(|st| format!("{} {}", count(count_of(st)), state_text(st)))
+        .collect();
+    let mut rocs: Vec<(&str, Vec<&ExpectedNow>)> = Vec::new();
+    for e in &s.expected {
+        match rocs.iter_mut().find(|(r, _)| *r == e.entry.roc) {
+            Some((_, list)) => list.push(e),
+            None => rocs.push((&e.entry.roc, vec![e])),
+        }
+    }
+    context! {
+        configured => s.inventory,
+        total => s.expected.len(),
+        total_text => plural(s.expected.len() as u64, "expected tunnel", "expected tunnels"),
+        up => up,
+        all_up => problems.is_empty(),
+        counts => counts.join(", "),
+        problems => problems.iter().map(|e| expected_value(clock, s, e)).collect::<Vec<_>>(),
+        rocs => rocs.iter().map(|(name, list)| context! {
+            name => *name,
+            up => list.iter().filter(|e| e.state == TunnelState::Up).count(),
+            total => list.len(),
+            problems => list.iter().filter(|e| e.state.is_problem()).count(),
+            unknown => list.iter().filter(|e| e.state == TunnelState::Unknown).count(),
+            tunnels => list.iter().map(|e| expected_value(clock, s, e)).collect::<Vec<_>>(),
+        }).collect::<Vec<_>>(),
+    }
+}
+
 /// The context of `index.html`.
 pub(crate) fn status_context(clock: &Clock, stats: &ReadStats, s: &Status) -> Value {
     let counts = |st: &str| s.gateways.iter().filter(|g| g.state.as_str() == st).count();
+    let silent: Vec<Value> = s
+        .gateways
+        .iter()
+        .filter(|g| g.state != GatewayState::Up)
+        .map(|g| {
+            context! {
+                name => g.name.as_str(), state => g.state.as_str(),
+                ago => clock.ago(g.last_heard), last_heard => clock.time(g.last_heard),
+            }
+        })
+        .collect();
     context! {
         page => page(clock, stats, "index", "ROC tunnels — status"),
+        inventory => inventory_context(clock, s),
+        silent => silent,
         gateways => s.gateways.iter().map(|g| gateway_status(clock, g)).collect::<Vec<_>>(),
         summary => context! {
             up => counts("up"), late => counts("late"), down => counts("down"),
@@ -490,6 +615,29 @@ fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
         .collect()
 }
 
+fn roc_history(clock: &Clock, roc: &RocHistory) -> Value {
+    context! {
+        name => roc.name.as_str(),
+        tunnels => roc.tunnels,
+        availability => roc.availability().map(percent),
+        up => duration(roc.up),
+        expected => duration(roc.expected),
+        outages => roc.outages.iter().map(|o| context! {
+            gateway => o.entry.gateway.as_str(),
+            listen => o.entry.listen,
+            target => o.entry.target(),
+            station => o.entry.station.as_deref(),
+            state => o.state.as_str(),
+            state_text => state_text(o.state),
+            start => clock.time(o.start),
+            end => o.end.map(|t| clock.time(t)),
+            then => o.then.map(state_text),
+            lasted => duration(o.end.unwrap_or(clock.now).saturating_sub(o.start)),
+        }).collect::<Vec<_>>(),
+        outages_more => roc.outages_total.saturating_sub(roc.outages.len()),
+    }
+}
+
 fn range_value(clock: &Clock, r: &RangeHistory) -> Value {
     let gateways: Vec<Value> = r
         .gateways
@@ -533,6 +681,7 @@ fn range_value(clock: &Clock, r: &RangeHistory) -> Value {
         data_start => r.data_start.map(|t| clock.time(t)),
         data_span => r.data_start.map(|t| duration(r.end.saturating_sub(t))),
         gateways => gateways,
+        rocs => r.rocs.iter().map(|roc| roc_history(clock, roc)).collect::<Vec<_>>(),
         messages => r.messages.iter().map(|(gw, m)| message(clock, gw, m)).collect::<Vec<_>>(),
         messages_total => r.messages_total,
         messages_more => r.messages_total.saturating_sub(r.messages.len()),

@@ -17,8 +17,10 @@ use std::collections::VecDeque;
 
 use gateway_client::tunnel::{Health, Tunnel};
 
+use logs::inventory::{Expected, TunnelState};
 use logs::{EventKind, GatewayState, Thresholds};
 
+use crate::expected::Judging;
 use crate::logs::{Catalog, Event, GwId, Obs, Report, TunnelId, Visitor};
 
 /// Messages kept in memory (newest); older ones are only counted.
@@ -108,15 +110,31 @@ pub(crate) struct Tracker {
     /// The newest messages, oldest first.
     pub messages: VecDeque<Message>,
     pub messages_total: u64,
+    /// The expected tunnels, judged as the logs stream by.
+    pub judging: Judging,
 }
 
 impl Tracker {
-    pub(crate) fn new(thresholds: Thresholds) -> Tracker {
+    /// `inventory`: the expected tunnels (empty: none).
+    pub(crate) fn new(thresholds: Thresholds, inventory: Vec<Expected>) -> Tracker {
         Tracker {
             thresholds,
             gateways: Vec::new(),
             messages: VecDeque::new(),
             messages_total: 0,
+            judging: Judging::new(inventory),
+        }
+    }
+
+    /// After the last event: the expected tunnels of a gateway late or
+    /// down at `now` are unknown from when it went late.
+    pub(crate) fn finish(&mut self, catalog: &Catalog, now: u64) {
+        self.judging.start(now);
+        let late = self.thresholds.late;
+        for g in self.gateways.iter().flatten() {
+            if self.thresholds.is_silence(now.saturating_sub(g.last_heard)) {
+                self.judging.silence(catalog, g.id, g.last_heard + late);
+            }
         }
     }
 
@@ -137,15 +155,21 @@ impl Tracker {
 }
 
 impl Visitor for Tracker {
-    fn event(&mut self, _catalog: &Catalog, ev: &Event) {
+    fn event(&mut self, catalog: &Catalog, ev: &Event) {
+        self.judging.start(ev.received);
         if ev.kind.is_sign_of_life() {
             let thresholds = self.thresholds;
             let g = self.track(ev.gateway, ev.received);
+            let mut went_late = None;
             if thresholds.is_silence(ev.received.saturating_sub(g.last_heard)) {
                 g.silences.push((g.last_heard, ev.received));
+                went_late = Some(g.last_heard + thresholds.late);
             }
             g.last_heard = g.last_heard.max(ev.received);
             g.events += 1;
+            if let Some(at) = went_late {
+                self.judging.silence(catalog, ev.gateway, at);
+            }
         }
         if ev.kind.has_text() {
             self.messages_total += 1;
@@ -161,7 +185,19 @@ impl Visitor for Tracker {
         }
     }
 
-    fn report(&mut self, _catalog: &Catalog, r: &Report<'_>) {
+    fn report(&mut self, catalog: &Catalog, r: &Report<'_>) {
+        let tunnels = || {
+            r.tunnels
+                .iter()
+                .map(|o| Tunnel {
+                    listening: o.listening,
+                    vnc: o.vnc,
+                    ..catalog.tunnel(o.id).tunnel.clone()
+                })
+                .collect()
+        };
+        self.judging
+            .report(catalog, r.gateway, r.seq, tunnels, r.received);
         let g = self.track(r.gateway, r.received);
         g.reports += 1;
         g.last_report = Some(r.received);
@@ -211,6 +247,8 @@ pub(crate) struct TunnelNow {
     pub since: u64,
     pub listening: Health,
     pub vnc: Health,
+    /// With an inventory: whether it is one of the expected tunnels.
+    pub expected: Option<bool>,
 }
 
 impl TunnelNow {
@@ -254,11 +292,42 @@ fn gone_order(g: &Gone) -> (std::cmp::Reverse<u64>, &str, u16, &str, u32) {
     )
 }
 
+/// An expected tunnel now.
+#[derive(Clone, Debug)]
+pub(crate) struct ExpectedNow {
+    pub entry: Expected,
+    pub state: TunnelState,
+    /// Unix seconds when it entered this state.
+    pub since: u64,
+    /// The tunnel that decided it (none when missing or unknown).
+    pub tunnel: Option<Tunnel>,
+}
+
+/// The expected tunnels now, in the inventory's order.
+fn expected_now(tracker: &Tracker) -> Vec<ExpectedNow> {
+    let Some(inv) = tracker.judging.inventory() else {
+        return Vec::new();
+    };
+    inv.iter()
+        .map(|(e, j)| ExpectedNow {
+            entry: e.clone(),
+            state: j.state,
+            since: j.since,
+            tunnel: j.tunnel.clone(),
+        })
+        .collect()
+}
+
 /// The status page's facts.
 #[derive(Clone, Debug)]
 pub(crate) struct Status {
     pub thresholds: Thresholds,
+    /// Down first, then late, then up; by name within each.
     pub gateways: Vec<GatewayStatus>,
+    /// Whether there is an inventory (a config file with `[[tunnel]]`s).
+    pub inventory: bool,
+    /// The expected tunnels, in the inventory's order.
+    pub expected: Vec<ExpectedNow>,
     /// Tunnels that went away since `now - recent`, newest first, at most `limit`.
     pub gone: Vec<Gone>,
     pub gone_total: usize,
@@ -298,8 +367,14 @@ impl Status {
                     since: s.first,
                     listening: s.listening,
                     vnc: s.vnc,
+                    expected: None,
                 })
                 .collect();
+            if let Some(inv) = tracker.judging.inventory() {
+                for t in &mut tunnels {
+                    t.expected = Some(inv.expects(&name, &t.tunnel));
+                }
+            }
             tunnels.sort_by(|a, b| {
                 (a.tunnel.listen_port, &a.tunnel.target_host, a.tunnel.pid).cmp(&(
                     b.tunnel.listen_port,
@@ -328,6 +403,8 @@ impl Status {
                 tunnels,
             });
         }
+        gateways.sort_by_key(|g| std::cmp::Reverse(g.state));
+        let expected = expected_now(tracker);
         gone.sort_by(|a, b| gone_order(a).cmp(&gone_order(b)));
         let gone_total = gone.len();
         gone.truncate(limit);
@@ -341,6 +418,8 @@ impl Status {
         Status {
             thresholds,
             gateways,
+            inventory: tracker.judging.configured(),
+            expected,
             gone,
             gone_total,
             gone_gateways,

@@ -258,3 +258,79 @@ fn pages_in_headless_chromium() {
     let doc = dump_dom(&fresh.join("index.html"), 1280, true);
     assert!(stale_hidden(&doc), "a fresh page shows no stale warning");
 }
+
+/// A page that loads `page` in an iframe of `width` × `height` px and
+/// records, after layout, where the top of the status page's problems
+/// block ends: the bottom of its last problem (or of its headline) and the
+/// iframe's viewport height.
+fn first_screen_probe(dir: &Path, page: &str, width: u32, height: u32) -> PathBuf {
+    let html = format!(
+        r##"<!doctype html><html><body style="margin:0">
+<iframe id="f" src="{page}" style="width:{width}px;height:{height}px;border:0"></iframe>
+<script>
+document.getElementById("f").addEventListener("load", function () {{
+  var d = this.contentDocument, items = d.querySelectorAll("#problems li.problem, #problems .silent");
+  var last = items.length ? items[items.length - 1] : d.querySelector("#problems .headline");
+  var head = d.querySelector("#problems .headline");
+  document.body.setAttribute("data-viewport-height", d.documentElement.clientHeight);
+  document.body.setAttribute("data-headline-top", Math.round(head.getBoundingClientRect().top));
+  document.body.setAttribute("data-last-bottom", Math.round(last.getBoundingClientRect().bottom));
+  document.body.setAttribute("data-items", items.length);
+}});
+</script></body></html>"##
+    );
+    let path = dir.join(format!("first-screen-{width}-{page}"));
+    std::fs::write(&path, html).unwrap();
+    path
+}
+
+#[test]
+fn the_problems_are_in_the_first_screen() {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/logs/inventory");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser-inventory");
+    let _ = std::fs::remove_dir_all(&out);
+    assert_cmd::Command::cargo_bin("webgen")
+        .unwrap()
+        .arg("--data")
+        .arg(&data)
+        .arg("--config")
+        .arg(data.join("monitor.toml"))
+        .arg("--out")
+        .arg(&out)
+        .args(["--now", NOW, "-q"])
+        .assert()
+        .success();
+    // A laptop's first screen and a phone's (iPhone-sized, browser bars
+    // taken off).
+    for (width, height) in [(1280, 720), (390, 660)] {
+        let doc = dump_dom(
+            &first_screen_probe(&out, "index.html", width, height),
+            width,
+            true,
+        );
+        let body = doc.select(&sel("body")).next().unwrap();
+        let num = |n: &str| -> i64 {
+            body.value()
+                .attr(n)
+                .unwrap_or_else(|| panic!("{n} not recorded at {width} px"))
+                .parse()
+                .unwrap()
+        };
+        let what = format!("{width} × {height} px");
+        assert_eq!(num("data-viewport-height"), i64::from(height), "{what}");
+        // Two problems and the gateway that is down.
+        assert_eq!(num("data-items"), 3, "{what}");
+        assert!(num("data-headline-top") >= 0, "{what}");
+        assert!(
+            num("data-last-bottom") <= i64::from(height),
+            "{what}: the problems end at {} px, below the first screen",
+            num("data-last-bottom")
+        );
+        screenshot(
+            &out.join("index.html"),
+            width,
+            true,
+            &format!("index-inventory-{width}.png"),
+        );
+    }
+}

@@ -117,7 +117,7 @@ fn status_page_shows_gateways_and_tunnels_now() {
     let doc = run.page("index.html");
     let root = doc.root_element();
 
-    // Panels in name order with their state.
+    // Panels with their state: down and late gateways before up ones.
     let panels: Vec<(String, String)> = root
         .select(&sel("section.gateway"))
         .map(|p| {
@@ -130,9 +130,19 @@ fn status_page_shows_gateways_and_tunnels_now() {
     assert_eq!(
         panels,
         [
-            (FAR.to_string(), "up".to_string()),
-            (NEAR.to_string(), "down".to_string())
+            (NEAR.to_string(), "down".to_string()),
+            (FAR.to_string(), "up".to_string())
         ]
+    );
+    // Without an inventory the top names the gateway that is down.
+    assert_eq!(
+        texts(root, "#problems .silent"),
+        [format!("down {NEAR} last heard 20 min ago")]
+    );
+    assert!(
+        root.select(&sel("#problems .problem, section.roc"))
+            .next()
+            .is_none()
     );
 
     let far = gateway_panel(&doc, FAR);
