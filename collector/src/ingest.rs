@@ -420,7 +420,12 @@ impl Ingest {
         let logs = reader::read(dir, window)?;
         for item in logs.items {
             match item {
-                Item::Event(e) => self.rebuild_event(&e, now),
+                Item::Event(e) => {
+                    if e.kind.is_sign_of_life() {
+                        self.state.catch_up(&e.gateway, e.received);
+                    }
+                    self.rebuild_event(&e, now)
+                }
                 Item::Report(r) => {
                     let report = Report {
                         gateway: r.gateway,

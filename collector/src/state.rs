@@ -409,12 +409,39 @@ impl State {
             g.state = state;
             alerts.push(Alert::new(kind, &g.name, None, now, age));
         }
-        // Their expected tunnels are unknown now (no alert of their own).
+        // Their expected tunnels are unknown since the gateway went late
+        // (no alert of their own).
         let changed: Vec<String> = alerts.iter().map(|a| a.gateway.clone()).collect();
         for name in changed {
-            alerts.extend(self.judge(&name, now));
+            let at = self.late_since(&name).unwrap_or(now).min(now);
+            alerts.extend(self.judge(&name, at));
         }
         alerts
+    }
+
+    /// When `gateway`, silent since it was last seen, went late.
+    fn late_since(&self, gateway: &str) -> Option<u64> {
+        let g = self.gateways.get(gateway)?;
+        Some(g.last_seen.saturating_add(self.thresholds.late))
+    }
+
+    /// Reading the logs back: before a datagram of `gateway` received at
+    /// `at`, a silence since it was last seen (a gap of at least `late`)
+    /// makes it late then, and its expected tunnels unknown from then, as
+    /// the ticks of a collector that ran through it would have (and as
+    /// webgen judges the same logs). Nothing is alerted.
+    pub(crate) fn catch_up(&mut self, gateway: &str, at: u64) {
+        let Some(g) = self.gateways.get_mut(gateway) else {
+            return;
+        };
+        if g.state != GatewayState::Up
+            || !self.thresholds.is_silence(at.saturating_sub(g.last_seen))
+        {
+            return;
+        }
+        Arc::make_mut(g).state = GatewayState::Late;
+        let since = self.late_since(gateway).unwrap_or(at);
+        let _ = self.judge(gateway, since);
     }
 }
 
@@ -528,6 +555,37 @@ mod tests {
             .map(|t| t.first_seen)
             .collect();
         assert_eq!(firsts, [1000, 1060]);
+    }
+
+    /// Reading the logs back, a silence makes the expected tunnels unknown
+    /// from when the gateway went late, as a running collector's ticks did.
+    #[test]
+    fn a_silence_in_the_logs_makes_expected_tunnels_unknown_from_late_on() {
+        let mut s = State::new(Thresholds::default());
+        let entry = logs::inventory::Expected {
+            gateway: "gw".into(),
+            listen: 5901,
+            target_host: "novadaq-far-master-02".into(),
+            target_port: 5951,
+            roc: "Caltech".into(),
+            station: None,
+            owner: None,
+        };
+        s.set_inventory(vec![entry], 0);
+        s.seen("gw", EventKind::Report, "", "a", 1000);
+        s.report(report(1, vec![tunnel(1, 5901)]), 1000);
+        let judged = |s: &State| {
+            let (_, j) = s.inventory().iter().next().unwrap();
+            (j.state, j.since)
+        };
+        assert_eq!(judged(&s), (TunnelState::Up, 1000));
+        s.catch_up("gw", 1100);
+        assert_eq!(judged(&s), (TunnelState::Up, 1000), "not a silence");
+        s.catch_up("gw", 1400);
+        assert_eq!(judged(&s), (TunnelState::Unknown, 1150));
+        s.seen("gw", EventKind::Report, "", "a", 1400);
+        s.report(report(2, vec![tunnel(1, 5901)]), 1400);
+        assert_eq!(judged(&s), (TunnelState::Up, 1400));
     }
 
     #[test]

@@ -115,12 +115,11 @@ struct Monitor {
     udp: u16,
     http: SocketAddr,
     log: std::path::PathBuf,
-    _collector: Proc,
+    collector: Option<Proc>,
 }
 
 impl Monitor {
     fn start(entries: &[(u16, &str)]) -> Result<Monitor> {
-        let collector = cargo_bin("collector", "collector")?;
         let tmp = TempDir::new("inventory-pages")?;
         let key = make_key(&tmp.join("key"))?;
         let mut text = String::from("late = \"2m\"\ndown = \"5m\"\ntz = \"UTC\"\n\n");
@@ -135,26 +134,7 @@ impl Monitor {
         let udp = free_udp_port()?;
         let http = SocketAddr::from((Ipv4Addr::LOCALHOST, free_tcp_port()?));
         let log = tmp.join("collector.log");
-        let proc = Proc::spawn(
-            "collector",
-            Command::new(&collector)
-                .arg("--data")
-                .arg(tmp.join("data"))
-                .arg("--key-file")
-                .arg(&key)
-                .args([
-                    "--udp",
-                    &format!("127.0.0.1:{udp}"),
-                    "--http",
-                    &http.to_string(),
-                ])
-                .arg("--config")
-                .arg(&config),
-            &log,
-        )?;
-        wait_for("the collector's HTTP port", LIMIT, || {
-            tcp_open(http).then_some(())
-        })?;
+        let proc = spawn_collector(&tmp, &key, &config, udp, http, &log)?;
         Ok(Monitor {
             tmp,
             key,
@@ -162,8 +142,26 @@ impl Monitor {
             udp,
             http,
             log,
-            _collector: proc,
+            collector: Some(proc),
         })
+    }
+
+    /// Stops the collector and starts a new one on the same logs, which
+    /// rebuilds its state from them.
+    fn restart(&mut self) -> Result<()> {
+        drop(self.collector.take());
+        wait_for("the old collector to let go of its port", LIMIT, || {
+            (!tcp_open(self.http)).then_some(())
+        })?;
+        self.collector = Some(spawn_collector(
+            &self.tmp,
+            &self.key,
+            &self.config,
+            self.udp,
+            self.http,
+            &self.log,
+        )?);
+        Ok(())
     }
 
     /// One report of the fake gateway by the real client.
@@ -209,6 +207,39 @@ impl Monitor {
             )
         })
     }
+}
+
+/// The real collector on the test's data, key and config, ready.
+fn spawn_collector(
+    tmp: &TempDir,
+    key: &Path,
+    config: &Path,
+    udp: u16,
+    http: SocketAddr,
+    log: &Path,
+) -> Result<Proc> {
+    let collector = cargo_bin("collector", "collector")?;
+    let proc = Proc::spawn(
+        "collector",
+        Command::new(&collector)
+            .arg("--data")
+            .arg(tmp.join("data"))
+            .arg("--key-file")
+            .arg(key)
+            .args([
+                "--udp",
+                &format!("127.0.0.1:{udp}"),
+                "--http",
+                &http.to_string(),
+            ])
+            .arg("--config")
+            .arg(config),
+        log,
+    )?;
+    wait_for("the collector's HTTP port", LIMIT, || {
+        tcp_open(http).then_some(())
+    })?;
+    Ok(proc)
 }
 
 /// The since of `port` in `list`.
@@ -284,7 +315,22 @@ fn webgen_shows_the_collectors_states_and_since() -> Result<()> {
             format!("{on_page:?}\nwebgen: {}", text(&out)),
         ));
     }
-    problems_in_a_browser(&site, tmp)
+    // A restarted collector rebuilds the same states and since from the logs.
+    let mut m = m;
+    m.restart()?;
+    let rebuilt = m.wait_states(&[
+        (p_up, "up"),
+        (p_fixed, "up"),
+        (p_missing, "missing"),
+        (p_wrong, "wrong_target"),
+    ])?;
+    if rebuilt != second {
+        return Err(Error::check(
+            format!("the same expected tunnels after a restart: {second:?}"),
+            format!("{rebuilt:?}"),
+        ));
+    }
+    problems_in_a_browser(&site, m.tmp.path())
 }
 
 /// In headless Chromium: the two problems listed at the top.
