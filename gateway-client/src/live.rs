@@ -357,6 +357,8 @@ fn run_program<T>(
         .env_remove("PS_FORMAT")
         .env_remove("PS_PERSONALITY")
         .env("LC_ALL", "C")
+        // START in UTC, to compare with /proc's start time (`start_agrees`).
+        .env("TZ", "UTC0")
         .spawn()
         .map_err(|source| LiveError::Spawn {
             program: program.to_path_buf(),
@@ -521,6 +523,16 @@ pub fn collect(timeout: Duration, probe: bool) -> Result<ps::PsOutcome, LiveErro
     }
     let mut outcome =
         reader.finish_with(|pid, command| argv_matching(&infos.get(&pid)?.cmdline, command));
+    // A pid that ended and was taken by another ssh with the same command
+    // line between ps and /proc: its /proc data is another process's.
+    for t in &outcome.tunnels {
+        if infos
+            .get(&t.pid)
+            .is_some_and(|i| !start_agrees(&t.start, i.started))
+        {
+            infos.remove(&t.pid);
+        }
+    }
     // A second ps (for names /etc/passwd lacks) gets what is left of the limit.
     complete_with(
         &mut outcome.tunnels,
@@ -532,6 +544,41 @@ pub fn collect(timeout: Duration, probe: bool) -> Result<ps::PsOutcome, LiveErro
         health::probe_vnc(&mut outcome.tunnels);
     }
     Ok(outcome)
+}
+
+/// Whether ps's START column (printed in UTC: `HH:MM` within a day, `MonDD`
+/// within the year, else the year) names the start time `started` (Unix
+/// seconds, from `/proc`). `true` when either is unknown or START has
+/// another form (busybox has none).
+pub(crate) fn start_agrees(start: &str, started: Option<u64>) -> bool {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let Some(started) = started else {
+        return true;
+    };
+    let (y, m, d, secs) = crate::run::utc_civil(started);
+    let b = start.as_bytes();
+    match b.len() {
+        5 if b[2] == b':' => {
+            let (Ok(h), Ok(min)) = (start[..2].parse::<u64>(), start[3..].parse::<u64>()) else {
+                return true;
+            };
+            // The same minute, or the next (ps rounds nothing, but a start
+            // at :59.9 may be read either side of the minute).
+            let shown = h * 60 + min;
+            let real = secs / 60;
+            shown == real || shown == (real + 1) % 1440
+        }
+        5 if start.is_char_boundary(3) && MONTHS.contains(&&start[..3]) => {
+            let month = MONTHS.iter().position(|x| *x == &start[..3]).unwrap_or(0) as i64 + 1;
+            start[3..]
+                .parse::<i64>()
+                .is_ok_and(|day| month == m && day == d)
+        }
+        4 => start.parse::<i64>().is_ok_and(|year| year == y),
+        _ => true,
+    }
 }
 
 /// Splits NUL-separated `cmdline` bytes into arguments, if they join with
@@ -1081,6 +1128,22 @@ mod tests {
     }
 
     use super::*;
+
+    /// Issue: a pid reused by another ssh (same command line) between ps
+    /// and /proc gave the record the newcomer's data. ps's START, in UTC,
+    /// must name /proc's start time.
+    #[test]
+    fn start_agrees_with_proc_in_every_form_ps_prints() {
+        // 2026-11-23 21:06:46 UTC
+        let t = Some(1_795_468_006);
+        for ok in ["21:06", "21:07", "Nov23", "2026", "", "-", "Tue"] {
+            assert!(start_agrees(ok, t), "{ok}");
+        }
+        for reused in ["21:04", "09:06", "Nov22", "Dec23", "2025"] {
+            assert!(!start_agrees(reused, t), "{reused}");
+        }
+        assert!(start_agrees("21:04", None));
+    }
 
     #[test]
     fn stat_fields_count_from_the_last_paren() {

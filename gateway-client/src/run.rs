@@ -191,10 +191,10 @@ fn user_name() -> String {
     )
 }
 
-/// `2026-11-23 21:06:46 UTC` from Unix seconds (the client has no time zone data).
-pub(crate) fn utc_string(unix: u64) -> String {
+/// The UTC year, month, day and seconds of the day of Unix seconds (the
+/// client has no time zone data).
+pub(crate) fn utc_civil(unix: u64) -> (i64, i64, i64, u64) {
     let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
     let era = z.div_euclid(146_097);
@@ -205,6 +205,12 @@ pub(crate) fn utc_string(unix: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, unix % 86_400)
+}
+
+/// `2026-11-23 21:06:46 UTC` from Unix seconds.
+pub(crate) fn utc_string(unix: u64) -> String {
+    let (y, m, d, secs) = utc_civil(unix);
     format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
         secs / 3600,
