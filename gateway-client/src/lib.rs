@@ -36,6 +36,7 @@ mod send;
 pub mod sockets;
 mod ssh_args;
 pub mod tunnel;
+mod utc;
 pub mod wire;
 
 pub use tunnel::{Health, Kind, Tunnel};

@@ -557,7 +557,7 @@ pub(crate) fn start_agrees(start: &str, started: Option<u64>) -> bool {
     let Some(started) = started else {
         return true;
     };
-    let (y, m, d, secs) = crate::run::utc_civil(started);
+    let (y, m, d, secs) = crate::utc::utc_civil(started);
     let b = start.as_bytes();
     match b.len() {
         5 if b[2] == b':' => {

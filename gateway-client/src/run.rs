@@ -15,6 +15,7 @@ use crate::error::{EXIT_OK, Error};
 use crate::key::Key;
 use crate::send::{self, Delivery};
 use crate::tunnel::Tunnel;
+use crate::utc::utc_string;
 use crate::wire::{self, Body, MsgKind};
 use crate::{live, ps};
 
@@ -191,34 +192,6 @@ fn user_name() -> String {
     )
 }
 
-/// The UTC year, month, day and seconds of the day of Unix seconds (the
-/// client has no time zone data).
-pub(crate) fn utc_civil(unix: u64) -> (i64, i64, i64, u64) {
-    let days = (unix / 86_400) as i64;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d, unix % 86_400)
-}
-
-/// `2026-11-23 21:06:46 UTC` from Unix seconds.
-pub(crate) fn utc_string(unix: u64) -> String {
-    let (y, m, d, secs) = utc_civil(unix);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-}
-
 fn print_header(
     out: &mut impl Write,
     name: &str,
@@ -336,13 +309,5 @@ mod tests {
         // A list shortened to fit a datagram: the count still says all.
         t.connected.truncate(1);
         assert_eq!(connected_text(&t), "2: 192.0.2.15");
-    }
-
-    #[test]
-    fn utc_strings() {
-        assert_eq!(utc_string(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(utc_string(1_459_860_677), "2016-04-05 12:51:17 UTC");
-        assert_eq!(utc_string(1_795_474_006), "2026-11-23 22:46:46 UTC");
-        assert_eq!(utc_string(951_782_400), "2000-02-29 00:00:00 UTC");
     }
 }
