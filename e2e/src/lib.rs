@@ -395,6 +395,32 @@ pub fn make_key(path: &Path) -> Result<PathBuf> {
     Ok(path.to_path_buf())
 }
 
+/// Starts the `fake-ssh` binary `bin` (pass `env!("CARGO_BIN_EXE_fake-ssh")`)
+/// as a shifter's tunnel holding `-L port:target`, listening on 127.0.0.1
+/// unless `listen` is false (a broken forward), and waits until it listens.
+pub fn fake_ssh(bin: &Path, tmp: &Path, port: u16, target: &str, listen: bool) -> Result<Proc> {
+    use std::os::unix::process::CommandExt;
+    let forward = format!("{port}:{target}");
+    let mut cmd = Command::new(bin);
+    cmd.arg0("ssh")
+        .args(["-N", "-L", &forward, "shifter@novadaq-e2e-gateway"])
+        .env("FAKE_SSH_SECONDS", "300");
+    if !listen {
+        cmd.env("FAKE_SSH_LISTEN", "no");
+    }
+    let p = Proc::spawn(
+        "fake ssh",
+        &mut cmd,
+        &tmp.join(format!("fake-ssh-{port}-{listen}.log")),
+    )?;
+    if listen {
+        wait_for("the fake tunnel to listen", Duration::from_secs(30), || {
+            tcp_open(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).then_some(())
+        })?;
+    }
+    Ok(p)
+}
+
 /// Loads `url` in headless Chromium and returns the DOM after rendering.
 /// `profile` is an empty folder for Chromium's user data.
 pub fn chromium_dom(url: &str, profile: &Path) -> Result<String> {

@@ -13,7 +13,6 @@
 //! and one on a wrong target since the second.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -28,25 +27,13 @@ const LIMIT: Duration = Duration::from_secs(30);
 
 /// A fake ssh holding `-L port:target`, listening unless `listen` is false.
 fn fake_ssh(tmp: &Path, port: u16, target: &str, listen: bool) -> Result<Proc> {
-    let forward = format!("{port}:{target}");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fake-ssh"));
-    cmd.arg0("ssh")
-        .args(["-N", "-L", &forward, "shifter@novadaq-e2e-gateway"])
-        .env("FAKE_SSH_SECONDS", "300");
-    if !listen {
-        cmd.env("FAKE_SSH_LISTEN", "no");
-    }
-    let p = Proc::spawn(
-        "fake ssh",
-        &mut cmd,
-        &tmp.join(format!("fake-ssh-{port}-{listen}.log")),
-    )?;
-    if listen {
-        wait_for("the fake tunnel to listen", LIMIT, || {
-            tcp_open(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).then_some(())
-        })?;
-    }
-    Ok(p)
+    e2e::fake_ssh(
+        Path::new(env!("CARGO_BIN_EXE_fake-ssh")),
+        tmp,
+        port,
+        target,
+        listen,
+    )
 }
 
 /// (listen port, state, since) of each object of status.json's `expected`
