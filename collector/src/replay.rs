@@ -15,8 +15,14 @@
 //! received, so it stays below the floor.
 //! The guard is rebuilt from the recent event rows at start, so a restart
 //! does not accept a replay.
+//!
+//! No operation scans a gateway's parts, so a full set costs what a small
+//! one does: the parts are also kept in the order of eviction (send time,
+//! then `seq`, then `part`) in a B-tree, the part the cap forces out is the
+//! tree's first, and expiry takes from the front until it reaches the
+//! window.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// Most remembered parts per gateway (a report a minute with a 300 s window
 /// needs about ten).
@@ -37,8 +43,23 @@ pub(crate) enum Verdict {
 struct Seen {
     /// (seq, part) -> sent
     parts: HashMap<(u64, u32), u64>,
+    /// The same parts as (sent, seq, part): the first is the one to forget.
+    order: BTreeSet<(u64, u64, u32)>,
     /// Unseen datagrams sent at or before this are refused.
     floor: Option<u64>,
+}
+
+impl Seen {
+    /// Forgets the part first in line (oldest send time, then lowest
+    /// `seq` and `part`); its send time, at most `now`, raises the floor.
+    fn evict_first(&mut self, now: u64) {
+        let Some((sent, seq, part)) = self.order.pop_first() else {
+            return;
+        };
+        self.parts.remove(&(seq, part));
+        let s = sent.min(now);
+        self.floor = Some(self.floor.map_or(s, |f| f.max(s)));
+    }
 }
 
 /// The set of accepted parts within the time window.
@@ -74,20 +95,16 @@ impl ReplayGuard {
 
     /// Remembers an accepted (written) part, at collector time `now`.
     pub(crate) fn record(&mut self, gateway: &str, seq: u64, part: u32, sent: u64, now: u64) {
-        if !self.gateways.contains_key(gateway) {
-            self.gateways.insert(gateway.to_string(), Seen::default());
-        }
-        let Some(seen) = self.gateways.get_mut(gateway) else {
-            return;
+        let seen = match self.gateways.get_mut(gateway) {
+            Some(seen) => seen,
+            None => self.gateways.entry(gateway.to_string()).or_default(),
         };
-        seen.parts.insert((seq, part), sent);
+        if let Some(before) = seen.parts.insert((seq, part), sent) {
+            seen.order.remove(&(before, seq, part));
+        }
+        seen.order.insert((sent, seq, part));
         while seen.parts.len() > self.cap {
-            let Some((&k, &s)) = seen.parts.iter().min_by_key(|(k, s)| (**s, k.0, k.1)) else {
-                break;
-            };
-            seen.parts.remove(&k);
-            let s = s.min(now);
-            seen.floor = Some(seen.floor.map_or(s, |f| f.max(s)));
+            seen.evict_first(now);
         }
     }
 
@@ -95,7 +112,12 @@ impl ReplayGuard {
     pub(crate) fn expire(&mut self, now: u64) {
         let horizon = now.saturating_sub(self.window);
         self.gateways.retain(|_, seen| {
-            seen.parts.retain(|_, sent| *sent >= horizon);
+            while let Some(&(sent, seq, part)) = seen.order.first()
+                && sent < horizon
+            {
+                seen.order.pop_first();
+                seen.parts.remove(&(seq, part));
+            }
             if seen.floor.is_some_and(|f| f < horizon) {
                 seen.floor = None;
             }
@@ -112,6 +134,119 @@ impl ReplayGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The guard as it was before the eviction order was kept: the oldest
+    /// part found by a scan. The reference the property test holds the
+    /// guard to.
+    struct Scanning {
+        window: u64,
+        cap: usize,
+        gateways: HashMap<String, (HashMap<(u64, u32), u64>, Option<u64>)>,
+    }
+
+    impl Scanning {
+        fn check(&self, gateway: &str, seq: u64, part: u32, sent: u64) -> Verdict {
+            let Some((parts, floor)) = self.gateways.get(gateway) else {
+                return Verdict::Fresh;
+            };
+            if parts.contains_key(&(seq, part)) {
+                Verdict::Duplicate
+            } else if floor.is_some_and(|f| sent <= f) {
+                Verdict::Replay
+            } else {
+                Verdict::Fresh
+            }
+        }
+
+        fn record(&mut self, gateway: &str, seq: u64, part: u32, sent: u64, now: u64) {
+            let (parts, floor) = self.gateways.entry(gateway.to_string()).or_default();
+            parts.insert((seq, part), sent);
+            while parts.len() > self.cap.max(1) {
+                let Some((&k, &s)) = parts.iter().min_by_key(|(k, s)| (**s, k.0, k.1)) else {
+                    break;
+                };
+                parts.remove(&k);
+                let s = s.min(now);
+                *floor = Some(floor.map_or(s, |f| f.max(s)));
+            }
+        }
+
+        fn expire(&mut self, now: u64) {
+            let horizon = now.saturating_sub(self.window);
+            self.gateways.retain(|_, (parts, floor)| {
+                parts.retain(|_, sent| *sent >= horizon);
+                if floor.is_some_and(|f| f < horizon) {
+                    *floor = None;
+                }
+                !parts.is_empty() || floor.is_some()
+            });
+        }
+
+        fn len(&self) -> usize {
+            self.gateways.values().map(|(p, _)| p.len()).sum()
+        }
+    }
+
+    #[derive(Clone, Debug)]
+    enum Op {
+        Record { gw: u8, seq: u64, part: u32, sent: u64, now: u64 },
+        Check { gw: u8, seq: u64, part: u32, sent: u64 },
+        Expire { now: u64 },
+    }
+
+    /// Small ranges, so that parts repeat, send times tie, caps are hit and
+    /// expiry reaches some parts and not others.
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => (0u8..3, 0u64..40, 1u32..4, 0u64..60, 0u64..80)
+                .prop_map(|(gw, seq, part, sent, now)| Op::Record { gw, seq, part, sent, now }),
+            4 => (0u8..3, 0u64..40, 1u32..4, 0u64..60)
+                .prop_map(|(gw, seq, part, sent)| Op::Check { gw, seq, part, sent }),
+            1 => (0u64..120).prop_map(|now| Op::Expire { now }),
+        ]
+    }
+
+    proptest! {
+        /// Any sequence of records, checks and expiries gives the same
+        /// verdicts and counts as the scanning guard.
+        #[test]
+        fn the_guard_decides_as_the_scanning_one_did(
+            cap in 1usize..8,
+            window in 1u64..40,
+            ops in proptest::collection::vec(op(), 0..300),
+        ) {
+            let mut new = ReplayGuard::new(window, cap);
+            let mut old = Scanning { window, cap, gateways: HashMap::new() };
+            let name = |gw: u8| format!("gw{gw}");
+            for op in ops {
+                match op {
+                    Op::Record { gw, seq, part, sent, now } => {
+                        new.record(&name(gw), seq, part, sent, now);
+                        old.record(&name(gw), seq, part, sent, now);
+                    }
+                    Op::Check { gw, seq, part, sent } => {
+                        prop_assert_eq!(
+                            new.check(&name(gw), seq, part, sent),
+                            old.check(&name(gw), seq, part, sent)
+                        );
+                    }
+                    Op::Expire { now } => {
+                        new.expire(now);
+                        old.expire(now);
+                    }
+                }
+                prop_assert_eq!(new.len(), old.len());
+                for (gw, seen) in &new.gateways {
+                    let (parts, floor) = &old.gateways[gw];
+                    prop_assert_eq!(&seen.parts, parts);
+                    prop_assert_eq!(seen.floor, *floor);
+                    prop_assert_eq!(seen.order.len(), seen.parts.len());
+                }
+                prop_assert_eq!(new.gateways.len(), old.gateways.len());
+            }
+        }
+    }
 
     #[test]
     fn duplicates_until_the_window_passes() {
