@@ -234,40 +234,69 @@ fn set_aside_name(path: &Path) -> PathBuf {
 /// committed rows were synced before. On ext4 two `fdatasync`s at once share
 /// one journal commit: on the development machine's shared disk, a 200-byte
 /// append to each of two files and their syncs took 7.1–7.9 ms median in
-/// turn and 2.5–3.9 ms at once (400 of each, interleaved). A thread per
-/// batch costs some tens of µs, which group commit spreads over the batch.
+/// turn and 2.5–3.9 ms at once (400 of each, interleaved). The second
+/// thread is the [`SyncHelper`], kept for the writer's life (one started
+/// per batch cost a thread's start and end every batch); without it, in
+/// turn.
 fn sync_both(
+    helper: Option<&SyncHelper>,
     a: &OpenFile,
     a_written: bool,
     b: &OpenFile,
     b_written: bool,
 ) -> Result<(), (PathBuf, std::io::Error)> {
     let sync = |f: &OpenFile| f.sync().map_err(|err| (f.path.clone(), err));
-    if !(a_written && b_written) {
+    let Some(helper) = helper.filter(|_| a_written && b_written) else {
         for (f, written) in [(a, a_written), (b, b_written)] {
             if written {
                 sync(f)?;
             }
         }
         return Ok(());
+    };
+    // The helper syncs `a` through a duplicate of its descriptor; without
+    // one, or without the helper, the two go in turn.
+    let handed = a
+        .file
+        .try_clone()
+        .is_ok_and(|dup| helper.jobs.send(dup).is_ok());
+    if !handed {
+        return sync(a).and_then(|()| sync(b));
     }
-    std::thread::scope(|s| {
-        let Ok(other) = std::thread::Builder::new()
+    let rb = sync(b);
+    let ra = helper
+        .done
+        .recv()
+        .unwrap_or_else(|_| Err(std::io::Error::other("the sync thread is gone")))
+        .map_err(|err| (a.path.clone(), err));
+    ra.and(rb)
+}
+
+/// The log writer's second thread: it syncs the file it is handed (a
+/// duplicate descriptor of it) while the writer syncs the other.
+#[derive(Debug)]
+struct SyncHelper {
+    jobs: mpsc::Sender<File>,
+    done: mpsc::Receiver<std::io::Result<()>>,
+}
+
+impl SyncHelper {
+    /// `None` when no thread can be had (the files are then synced in turn).
+    fn start() -> Option<SyncHelper> {
+        let (jobs, job_rx) = mpsc::channel::<File>();
+        let (done_tx, done) = mpsc::channel();
+        std::thread::Builder::new()
             .name("log-sync".into())
-            .spawn_scoped(s, || sync(a))
-        else {
-            // No thread to be had: in turn, then.
-            return sync(a).and_then(|()| sync(b));
-        };
-        let rb = sync(b);
-        let ra = other.join().unwrap_or_else(|_| {
-            Err((
-                a.path.clone(),
-                std::io::Error::other("the sync thread panicked"),
-            ))
-        });
-        ra.and(rb)
-    })
+            .spawn(move || {
+                for file in job_rx {
+                    if done_tx.send(file.sync_data()).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok()?;
+        Some(SyncHelper { jobs, done })
+    }
 }
 
 /// Formats rows as CSV bytes (each ends in `\n`).
@@ -360,6 +389,15 @@ impl Rows {
     pub(crate) fn counts(&self) -> (u64, u64) {
         (self.event_rows, self.tunnel_rows)
     }
+
+    /// Empty again, keeping the buffers' memory for the next batch.
+    fn clear(&mut self) {
+        self.tunnels.clear();
+        self.events.clear();
+        self.tunnel_rows = 0;
+        self.event_rows = 0;
+        self.latest = None;
+    }
 }
 
 /// Appends rows to today's files. See the module doc for the guarantees.
@@ -371,6 +409,8 @@ pub(crate) struct LogWriter {
     events: OpenFile,
     tunnels: OpenFile,
     metrics: Arc<Metrics>,
+    /// Syncs one file while this thread syncs the other.
+    sync_helper: Option<SyncHelper>,
 }
 
 impl LogWriter {
@@ -400,6 +440,7 @@ impl LogWriter {
             events: open_file(dir, LogKind::Events, day, &metrics)?,
             tunnels: open_file(dir, LogKind::Tunnels, day, &metrics)?,
             metrics,
+            sync_helper: SyncHelper::start(),
         };
         w.apply_retention(day);
         Ok(w)
@@ -466,17 +507,17 @@ impl LogWriter {
     /// batch's rows stays, whole or torn. Rolls over to the day of the
     /// latest `received` first. Returns only once the rows are synced in
     /// the files that the paths name (see the module doc).
-    pub(crate) fn append_rows(&mut self, rows: Rows) -> Result<(), Error> {
+    pub(crate) fn append_rows(&mut self, rows: &Rows) -> Result<(), Error> {
         if let Some(received) = rows.latest {
             self.roll(received)?;
         }
-        let (t, e) = (rows.tunnels, rows.events);
+        let (t, e) = (&rows.tunnels, &rows.events);
         // Twice at most: a file replaced during one batch's write is
         // reopened and the batch written again; replaced during that too,
         // the batch fails (not acked) and the client sends again.
         for _ in 0..2 {
             self.reopen_if_gone()?;
-            self.write_synced(&t, &e)?;
+            self.write_synced(t, e)?;
             if self.tunnels.still_named() && self.events.still_named() {
                 return Ok(());
             }
@@ -500,7 +541,15 @@ impl LogWriter {
                     .write(e)
                     .map_err(|err| (self.events.path.clone(), err))
             })
-            .and_then(|()| sync_both(&self.tunnels, !t.is_empty(), &self.events, !e.is_empty()));
+            .and_then(|()| {
+                sync_both(
+                    self.sync_helper.as_ref(),
+                    &self.tunnels,
+                    !t.is_empty(),
+                    &self.events,
+                    !e.is_empty(),
+                )
+            });
         if let Err((path, err)) = result {
             // Whatever was written is undone, in both files (the committed
             // lengths move only once both are synced).
@@ -626,11 +675,14 @@ enum Job {
 /// A [`LogWriter`] on its own thread. [`Committer::submit`] hands it one
 /// batch's rows and returns at once; [`Committer::wait`] gives that batch's
 /// result. At most one batch is in flight: submitting another first waits
-/// for the one before, so batches reach the disk in order.
+/// for the one before, so batches reach the disk in order. The rows of a
+/// batch come back emptied with its result, and [`Committer::rows`] hands
+/// them out again, so that the buffers are not grown anew every batch.
 pub(crate) struct Committer {
     jobs: mpsc::Sender<Job>,
-    done: mpsc::Receiver<Result<(), Error>>,
+    done: mpsc::Receiver<(Result<(), Error>, Option<Box<Rows>>)>,
     in_flight: bool,
+    spare: Option<Box<Rows>>,
     /// The day the writer's files are known to be of: a roll to it is not
     /// sent (the once-a-second tick must not wake the writer).
     day: Date,
@@ -647,8 +699,12 @@ impl Committer {
             .spawn(move || {
                 for job in job_rx {
                     let result = match job {
-                        Job::Append(rows) => log.append_rows(*rows),
-                        Job::Roll(now) => log.roll(now),
+                        Job::Append(mut rows) => {
+                            let result = log.append_rows(&rows);
+                            rows.clear();
+                            (result, Some(rows))
+                        }
+                        Job::Roll(now) => (log.roll(now), None),
                     };
                     if done_tx.send(result).is_err() {
                         return;
@@ -659,17 +715,24 @@ impl Committer {
             jobs,
             done,
             in_flight: false,
+            spare: None,
             day,
         })
     }
 
     /// Hands a batch's rows to the writer. Call [`Committer::wait`] for the
     /// one in flight first.
-    pub(crate) fn submit(&mut self, rows: Rows) -> Result<(), Error> {
+    pub(crate) fn submit(&mut self, rows: Box<Rows>) -> Result<(), Error> {
         debug_assert!(!self.in_flight, "wait for the batch in flight first");
-        self.send(Job::Append(Box::new(rows)))?;
+        self.send(Job::Append(rows))?;
         self.in_flight = true;
         Ok(())
+    }
+
+    /// Empty rows for the next batch (the last batch's buffers when they
+    /// came back).
+    pub(crate) fn rows(&mut self) -> Box<Rows> {
+        self.spare.take().unwrap_or_default()
     }
 
     /// The result of the batch in flight (`Ok` if there is none).
@@ -698,8 +761,15 @@ impl Committer {
         self.jobs.send(job).map_err(|_| Self::gone())
     }
 
-    fn result(&self) -> Result<(), Error> {
-        self.done.recv().unwrap_or_else(|_| Err(Self::gone()))
+    fn result(&mut self) -> Result<(), Error> {
+        let (result, rows) = self
+            .done
+            .recv()
+            .unwrap_or_else(|_| (Err(Self::gone()), None));
+        if rows.is_some() {
+            self.spare = rows;
+        }
+        result
     }
 
     fn gone() -> Error {
@@ -727,7 +797,7 @@ mod tests {
             rows.tunnel(t.as_ref());
         }
         rows.event(event.as_ref());
-        w.append_rows(rows)
+        w.append_rows(&rows)
     }
 
     fn tmp(name: &str) -> PathBuf {

@@ -1,9 +1,9 @@
 //! UDP ingest: from datagrams to rows on disk, acks, state and alerts.
 //!
 //! One thread, one socket, plus the log writer's thread ([`Committer`]). The
-//! loop receives in batches ([`RecvBatch`]): one blocking receive, then
-//! whatever else is already queued, without waiting, up to [`MAX_BATCH`]
-//! datagrams. A batch goes through two steps:
+//! loop receives in batches ([`crate::udp::RecvBatch`]): one call that waits
+//! for a datagram and takes whatever else is already queued, up to
+//! [`crate::udp::MAX_BATCH`] datagrams. A batch goes through two steps:
 //!
 //! 1. [`Ingest::take_batch`] checks each datagram: [`wire::decode`] checks
 //!    size, header, version and the HMAC before any JSON is parsed; the send
@@ -64,7 +64,7 @@ use logs::reader::{self, Item};
 use logs::schema::{EventRef, EventRow, TunnelRef};
 use logs::silence::Silence;
 
-use crate::csvlog::{Committer, Rows};
+use crate::csvlog::Committer;
 use crate::error::Error;
 use crate::http::{Refusal, SharedSnapshot, Snapshot};
 use crate::mac::FastKey;
@@ -76,6 +76,7 @@ use crate::replay::{self, ReplayGuard, Verdict};
 use crate::say::say;
 use crate::silencer::Silencer;
 use crate::state::{Alert, AlertKind, State};
+use crate::udp;
 use gateway_client::reassembly::{Dropped, Reassembler};
 
 /// Rejection lines logged per reason per minute before they are summarised.
@@ -95,81 +96,6 @@ pub(crate) enum Step {
         gateway: String,
         source: String,
     },
-}
-
-/// Datagrams taken into one batch, at most.
-pub(crate) const MAX_BATCH: usize = 256;
-
-/// The datagrams of one batch as received: one blocking receive, then what
-/// else is already queued on the socket, without waiting, up to
-/// [`MAX_BATCH`] (the buffer holds that many datagrams of the largest size).
-pub(crate) struct RecvBatch {
-    buf: Vec<u8>,
-    /// (offset in `buf`, length, sender)
-    items: Vec<(usize, usize, SocketAddr)>,
-}
-
-impl Default for RecvBatch {
-    fn default() -> Self {
-        RecvBatch {
-            buf: vec![0; MAX_BATCH * SLOT],
-            items: Vec::with_capacity(MAX_BATCH),
-        }
-    }
-}
-
-/// Room for one datagram: one byte more than the largest valid one, so that
-/// an oversized datagram shows as such to [`wire::decode`].
-const SLOT: usize = wire::MAX_DATAGRAM + 1;
-
-impl RecvBatch {
-    /// Waits for a datagram (as long as the socket's read timeout), then
-    /// takes what else is queued without waiting. The inner result is the
-    /// first receive's (on error the batch is empty); errors after it just
-    /// end the batch. The outer error is fatal: the socket could not be
-    /// made blocking again, and the loop would spin.
-    pub(crate) fn recv(&mut self, socket: &UdpSocket) -> Result<std::io::Result<()>, Error> {
-        self.items.clear();
-        match socket.recv_from(&mut self.buf[..SLOT]) {
-            Ok((n, peer)) => self.items.push((0, n, peer)),
-            Err(e) => return Ok(Err(e)),
-        }
-        self.drain(socket)?;
-        Ok(Ok(()))
-    }
-
-    /// Takes only what is already queued, without waiting (maybe nothing).
-    /// The error is fatal, as for [`RecvBatch::recv`].
-    pub(crate) fn take_queued(&mut self, socket: &UdpSocket) -> Result<(), Error> {
-        self.items.clear();
-        self.drain(socket)
-    }
-
-    fn drain(&mut self, socket: &UdpSocket) -> Result<(), Error> {
-        if socket.set_nonblocking(true).is_err() {
-            return Ok(());
-        }
-        while self.items.len() < MAX_BATCH {
-            let offset = self.items.len() * SLOT;
-            match socket.recv_from(&mut self.buf[offset..offset + SLOT]) {
-                Ok((n, peer)) => self.items.push((offset, n, peer)),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => break,
-            }
-        }
-        socket.set_nonblocking(false).map_err(Error::Udp)
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// The datagrams, in the order received.
-    pub(crate) fn datagrams(&self) -> impl Iterator<Item = (&[u8], SocketAddr)> {
-        self.items
-            .iter()
-            .map(|&(offset, n, peer)| (&self.buf[offset..offset + n], peer))
-    }
 }
 
 /// A datagram of a batch that passed the checks and waits for its write.
@@ -563,11 +489,39 @@ impl Ingest {
         match socket.send_to(bytes, peer) {
             Ok(_) => true,
             Err(e) => {
-                self.metrics.ack_send_errors.fetch_add(1, Relaxed);
-                let line = format!("{peer}: cannot send the ack: {e}");
-                self.limiter.log("ack_send", &who(None, peer), &line, now);
+                self.send_failed(peer, &e, now);
                 false
             }
+        }
+    }
+
+    fn send_failed(&mut self, peer: SocketAddr, e: &std::io::Error, now: u64) {
+        self.metrics.ack_send_errors.fetch_add(1, Relaxed);
+        let line = format!("{peer}: cannot send the ack: {e}");
+        self.limiter.log("ack_send", &who(None, peer), &line, now);
+    }
+
+    /// Sends a settled batch's acks together ([`udp::send_all`]): the first
+    /// `oks` are counted as `ok`, the rest as `duplicate`; a send that
+    /// fails is counted and logged, and the others still go.
+    fn send_acks(
+        &mut self,
+        socket: &UdpSocket,
+        acks: &[(Vec<u8>, SocketAddr)],
+        oks: usize,
+        now: u64,
+    ) {
+        let (mut ok, mut duplicate) = (0, 0);
+        let mut failed = Vec::new();
+        udp::send_all(socket, acks, |i, r| match r {
+            Ok(()) if i < oks => ok += 1,
+            Ok(()) => duplicate += 1,
+            Err(e) => failed.push((acks[i].1, e)),
+        });
+        self.metrics.acks_ok.fetch_add(ok, Relaxed);
+        self.metrics.acks_duplicate.fetch_add(duplicate, Relaxed);
+        for (peer, e) in failed {
+            self.send_failed(peer, &e, now);
         }
     }
 
@@ -787,7 +741,7 @@ impl Ingest {
                 }
             }
         }
-        let mut rows = Rows::default();
+        let mut rows = self.log.rows();
         for t in &taken {
             let body = &t.body;
             for tunnel in &body.tunnels {
@@ -967,16 +921,9 @@ impl Ingest {
             }
         }
         self.publish();
-        for (ack, peer) in &acks {
-            if self.send(socket, ack, *peer, now) {
-                self.metrics.acks_ok.fetch_add(1, Relaxed);
-            }
-        }
-        for (ack, peer) in &batch.duplicates {
-            if self.send(socket, ack, *peer, now) {
-                self.metrics.acks_duplicate.fetch_add(1, Relaxed);
-            }
-        }
+        let oks = acks.len();
+        acks.extend(batch.duplicates);
+        self.send_acks(socket, &acks, oks, now);
         self.alert(alerts, now);
         if collected && let Some(c) = &self.on_collect {
             c.poke();

@@ -45,6 +45,7 @@ mod replay;
 mod say;
 mod silencer;
 mod state;
+mod udp;
 
 use std::ffi::OsString;
 use std::net::UdpSocket;
@@ -63,9 +64,10 @@ pub use state::MAX_GATEWAYS;
 
 use crate::cli::{Args, Command};
 use crate::http::{HttpServer, Snapshot};
-use crate::ingest::{Ingest, RecvBatch, Step};
+use crate::ingest::{Ingest, Step};
 use crate::metrics::Metrics;
 use crate::say::say;
+use crate::udp::RecvBatch;
 
 /// How a run ended without an error.
 #[derive(Debug, PartialEq, Eq)]
@@ -281,10 +283,9 @@ impl Collector {
             // (checked while the disk works); with nothing queued, finish that
             // batch (its acks go out) before waiting on the socket again.
             let received = if ingest.in_flight() {
-                batch.take_queued(&socket)?;
-                Ok(())
+                batch.take_queued(&socket)
             } else {
-                batch.recv(&socket)?
+                batch.recv(&socket)
             };
             let now = unix_now();
             match received {

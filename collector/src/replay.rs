@@ -190,9 +190,22 @@ mod tests {
 
     #[derive(Clone, Debug)]
     enum Op {
-        Record { gw: u8, seq: u64, part: u32, sent: u64, now: u64 },
-        Check { gw: u8, seq: u64, part: u32, sent: u64 },
-        Expire { now: u64 },
+        Record {
+            gw: u8,
+            seq: u64,
+            part: u32,
+            sent: u64,
+            now: u64,
+        },
+        Check {
+            gw: u8,
+            seq: u64,
+            part: u32,
+            sent: u64,
+        },
+        Expire {
+            now: u64,
+        },
     }
 
     /// Small ranges, so that parts repeat, send times tie, caps are hit and

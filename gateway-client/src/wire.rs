@@ -489,6 +489,8 @@ fn read_body(text: &str) -> Option<Body> {
             }
             "tunnels" => {
                 body.tunnels.clear();
+                // Room for what a datagram holds (about six), at once.
+                body.tunnels.reserve(8);
                 return r.array(|r| {
                     body.tunnels.push(read_tunnel(r)?);
                     Some(())
