@@ -163,6 +163,11 @@ impl Collector {
         &self.key
     }
 
+    /// The collector's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The voluntary context switches of all the collector's threads so
     /// far (each a wakeup from a wait), from `/proc/PID/task/*/status`.
     pub fn wakeups(&self) -> Option<(u64, usize)> {
@@ -293,7 +298,8 @@ impl Sender {
     }
 }
 
-fn report(gateway: &str, seq: u64, tunnels: &[Tunnel]) -> Body {
+/// A report of `tunnels` from `gateway`, in one part until encoded.
+pub(crate) fn report(gateway: &str, seq: u64, tunnels: &[Tunnel]) -> Body {
     Body {
         gateway: gateway.to_string(),
         kind: MsgKind::Report,

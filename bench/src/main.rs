@@ -28,16 +28,29 @@ OPTIONS:
     --static DIR      static musl binaries, measured too when there [target/static]
     --musl-self FILE  a musl build of this program, for the musl parse figure
     --only CASE       run only CASE (repeatable): parse, client, live, rtt,
-                      idle, ingest, webgen, scaling
+                      idle, ingest, webgen, scaling, peers-collectd
+    --peers           run the side-by-side cases with other tools (which
+                      need them installed: collectd); not run otherwise
     --scratch DIR     where the collectors under test write their logs
                       [the data directory]; a tmpfs shows ingest without fsync cost
     --out FILE        also write the table (Markdown) to FILE
     -h, --help        print this help
 ";
 
-const CASES: [&str; 8] = [
-    "parse", "client", "live", "rtt", "idle", "ingest", "webgen", "scaling",
+const CASES: [&str; 9] = [
+    "parse",
+    "client",
+    "live",
+    "rtt",
+    "idle",
+    "ingest",
+    "webgen",
+    "scaling",
+    "peers-collectd",
 ];
+
+/// Cases run only when asked for (`--peers`, or `--only`).
+const PEER_CASES: [&str; 1] = ["peers-collectd"];
 
 fn main() -> ExitCode {
     match run(std::env::args_os().skip(1).collect()) {
@@ -92,6 +105,7 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     while let Some(arg) = p.next()? {
         match arg {
             Long("quick") => quick = true,
+            Long("peers") => only.extend(PEER_CASES.iter().map(|c| c.to_string())),
             Long("scratch") => scratch = Some(p.value()?.into()),
             Long("data") => data = p.value()?.into(),
             Long("bin") => bin = p.value()?.into(),
@@ -124,7 +138,8 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
         musl_self: musl_self.filter(|p| p.exists()),
         scale,
     };
-    let want = |c: &str| only.is_empty() || only.iter().any(|o| o == c);
+    let want =
+        |c: &str| only.iter().any(|o| o == c) || (only.is_empty() && !PEER_CASES.contains(&c));
 
     let load_before = load_average();
     let capture = cases::capture(&setup)?;
@@ -137,7 +152,7 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     let mut rows: Vec<Row> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     type Case = fn(&Setup) -> Result<Vec<Row>, Error>;
-    let plan: [(&str, Case); 8] = [
+    let plan: [(&str, Case); 9] = [
         ("parse", |s| cases::parse(s, &cases::capture(s)?)),
         ("client", |s| cases::client(s, &cases::capture(s)?)),
         ("live", cases::live),
@@ -146,6 +161,7 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
         ("ingest", cases::ingest),
         ("webgen", cases::webgen),
         ("scaling", cases::webgen_scaling),
+        ("peers-collectd", bench::peers_collectd::peers_collectd),
     ];
     let _ = capture;
     for (name, case) in plan {
