@@ -1,15 +1,15 @@
 //! The `collector` binary: runs [`collector::run`], prints one line when
 //! there is something to say, and exits with its code.
 //!
-//! Both builds use mimalloc as their allocator: musl's own is slow for the
-//! many small allocations of ingest, and glibc's slower than mimalloc for
-//! them (docs/benchmarks.md).
+//! The static (musl) build uses mimalloc as its allocator: musl's own is slow
+//! for the many small allocations of ingest (docs/benchmarks.md).
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use collector::Outcome;
 
+#[cfg(target_env = "musl")]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
