@@ -682,6 +682,8 @@ pub(crate) struct Committer {
     jobs: mpsc::Sender<Job>,
     done: mpsc::Receiver<(Result<(), Error>, Option<Box<Rows>>)>,
     in_flight: bool,
+    /// The in-flight batch's result, when [`Committer::is_done`] took it.
+    ready: Option<(Result<(), Error>, Option<Box<Rows>>)>,
     spare: Option<Box<Rows>>,
     /// The day the writer's files are known to be of: a roll to it is not
     /// sent (the once-a-second tick must not wake the writer).
@@ -715,6 +717,7 @@ impl Committer {
             jobs,
             done,
             in_flight: false,
+            ready: None,
             spare: None,
             day,
         })
@@ -733,6 +736,23 @@ impl Committer {
     /// came back).
     pub(crate) fn rows(&mut self) -> Box<Rows> {
         self.spare.take().unwrap_or_default()
+    }
+
+    /// Whether the batch in flight (if any) is written and synced (or
+    /// failed), so that [`Committer::wait`] would not wait.
+    pub(crate) fn is_done(&mut self) -> bool {
+        if !self.in_flight || self.ready.is_some() {
+            return true;
+        }
+        match self.done.try_recv() {
+            Ok(r) => {
+                self.ready = Some(r);
+                true
+            }
+            Err(mpsc::TryRecvError::Empty) => false,
+            // `wait` says the writer is gone.
+            Err(mpsc::TryRecvError::Disconnected) => true,
+        }
     }
 
     /// The result of the batch in flight (`Ok` if there is none).
@@ -762,10 +782,13 @@ impl Committer {
     }
 
     fn result(&mut self) -> Result<(), Error> {
-        let (result, rows) = self
-            .done
-            .recv()
-            .unwrap_or_else(|_| (Err(Self::gone()), None));
+        let (result, rows) = match self.ready.take() {
+            Some(r) => r,
+            None => self
+                .done
+                .recv()
+                .unwrap_or_else(|_| (Err(Self::gone()), None)),
+        };
         if rows.is_some() {
             self.spare = rows;
         }

@@ -715,6 +715,12 @@ impl Ingest {
         self.in_flight.is_some()
     }
 
+    /// Whether the batch in flight, if any, is synced (or failed), so that
+    /// [`Ingest::settle`] would not wait.
+    pub(crate) fn in_flight_done(&mut self) -> bool {
+        self.log.is_done()
+    }
+
     /// Takes a batch of datagrams received at `now` (group commit): each is
     /// checked (against what is written, what the batch in flight holds and
     /// what this batch took already) and the rows of all that pass are

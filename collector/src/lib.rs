@@ -279,22 +279,33 @@ impl Collector {
         let mut last_tick = 0;
         let mut udp_errors = 0u32;
         loop {
-            // While a batch is being synced, take only what is queued already
-            // (checked while the disk works); with nothing queued, finish that
-            // batch (its acks go out) before waiting on the socket again.
-            let received = if ingest.in_flight() {
-                batch.take_queued(&socket)
+            // While a batch is being synced, what comes is gathered (up to a
+            // full batch) into the next one, which is checked and handed to
+            // the writer once the sync is done: under load one sync covers
+            // everything that came during the one before. With nothing new
+            // coming, the loop waits for the sync (the acks go out) before
+            // it waits on the socket again.
+            let received = if ingest.in_flight() || !batch.is_empty() {
+                batch.take_more(&socket)
             } else {
-                batch.recv(&socket)
+                batch.recv(&socket).map(|()| 1)
             };
             let now = unix_now();
             match received {
-                Ok(()) => {
+                Ok(new) => {
                     udp_errors = 0;
-                    let step = if batch.is_empty() {
+                    let gathering = ingest.in_flight() && new > 0 && !batch.is_full();
+                    let step = if gathering && !ingest.in_flight_done() {
+                        Step::Continue
+                    } else if batch.is_empty() {
                         ingest.settle(&socket)
                     } else {
-                        ingest.take_batch(&socket, batch.datagrams(), now)
+                        // The batch before first: its acks go out now.
+                        let step = ingest.settle(&socket);
+                        debug_assert_eq!(step, Step::Continue, "a shutdown is settled at once");
+                        let step = ingest.take_batch(&socket, batch.datagrams(), now);
+                        batch.clear();
+                        step
                     };
                     if let Step::Shutdown { gateway, source } = step {
                         ingest.finish();

@@ -5,7 +5,8 @@
 //! [`RecvBatch::recv`] waits (as long as the socket's read timeout) for the
 //! first datagram and takes what else is queued in the same call
 //! (`MSG_WAITFORONE`); [`RecvBatch::take_queued`] only takes what is queued
-//! (`MSG_DONTWAIT`). Neither changes the socket's blocking mode. A datagram
+//! (`MSG_DONTWAIT`), and [`RecvBatch::take_more`] adds it to the datagrams
+//! already held. None changes the socket's blocking mode. A datagram
 //! longer than a slot is cut to the slot, one byte more than the largest
 //! valid datagram, so that it still shows as oversized to `wire::decode`.
 //! [`send_all`] reports each datagram's outcome, so that one failed send
@@ -79,28 +80,54 @@ impl RecvBatch {
     /// Waits for a datagram (as long as the socket's read timeout), then
     /// takes what else is queued, in one call. On error the batch is empty.
     pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<()> {
-        self.take(socket, libc::MSG_WAITFORONE)
+        self.items.clear();
+        self.take(socket, libc::MSG_WAITFORONE).map(|_| ())
     }
 
     /// Takes only what is already queued, without waiting (maybe nothing).
+    #[cfg(test)]
     pub(crate) fn take_queued(&mut self, socket: &UdpSocket) -> io::Result<()> {
+        self.items.clear();
+        self.take_more(socket).map(|_| ())
+    }
+
+    /// Adds what is already queued to the datagrams held, without waiting,
+    /// as far as there is room; returns how many came.
+    pub(crate) fn take_more(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         match self.take(socket, libc::MSG_DONTWAIT) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
             other => other,
         }
     }
 
-    fn take(&mut self, socket: &UdpSocket, flags: libc::c_int) -> io::Result<()> {
+    /// Forgets the datagrams held.
+    pub(crate) fn clear(&mut self) {
         self.items.clear();
+    }
+
+    /// Whether no more datagrams fit.
+    pub(crate) fn is_full(&self) -> bool {
+        self.items.len() >= MAX_BATCH
+    }
+
+    /// Receives into the free slots after the datagrams held.
+    fn take(&mut self, socket: &UdpSocket, flags: libc::c_int) -> io::Result<usize> {
+        // Slots are used in order, and a datagram whose address could not
+        // be read leaves its slot unused: the next free slot is after the
+        // last one filled.
+        let start = self.items.last().map_or(0, |&(offset, _, _)| offset / SLOT + 1);
+        if start >= MAX_BATCH {
+            return Ok(0);
+        }
         let n = loop {
-            // SAFETY: `hdrs` holds MAX_BATCH headers whose iovecs and names
-            // point into live buffers of the sizes they say (see Default);
-            // the kernel writes at most that much into each.
+            // SAFETY: `hdrs[start..]` holds MAX_BATCH - start headers whose
+            // iovecs and names point into live buffers of the sizes they
+            // say (see Default); the kernel writes at most that into each.
             let n = unsafe {
                 libc::recvmmsg(
                     socket.as_raw_fd(),
-                    self.hdrs.as_mut_ptr(),
-                    MAX_BATCH as libc::c_uint,
+                    self.hdrs[start..].as_mut_ptr(),
+                    (MAX_BATCH - start) as libc::c_uint,
                     flags,
                     std::ptr::null_mut(),
                 )
@@ -113,7 +140,8 @@ impl RecvBatch {
                 return Err(e);
             }
         };
-        for (i, h) in self.hdrs.iter_mut().enumerate().take(n) {
+        let before = self.items.len();
+        for (i, h) in self.hdrs.iter_mut().enumerate().skip(start).take(n) {
             let len = (h.msg_len as usize).min(SLOT);
             // The kernel wrote the name's length; it must be whole again
             // for the next call.
@@ -122,7 +150,7 @@ impl RecvBatch {
                 self.items.push((i * SLOT, len, peer));
             }
         }
-        Ok(())
+        Ok(self.items.len() - before)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
