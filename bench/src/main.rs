@@ -31,6 +31,8 @@ OPTIONS:
                       idle, ingest, webgen, scaling, peers-collectd
     --peers           run the side-by-side cases with other tools (which
                       need them installed: collectd); not run otherwise
+    --senders N       senders of the ingest case [64]; few senders send
+                      many parts each (past the replay guard's 4,096 a gateway)
     --scratch DIR     where the collectors under test write their logs
                       [the data directory]; a tmpfs shows ingest without fsync cost
     --out FILE        also write the table (Markdown) to FILE
@@ -102,11 +104,13 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     let mut only: Vec<String> = Vec::new();
     let mut out: Option<PathBuf> = None;
     let mut scratch: Option<PathBuf> = None;
+    let mut senders: Option<usize> = None;
     while let Some(arg) = p.next()? {
         match arg {
             Long("quick") => quick = true,
             Long("peers") => only.extend(PEER_CASES.iter().map(|c| c.to_string())),
             Long("scratch") => scratch = Some(p.value()?.into()),
+            Long("senders") => senders = Some(p.value()?.parse::<usize>()?.max(1)),
             Long("data") => data = p.value()?.into(),
             Long("bin") => bin = p.value()?.into(),
             Long("static") => static_bin = p.value()?.into(),
@@ -129,7 +133,10 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
             _ => return Err(arg.unexpected().into()),
         }
     }
-    let scale = if quick { Scale::quick() } else { Scale::full() };
+    let mut scale = if quick { Scale::quick() } else { Scale::full() };
+    if let Some(n) = senders {
+        scale.senders = n;
+    }
     let setup = Setup {
         scratch: scratch.unwrap_or_else(|| data.clone()),
         data,

@@ -27,10 +27,13 @@
 //!    on a command or on an HTTP client. A shutdown, once acked, stops the
 //!    loop.
 //!
-//! While a batch is being synced the loop takes what has been queued since
-//! and checks it (step 1 for the next batch, which settles the one before it
-//! first), so the disk and the CPU work at the same time; with nothing
-//! queued it settles the batch at once and waits on the socket.
+//! While a batch is being synced the loop (`crate::Collector::run`) gathers
+//! what comes, up to a full batch; once the sync is done it settles that
+//! batch (its acks go out) and takes the gathered datagrams as the next, so
+//! that under load one sync covers everything that came during the one
+//! before. With nothing coming it waits for the sync, then on the socket.
+//! [`Ingest::take_batch`] also settles a batch still in flight itself, as
+//! its tests use it.
 //!
 //! The socket's read timeout gives a tick about once a second even without
 //! traffic: late/down evaluation, expiry, midnight roll-over, and the check

@@ -220,6 +220,55 @@ mod tests {
         ]
     }
 
+    /// Prints what a record costs once a gateway holds the cap, for this
+    /// guard and the scanning one, interleaved (median of 7 rounds of
+    /// 20,000 records each), and below the cap. Run by hand in release
+    /// (docs/benchmarks.md); it asserts nothing about time.
+    #[test]
+    #[ignore = "a measurement, run by hand: cargo test --release -p collector --lib replay -- --ignored --nocapture"]
+    fn print_the_cost_of_a_record_below_and_past_the_cap() {
+        const N: u64 = 20_000;
+        let time = |f: &mut dyn FnMut(u64)| {
+            let t = std::time::Instant::now();
+            for i in 0..N {
+                f(i);
+            }
+            t.elapsed().as_nanos() as f64 / N as f64
+        };
+        let now = 1_000_000;
+        let fill = |record: &mut dyn FnMut(u64, u64)| {
+            for seq in 0..CAP_PER_GATEWAY as u64 {
+                record(seq, now);
+            }
+        };
+        let (mut new_past, mut old_past, mut new_below) = (Vec::new(), Vec::new(), Vec::new());
+        for round in 0..7u64 {
+            let base = (round + 1) * 1_000_000;
+            let mut new = ReplayGuard::new(300, CAP_PER_GATEWAY);
+            fill(&mut |seq, sent| new.record("gw", seq, 1, sent, now));
+            new_past.push(time(&mut |i| new.record("gw", base + i, 1, now, now)));
+            let mut old = Scanning {
+                window: 300,
+                cap: CAP_PER_GATEWAY,
+                gateways: HashMap::new(),
+            };
+            fill(&mut |seq, sent| old.record("gw", seq, 1, sent, now));
+            old_past.push(time(&mut |i| old.record("gw", base + i, 1, now, now)));
+            let mut roomy = ReplayGuard::new(300, usize::MAX);
+            new_below.push(time(&mut |i| roomy.record("gw", base + i, 1, now, now)));
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "replay guard, ns a record: past the cap {:.0} (scanning guard: {:.0}); below the cap {:.0}",
+            median(new_past),
+            median(old_past),
+            median(new_below)
+        );
+    }
+
     proptest! {
         /// Any sequence of records, checks and expiries gives the same
         /// verdicts and counts as the scanning guard.

@@ -115,7 +115,10 @@ impl RecvBatch {
         // Slots are used in order, and a datagram whose address could not
         // be read leaves its slot unused: the next free slot is after the
         // last one filled.
-        let start = self.items.last().map_or(0, |&(offset, _, _)| offset / SLOT + 1);
+        let start = self
+            .items
+            .last()
+            .map_or(0, |&(offset, _, _)| offset / SLOT + 1);
         if start >= MAX_BATCH {
             return Ok(0);
         }
