@@ -672,6 +672,10 @@ enum Job {
     Roll(u64),
 }
 
+/// What the writer's thread answers: the result, and an append's rows
+/// (emptied) for the next batch.
+type Done = (Result<(), Error>, Option<Box<Rows>>);
+
 /// A [`LogWriter`] on its own thread. [`Committer::submit`] hands it one
 /// batch's rows and returns at once; [`Committer::wait`] gives that batch's
 /// result. At most one batch is in flight: submitting another first waits
@@ -680,10 +684,10 @@ enum Job {
 /// them out again, so that the buffers are not grown anew every batch.
 pub(crate) struct Committer {
     jobs: mpsc::Sender<Job>,
-    done: mpsc::Receiver<(Result<(), Error>, Option<Box<Rows>>)>,
+    done: mpsc::Receiver<Done>,
     in_flight: bool,
     /// The in-flight batch's result, when [`Committer::is_done`] took it.
-    ready: Option<(Result<(), Error>, Option<Box<Rows>>)>,
+    ready: Option<Done>,
     spare: Option<Box<Rows>>,
     /// The day the writer's files are known to be of: a roll to it is not
     /// sent (the once-a-second tick must not wake the writer).

@@ -142,8 +142,11 @@ mod tests {
     struct Scanning {
         window: u64,
         cap: usize,
-        gateways: HashMap<String, (HashMap<(u64, u32), u64>, Option<u64>)>,
+        gateways: HashMap<String, ScanSeen>,
     }
+
+    /// A gateway's parts ((seq, part) -> sent) and floor.
+    type ScanSeen = (HashMap<(u64, u32), u64>, Option<u64>);
 
     impl Scanning {
         fn check(&self, gateway: &str, seq: u64, part: u32, sent: u64) -> Verdict {
