@@ -56,7 +56,7 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use gateway_client::key::Key;
 use gateway_client::wire::{self, Body, MsgKind, Report};
-use logs::Thresholds;
+use logs::{EventKind, Thresholds};
 use logs::damping::{self, Damper, Damping, Slot};
 use logs::files::day_of;
 use logs::inventory::Expected;
@@ -480,6 +480,11 @@ impl Ingest {
         }
         self.state
             .seen(&e.gateway, e.kind, &e.text, &e.source, e.received);
+        if e.kind == EventKind::Maintenance {
+            let until = e.until.unwrap_or(e.sent);
+            self.silencer
+                .maintenance(&e.gateway, e.received, e.sent, until, &e.text);
+        }
         if e.sent.saturating_add(self.max_skew) >= now {
             self.replay
                 .record(&e.gateway, e.seq, e.part, e.sent, e.received);
@@ -964,6 +969,12 @@ impl Ingest {
                         gateway: gw,
                         source,
                     });
+                }
+                MsgKind::Maintenance => {
+                    let until = body.until.unwrap_or(body.sent);
+                    self.silencer
+                        .maintenance(&gw, now, body.sent, until, &body.text);
+                    collected = true;
                 }
                 _ => collected = true,
             }
