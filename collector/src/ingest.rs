@@ -56,13 +56,13 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use gateway_client::key::Key;
 use gateway_client::wire::{self, Body, MsgKind, Report};
-use logs::{EventKind, Thresholds};
 use logs::damping::{self, Damper, Damping, Slot};
 use logs::files::day_of;
 use logs::inventory::Expected;
 use logs::reader::{self, Item};
 use logs::schema::{EventRef, EventRow, TunnelRef};
 use logs::silence::Silence;
+use logs::{EventKind, Thresholds};
 
 use crate::csvlog::{Committer, Rows};
 use crate::error::Error;

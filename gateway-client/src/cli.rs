@@ -73,7 +73,10 @@ pub(crate) enum Mode {
     Message(String),
     Shutdown,
     /// Silence this gateway's alerts for `seconds` (0 ends a silence).
-    Maintenance { seconds: u64, reason: String },
+    Maintenance {
+        seconds: u64,
+        reason: String,
+    },
 }
 
 /// The settled options: command line over config file over defaults.
@@ -296,7 +299,9 @@ fn maintenance_mode(seconds: u64, mut modes: Vec<Mode>) -> Result<Vec<Mode>, Err
 /// A duration: whole seconds, or a number with `s`, `m`, `h` or `d`.
 pub(crate) fn parse_duration(s: &str, what: &str) -> Result<u64, String> {
     let bad = || {
-        format!("{what}: '{s}' is not a duration; give seconds or a number with s, m, h or d (`2h`)")
+        format!(
+            "{what}: '{s}' is not a duration; give seconds or a number with s, m, h or d (`2h`)"
+        )
     };
     let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
         Some(i) => s.split_at(i),
@@ -433,7 +438,11 @@ mod tests {
         assert!(run(&["-p", "99999"]).unwrap_err().contains("-p: '99999'"));
         assert!(run(&["--timeout", "-1"]).unwrap_err().contains("--timeout"));
         assert!(run(&["-b", "-s"]).unwrap_err().contains("at most one"));
-        assert!(run(&["--maintenance", "2h"]).unwrap_err().contains("needs -m"));
+        assert!(
+            run(&["--maintenance", "2h"])
+                .unwrap_err()
+                .contains("needs -m")
+        );
         assert!(
             run(&["--maintenance", "1h", "-m", "x", "-s"])
                 .unwrap_err()

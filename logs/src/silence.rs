@@ -138,7 +138,10 @@ mod tests {
         m.request("far", 1010, 1000, 8200, "kernel update");
         let s: Vec<_> = m.silences().cloned().collect();
         assert_eq!(s.len(), 1);
-        assert_eq!((s[0].from, s[0].until, s[0].from_gateway), (1010, 8210, true));
+        assert_eq!(
+            (s[0].from, s[0].until, s[0].from_gateway),
+            (1010, 8210, true)
+        );
         assert!(s[0].covers("far", &["Caltech"]) && !s[0].covers("near", &[]));
         m.request("near", 1020, 1020, 1080, "reboot");
         // `--maintenance 0`: until at the send time ends it.
