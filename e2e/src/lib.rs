@@ -458,6 +458,16 @@ pub struct Collector {
 impl Collector {
     /// Starts `bin` with `key` and waits until its HTTP port answers.
     pub fn start(bin: &Path, dir: &Path, key: &Path) -> Result<Collector> {
+        Collector::start_with(bin, dir, key, &[])
+    }
+
+    /// [`Collector::start`] with `extra` arguments (`--config FILE` ...).
+    pub fn start_with(
+        bin: &Path,
+        dir: &Path,
+        key: &Path,
+        extra: &[&std::ffi::OsStr],
+    ) -> Result<Collector> {
         let data = dir.join("data");
         std::fs::create_dir_all(&data).map_err(|e| Error::io("making", &data, e))?;
         let udp = SocketAddr::from((Ipv4Addr::LOCALHOST, free_udp_port()?));
@@ -472,7 +482,8 @@ impl Collector {
                 .arg("--udp")
                 .arg(udp.to_string())
                 .arg("--http")
-                .arg(http.to_string()),
+                .arg(http.to_string())
+                .args(extra),
             &dir.join("collector.log"),
         )?;
         wait_for("the collector's HTTP port", Duration::from_secs(60), || {
