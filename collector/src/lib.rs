@@ -286,7 +286,7 @@ impl Collector {
             // coming, the loop waits for the sync (the acks go out) before
             // it waits on the socket again.
             let received = if ingest.in_flight() || !batch.is_empty() {
-                batch.take_more(&socket)
+                Ok(batch.take_more(&socket))
             } else {
                 batch.recv(&socket).map(|()| 1)
             };
