@@ -5,7 +5,7 @@
 //! for a datagram and takes whatever else is already queued, up to
 //! [`crate::udp::MAX_BATCH`] datagrams. A batch goes through two steps:
 //!
-//! 1. [`Ingest::take_batch`] checks each datagram: [`wire::decode`] checks
+//! 1. [`Ingest::gather`] checks each datagram: [`wire::decode`] checks
 //!    size, header, version and the HMAC before any JSON is parsed; the send
 //!    time must be within `--max-skew` of our clock (else *stale*);
 //!    [`ReplayGuard`]: a part already written is a duplicate, acked again at
@@ -13,8 +13,8 @@
 //!    replay. A part taken earlier in the same batch, or in the batch still
 //!    being synced, is a duplicate too, but its ack waits for that batch's
 //!    sync. A failure is counted by its reason and logged. The rows of every
-//!    datagram taken are formatted, and the batch is handed to the log
-//!    writer, which writes each file once and syncs each once (group commit,
+//!    datagram taken are formatted, and [`Ingest::commit`] hands the batch to
+//!    the log writer, which writes each file once and syncs each once (group commit,
 //!    [`crate::csvlog::LogWriter::append_rows`]). A signed shutdown ends the batch
 //!    (datagrams queued after it are not looked at).
 //! 2. [`Ingest::settle`] waits for that sync, and only then acks. If the
@@ -27,13 +27,12 @@
 //!    on a command or on an HTTP client. A shutdown, once acked, stops the
 //!    loop.
 //!
-//! While a batch is being synced the loop (`crate::Collector::run`) gathers
-//! what comes, up to a full batch; once the sync is done it settles that
-//! batch (its acks go out) and takes the gathered datagrams as the next, so
-//! that under load one sync covers everything that came during the one
-//! before. With nothing coming it waits for the sync, then on the socket.
-//! [`Ingest::take_batch`] also settles a batch still in flight itself, as
-//! its tests use it.
+//! While a batch is being synced the loop (`crate::Collector::run`) checks
+//! what comes into the next batch, up to a full batch; once the sync is done
+//! [`Ingest::commit`] settles that batch (its acks go out) and hands over the
+//! next, so that under load one sync covers everything that came during the
+//! one before, and the checking overlaps the disk. With nothing coming it
+//! waits for the sync, then on the socket.
 //!
 //! The socket's read timeout gives a tick about once a second even without
 //! traffic: late/down evaluation, expiry, midnight roll-over, and the check
@@ -67,7 +66,7 @@ use logs::schema::{EventRef, EventRow, TunnelRef};
 use logs::silence::Silence;
 use logs::{EventKind, Thresholds};
 
-use crate::csvlog::Committer;
+use crate::csvlog::{Committer, Rows};
 use crate::error::Error;
 use crate::http::{Refusal, SharedSnapshot, Snapshot};
 use crate::mac::FastKey;
@@ -117,6 +116,16 @@ struct PendingBatch {
     new_gateways: HashSet<String>,
     /// Acks for copies of parts taken by this batch, sent after its sync.
     duplicates: Vec<(Vec<u8>, SocketAddr)>,
+}
+
+/// The next batch, gathered while the one before syncs: what it took,
+/// and its rows formatted.
+struct Next {
+    batch: PendingBatch,
+    taken: Vec<Taken>,
+    rows: Box<Rows>,
+    /// When its last datagrams were received.
+    now: u64,
 }
 
 /// A batch handed to the log writer, waiting for its sync.
@@ -226,6 +235,8 @@ pub(crate) struct Ingest {
     max_skew: u64,
     log: Committer,
     in_flight: Option<InFlight>,
+    /// The batch being gathered, for [`Ingest::commit`].
+    next: Option<Next>,
     replay: ReplayGuard,
     reassembler: Reassembler,
     state: State,
@@ -265,6 +276,7 @@ impl Ingest {
             max_skew,
             log,
             in_flight: None,
+            next: None,
             replay: ReplayGuard::new(max_skew, replay::CAP_PER_GATEWAY),
             reassembler: Reassembler::new(max_skew),
             state: State::new(thresholds),
@@ -749,62 +761,90 @@ impl Ingest {
         self.log.is_done()
     }
 
-    /// Takes a batch of datagrams received at `now` (group commit): each is
-    /// checked (against what is written, what the batch in flight holds and
-    /// what this batch took already) and the rows of all that pass are
-    /// formatted. Then the batch in flight, if any, is settled, and this one
-    /// is handed to the log writer's thread and left in flight, so that the
-    /// next batch can be checked while the disk syncs this one. A signed
-    /// shutdown ends the batch (the datagrams after it are not looked at)
-    /// and is settled at once.
+    /// Takes a batch of datagrams received at `now` at once (group
+    /// commit): [`Ingest::gather`], then [`Ingest::commit`], as the loop
+    /// does when nothing else comes.
+    #[cfg(test)]
     pub(crate) fn take_batch<'a>(
         &mut self,
         socket: &UdpSocket,
         datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
         now: u64,
     ) -> Step {
-        let mut batch = PendingBatch::default();
-        let mut taken: Vec<Taken> = Vec::new();
+        match self.gather(socket, datagrams, now) {
+            Step::Continue => self.commit(socket),
+            shutdown => shutdown,
+        }
+    }
+
+    /// Checks datagrams received at `now` into the next batch, which waits
+    /// (with what earlier calls took into it) for [`Ingest::commit`]: each
+    /// is checked against what is written, what the batch in flight holds
+    /// and what the next batch took already, and the rows of those that
+    /// pass are formatted. A signed shutdown ends the gathering (the
+    /// datagrams after it are not looked at): the batch is committed and
+    /// settled at once.
+    pub(crate) fn gather<'a>(
+        &mut self,
+        socket: &UdpSocket,
+        datagrams: impl IntoIterator<Item = (&'a [u8], SocketAddr)>,
+        now: u64,
+    ) -> Step {
+        let mut next = self.next.take().unwrap_or_else(|| Next {
+            batch: PendingBatch::default(),
+            taken: Vec::new(),
+            rows: self.log.rows(),
+            now,
+        });
+        next.now = now;
+        let first = next.taken.len();
         let mut shutdown = false;
         for (datagram, peer) in datagrams {
-            if let Some(t) = self.classify(socket, datagram, peer, now, &mut batch) {
+            if let Some(t) = self.classify(socket, datagram, peer, now, &mut next.batch) {
                 shutdown = t.body.kind == MsgKind::Shutdown;
-                taken.push(t);
+                next.taken.push(t);
                 if shutdown {
                     break;
                 }
             }
         }
-        let mut rows = self.log.rows();
-        for t in &taken {
-            let body = &t.body;
-            for tunnel in &body.tunnels {
-                rows.tunnel(TunnelRef {
-                    received: now,
-                    gateway: &body.gateway,
-                    seq: body.seq,
-                    part: body.part,
-                    tunnel,
-                });
-            }
-            rows.event(EventRef {
-                received: now,
-                gateway: &body.gateway,
-                kind: body.kind.into(),
-                seq: body.seq,
-                part: body.part,
-                parts: body.parts,
-                sent: body.sent,
-                source: &t.source,
-                tunnels: u32::try_from(body.tunnels.len()).unwrap_or(u32::MAX),
-                text: &body.text,
-                period: body.period,
-                until: body.until,
-            });
+        for t in &next.taken[first..] {
+            format_rows(&mut next.rows, t, now);
         }
-        // The batch before must be on disk (and acked) before this one goes.
+        self.next = Some(next);
+        if shutdown {
+            let step = self.commit(socket);
+            debug_assert_eq!(
+                step,
+                Step::Continue,
+                "the shutdown is in the batch committed"
+            );
+            return self.settle(socket);
+        }
+        Step::Continue
+    }
+
+    /// Whether datagrams wait in the next batch for [`Ingest::commit`].
+    pub(crate) fn gathered(&self) -> usize {
+        self.next.as_ref().map_or(0, |n| n.taken.len())
+    }
+
+    /// Settles the batch in flight (waiting for its sync: the batch before
+    /// must be on disk and acked before the next goes), then hands the next
+    /// batch, if it took anything, to the log writer and leaves it in
+    /// flight.
+    pub(crate) fn commit(&mut self, socket: &UdpSocket) -> Step {
         let step = self.settle(socket);
         debug_assert_eq!(step, Step::Continue, "a shutdown is settled at once");
+        let Some(Next {
+            batch,
+            taken,
+            rows,
+            now,
+        }) = self.next.take()
+        else {
+            return step;
+        };
         if taken.is_empty() {
             return step;
         }
@@ -818,10 +858,6 @@ impl Ingest {
         });
         if let Err(e) = submitted {
             self.fail_in_flight(socket, &e, now);
-            return Step::Continue;
-        }
-        if shutdown {
-            return self.settle(socket);
         }
         Step::Continue
     }
@@ -1048,6 +1084,35 @@ impl Ingest {
             .store(self.replay.len() as u64, Relaxed);
         self.alert(alerts, now);
     }
+}
+
+/// Formats the rows of a datagram taken at `now`: its tunnels', then its
+/// event's.
+fn format_rows(rows: &mut Rows, t: &Taken, now: u64) {
+    let body = &t.body;
+    for tunnel in &body.tunnels {
+        rows.tunnel(TunnelRef {
+            received: now,
+            gateway: &body.gateway,
+            seq: body.seq,
+            part: body.part,
+            tunnel,
+        });
+    }
+    rows.event(EventRef {
+        received: now,
+        gateway: &body.gateway,
+        kind: body.kind.into(),
+        seq: body.seq,
+        part: body.part,
+        parts: body.parts,
+        sent: body.sent,
+        source: &t.source,
+        tunnels: u32::try_from(body.tunnels.len()).unwrap_or(u32::MAX),
+        text: &body.text,
+        period: body.period,
+        until: body.until,
+    });
 }
 
 /// Whether the problem an alert held back by a silence reported is still

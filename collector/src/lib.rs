@@ -279,13 +279,15 @@ impl Collector {
         let mut last_tick = 0;
         let mut udp_errors = 0u32;
         loop {
-            // While a batch is being synced, what comes is gathered (up to a
-            // full batch) into the next one, which is checked and handed to
-            // the writer once the sync is done: under load one sync covers
-            // everything that came during the one before. With nothing new
-            // coming, the loop waits for the sync (the acks go out) before
+            // While a batch is being synced, what comes is checked into the
+            // next batch (up to a full batch), which is handed to the writer
+            // once the sync is done: under load one sync covers everything
+            // that came during the one before, and the checking overlaps
+            // the disk. With nothing new coming, the loop waits for the
+            // sync (its acks go out) and commits what was gathered before
             // it waits on the socket again.
-            let received = if ingest.in_flight() || !batch.is_empty() {
+            let waiting = ingest.in_flight() || ingest.gathered() > 0;
+            let received = if waiting {
                 Ok(batch.take_more(&socket))
             } else {
                 batch.recv(&socket).map(|()| 1)
@@ -294,19 +296,16 @@ impl Collector {
             match received {
                 Ok(new) => {
                     udp_errors = 0;
-                    let gathering = ingest.in_flight() && new > 0 && !batch.is_full();
-                    let step = if gathering && !ingest.in_flight_done() {
-                        Step::Continue
-                    } else if batch.is_empty() {
-                        ingest.settle(&socket)
-                    } else {
-                        // The batch before first: its acks go out now.
-                        let step = ingest.settle(&socket);
-                        debug_assert_eq!(step, Step::Continue, "a shutdown is settled at once");
-                        let step = ingest.take_batch(&socket, batch.datagrams(), now);
+                    let mut step = Step::Continue;
+                    if !batch.is_empty() {
+                        step = ingest.gather(&socket, batch.datagrams(), now);
                         batch.clear();
-                        step
-                    };
+                    }
+                    let commit =
+                        new == 0 || ingest.gathered() >= udp::MAX_BATCH || ingest.in_flight_done();
+                    if step == Step::Continue && commit {
+                        step = ingest.commit(&socket);
+                    }
                     if let Step::Shutdown { gateway, source } = step {
                         ingest.finish();
                         drop(http);

@@ -105,11 +105,6 @@ impl RecvBatch {
         self.items.clear();
     }
 
-    /// Whether no more datagrams fit.
-    pub(crate) fn is_full(&self) -> bool {
-        self.items.len() >= MAX_BATCH
-    }
-
     /// Receives into the free slots after the datagrams held.
     fn take(&mut self, socket: &UdpSocket, flags: libc::c_int) -> io::Result<usize> {
         // Slots are used in order, and a datagram whose address could not
