@@ -79,25 +79,7 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
         return rescan(args);
     }
     if args.first().is_some_and(|a| a == "parse") {
-        let mut p = lexopt::Parser::from_args(args.into_iter().skip(1));
-        let mut file: Option<PathBuf> = None;
-        let mut iters = 300usize;
-        while let Some(arg) = p.next()? {
-            match arg {
-                Long("iters") => iters = p.value()?.parse()?,
-                Value(v) if file.is_none() => file = Some(v.into()),
-                _ => return Err(arg.unexpected().into()),
-            }
-        }
-        let file = file.ok_or_else(|| Error::Usage("parse: missing FILE".into()))?;
-        let t = cases::parse_in_process(&file, iters)?;
-        println!(
-            "{} {} ns (wall, CPU), {} tunnels",
-            t.wall.as_nanos(),
-            t.cpu.as_nanos(),
-            t.tunnels
-        );
-        return Ok(());
+        return parse(args);
     }
     let mut p = lexopt::Parser::from_args(args);
     let mut quick = false;
@@ -149,13 +131,30 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     let want = |c: &str| named(c) || (all && !PEERS.contains(&c));
 
     let load_before = load_average();
-    let capture = cases::capture(&setup)?;
+    // Made (or checked) before any case, which all may use it.
+    cases::capture(&setup)?;
     if want("webgen") || want("scaling") {
         let mut days = setup.scale.scale_days.clone();
         days.push(setup.scale.webgen_days);
         let longest = days.iter().copied().max().unwrap_or(1);
         bench::data::logs(&setup.data, longest, &days)?;
     }
+    let rows = run_cases(&setup, want);
+    let mut table = cases::table(&rows);
+    table.push_str(&format!(
+        "\nLoad average (1, 5, 15 min) at the start: {load_before}; at the end: {}.\n",
+        load_average()
+    ));
+    println!("{table}");
+    if let Some(out) = out {
+        std::fs::write(&out, &table).map_err(|e| Error::io("cannot write", &out, e))?;
+    }
+    Ok(())
+}
+
+/// Runs the cases of the plan that `want` says, in order; a case that
+/// fails gives a row saying so, and the others still run.
+fn run_cases(setup: &Setup, want: impl Fn(&str) -> bool) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     type Case = fn(&Setup) -> Result<Vec<Row>, Error>;
@@ -170,13 +169,12 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
         ("scaling", cases::webgen_scaling),
         ("peers-client", bench::peers_client::run),
     ];
-    let _ = capture;
     for (name, case) in plan {
         if !want(name) {
             continue;
         }
         eprintln!("bench: {name} ...");
-        match case(&setup) {
+        match case(setup) {
             Ok(r) => {
                 for row in &r {
                     eprintln!("bench:   {} | {}", row.case, row.figure);
@@ -195,15 +193,30 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
             }
         }
     }
-    let mut table = cases::table(&rows);
-    table.push_str(&format!(
-        "\nLoad average (1, 5, 15 min) at the start: {load_before}; at the end: {}.\n",
-        load_average()
-    ));
-    println!("{table}");
-    if let Some(out) = out {
-        std::fs::write(&out, &table).map_err(|e| Error::io("cannot write", &out, e))?;
+    rows
+}
+
+/// `bench parse`: see the help.
+fn parse(args: Vec<OsString>) -> Result<(), Error> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args.into_iter().skip(1));
+    let mut file: Option<PathBuf> = None;
+    let mut iters = 300usize;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("iters") => iters = p.value()?.parse()?,
+            Value(v) if file.is_none() => file = Some(v.into()),
+            _ => return Err(arg.unexpected().into()),
+        }
     }
+    let file = file.ok_or_else(|| Error::Usage("parse: missing FILE".into()))?;
+    let t = cases::parse_in_process(&file, iters)?;
+    println!(
+        "{} {} ns (wall, CPU), {} tunnels",
+        t.wall.as_nanos(),
+        t.cpu.as_nanos(),
+        t.tunnels
+    );
     Ok(())
 }
 

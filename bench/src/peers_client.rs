@@ -126,7 +126,7 @@ fn peers(
     Ok(vec![
         peer("gateway-client live, real send and ack", send, None),
         peer("gateway-client live --dry-run", dry, None),
-        peer("sh -c 'ps auxww | grep ssh | curl'", shell, None),
+        peer(r"sh -c 'ps auxww \| grep ssh \| curl'", shell, None),
         peer("send_nsca, one check result", send_nsca, Some(check)),
         peer("ps auxww alone", ps, None),
     ])
