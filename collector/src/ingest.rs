@@ -273,6 +273,8 @@ fn refusal(key: &FastKey, body: &Body, text: &str) -> Vec<u8> {
         parts: body.parts,
         text: text.to_string(),
         tunnels: Vec::new(),
+        period: None,
+        until: None,
     };
     // The kind is the only field that differs from an ack; a string field
     // cannot hold this text unescaped, so the first match is the kind.
@@ -435,6 +437,8 @@ impl Ingest {
                         parts: 1,
                         text: String::new(),
                         tunnels: r.tunnels,
+                        period: None,
+                        until: None,
                     };
                     self.state.report(report, r.received);
                 }
@@ -451,6 +455,8 @@ impl Ingest {
                 parts: e.parts,
                 text: e.text,
                 tunnels: p.tunnels,
+                period: None,
+                until: None,
             };
             let (report, dropped) = self.reassembler.add(body, e.received);
             self.gave_up(dropped, now);
@@ -1140,6 +1146,8 @@ mod tests {
             parts: 1,
             text: String::new(),
             tunnels: vec![gateway_client::tunnel::Tunnel::default()],
+            period: None,
+            until: None,
         };
         wire::encode(&Key::from_text(KEY), &body)
     }
