@@ -9,9 +9,9 @@ use jiff::tz::TimeZone;
 
 use crate::error::Error;
 use crate::history::Range;
-use logs::Thresholds;
 use logs::config;
 use logs::inventory::Expected;
+use logs::{Staleness, Thresholds};
 
 pub(crate) const HELP: &str = "\
 webgen: renders the ROC tunnel monitor's pages from the collector's CSV logs
@@ -82,7 +82,8 @@ EXIT STATUS:
 pub(crate) struct Config {
     pub data: PathBuf,
     pub out: PathBuf,
-    pub thresholds: Thresholds,
+    /// The thresholds: the global ones and the `[[gateway]]` overrides.
+    pub staleness: Staleness,
     pub recent: u64,
     /// In display order; the defaults first.
     pub ranges: Vec<Range>,
@@ -280,7 +281,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
     Ok(Command::Run(Box::new(Config {
         data,
         out,
-        thresholds,
+        staleness: Staleness::new(thresholds, &file.gateways),
         recent: f.recent.unwrap_or(86_400),
         ranges,
         tz,
@@ -328,7 +329,7 @@ mod tests {
         };
         let labels: Vec<&str> = c.ranges.iter().map(|r| r.label.as_str()).collect();
         assert_eq!(labels, ["24h", "7d", "30d", "2h"]);
-        assert_eq!(c.thresholds, Thresholds::default());
+        assert_eq!(c.staleness.global(), Thresholds::default());
         assert_eq!(c.now, 5);
         assert!(
             parse(args("--out o"))
