@@ -16,6 +16,7 @@
 //! - [`live`]: a real collector on loopback, and senders that speak the wire.
 //! - [`forwards`]: real forwards (fake ssh processes holding listening
 //!   sockets, and connections into them) for the live client's case.
+//! - [`watch`]: the CPU cost of `gateway-client --watch` over a minute.
 //!
 //! Benchmarks print numbers; nothing here asserts a duration.
 
@@ -28,5 +29,6 @@ pub mod logs;
 pub mod measure;
 pub mod pscapture;
 pub mod rng;
+pub mod watch;
 
 pub use error::Error;

@@ -29,14 +29,18 @@ pub mod json;
 pub mod key;
 mod lines;
 pub mod live;
+mod lock;
+mod printout;
 pub mod ps;
 pub mod reassembly;
 pub mod run;
 mod send;
+mod signals;
 pub mod sockets;
 mod ssh_args;
 pub mod tunnel;
 mod utc;
+mod watch;
 pub mod wire;
 
 pub use tunnel::{Health, Kind, Tunnel};
