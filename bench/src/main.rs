@@ -28,15 +28,15 @@ OPTIONS:
     --static DIR      static musl binaries, measured too when there [target/static]
     --musl-self FILE  a musl build of this program, for the musl parse figure
     --only CASE       run only CASE (repeatable): parse, client, live, watch,
-                      rtt, idle, ingest, webgen, scaling
+                      latency, rtt, idle, ingest, webgen, scaling
     --scratch DIR     where the collectors under test write their logs
                       [the data directory]; a tmpfs shows ingest without fsync cost
     --out FILE        also write the table (Markdown) to FILE
     -h, --help        print this help
 ";
 
-const CASES: [&str; 9] = [
-    "parse", "client", "live", "watch", "rtt", "idle", "ingest", "webgen", "scaling",
+const CASES: [&str; 10] = [
+    "parse", "client", "live", "watch", "latency", "rtt", "idle", "ingest", "webgen", "scaling",
 ];
 
 fn main() -> ExitCode {
@@ -137,11 +137,12 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     let mut rows: Vec<Row> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     type Case = fn(&Setup) -> Result<Vec<Row>, Error>;
-    let plan: [(&str, Case); 9] = [
+    let plan: [(&str, Case); 10] = [
         ("parse", |s| cases::parse(s, &cases::capture(s)?)),
         ("client", |s| cases::client(s, &cases::capture(s)?)),
         ("live", cases::live),
         ("watch", bench::watch::case),
+        ("latency", bench::latency::case),
         ("rtt", cases::round_trip),
         ("idle", cases::idle),
         ("ingest", cases::ingest),
