@@ -438,7 +438,7 @@ impl Ingest {
                         parts: 1,
                         text: String::new(),
                         tunnels: r.tunnels,
-                        period: None,
+                        period: r.period,
                         until: None,
                     };
                     self.state.report(report, r.received);
@@ -456,8 +456,8 @@ impl Ingest {
                 parts: e.parts,
                 text: e.text,
                 tunnels: p.tunnels,
-                period: None,
-                until: None,
+                period: e.period,
+                until: e.until,
             };
             let (report, dropped) = self.reassembler.add(body, e.received);
             self.gave_up(dropped, now);
@@ -814,6 +814,8 @@ impl Ingest {
                 source: &t.source,
                 tunnels: u32::try_from(body.tunnels.len()).unwrap_or(u32::MAX),
                 text: &body.text,
+                period: body.period,
+                until: body.until,
             });
         }
         // The batch before must be on disk (and acked) before this one goes.

@@ -8,7 +8,9 @@
 //! the gateway, the config (with `--probe`: `probe = true`), exactly one
 //! cron line (the account's other lines kept), and the collector's ack of
 //! the first report (the deploy's output, the collector's `/metrics` and
-//! `status.json`). Then two failures: a collector
+//! `status.json`). A third deploy with `--watch` and a second collector
+//! (same key): the watch line replaces the other, the config lists both
+//! collectors, both acknowledge. Then two failures: a collector
 //! with another key (exit 3, counted as `bad_signature`) and no SSH server
 //! (exit 1).
 //!
@@ -328,6 +330,37 @@ fn deploy_over_ssh_twice_one_cron_line_and_an_ack() -> Result<()> {
     if reports_after <= reports {
         return Err(Error::check("a second report after the second deploy", out));
     }
+
+    // Watch mode, and a second collector with the same key: the watch line
+    // replaces the other, the config lists both, and both got the report.
+    let second = Collector::start(&collector_bin, &tmp.join("second"), &key)?;
+    let second_arg = second.udp.to_string();
+    let mut watching = with_client.clone();
+    watching.extend(["--watch", "--collector", &second_arg]);
+    let (code, out) = deploy(ssh_port, &identity, &watching, &target)?;
+    if code != 0 || !out.contains("cron starts its watching client within a minute") {
+        return Err(Error::check("the watch deploy to exit 0", out));
+    }
+    let watch_line = format!(
+        "* * * * * {}/gateway-client --watch -q {MARK}",
+        dir.display()
+    );
+    let crontab = account.crontab()?;
+    if marked(&crontab) != [watch_line.as_str()] {
+        return Err(Error::check(format!("one line '{watch_line}'"), crontab));
+    }
+    let conf = read_file(&dir.join("gateway-client.conf"))?;
+    let both = format!("address = {}, {second_arg}", collector.udp);
+    if !conf.lines().any(|l| l == both) {
+        return Err(Error::check(
+            format!("'{both}' in gateway-client.conf"),
+            conf,
+        ));
+    }
+    if collector.metric(ACCEPTED)? <= reports_after || second.metric(ACCEPTED)? == 0 {
+        return Err(Error::check("the report at both collectors", out));
+    }
+    drop(second);
 
     // A collector with another key never acks: the deploy says so, exit 3.
     let other_key = make_key(&tmp.join("other.key"))?;

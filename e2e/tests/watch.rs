@@ -5,8 +5,9 @@
 //!
 //! 1. `--watch` with `--every 600`, so that only a change can bring a
 //!    report within the test's bounds: a tunnel that appears and one that
-//!    goes reach the collector; a second start for the same gateway exits
-//!    0 at once, silently; SIGTERM stops it with 0 and frees its lock.
+//!    goes reach the collector, each report declaring its period (601 s in
+//!    the events log); a second start for the same gateway exits 0 at
+//!    once, silently; SIGTERM stops it with 0 and frees its lock.
 //! 2. Two collectors, one not running: the running one gets each change
 //!    meanwhile; the other is named once on stderr, gets the current state
 //!    as soon as it runs, and that is said once.
@@ -128,6 +129,20 @@ fn watch_cmd(client: &Path, key: &Path, gateway: &str, udp: &[u16]) -> Command {
     cmd
 }
 
+/// The text of every events file in a collector's data folder.
+fn read_events(data: &Path) -> Result<String> {
+    let mut all = String::new();
+    let dir = std::fs::read_dir(data).map_err(|e| Error::io("listing", data, e))?;
+    for entry in dir.flatten() {
+        let path = entry.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("events-") && name.ends_with(".csv") {
+            all.push_str(&e2e::read_file(&path)?);
+        }
+    }
+    Ok(all)
+}
+
 fn lock_file(key: &Path, gateway: &str) -> PathBuf {
     key.with_file_name(format!("gateway-client-watch.{gateway}.lock"))
 }
@@ -168,6 +183,20 @@ fn watch_reports_each_change_at_once_and_runs_once_per_gateway() -> Result<()> {
     wait_ports(http, GW, &[pb], &[pa], &log)?;
     if watcher.exited().is_some() {
         return Err(watcher.fail("the watcher running on"));
+    }
+
+    // Each report declared its period, --every plus 1 s: the events log's
+    // `period` column (the last but one).
+    let events = read_events(&tmp.join("c/data"))?;
+    let ours: Vec<&str> = events
+        .lines()
+        .filter(|l| l.contains(&format!(",{GW},report,")))
+        .collect();
+    if ours.len() < 3 || !ours.iter().all(|l| l.ends_with(",601,")) {
+        return Err(Error::check(
+            "reports with period 601 in the events log",
+            events,
+        ));
     }
 
     let lock = lock_file(&key, GW);

@@ -227,8 +227,9 @@ impl Files {
 
     /// What was replaced, if anything.
     fn replaced(&self) -> Option<String> {
-        let exe = fs::read_link("/proc/self/exe").ok()?;
-        if exe.as_os_str().as_bytes().ends_with(b" (deleted)") {
+        if let Ok(exe) = fs::read_link("/proc/self/exe")
+            && exe.as_os_str().as_bytes().ends_with(b" (deleted)")
+        {
             return Some(format!("its binary {} was replaced", exe.display()));
         }
         self.watched

@@ -480,3 +480,46 @@ fn watch_and_collector_mistakes_exit_2_naming_the_option() {
         assert!(err.contains(said), "{args:?}: {err}");
     }
 }
+
+/// A watcher stops by itself (exit 0) when its config file is replaced, as
+/// a re-deploy replaces it, so that cron starts the new set.
+#[test]
+fn a_watcher_stops_when_its_config_file_is_replaced() {
+    let dir = TempDir::new("replaced");
+    let key = dir.key_file();
+    let acker = Acker::start(0, KEY, 10);
+    let conf = dir.0.join("gateway-client.conf");
+    let text = format!("name = gw-replaced\nport = {}\n", acker.port);
+    std::fs::write(&conf, &text).unwrap();
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_gateway-client"))
+        .args(["--watch", "--interval", "0.2", "-q", "--config"])
+        .arg(&conf)
+        .arg("--key-file")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if !acker.bodies().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!acker.bodies().is_empty(), "no report from the watcher");
+    let new = dir.0.join("gateway-client.conf.new");
+    std::fs::write(&new, &text).unwrap();
+    std::fs::rename(&new, &conf).unwrap();
+    let mut status = None;
+    for _ in 0..100 {
+        status = watcher.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
+}
