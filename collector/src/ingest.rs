@@ -481,7 +481,7 @@ impl Ingest {
         }
         self.state.seen(
             &e.gateway,
-            heard(e.kind, &e.text, &e.source, None),
+            heard(e.kind, &e.text, &e.source, e.period),
             e.received,
         );
         if e.sent.saturating_add(self.max_skew) >= now {

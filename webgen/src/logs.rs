@@ -108,6 +108,8 @@ pub struct Event {
     pub part: u32,
     /// The operator's message (empty for everything else).
     pub text: String,
+    /// The longest silence the gateway declared (`logs::declared_period`).
+    pub period: Option<u32>,
 }
 
 impl Event {
@@ -572,6 +574,7 @@ impl DayParse {
             } else {
                 row.text.to_string()
             },
+            period: row.period,
         });
     }
 
@@ -879,6 +882,7 @@ struct EventView<'a> {
     parts: u32,
     tunnels: u32,
     text: &'a str,
+    period: Option<u32>,
 }
 
 impl<'a> EventView<'a> {
@@ -896,17 +900,18 @@ impl<'a> EventView<'a> {
         let n = |c: C| get(c).and_then(uint);
         let n32 = |c: C| n(c).and_then(|v| u32::try_from(v).ok());
         // `sent`, `source` and `kind` are checked only (an unknown kind is
-        // still a kind, but the row must be text), and so are `period` and
-        // `until`, empty or missing in older files.
+        // still a kind, but the row must be text), and so is `until`; `period`
+        // is read. Both are empty or missing in older files.
         n(C::Sent)?;
         let opt = |c: C| match get(c) {
             None | Some(b"") => Some(()),
             Some(b) => uint(b).map(|_| ()),
         };
         opt(C::Until)?;
-        get(C::Period)
-            .filter(|b| !b.is_empty())
-            .map_or(Some(0), |b| uint(b).and_then(|v| u32::try_from(v).ok()))?;
+        let period = match get(C::Period) {
+            None | Some(b"") => None,
+            Some(b) => Some(u32::try_from(uint(b)?).ok()?),
+        };
         let kind = get(C::Kind)?;
         if !text_ok(get(C::Source)?) || !text_ok(kind) {
             return None;
@@ -923,6 +928,7 @@ impl<'a> EventView<'a> {
                 b"" => "",
                 b => std::str::from_utf8(b).ok()?,
             },
+            period,
         })
     }
 
@@ -936,6 +942,7 @@ impl<'a> EventView<'a> {
             parts: row.parts,
             tunnels: row.tunnels,
             text: &row.text,
+            period: row.period,
         }
     }
 }

@@ -189,7 +189,7 @@ impl Visitor for Tracker {
             }
             g.last_heard = g.last_heard.max(ev.received);
             g.events += 1;
-            let period = logs::declared_period(g.period, ev.kind, None /*PERIOD*/);
+            let period = logs::declared_period(g.period, ev.kind, ev.period);
             if period != g.period {
                 g.period = period;
                 g.thresholds = self.staleness.of(catalog.gateway(ev.gateway), period);
