@@ -12,9 +12,10 @@
 //! - (c) `index.html` (as the collector serves it) no longer listing it.
 //!
 //! Twenty times (five with `--quick`), after an idle pause that varies from
-//! round to round (1, 3, 5, 7 s), so that some kills come while
-//! `--on-collect` is still in its pause after the previous run, as a
-//! tunnel dying at any moment would. The figures are the median and the
+//! round to round (1, 3, 5 or 7 s, plus a fraction of a second that moves
+//! the kill across the watcher's one-second cycle), so that some kills
+//! come while `--on-collect` is still in its pause after the previous run,
+//! as a tunnel dying at any moment would. The figures are the median and the
 //! worst of each. The baseline beside them is cron's: a client run once a
 //! minute sees a death after 30 s on average and 60 s at worst, and its
 //! page then reloaded once a minute (a figure from the schedule, not
@@ -137,7 +138,11 @@ fn round(setup: &Setup, c: &Collector, log: &Path, i: usize) -> Result<Round, Er
     until("index.html to list the new forward", || {
         page_lists(c.http, port) == Some(true)
     })?;
-    std::thread::sleep(Duration::from_secs([1, 3, 5, 7][i % 4]));
+    // Whole seconds would land every kill at the same point of the
+    // watcher's one-second cycle; a fraction that moves round to round
+    // spreads them over it.
+    let pause = 1000 * [1, 3, 5, 7][i % 4] + (i as u64 * 370) % 1000;
+    std::thread::sleep(Duration::from_millis(pause));
     let killed = unix_micros();
     let start = Instant::now();
     let _ = kid.0.kill();

@@ -45,7 +45,10 @@ fn each_gateway_is_judged_by_its_period_or_its_table() {
         assert!(c.send(&heartbeat(gw, period), 5).is_some());
     }
     let want = [
-        (GW, r#""period":2,"late_after_seconds":5,"down_after_seconds":20"#),
+        (
+            GW,
+            r#""period":2,"late_after_seconds":5,"down_after_seconds":20"#,
+        ),
         // Its table's late; its period's down (20 s) would come before
         // it, so down is four times late.
         (
@@ -60,11 +63,9 @@ fn each_gateway_is_judged_by_its_period_or_its_table() {
     for (gw, t) in want {
         assert_eq!(thresholds(&c, gw), t, "{gw}");
     }
-    assert!(
-        c.get("/metrics")
-            .body_text()
-            .contains(&format!("roctm_gateway_late_after_seconds{{gateway=\"{GW}\"}} 5\n"))
-    );
+    assert!(c.get("/metrics").body_text().contains(&format!(
+        "roctm_gateway_late_after_seconds{{gateway=\"{GW}\"}} 5\n"
+    )));
     // Silent for 5 s: late, while the others are still up.
     let late = wait_for(30, || {
         entry(&c, GW)

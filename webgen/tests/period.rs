@@ -59,7 +59,10 @@ fn gateway(page: &Html, gateway: &str) -> (String, String) {
         .next()
         .map(|e| e.text().collect())
         .unwrap_or_default();
-    (panel.value().attr("data-state").unwrap().to_string(), judged)
+    (
+        panel.value().attr("data-state").unwrap().to_string(),
+        judged,
+    )
 }
 
 #[test]
@@ -70,7 +73,10 @@ fn a_watching_gateway_is_late_after_two_and_a_half_periods() {
     };
     let ((state, judged), cron) = at("2026-12-06T20:40:59Z");
     assert_eq!((state.as_str(), cron.as_str()), ("up", "up"));
-    assert_eq!(judged, "reports at least every 6 s: late after 15 s, down after 1 min");
+    assert_eq!(
+        judged,
+        "reports at least every 6 s: late after 15 s, down after 1 min"
+    );
     let ((state, _), cron) = at("2026-12-06T20:41:00Z");
     assert_eq!((state.as_str(), cron.as_str()), ("late", "up"));
     let ((state, _), cron) = at("2026-12-06T20:41:45Z");
