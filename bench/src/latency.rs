@@ -184,8 +184,9 @@ fn summary(xs: &mut [Duration]) -> (Duration, Duration, String) {
     (median, worst, text)
 }
 
-/// The case: its collector, watcher and rounds.
-pub fn case(setup: &Setup) -> Result<Vec<Row>, Error> {
+/// The collector (with `--notify`, `--hold 0`, `--on-collect` webgen and
+/// the site) and the watcher reporting to it; the notify script's log.
+fn start(setup: &Setup) -> Result<(Collector, Kid, std::path::PathBuf), Error> {
     let dir = setup.scratch.join("latency");
     let _ = std::fs::remove_dir_all(&dir);
     let site = dir.join("site");
@@ -227,6 +228,12 @@ pub fn case(setup: &Setup) -> Result<Vec<Row>, Error> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| Error::command("gateway-client --watch", e.to_string()))?);
+    Ok((c, watcher, log))
+}
+
+/// The case: its collector, watcher and rounds.
+pub fn case(setup: &Setup) -> Result<Vec<Row>, Error> {
+    let (c, watcher, log) = start(setup)?;
     let rounds = if setup.scale.quick { 5 } else { 20 };
     let (mut a, mut b, mut p) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..rounds {

@@ -255,19 +255,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             )
         })?);
     }
-    for g in file.gateway {
-        let (entry, span) = gateway(g, &at)?;
-        if config.gateways.iter().any(|o| o.name == entry.name) {
-            return Err(at(
-                Some(span),
-                format!(
-                    "a second [[gateway]] for {}: one per gateway, with late, down or both",
-                    entry.name
-                ),
-            ));
-        }
-        config.gateways.push(entry);
-    }
+    config.gateways = gateways(file.gateway, &at)?;
     for t in file.tunnel {
         let entry = expected(t, &at)?;
         if let Some(first) = config
@@ -299,6 +287,28 @@ fn seconds(d: Duration) -> Result<u64, String> {
         Duration::Text(s) => duration::parse(&s).map_err(|e| e.to_string()),
         Duration::Seconds(n) => u64::try_from(n).map_err(|_| format!("'{n}': not negative")),
     }
+}
+
+/// The `[[gateway]]` tables, checked, one per name.
+fn gateways(
+    tables: Vec<Spanned<GatewayEntry>>,
+    at: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
+) -> Result<Vec<Override>, ConfigError> {
+    let mut out: Vec<Override> = Vec::with_capacity(tables.len());
+    for g in tables {
+        let (entry, span) = gateway(g, at)?;
+        if out.iter().any(|o| o.name == entry.name) {
+            return Err(at(
+                Some(span),
+                format!(
+                    "a second [[gateway]] for {}: one per gateway, with late, down or both",
+                    entry.name
+                ),
+            ));
+        }
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 /// One `[[gateway]]`, checked, and the span of the table.

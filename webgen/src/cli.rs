@@ -32,8 +32,9 @@ availability and outages.
 
 OPTIONS:
     --config FILE     the monitoring host's config file (TOML, shared with the
-                      collector): late, down, tz and the inventory (its
-                      keep_days, notify and page_url are the collector's);
+                      collector): late, down, [[gateway]] thresholds, tz
+                      and the inventory (its keep_days, notify and
+                      page_url are the collector's);
                       the flags below override it; a file that cannot be
                       read or is wrong is exit 2, FILE:LINE: what is wrong
                       [/etc/roc-tunnel-monitor/monitor.toml when it exists]
@@ -42,8 +43,10 @@ OPTIONS:
                       warning on stderr naming it)
     --out DIR         where to write the pages (created if missing); each
                       page is written to a temporary file, then renamed
-    --late DURATION   a gateway not heard for this long is late [150s]
-    --down DURATION   a gateway not heard for this long is down [10m]
+    --late DURATION   a gateway not heard for this long is late [150s]; one
+                      that declares a period: after 2.5 periods
+    --down DURATION   a gateway not heard for this long is down [10m]; one
+                      that declares a period: after 10 periods
     --recent DURATION how far back 'went away recently' looks [24h]
     --range DURATION  add a history range ending now, e.g. 2h or 90d
                       (repeatable; 24h, 7d and 30d are always shown)
