@@ -484,6 +484,11 @@ impl Ingest {
             heard(e.kind, &e.text, &e.source, e.period),
             e.received,
         );
+        if e.kind == EventKind::Maintenance {
+            let until = e.until.unwrap_or(e.sent);
+            self.silencer
+                .maintenance(&e.gateway, e.received, e.sent, until, &e.text);
+        }
         if e.sent.saturating_add(self.max_skew) >= now {
             self.replay
                 .record(&e.gateway, e.seq, e.part, e.sent, e.received);
@@ -498,6 +503,18 @@ impl Ingest {
             refusals: self.refusals.values().cloned().collect(),
             inventory: self.state.inventory().clone(),
             silences: self.silencer.silences().clone(),
+            flapping: self
+                .state
+                .inventory()
+                .iter()
+                .map(|(e, _)| {
+                    self.damper.flapping_until(&Slot {
+                        gateway: e.gateway.clone(),
+                        listen: e.listen,
+                        expected: true,
+                    })
+                })
+                .collect(),
         });
         match self.snapshot.lock() {
             Ok(mut s) => *s = snap,
@@ -580,6 +597,7 @@ impl Ingest {
     /// what is due to the routes.
     fn alert(&mut self, alerts: Vec<Alert>, now: u64) {
         let mut due = Vec::new();
+        let mut flapped = false;
         for a in alerts {
             let Some((slot, from, to)) = damping_slot(&a) else {
                 due.push(a);
@@ -587,11 +605,18 @@ impl Ingest {
             };
             match self.damper.change(slot, from, to, a, now) {
                 damping::Verdict::Send(ready) => due.extend(ready),
-                damping::Verdict::Flapping(a) => due.push(Alert {
-                    kind: AlertKind::TunnelFlapping,
-                    ..a
-                }),
+                damping::Verdict::Flapping(a) => {
+                    flapped = true;
+                    due.push(Alert {
+                        kind: AlertKind::TunnelFlapping,
+                        ..a
+                    })
+                }
             }
+        }
+        if flapped {
+            // status.json marks it flapping from now on.
+            self.publish();
         }
         due.extend(self.damper.tick(now));
         let state = &self.state;
@@ -969,6 +994,12 @@ impl Ingest {
                         gateway: gw,
                         source,
                     });
+                }
+                MsgKind::Maintenance => {
+                    let until = body.until.unwrap_or(body.sent);
+                    self.silencer
+                        .maintenance(&gw, now, body.sent, until, &body.text);
+                    collected = true;
                 }
                 _ => collected = true,
             }

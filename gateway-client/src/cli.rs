@@ -36,6 +36,8 @@ USAGE:
     gateway-client -b                 send a heartbeat
     gateway-client -m TEXT            send an operator's message
     gateway-client -s                 ask the collector to shut down
+    gateway-client --maintenance DURATION -m REASON
+                                      silence this gateway's alerts for DURATION
 
 OPTIONS:
     -a HOST[:PORT]      a collector; repeat it to deliver to several [default: 127.0.0.1,
@@ -45,6 +47,10 @@ OPTIONS:
     -b                  send a heartbeat instead of a report
     -m TEXT             send TEXT as a message instead of a report
     -s                  send a (signed) shutdown request to the collector
+    --maintenance DURATION
+                        silence this gateway's alerts for DURATION (`90s`, `30m`,
+                        `2h`, `1d`, or seconds) from now, for planned work; -m says
+                        why (required, shown on the pages); `0` ends it early
     --watch             keep running and report changes at once (see WATCH MODE)
     --interval SECS     watch: time between two looks at the processes
                         [default: 2, or `interval` in the config]
@@ -107,6 +113,11 @@ pub(crate) enum Mode {
     Heartbeat,
     Message(String),
     Shutdown,
+    /// Silence this gateway's alerts for `seconds` (0 ends a silence).
+    Maintenance {
+        seconds: u64,
+        reason: String,
+    },
 }
 
 /// One collector as written: a host, and the port given with it if any.
@@ -178,7 +189,7 @@ pub(crate) struct Args {
 pub(crate) enum Action {
     Help,
     Version,
-    Run(Args),
+    Run(Box<Args>),
 }
 
 /// Options as given, before defaults fill the gaps.
@@ -204,6 +215,8 @@ struct Flags {
     json: bool,
     quiet: bool,
     watch: bool,
+    /// `--maintenance`, in seconds.
+    maintenance: Option<u64>,
     config: Option<PathBuf>,
 }
 
@@ -213,6 +226,7 @@ const OPTION_NAMES: &[&str] = &[
     "-b",
     "-m",
     "-s",
+    "--maintenance",
     "-q",
     "-h",
     "-V",
@@ -346,18 +360,24 @@ fn parse_targets(s: &str, what: &str) -> Result<Vec<Target>, String> {
 impl Flags {
     /// The mode, checked against the options that go with it.
     fn mode(&mut self) -> Result<Mode, Error> {
+        if let Some(seconds) = self.maintenance {
+            self.modes = maintenance_mode(seconds, std::mem::take(&mut self.modes))?;
+        }
         if self.modes.len() > 1 {
-            return Err(Error::Usage("give at most one of -b, -m and -s".into()));
+            return Err(Error::Usage(
+                "give at most one of -b, -m, -s and --maintenance".into(),
+            ));
         }
         let mode = self.modes.pop().unwrap_or(Mode::Report);
         if mode != Mode::Report && (self.ps_file.is_some() || self.json) {
             return Err(Error::Usage(
-                "--ps-file and --json go with a report, not with -b, -m or -s".into(),
+                "--ps-file and --json go with a report, not with -b, -m, -s or --maintenance"
+                    .into(),
             ));
         }
         if self.watch && (mode != Mode::Report || self.ps_file.is_some() || self.json) {
             return Err(Error::Usage(
-                "--watch reports the live tunnels: it goes with neither -b, -m, -s, --ps-file nor --json".into(),
+                "--watch reports the live tunnels: it goes with neither -b, -m, -s, --maintenance, --ps-file nor --json".into(),
             ));
         }
         let g = &self.given;
@@ -395,6 +415,10 @@ pub(crate) fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Ac
                 flags.modes.push(Mode::Message(text))
             }
             Short('s') => flags.modes.push(Mode::Shutdown),
+            Long("maintenance") => {
+                let v = value(&mut parser, "--maintenance")?;
+                flags.maintenance = Some(parse_duration(&v, "--maintenance").map_err(usage)?);
+            }
             Long("watch") => flags.watch = true,
             Long("interval") => {
                 let v = value(&mut parser, "--interval")?;
@@ -450,7 +474,7 @@ fn settle(mut flags: Flags) -> Result<Action, Error> {
     } else {
         None
     };
-    Ok(Action::Run(Args {
+    Ok(Action::Run(Box::new(Args {
         mode,
         collectors: settle_collectors(&given, &from_file)?,
         ps_file: flags.ps_file,
@@ -466,7 +490,7 @@ fn settle(mut flags: Flags) -> Result<Action, Error> {
         quiet: flags.quiet,
         watch,
         config,
-    }))
+    })))
 }
 
 /// The collectors: `-a` (all of them) over the config's `address`, each
@@ -513,6 +537,49 @@ fn settle_watch(given: &Given, file: &Given) -> Result<Watch, Error> {
         )));
     }
     Ok(w)
+}
+
+/// The modes with `--maintenance SECONDS` in: its reason is `-m`'s text,
+/// which it needs unless it ends a silence (0).
+fn maintenance_mode(seconds: u64, mut modes: Vec<Mode>) -> Result<Vec<Mode>, Error> {
+    let reason = match modes.iter().position(|m| matches!(m, Mode::Message(_))) {
+        Some(i) => match modes.remove(i) {
+            Mode::Message(text) => text,
+            _ => unreachable!("position found a message"),
+        },
+        None if seconds == 0 => String::new(),
+        None => {
+            return Err(Error::Usage(
+                "--maintenance needs -m REASON: say what the work is (the pages show it)".into(),
+            ));
+        }
+    };
+    modes.push(Mode::Maintenance { seconds, reason });
+    Ok(modes)
+}
+
+/// A duration: whole seconds, or a number with `s`, `m`, `h` or `d`.
+pub(crate) fn parse_duration(s: &str, what: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "{what}: '{s}' is not a duration; give seconds or a number with s, m, h or d (`2h`)"
+        )
+    };
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale)
+        .filter(|&v| v <= 366 * 86_400)
+        .ok_or_else(|| format!("{what}: '{s}' is longer than a year; give at most 366d"))
 }
 
 /// Reads a config file; see [`parse_config`].
@@ -584,7 +651,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Args, String> {
         match parse_args(args.iter().map(OsString::from)) {
-            Ok(Action::Run(a)) => Ok(a),
+            Ok(Action::Run(a)) => Ok(*a),
             Ok(other) => Err(format!("{other:?}")),
             Err(e) => Err(e.to_string()),
         }
@@ -603,6 +670,22 @@ mod tests {
         assert_eq!(a.mode, Mode::Message("my message".into()));
         assert_eq!(run(&["-b"]).unwrap().mode, Mode::Heartbeat);
         assert_eq!(run(&["-s"]).unwrap().mode, Mode::Shutdown);
+        assert_eq!(
+            run(&["--maintenance", "2h", "-m", "kernel update"])
+                .unwrap()
+                .mode,
+            Mode::Maintenance {
+                seconds: 7200,
+                reason: "kernel update".into()
+            }
+        );
+        assert_eq!(
+            run(&["--maintenance", "0"]).unwrap().mode,
+            Mode::Maintenance {
+                seconds: 0,
+                reason: String::new()
+            }
+        );
         assert_eq!(run(&[]).unwrap().mode, Mode::Report);
     }
 
@@ -622,6 +705,20 @@ mod tests {
         assert!(run(&["-p", "99999"]).unwrap_err().contains("-p: '99999'"));
         assert!(run(&["--timeout", "-1"]).unwrap_err().contains("--timeout"));
         assert!(run(&["-b", "-s"]).unwrap_err().contains("at most one"));
+        assert!(
+            run(&["--maintenance", "2h"])
+                .unwrap_err()
+                .contains("needs -m")
+        );
+        assert!(
+            run(&["--maintenance", "1h", "-m", "x", "-s"])
+                .unwrap_err()
+                .contains("at most one")
+        );
+        for bad in ["2w", "h", "-1", "1.5h", "400d"] {
+            let e = run(&["--maintenance", bad, "-m", "x"]).unwrap_err();
+            assert!(e.contains("--maintenance"), "{bad}: {e}");
+        }
         assert!(run(&["--bogus"]).unwrap_err().contains("--bogus"));
     }
 

@@ -98,6 +98,24 @@ pub(crate) fn print_header(
     out.write_all(s.as_bytes())
 }
 
+/// What `--maintenance` asks for, in words.
+pub(crate) fn print_maintenance(
+    out: &mut impl Write,
+    now: u64,
+    until: u64,
+    reason: &str,
+) -> io::Result<()> {
+    if until <= now {
+        writeln!(out, "--- maintenance: ends this gateway's silence now")
+    } else {
+        writeln!(
+            out,
+            "--- maintenance: alerts of this gateway silenced until {} ({reason})",
+            utc_string(until)
+        )
+    }
+}
+
 /// The CONNECTED column: `-` when unknown, else the count and who
 /// (`2: novaroc1, 192.0.2.15`).
 fn connected_text(t: &Tunnel) -> String {

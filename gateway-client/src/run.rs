@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::cli::{self, Action, Args, Mode};
 use crate::error::{EXIT_NOT_ACKED, EXIT_OK, Error};
 use crate::key::Key;
-use crate::printout::{print_delivery, print_header};
+use crate::printout::{print_delivery, print_header, print_maintenance};
 use crate::send;
 use crate::wire::{self, Body, MsgKind};
 use crate::{live, ps, watch};
@@ -45,7 +45,7 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
             writeln!(out, "gateway-client {}", env!("CARGO_PKG_VERSION")).map_err(Error::Output)?;
             return Ok(EXIT_OK);
         }
-        Action::Run(args) => args,
+        Action::Run(args) => *args,
     };
     let name = match &args.name {
         Some(n) => n.clone(),
@@ -70,6 +70,13 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
         Mode::Heartbeat => (MsgKind::Heartbeat, String::new(), Vec::new()),
         Mode::Message(m) => (MsgKind::Message, m.clone(), Vec::new()),
         Mode::Shutdown => (MsgKind::Shutdown, String::new(), Vec::new()),
+        Mode::Maintenance { reason, .. } => (MsgKind::Maintenance, reason.clone(), Vec::new()),
+    };
+    // The end of the silence asked for, by this gateway's clock (the
+    // collector takes its length: until less sent).
+    let until = match &args.mode {
+        Mode::Maintenance { seconds, .. } => Some(now.as_secs().saturating_add(*seconds)),
+        _ => None,
     };
 
     // Read the key before printing anything, so a bad key fails cleanly.
@@ -80,21 +87,12 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
     };
 
     if args.json {
-        // Lines gathered into blocks: stdout is line-buffered, and a write
-        // per line was 1,000 system calls for 1,000 tunnels (~10 µs each).
-        const BLOCK: usize = 64 << 10;
-        let mut s = String::with_capacity(BLOCK + 1024);
-        for t in &tunnels {
-            t.write_json_all(&mut s);
-            s.push('\n');
-            if s.len() >= BLOCK {
-                out.write_all(s.as_bytes()).map_err(Error::Output)?;
-                s.clear();
-            }
-        }
-        out.write_all(s.as_bytes()).map_err(Error::Output)?;
+        write_json_lines(out, &tunnels).map_err(Error::Output)?;
     } else if !args.quiet {
         print_header(out, &name, now.as_secs(), kind, &text, &tunnels).map_err(Error::Output)?;
+        if let Some(until) = until {
+            print_maintenance(out, now.as_secs(), until, &text).map_err(Error::Output)?;
+        }
     }
     if args.dry_run {
         if !args.json && !args.quiet {
@@ -114,7 +112,7 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
         text,
         tunnels,
         period: None,
-        until: None,
+        until,
     };
     let parts = wire::encode_all(&key, &body).map_err(Error::Encode)?;
     if let [c] = args.collectors.as_slice() {
@@ -166,6 +164,23 @@ fn deliver_to_all(
         writeln!(out, "--- done").map_err(Error::Output)?;
     }
     Ok(EXIT_OK)
+}
+
+/// `--json`: one line per tunnel, gathered into blocks: stdout is
+/// line-buffered, and a write per line was 1,000 system calls for 1,000
+/// tunnels (~10 µs each).
+fn write_json_lines(out: &mut impl Write, tunnels: &[crate::tunnel::Tunnel]) -> io::Result<()> {
+    const BLOCK: usize = 64 << 10;
+    let mut s = String::with_capacity(BLOCK + 1024);
+    for t in tunnels {
+        t.write_json_all(&mut s);
+        s.push('\n');
+        if s.len() >= BLOCK {
+            out.write_all(s.as_bytes())?;
+            s.clear();
+        }
+    }
+    out.write_all(s.as_bytes())
 }
 
 /// The tunnels of a capture file (`-` for stdin) or of live `ps`, with the

@@ -37,10 +37,12 @@ impl StopSignals {
     pub(crate) fn wait_until(&self, deadline: Instant) -> bool {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let ts = libc::timespec {
-                tv_sec: left.as_secs().min(i32::MAX as u64) as libc::time_t,
-                tv_nsec: libc::c_long::from(left.subsec_nanos() as i32),
-            };
+            // SAFETY: timespec is plain data (some libcs pad it).
+            let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+            // `as _`: time_t's width differs between libcs (musl's is
+            // changing); a wait is never longer than i32::MAX seconds.
+            ts.tv_sec = left.as_secs().min(i32::MAX as u64) as _;
+            ts.tv_nsec = left.subsec_nanos() as _;
             // SAFETY: a valid set and timespec; no siginfo wanted.
             let sig = unsafe { libc::sigtimedwait(&self.set, std::ptr::null_mut(), &ts) };
             if sig > 0 {

@@ -447,6 +447,7 @@ fn silence(
         from,
         until,
         reason: s.reason,
+        from_gateway: false,
     })
 }
 

@@ -10,7 +10,9 @@ use jiff::tz::TimeZone;
 use crate::error::Error;
 use crate::history::Range;
 use logs::config;
+use logs::damping::Damping;
 use logs::inventory::Expected;
+use logs::silence::Silence;
 use logs::{Staleness, Thresholds};
 
 pub(crate) const HELP: &str = "\
@@ -97,6 +99,11 @@ pub(crate) struct Config {
     pub quiet: bool,
     /// The expected tunnels of the config file (empty: no inventory).
     pub inventory: Vec<Expected>,
+    /// The config file's silences (`[[silence]]`).
+    pub silences: Vec<Silence>,
+    /// The config file's `flap`: more state changes an hour than this
+    /// mark an expected tunnel flapping.
+    pub flap: u32,
     /// `--suggest-inventory`: print an inventory of the tunnels up over
     /// this many seconds instead of writing pages.
     pub suggest: Option<u64>,
@@ -292,6 +299,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         now,
         quiet: f.quiet,
         inventory: file.tunnels,
+        silences: file.silences,
+        flap: file.flap.unwrap_or(Damping::DEFAULT.flap),
         suggest: f.suggest,
     })))
 }

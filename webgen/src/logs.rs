@@ -108,6 +108,10 @@ pub struct Event {
     pub part: u32,
     /// The operator's message (empty for everything else).
     pub text: String,
+    /// The gateway's send time.
+    pub sent: u64,
+    /// The end of a `maintenance` silence, by the gateway's clock.
+    pub until: Option<u64>,
     /// The longest silence the gateway declared (`logs::declared_period`).
     pub period: Option<u32>,
 }
@@ -574,6 +578,8 @@ impl DayParse {
             } else {
                 row.text.to_string()
             },
+            sent: row.sent,
+            until: row.until,
             period: row.period,
         });
     }
@@ -882,6 +888,8 @@ struct EventView<'a> {
     parts: u32,
     tunnels: u32,
     text: &'a str,
+    sent: u64,
+    until: Option<u64>,
     period: Option<u32>,
 }
 
@@ -899,15 +907,14 @@ impl<'a> EventView<'a> {
         let s = |c: C| get(c).and_then(|b| std::str::from_utf8(b).ok());
         let n = |c: C| get(c).and_then(uint);
         let n32 = |c: C| n(c).and_then(|v| u32::try_from(v).ok());
-        // `sent`, `source` and `kind` are checked only (an unknown kind is
-        // still a kind, but the row must be text), and so is `until`; `period`
-        // is read. Both are empty or missing in older files.
-        n(C::Sent)?;
-        let opt = |c: C| match get(c) {
-            None | Some(b"") => Some(()),
-            Some(b) => uint(b).map(|_| ()),
+        // `source` and `kind` are checked only (an unknown kind is still a
+        // kind, but the row must be text); `period` and `until` are empty
+        // or missing in older files.
+        let sent = n(C::Sent)?;
+        let until = match get(C::Until) {
+            None | Some(b"") => None,
+            Some(b) => Some(uint(b)?),
         };
-        opt(C::Until)?;
         let period = match get(C::Period) {
             None | Some(b"") => None,
             Some(b) => Some(u32::try_from(uint(b)?).ok()?),
@@ -928,6 +935,8 @@ impl<'a> EventView<'a> {
                 b"" => "",
                 b => std::str::from_utf8(b).ok()?,
             },
+            sent,
+            until,
             period,
         })
     }
@@ -942,6 +951,8 @@ impl<'a> EventView<'a> {
             parts: row.parts,
             tunnels: row.tunnels,
             text: &row.text,
+            sent: row.sent,
+            until: row.until,
             period: row.period,
         }
     }
