@@ -243,9 +243,9 @@ fn status_page_shows_gateways_and_tunnels_now() {
     // so that it does not reload a page that follows by itself).
     assert_eq!(root.select(&sel("meta[http-equiv=refresh]")).count(), 0);
     assert!(
-        one(root, "head noscript")
-            .inner_html()
-            .contains(r#"<meta http-equiv="refresh" content="5">"#),
+        // A parser with scripting on (as this one and browsers with
+        // JavaScript) reads a noscript as text.
+        text(one(root, "head noscript")) == r#"<meta http-equiv="refresh" content="5">"#,
         "{}",
         one(root, "head").inner_html()
     );
@@ -496,7 +496,10 @@ fn network_text_is_never_markup() {
         let doc = run.page(page);
         let root = doc.root_element();
         assert_eq!(root.select(&sel("img")).count(), 0, "{page}");
-        assert_eq!(root.select(&sel("script")).count(), 1, "{page}");
+        // The page's own: the stale banner; on the status page also the
+        // one that follows changes.
+        let own = if page == "index.html" { 2 } else { 1 };
+        assert_eq!(root.select(&sel("script")).count(), own, "{page}");
         assert_eq!(root.select(&sel("h2 b, h3 b")).count(), 0, "{page}");
         assert_eq!(texts(root, "h1"), ["ROC tunnel monitor"], "{page}");
         let panel = gateway_panel(&doc, "gw-\"quoted\"<b>bold</b>");
