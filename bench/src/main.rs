@@ -19,7 +19,11 @@ bench: runs the ROC tunnel monitor's benchmarks and prints a table
 USAGE:
     bench [OPTIONS]                  every case
     bench parse FILE [--iters N]     median ns of parsing FILE, in process
-    bench measure -- CMD [ARGS...]   wall ns, CPU ns and peak RSS bytes of CMD
+    bench measure [--stdin FILE] -- CMD [ARGS...]
+                                     wall ns, CPU ns and peak RSS bytes of CMD
+    bench rescan [--iters N] [--no-connections] [--bin DIR]
+                                     median CPU ns of live::rescan, in process,
+                                     with the live case's forwards running
 
 OPTIONS:
     --quick           a smaller, faster smoke run
@@ -27,10 +31,13 @@ OPTIONS:
     --bin DIR         release binaries [target/release]
     --static DIR      static musl binaries, measured too when there [target/static]
     --musl-self FILE  a musl build of this program, for the musl parse figure
-    --only CASE       run only CASE (repeatable): parse, client, live, rtt,
-                      idle, ingest, webgen, scaling, peers-collectd
-    --peers           run the side-by-side cases with other tools (which
-                      need them installed: collectd); not run otherwise
+    --only CASE       run only CASE (repeatable): parse, client, live, watch,
+                      latency, rtt, idle, ingest, webgen, scaling, peers-client,
+                      peers-collectd
+    --peers           also the peers side by side (peers-client: the live
+                      client against ps|grep|curl and send_nsca;
+                      peers-collectd: the collector against collectd), which
+                      run only when asked for
     --senders N       senders of the ingest case [64]; few senders send
                       many parts each (past the replay guard's 4,096 a gateway)
     --scratch DIR     where the collectors under test write their logs
@@ -39,20 +46,25 @@ OPTIONS:
     -h, --help        print this help
 ";
 
-const CASES: [&str; 9] = [
+const CASES: [&str; 12] = [
     "parse",
     "client",
     "live",
+    "watch",
+    "latency",
     "rtt",
     "idle",
     "ingest",
     "webgen",
     "scaling",
+    "peers-client",
     "peers-collectd",
 ];
 
-/// Cases run only when asked for (`--peers`, or `--only`).
-const PEER_CASES: [&str; 1] = ["peers-collectd"];
+/// Cases that run only when named (`--only`) or asked for with `--peers`:
+/// they need programs from other packages (`scripts/bench --peers` installs
+/// them).
+const PEERS: [&str; 2] = ["peers-client", "peers-collectd"];
 
 fn main() -> ExitCode {
     match run(std::env::args_os().skip(1).collect()) {
@@ -67,33 +79,14 @@ fn main() -> ExitCode {
 fn run(args: Vec<OsString>) -> Result<(), Error> {
     use lexopt::prelude::*;
     if args.first().is_some_and(|a| a == "measure") {
-        let rest = match args.get(1) {
-            Some(a) if a == "--" => &args[2..],
-            _ => &args[1..],
-        };
-        println!("{}", bench::measure::helper(rest)?);
+        println!("{}", bench::measure::helper(&args[1..])?);
         return Ok(());
     }
+    if args.first().is_some_and(|a| a == "rescan") {
+        return rescan(args);
+    }
     if args.first().is_some_and(|a| a == "parse") {
-        let mut p = lexopt::Parser::from_args(args.into_iter().skip(1));
-        let mut file: Option<PathBuf> = None;
-        let mut iters = 300usize;
-        while let Some(arg) = p.next()? {
-            match arg {
-                Long("iters") => iters = p.value()?.parse()?,
-                Value(v) if file.is_none() => file = Some(v.into()),
-                _ => return Err(arg.unexpected().into()),
-            }
-        }
-        let file = file.ok_or_else(|| Error::Usage("parse: missing FILE".into()))?;
-        let t = cases::parse_in_process(&file, iters)?;
-        println!(
-            "{} {} ns (wall, CPU), {} tunnels",
-            t.wall.as_nanos(),
-            t.cpu.as_nanos(),
-            t.tunnels
-        );
-        return Ok(());
+        return parse(args);
     }
     let mut p = lexopt::Parser::from_args(args);
     let mut quick = false;
@@ -108,7 +101,7 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     while let Some(arg) = p.next()? {
         match arg {
             Long("quick") => quick = true,
-            Long("peers") => only.extend(PEER_CASES.iter().map(|c| c.to_string())),
+            Long("peers") => only.extend(PEERS.map(String::from)),
             Long("scratch") => scratch = Some(p.value()?.into()),
             Long("senders") => senders = Some(p.value()?.parse::<usize>()?.max(1)),
             Long("data") => data = p.value()?.into(),
@@ -145,38 +138,58 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
         musl_self: musl_self.filter(|p| p.exists()),
         scale,
     };
-    let want =
-        |c: &str| only.iter().any(|o| o == c) || (only.is_empty() && !PEER_CASES.contains(&c));
+    let named = |c: &str| only.iter().any(|o| o == c);
+    let all = only.iter().all(|o| PEERS.contains(&o.as_str()));
+    let want = |c: &str| named(c) || (all && !PEERS.contains(&c));
 
     let load_before = load_average();
-    let capture = cases::capture(&setup)?;
+    // Made (or checked) before any case, which all may use it.
+    cases::capture(&setup)?;
     if want("webgen") || want("scaling") {
         let mut days = setup.scale.scale_days.clone();
         days.push(setup.scale.webgen_days);
         let longest = days.iter().copied().max().unwrap_or(1);
         bench::data::logs(&setup.data, longest, &days)?;
     }
+    let rows = run_cases(&setup, want);
+    let mut table = cases::table(&rows);
+    table.push_str(&format!(
+        "\nLoad average (1, 5, 15 min) at the start: {load_before}; at the end: {}.\n",
+        load_average()
+    ));
+    println!("{table}");
+    if let Some(out) = out {
+        std::fs::write(&out, &table).map_err(|e| Error::io("cannot write", &out, e))?;
+    }
+    Ok(())
+}
+
+/// Runs the cases of the plan that `want` says, in order; a case that
+/// fails gives a row saying so, and the others still run.
+fn run_cases(setup: &Setup, want: impl Fn(&str) -> bool) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     type Case = fn(&Setup) -> Result<Vec<Row>, Error>;
-    let plan: [(&str, Case); 9] = [
+    let plan: [(&str, Case); 12] = [
         ("parse", |s| cases::parse(s, &cases::capture(s)?)),
         ("client", |s| cases::client(s, &cases::capture(s)?)),
         ("live", cases::live),
+        ("watch", bench::watch::case),
+        ("latency", bench::latency::case),
         ("rtt", cases::round_trip),
         ("idle", cases::idle),
         ("ingest", cases::ingest),
         ("webgen", cases::webgen),
         ("scaling", cases::webgen_scaling),
+        ("peers-client", bench::peers_client::run),
         ("peers-collectd", bench::peers_collectd::peers_collectd),
     ];
-    let _ = capture;
     for (name, case) in plan {
         if !want(name) {
             continue;
         }
         eprintln!("bench: {name} ...");
-        match case(&setup) {
+        match case(setup) {
             Ok(r) => {
                 for row in &r {
                     eprintln!("bench:   {} | {}", row.case, row.figure);
@@ -195,15 +208,53 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
             }
         }
     }
-    let mut table = cases::table(&rows);
-    table.push_str(&format!(
-        "\nLoad average (1, 5, 15 min) at the start: {load_before}; at the end: {}.\n",
-        load_average()
-    ));
-    println!("{table}");
-    if let Some(out) = out {
-        std::fs::write(&out, &table).map_err(|e| Error::io("cannot write", &out, e))?;
+    rows
+}
+
+/// `bench parse`: see the help.
+fn parse(args: Vec<OsString>) -> Result<(), Error> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args.into_iter().skip(1));
+    let mut file: Option<PathBuf> = None;
+    let mut iters = 300usize;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("iters") => iters = p.value()?.parse()?,
+            Value(v) if file.is_none() => file = Some(v.into()),
+            _ => return Err(arg.unexpected().into()),
+        }
     }
+    let file = file.ok_or_else(|| Error::Usage("parse: missing FILE".into()))?;
+    let t = cases::parse_in_process(&file, iters)?;
+    println!(
+        "{} {} ns (wall, CPU), {} tunnels",
+        t.wall.as_nanos(),
+        t.cpu.as_nanos(),
+        t.tunnels
+    );
+    Ok(())
+}
+
+/// `bench rescan`: see the help.
+fn rescan(args: Vec<OsString>) -> Result<(), Error> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args.into_iter().skip(1));
+    let mut iters = 300usize;
+    let mut connections = true;
+    let mut bin = PathBuf::from("target/release");
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("iters") => iters = p.value()?.parse()?,
+            Long("no-connections") => connections = false,
+            Long("bin") => bin = p.value()?.into(),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let (cpu, counted) = cases::rescan_in_process(&bin, iters.max(1), connections)?;
+    println!(
+        "{} ns CPU (median of {iters}), {counted} connections",
+        cpu.as_nanos()
+    );
     Ok(())
 }
 
