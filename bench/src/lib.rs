@@ -14,6 +14,8 @@
 //! - [`logs`]: collector logs (`logs::schema`) of many gateways and days.
 //! - [`measure`]: wall time, CPU time and peak RSS of one child (`wait4`).
 //! - [`live`]: a real collector on loopback, and senders that speak the wire.
+//! - [`peers_client`]: the live client next to `ps | grep | curl` and
+//!   `send_nsca` (`--peers`).
 //! - [`forwards`]: real forwards (fake ssh processes holding listening
 //!   sockets, and connections into them) for the live client's case.
 //! - [`watch`]: the CPU cost of `gateway-client --watch` over a minute.
@@ -27,6 +29,7 @@ pub mod forwards;
 pub mod live;
 pub mod logs;
 pub mod measure;
+pub mod peers_client;
 pub mod pscapture;
 pub mod rng;
 pub mod watch;

@@ -284,8 +284,11 @@ impl<W: Write> Watcher<'_, W> {
             return;
         }
         if !changed {
-            // Accounts added meanwhile get their names.
-            self.ctx = live::Context::without_sockets();
+            // Accounts added meanwhile get their names (the rest of the
+            // context, the last walk of the sockets included, is kept).
+            if let Ok(text) = fs::read_to_string("/etc/passwd") {
+                self.ctx.host.names = live::parse_passwd(&text);
+            }
         }
         self.last = Some(looks);
         self.last_report = Some(at);
