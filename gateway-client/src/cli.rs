@@ -145,6 +145,17 @@ impl std::fmt::Display for Collector {
     }
 }
 
+/// Seconds as written on the command line (`2`, `0.3`, `1.25`), without
+/// float formatting (which would weigh on the static binary).
+pub(crate) fn secs_text(d: Duration) -> String {
+    let ms = d.subsec_millis();
+    if ms == 0 {
+        return d.as_secs().to_string();
+    }
+    let frac = format!("{ms:03}");
+    format!("{}.{}", d.as_secs(), frac.trim_end_matches('0'))
+}
+
 /// Watch mode's timing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Watch {
@@ -159,8 +170,8 @@ impl Watch {
     /// a send take: one second covers those, a retransmission, and the
     /// collector's whole seconds.
     pub(crate) fn period(&self) -> u32 {
-        let secs = self.every.as_secs_f64().ceil();
-        (secs as u32).saturating_add(1)
+        let whole = self.every.as_secs() + u64::from(self.every.subsec_nanos() > 0);
+        u32::try_from(whole).unwrap_or(u32::MAX).saturating_add(1)
     }
 }
 
@@ -277,23 +288,30 @@ pub(crate) fn parse_timeout(s: &str, what: &str) -> Result<Duration, String> {
     }
 }
 
-/// A number of seconds above `min` and at most `max`.
-fn parse_seconds(s: &str, what: &str, min: f64, max: f64) -> Result<Duration, String> {
-    match s.trim().parse::<f64>() {
-        Ok(t) if t.is_finite() && t > min && t <= max => Ok(Duration::from_secs_f64(t)),
+/// A number of seconds from `min` to `max`.
+fn parse_seconds(s: &str, what: &str, min: Duration, max: Duration) -> Result<Duration, String> {
+    match s.trim().parse::<f64>().map(Duration::try_from_secs_f64) {
+        Ok(Ok(t)) if t >= min && t <= max => Ok(t),
         _ => Err(format!(
-            "{what}: '{s}' is not a number of seconds above {min} and at most {max}"
+            "{what}: '{s}' is not a number of seconds from {} to {}",
+            secs_text(min),
+            secs_text(max)
         )),
     }
 }
 
 fn parse_interval(s: &str, what: &str) -> Result<Duration, String> {
     // Below a tenth of a second the loop would be busy for nothing.
-    parse_seconds(s, what, 0.099, 3600.0)
+    parse_seconds(
+        s,
+        what,
+        Duration::from_millis(100),
+        Duration::from_secs(3600),
+    )
 }
 
 fn parse_every(s: &str, what: &str) -> Result<Duration, String> {
-    parse_seconds(s, what, 0.999, 86_400.0)
+    parse_seconds(s, what, Duration::from_secs(1), Duration::from_secs(86_400))
 }
 
 fn parse_bool(s: &str, what: &str) -> Result<bool, String> {
@@ -532,8 +550,8 @@ fn settle_watch(given: &Given, file: &Given) -> Result<Watch, Error> {
     if w.every < w.interval {
         return Err(Error::Usage(format!(
             "--every ({} s) is shorter than --interval ({} s): a report cannot come more often than a look",
-            w.every.as_secs_f64(),
-            w.interval.as_secs_f64()
+            secs_text(w.every),
+            secs_text(w.interval)
         )));
     }
     Ok(w)
@@ -778,5 +796,12 @@ name = gw-b
         .unwrap_err();
         assert_eq!(line, 3);
         assert!(msg.contains("first on line 1"), "{msg}");
+    }
+
+    #[test]
+    fn seconds_as_written() {
+        assert_eq!(secs_text(Duration::from_secs(2)), "2");
+        assert_eq!(secs_text(Duration::from_millis(300)), "0.3");
+        assert_eq!(secs_text(Duration::from_millis(1250)), "1.25");
     }
 }

@@ -25,10 +25,10 @@ use std::io::{self, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cli::{Args, Collector, Watch};
+use crate::cli::{Args, Collector, Watch, secs_text};
 use crate::error::{EXIT_OK, Error};
 use crate::key::Key;
 use crate::printout::{print_delivery, print_header};
@@ -135,6 +135,9 @@ impl Outbox {
     }
 }
 
+/// The acknowledgements the workers received, for the main thread to print.
+type Acks = Arc<Mutex<Vec<Delivery>>>;
+
 /// What every worker sends with.
 struct Sender {
     gateway: String,
@@ -143,6 +146,8 @@ struct Sender {
     timeout: Duration,
     /// How long a worker waits before sending an unacknowledged state again.
     retry: Duration,
+    /// `-q`: nothing to print, so acknowledgements are not kept.
+    quiet: bool,
 }
 
 impl Sender {
@@ -171,7 +176,7 @@ impl Sender {
 
 /// One collector's worker: sends each newest state until acknowledged;
 /// acknowledgements go to `acked` for the printout.
-fn worker(c: Collector, s: Arc<Sender>, outbox: Arc<Outbox>, acked: mpsc::Sender<Delivery>) {
+fn worker(c: Collector, s: Arc<Sender>, outbox: Arc<Outbox>, acked: Acks) {
     let mut down = false;
     let mut pending = None;
     while let Some(job) = outbox.next(pending.take(), s.retry) {
@@ -183,7 +188,9 @@ fn worker(c: Collector, s: Arc<Sender>, outbox: Arc<Outbox>, acked: mpsc::Sender
                     );
                     down = false;
                 }
-                let _ = acked.send(d);
+                if !s.quiet {
+                    acked.lock().unwrap_or_else(PoisonError::into_inner).push(d);
+                }
             }
             Err(e) => {
                 if !down {
@@ -247,7 +254,7 @@ struct Watcher<'a, W: Write> {
     out: &'a mut W,
     ctx: live::Context,
     outboxes: Vec<Arc<Outbox>>,
-    acked: mpsc::Receiver<Delivery>,
+    acked: Acks,
     last: Option<Vec<Look>>,
     last_report: Option<Instant>,
     /// `/proc` could not be read at the last look (said once).
@@ -277,8 +284,11 @@ impl<W: Write> Watcher<'_, W> {
             return;
         }
         if !changed {
-            // Accounts added meanwhile get their names.
-            self.ctx = live::Context::without_sockets();
+            // Accounts added meanwhile get their names (the rest of the
+            // context, the last walk of the sockets included, is kept).
+            if let Ok(text) = fs::read_to_string("/etc/passwd") {
+                self.ctx.host.names = live::parse_passwd(&text);
+            }
         }
         self.last = Some(looks);
         self.last_report = Some(at);
@@ -315,17 +325,18 @@ impl<W: Write> Watcher<'_, W> {
 
     /// Prints the acknowledgements that came (unless `-q`).
     fn print_acks(&mut self) {
-        while let Ok(d) = self.acked.try_recv() {
-            if !self.args.quiet {
-                let _ = print_delivery(self.out, MsgKind::Report, &d);
-                let _ = self.out.flush();
-            }
+        let acks = std::mem::take(&mut *self.acked.lock().unwrap_or_else(PoisonError::into_inner));
+        for d in &acks {
+            let _ = print_delivery(self.out, MsgKind::Report, d);
+        }
+        if !acks.is_empty() {
+            let _ = self.out.flush();
         }
     }
 }
 
 /// Starts one worker per collector; returns their outboxes.
-fn start_workers(args: &Args, sender: Sender, acked: &mpsc::Sender<Delivery>) -> Vec<Arc<Outbox>> {
+fn start_workers(args: &Args, sender: Sender, acked: &Acks) -> Vec<Arc<Outbox>> {
     let sender = Arc::new(sender);
     args.collectors
         .iter()
@@ -368,7 +379,7 @@ pub(crate) fn watch(
     let ctx = live::Context::without_sockets();
     let mut scan = Ok(live::rescan(&ctx, true).map_err(Error::Proc)?);
     let files = Files::note(args);
-    let (tx, acked) = mpsc::channel();
+    let acked = Acks::default();
     let outboxes = match key {
         None => Vec::new(),
         Some(key) => {
@@ -378,8 +389,9 @@ pub(crate) fn watch(
                 period: watch.period(),
                 timeout: args.timeout,
                 retry: watch.interval,
+                quiet: args.quiet,
             };
-            start_workers(args, sender, &tx)
+            start_workers(args, sender, &acked)
         }
     };
     if !args.quiet {
@@ -435,8 +447,8 @@ fn print_start(out: &mut impl Write, args: &Args, w: Watch) -> io::Result<()> {
     writeln!(
         out,
         "--- watching: a look every {} s, a report at each change and at least every {} s (declared period {} s), to {to}",
-        w.interval.as_secs_f64(),
-        w.every.as_secs_f64(),
+        secs_text(w.interval),
+        secs_text(w.every),
         w.period()
     )?;
     out.flush()
