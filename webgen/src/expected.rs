@@ -29,7 +29,7 @@ use crate::logs::{Catalog, GwId};
 pub(crate) struct Judging {
     entries: Vec<Expected>,
     /// Created at the first event (or at the end, without any).
-    inventory: Option<Inventory>,
+    pub(crate) inventory: Option<Inventory>,
     /// Per entry, its states in time order: (from when, state); the first
     /// is `unknown` from the start of judging.
     pub timeline: Vec<Vec<(u64, TunnelState)>>,
@@ -37,7 +37,7 @@ pub(crate) struct Judging {
     /// looked up yet).
     named: Vec<Option<bool>>,
     /// By gateway id: the seq of the latest report judged.
-    judged_seq: Vec<Option<u64>>,
+    pub(crate) judged_seq: Vec<Option<u64>>,
 }
 
 impl Judging {

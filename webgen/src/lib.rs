@@ -33,6 +33,7 @@
 
 #![warn(unreachable_pub)]
 
+mod cache;
 mod cli;
 mod csvread;
 mod error;
@@ -50,9 +51,9 @@ use jiff::Timestamp;
 
 use crate::cli::{Command, Config};
 use crate::error::Error;
-use crate::logs::{Catalog, ReadStats};
+use crate::logs::ReadStats;
 use crate::render::Clock;
-use crate::state::{Status, Tracker};
+use crate::state::Status;
 
 /// Items listed on the status page per list (tunnels gone, messages).
 const STATUS_LIST_LIMIT: usize = 30;
@@ -63,6 +64,8 @@ struct Summary {
     pages: Vec<PathBuf>,
     stats: ReadStats,
     gateways: usize,
+    /// The cache's troubles (it never stops the pages).
+    warnings: Vec<String>,
 }
 
 /// Parses the arguments (without the program name), runs, prints warnings
@@ -109,7 +112,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                     ),
                 );
             }
-            for w in summary.stats.warnings() {
+            for w in summary.stats.warnings().iter().chain(&summary.warnings) {
                 say(
                     &mut std::io::stderr(),
                     format_args!("webgen: warning: {w}\n"),
@@ -159,9 +162,12 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
     let from = day(cfg.now.saturating_sub(longest).saturating_sub(86_400));
     let to = day(cfg.now);
 
-    let mut catalog = Catalog::default();
-    let mut tracker = Tracker::new(cfg.thresholds, cfg.inventory.clone());
-    let stats = logs::read(&cfg.data, from, to, cfg.now, &mut catalog, &mut tracker)?;
+    let cache::Read {
+        catalog,
+        mut tracker,
+        stats,
+        warnings,
+    } = cache::read(cfg, from, to)?;
     tracker.finish(&catalog, cfg.now);
 
     let status = Status::build(
@@ -208,6 +214,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         pages,
         gateways: status.gateways.len(),
         stats,
+        warnings,
     })
 }
 
