@@ -75,6 +75,8 @@ pub(crate) struct Read {
     /// Why the cache was not used or not saved, for stderr (none when it
     /// worked or was simply out of date).
     pub warnings: Vec<String>,
+    /// The closed days read back from the checkpoint instead of the logs.
+    pub resumed: usize,
 }
 
 /// Reads the logs of `cfg.data` for the UTC days `from..=to` into a
@@ -93,6 +95,7 @@ pub(crate) fn read(cfg: &Config, from: Date, to: Date) -> Result<Read, Error> {
             tracker,
             stats,
             warnings,
+            resumed: 0,
         });
     };
     let mut state = Reading::default();
@@ -104,6 +107,7 @@ pub(crate) fn read(cfg: &Config, from: Date, to: Date) -> Result<Read, Error> {
             tracker,
             stats,
             warnings,
+            resumed: 0,
         });
     };
     let today = logs::files::day_of(cfg.now);
@@ -147,6 +151,7 @@ pub(crate) fn read(cfg: &Config, from: Date, to: Date) -> Result<Read, Error> {
         tracker,
         stats,
         warnings,
+        resumed,
     })
 }
 

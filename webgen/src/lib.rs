@@ -66,6 +66,8 @@ struct Summary {
     gateways: usize,
     /// The cache's troubles (it never stops the pages).
     warnings: Vec<String>,
+    /// Closed days read back from the cache instead of the logs.
+    resumed: usize,
 }
 
 /// Parses the arguments (without the program name), runs, prints warnings
@@ -128,10 +130,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
                 let n = |count: usize, one: &str, many: &str| {
                     format!("{count} {}", if count == 1 { one } else { many })
                 };
+                let cached = match summary.resumed {
+                    0 => String::new(),
+                    d => format!("; {} from the cache", n(d, "closed day", "closed days")),
+                };
                 say(
                     &mut std::io::stdout(),
                     format_args!(
-                        "webgen: wrote {} ({}, {}, {} skipped)\n",
+                        "webgen: wrote {} ({}, {}, {} skipped{cached})\n",
                         pages.join(", "),
                         n(summary.gateways, "gateway", "gateways"),
                         n(s.files.len(), "log file", "log files"),
@@ -167,6 +173,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         mut tracker,
         stats,
         warnings,
+        resumed,
     } = cache::read(cfg, from, to)?;
     tracker.finish(&catalog, cfg.now);
 
@@ -215,6 +222,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         gateways: status.gateways.len(),
         stats,
         warnings,
+        resumed,
     })
 }
 
