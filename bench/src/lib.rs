@@ -14,6 +14,7 @@
 //! - [`logs`]: collector logs (`logs::schema`) of many gateways and days.
 //! - [`measure`]: wall time, CPU time and peak RSS of one child (`wait4`).
 //! - [`live`]: a real collector on loopback, and senders that speak the wire.
+//! - [`webgen_cache`]: webgen with and without its cache of the closed days.
 //! - [`forwards`]: real forwards (fake ssh processes holding listening
 //!   sockets, and connections into them) for the live client's case.
 //!
@@ -28,5 +29,6 @@ pub mod logs;
 pub mod measure;
 pub mod pscapture;
 pub mod rng;
+pub mod webgen_cache;
 
 pub use error::Error;

@@ -28,15 +28,15 @@ OPTIONS:
     --static DIR      static musl binaries, measured too when there [target/static]
     --musl-self FILE  a musl build of this program, for the musl parse figure
     --only CASE       run only CASE (repeatable): parse, client, live, rtt,
-                      idle, ingest, webgen, scaling
+                      idle, ingest, webgen, scaling, cache
     --scratch DIR     where the collectors under test write their logs
                       [the data directory]; a tmpfs shows ingest without fsync cost
     --out FILE        also write the table (Markdown) to FILE
     -h, --help        print this help
 ";
 
-const CASES: [&str; 8] = [
-    "parse", "client", "live", "rtt", "idle", "ingest", "webgen", "scaling",
+const CASES: [&str; 9] = [
+    "parse", "client", "live", "rtt", "idle", "ingest", "webgen", "scaling", "cache",
 ];
 
 fn main() -> ExitCode {
@@ -128,7 +128,7 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
 
     let load_before = load_average();
     let capture = cases::capture(&setup)?;
-    if want("webgen") || want("scaling") {
+    if want("webgen") || want("scaling") || want("cache") {
         let mut days = setup.scale.scale_days.clone();
         days.push(setup.scale.webgen_days);
         let longest = days.iter().copied().max().unwrap_or(1);
@@ -137,7 +137,7 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     let mut rows: Vec<Row> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     type Case = fn(&Setup) -> Result<Vec<Row>, Error>;
-    let plan: [(&str, Case); 8] = [
+    let plan: [(&str, Case); 9] = [
         ("parse", |s| cases::parse(s, &cases::capture(s)?)),
         ("client", |s| cases::client(s, &cases::capture(s)?)),
         ("live", cases::live),
@@ -146,6 +146,7 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
         ("ingest", cases::ingest),
         ("webgen", cases::webgen),
         ("scaling", cases::webgen_scaling),
+        ("cache", bench::webgen_cache::webgen_cache),
     ];
     let _ = capture;
     for (name, case) in plan {
