@@ -220,6 +220,8 @@ struct SilenceJson {
     until: u64,
     until_time: String,
     reason: String,
+    /// `config` ([[silence]]) or `gateway` (`gateway-client --maintenance`).
+    origin: &'static str,
 }
 
 /// `status.json` for a snapshot at time `now`.
@@ -289,6 +291,7 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
                 until: s.until,
                 until_time: rfc3339(s.until),
                 reason: s.reason.clone(),
+                origin: if s.from_gateway { "gateway" } else { "config" },
             })
             .collect(),
     }

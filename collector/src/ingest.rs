@@ -56,13 +56,13 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use gateway_client::key::Key;
 use gateway_client::wire::{self, Body, MsgKind, Report};
-use logs::Thresholds;
 use logs::damping::{self, Damper, Damping, Slot};
 use logs::files::day_of;
 use logs::inventory::Expected;
 use logs::reader::{self, Item};
 use logs::schema::{EventRef, EventRow, TunnelRef};
 use logs::silence::Silence;
+use logs::{EventKind, Thresholds};
 
 use crate::csvlog::{Committer, Rows};
 use crate::error::Error;
@@ -437,7 +437,7 @@ impl Ingest {
                         parts: 1,
                         text: String::new(),
                         tunnels: r.tunnels,
-                        period: None,
+                        period: r.period,
                         until: None,
                     };
                     self.state.report(report, r.received);
@@ -455,8 +455,8 @@ impl Ingest {
                 parts: e.parts,
                 text: e.text,
                 tunnels: p.tunnels,
-                period: None,
-                until: None,
+                period: e.period,
+                until: e.until,
             };
             let (report, dropped) = self.reassembler.add(body, e.received);
             self.gave_up(dropped, now);
@@ -480,6 +480,11 @@ impl Ingest {
         }
         self.state
             .seen(&e.gateway, e.kind, &e.text, &e.source, e.received);
+        if e.kind == EventKind::Maintenance {
+            let until = e.until.unwrap_or(e.sent);
+            self.silencer
+                .maintenance(&e.gateway, e.received, e.sent, until, &e.text);
+        }
         if e.sent.saturating_add(self.max_skew) >= now {
             self.replay
                 .record(&e.gateway, e.seq, e.part, e.sent, e.received);
@@ -810,6 +815,8 @@ impl Ingest {
                 source: &t.source,
                 tunnels: u32::try_from(body.tunnels.len()).unwrap_or(u32::MAX),
                 text: &body.text,
+                period: body.period,
+                until: body.until,
             });
         }
         // The batch before must be on disk (and acked) before this one goes.
@@ -962,6 +969,12 @@ impl Ingest {
                         gateway: gw,
                         source,
                     });
+                }
+                MsgKind::Maintenance => {
+                    let until = body.until.unwrap_or(body.sent);
+                    self.silencer
+                        .maintenance(&gw, now, body.sent, until, &body.text);
+                    collected = true;
                 }
                 _ => collected = true,
             }

@@ -369,6 +369,7 @@ fn silence(
         from,
         until,
         reason: s.reason,
+        from_gateway: false,
     })
 }
 

@@ -177,7 +177,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
     } = cache::read(cfg, from, to)?;
     tracker.finish(&catalog, cfg.now);
 
-    let status = Status::build(
+    let mut status = Status::build(
         &tracker,
         &catalog,
         cfg.now,
@@ -185,6 +185,8 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         cfg.recent,
         STATUS_LIST_LIMIT,
     );
+    status.add_silences(&cfg.silences, &tracker.maintenance, cfg.now);
+    status.judge_flapping(&tracker.judging, cfg.flap, cfg.now);
     let ranges = history::build(
         &tracker,
         &catalog,
