@@ -50,9 +50,11 @@ use jiff::civil::Date;
 use logs::EventKind;
 use logs::files::DayFiles;
 use logs::inventory::{Inventory, Judged, TunnelState};
+use logs::silence::{Maintenance, Silence};
 
 use crate::cli::Config;
 use crate::error::Error;
+use crate::expected::Judging;
 use crate::logs::{
     self as reading, Assembly, Carry, Catalog, FileStats, GwId, Obs, ReadStats, Reading,
     TunnelEntry, TunnelId,
@@ -995,15 +997,31 @@ fn get_gateway(i: &mut In, id: usize, tunnels: usize) -> Option<GatewayTrack> {
 }
 
 fn put_tracker(o: &mut Out, t: &Tracker) {
-    o.u(t.gateways.len() as u64);
-    for g in &t.gateways {
+    // The config's (in the fingerprint), and a lookup filled again as needed.
+    let Tracker {
+        thresholds: _,
+        gateways,
+        messages,
+        messages_total,
+        judging,
+        maintenance,
+    } = t;
+    let Judging {
+        entries: _,
+        inventory,
+        timeline,
+        named: _,
+        judged_seq,
+    } = judging;
+    o.u(gateways.len() as u64);
+    for g in gateways {
         o.flag(g.is_some());
         if let Some(g) = g {
             put_gateway(o, g);
         }
     }
-    o.u(t.messages.len() as u64);
-    for m in &t.messages {
+    o.u(messages.len() as u64);
+    for m in messages {
         let Message {
             received,
             gateway,
@@ -1015,10 +1033,9 @@ fn put_tracker(o: &mut Out, t: &Tracker) {
         o.0.push(kind_byte(*kind));
         o.str(text);
     }
-    o.u(t.messages_total);
-    let j = &t.judging;
-    o.flag(j.inventory.is_some());
-    if let Some(inv) = &j.inventory {
+    o.u(*messages_total);
+    o.flag(inventory.is_some());
+    if let Some(inv) = inventory {
         o.u(inv.entries().len() as u64);
         for (_, judged) in inv.iter() {
             let Judged {
@@ -1039,18 +1056,54 @@ fn put_tracker(o: &mut Out, t: &Tracker) {
             }
         }
     }
-    o.u(j.timeline.len() as u64);
-    for states in &j.timeline {
+    o.u(timeline.len() as u64);
+    for states in timeline {
         o.u(states.len() as u64);
         for &(at, s) in states {
             o.u(at);
             o.0.push(state_byte(s));
         }
     }
-    o.u(j.judged_seq.len() as u64);
-    for &s in &j.judged_seq {
+    o.u(judged_seq.len() as u64);
+    for &s in judged_seq {
         o.opt_u(s);
     }
+    put_maintenance(o, maintenance);
+}
+
+/// Each gateway's maintenance silence, read back through
+/// [`Maintenance::request`] (a request of the same length, sent at 0,
+/// received when the silence began, makes the same silence).
+fn put_maintenance(o: &mut Out, m: &Maintenance) {
+    let silences: Vec<&Silence> = m.silences().collect();
+    o.u(silences.len() as u64);
+    for s in silences {
+        let Silence {
+            gateway,
+            roc: _,
+            from,
+            until,
+            reason,
+            from_gateway: _,
+        } = s;
+        o.str(gateway.as_deref().unwrap_or(""));
+        o.u(*from);
+        o.u(*until);
+        o.str(reason);
+    }
+}
+
+fn get_maintenance(i: &mut In) -> Option<Maintenance> {
+    let mut m = Maintenance::default();
+    let n = i.count()?;
+    for _ in 0..n {
+        let gateway = i.string()?;
+        let from = i.u()?;
+        let until = i.u()?.checked_sub(from).filter(|&l| l > 0)?;
+        let reason = i.string()?;
+        m.request(&gateway, from, 0, until, &reason);
+    }
+    Some(m)
 }
 
 fn get_tracker(i: &mut In, cfg: &Config, catalog: &Catalog) -> Option<Tracker> {
@@ -1093,6 +1146,7 @@ fn get_tracker(i: &mut In, cfg: &Config, catalog: &Catalog) -> Option<Tracker> {
     };
     t.judging.timeline = timeline;
     t.judging.judged_seq = i.vec(|i| i.opt(In::u))?;
+    t.maintenance = get_maintenance(i)?;
     Some(t)
 }
 

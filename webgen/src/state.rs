@@ -105,7 +105,7 @@ impl GatewayTrack {
 /// The aggregate of the whole log stream (see the module doc).
 #[derive(Debug)]
 pub(crate) struct Tracker {
-    thresholds: Thresholds,
+    pub(crate) thresholds: Thresholds,
     /// Indexed by gateway id; `None` for a gateway not heard yet.
     pub gateways: Vec<Option<GatewayTrack>>,
     /// The newest messages, oldest first.

@@ -213,13 +213,14 @@ fn write(dir: &Path, style: u8, datagrams: &[Datagram]) {
                     sent: received,
                     source: "10.0.0.1:4000".into(),
                     tunnels: chunk.len() as u32,
-                    text: if d.kind == EventKind::Message {
+                    text: if matches!(d.kind, EventKind::Message | EventKind::Maintenance) {
                         format!("note, \"{n}\"")
                     } else {
                         String::new()
                     },
                     period: None,
-                    until: None,
+                    // Two hours of maintenance.
+                    until: (d.kind == EventKind::Maintenance).then_some(received + 7200),
                 });
             }
         }
@@ -426,8 +427,18 @@ fn a_report_across_midnight_completes_after_the_checkpoint() {
         drop_last_part: false,
         damage: false,
     };
-    // 23:57:30, 23:59:45 (its second part 00:00:14) and 00:01:00.
-    write(&dir, 2, &[report(350), report(395), report(420)]);
+    // 23:57:30, 23:59:45 (its second part 00:00:14) and 00:01:00, and a
+    // maintenance silence asked at 23:58 (in force at `now`).
+    let maintenance = Datagram {
+        kind: EventKind::Maintenance,
+        tunnels: vec![],
+        ..report(360)
+    };
+    write(
+        &dir,
+        2,
+        &[report(350), maintenance, report(395), report(420)],
+    );
     let now = 1_795_477_200 + 1800;
     let cache = dir.join("cache");
     let (_, index, history) = pages(&dir, "plain", now, &["--no-cache"]);
@@ -444,5 +455,7 @@ fn a_report_across_midnight_completes_after_the_checkpoint() {
     // All three reports count: the one across midnight was completed.
     let text = String::from_utf8_lossy(&history);
     assert!(text.contains("Reports<b class=\"reports\">3</b>"), "{text}");
+    let text = String::from_utf8_lossy(&index);
+    assert!(text.contains("asked by the gateway"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
