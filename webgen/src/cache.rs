@@ -16,8 +16,10 @@
 //! - the same format and the same webgen binary (its size and modification
 //!   time): a build whose model differs never reads an older one, even if
 //!   [`FORMAT`] was not bumped;
-//! - the same data directory, first day read (the longest range), late and
-//!   down thresholds and inventory (the config), all in one fingerprint;
+//! - the same data directory (as given and canonical: the warnings name
+//!   files by the path given), first day read (the longest range), late
+//!   and down thresholds and inventory (the config), all in one
+//!   fingerprint;
 //! - each closed day's files the same ([`FileKey`]: name, device, inode,
 //!   size, modification and change time to the nanosecond, and a hash of
 //!   the first and last 4 KiB). A file rewritten in place, even with the
@@ -163,11 +165,13 @@ fn fingerprint(cfg: &Config, from: Date) -> String {
         .and_then(std::fs::metadata)
         .map(|m| format!("{} {}.{:09}", m.len(), m.mtime(), m.mtime_nsec()))
         .unwrap_or_default();
+    // As given too: the files' paths in the warnings are spelled that way.
     let data = std::fs::canonicalize(&cfg.data).unwrap_or_else(|_| cfg.data.clone());
     format!(
-        "format {FORMAT}; webgen {} ({build}); data {}; from {from}; {:?}; inventory {:?}",
+        "format {FORMAT}; webgen {} ({build}); data {} ({}); from {from}; {:?}; inventory {:?}",
         env!("CARGO_PKG_VERSION"),
         data.display(),
+        cfg.data.display(),
         cfg.thresholds,
         cfg.inventory
     )
