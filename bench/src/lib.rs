@@ -15,6 +15,8 @@
 //! - [`measure`]: wall time, CPU time and peak RSS of one child (`wait4`).
 //! - [`live`]: a real collector on loopback, and senders that speak the wire.
 //! - [`webgen_cache`]: webgen with and without its cache of the closed days.
+//! - [`peers_client`]: the live client next to `ps | grep | curl` and
+//!   `send_nsca` (`--peers`).
 //! - [`forwards`]: real forwards (fake ssh processes holding listening
 //!   sockets, and connections into them) for the live client's case.
 //!
@@ -27,6 +29,7 @@ pub mod forwards;
 pub mod live;
 pub mod logs;
 pub mod measure;
+pub mod peers_client;
 pub mod pscapture;
 pub mod rng;
 pub mod webgen_cache;

@@ -82,6 +82,9 @@ pub(crate) struct Snapshot {
     pub silences: Arc<Vec<logs::silence::Silence>>,
     /// The last refused datagram of each reason.
     pub refusals: Vec<Refusal>,
+    /// Per expected tunnel (in the inventory's order): flapping until then
+    /// (`logs::damping`), or `None`.
+    pub flapping: Vec<Option<u64>>,
 }
 
 /// A refused datagram, as `status.json` shows the last one of each reason:
@@ -197,6 +200,9 @@ struct ExpectedJson<'a> {
     owner: OptText,
     state: String,
     since: u64,
+    /// It changed state too often lately (`tunnel_flapping`): its alerts
+    /// wait until it has been steady for an hour.
+    flapping: bool,
     tunnel: RecordJson<'a>,
 }
 
@@ -251,7 +257,8 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
     let expected = snap
         .inventory
         .iter()
-        .map(|(e, j)| ExpectedJson {
+        .zip(snap.flapping.iter().chain(std::iter::repeat(&None)))
+        .map(|((e, j), flapping)| ExpectedJson {
             gateway: e.gateway.clone(),
             listen: e.listen,
             target: e.target(),
@@ -260,6 +267,7 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
             owner: OptText(e.owner.clone()),
             state: j.state.as_str().to_string(),
             since: j.since,
+            flapping: flapping.is_some_and(|until| now < until),
             tunnel: RecordJson(j.tunnel.as_ref()),
         })
         .collect();

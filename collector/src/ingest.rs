@@ -499,6 +499,18 @@ impl Ingest {
             refusals: self.refusals.values().cloned().collect(),
             inventory: self.state.inventory().clone(),
             silences: self.silencer.silences().clone(),
+            flapping: self
+                .state
+                .inventory()
+                .iter()
+                .map(|(e, _)| {
+                    self.damper.flapping_until(&Slot {
+                        gateway: e.gateway.clone(),
+                        listen: e.listen,
+                        expected: true,
+                    })
+                })
+                .collect(),
         });
         match self.snapshot.lock() {
             Ok(mut s) => *s = snap,
@@ -581,6 +593,7 @@ impl Ingest {
     /// what is due to the routes.
     fn alert(&mut self, alerts: Vec<Alert>, now: u64) {
         let mut due = Vec::new();
+        let mut flapped = false;
         for a in alerts {
             let Some((slot, from, to)) = damping_slot(&a) else {
                 due.push(a);
@@ -588,11 +601,18 @@ impl Ingest {
             };
             match self.damper.change(slot, from, to, a, now) {
                 damping::Verdict::Send(ready) => due.extend(ready),
-                damping::Verdict::Flapping(a) => due.push(Alert {
-                    kind: AlertKind::TunnelFlapping,
-                    ..a
-                }),
+                damping::Verdict::Flapping(a) => {
+                    flapped = true;
+                    due.push(Alert {
+                        kind: AlertKind::TunnelFlapping,
+                        ..a
+                    })
+                }
             }
+        }
+        if flapped {
+            // status.json marks it flapping from now on.
+            self.publish();
         }
         due.extend(self.damper.tick(now));
         let state = &self.state;

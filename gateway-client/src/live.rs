@@ -462,6 +462,11 @@ pub struct Context {
     pub btime: Option<u64>,
     /// The sockets and account names for the health check.
     pub host: health::Host,
+    /// The ESTABLISHED sockets of the last rescan's walk, given again while
+    /// none came or went ([`sockets::Established`]): a watch mode that
+    /// keeps its `Context` walks the kernel's established hash only after
+    /// a change.
+    established: sockets::Established,
 }
 
 impl Context {
@@ -476,9 +481,10 @@ impl Context {
     /// The boot time, the accounts and our network namespace, without the
     /// sockets (`host.sockets` is `None`): what a rescan reads once.
     pub fn without_sockets() -> Context {
-        let btime = fs::read_to_string("/proc/stat")
+        let mut buf = Vec::new();
+        let btime = read_file("/proc/stat", &mut buf)
             .ok()
-            .and_then(|s| parse_btime(&s));
+            .and_then(|()| parse_btime(&String::from_utf8_lossy(&buf)));
         let names = fs::read_to_string("/etc/passwd")
             .map(|s| parse_passwd(&s))
             .unwrap_or_default();
@@ -490,6 +496,7 @@ impl Context {
                 names,
                 connections: false,
             },
+            established: sockets::Established::default(),
         }
     }
 }
@@ -831,6 +838,13 @@ fn read_cmdline_at(proc: &OwnedFd, pid: u32, buf: &mut Vec<u8>) -> bool {
     read_proc_file(file, buf).is_ok()
 }
 
+/// The whole of `/proc` file `path` into `buf`, with one read when it
+/// fits ([`read_proc_file`]; `fs::read` would read it in growing steps,
+/// since `/proc` gives its files no size).
+pub(crate) fn read_file(path: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+    read_proc_file(fs::File::open(path)?, buf)
+}
+
 /// The whole of a `/proc` file of one record (`cmdline`, `stat`, `status`)
 /// into `buf`, with one read when it fits: a short read of these files is
 /// their end (the kernel formats the whole record at once and copies all
@@ -1094,7 +1108,10 @@ pub fn rescan(ctx: &Context, connections: bool) -> io::Result<Vec<Tunnel>> {
         .collect();
     let host = health::Host {
         own_ns: ctx.host.own_ns.clone(),
-        sockets: sockets::own_namespace_for(|s| connections && ports.contains(&s.local.port())),
+        sockets: sockets::own_namespace_for(
+            |s| connections && ports.contains(&s.local.port()),
+            &ctx.established,
+        ),
         names: ctx.host.names.clone(),
         connections,
     };
@@ -1269,9 +1286,10 @@ mod tests {
 
     #[test]
     fn our_own_process() {
-        let btime = fs::read_to_string("/proc/stat")
+        let mut buf = Vec::new();
+        let btime = read_file("/proc/stat", &mut buf)
             .ok()
-            .and_then(|s| parse_btime(&s));
+            .and_then(|()| parse_btime(&String::from_utf8_lossy(&buf)));
         let Some(btime) = btime else { return };
         let me = fs::read_to_string("/proc/self/stat").unwrap();
         let ticks = parse_stat_starttime(&me).unwrap();

@@ -730,3 +730,64 @@ fn rescan_without_ps() {
     assert_eq!((fast[0].connections, fast[0].connected.len()), (None, 0));
     drop(c);
 }
+
+/// Rescans with one `Context` kept, as a watch mode keeps it, give the
+/// ESTABLISHED sockets of the last walk again while the kernel's counters
+/// say none came or went: a connection made or closed in between is seen
+/// by the next rescan all the same, and the records are those of a rescan
+/// with a fresh `Context`.
+#[test]
+fn rescans_with_a_kept_context_follow_connections() {
+    let port = free_port();
+    let p = spawn(
+        &s(&[
+            "-N",
+            "-L",
+            &format!("{port}:localhost:5951"),
+            "fakehost.invalid",
+        ]),
+        Spawn {
+            bind: Some(port),
+            ..Spawn::default()
+        },
+    );
+    let c1 = connect_when_listening(port);
+    let ctx = live::Context::without_sockets();
+    let count = |ctx: &live::Context| {
+        let mine = tunnels_of(&live::rescan(ctx, true).unwrap(), &p);
+        assert_eq!(mine.len(), 1, "{mine:?}");
+        assert_eq!(mine[0].listening, Health::Yes);
+        mine[0].connections
+    };
+    assert_eq!(count(&ctx), Some(1));
+    assert_eq!(count(&ctx), Some(1), "kept rows, nothing changed");
+    let c2 = connect_when_listening(port);
+    // The forward accepts in its own time: at most 5 s for the second.
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = count(&ctx);
+    for _ in 0..100 {
+        if seen == Some(2) || std::time::Instant::now() > end {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        seen = count(&ctx);
+    }
+    assert_eq!(seen, Some(2), "a new connection after the last walk");
+    assert_eq!(
+        count(&ctx),
+        count(&live::Context::without_sockets()),
+        "kept context and fresh one agree"
+    );
+    drop(c1);
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = count(&ctx);
+    for _ in 0..100 {
+        if seen == Some(1) || std::time::Instant::now() > end {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        seen = count(&ctx);
+    }
+    assert_eq!(seen, Some(1), "a connection closed after the last walk");
+    drop(c2);
+}

@@ -138,10 +138,16 @@ impl<A> Damper<A> {
     /// Whether `slot` is flapping at `now`: it changed more than `flap`
     /// times within an hour, and has not yet been steady for an hour since.
     pub fn is_flapping(&self, slot: &Slot, now: u64) -> bool {
+        self.flapping_until(slot).is_some_and(|t| now < t)
+    }
+
+    /// When `slot`, flapping, will have been steady for an hour if it does
+    /// not change again; `None` when it is not flapping.
+    pub fn flapping_until(&self, slot: &Slot) -> Option<u64> {
         self.slots
             .get(slot)
             .and_then(|s| s.flapping_since)
-            .is_some_and(|t| now < t.saturating_add(FLAP_WINDOW))
+            .map(|t| t.saturating_add(FLAP_WINDOW))
     }
 
     /// The alerts whose state has held long enough by `now`; flapping
