@@ -104,7 +104,7 @@ pub struct Setup {
 
 impl Setup {
     /// (label, directory) for each build that is there.
-    fn builds(&self) -> Vec<(&'static str, PathBuf)> {
+    pub(crate) fn builds(&self) -> Vec<(&'static str, PathBuf)> {
         let mut v = vec![("glibc", self.bin.clone())];
         if let Some(s) = &self.static_bin {
             v.push(("static musl", s.clone()));

@@ -19,6 +19,9 @@
 //!   `send_nsca` (`--peers`).
 //! - [`forwards`]: real forwards (fake ssh processes holding listening
 //!   sockets, and connections into them) for the live client's case.
+//! - [`watch`]: the CPU cost of `gateway-client --watch` over a minute.
+//! - [`latency`]: from a tunnel's death to the alert, `status.json` and
+//!   the page, through a watching client and the real collector and webgen.
 //!
 //! Benchmarks print numbers; nothing here asserts a duration.
 
@@ -26,12 +29,14 @@ pub mod cases;
 pub mod data;
 pub mod error;
 pub mod forwards;
+pub mod latency;
 pub mod live;
 pub mod logs;
 pub mod measure;
 pub mod peers_client;
 pub mod pscapture;
 pub mod rng;
+pub mod watch;
 pub mod webgen_cache;
 
 pub use error::Error;

@@ -31,8 +31,9 @@ OPTIONS:
     --bin DIR         release binaries [target/release]
     --static DIR      static musl binaries, measured too when there [target/static]
     --musl-self FILE  a musl build of this program, for the musl parse figure
-    --only CASE       run only CASE (repeatable): parse, client, live, rtt,
-                      idle, ingest, webgen, scaling, cache, peers-client
+    --only CASE       run only CASE (repeatable): parse, client, live, watch,
+                      latency, rtt, idle, ingest, webgen, scaling, cache,
+                      peers-client
     --peers           also the peers side by side (peers-client: the live
                       client against ps|grep|curl and send_nsca), which
                       run only when asked for
@@ -42,10 +43,12 @@ OPTIONS:
     -h, --help        print this help
 ";
 
-const CASES: [&str; 10] = [
+const CASES: [&str; 12] = [
     "parse",
     "client",
     "live",
+    "watch",
+    "latency",
     "rtt",
     "idle",
     "ingest",
@@ -159,10 +162,12 @@ fn run_cases(setup: &Setup, want: impl Fn(&str) -> bool) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     type Case = fn(&Setup) -> Result<Vec<Row>, Error>;
-    let plan: [(&str, Case); 10] = [
+    let plan: [(&str, Case); 12] = [
         ("parse", |s| cases::parse(s, &cases::capture(s)?)),
         ("client", |s| cases::client(s, &cases::capture(s)?)),
         ("live", cases::live),
+        ("watch", bench::watch::case),
+        ("latency", bench::latency::case),
         ("rtt", cases::round_trip),
         ("idle", cases::idle),
         ("ingest", cases::ingest),

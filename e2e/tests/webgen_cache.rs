@@ -3,7 +3,8 @@
 //! 4 days of 3 gateways), every run with the cache writes the same bytes
 //! as a run without it, while today's logs grow minute by minute, after a
 //! closed day's file is rewritten in place with its size and modification
-//! time kept, after the config (thresholds, inventory) changes, with a
+//! time kept, after the config (thresholds, inventory, a gateway's own
+//! thresholds) changes, with a
 //! damaged checkpoint, and with a cache that cannot be written (a warning,
 //! the pages still made). The summary line says when the closed days came
 //! from the cache, so the test also knows the cache was used at all.
@@ -243,6 +244,24 @@ fn pages_are_the_same_bytes_with_and_without_the_cache() -> Result<()> {
     logs.today_until(now)?;
     let warm = same_both_ways(&tmp, &logs, now, &cache, &inv)?;
     expect("then its checkpoint is used", from_cache(&warm), &warm)?;
+
+    // One gateway's own thresholds (`[[gateway]]`): its silences change.
+    let overridden = tmp.join("monitor-gateway.toml");
+    e2e::write_file(
+        &overridden,
+        &format!(
+            "{}\n[[gateway]]\nname = \"novadaq-far-gateway-01\"\nlate = \"20m\"\ndown = \"1h\"\n",
+            e2e::read_file(&config)?
+        ),
+    )?;
+    let overridden_arg = overridden.to_string_lossy().into_owned();
+    let own = same_both_ways(&tmp, &logs, now, &cache, &["--config", &overridden_arg])?;
+    expect(
+        "a gateway's own thresholds read the logs whole",
+        !from_cache(&own),
+        &own,
+    )?;
+    expect("they are on the pages", own.history != warm.history, &own)?;
 
     // A damaged checkpoint: a warning, the logs read whole, the same pages.
     let path = cache.join("checkpoint.bin");

@@ -21,7 +21,7 @@
 //! boot time are read ([`Context`]); after it, each ssh process's `/proc`
 //! files once, relative to one descriptor of its directory ([`ProcDir`]).
 //! [`rescan`] finds the same records from `/proc` alone, without `ps`, as
-//! a watch mode would.
+//! watch mode does at each look.
 //!
 //! A process that has gone, or whose PID now belongs to something that is
 //! not ssh (ps and `/proc` are read at different moments), keeps what ps
@@ -1039,8 +1039,8 @@ fn complete_with(
     }
 }
 
-/// The tunnels of this machine from `/proc` alone, without `ps`: what a
-/// watch mode would do on each rescan. One pass over `/proc`: every
+/// The tunnels of this machine from `/proc` alone, without `ps`: what
+/// watch mode (`crate::watch`) does at each look. One pass over `/proc`: every
 /// process's `cmdline`, and for ssh and autossh processes their `status`
 /// and `stat`; then the sockets, fresh (the ESTABLISHED ones only of the
 /// address families that have a listener on a forward's port, see
@@ -1049,10 +1049,14 @@ fn complete_with(
 /// Without `connections` the ESTABLISHED sockets are not asked for (the
 /// kernel's walk of its established hash is most of a rescan's cost, see
 /// [`sockets::dump`]) and `connections` stays unknown.
-/// Records have `start` empty (ps's START column needs the local time
-/// zone, which the client never reads; `started` has the time) and
-/// `cpu_time` as `M:SS`.
+/// `start` and `cpu_time` are written as procps `ps aux` writes START
+/// (with `TZ=UTC0`, as [`collect`] runs it) and TIME, so that a record is
+/// the one [`collect`] gives for the same process (`tests/live.rs` compares
+/// them).
 pub fn rescan(ctx: &Context, connections: bool) -> io::Result<Vec<Tunnel>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut procs = Vec::new();
     let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
     let proc = ProcDir::open_path(c"/proc")?;
@@ -1091,7 +1095,10 @@ pub fn rescan(ctx: &Context, connections: bool) -> io::Result<Vec<Tunnel>> {
         procs.push(ps::ArgvProcess {
             pid,
             user,
-            start: String::new(),
+            start: info
+                .started
+                .map(|s| crate::utc::ps_start(s, now))
+                .unwrap_or_default(),
             cpu_time: info.cpu_ticks.map(cpu_time_text).unwrap_or_default(),
             argv: text.split('\0').map(str::to_string).collect(),
         });

@@ -18,8 +18,8 @@
 //!   [`FORMAT`] was not bumped;
 //! - the same data directory (as given and canonical: the warnings name
 //!   files by the path given), first day read (the longest range), late
-//!   and down thresholds and inventory (the config), all in one
-//!   fingerprint;
+//!   and down thresholds with the `[[gateway]]` overrides, and inventory
+//!   (the config), all in one fingerprint;
 //! - each closed day's files the same ([`FileKey`]: name, device, inode,
 //!   size, modification and change time to the nanosecond, and a hash of
 //!   the first and last 4 KiB). A file rewritten in place, even with the
@@ -49,10 +49,10 @@ use std::path::{Path, PathBuf};
 
 use gateway_client::tunnel::{Health, Kind, Tunnel};
 use jiff::civil::Date;
-use logs::EventKind;
 use logs::files::DayFiles;
 use logs::inventory::{Inventory, Judged, TunnelState};
 use logs::silence::{Maintenance, Silence};
+use logs::{EventKind, Thresholds};
 
 use crate::cli::Config;
 use crate::error::Error;
@@ -87,7 +87,7 @@ pub(crate) struct Read {
 /// tracker, reading on from the checkpoint in `cfg.cache` when it is
 /// current and saving a new one when more days have closed.
 pub(crate) fn read(cfg: &Config, from: Date, to: Date) -> Result<Read, Error> {
-    let mut tracker = Tracker::new(cfg.thresholds, cfg.inventory.clone());
+    let mut tracker = Tracker::new(cfg.staleness.clone(), cfg.inventory.clone());
     let mut warnings = Vec::new();
     let Some(days) = reading::list_days(&cfg.data, from, to)? else {
         let stats = ReadStats {
@@ -172,7 +172,7 @@ fn fingerprint(cfg: &Config, from: Date) -> String {
         env!("CARGO_PKG_VERSION"),
         data.display(),
         cfg.data.display(),
-        cfg.thresholds,
+        cfg.staleness,
         cfg.inventory
     )
 }
@@ -943,8 +943,13 @@ fn put_gateway(o: &mut Out, g: &GatewayTrack) {
         closed_dropped,
         series,
         silences,
+        period,
+        thresholds,
     } = g;
     o.u(u64::from(*id));
+    o.opt_u(period.map(u64::from));
+    o.u(thresholds.late);
+    o.u(thresholds.down);
     for v in [*first_heard, *last_heard, *events, *reports] {
         o.u(v);
     }
@@ -973,6 +978,11 @@ fn put_gateway(o: &mut Out, g: &GatewayTrack) {
 
 fn get_gateway(i: &mut In, id: usize, tunnels: usize) -> Option<GatewayTrack> {
     let gid = i.u32().filter(|&g| g as usize == id)?;
+    let period = i.opt(In::u32)?;
+    let thresholds = Thresholds {
+        late: i.u()?,
+        down: i.u()?,
+    };
     let (first_heard, last_heard, events, reports) = (i.u()?, i.u()?, i.u()?, i.u()?);
     let last_report = i.opt(In::u)?;
     let open = i.vec(|i| get_session(i, tunnels))?;
@@ -997,13 +1007,15 @@ fn get_gateway(i: &mut In, id: usize, tunnels: usize) -> Option<GatewayTrack> {
         closed_dropped,
         series,
         silences,
+        period,
+        thresholds,
     })
 }
 
 fn put_tracker(o: &mut Out, t: &Tracker) {
     // The config's (in the fingerprint), and a lookup filled again as needed.
     let Tracker {
-        thresholds: _,
+        staleness: _,
         gateways,
         messages,
         messages_total,
@@ -1112,7 +1124,7 @@ fn get_maintenance(i: &mut In) -> Option<Maintenance> {
 
 fn get_tracker(i: &mut In, cfg: &Config, catalog: &Catalog) -> Option<Tracker> {
     let (gateways, tunnels) = (catalog.gateways.len(), catalog.tunnels.len());
-    let mut t = Tracker::new(cfg.thresholds, cfg.inventory.clone());
+    let mut t = Tracker::new(cfg.staleness.clone(), cfg.inventory.clone());
     let n = i.count().filter(|&n| n <= gateways)?;
     for id in 0..n {
         let g = i.opt(|i| get_gateway(i, id, tunnels))?;

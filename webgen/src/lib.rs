@@ -181,7 +181,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         &tracker,
         &catalog,
         cfg.now,
-        cfg.thresholds,
+        cfg.staleness.global(),
         cfg.recent,
         STATUS_LIST_LIMIT,
     );
@@ -193,7 +193,6 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         cfg.now,
         &cfg.ranges,
         stats.first_received,
-        cfg.thresholds,
     );
 
     let clock = Clock::new(cfg.tz.clone(), cfg.now);
