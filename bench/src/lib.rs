@@ -14,6 +14,7 @@
 //! - [`logs`]: collector logs (`logs::schema`) of many gateways and days.
 //! - [`measure`]: wall time, CPU time and peak RSS of one child (`wait4`).
 //! - [`live`]: a real collector on loopback, and senders that speak the wire.
+//! - [`webgen_cache`]: webgen with and without its cache of the closed days.
 //! - [`peers_client`]: the live client next to `ps | grep | curl` and
 //!   `send_nsca` (`--peers`).
 //! - [`peers_collectd`]: the collector and collectd on the same loads.
@@ -38,5 +39,6 @@ pub mod peers_collectd;
 pub mod pscapture;
 pub mod rng;
 pub mod watch;
+pub mod webgen_cache;
 
 pub use error::Error;

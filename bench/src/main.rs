@@ -32,8 +32,8 @@ OPTIONS:
     --static DIR      static musl binaries, measured too when there [target/static]
     --musl-self FILE  a musl build of this program, for the musl parse figure
     --only CASE       run only CASE (repeatable): parse, client, live, watch,
-                      latency, rtt, idle, ingest, webgen, scaling, peers-client,
-                      peers-collectd
+                      latency, rtt, idle, ingest, webgen, scaling, cache,
+                      peers-client, peers-collectd
     --peers           also the peers side by side (peers-client: the live
                       client against ps|grep|curl and send_nsca;
                       peers-collectd: the collector against collectd), which
@@ -46,7 +46,7 @@ OPTIONS:
     -h, --help        print this help
 ";
 
-const CASES: [&str; 12] = [
+const CASES: [&str; 13] = [
     "parse",
     "client",
     "live",
@@ -57,6 +57,7 @@ const CASES: [&str; 12] = [
     "ingest",
     "webgen",
     "scaling",
+    "cache",
     "peers-client",
     "peers-collectd",
 ];
@@ -145,7 +146,7 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     let load_before = load_average();
     // Made (or checked) before any case, which all may use it.
     cases::capture(&setup)?;
-    if want("webgen") || want("scaling") {
+    if want("webgen") || want("scaling") || want("cache") {
         let mut days = setup.scale.scale_days.clone();
         days.push(setup.scale.webgen_days);
         let longest = days.iter().copied().max().unwrap_or(1);
@@ -170,7 +171,7 @@ fn run_cases(setup: &Setup, want: impl Fn(&str) -> bool) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     type Case = fn(&Setup) -> Result<Vec<Row>, Error>;
-    let plan: [(&str, Case); 12] = [
+    let plan: [(&str, Case); 13] = [
         ("parse", |s| cases::parse(s, &cases::capture(s)?)),
         ("client", |s| cases::client(s, &cases::capture(s)?)),
         ("live", cases::live),
@@ -181,6 +182,7 @@ fn run_cases(setup: &Setup, want: impl Fn(&str) -> bool) -> Vec<Row> {
         ("ingest", cases::ingest),
         ("webgen", cases::webgen),
         ("scaling", cases::webgen_scaling),
+        ("cache", bench::webgen_cache::webgen_cache),
         ("peers-client", bench::peers_client::run),
         ("peers-collectd", bench::peers_collectd::peers_collectd),
     ];

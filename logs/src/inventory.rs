@@ -139,7 +139,7 @@ pub struct Judged {
     /// The tunnel that decided it (none when missing or unknown).
     pub tunnel: Option<Tunnel>,
     /// The last state other than unknown, if there was one.
-    last_known: Option<TunnelState>,
+    pub last_known: Option<TunnelState>,
 }
 
 /// A change of an entry's state.
@@ -194,6 +194,12 @@ impl Inventory {
             })
             .collect();
         Inventory { entries, judged }
+    }
+
+    /// The entries with the states they had (webgen's cache reads back a
+    /// saved judging); `None` unless there is one state per entry.
+    pub fn restore(entries: Vec<Expected>, judged: Vec<Judged>) -> Option<Inventory> {
+        (entries.len() == judged.len()).then_some(Inventory { entries, judged })
     }
 
     /// A new list of entries; those that were there before (same gateway

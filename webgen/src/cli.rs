@@ -59,6 +59,12 @@ OPTIONS:
                       DIR must exist
     --now TIME        take TIME as now: Unix seconds or RFC 3339
                       (for tests and replays of old logs) [the clock]
+    --cache DIR       keep the state after the last closed UTC day here, so
+                      that the next run reads only today's logs (created if
+                      missing; one file; the pages are the same with and
+                      without it; a cache that cannot be written is a
+                      warning, never a failure) [OUT/.webgen-cache]
+    --no-cache        read every day in view on every run
     --suggest-inventory DURATION
                       print, instead of writing pages, an inventory (the
                       config file's [[tunnel]] entries) of the -L forwards
@@ -107,6 +113,9 @@ pub(crate) struct Config {
     /// `--suggest-inventory`: print an inventory of the tunnels up over
     /// this many seconds instead of writing pages.
     pub suggest: Option<u64>,
+    /// Where the checkpoint of the closed days lives (`cache`); `None`:
+    /// no cache.
+    pub cache: Option<PathBuf>,
 }
 
 /// What the command line asked for.
@@ -185,6 +194,8 @@ struct Flags {
     now: Option<u64>,
     quiet: bool,
     suggest: Option<u64>,
+    cache: Option<PathBuf>,
+    no_cache: bool,
 }
 
 fn duration_value(parser: &mut lexopt::Parser, flag: &str) -> Result<u64, Error> {
@@ -223,6 +234,8 @@ fn flags(args: impl IntoIterator<Item = OsString>) -> Result<Result<Flags, Comma
             Long("tz") => f.tz = Some(parse_tz(&string("--tz", parser.value()?)?)?),
             Long("templates") => f.templates = Some(path("--templates", parser.value()?)?),
             Long("now") => f.now = Some(parse_now(&string("--now", parser.value()?)?)?),
+            Long("cache") => f.cache = Some(path("--cache", parser.value()?)?),
+            Long("no-cache") => f.no_cache = true,
             Short('q') | Long("quiet") => f.quiet = true,
             Short('h') | Long("help") => return Ok(Err(Command::Help)),
             Short('V') | Long("version") => return Ok(Err(Command::Version)),
@@ -288,6 +301,16 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         Some(n) => n,
         None => u64::try_from(Timestamp::now().as_second()).unwrap_or(0),
     };
+    if f.no_cache && f.cache.is_some() {
+        return Err(Error::Usage(
+            "--cache and --no-cache: give one or the other".into(),
+        ));
+    }
+    let cache = match (f.no_cache, f.cache) {
+        (true, _) => None,
+        (false, Some(dir)) => Some(dir),
+        (false, None) => Some(out.join(".webgen-cache")),
+    };
     Ok(Command::Run(Box::new(Config {
         data,
         out,
@@ -302,6 +325,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         silences: file.silences,
         flap: file.flap.unwrap_or(Damping::DEFAULT.flap),
         suggest: f.suggest,
+        cache,
     })))
 }
 

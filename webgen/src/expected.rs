@@ -28,17 +28,17 @@ use crate::logs::{Catalog, GwId};
 /// The expected tunnels and their states as judged so far.
 #[derive(Debug, Default)]
 pub(crate) struct Judging {
-    entries: Vec<Expected>,
+    pub(crate) entries: Vec<Expected>,
     /// Created at the first event (or at the end, without any).
-    inventory: Option<Inventory>,
+    pub(crate) inventory: Option<Inventory>,
     /// Per entry, its states in time order: (from when, state); the first
     /// is `unknown` from the start of judging.
     pub timeline: Vec<Vec<(u64, TunnelState)>>,
     /// By gateway id: whether the inventory names the gateway (`None`: not
     /// looked up yet).
-    named: Vec<Option<bool>>,
+    pub(crate) named: Vec<Option<bool>>,
     /// By gateway id: the seq of the latest report judged.
-    judged_seq: Vec<Option<u64>>,
+    pub(crate) judged_seq: Vec<Option<u64>>,
 }
 
 impl Judging {

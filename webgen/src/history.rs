@@ -342,7 +342,7 @@ fn lanes(
         .closed
         .partition_point(|s| s.ended.unwrap_or(s.last) < start);
     let overlaps = |s: &&Session| s.last >= start && s.first <= end;
-    let mut index: HashMap<LaneKey, usize> = HashMap::new();
+    let mut index: HashMap<LaneKey, usize, rustc_hash::FxBuildHasher> = HashMap::default();
     let mut lanes: Vec<Lane> = Vec::new();
     let mut sessions = 0;
     for (s, open) in g.closed[first_closed..]

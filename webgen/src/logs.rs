@@ -53,10 +53,12 @@ pub type TunnelId = u32;
 #[derive(Debug, Default)]
 pub struct Catalog {
     pub gateways: Vec<String>,
-    gw_index: FastMap<Box<[u8]>, GwId>,
+    pub(crate) gw_index: FastMap<Box<[u8]>, GwId>,
     /// The tunnel as first seen (owner, destination and ps columns included).
     pub tunnels: Vec<TunnelEntry>,
-    tunnel_index: FastMap<Box<[u8]>, TunnelId>,
+    /// By the gateway's id (4 bytes, little-endian), then each identity
+    /// column's length (4 bytes) and bytes.
+    pub(crate) tunnel_index: FastMap<Box<[u8]>, TunnelId>,
 }
 
 #[derive(Debug)]
@@ -171,6 +173,10 @@ pub struct ReadStats {
     /// Earliest and latest `received` of an accepted event row.
     pub first_received: Option<u64>,
     pub last_received: Option<u64>,
+    /// The latest `received` of the event rows checked against `until`
+    /// (taken or not): a day whose rows are all before a later `until`
+    /// reads the same then (what `cache` needs to know).
+    pub(crate) latest_checked: Option<u64>,
 }
 
 impl ReadStats {
@@ -181,6 +187,7 @@ impl ReadStats {
         self.duplicate_rows += day.duplicate_rows;
         self.incomplete_reports += day.incomplete_reports;
         self.damaged_reports += day.damaged_reports;
+        self.latest_checked = self.latest_checked.max(day.latest_checked);
         for t in [day.first_received, day.last_received]
             .into_iter()
             .flatten()
@@ -270,14 +277,14 @@ pub fn list_days(dir: &Path, from: Date, to: Date) -> Result<Option<Vec<DayFiles
 }
 
 /// A report being put together from its parts.
-struct Assembly {
-    parts: u32,
+pub(crate) struct Assembly {
+    pub(crate) parts: u32,
     /// By part: `None` until its event row is taken, then the tunnels that
     /// row says the part carries (one allocation for both facts).
-    have: Vec<Option<u32>>,
-    missing: u32,
-    received: u64,
-    tunnels: Vec<Obs>,
+    pub(crate) have: Vec<Option<u32>>,
+    pub(crate) missing: u32,
+    pub(crate) received: u64,
+    pub(crate) tunnels: Vec<Obs>,
 }
 
 impl Assembly {
@@ -318,9 +325,27 @@ impl Assembly {
 /// again after midnight counts once) and the reports it left incomplete
 /// (their last parts may come after midnight), by run ids.
 #[derive(Default)]
-struct Carry {
-    previous: FastSet<(GwId, u64, u32)>,
-    partial: FastMap<(GwId, u64), Assembly>,
+pub(crate) struct Carry {
+    pub(crate) previous: FastSet<(GwId, u64, u32)>,
+    pub(crate) partial: FastMap<(GwId, u64), Assembly>,
+}
+
+/// Everything reading hands from one day to the next: the run's catalog,
+/// what was found so far, and the [`Carry`]. `cache` saves it after the
+/// closed days and reads on from it.
+#[derive(Default)]
+pub(crate) struct Reading {
+    pub(crate) catalog: Catalog,
+    pub(crate) stats: ReadStats,
+    pub(crate) carry: Carry,
+}
+
+impl Reading {
+    /// After the last day: the reports still incomplete are counted.
+    pub(crate) fn finish(mut self) -> (Catalog, ReadStats) {
+        self.stats.incomplete_reports += self.carry.partial.len() as u64;
+        (self.catalog, self.stats)
+    }
 }
 
 /// Reads the logs of `dir` for the UTC days `from..=to`, skipping rows
@@ -333,27 +358,43 @@ pub fn read(
     catalog: &mut Catalog,
     visitor: &mut impl Visitor,
 ) -> Result<ReadStats, Error> {
-    let mut stats = ReadStats::default();
     let Some(days) = list_days(dir, from, to)? else {
-        stats.missing_dir = true;
-        return Ok(stats);
+        return Ok(ReadStats {
+            missing_dir: true,
+            ..ReadStats::default()
+        });
     };
-    let mut carry = Carry::default();
+    let mut reading = Reading {
+        catalog: std::mem::take(catalog),
+        ..Reading::default()
+    };
+    read_days(&days, until, &mut reading, visitor);
+    let (read_catalog, stats) = reading.finish();
+    *catalog = read_catalog;
+    Ok(stats)
+}
+
+/// Reads `days` (in order, the days after those `reading` holds) into
+/// `reading`, feeding the visitor, skipping rows received after `until`.
+pub(crate) fn read_days(
+    days: &[DayFiles],
+    until: u64,
+    reading: &mut Reading,
+    visitor: &mut impl Visitor,
+) {
+    let Reading {
+        catalog,
+        stats,
+        carry,
+    } = reading;
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .clamp(1, 8);
     if threads == 1 || days.len() < 2 {
-        for day in &days {
-            merge_day(
-                parse_day(day, until),
-                catalog,
-                visitor,
-                &mut stats,
-                &mut carry,
-            );
+        for day in days {
+            merge_day(parse_day(day, until), catalog, visitor, stats, carry);
         }
-        stats.incomplete_reports += carry.partial.len() as u64;
-        return Ok(stats);
+        return;
     }
     // Days are parsed in parallel (one per core) while this thread merges
     // the ones before them into the stream, in order. At most `threads`
@@ -364,7 +405,7 @@ pub fn read(
     let (done_tx, done_rx) = mpsc::channel::<(usize, std::thread::Result<DayData>)>();
     std::thread::scope(|s| {
         for _ in 0..threads {
-            let (job_rx, done_tx, days) = (&job_rx, done_tx.clone(), &days);
+            let (job_rx, done_tx) = (&job_rx, done_tx.clone());
             s.spawn(move || {
                 while let Ok(Ok(i)) = job_rx.lock().map(|rx| rx.recv()) {
                     let day = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -401,7 +442,7 @@ pub fn read(
                 handed_out += 1;
             }
             match day {
-                Ok(day) => merge_day(day, catalog, visitor, &mut stats, &mut carry),
+                Ok(day) => merge_day(day, catalog, visitor, stats, carry),
                 Err(panic) => {
                     drop(job_tx);
                     std::panic::resume_unwind(panic);
@@ -411,8 +452,6 @@ pub fn read(
         // No more days: the workers' `recv` fails and they end.
         drop(job_tx);
     });
-    stats.incomplete_reports += carry.partial.len() as u64;
-    Ok(stats)
 }
 
 /// One day's files, parsed on their own: ids are local to the day until
@@ -543,6 +582,8 @@ impl DayParse {
             );
             return;
         }
+        let latest = &mut self.stats.latest_checked;
+        *latest = (*latest).max(Some(row.received));
         if row.received > until {
             return;
         }

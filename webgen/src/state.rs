@@ -127,7 +127,7 @@ fn track<'a>(
 /// The aggregate of the whole log stream (see the module doc).
 #[derive(Debug)]
 pub(crate) struct Tracker {
-    staleness: Staleness,
+    pub(crate) staleness: Staleness,
     /// Indexed by gateway id; `None` for a gateway not heard yet.
     pub gateways: Vec<Option<GatewayTrack>>,
     /// The newest messages, oldest first.

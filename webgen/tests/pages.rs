@@ -606,7 +606,12 @@ fn pages_replace_old_ones_and_leave_no_temporary_files() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["history.html", "index.html"]);
+    // The pages, and the cache of the closed days (never served: the
+    // collector serves only the site's plain files).
+    assert_eq!(names, [".webgen-cache", "history.html", "index.html"]);
+    for e in std::fs::read_dir(run.out.join(".webgen-cache")).unwrap() {
+        assert_eq!(e.unwrap().file_name(), "checkpoint.bin");
+    }
     assert!(
         std::fs::read_to_string(run.out.join("index.html"))
             .unwrap()
