@@ -521,8 +521,8 @@ mod tests {
             interval: Duration::from_secs(2),
             every: Duration::from_secs_f64(every),
         };
-        assert_eq!(w(30.0).period(), 31);
-        assert_eq!(w(29.5).period(), 31);
-        assert_eq!(w(1.0).period(), 2);
+        assert_eq!(w(30.0).period(), 30);
+        assert_eq!(w(29.5).period(), 30);
+        assert_eq!(w(1.0).period(), 1);
     }
 }
