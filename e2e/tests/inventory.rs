@@ -142,8 +142,10 @@ fn expected_tunnels_missing_broken_wrong_then_restored_and_the_config_edited() -
 
     let alerts = tmp.join("alerts");
     std::fs::create_dir(&alerts).map_err(|e| Error::io("making", &alerts, e))?;
+    // Written under a dot name, then renamed: the test lists the folder
+    // and reads each file as soon as it appears, so it must appear whole.
     let notify = format!(
-        "env | grep ^ROCTM_ | sort > {}/$ROCTM_EVENT-$ROCTM_LISTEN-$$",
+        "f={0}/$ROCTM_EVENT-$ROCTM_LISTEN-$$; env | grep ^ROCTM_ | sort > {0}/.part-$$ && mv {0}/.part-$$ $f",
         alerts.display()
     );
     let udp = free_udp_port()?;
