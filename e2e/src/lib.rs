@@ -12,11 +12,13 @@
 //! - [`build_static_client`] and [`cargo_bin`] build the binaries under
 //!   test; [`chromium_dom`] loads a page in headless Chromium and returns the
 //!   DOM it rendered; [`Collector`] runs a real collector on free ports.
+//! - [`sshd`]: a real OpenSSH server on 127.0.0.1 and throwaway accounts.
 //!
 //! A tool a test needs that is missing is an [`Error::Missing`] naming the
 //! Debian package: these tests fail, they never skip.
 
 pub mod error;
+pub mod sshd;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
