@@ -32,7 +32,8 @@ availability and outages.
 
 OPTIONS:
     --config FILE     the monitoring host's config file (TOML, shared with the
-                      collector): late, down, tz and the inventory (its
+                      collector): late, down, tz, idle_after and the
+                      inventory (its
                       keep_days, notify and page_url are the collector's);
                       the flags below override it; a file that cannot be
                       read or is wrong is exit 2, FILE:LINE: what is wrong
@@ -45,6 +46,10 @@ OPTIONS:
     --late DURATION   a gateway not heard for this long is late [150s]
     --down DURATION   a gateway not heard for this long is down [10m]
     --recent DURATION how far back 'went away recently' looks [24h]
+    --idle-after DURATION
+                      a tunnel whose every report for this long found no
+                      connection on it is listed on the history page as a
+                      candidate to close [7d]
     --range DURATION  add a history range ending now, e.g. 2h or 90d
                       (repeatable; 24h, 7d and 30d are always shown)
     --tz ZONE         IANA time zone for the pages, e.g. America/Chicago
@@ -84,6 +89,8 @@ pub(crate) struct Config {
     pub out: PathBuf,
     pub thresholds: Thresholds,
     pub recent: u64,
+    /// How long a tunnel must have been idle to be a candidate to close.
+    pub idle_after: u64,
     /// In display order; the defaults first.
     pub ranges: Vec<Range>,
     pub tz: TimeZone,
@@ -168,6 +175,7 @@ struct Flags {
     late: Option<u64>,
     down: Option<u64>,
     recent: Option<u64>,
+    idle_after: Option<u64>,
     extra_ranges: Vec<u64>,
     tz: Option<TimeZone>,
     templates: Option<PathBuf>,
@@ -193,6 +201,9 @@ fn flags(args: impl IntoIterator<Item = OsString>) -> Result<Result<Flags, Comma
             Long("late") => f.late = Some(duration_value(&mut parser, "--late")?),
             Long("down") => f.down = Some(duration_value(&mut parser, "--down")?),
             Long("recent") => f.recent = Some(duration_value(&mut parser, "--recent")?),
+            Long("idle-after") => {
+                f.idle_after = Some(duration_value(&mut parser, "--idle-after")?);
+            }
             Long("range") => {
                 let secs = duration_value(&mut parser, "--range")?;
                 if secs == 0 {
@@ -282,6 +293,10 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         out,
         thresholds,
         recent: f.recent.unwrap_or(86_400),
+        idle_after: f
+            .idle_after
+            .or(file.idle_after)
+            .unwrap_or(logs::usage::DEFAULT_IDLE_AFTER),
         ranges,
         tz,
         templates: f.templates,
@@ -329,7 +344,12 @@ mod tests {
         let labels: Vec<&str> = c.ranges.iter().map(|r| r.label.as_str()).collect();
         assert_eq!(labels, ["24h", "7d", "30d", "2h"]);
         assert_eq!(c.thresholds, Thresholds::default());
+        assert_eq!(c.idle_after, logs::usage::DEFAULT_IDLE_AFTER);
         assert_eq!(c.now, 5);
+        let Command::Run(c) = parse(args("--data d --out o --idle-after 2d")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.idle_after, 2 * 86_400);
         assert!(
             parse(args("--out o"))
                 .unwrap_err()

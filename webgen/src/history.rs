@@ -64,6 +64,9 @@ pub(crate) struct Lane {
     /// Its session is still open, but its latest report found it not
     /// listening: running, not up.
     pub broken: bool,
+    /// The stretches its tunnels were in use (`logs::usage`), first to
+    /// last report, oldest first, at most `MAX_SEGMENTS`.
+    pub in_use: Vec<(u64, u64)>,
 }
 
 impl Lane {
@@ -365,6 +368,7 @@ fn lanes(
                 segments: Vec::new(),
                 segments_total: 0,
                 broken: false,
+                in_use: Vec::new(),
             });
             lanes.len() - 1
         });
@@ -385,12 +389,93 @@ fn lanes(
         let extra = lane.segments.len().saturating_sub(MAX_SEGMENTS);
         lane.segments.drain(..extra);
     }
+    in_use(g, catalog, start, end, &index, &mut lanes);
     let lanes_total = lanes.len();
     // Keep the most recently seen lanes, then draw them in order of first seen.
     lanes.sort_by_key(|l| std::cmp::Reverse(l.last_seen()));
     let hidden_lanes = lanes.split_off(lanes.len().min(MAX_LANES));
     lanes.sort_by_key(|l| (l.segments.first().map_or(0, |s| s.0), l.tunnel.listen_port));
     (lanes, hidden_lanes, lanes_total, sessions)
+}
+
+/// Adds to each lane the in-use stretches of its tunnels that overlap
+/// `start..=end`: those that ended (`GatewayTrack::in_use`) and those
+/// still going on in open sessions.
+fn in_use(
+    g: &GatewayTrack,
+    catalog: &Catalog,
+    start: u64,
+    end: u64,
+    index: &HashMap<LaneKey, usize>,
+    lanes: &mut [Lane],
+) {
+    let first = g.in_use.partition_point(|u| u.last < start);
+    let open = g
+        .open
+        .iter()
+        .filter_map(|s| s.usage.in_use().map(|(a, b)| (s.id, a, b)));
+    for (id, a, b) in g.in_use[first..]
+        .iter()
+        .map(|u| (u.id, u.first, u.last))
+        .chain(open)
+    {
+        if b < start || a > end {
+            continue;
+        }
+        if let Some(&i) = index.get(&LaneKey::of(&catalog.tunnel(id).tunnel)) {
+            lanes[i].in_use.push((a, b));
+        }
+    }
+    for lane in lanes {
+        lane.in_use.sort_unstable();
+        let extra = lane.in_use.len().saturating_sub(MAX_SEGMENTS);
+        lane.in_use.drain(..extra);
+    }
+}
+
+/// A tunnel up now that every report for at least `idle_after` seconds
+/// found idle: a candidate to close.
+#[derive(Clone, Debug)]
+pub(crate) struct IdleTunnel {
+    pub gateway: String,
+    pub tunnel: Tunnel,
+    /// The first of the reports without a connection, up to its latest.
+    pub idle_since: u64,
+    /// Its latest report.
+    pub last: u64,
+    /// Since when it is up (its session's first report).
+    pub up_since: u64,
+}
+
+/// The candidates to close: tunnels in their gateway's latest report idle
+/// for `idle_after` as of that report (`logs::usage::Usage::is_candidate`),
+/// idle longest first.
+pub(crate) fn idle(tracker: &Tracker, catalog: &Catalog, idle_after: u64) -> Vec<IdleTunnel> {
+    let mut out = Vec::new();
+    for g in tracker.gateways_by_name(catalog) {
+        for s in &g.open {
+            let Some(idle_since) = s.usage.idle_since() else {
+                continue;
+            };
+            if s.usage.is_candidate(s.last, idle_after) {
+                out.push(IdleTunnel {
+                    gateway: catalog.gateway(g.id).to_string(),
+                    tunnel: catalog.tunnel(s.id).tunnel.clone(),
+                    idle_since,
+                    last: s.last,
+                    up_since: s.first,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.idle_since, &a.gateway, a.tunnel.listen_port).cmp(&(
+            b.idle_since,
+            &b.gateway,
+            b.tunnel.listen_port,
+        ))
+    });
+    out
 }
 
 #[cfg(test)]

@@ -188,10 +188,11 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         "index.html",
         render::status_context(&clock, &stats, &status),
     )?;
+    let idle = history::idle(&tracker, &catalog, cfg.idle_after);
     let history = render::render(
         &env,
         "history.html",
-        render::history_context(&clock, &stats, &ranges),
+        render::history_context(&clock, &stats, &ranges, &idle, cfg.idle_after),
     )?;
 
     std::fs::create_dir_all(&cfg.out).map_err(|source| Error::Write {

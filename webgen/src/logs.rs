@@ -89,12 +89,18 @@ impl Catalog {
     }
 }
 
-/// One tunnel in one report, with the health it had then.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One tunnel in one report, with the health it had then and who was on
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Obs {
     pub id: TunnelId,
     pub listening: Health,
     pub vnc: Health,
+    /// Connections to it (`None`: unknown, as in older files).
+    pub connections: Option<u32>,
+    /// Who made them, as the `connected` column holds it (entries joined by
+    /// a space); empty when none or unknown.
+    pub connected: Box<str>,
 }
 
 /// One accepted datagram (each part of a long report is one).
@@ -1096,7 +1102,16 @@ fn read_tunnels<R: Read>(
         if let Some(bytes) = raw_identity
             && let Some(&id) = by_line.get(gw as usize).and_then(|m| m.get(bytes))
         {
-            push_obs(asm, Obs { id, listening, vnc });
+            push_obs(
+                asm,
+                Obs {
+                    id,
+                    listening,
+                    vnc,
+                    connections: None,
+                    connected: Box::default(),
+                },
+            );
             return;
         }
         // Identity: the gateway and the identity columns.
@@ -1128,7 +1143,16 @@ fn read_tunnels<R: Read>(
             }
             by_line[gw as usize].insert(bytes.into(), id);
         }
-        push_obs(asm, Obs { id, listening, vnc });
+        push_obs(
+            asm,
+            Obs {
+                id,
+                listening,
+                vnc,
+                connections: None,
+                connected: Box::default(),
+            },
+        );
     });
 }
 
