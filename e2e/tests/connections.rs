@@ -20,17 +20,27 @@
 //!
 //! It needs root (accounts, sshd) and the Debian packages openssh-server,
 //! openssh-client, passwd and procps.
+//!
+//! Then the pages (issue 13, item 3), in headless Chromium: two fake ssh
+//! forwards, one with a connection held into it, reported by the real
+//! client to the real collector; webgen's `index.html` says "in use: 1 —
+//! ACCOUNT" on the one and "idle" on the other, and `history.html` marks the
+//! stretch in use on the first's bar. After the connection closes and
+//! another report, both are idle, and with `--idle-after 0s` both are
+//! listed as candidates to close, each idle since the first report that
+//! found it so. Needs the Debian package chromium.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use e2e::sshd::{Account, SSH_OPTS, Sshd};
 use e2e::{
-    Error, Proc, Result, TempDir, cargo_bin, free_tcp_port, need_tool, run, set_mode, tcp_open,
-    text, wait_for,
+    Collector, Error, Proc, Result, TempDir, cargo_bin, chromium_dom, current_user, free_tcp_port,
+    make_key, need_tool, run, run_ok, set_mode, tcp_open, text, wait_for,
 };
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -240,4 +250,133 @@ fn two_accounts_on_a_real_tunnel_then_one() -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The part of `html` from the first `open` to the next `close`.
+fn element<'a>(html: &'a str, open: &str, close: &str) -> Option<&'a str> {
+    let start = html.find(open)?;
+    let end = html[start..].find(close)? + start + close.len();
+    Some(&html[start..end])
+}
+
+/// The rendered `index.html` row of the tunnel on `port`, and its "In use" cell.
+fn in_use_cell(dom: &str, port: u16) -> Result<String> {
+    let row = element(dom, &format!("data-listen-port=\"{port}\""), "</tr>")
+        .ok_or_else(|| Error::check(format!("a row for port {port}"), dom))?;
+    let cell = element(row, "class=\"inuse", "</td>")
+        .ok_or_else(|| Error::check(format!("an In use cell for port {port}"), row))?;
+    Ok(cell.to_string())
+}
+
+/// Reports the forwards once (the real client, live) and renders the pages
+/// with `--idle-after 0s`; returns the DOMs of index.html and history.html.
+fn report_and_render(
+    tmp: &TempDir,
+    collector: &Collector,
+    key: &Path,
+    round: u32,
+) -> Result<(String, String)> {
+    let client = cargo_bin("gateway-client", "gateway-client")?;
+    run_ok(
+        Command::new(client)
+            .args(["--config", "/dev/null", "-q", "--name", GATEWAY, "-a"])
+            .arg(collector.udp.ip().to_string())
+            .arg("-p")
+            .arg(collector.udp.port().to_string())
+            .arg("--key-file")
+            .arg(key),
+        LIMIT,
+    )?;
+    let site = tmp.join(&format!("site-{round}"));
+    run_ok(
+        Command::new(cargo_bin("webgen", "webgen")?)
+            .args([
+                "--config",
+                "/dev/null",
+                "-q",
+                "--idle-after",
+                "0s",
+                "--data",
+            ])
+            .arg(tmp.join("collector").join("data"))
+            .arg("--out")
+            .arg(&site),
+        LIMIT,
+    )?;
+    let profile = tmp.join(&format!("chromium-{round}"));
+    let page =
+        |name: &str| chromium_dom(&format!("file://{}", site.join(name).display()), &profile);
+    Ok((page("index.html")?, page("history.html")?))
+}
+
+#[test]
+fn in_use_and_idle_on_the_pages() -> Result<()> {
+    need_tool("/usr/bin/chromium", "chromium").or_else(|_| need_tool("chromium", "chromium"))?;
+    let tmp = TempDir::new("connections-pages")?;
+    let key = make_key(&tmp.join("collector.key"))?;
+    let collector = Collector::start(
+        &cargo_bin("collector", "collector")?,
+        &tmp.join("collector"),
+        &key,
+    )?;
+    let fake = Path::new(env!("CARGO_BIN_EXE_fake-ssh"));
+    let (busy, idle) = (free_tcp_port()?, free_tcp_port()?);
+    let _busy = e2e::fake_ssh(fake, tmp.path(), busy, "novadaq-far-master-01:5901", true)?;
+    let _idle = e2e::fake_ssh(fake, tmp.path(), idle, "novadaq-far-master-02:5902", true)?;
+    let me = current_user()?;
+
+    // A viewer on the first: the fake ssh holds the connection open.
+    let viewer = TcpStream::connect((Ipv4Addr::LOCALHOST, busy))
+        .map_err(|e| Error::io("connecting", format!("127.0.0.1:{busy}"), e))?;
+    let (index, history) = report_and_render(&tmp, &collector, &key, 1)?;
+    let want = format!("in use: 1 — {me}");
+    let cell = in_use_cell(&index, busy)?;
+    if !cell.contains(&want) || !cell.contains("data-connections=\"1\"") {
+        return Err(Error::check(format!("'{want}' for port {busy}"), cell));
+    }
+    let cell = in_use_cell(&index, idle)?;
+    if !cell.contains(">idle<") {
+        return Err(Error::check(format!("'idle' for port {idle}"), cell));
+    }
+    let day = element(&history, "data-range=\"24h\"", "</section>")
+        .ok_or_else(|| Error::check("the 24h range", history.clone()))?;
+    let lane = |port: u16| element(day, &format!("<span class=\"mono\">{port}</span>"), "</li>");
+    match (lane(busy), lane(idle)) {
+        (Some(b), Some(i)) if b.contains("class=\"use\"") && !i.contains("class=\"use\"") => {}
+        _ => {
+            return Err(Error::check(
+                format!("an in-use mark on the lane of port {busy} only"),
+                day,
+            ));
+        }
+    }
+
+    // The viewer leaves: both idle, both candidates with --idle-after 0s.
+    drop(viewer);
+    let (index, history) = report_and_render(&tmp, &collector, &key, 2)?;
+    let cell = in_use_cell(&index, busy)?;
+    if !cell.contains(">idle<") {
+        return Err(Error::check(
+            format!("'idle' for port {busy} after the viewer left"),
+            cell,
+        ));
+    }
+    let list = element(&history, "id=\"idle\"", "</section>")
+        .ok_or_else(|| Error::check("the idle tunnels' section", history.clone()))?;
+    let since = |port: u16| -> Option<u64> {
+        let row = element(list, &format!("data-listen=\"{port}\""), ">")?;
+        row.split("data-since=\"")
+            .nth(1)?
+            .split('"')
+            .next()?
+            .parse()
+            .ok()
+    };
+    match (since(busy), since(idle)) {
+        (Some(b), Some(i)) if b > i => Ok(()),
+        _ => Err(Error::check(
+            format!("ports {busy} and {idle} idle, {busy} since a later report"),
+            list,
+        )),
+    }
 }
