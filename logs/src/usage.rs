@@ -15,8 +15,8 @@
 //!   know (`None`) ends that run: a tunnel is only called idle for as long
 //!   as every report said so.
 //! - An idle tunnel is a *candidate to close* once it has been idle for
-//!   `idle_after` seconds ([`DEFAULT_IDLE_AFTER`]: 7 days; config key
-//!   `idle_after`).
+//!   `idle_after` seconds up to its latest report ([`DEFAULT_IDLE_AFTER`]:
+//!   7 days; config key `idle_after`).
 
 /// How long a tunnel must have been idle to be listed as a candidate to
 /// close, unless the config file or a flag says otherwise: a week.
@@ -64,10 +64,13 @@ impl Usage {
         self.idle_since
     }
 
-    /// Whether at `now` it has been idle for at least `idle_after` seconds.
-    pub fn is_candidate(&self, now: u64, idle_after: u64) -> bool {
+    /// Whether at `at` it has been idle for at least `idle_after` seconds.
+    /// Pass the time of its latest report: what came after (a gateway gone
+    /// quiet) is not known, and a tunnel is called idle only for as long
+    /// as its reports said so.
+    pub fn is_candidate(&self, at: u64, idle_after: u64) -> bool {
         self.idle_since
-            .is_some_and(|since| now.saturating_sub(since) >= idle_after)
+            .is_some_and(|since| at.saturating_sub(since) >= idle_after)
     }
 }
 

@@ -481,6 +481,83 @@ pub(crate) fn idle(tracker: &Tracker, catalog: &Catalog, idle_after: u64) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::{Obs, Report, TunnelEntry, Visitor};
+
+    /// A tracker fed reports of one gateway's two tunnels (ports 5901 and
+    /// 5902), one report a minute: (connections of each).
+    fn fed(reports: &[[Option<u32>; 2]]) -> (Tracker, Catalog) {
+        let mut catalog = Catalog::default();
+        catalog.gateways.push("gw".into());
+        for port in [5901, 5902] {
+            catalog.tunnels.push(TunnelEntry {
+                gateway: 0,
+                tunnel: Tunnel {
+                    pid: u32::from(port),
+                    user: "novacr01".into(),
+                    listen_port: port,
+                    ..Tunnel::default()
+                },
+            });
+        }
+        let mut tracker = Tracker::new(Thresholds::DEFAULT, Vec::new());
+        for (i, conns) in reports.iter().enumerate() {
+            let obs: Vec<Obs> = (0..2)
+                .map(|id| Obs {
+                    id: id as u32,
+                    listening: Health::Yes,
+                    vnc: Health::Unknown,
+                    connections: conns[id],
+                    connected: Box::default(),
+                })
+                .collect();
+            let report = Report {
+                received: 60 * (i as u64 + 1),
+                gateway: 0,
+                seq: i as u64,
+                tunnels: &obs,
+            };
+            tracker.report(&catalog, &report);
+        }
+        (tracker, catalog)
+    }
+
+    #[test]
+    fn in_use_stretches_on_the_lanes() {
+        let (tracker, catalog) = fed(&[
+            [Some(1), Some(0)],
+            [Some(2), Some(0)],
+            [Some(0), Some(0)],
+            [Some(1), None],
+        ]);
+        let g = tracker.gateways[0].as_ref().unwrap();
+        let (drawn, _, _, _) = lanes(g, &catalog, 0, 300);
+        let by_port = |p: u16| drawn.iter().find(|l| l.tunnel.listen_port == p).unwrap();
+        // Ended at the third report, and one going on since the fourth.
+        assert_eq!(by_port(5901).in_use, [(60, 120), (240, 240)]);
+        assert!(by_port(5902).in_use.is_empty());
+        // A range that starts after the first stretch shows the second only.
+        let (drawn, _, _, _) = lanes(g, &catalog, 200, 300);
+        assert_eq!(drawn[0].in_use, [(240, 240)]);
+    }
+
+    #[test]
+    fn idle_candidates_since_their_first_idle_report() {
+        let (tracker, catalog) = fed(&[[Some(1), Some(0)], [Some(0), Some(0)], [Some(0), Some(0)]]);
+        let idle_ports = |after: u64| -> Vec<(u16, u64)> {
+            idle(&tracker, &catalog, after)
+                .iter()
+                .map(|i| (i.tunnel.listen_port, i.idle_since))
+                .collect()
+        };
+        assert_eq!(idle_ports(60), [(5902, 60), (5901, 120)]);
+        assert_eq!(idle_ports(120), [(5902, 60)]);
+        assert_eq!(idle_ports(121), []);
+        // Unknown in the latest report: not idle, whatever came before.
+        let (tracker, catalog) = fed(&[[Some(0), Some(0)], [Some(0), None]]);
+        let list = idle(&tracker, &catalog, 0);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].tunnel.listen_port, 5901);
+    }
 
     #[test]
     fn availability_is_share_of_time() {
