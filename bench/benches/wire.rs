@@ -27,6 +27,8 @@ fn report() -> Body {
         parts: 1,
         text: String::new(),
         tunnels: bench::live::tunnels(10, "bench-gw-00"),
+        period: None,
+        until: None,
     }
 }
 

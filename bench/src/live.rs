@@ -139,6 +139,8 @@ impl Collector {
             parts: 1,
             text: String::new(),
             tunnels: Vec::new(),
+            period: None,
+            until: None,
         };
         let dgram = wire::encode(&self.key, &body);
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -301,6 +303,8 @@ fn report(gateway: &str, seq: u64, tunnels: &[Tunnel]) -> Body {
         parts: 1,
         text: String::new(),
         tunnels: tunnels.to_vec(),
+        period: None,
+        until: None,
     }
 }
 

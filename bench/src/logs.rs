@@ -300,6 +300,8 @@ fn minute_of(
             source: gw.source.clone(),
             tunnels: part.len() as u32,
             text: String::new(),
+            period: None,
+            until: None,
         };
         f.events
             .write_record(ev.to_record())
@@ -330,6 +332,8 @@ fn minute_of(
             source: gw.source.clone(),
             tunnels: 0,
             text,
+            period: None,
+            until: None,
         };
         f.events
             .write_record(ev.to_record())

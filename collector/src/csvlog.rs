@@ -36,7 +36,11 @@
 //! readers ignore it) is never appended to: both readers skip such a file
 //! whole, so acked rows in it would vanish from the pages. It is renamed
 //! aside (`NAME.csv.set-aside-UNIXTIME`, which no reader takes
-//! for a log), said and counted, and a fresh file is started.
+//! for a log), said and counted, and a fresh file is started. The one
+//! exception is a file in an older layout of the schema (the day the
+//! collector was upgraded): it is rewritten in the current layout, each
+//! row given the new columns empty ([`upgrade_layout`]), so that the day
+//! stays one file with one header.
 //!
 //! Retention ([`retention_plan`]) never trusts one clock reading: it keeps
 //! the newest `--keep-days` days held whatever the clock says, refuses to
@@ -110,6 +114,9 @@ struct OpenFile {
 struct Opened {
     /// A file with another header was renamed to this.
     set_aside: Option<PathBuf>,
+    /// A file in an older layout was rewritten in the current one: its
+    /// number of columns before, and of rows.
+    upgraded: Option<(usize, usize)>,
 }
 
 impl OpenFile {
@@ -120,6 +127,9 @@ impl OpenFile {
         let header = format_rows(std::iter::once(kind.header().iter().copied()));
         let mut opened = Opened::default();
         if !starts_with_header(&path, &header)? {
+            opened.upgraded = upgrade_layout(&path, kind)?;
+        }
+        if opened.upgraded.is_none() && !starts_with_header(&path, &header)? {
             let aside = set_aside_name(&path);
             std::fs::rename(&path, &aside).map_err(|e| {
                 Error::io(
@@ -216,6 +226,54 @@ fn starts_with_header(path: &Path, header: &[u8]) -> Result<bool, Error> {
     Ok(first.is_empty() || after_bom.starts_with(header))
 }
 
+/// Rewrites the file at `path` in the current layout when its header is an
+/// older layout of `kind`'s ([`LogKind::width_of`]): the rows of the older
+/// width get the new columns, empty; any other row (malformed either way)
+/// is kept as it was. The new file is written beside it, synced and
+/// renamed over it. Returns the older width and the number of rows, or
+/// `None` when the file is not in an older layout.
+fn upgrade_layout(path: &Path, kind: LogKind) -> Result<Option<(usize, usize)>, Error> {
+    let file = File::open(path).map_err(|e| Error::io("cannot open the log file", path, e))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(std::io::BufReader::new(file));
+    let mut records = reader.byte_records();
+    let width = match records.next() {
+        Some(Ok(header)) => kind.width_of(header.iter()),
+        _ => None,
+    };
+    let Some(width) = width.filter(|&w| w != kind.header().len()) else {
+        return Ok(None);
+    };
+    let mut out = csv_writer();
+    let _ = out.write_record(kind.header());
+    let mut rows = 0;
+    for record in records {
+        let mut record = record
+            .map_err(|e| Error::io("cannot read the log file", path, std::io::Error::other(e)))?;
+        if record.len() == width {
+            while record.len() < kind.header().len() {
+                record.push_field(b"");
+            }
+        }
+        let _ = out.write_byte_record(&record);
+        rows += 1;
+    }
+    let bytes = out.into_inner().unwrap_or_default();
+    let mut tmp = path.as_os_str().to_os_string();
+    tmp.push(".upgrading");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| File::open(&tmp)?.sync_all())
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| Error::io("cannot rewrite in the current layout the log file", path, e))?;
+    if let Some(dir) = path.parent().and_then(|d| File::open(d).ok()) {
+        let _ = dir.sync_all();
+    }
+    Ok(Some((width, rows)))
+}
+
 /// The UTF-8 byte order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
@@ -305,24 +363,9 @@ fn push_record(out: &mut Vec<u8>, fields: &[Field]) {
         }
         match *field {
             Field::Num(n) => out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes()),
-            Field::Text(text) => {
-                let text = text.as_bytes();
-                if !text
-                    .iter()
-                    .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
-                {
-                    out.extend_from_slice(text);
-                    continue;
-                }
-                out.push(b'"');
-                for &b in text {
-                    if b == b'"' {
-                        out.push(b'"');
-                    }
-                    out.push(b);
-                }
-                out.push(b'"');
-            }
+            Field::Text(text) => push_text(out, text.as_bytes()),
+            Field::List([]) => {}
+            Field::List(_) => push_text(out, field.to_string().as_bytes()),
         }
     }
     // A row of one empty field would read back as a blank line.
@@ -330,6 +373,25 @@ fn push_record(out: &mut Vec<u8>, fields: &[Field]) {
         out.extend_from_slice(b"\"\"");
     }
     out.push(b'\n');
+}
+
+/// One text field, quoted only when it must be.
+fn push_text(out: &mut Vec<u8>, text: &[u8]) {
+    if !text
+        .iter()
+        .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+    {
+        out.extend_from_slice(text);
+        return;
+    }
+    out.push(b'"');
+    for &b in text {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    out.push(b'"');
 }
 
 /// The rows of one batch, formatted as they are added (one buffer per
@@ -551,6 +613,13 @@ fn open_file(dir: &Path, kind: LogKind, day: Date, metrics: &Metrics) -> Result<
         );
         metrics.log_files_set_aside.fetch_add(1, Relaxed);
     }
+    if let Some((width, rows)) = opened.upgraded {
+        say!(
+            "{}: written by an earlier version ({width} columns): rewrote it with the {} columns of this one, the new ones empty in its {rows} rows",
+            file.path.display(),
+            kind.header().len()
+        );
+    }
     Ok(file)
 }
 
@@ -749,6 +818,8 @@ mod tests {
             source: "127.0.0.1:40000".into(),
             tunnels: 0,
             text: text.into(),
+            period: None,
+            until: None,
         }
     }
 
@@ -806,6 +877,42 @@ mod tests {
             .collect();
         assert_eq!(aside.len(), 1);
         assert_eq!(std::fs::read(aside[0].path()).unwrap(), bom);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// The day a new version starts, today's file in the older layout is
+    /// rewritten in the current one (its rows kept, the new columns empty)
+    /// and appended to: one file, one header, every row read.
+    #[test]
+    fn todays_file_in_an_older_layout_is_rewritten_then_appended_to() {
+        let dir = tmp("older");
+        let now = 1_763_856_000;
+        let path = dir.join("events-2025-11-23.csv");
+        let old = format!(
+            "{}\n{now},gw,message,1,1,1,{now},10.0.0.1:4000,0,\"a, \"\"quoted\"\"\nline\"\n",
+            LogKind::Events.header()[..10].join(",")
+        );
+        std::fs::write(&path, &old).unwrap();
+        let mut w = LogWriter::open(&dir, now, 0).unwrap();
+        append(&mut w, &[], &event(now, "new")).unwrap();
+        let read = read_events(&path).unwrap();
+        assert!(!read.wrong_header);
+        assert_eq!(read.malformed, 0);
+        let texts: Vec<_> = read.rows.iter().map(|r| r.text.as_str()).collect();
+        assert_eq!(texts, ["a, \"quoted\"\nline", "new"]);
+        assert_eq!(read.rows[0].period, None);
+        assert_eq!(w.metrics.log_files_set_aside.load(Relaxed), 0);
+        let first = std::fs::read_to_string(&path).unwrap();
+        assert!(first.starts_with(&LogKind::Events.header().join(",")));
+        let names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            names.len(),
+            2,
+            "no file set aside or left behind: {names:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

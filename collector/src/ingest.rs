@@ -273,6 +273,8 @@ fn refusal(key: &FastKey, body: &Body, text: &str) -> Vec<u8> {
         parts: body.parts,
         text: text.to_string(),
         tunnels: Vec::new(),
+        period: None,
+        until: None,
     };
     // The kind is the only field that differs from an ack; a string field
     // cannot hold this text unescaped, so the first match is the kind.
@@ -435,6 +437,8 @@ impl Ingest {
                         parts: 1,
                         text: String::new(),
                         tunnels: r.tunnels,
+                        period: r.period,
+                        until: None,
                     };
                     self.state.report(report, r.received);
                 }
@@ -451,6 +455,8 @@ impl Ingest {
                 parts: e.parts,
                 text: e.text,
                 tunnels: p.tunnels,
+                period: e.period,
+                until: e.until,
             };
             let (report, dropped) = self.reassembler.add(body, e.received);
             self.gave_up(dropped, now);
@@ -804,6 +810,8 @@ impl Ingest {
                 source: &t.source,
                 tunnels: u32::try_from(body.tunnels.len()).unwrap_or(u32::MAX),
                 text: &body.text,
+                period: body.period,
+                until: body.until,
             });
         }
         // The batch before must be on disk (and acked) before this one goes.
@@ -1140,6 +1148,8 @@ mod tests {
             parts: 1,
             text: String::new(),
             tunnels: vec![gateway_client::tunnel::Tunnel::default()],
+            period: None,
+            until: None,
         };
         wire::encode(&Key::from_text(KEY), &body)
     }

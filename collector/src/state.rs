@@ -471,6 +471,8 @@ mod tests {
             parts: 1,
             text: String::new(),
             tunnels,
+            period: None,
+            until: None,
         }
     }
 

@@ -192,6 +192,8 @@ fn report_of(first: Body, rest: Vec<Body>) -> Report {
         parts: first.parts,
         text: first.text,
         tunnels: first.tunnels,
+        period: first.period,
+        until: first.until,
     };
     for b in rest {
         report.tunnels.extend(b.tunnels);
@@ -217,6 +219,8 @@ mod tests {
                 pid: part,
                 ..Default::default()
             }],
+            period: None,
+            until: None,
         }
     }
 

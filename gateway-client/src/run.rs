@@ -111,6 +111,8 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
         parts: 1,
         text,
         tunnels,
+        period: None,
+        until: None,
     };
     let parts = wire::encode_all(&key, &body).map_err(Error::Encode)?;
     let addr = send::resolve(&args.address, args.port)?;

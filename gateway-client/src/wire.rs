@@ -55,6 +55,10 @@ pub enum MsgKind {
     Message,
     Shutdown,
     Ack,
+    /// A request to silence this gateway's alerts until [`Body::until`]
+    /// (`gateway-client --maintenance`); an `until` at or before `sent`
+    /// ends a silence early.
+    Maintenance,
 }
 
 impl MsgKind {
@@ -65,6 +69,7 @@ impl MsgKind {
             MsgKind::Message => "message",
             MsgKind::Shutdown => "shutdown",
             MsgKind::Ack => "ack",
+            MsgKind::Maintenance => "maintenance",
         }
     }
 
@@ -75,6 +80,7 @@ impl MsgKind {
             MsgKind::Message,
             MsgKind::Shutdown,
             MsgKind::Ack,
+            MsgKind::Maintenance,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)
@@ -99,6 +105,12 @@ pub struct Body {
     pub text: String,
     /// The forwards (`report` only).
     pub tunnels: Vec<Tunnel>,
+    /// The longest the gateway declares it will stay silent, in seconds
+    /// (`--watch`); `None` when it declares nothing (cron's one-shot runs,
+    /// older clients).
+    pub period: Option<u32>,
+    /// The end of a maintenance silence, Unix seconds (`maintenance` only).
+    pub until: Option<u64>,
 }
 
 /// Why a datagram was refused. The names are the collector's counter labels.
@@ -207,6 +219,8 @@ impl Body {
             parts: 0,
             text: String::new(),
             tunnels: Vec::new(),
+            period: None,
+            until: None,
         }
     }
 
@@ -226,7 +240,7 @@ impl Body {
     /// Everything up to and including `"tunnels":[`.
     fn head_json(&self) -> String {
         let mut s = String::with_capacity(256);
-        write_head(&mut s, self, self.kind, &self.text);
+        write_head(&mut s, self, self.kind, &self.text, true);
         s
     }
 
@@ -263,6 +277,8 @@ impl Body {
                     seen[5] = true;
                 }
                 "text" => body.text = json::want_str(k, v)?.to_string(),
+                "period" => body.period = Some(json::want_u32(k, v)?),
+                "until" => body.until = Some(json::want_u64(k, v)?),
                 "tunnels" => match v {
                     Value::Arr(items) => {
                         body.tunnels = items
@@ -286,8 +302,9 @@ impl Body {
 
 /// Writes `body`'s head, up to and including `"tunnels":[`, with `kind`
 /// and `text` in place of its own (so that an ack is written from the body
-/// it acks without copying it).
-fn write_head(s: &mut String, body: &Body, kind: MsgKind, text: &str) {
+/// it acks without copying it), and its `period` and `until` when `extras`
+/// (an ack carries neither).
+fn write_head(s: &mut String, body: &Body, kind: MsgKind, text: &str, extras: bool) {
     s.push('{');
     json::field_u64(s, "v", u64::from(VERSION), true);
     json::field_str(s, "gw", &body.gateway);
@@ -297,6 +314,14 @@ fn write_head(s: &mut String, body: &Body, kind: MsgKind, text: &str) {
     json::field_u64(s, "part", u64::from(body.part), false);
     json::field_u64(s, "parts", u64::from(body.parts), false);
     json::field_str(s, "text", text);
+    if extras {
+        if let Some(period) = body.period {
+            json::field_u64(s, "period", u64::from(period), false);
+        }
+        if let Some(until) = body.until {
+            json::field_u64(s, "until", until, false);
+        }
+    }
     s.push_str(",\"tunnels\":[");
 }
 
@@ -454,6 +479,14 @@ fn read_body(text: &str) -> Option<Body> {
                 body.text = r.str()?.into_owned();
                 return Some(());
             }
+            "period" => {
+                body.period = Some(u32::try_from(r.u64()?).ok()?);
+                return Some(());
+            }
+            "until" => {
+                body.until = Some(r.u64()?);
+                return Some(());
+            }
             "tunnels" => {
                 body.tunnels.clear();
                 return r.array(|r| {
@@ -514,7 +547,7 @@ fn read_tunnel(r: &mut json::Reader) -> Option<Tunnel> {
 /// The signed ack for an accepted part; `status` is `ok` or `duplicate`.
 pub fn ack(key: &impl Mac, acked: &Body, status: &str) -> Vec<u8> {
     let mut json = String::with_capacity(192);
-    write_head(&mut json, acked, MsgKind::Ack, status);
+    write_head(&mut json, acked, MsgKind::Ack, status, false);
     json.push_str("]}");
     frame(key, json.as_bytes())
 }
@@ -580,6 +613,8 @@ pub fn encode_all(key: &impl Mac, body: &Body) -> Result<Vec<(Body, Vec<u8>)>, S
         parts: MAX_PARTS,
         text: body.text.clone(),
         tunnels: Vec::new(),
+        period: body.period,
+        until: body.until,
     };
     let head = HEADER_LEN + bare.head_json().len() + 2;
     if head > MAX_DATAGRAM {
@@ -626,7 +661,7 @@ pub fn encode_all(key: &impl Mac, body: &Body) -> Result<Vec<(Body, Vec<u8>)>, S
             bare.part = part;
             // What `Body::to_json` writes, from the JSON already made.
             let mut json = String::with_capacity(MAX_DATAGRAM);
-            write_head(&mut json, &bare, bare.kind, &bare.text);
+            write_head(&mut json, &bare, bare.kind, &bare.text, true);
             let mut tunnels = Vec::with_capacity(group.len());
             for (i, (t, t_json)) in group.into_iter().enumerate() {
                 if i > 0 {
@@ -658,6 +693,10 @@ pub struct Report {
     pub parts: u32,
     pub text: String,
     pub tunnels: Vec<Tunnel>,
+    /// The period the gateway declared ([`Body::period`]).
+    pub period: Option<u32>,
+    /// The end of a maintenance silence ([`Body::until`]).
+    pub until: Option<u64>,
 }
 
 #[cfg(test)]
@@ -694,6 +733,8 @@ mod tests {
             parts: 1,
             text: String::new(),
             tunnels: (0..n).map(tunnel).collect(),
+            period: None,
+            until: None,
         }
     }
 

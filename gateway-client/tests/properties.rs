@@ -709,6 +709,8 @@ fn arb_body() -> impl Strategy<Value = Body> {
             parts: 1,
             text,
             tunnels,
+            period: None,
+            until: None,
         });
     let other = (
         gateway_name(),
@@ -733,6 +735,8 @@ fn arb_body() -> impl Strategy<Value = Body> {
             parts: 1,
             text,
             tunnels: Vec::new(),
+            period: None,
+            until: None,
         });
     prop_oneof![3 => report, 1 => other]
 }
@@ -754,6 +758,8 @@ fn big_report() -> impl Strategy<Value = Body> {
             parts: 1,
             text: String::new(),
             tunnels,
+            period: None,
+            until: None,
         })
 }
 
@@ -857,6 +863,8 @@ proptest! {
             parts: 1,
             text: String::new(),
             tunnels: vec![t.clone(); n],
+            period: None,
+            until: None,
         };
         let k = fixed_key();
         let done = deliver(&k, &body, &(0..wire::encode_all(&k, &body).unwrap().len()).collect::<Vec<_>>());

@@ -92,14 +92,16 @@ pub struct FileRows<T> {
     pub wrong_header: bool,
 }
 
-/// Reads the rows of one file. Its first row must be `header` exactly, else
-/// the file is skipped whole (its columns would mean something else); a
-/// UTF-8 byte order mark before it is ignored (the `csv` reader drops it;
-/// an editor may add one). Rows that do not parse are skipped and counted.
-/// A missing file has no rows.
+/// Reads the rows of one file. Its first row must be the header of `kind`,
+/// the current one or an older layout ([`schema::LogKind::width_of`]),
+/// else the file is skipped whole (its columns would mean something else);
+/// a UTF-8 byte order mark before it is ignored (the `csv` reader drops it;
+/// an editor may add one). Rows that do not have the header's number of
+/// columns or do not parse are skipped and counted. A missing file has no
+/// rows.
 fn read_rows<T>(
     path: &Path,
-    header: &[&str],
+    kind: LogKind,
     parse: fn(&csv::StringRecord) -> Result<T, String>,
 ) -> Result<FileRows<T>, Error> {
     let mut out = FileRows {
@@ -118,15 +120,20 @@ fn read_rows<T>(
         .from_reader(std::io::BufReader::new(file));
     let mut record = csv::StringRecord::new();
     let mut first = true;
+    let mut width = 0;
     loop {
         match reader.read_record(&mut record) {
             Ok(true) if first => {
                 first = false;
-                if record.iter().ne(header.iter().copied()) {
-                    out.wrong_header = true;
-                    return Ok(out);
+                match kind.width_of(record.iter().map(str::as_bytes)) {
+                    Some(w) => width = w,
+                    None => {
+                        out.wrong_header = true;
+                        return Ok(out);
+                    }
                 }
             }
+            Ok(true) if record.len() != width => out.malformed += 1,
             Ok(true) => match parse(&record) {
                 Ok(row) => out.rows.push(row),
                 Err(_) => out.malformed += 1,
@@ -151,12 +158,12 @@ fn read_rows<T>(
 
 /// The event rows of one file.
 pub fn read_events(path: &Path) -> Result<FileRows<EventRow>, Error> {
-    read_rows(path, &schema::EVENT_HEADER, EventRow::from_record)
+    read_rows(path, LogKind::Events, EventRow::from_record)
 }
 
 /// The tunnel rows of one file.
 pub fn read_tunnels(path: &Path) -> Result<FileRows<TunnelRow>, Error> {
-    read_rows(path, &schema::TUNNEL_HEADER, TunnelRow::from_record)
+    read_rows(path, LogKind::Tunnels, TunnelRow::from_record)
 }
 
 #[cfg(test)]
@@ -169,13 +176,58 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("events-2025-11-23.csv");
         let text = format!(
-            "\u{feff}{}\n1763856000,gw,message,1,1,1,1763856000,10.0.0.1:4000,0,hi\n",
+            "\u{feff}{}\n1763856000,gw,message,1,1,1,1763856000,10.0.0.1:4000,0,hi,,\n",
             schema::EVENT_HEADER.join(",")
         );
         std::fs::write(&path, text).unwrap();
         let read = read_events(&path).unwrap();
         assert!(!read.wrong_header);
         assert_eq!((read.rows.len(), read.malformed), (1, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Files written before `period`/`until` and `connections`/`connected`
+    /// existed are read, the new fields unknown; a row must have its own
+    /// file's number of columns.
+    #[test]
+    fn files_in_the_older_layouts_are_read() {
+        let dir = std::env::temp_dir().join(format!("logs-older-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let events = dir.join("events-2025-11-23.csv");
+        std::fs::write(
+            &events,
+            "received,gateway,kind,seq,part,parts,sent,source,tunnels,text\n\
+             1763856000,gw,heartbeat,1,1,1,1763856000,10.0.0.1:4000,0,\n\
+             1763856060,gw,heartbeat,2,1,1,1763856060,10.0.0.1:4000,0,,35,\n",
+        )
+        .unwrap();
+        let read = read_events(&events).unwrap();
+        assert!(!read.wrong_header);
+        assert_eq!((read.rows.len(), read.malformed), (1, 1));
+        assert_eq!((read.rows[0].seq, read.rows[0].period), (1, None));
+
+        let tunnels = dir.join("tunnels-2025-11-23.csv");
+        let old = &schema::TUNNEL_HEADER[..17];
+        std::fs::write(
+            &tunnels,
+            format!(
+                "{}\n1763856000,gw,1,1,4242,novacr01,L,,5900,master,5951,gw,,Apr04,1:56,yes,unknown\n",
+                old.join(",")
+            ),
+        )
+        .unwrap();
+        let read = read_tunnels(&tunnels).unwrap();
+        assert_eq!((read.rows.len(), read.malformed), (1, 0));
+        let t = &read.rows[0].tunnel;
+        assert_eq!(
+            (t.listen_port, t.connections, t.connected.len()),
+            (5900, None, 0)
+        );
+
+        // A header of another width than a known layout is not read.
+        let cut = &schema::TUNNEL_HEADER[..16];
+        std::fs::write(&tunnels, format!("{}\n", cut.join(","))).unwrap();
+        assert!(read_tunnels(&tunnels).unwrap().wrong_header);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -18,6 +18,9 @@ pub enum EventKind {
     Message,
     /// A shutdown request.
     Shutdown,
+    /// A maintenance silence asked by the gateway (`gateway-client
+    /// --maintenance`), its reason as text and its end in `until`.
+    Maintenance,
     /// A kind this version does not know; still proof the gateway was heard.
     Other,
 }
@@ -36,6 +39,7 @@ impl EventKind {
             b"heartbeat" => EventKind::Heartbeat,
             b"message" => EventKind::Message,
             b"shutdown" => EventKind::Shutdown,
+            b"maintenance" => EventKind::Maintenance,
             _ => EventKind::Other,
         }
     }
@@ -48,6 +52,7 @@ impl EventKind {
             EventKind::Heartbeat => "heartbeat",
             EventKind::Message => "message",
             EventKind::Shutdown => "shutdown",
+            EventKind::Maintenance => "maintenance",
             EventKind::Other => "other",
         }
     }
@@ -62,7 +67,10 @@ impl EventKind {
 
     /// Whether the event carries an operator's text the pages list.
     pub fn has_text(self) -> bool {
-        matches!(self, EventKind::Message | EventKind::Shutdown)
+        matches!(
+            self,
+            EventKind::Message | EventKind::Shutdown | EventKind::Maintenance
+        )
     }
 }
 
@@ -73,6 +81,7 @@ impl From<MsgKind> for EventKind {
             MsgKind::Heartbeat => EventKind::Heartbeat,
             MsgKind::Message => EventKind::Message,
             MsgKind::Shutdown => EventKind::Shutdown,
+            MsgKind::Maintenance => EventKind::Maintenance,
             // Acks go from the collector to gateways and are never logged.
             MsgKind::Ack => EventKind::Other,
         }
@@ -90,12 +99,13 @@ mod tests {
             MsgKind::Heartbeat,
             MsgKind::Message,
             MsgKind::Shutdown,
+            MsgKind::Maintenance,
         ] {
             let e = EventKind::from(k);
             assert_eq!(e.as_str(), k.as_str());
             assert_eq!(EventKind::parse(k.as_str()), e);
         }
-        assert_eq!(EventKind::parse("maintenance"), EventKind::Other);
+        assert_eq!(EventKind::parse("holiday"), EventKind::Other);
         assert_eq!(EventKind::from_bytes(b"\xff"), EventKind::Other);
     }
 }

@@ -87,6 +87,8 @@ pub struct Report {
     /// When its last part was received.
     pub received: u64,
     pub tunnels: Vec<Tunnel>,
+    /// The period its gateway declared (of its first part).
+    pub period: Option<u32>,
 }
 
 /// One thing the logs say happened, in the order the collector received it.
@@ -328,6 +330,7 @@ fn complete<'a>(
             .max()
             .unwrap_or(first.received),
         tunnels,
+        period: first.period,
     })
 }
 

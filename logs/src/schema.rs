@@ -50,6 +50,35 @@ impl LogKind {
             LogKind::Tunnels => &TUNNEL_HEADER,
         }
     }
+
+    /// The number of columns of each layout this version reads, the
+    /// current one first. Columns are only ever added at the end, so an
+    /// older layout's header is the current header cut short: events files
+    /// before `period` and `until` had 10 columns, tunnels files before
+    /// `connections` and `connected` 17.
+    pub fn widths(self) -> &'static [usize] {
+        const EVENTS: [usize; 2] = [EVENT_HEADER.len(), 10];
+        const TUNNELS: [usize; 2] = [TUNNEL_HEADER.len(), 17];
+        match self {
+            LogKind::Events => &EVENTS,
+            LogKind::Tunnels => &TUNNELS,
+        }
+    }
+
+    /// The number of columns of a file whose header row is `header`: one
+    /// of [`LogKind::widths`] when the header is the current one or an
+    /// older layout of it, else `None` (the file is not read).
+    pub fn width_of<'a>(self, header: impl IntoIterator<Item = &'a [u8]>) -> Option<usize> {
+        let want = self.header();
+        let mut n = 0;
+        for got in header {
+            if want.get(n).is_none_or(|w| w.as_bytes() != got) {
+                return None;
+            }
+            n += 1;
+        }
+        self.widths().contains(&n).then_some(n)
+    }
 }
 
 /// `events-2026-11-23.csv`
@@ -107,7 +136,7 @@ macro_rules! columns {
 
 columns! {
     /// The columns of an events file: one row per accepted datagram.
-    EventCol, EVENT_HEADER, 10:
+    EventCol, EVENT_HEADER, 12:
     Received = "received",
     Gateway = "gateway",
     Kind = "kind",
@@ -118,11 +147,13 @@ columns! {
     Source = "source",
     Tunnels = "tunnels",
     Text = "text",
+    Period = "period",
+    Until = "until",
 }
 
 columns! {
     /// The columns of a tunnels file: one row per tunnel per report part.
-    TunnelCol, TUNNEL_HEADER, 17:
+    TunnelCol, TUNNEL_HEADER, 19:
     Received = "received",
     Gateway = "gateway",
     Seq = "seq",
@@ -140,6 +171,8 @@ columns! {
     CpuTime = "cpu_time",
     Listening = "listening",
     Vnc = "vnc",
+    Connections = "connections",
+    Connected = "connected",
 }
 
 /// One accepted datagram.
@@ -161,6 +194,11 @@ pub struct EventRow {
     pub tunnels: u32,
     /// The operator's message, or empty.
     pub text: String,
+    /// The longest silence the gateway declared (`period` on the wire),
+    /// seconds; `None` when it declared none, and in older files.
+    pub period: Option<u32>,
+    /// The end of a maintenance silence (`maintenance` rows), Unix seconds.
+    pub until: Option<u64>,
 }
 
 /// One tunnel in one accepted report part.
@@ -179,6 +217,18 @@ fn text(rec: &csv::StringRecord, col: impl Column) -> Result<&str, String> {
         .ok_or_else(|| format!("missing column '{}'", col.name()))
 }
 
+/// A column's number, `None` when empty or missing (a column an older
+/// layout does not have), or why it is not one.
+fn opt_num<T: std::str::FromStr>(
+    rec: &csv::StringRecord,
+    col: impl Column,
+) -> Result<Option<T>, String> {
+    match rec.get(col.index()) {
+        None | Some("") => Ok(None),
+        Some(_) => num(rec, col).map(Some),
+    }
+}
+
 /// A column's number, or why it is not one.
 fn num<T: std::str::FromStr>(rec: &csv::StringRecord, col: impl Column) -> Result<T, String> {
     let s = text(rec, col)?;
@@ -186,11 +236,14 @@ fn num<T: std::str::FromStr>(rec: &csv::StringRecord, col: impl Column) -> Resul
         .map_err(|_| format!("column '{}': '{s}' is not a number in range", col.name()))
 }
 
-fn check_len(rec: &csv::StringRecord, want: usize) -> Result<(), String> {
-    if rec.len() == want {
+/// A row has the columns of one of its kind's layouts ([`LogKind::widths`];
+/// the file's header says which, and the readers check the row against it).
+fn check_len(rec: &csv::StringRecord, kind: LogKind) -> Result<(), String> {
+    let widths = kind.widths();
+    if widths.contains(&rec.len()) {
         Ok(())
     } else {
-        Err(format!("{} columns, expected {want}", rec.len()))
+        Err(format!("{} columns, expected {}", rec.len(), widths[0]))
     }
 }
 
@@ -200,6 +253,15 @@ fn check_len(rec: &csv::StringRecord, want: usize) -> Result<(), String> {
 pub enum Field<'a> {
     Text(&'a str),
     Num(u64),
+    /// Strings written joined by a single space (`connected`).
+    List(&'a [String]),
+}
+
+impl Field<'_> {
+    /// A number, or the empty field for `None`.
+    fn opt(n: Option<u64>) -> Field<'static> {
+        n.map_or(Field::Text(""), Field::Num)
+    }
 }
 
 impl std::fmt::Display for Field<'_> {
@@ -207,8 +269,25 @@ impl std::fmt::Display for Field<'_> {
         match self {
             Field::Text(s) => f.write_str(s),
             Field::Num(n) => write!(f, "{n}"),
+            Field::List(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(" ")?;
+                    }
+                    f.write_str(item)?;
+                }
+                Ok(())
+            }
         }
     }
+}
+
+/// The entries of a `connected` column: split on spaces, none when empty.
+fn list(s: &str) -> Vec<String> {
+    s.split(' ')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// An event row, borrowed (see [`EventRow`] for the fields).
@@ -224,6 +303,8 @@ pub struct EventRef<'a> {
     pub source: &'a str,
     pub tunnels: u32,
     pub text: &'a str,
+    pub period: Option<u32>,
+    pub until: Option<u64>,
 }
 
 impl<'a> EventRef<'a> {
@@ -240,6 +321,8 @@ impl<'a> EventRef<'a> {
             EventCol::Source => Field::Text(self.source),
             EventCol::Tunnels => Field::Num(self.tunnels.into()),
             EventCol::Text => Field::Text(self.text),
+            EventCol::Period => Field::opt(self.period.map(u64::from)),
+            EventCol::Until => Field::opt(self.until),
         })
     }
 }
@@ -279,6 +362,8 @@ impl<'a> TunnelRef<'a> {
             TunnelCol::CpuTime => Field::Text(&t.cpu_time),
             TunnelCol::Listening => Field::Text(t.listening.as_str()),
             TunnelCol::Vnc => Field::Text(t.vnc.as_str()),
+            TunnelCol::Connections => Field::opt(t.connections.map(u64::from)),
+            TunnelCol::Connected => Field::List(&t.connected),
         })
     }
 }
@@ -296,6 +381,8 @@ impl EventRow {
             source: &self.source,
             tunnels: self.tunnels,
             text: &self.text,
+            period: self.period,
+            until: self.until,
         }
     }
 
@@ -306,7 +393,7 @@ impl EventRow {
     /// The row of a record, or why it is malformed.
     pub fn from_record(rec: &csv::StringRecord) -> Result<EventRow, String> {
         use EventCol as C;
-        check_len(rec, EVENT_HEADER.len())?;
+        check_len(rec, LogKind::Events)?;
         Ok(EventRow {
             received: num(rec, C::Received)?,
             gateway: text(rec, C::Gateway)?.to_string(),
@@ -318,6 +405,8 @@ impl EventRow {
             source: text(rec, C::Source)?.to_string(),
             tunnels: num(rec, C::Tunnels)?,
             text: text(rec, C::Text)?.to_string(),
+            period: opt_num(rec, C::Period)?,
+            until: opt_num(rec, C::Until)?,
         })
     }
 }
@@ -340,7 +429,7 @@ impl TunnelRow {
     /// The row of a record, or why it is malformed.
     pub fn from_record(rec: &csv::StringRecord) -> Result<TunnelRow, String> {
         use TunnelCol as C;
-        check_len(rec, TUNNEL_HEADER.len())?;
+        check_len(rec, LogKind::Tunnels)?;
         let health = |col: C| {
             let s = text(rec, col)?;
             Health::parse(s)
@@ -371,9 +460,8 @@ impl TunnelRow {
                 cpu_time: text(rec, C::CpuTime)?.to_string(),
                 listening: health(C::Listening)?,
                 vnc: health(C::Vnc)?,
-                // Not in the CSV (yet): unknown.
-                connections: None,
-                connected: Vec::new(),
+                connections: opt_num(rec, C::Connections)?,
+                connected: list(rec.get(C::Connected.index()).unwrap_or("")),
             },
         })
     }
@@ -418,6 +506,8 @@ mod tests {
             source: "127.0.0.1:4000".into(),
             tunnels: 0,
             text: "hello, \"world\"\nbye".into(),
+            period: None,
+            until: None,
         };
         let rec = csv::StringRecord::from(e.to_record().to_vec());
         assert_eq!(EventRow::from_record(&rec).unwrap(), e);
@@ -436,5 +526,24 @@ mod tests {
         };
         let rec = csv::StringRecord::from(t.to_record().to_vec());
         assert_eq!(TunnelRow::from_record(&rec).unwrap(), t);
+        // Who is on it, and a declared period: written and read back.
+        let t = TunnelRow {
+            tunnel: Tunnel {
+                connections: Some(2),
+                connected: vec!["192.0.2.15".into(), "novaroc1".into()],
+                ..t.tunnel
+            },
+            ..t
+        };
+        let rec = csv::StringRecord::from(t.to_record().to_vec());
+        assert_eq!(&rec[TunnelCol::Connected.index()], "192.0.2.15 novaroc1");
+        assert_eq!(TunnelRow::from_record(&rec).unwrap(), t);
+        let e = EventRow {
+            period: Some(35),
+            until: Some(1_763_863_200),
+            ..e
+        };
+        let rec = csv::StringRecord::from(e.to_record().to_vec());
+        assert_eq!(EventRow::from_record(&rec).unwrap(), e);
     }
 }

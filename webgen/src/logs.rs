@@ -38,7 +38,7 @@ use gateway_client::tunnel::{Health, Tunnel};
 use jiff::civil::Date;
 use logs::files::DayFiles;
 use logs::reader::MAX_PARTS;
-use logs::schema::{self, Column, EventCol, EventRow, TunnelCol, TunnelRow};
+use logs::schema::{self, Column, EventCol, EventRow, LogKind, TunnelCol, TunnelRow};
 use logs::{EventKind, IDENTITY};
 
 use crate::csvread::FastReader;
@@ -441,27 +441,24 @@ fn open(path: &Path, stats: &mut FileStats) -> Option<FastReader<File>> {
     }
 }
 
-/// Checks the first row against the expected header. Returns false (and
-/// notes why) when the file is not in the schema this version reads. A
-/// UTF-8 byte order mark before it is ignored, as the reference reader
-/// (`logs::files`, through the `csv` crate) ignores it.
-fn check_header(rec: &csv::ByteRecord, want: &[&str], fs: &mut FileStats) -> bool {
-    fn field(i: usize, a: &[u8]) -> &[u8] {
-        match i {
-            0 => a.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(a),
-            _ => a,
-        }
+/// Checks the first row against `kind`'s header, the current one or an
+/// older layout ([`LogKind::width_of`]), and returns the file's number of
+/// columns; `None` (noting why) when the file is not in a schema this
+/// version reads. A UTF-8 byte order mark before it is ignored, as the
+/// reference reader (`logs::files`, through the `csv` crate) ignores it.
+fn check_header(rec: &csv::ByteRecord, kind: LogKind, fs: &mut FileStats) -> Option<usize> {
+    let fields = rec.iter().enumerate().map(|(i, a)| match i {
+        0 => a.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(a),
+        _ => a,
+    });
+    let width = kind.width_of(fields);
+    if width.is_none() {
+        fs.problem = Some(format!(
+            "header is not '{}': file skipped",
+            kind.header().join(",")
+        ));
     }
-    let ok = rec.len() == want.len()
-        && rec
-            .iter()
-            .enumerate()
-            .zip(want)
-            .all(|((i, a), b)| field(i, a) == b.as_bytes());
-    if !ok {
-        fs.problem = Some(format!("header is not '{}': file skipped", want.join(",")));
-    }
-    ok
+    width
 }
 
 /// The row read last, through the schema's own parser (`from_record`), for
@@ -482,19 +479,21 @@ fn schema_row<R: Read, T>(
     parse(&rec).map_err(|why| fs.bad(line, why)).ok()
 }
 
-/// Walks a log file: checks its header row against `header`, then calls
+/// Walks a log file: checks its header row against `kind`'s, then calls
 /// `row` with the reader on each data row and its line number, counting the
-/// rows. A read error ends the walk and is noted as the file's problem; a
-/// wrong header skips the file.
+/// rows. A row without the header's number of columns is malformed. A read
+/// error ends the walk and is noted as the file's problem; a wrong header
+/// skips the file.
 fn for_each_row<R: Read>(
     rdr: &mut FastReader<R>,
-    header: &[&str],
+    kind: LogKind,
     fs: &mut FileStats,
     mut row: impl FnMut(&mut FastReader<R>, u64, &mut FileStats),
 ) {
     let mut raw = csv::ByteRecord::new();
     let mut line: u64 = 0;
     let mut first = true;
+    let mut width = 0;
     loop {
         match rdr.read_record() {
             Ok(false) => break,
@@ -508,12 +507,17 @@ fn for_each_row<R: Read>(
         if first {
             first = false;
             rdr.to_byte_record(&mut raw);
-            if !check_header(&raw, header, fs) {
-                break;
+            match check_header(&raw, kind, fs) {
+                Some(w) => width = w,
+                None => break,
             }
             continue;
         }
         fs.rows += 1;
+        if rdr.len() != width {
+            fs.bad(line, format!("{} columns, expected {width}", rdr.len()));
+            continue;
+        }
         row(rdr, line, fs);
     }
 }
@@ -638,7 +642,7 @@ fn parse_day(day: &DayFiles, until: u64) -> DayData {
         let mut fs = FileStats::new(path.clone());
         if let Some(mut rdr) = open(path, &mut fs) {
             let mut raw = csv::ByteRecord::new();
-            for_each_row(&mut rdr, &schema::EVENT_HEADER, &mut fs, |rdr, line, fs| {
+            for_each_row(&mut rdr, LogKind::Events, &mut fs, |rdr, line, fs| {
                 match EventView::parse(rdr) {
                     Some(row) => p.event(row, line, until, fs),
                     None => {
@@ -890,7 +894,7 @@ impl<'a> EventView<'a> {
     /// with the same values.
     fn parse<R: Read>(rdr: &'a FastReader<R>) -> Option<EventView<'a>> {
         use EventCol as C;
-        if rdr.len() != schema::EVENT_HEADER.len() {
+        if !LogKind::Events.widths().contains(&rdr.len()) {
             return None;
         }
         let get = |c: C| rdr.get(c.index());
@@ -898,8 +902,17 @@ impl<'a> EventView<'a> {
         let n = |c: C| get(c).and_then(uint);
         let n32 = |c: C| n(c).and_then(|v| u32::try_from(v).ok());
         // `sent`, `source` and `kind` are checked only (an unknown kind is
-        // still a kind, but the row must be text).
+        // still a kind, but the row must be text), and so are `period` and
+        // `until`, empty or missing in older files.
         n(C::Sent)?;
+        let opt = |c: C| match get(c) {
+            None | Some(b"") => Some(()),
+            Some(b) => uint(b).map(|_| ()),
+        };
+        opt(C::Until)?;
+        get(C::Period)
+            .filter(|b| !b.is_empty())
+            .map_or(Some(0), |b| uint(b).and_then(|v| u32::try_from(v).ok()))?;
         let kind = get(C::Kind)?;
         if !text_ok(get(C::Source)?) || !text_ok(kind) {
             return None;
@@ -1025,8 +1038,8 @@ type FastSet<K> = HashSet<K, rustc_hash::FxBuildHasher>;
 /// valid, values.
 fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Health), String> {
     use TunnelCol as C;
-    let n = schema::TUNNEL_HEADER.len();
-    if rec.len() != n {
+    if !LogKind::Tunnels.widths().contains(&rec.len()) {
+        let n = schema::TUNNEL_HEADER.len();
         return Err(format!("{} columns, expected {n}", rec.len()));
     }
     let f = |c: C| rec.get(c.index()).unwrap_or(b"");
@@ -1044,7 +1057,18 @@ fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Healt
     if !f(C::Started).is_empty() && uint(f(C::Started)).is_none() {
         return Err(not_a_number(rec, C::Started));
     }
-    if !(text_ok(f(C::User)) && text_ok(f(C::Start)) && text_ok(f(C::CpuTime))) {
+    if !f(C::Connections).is_empty()
+        && uint(f(C::Connections))
+            .and_then(|v| u32::try_from(v).ok())
+            .is_none()
+    {
+        return Err(not_a_number(rec, C::Connections));
+    }
+    if !(text_ok(f(C::User))
+        && text_ok(f(C::Start))
+        && text_ok(f(C::CpuTime))
+        && text_ok(f(C::Connected)))
+    {
         return Err("not UTF-8".into());
     }
     let listening =
@@ -1077,7 +1101,7 @@ fn read_tunnels<R: Read>(
     // an equal identity, so a hit is what the index would answer.
     let (first, last) = (IDENTITY[0].index(), IDENTITY[IDENTITY.len() - 1].index());
     let mut by_line: Vec<FastMap<Box<[u8]>, TunnelId>> = Vec::new();
-    for_each_row(&mut rdr, &schema::TUNNEL_HEADER, fs, |rdr, line, fs| {
+    for_each_row(&mut rdr, LogKind::Tunnels, fs, |rdr, line, fs| {
         let (seq, part, listening, vnc) = match check_tunnel(rdr) {
             Ok(v) => v,
             Err(why) => {

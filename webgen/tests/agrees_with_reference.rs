@@ -218,6 +218,8 @@ fn write(dir: &Path, style: u8, datagrams: &[Datagram]) {
                     } else {
                         String::new()
                     },
+                    period: None,
+                    until: None,
                 });
             }
         }
@@ -270,20 +272,24 @@ fn write(dir: &Path, style: u8, datagrams: &[Datagram]) {
 
 /// One log file: `header` (style 0: after a byte order mark, which both
 /// readers ignore; style 1: with two columns swapped, so both skip the
-/// file; else as written), then the records (a tunnel row's listen port 0
-/// made malformed, for the damaged reports).
+/// file; style 3: in the older layout, before the last two columns of each
+/// file were added, which both read; else as written), then the records (a
+/// tunnel row's listen port 0 made malformed, for the damaged reports).
 fn write_file(path: &Path, header: &[&str], records: Vec<Vec<String>>, style: usize) {
     let mut file = std::fs::File::create(path).unwrap();
     let mut header = header.to_vec();
+    let tunnels = header.len() == logs::schema::TUNNEL_HEADER.len();
     match style {
         0 => std::io::Write::write_all(&mut file, b"\xEF\xBB\xBF").unwrap(),
         1 => header.swap(1, 2),
+        3 => header.truncate(header.len() - 2),
         _ => {}
     }
-    let tunnels = header.len() == logs::schema::TUNNEL_HEADER.len();
+    let width = header.len();
     let mut w = csv::Writer::from_writer(file);
     w.write_record(&header).unwrap();
     for mut r in records {
+        r.truncate(width);
         if tunnels && r[logs::TunnelCol::ListenPort as usize] == "0" {
             r[logs::TunnelCol::ListenPort as usize] = "59x0".into();
         }

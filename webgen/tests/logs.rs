@@ -134,7 +134,7 @@ fn wrong_header_skips_the_file_and_says_so() {
     assert!(lines.is_empty());
     let w = stats.warnings();
     assert_eq!(w.len(), 1, "{w:?}");
-    assert!(w[0].ends_with("header is not 'received,gateway,kind,seq,part,parts,sent,source,tunnels,text': file skipped"));
+    assert!(w[0].ends_with("header is not 'received,gateway,kind,seq,part,parts,sent,source,tunnels,text,period,until': file skipped"));
 }
 
 #[test]

@@ -120,6 +120,8 @@ pub fn body(kind: MsgKind, tunnels: Vec<Tunnel>) -> Body {
         parts: 1,
         text: String::new(),
         tunnels,
+        period: None,
+        until: None,
     }
 }
 
