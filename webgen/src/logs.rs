@@ -1036,7 +1036,7 @@ type FastSet<K> = HashSet<K, rustc_hash::FxBuildHasher>;
 /// checked in full by `TunnelRow::from_record` the first time that identity
 /// is seen; after that a row with the same identity bytes has the same,
 /// valid, values.
-fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Health), String> {
+fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<Checked, String> {
     use TunnelCol as C;
     if !LogKind::Tunnels.widths().contains(&rec.len()) {
         let n = schema::TUNNEL_HEADER.len();
@@ -1057,13 +1057,13 @@ fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Healt
     if !f(C::Started).is_empty() && uint(f(C::Started)).is_none() {
         return Err(not_a_number(rec, C::Started));
     }
-    if !f(C::Connections).is_empty()
-        && uint(f(C::Connections))
-            .and_then(|v| u32::try_from(v).ok())
-            .is_none()
-    {
-        return Err(not_a_number(rec, C::Connections));
-    }
+    let connections = match f(C::Connections) {
+        b"" => None,
+        b => match uint(b).and_then(|v| u32::try_from(v).ok()) {
+            Some(n) => Some(n),
+            None => return Err(not_a_number(rec, C::Connections)),
+        },
+    };
     if !(text_ok(f(C::User))
         && text_ok(f(C::Start))
         && text_ok(f(C::CpuTime))
@@ -1074,7 +1074,28 @@ fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Healt
     let listening =
         health(f(C::Listening)).ok_or("column 'listening' is not yes, no or unknown")?;
     let vnc = health(f(C::Vnc)).ok_or("column 'vnc' is not yes, no or unknown")?;
-    Ok((seq, part, listening, vnc))
+    Ok(Checked {
+        seq,
+        part,
+        listening,
+        vnc,
+        connections,
+    })
+}
+
+/// What [`check_tunnel`] read of a row besides its identity.
+struct Checked {
+    seq: u64,
+    part: u32,
+    listening: Health,
+    vnc: Health,
+    connections: Option<u32>,
+}
+
+/// The row's `connected` column (empty in older files), once checked.
+fn connected<R: Read>(rec: &FastReader<R>) -> Box<str> {
+    let b = rec.get(TunnelCol::Connected.index()).unwrap_or(b"");
+    std::str::from_utf8(b).unwrap_or("").into()
 }
 
 #[cold]
@@ -1102,7 +1123,13 @@ fn read_tunnels<R: Read>(
     let (first, last) = (IDENTITY[0].index(), IDENTITY[IDENTITY.len() - 1].index());
     let mut by_line: Vec<FastMap<Box<[u8]>, TunnelId>> = Vec::new();
     for_each_row(&mut rdr, LogKind::Tunnels, fs, |rdr, line, fs| {
-        let (seq, part, listening, vnc) = match check_tunnel(rdr) {
+        let Checked {
+            seq,
+            part,
+            listening,
+            vnc,
+            connections,
+        } = match check_tunnel(rdr) {
             Ok(v) => v,
             Err(why) => {
                 fs.bad(line, why);
@@ -1132,8 +1159,8 @@ fn read_tunnels<R: Read>(
                     id,
                     listening,
                     vnc,
-                    connections: None,
-                    connected: Box::default(),
+                    connections,
+                    connected: connected(rdr),
                 },
             );
             return;
@@ -1173,8 +1200,8 @@ fn read_tunnels<R: Read>(
                 id,
                 listening,
                 vnc,
-                connections: None,
-                connected: Box::default(),
+                connections,
+                connected: connected(rdr),
             },
         );
     });

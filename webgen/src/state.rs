@@ -141,7 +141,7 @@ impl GatewayTrack {
         self.connected
             .iter()
             .find(|c| c.0 == id)
-            .map(|c| c.1.split(' ').map(str::to_string).collect())
+            .map(|c| logs::schema::connected_list(&c.1))
             .unwrap_or_default()
     }
 
