@@ -669,7 +669,8 @@ fn in_use_bars(clock: &Clock, r: &RangeHistory, stretches: &[(u64, u64)]) -> Vec
 /// The candidates to close on the history page.
 fn idle_value(clock: &Clock, idle: &[IdleTunnel], idle_after: u64) -> Value {
     context! {
-        after => duration(idle_after),
+        after => range_title(idle_after),
+        after_secs => idle_after,
         tunnels => idle.iter().map(|i| context! {
             gateway => i.gateway.as_str(),
             t => tunnel_value(clock, &i.tunnel),
