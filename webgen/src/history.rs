@@ -507,7 +507,7 @@ mod tests {
                     listening: Health::Yes,
                     vnc: Health::Unknown,
                     connections: conns[id],
-                    connected: Box::default(),
+                    connected: None,
                 })
                 .collect();
             let report = Report {

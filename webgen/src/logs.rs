@@ -32,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use gateway_client::tunnel::{Health, Tunnel};
 use jiff::civil::Date;
@@ -99,8 +99,9 @@ pub struct Obs {
     /// Connections to it (`None`: unknown, as in older files).
     pub connections: Option<u32>,
     /// Who made them, as the `connected` column holds it (entries joined by
-    /// a space); empty when none or unknown.
-    pub connected: Box<str>,
+    /// a space); `None` when none or unknown. Shared by the rows of a day
+    /// that say the same.
+    pub connected: Option<Arc<str>>,
 }
 
 /// One accepted datagram (each part of a long report is one).
@@ -1092,10 +1093,22 @@ struct Checked {
     connections: Option<u32>,
 }
 
-/// The row's `connected` column (empty in older files), once checked.
-fn connected<R: Read>(rec: &FastReader<R>) -> Box<str> {
+/// The row's `connected` column (empty in older files), once checked;
+/// `seen` holds the day's lists, so that equal ones are one allocation.
+fn connected<R: Read>(
+    rec: &FastReader<R>,
+    seen: &mut FastMap<Box<[u8]>, Arc<str>>,
+) -> Option<Arc<str>> {
     let b = rec.get(TunnelCol::Connected.index()).unwrap_or(b"");
-    std::str::from_utf8(b).unwrap_or("").into()
+    if b.is_empty() {
+        return None;
+    }
+    if let Some(a) = seen.get(b) {
+        return Some(a.clone());
+    }
+    let a: Arc<str> = std::str::from_utf8(b).ok()?.into();
+    seen.insert(b.into(), a.clone());
+    Some(a)
 }
 
 #[cold]
@@ -1122,6 +1135,7 @@ fn read_tunnels<R: Read>(
     // an equal identity, so a hit is what the index would answer.
     let (first, last) = (IDENTITY[0].index(), IDENTITY[IDENTITY.len() - 1].index());
     let mut by_line: Vec<FastMap<Box<[u8]>, TunnelId>> = Vec::new();
+    let mut who: FastMap<Box<[u8]>, Arc<str>> = FastMap::default();
     for_each_row(&mut rdr, LogKind::Tunnels, fs, |rdr, line, fs| {
         let Checked {
             seq,
@@ -1160,7 +1174,7 @@ fn read_tunnels<R: Read>(
                     listening,
                     vnc,
                     connections,
-                    connected: connected(rdr),
+                    connected: connected(rdr, &mut who),
                 },
             );
             return;
@@ -1201,7 +1215,7 @@ fn read_tunnels<R: Read>(
                 listening,
                 vnc,
                 connections,
-                connected: connected(rdr),
+                connected: connected(rdr, &mut who),
             },
         );
     });

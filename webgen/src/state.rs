@@ -91,7 +91,7 @@ pub(crate) struct GatewayTrack {
     pub in_use_dropped: u64,
     /// Who was on the tunnels of the latest complete report (those with
     /// someone on them), by tunnel id.
-    pub connected: Vec<(TunnelId, Box<str>)>,
+    pub connected: Vec<(TunnelId, std::sync::Arc<str>)>,
 }
 
 impl GatewayTrack {
@@ -131,8 +131,7 @@ impl GatewayTrack {
         self.connected.extend(
             r.tunnels
                 .iter()
-                .filter(|o| !o.connected.is_empty())
-                .map(|o| (o.id, o.connected.clone())),
+                .filter_map(|o| Some((o.id, o.connected.clone()?))),
         );
     }
 
