@@ -82,6 +82,9 @@ pub(crate) struct Snapshot {
     pub silences: Arc<Vec<logs::silence::Silence>>,
     /// The last refused datagram of each reason.
     pub refusals: Vec<Refusal>,
+    /// Per expected tunnel (in the inventory's order): flapping until then
+    /// (`logs::damping`), or `None`.
+    pub flapping: Vec<Option<u64>>,
 }
 
 /// A refused datagram, as `status.json` shows the last one of each reason:
@@ -200,6 +203,9 @@ struct ExpectedJson<'a> {
     owner: OptText,
     state: String,
     since: u64,
+    /// It changed state too often lately (`tunnel_flapping`): its alerts
+    /// wait until it has been steady for an hour.
+    flapping: bool,
     tunnel: RecordJson<'a>,
 }
 
@@ -223,6 +229,8 @@ struct SilenceJson {
     until: u64,
     until_time: String,
     reason: String,
+    /// `config` ([[silence]]) or `gateway` (`gateway-client --maintenance`).
+    origin: &'static str,
 }
 
 /// `status.json` for a snapshot at time `now`.
@@ -252,7 +260,8 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
     let expected = snap
         .inventory
         .iter()
-        .map(|(e, j)| ExpectedJson {
+        .zip(snap.flapping.iter().chain(std::iter::repeat(&None)))
+        .map(|((e, j), flapping)| ExpectedJson {
             gateway: e.gateway.clone(),
             listen: e.listen,
             target: e.target(),
@@ -261,6 +270,7 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
             owner: OptText(e.owner.clone()),
             state: j.state.as_str().to_string(),
             since: j.since,
+            flapping: flapping.is_some_and(|until| now < until),
             tunnel: RecordJson(j.tunnel.as_ref()),
         })
         .collect();
@@ -292,6 +302,7 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
                 until: s.until,
                 until_time: rfc3339(s.until),
                 reason: s.reason.clone(),
+                origin: if s.from_gateway { "gateway" } else { "config" },
             })
             .collect(),
     }

@@ -56,13 +56,13 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use gateway_client::key::Key;
 use gateway_client::wire::{self, Body, MsgKind, Report};
-use logs::Thresholds;
 use logs::damping::{self, Damper, Damping, Slot};
 use logs::files::day_of;
 use logs::inventory::Expected;
 use logs::reader::{self, Item};
 use logs::schema::{EventRef, EventRow, TunnelRef};
 use logs::silence::Silence;
+use logs::{EventKind, Thresholds};
 
 use crate::csvlog::{Committer, Rows};
 use crate::error::Error;
@@ -480,6 +480,11 @@ impl Ingest {
         }
         self.state
             .seen(&e.gateway, e.kind, &e.text, &e.source, e.received);
+        if e.kind == EventKind::Maintenance {
+            let until = e.until.unwrap_or(e.sent);
+            self.silencer
+                .maintenance(&e.gateway, e.received, e.sent, until, &e.text);
+        }
         if e.sent.saturating_add(self.max_skew) >= now {
             self.replay
                 .record(&e.gateway, e.seq, e.part, e.sent, e.received);
@@ -494,6 +499,18 @@ impl Ingest {
             refusals: self.refusals.values().cloned().collect(),
             inventory: self.state.inventory().clone(),
             silences: self.silencer.silences().clone(),
+            flapping: self
+                .state
+                .inventory()
+                .iter()
+                .map(|(e, _)| {
+                    self.damper.flapping_until(&Slot {
+                        gateway: e.gateway.clone(),
+                        listen: e.listen,
+                        expected: true,
+                    })
+                })
+                .collect(),
         });
         match self.snapshot.lock() {
             Ok(mut s) => *s = snap,
@@ -576,6 +593,7 @@ impl Ingest {
     /// what is due to the routes.
     fn alert(&mut self, alerts: Vec<Alert>, now: u64) {
         let mut due = Vec::new();
+        let mut flapped = false;
         for a in alerts {
             let Some((slot, from, to)) = damping_slot(&a) else {
                 due.push(a);
@@ -583,11 +601,18 @@ impl Ingest {
             };
             match self.damper.change(slot, from, to, a, now) {
                 damping::Verdict::Send(ready) => due.extend(ready),
-                damping::Verdict::Flapping(a) => due.push(Alert {
-                    kind: AlertKind::TunnelFlapping,
-                    ..a
-                }),
+                damping::Verdict::Flapping(a) => {
+                    flapped = true;
+                    due.push(Alert {
+                        kind: AlertKind::TunnelFlapping,
+                        ..a
+                    })
+                }
             }
+        }
+        if flapped {
+            // status.json marks it flapping from now on.
+            self.publish();
         }
         due.extend(self.damper.tick(now));
         let state = &self.state;
@@ -964,6 +989,12 @@ impl Ingest {
                         gateway: gw,
                         source,
                     });
+                }
+                MsgKind::Maintenance => {
+                    let until = body.until.unwrap_or(body.sent);
+                    self.silencer
+                        .maintenance(&gw, now, body.sent, until, &body.text);
+                    collected = true;
                 }
                 _ => collected = true,
             }

@@ -393,7 +393,7 @@ const FAMILIES: &[Family] = &[
     family(
         "roctm_silenced",
         "gauge",
-        "One series per active silence (config [[silence]]), by scope; the value is when it ends, Unix seconds.",
+        "One series per active silence (config [[silence]], or a gateway's gateway-client --maintenance), by scope; the value is when it ends, Unix seconds.",
         Samples::Silenced,
     ),
     family(

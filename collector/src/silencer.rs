@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use logs::silence::{self, Silence};
+use logs::silence::{self, Maintenance, Silence};
 
 use crate::state::{Alert, AlertKind};
 
@@ -21,6 +21,11 @@ type HeldKey = (String, Option<(u16, bool)>);
 /// The silences and what they hold back.
 #[derive(Default)]
 pub(crate) struct Silencer {
+    /// The config file's silences.
+    configured: Vec<Silence>,
+    /// The gateways' own (`gateway-client --maintenance`).
+    maintenance: Maintenance,
+    /// Both, as applied and published.
     silences: Arc<Vec<Silence>>,
     held: BTreeMap<HeldKey, (Alert, Vec<String>)>,
     /// How many silences were active at the last look.
@@ -46,10 +51,31 @@ fn key(a: &Alert) -> HeldKey {
 impl Silencer {
     /// The silences of the config file (at start, and when it is edited).
     pub(crate) fn set(&mut self, silences: Vec<Silence>) {
-        self.silences = Arc::new(silences);
+        self.configured = silences;
+        self.merge();
     }
 
-    /// All configured silences (the snapshot shows the active ones).
+    /// A gateway's `maintenance` request (see [`Maintenance::request`]).
+    pub(crate) fn maintenance(
+        &mut self,
+        gateway: &str,
+        received: u64,
+        sent: u64,
+        until: u64,
+        reason: &str,
+    ) {
+        self.maintenance
+            .request(gateway, received, sent, until, reason);
+        self.merge();
+    }
+
+    fn merge(&mut self) {
+        let all = self.configured.iter().chain(self.maintenance.silences());
+        self.silences = Arc::new(all.cloned().collect());
+    }
+
+    /// All silences, configured and asked by gateways (the snapshot shows
+    /// the active ones).
     pub(crate) fn silences(&self) -> &Arc<Vec<Silence>> {
         &self.silences
     }

@@ -624,3 +624,72 @@ roc = "Caltech"
     let status = c.get("/status.json").body_text();
     assert!(status.contains("\"silences\":[]"), "{status}");
 }
+
+/// An expected tunnel that comes and goes more than `flap` times within an
+/// hour raises one `tunnel_flapping` alert, and status.json marks it
+/// flapping (the status page marks it by the same rule, in webgen).
+#[test]
+fn a_flapping_expected_tunnel_is_marked_in_status_json() {
+    let dir = TempDir::new("flapping-expected");
+    let out = dir.path().join("alerts.txt");
+    let config = dir.path().join("monitor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+notify = 'echo "$ROCTM_EVENT $ROCTM_LISTEN" >> {}'
+hold = "0s"
+flap = 2
+
+[[tunnel]]
+gateway = "{GW}"
+listen = 5901
+target = "novadaq-far-master-02:5951"
+roc = "Caltech"
+"#,
+            out.display(),
+        ),
+    )
+    .unwrap();
+    let c = Collector::start(dir.path(), &["--config", config.to_str().unwrap()]);
+    let send = |tunnels| {
+        let b = body(MsgKind::Report, tunnels);
+        assert!(c.send(&wire::encode(&key(), &b), 5).is_some());
+    };
+    let flapping = || {
+        let s = c.get("/status.json").body_text();
+        s.split("\"expected\":[")
+            .nth(1)
+            .and_then(|e| e.split("\"flapping\":").nth(1))
+            .map(|v| v.starts_with("true"))
+            .unwrap_or_else(|| panic!("no expected flapping field: {s}"))
+    };
+    send(vec![tunnel(1)]);
+    assert!(!flapping());
+    // Missing, up, missing: the third change is more than flap = 2.
+    send(vec![]);
+    send(vec![tunnel(1)]);
+    assert!(!flapping());
+    send(vec![]);
+    assert!(flapping());
+    // The expected tunnel's alerts (ROCTM_LISTEN set); the tunnel's own
+    // (tunnel_down, tunnel_up) flap too, as a slot of their own.
+    let expected = || {
+        lines(&out)
+            .into_iter()
+            .filter(|l| l.ends_with(" 5901"))
+            .collect::<Vec<_>>()
+    };
+    let got = wait_for(20, || {
+        let l = expected();
+        (l.len() >= 3).then_some(l)
+    });
+    assert_eq!(
+        got.unwrap_or_default(),
+        [
+            "tunnel_missing 5901",
+            "tunnel_restored 5901",
+            "tunnel_flapping 5901"
+        ]
+    );
+}

@@ -460,6 +460,16 @@ pub struct Collector {
 impl Collector {
     /// Starts `bin` with `key` and waits until its HTTP port answers.
     pub fn start(bin: &Path, dir: &Path, key: &Path) -> Result<Collector> {
+        Collector::start_with(bin, dir, key, &[])
+    }
+
+    /// [`Collector::start`] with `extra` arguments (`--config FILE` ...).
+    pub fn start_with(
+        bin: &Path,
+        dir: &Path,
+        key: &Path,
+        extra: &[&std::ffi::OsStr],
+    ) -> Result<Collector> {
         let data = dir.join("data");
         std::fs::create_dir_all(&data).map_err(|e| Error::io("making", &data, e))?;
         let udp = SocketAddr::from((Ipv4Addr::LOCALHOST, free_udp_port()?));
@@ -474,7 +484,8 @@ impl Collector {
                 .arg("--udp")
                 .arg(udp.to_string())
                 .arg("--http")
-                .arg(http.to_string()),
+                .arg(http.to_string())
+                .args(extra),
             &dir.join("collector.log"),
         )?;
         wait_for("the collector's HTTP port", Duration::from_secs(60), || {
@@ -502,4 +513,38 @@ impl Collector {
             )),
         }
     }
+}
+
+/// Now, Unix seconds.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// `YYYY-MM-DD` of a Unix time (UTC), by the civil-from-days algorithm.
+pub fn utc_day(secs: u64) -> String {
+    let days = (secs / 86_400) as i64 + 719_468;
+    let era = days.div_euclid(146_097);
+    let doe = days.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// RFC 3339 in UTC of a Unix time: `2026-11-23T12:00:00Z`.
+pub fn utc_rfc3339(secs: u64) -> String {
+    let s = secs % 86_400;
+    format!(
+        "{}T{:02}:{:02}:{:02}Z",
+        utc_day(secs),
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }

@@ -12,11 +12,11 @@
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use e2e::{
     Collector, Error, Proc, Result, TempDir, cargo_bin, free_tcp_port, http_get, make_key,
-    need_tool, read_file, repo_root, run_ok, tcp_open, wait_for, write_file,
+    need_tool, read_file, repo_root, run_ok, tcp_open, unix_now, wait_for, write_file,
 };
 
 const LIMIT: Duration = Duration::from_secs(90);
@@ -113,12 +113,6 @@ fn as_sent(expr: &str) -> Result<String> {
     Ok(sent)
 }
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 #[test]
 fn every_dashboard_query_returns_data_from_a_real_prometheus() -> Result<()> {
     let prometheus = need_tool("prometheus", "prometheus")?;
@@ -127,7 +121,26 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() -> Result<()> {
     let client = cargo_bin("gateway-client", "gateway-client")?;
     let tmp = TempDir::new("prometheus")?;
     let key = make_key(&tmp.join("collector.key"))?;
-    let c = Collector::start(&collector, tmp.path(), &key)?;
+    // An inventory (one expected tunnel, missing: no such forward here)
+    // and a silence in force, for the panels of expected tunnels and
+    // silences.
+    let config = tmp.join("monitor.toml");
+    let now = unix_now();
+    write_file(
+        &config,
+        &format!(
+            "[[silence]]\nroc = \"Caltech\"\nfrom = \"{}\"\nuntil = \"{}\"\nreason = \"control room move\"\n\n\
+             [[tunnel]]\ngateway = \"{GW}\"\nlisten = 5977\ntarget = \"novadaq-e2e-vnc:5901\"\nroc = \"Caltech\"\n",
+            e2e::utc_rfc3339(now - 60),
+            e2e::utc_rfc3339(now + 3600)
+        ),
+    )?;
+    let c = Collector::start_with(
+        &collector,
+        tmp.path(),
+        &key,
+        &["--config".as_ref(), config.as_os_str()],
+    )?;
 
     // A gateway reports and sends a heartbeat, as from cron.
     for extra in [&[][..], &["-b"][..]] {
@@ -192,7 +205,7 @@ fn every_dashboard_query_returns_data_from_a_real_prometheus() -> Result<()> {
     .map_err(|e| prom.fail(&e.to_string()))?;
 
     // Every panel's query, as Grafana asks for a graph: a range query.
-    let end = now();
+    let end = unix_now();
     let start = end.saturating_sub(60);
     let mut empty = Vec::new();
     for (kind, title, ref_id, expr) in &queries {

@@ -16,29 +16,8 @@ use std::time::Duration;
 
 use e2e::{
     Collector, Error, Result, TempDir, cargo_bin, http_get, make_key, read_file, repo_root, run_ok,
-    text, write_file,
+    text, unix_now, write_file,
 };
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// `YYYY-MM-DD` of a Unix time (UTC), by the civil-from-days algorithm.
-fn day(secs: u64) -> String {
-    let days = (secs / 86_400) as i64 + 719_468;
-    let era = days.div_euclid(146_097);
-    let doe = days.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
 
 /// Copies the fixture's `prefix` file into `data`, every time column
 /// (named in `times`) moved by `shift` seconds, each row into the file of
@@ -63,7 +42,7 @@ fn shift_file(fixture: &Path, data: &Path, prefix: &str, times: &[&str], shift: 
         }
         let received: u64 = fields[0].parse().unwrap_or(0);
         let file = files
-            .entry(day(received))
+            .entry(e2e::utc_day(received))
             .or_insert_with(|| format!("{header}\n"));
         file.push_str(&fields.join(","));
         file.push('\n');

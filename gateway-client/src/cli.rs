@@ -28,6 +28,8 @@ USAGE:
     gateway-client -b                 send a heartbeat
     gateway-client -m TEXT            send an operator's message
     gateway-client -s                 ask the collector to shut down
+    gateway-client --maintenance DURATION -m REASON
+                                      silence this gateway's alerts for DURATION
 
 OPTIONS:
     -a HOST             collector host [default: 127.0.0.1, or `address` in the config]
@@ -35,6 +37,10 @@ OPTIONS:
     -b                  send a heartbeat instead of a report
     -m TEXT             send TEXT as a message instead of a report
     -s                  send a (signed) shutdown request to the collector
+    --maintenance DURATION
+                        silence this gateway's alerts for DURATION (`90s`, `30m`,
+                        `2h`, `1d`, or seconds) from now, for planned work; -m says
+                        why (required, shown on the pages); `0` ends it early
     --ps-file FILE      parse a saved `ps aux` capture instead of running ps ('-' = stdin)
     --dry-run           find the tunnels but send nothing
     --json              print one JSON object per tunnel, one per line
@@ -66,6 +72,11 @@ pub(crate) enum Mode {
     Heartbeat,
     Message(String),
     Shutdown,
+    /// Silence this gateway's alerts for `seconds` (0 ends a silence).
+    Maintenance {
+        seconds: u64,
+        reason: String,
+    },
 }
 
 /// The settled options: command line over config file over defaults.
@@ -109,6 +120,7 @@ const OPTION_NAMES: &[&str] = &[
     "-b",
     "-m",
     "-s",
+    "--maintenance",
     "-q",
     "-h",
     "-V",
@@ -171,6 +183,7 @@ pub(crate) fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Ac
     let mut parser = lexopt::Parser::from_args(args);
     let mut given = Given::default();
     let mut modes = Vec::new();
+    let mut maintenance = None;
     let (mut ps_file, mut dry_run, mut json, mut quiet, mut config) =
         (None, false, false, false, None);
     while let Some(arg) = parser.next().map_err(usage)? {
@@ -191,6 +204,10 @@ pub(crate) fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Ac
                 modes.push(Mode::Message(text))
             }
             Short('s') => modes.push(Mode::Shutdown),
+            Long("maintenance") => {
+                let v = value(&mut parser, "--maintenance")?;
+                maintenance = Some(parse_duration(&v, "--maintenance").map_err(Error::Usage)?);
+            }
             Long("ps-file") => ps_file = Some(PathBuf::from(value(&mut parser, "--ps-file")?)),
             Long("dry-run") => dry_run = true,
             Long("json") => json = true,
@@ -210,13 +227,18 @@ pub(crate) fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Ac
             _ => return Err(usage(arg.unexpected())),
         }
     }
+    if let Some(seconds) = maintenance {
+        modes = maintenance_mode(seconds, modes)?;
+    }
     if modes.len() > 1 {
-        return Err(Error::Usage("give at most one of -b, -m and -s".into()));
+        return Err(Error::Usage(
+            "give at most one of -b, -m, -s and --maintenance".into(),
+        ));
     }
     let mode = modes.pop().unwrap_or(Mode::Report);
     if mode != Mode::Report && (ps_file.is_some() || json) {
         return Err(Error::Usage(
-            "--ps-file and --json go with a report, not with -b, -m or -s".into(),
+            "--ps-file and --json go with a report, not with -b, -m, -s or --maintenance".into(),
         ));
     }
 
@@ -253,6 +275,49 @@ pub(crate) fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Ac
         probe: given.probe.or(from_file.probe).unwrap_or(false),
         quiet,
     }))
+}
+
+/// The modes with `--maintenance SECONDS` in: its reason is `-m`'s text,
+/// which it needs unless it ends a silence (0).
+fn maintenance_mode(seconds: u64, mut modes: Vec<Mode>) -> Result<Vec<Mode>, Error> {
+    let reason = match modes.iter().position(|m| matches!(m, Mode::Message(_))) {
+        Some(i) => match modes.remove(i) {
+            Mode::Message(text) => text,
+            _ => unreachable!("position found a message"),
+        },
+        None if seconds == 0 => String::new(),
+        None => {
+            return Err(Error::Usage(
+                "--maintenance needs -m REASON: say what the work is (the pages show it)".into(),
+            ));
+        }
+    };
+    modes.push(Mode::Maintenance { seconds, reason });
+    Ok(modes)
+}
+
+/// A duration: whole seconds, or a number with `s`, `m`, `h` or `d`.
+pub(crate) fn parse_duration(s: &str, what: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "{what}: '{s}' is not a duration; give seconds or a number with s, m, h or d (`2h`)"
+        )
+    };
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: u64 = digits.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(scale)
+        .filter(|&v| v <= 366 * 86_400)
+        .ok_or_else(|| format!("{what}: '{s}' is longer than a year; give at most 366d"))
 }
 
 /// Reads a config file; see [`parse_config`].
@@ -338,6 +403,22 @@ mod tests {
         assert_eq!(a.mode, Mode::Message("my message".into()));
         assert_eq!(run(&["-b"]).unwrap().mode, Mode::Heartbeat);
         assert_eq!(run(&["-s"]).unwrap().mode, Mode::Shutdown);
+        assert_eq!(
+            run(&["--maintenance", "2h", "-m", "kernel update"])
+                .unwrap()
+                .mode,
+            Mode::Maintenance {
+                seconds: 7200,
+                reason: "kernel update".into()
+            }
+        );
+        assert_eq!(
+            run(&["--maintenance", "0"]).unwrap().mode,
+            Mode::Maintenance {
+                seconds: 0,
+                reason: String::new()
+            }
+        );
         assert_eq!(run(&[]).unwrap().mode, Mode::Report);
     }
 
@@ -357,6 +438,20 @@ mod tests {
         assert!(run(&["-p", "99999"]).unwrap_err().contains("-p: '99999'"));
         assert!(run(&["--timeout", "-1"]).unwrap_err().contains("--timeout"));
         assert!(run(&["-b", "-s"]).unwrap_err().contains("at most one"));
+        assert!(
+            run(&["--maintenance", "2h"])
+                .unwrap_err()
+                .contains("needs -m")
+        );
+        assert!(
+            run(&["--maintenance", "1h", "-m", "x", "-s"])
+                .unwrap_err()
+                .contains("at most one")
+        );
+        for bad in ["2w", "h", "-1", "1.5h", "400d"] {
+            let e = run(&["--maintenance", bad, "-m", "x"]).unwrap_err();
+            assert!(e.contains("--maintenance"), "{bad}: {e}");
+        }
         assert!(run(&["--bogus"]).unwrap_err().contains("--bogus"));
     }
 

@@ -68,6 +68,13 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
         Mode::Heartbeat => (MsgKind::Heartbeat, String::new(), Vec::new()),
         Mode::Message(m) => (MsgKind::Message, m.clone(), Vec::new()),
         Mode::Shutdown => (MsgKind::Shutdown, String::new(), Vec::new()),
+        Mode::Maintenance { reason, .. } => (MsgKind::Maintenance, reason.clone(), Vec::new()),
+    };
+    // The end of the silence asked for, by this gateway's clock (the
+    // collector takes its length: until less sent).
+    let until = match &args.mode {
+        Mode::Maintenance { seconds, .. } => Some(now.as_secs().saturating_add(*seconds)),
+        _ => None,
     };
 
     // Read the key before printing anything, so a bad key fails cleanly.
@@ -93,6 +100,9 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
         out.write_all(s.as_bytes()).map_err(Error::Output)?;
     } else if !args.quiet {
         print_header(out, &name, now.as_secs(), kind, &text, &tunnels).map_err(Error::Output)?;
+        if let Some(until) = until {
+            print_maintenance(out, now.as_secs(), until, &text).map_err(Error::Output)?;
+        }
     }
     if args.dry_run {
         if !args.json && !args.quiet {
@@ -112,7 +122,7 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
         text,
         tunnels,
         period: None,
-        until: None,
+        until,
     };
     let parts = wire::encode_all(&key, &body).map_err(Error::Encode)?;
     let addr = send::resolve(&args.address, args.port)?;
@@ -263,6 +273,19 @@ fn print_header(
         _ => {}
     }
     out.write_all(s.as_bytes())
+}
+
+/// What `--maintenance` asks for, in words.
+fn print_maintenance(out: &mut impl Write, now: u64, until: u64, reason: &str) -> io::Result<()> {
+    if until <= now {
+        writeln!(out, "--- maintenance: ends this gateway's silence now")
+    } else {
+        writeln!(
+            out,
+            "--- maintenance: alerts of this gateway silenced until {} ({reason})",
+            utc_string(until)
+        )
+    }
 }
 
 /// The CONNECTED column: `-` when unknown, else the count and who

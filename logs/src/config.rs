@@ -375,6 +375,7 @@ fn silence(
         from,
         until,
         reason: s.reason,
+        from_gateway: false,
     })
 }
 

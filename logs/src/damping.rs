@@ -135,6 +135,21 @@ impl<A> Damper<A> {
         Verdict::Send(Vec::new())
     }
 
+    /// Whether `slot` is flapping at `now`: it changed more than `flap`
+    /// times within an hour, and has not yet been steady for an hour since.
+    pub fn is_flapping(&self, slot: &Slot, now: u64) -> bool {
+        self.flapping_until(slot).is_some_and(|t| now < t)
+    }
+
+    /// When `slot`, flapping, will have been steady for an hour if it does
+    /// not change again; `None` when it is not flapping.
+    pub fn flapping_until(&self, slot: &Slot) -> Option<u64> {
+        self.slots
+            .get(slot)
+            .and_then(|s| s.flapping_since)
+            .map(|t| t.saturating_add(FLAP_WINDOW))
+    }
+
     /// The alerts whose state has held long enough by `now`; flapping
     /// slots steady for an hour are alerted on again from now on.
     pub fn tick(&mut self, now: u64) -> Vec<A> {
@@ -208,6 +223,8 @@ mod tests {
             ["missing", "up", "missing", "up", "FLAPPING", "missing"]
         );
         // Steady for an hour after the last change (at 1000): alerted again.
+        assert!(d.is_flapping(&slot(), 1000 + FLAP_WINDOW - 1));
+        assert!(!d.is_flapping(&slot(), 1000 + FLAP_WINDOW));
         assert!(d.tick(1000 + FLAP_WINDOW - 1).is_empty());
         d.tick(1000 + FLAP_WINDOW);
         assert!(sent(d.change(slot(), "up", "missing", "missing", 5000)).is_empty());

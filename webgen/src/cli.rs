@@ -11,7 +11,9 @@ use crate::error::Error;
 use crate::history::Range;
 use logs::Thresholds;
 use logs::config;
+use logs::damping::Damping;
 use logs::inventory::Expected;
+use logs::silence::Silence;
 
 pub(crate) const HELP: &str = "\
 webgen: renders the ROC tunnel monitor's pages from the collector's CSV logs
@@ -100,6 +102,11 @@ pub(crate) struct Config {
     pub quiet: bool,
     /// The expected tunnels of the config file (empty: no inventory).
     pub inventory: Vec<Expected>,
+    /// The config file's silences (`[[silence]]`).
+    pub silences: Vec<Silence>,
+    /// The config file's `flap`: more state changes an hour than this
+    /// mark an expected tunnel flapping.
+    pub flap: u32,
     /// `--suggest-inventory`: print an inventory of the tunnels up over
     /// this many seconds instead of writing pages.
     pub suggest: Option<u64>,
@@ -303,6 +310,8 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         now,
         quiet: f.quiet,
         inventory: file.tunnels,
+        silences: file.silences,
+        flap: file.flap.unwrap_or(Damping::DEFAULT.flap),
         suggest: f.suggest,
     })))
 }

@@ -20,6 +20,7 @@
 
 use gateway_client::tunnel::Tunnel;
 use logs::GatewayState;
+use logs::damping::{Damper, Damping, Slot};
 use logs::inventory::{Change, Expected, Inventory, TunnelState};
 
 use crate::logs::{Catalog, GwId};
@@ -76,6 +77,44 @@ impl Judging {
             let name = catalog.gateway(gw);
             self.entries.iter().any(|e| e.gateway == name)
         })
+    }
+
+    /// Whether entry `index` is flapping at `now` by the collector's rule
+    /// (`logs::damping`): its changes that raise an alert
+    /// ([`Change::alert`]) replayed through a damper with `flap`.
+    pub(crate) fn flapping(&self, index: usize, flap: u32, now: u64) -> bool {
+        let (Some(timeline), Some(entry)) = (self.timeline.get(index), self.entries.get(index))
+        else {
+            return false;
+        };
+        let slot = Slot {
+            gateway: entry.gateway.clone(),
+            listen: entry.listen,
+            expected: true,
+        };
+        let mut damper = Damper::new(Damping { hold: 0, flap });
+        let mut last_known = None;
+        for pair in timeline.windows(2) {
+            let ((_, from), (at, to)) = (pair[0], pair[1]);
+            let change = Change {
+                index,
+                from,
+                to,
+                at,
+                last_known,
+            };
+            if change.alert().is_some() {
+                // The collector ticks its damper every second: a slot
+                // steady for an hour stops flapping before its next change.
+                damper.tick(at);
+                let before = last_known.map_or("unknown", TunnelState::as_str);
+                let _ = damper.change(slot.clone(), before, to.as_str(), (), at);
+            }
+            if to != TunnelState::Unknown {
+                last_known = Some(to);
+            }
+        }
+        damper.is_flapping(&slot, now)
     }
 
     fn record(&mut self, changes: Vec<Change>) {

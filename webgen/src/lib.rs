@@ -164,7 +164,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
     let stats = logs::read(&cfg.data, from, to, cfg.now, &mut catalog, &mut tracker)?;
     tracker.finish(&catalog, cfg.now);
 
-    let status = Status::build(
+    let mut status = Status::build(
         &tracker,
         &catalog,
         cfg.now,
@@ -172,6 +172,8 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         cfg.recent,
         STATUS_LIST_LIMIT,
     );
+    status.add_silences(&cfg.silences, &tracker.maintenance, cfg.now);
+    status.judge_flapping(&tracker.judging, cfg.flap, cfg.now);
     let ranges = history::build(
         &tracker,
         &catalog,

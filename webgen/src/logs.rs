@@ -115,6 +115,10 @@ pub struct Event {
     pub part: u32,
     /// The operator's message (empty for everything else).
     pub text: String,
+    /// The gateway's send time.
+    pub sent: u64,
+    /// The end of a `maintenance` silence, by the gateway's clock.
+    pub until: Option<u64>,
 }
 
 impl Event {
@@ -579,6 +583,8 @@ impl DayParse {
             } else {
                 row.text.to_string()
             },
+            sent: row.sent,
+            until: row.until,
         });
     }
 
@@ -886,6 +892,8 @@ struct EventView<'a> {
     parts: u32,
     tunnels: u32,
     text: &'a str,
+    sent: u64,
+    until: Option<u64>,
 }
 
 impl<'a> EventView<'a> {
@@ -905,12 +913,11 @@ impl<'a> EventView<'a> {
         // `sent`, `source` and `kind` are checked only (an unknown kind is
         // still a kind, but the row must be text), and so are `period` and
         // `until`, empty or missing in older files.
-        n(C::Sent)?;
-        let opt = |c: C| match get(c) {
-            None | Some(b"") => Some(()),
-            Some(b) => uint(b).map(|_| ()),
+        let sent = n(C::Sent)?;
+        let until = match get(C::Until) {
+            None | Some(b"") => None,
+            Some(b) => Some(uint(b)?),
         };
-        opt(C::Until)?;
         get(C::Period)
             .filter(|b| !b.is_empty())
             .map_or(Some(0), |b| uint(b).and_then(|v| u32::try_from(v).ok()))?;
@@ -930,6 +937,8 @@ impl<'a> EventView<'a> {
                 b"" => "",
                 b => std::str::from_utf8(b).ok()?,
             },
+            sent,
+            until,
         })
     }
 
@@ -943,6 +952,8 @@ impl<'a> EventView<'a> {
             parts: row.parts,
             tunnels: row.tunnels,
             text: &row.text,
+            sent: row.sent,
+            until: row.until,
         }
     }
 }

@@ -445,7 +445,33 @@ fn expected_value(clock: &Clock, s: &Status, e: &ExpectedNow) -> Value {
         since_unix => e.since,
         since_ago => clock.ago(e.since),
         why => why(clock, s, e),
+        flapping => e.flapping,
     }
+}
+
+/// The silences active now, for the top of the status page.
+fn silences(clock: &Clock, s: &Status) -> Vec<Value> {
+    s.silences
+        .iter()
+        .map(|x| {
+            let scope = match (&x.gateway, &x.roc) {
+                (Some(g), Some(r)) => format!("{r}'s tunnels on {g}"),
+                (Some(g), None) => g.clone(),
+                (None, Some(r)) => format!("all of {r}"),
+                (None, None) => "everything".to_string(),
+            };
+            context! {
+                scope => scope,
+                gateway => x.gateway.as_deref(),
+                roc => x.roc.as_deref(),
+                reason => x.reason.as_str(),
+                until => clock.time(x.until),
+                until_unix => x.until,
+                left => duration(x.until.saturating_sub(clock.now)),
+                origin => if x.from_gateway { "gateway" } else { "config" },
+            }
+        })
+        .collect()
 }
 
 /// The top of the status page and the ROC panels: what is wrong first.
@@ -506,6 +532,7 @@ pub(crate) fn status_context(clock: &Clock, stats: &ReadStats, s: &Status) -> Va
     context! {
         page => page(clock, stats, "index", "ROC tunnels — status"),
         inventory => inventory_context(clock, s),
+        silences => silences(clock, s),
         silent => silent,
         gateways => s.gateways.iter().map(|g| gateway_status(clock, g)).collect::<Vec<_>>(),
         summary => context! {

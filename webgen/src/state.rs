@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use gateway_client::tunnel::{Health, Tunnel};
 
 use logs::inventory::{Expected, TunnelState};
+use logs::silence::{Maintenance, Silence};
 use logs::usage::Usage;
 use logs::{EventKind, GatewayState, Thresholds};
 
@@ -167,6 +168,8 @@ pub(crate) struct Tracker {
     pub messages_total: u64,
     /// The expected tunnels, judged as the logs stream by.
     pub judging: Judging,
+    /// The silences the gateways asked for (`maintenance` events).
+    pub maintenance: Maintenance,
 }
 
 impl Tracker {
@@ -178,6 +181,7 @@ impl Tracker {
             messages: VecDeque::new(),
             messages_total: 0,
             judging: Judging::new(inventory),
+            maintenance: Maintenance::default(),
         }
     }
 
@@ -225,6 +229,16 @@ impl Visitor for Tracker {
             if let Some(at) = went_late {
                 self.judging.silence(catalog, ev.gateway, at);
             }
+        }
+        if ev.kind == EventKind::Maintenance {
+            let until = ev.until.unwrap_or(ev.sent);
+            self.maintenance.request(
+                catalog.gateway(ev.gateway),
+                ev.received,
+                ev.sent,
+                until,
+                &ev.text,
+            );
         }
         if ev.kind.has_text() {
             self.messages_total += 1;
@@ -369,6 +383,9 @@ pub(crate) struct ExpectedNow {
     pub since: u64,
     /// The tunnel that decided it (none when missing or unknown).
     pub tunnel: Option<Tunnel>,
+    /// It changed state too often lately (`logs::damping`'s rule; set by
+    /// [`Status::judge_flapping`]).
+    pub flapping: bool,
 }
 
 /// The expected tunnels now, in the inventory's order.
@@ -382,6 +399,7 @@ fn expected_now(tracker: &Tracker) -> Vec<ExpectedNow> {
             state: j.state,
             since: j.since,
             tunnel: j.tunnel.clone(),
+            flapping: false,
         })
         .collect()
 }
@@ -404,9 +422,32 @@ pub(crate) struct Status {
     /// Newest first, at most `limit`.
     pub messages: Vec<(String, Message)>,
     pub messages_total: u64,
+    /// The silences active now, the config file's and the gateways' own
+    /// (set by [`Status::add_silences`]), ending soonest first.
+    pub silences: Vec<Silence>,
 }
 
 impl Status {
+    /// The silences active at `now`: `configured` (the config file's) and
+    /// those the gateways asked for.
+    pub(crate) fn add_silences(&mut self, configured: &[Silence], asked: &Maintenance, now: u64) {
+        self.silences = configured
+            .iter()
+            .chain(asked.silences())
+            .filter(|s| s.active(now))
+            .cloned()
+            .collect();
+        self.silences.sort_by_key(|s| s.until);
+    }
+
+    /// Marks the expected tunnels flapping at `now`, with `flap` changes an
+    /// hour the limit (the config's `flap`).
+    pub(crate) fn judge_flapping(&mut self, judging: &Judging, flap: u32, now: u64) {
+        for (i, e) in self.expected.iter_mut().enumerate() {
+            e.flapping = judging.flapping(i, flap, now);
+        }
+    }
+
     /// `recent` is how far back "went away recently" looks; `limit` caps
     /// each list.
     pub(crate) fn build(
@@ -495,6 +536,7 @@ impl Status {
             gone_gateways,
             messages,
             messages_total: tracker.messages_total,
+            silences: Vec::new(),
         }
     }
 }
