@@ -261,6 +261,12 @@ impl Visitor for Tracker {
                 .map(|o| Tunnel {
                     listening: o.listening,
                     vnc: o.vnc,
+                    connections: o.connections,
+                    connected: o
+                        .connected
+                        .as_deref()
+                        .map(logs::schema::connected_list)
+                        .unwrap_or_default(),
                     ..catalog.tunnel(o.id).tunnel.clone()
                 })
                 .collect()
