@@ -25,7 +25,12 @@ pub struct Row {
 }
 
 impl Row {
-    fn new(case: impl Into<String>, figure: String, target: &str, met: Option<bool>) -> Row {
+    pub(crate) fn new(
+        case: impl Into<String>,
+        figure: String,
+        target: &str,
+        met: Option<bool>,
+    ) -> Row {
         Row {
             case: case.into(),
             figure,
@@ -99,7 +104,7 @@ pub struct Setup {
 
 impl Setup {
     /// (label, directory) for each build that is there.
-    fn builds(&self) -> Vec<(&'static str, PathBuf)> {
+    pub(crate) fn builds(&self) -> Vec<(&'static str, PathBuf)> {
         let mut v = vec![("glibc", self.bin.clone())];
         if let Some(s) = &self.static_bin {
             v.push(("static musl", s.clone()));
@@ -128,6 +133,41 @@ fn thread_cpu() -> Duration {
     // SAFETY: a valid pointer to a local.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The live case's forwards: `LIVE_PROCS` fake ssh processes (`live-ssh`
+/// from `--bin`) of `LIVE_PER` forwards each, `LIVE_CONNS` connections
+/// into the first forward of each.
+pub(crate) fn live_forwards(setup: &Setup) -> Result<crate::forwards::Forwards, Error> {
+    let fake = setup.bin.join("live-ssh");
+    crate::forwards::Forwards::start(&fake, LIVE_PROCS, LIVE_PER, LIVE_CONNS)
+}
+
+/// `iters` rescans in this process with the live case's forwards running
+/// (`live-ssh` from `bin`), one context kept as a watch mode keeps it: the
+/// median thread CPU time of one, and the connections it counted. For profiling (`perf record bench rescan`).
+pub fn rescan_in_process(
+    bin: &Path,
+    iters: usize,
+    connections: bool,
+) -> Result<(Duration, u32), Error> {
+    let fw =
+        crate::forwards::Forwards::start(&bin.join("live-ssh"), LIVE_PROCS, LIVE_PER, LIVE_CONNS)?;
+    let mut cpus = Vec::with_capacity(iters);
+    let mut counted = 0;
+    let ctx = gateway_client::live::Context::without_sockets();
+    for _ in 0..iters {
+        let c = thread_cpu();
+        let tunnels = gateway_client::live::rescan(&ctx, connections)
+            .map_err(|e| Error::case("live rescan", e.to_string()))?;
+        cpus.push(thread_cpu().saturating_sub(c));
+        counted = tunnels
+            .iter()
+            .filter(|t| fw.pids.contains(&t.pid))
+            .filter_map(|t| t.connections)
+            .sum();
+    }
+    Ok((measure::median(&mut cpus), counted))
 }
 
 /// In-process parse timings.
@@ -219,8 +259,7 @@ const LIVE_CONNS: usize = 2;
 /// again, after reading the accounts and boot time), as a watch mode would
 /// do it.
 pub fn live(setup: &Setup) -> Result<Vec<Row>, Error> {
-    let fake = setup.bin.join("live-ssh");
-    let fw = crate::forwards::Forwards::start(&fake, LIVE_PROCS, LIVE_PER, LIVE_CONNS)?;
+    let fw = live_forwards(setup)?;
     let ps = gateway_client::live::find_ps().map_err(|e| Error::case("live", e.to_string()))?;
     let ps_cmd = || {
         let mut c = Command::new(&ps.path);
@@ -362,20 +401,30 @@ fn live_pass(setup: &Setup, fw: &crate::forwards::Forwards) -> Result<Row, Error
     ))
 }
 
-/// The rescan without ps, in this process, with and without counting the
-/// connections.
+/// `live::rescan` in this process with the live case's forwards `fw`
+/// running: with one context kept from rescan to rescan (a watch mode's:
+/// the ESTABLISHED sockets are walked again only when the kernel's
+/// counters moved), with a fresh one each time (every rescan walks), and
+/// without counting the connections.
 fn rescans(setup: &Setup, fw: &crate::forwards::Forwards) -> Result<Vec<Row>, Error> {
     let mut rows = Vec::new();
-    for connections in [true, false] {
+    for (connections, kept) in [(true, true), (true, false), (false, false)] {
         let iters = setup.scale.parse_iters;
         let mut walls = Vec::with_capacity(iters);
         let mut cpus = Vec::with_capacity(iters);
         let mut seen = 0;
         let mut counted = 0;
+        let watch_ctx = gateway_client::live::Context::without_sockets();
         for i in 0..iters + 5 {
             let (t, c) = (Instant::now(), thread_cpu());
-            let ctx = gateway_client::live::Context::without_sockets();
-            let tunnels = gateway_client::live::rescan(&ctx, connections)
+            let fresh;
+            let ctx = if kept {
+                &watch_ctx
+            } else {
+                fresh = gateway_client::live::Context::without_sockets();
+                &fresh
+            };
+            let tunnels = gateway_client::live::rescan(ctx, connections)
                 .map_err(|e| Error::case("live rescan", e.to_string()))?;
             let (cpu, wall) = (thread_cpu().saturating_sub(c), t.elapsed());
             let ours = || tunnels.iter().filter(|t| fw.pids.contains(&t.pid));
@@ -400,10 +449,16 @@ fn rescans(setup: &Setup, fw: &crate::forwards::Forwards) -> Result<Vec<Row>, Er
             })
             .unwrap_or(0);
         let cpu = measure::median(&mut cpus);
-        let (what, want) = if connections {
-            ("with connections", fw.connections() as u32)
-        } else {
-            ("listening only, connections not counted", 0)
+        let (what, want) = match (connections, kept) {
+            (true, true) => (
+                "with connections, context kept as a watch mode keeps it",
+                fw.connections() as u32,
+            ),
+            (true, false) => (
+                "with connections, a fresh context each time: walks every time",
+                fw.connections() as u32,
+            ),
+            _ => ("listening only, connections not counted", 0),
         };
         rows.push(Row::new(
             format!("rescan from /proc without ps, in process ({what})"),
@@ -521,6 +576,7 @@ pub fn client(setup: &Setup, capture: &Path) -> Result<Vec<Row>, Error> {
             Some(med <= Duration::from_millis(5) && found == 1000),
         ));
     }
+    rows.extend(client_vs_python(setup, capture)?);
     if let Some(s) = &setup.static_bin {
         let bin = s.join("gateway-client");
         if let Ok(meta) = std::fs::metadata(&bin) {
@@ -530,6 +586,100 @@ pub fn client(setup: &Setup, capture: &Path) -> Result<Vec<Row>, Error> {
                 format!("{size} bytes ({:.0} KiB)", size as f64 / 1024.0),
                 "≤ 1 MiB",
                 Some(size <= 1024 * 1024),
+            ));
+        }
+    }
+    Ok(rows)
+}
+
+/// The seed-style Python client (`bench/seed-client.py`).
+const SEED_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/seed-client.py");
+
+/// The interpreters to run the seed-style client with: the real one
+/// (`sys.executable` of the `python3` in `PATH`) and, when that `python3`
+/// is something else (a version manager's shim), that too.
+fn pythons() -> Result<Vec<(String, PathBuf)>, Error> {
+    let out = Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .map_err(|e| Error::command("python3", format!("{e} (install python3)")))?;
+    let real = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let mut found = vec![("python3, the interpreter itself".to_string(), real.clone())];
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let first = std::env::split_paths(&path)
+        .map(|d| d.join("python3"))
+        .find(|p| p.is_file());
+    if let Some(first) = first
+        && std::fs::canonicalize(&first).ok() != std::fs::canonicalize(&real).ok()
+    {
+        found.push((
+            format!("python3 as PATH finds it ({})", first.display()),
+            first,
+        ));
+    }
+    Ok(found)
+}
+
+/// `gateway-client --ps-file CAPTURE --dry-run --json` against the
+/// seed-style Python client on the same capture, whole processes, best of
+/// 11 interleaved runs each (issue 18 item 6).
+fn client_vs_python(setup: &Setup, capture: &Path) -> Result<Vec<Row>, Error> {
+    let mut cmds: Vec<(String, Command)> = Vec::new();
+    for (label, dir) in setup.builds() {
+        let bin = dir.join("gateway-client");
+        if bin.exists() {
+            let mut c = Command::new(bin);
+            c.args(["--dry-run", "--json", "--name", "bench-gw", "--ps-file"])
+                .arg(capture);
+            cmds.push((format!("gateway-client ({label})"), c));
+        }
+    }
+    for (label, python) in pythons()? {
+        let mut c = Command::new(python);
+        c.arg(SEED_CLIENT)
+            .arg("--ps-file")
+            .arg(capture)
+            .arg("--json");
+        cmds.push((format!("seed-style Python client, {label}"), c));
+    }
+    // Best wall (what the issue asks) and best CPU time of each: on a busy
+    // machine a run longer than a time slice waits for the CPU more, so
+    // the wall ratio grows with the load and the CPU ratio does not.
+    let mut best = vec![Duration::MAX; cmds.len()];
+    let mut best_cpu = vec![Duration::MAX; cmds.len()];
+    for round in 0..11 + 1 {
+        for k in 0..cmds.len() {
+            let i = (k + round) % cmds.len();
+            let m = measure::run_clean(&cmds[i].1)?;
+            if round > 0 {
+                best[i] = best[i].min(m.wall);
+                best_cpu[i] = best_cpu[i].min(m.cpu);
+            }
+        }
+    }
+    let clients = cmds
+        .iter()
+        .filter(|(l, _)| l.starts_with("gateway"))
+        .count();
+    let mut rows = Vec::new();
+    for (p, (label, _)) in cmds.iter().enumerate().skip(clients) {
+        for c in 0..clients {
+            let times = best[p].as_secs_f64() / best[c].as_secs_f64().max(1e-9);
+            let cpu_times = best_cpu[p].as_secs_f64() / best_cpu[c].as_secs_f64().max(1e-9);
+            rows.push(Row::new(
+                format!(
+                    "{} vs {}, --ps-file --json, best of 11 interleaved",
+                    cmds[c].0, label
+                ),
+                format!(
+                    "{} against {} wall: {times:.1}×; CPU {} against {}: {cpu_times:.1}×",
+                    fmt_duration(best[c]),
+                    fmt_duration(best[p]),
+                    fmt_duration(best_cpu[c]),
+                    fmt_duration(best_cpu[p])
+                ),
+                "≥ 30×",
+                Some(times >= 30.0),
             ));
         }
     }

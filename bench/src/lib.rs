@@ -14,8 +14,13 @@
 //! - [`logs`]: collector logs (`logs::schema`) of many gateways and days.
 //! - [`measure`]: wall time, CPU time and peak RSS of one child (`wait4`).
 //! - [`live`]: a real collector on loopback, and senders that speak the wire.
+//! - [`peers_client`]: the live client next to `ps | grep | curl` and
+//!   `send_nsca` (`--peers`).
 //! - [`forwards`]: real forwards (fake ssh processes holding listening
 //!   sockets, and connections into them) for the live client's case.
+//! - [`watch`]: the CPU cost of `gateway-client --watch` over a minute.
+//! - [`latency`]: from a tunnel's death to the alert, `status.json` and
+//!   the page, through a watching client and the real collector and webgen.
 //!
 //! Benchmarks print numbers; nothing here asserts a duration.
 
@@ -23,10 +28,13 @@ pub mod cases;
 pub mod data;
 pub mod error;
 pub mod forwards;
+pub mod latency;
 pub mod live;
 pub mod logs;
 pub mod measure;
+pub mod peers_client;
 pub mod pscapture;
 pub mod rng;
+pub mod watch;
 
 pub use error::Error;

@@ -36,6 +36,7 @@ pub const KEY_TEXT: &str = "bench-key-0123456789abcdef";
 pub struct Collector {
     child: Option<Child>,
     pub udp: SocketAddr,
+    pub http: SocketAddr,
     pub data: PathBuf,
     key: FastKey,
 }
@@ -68,6 +69,11 @@ impl Collector {
     /// Starts `bin` on a fresh `data` directory (emptied first) and waits
     /// (at most 10 s) until its HTTP port answers, which it opens after UDP.
     pub fn start(bin: &Path, data: &Path) -> Result<Collector, Error> {
+        Collector::start_with(bin, data, &[])
+    }
+
+    /// [`Collector::start`] with more options (`--site`, `--notify`, ...).
+    pub fn start_with(bin: &Path, data: &Path, extra: &[String]) -> Result<Collector, Error> {
         let _ = std::fs::remove_dir_all(data);
         std::fs::create_dir_all(data).map_err(|e| Error::io("cannot create", data, e))?;
         let key_file = data.with_extension("key");
@@ -90,6 +96,7 @@ impl Collector {
             .arg(udp.to_string())
             .arg("--http")
             .arg(http.to_string())
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -98,6 +105,7 @@ impl Collector {
         let mut c = Collector {
             child: Some(child),
             udp,
+            http,
             data: data.to_path_buf(),
             key: FastKey::new(&Key::from_text(KEY_TEXT)),
         };

@@ -19,7 +19,11 @@ bench: runs the ROC tunnel monitor's benchmarks and prints a table
 USAGE:
     bench [OPTIONS]                  every case
     bench parse FILE [--iters N]     median ns of parsing FILE, in process
-    bench measure -- CMD [ARGS...]   wall ns, CPU ns and peak RSS bytes of CMD
+    bench measure [--stdin FILE] -- CMD [ARGS...]
+                                     wall ns, CPU ns and peak RSS bytes of CMD
+    bench rescan [--iters N] [--no-connections] [--bin DIR]
+                                     median CPU ns of live::rescan, in process,
+                                     with the live case's forwards running
 
 OPTIONS:
     --quick           a smaller, faster smoke run
@@ -27,17 +31,35 @@ OPTIONS:
     --bin DIR         release binaries [target/release]
     --static DIR      static musl binaries, measured too when there [target/static]
     --musl-self FILE  a musl build of this program, for the musl parse figure
-    --only CASE       run only CASE (repeatable): parse, client, live, rtt,
-                      idle, ingest, webgen, scaling
+    --only CASE       run only CASE (repeatable): parse, client, live, watch,
+                      latency, rtt, idle, ingest, webgen, scaling, peers-client
+    --peers           also the peers side by side (peers-client: the live
+                      client against ps|grep|curl and send_nsca), which
+                      run only when asked for
     --scratch DIR     where the collectors under test write their logs
                       [the data directory]; a tmpfs shows ingest without fsync cost
     --out FILE        also write the table (Markdown) to FILE
     -h, --help        print this help
 ";
 
-const CASES: [&str; 8] = [
-    "parse", "client", "live", "rtt", "idle", "ingest", "webgen", "scaling",
+const CASES: [&str; 11] = [
+    "parse",
+    "client",
+    "live",
+    "watch",
+    "latency",
+    "rtt",
+    "idle",
+    "ingest",
+    "webgen",
+    "scaling",
+    "peers-client",
 ];
+
+/// Cases that run only when named (`--only`) or asked for with `--peers`:
+/// they need programs from other packages (`scripts/bench --peers` installs
+/// them).
+const PEERS: [&str; 1] = ["peers-client"];
 
 fn main() -> ExitCode {
     match run(std::env::args_os().skip(1).collect()) {
@@ -52,33 +74,14 @@ fn main() -> ExitCode {
 fn run(args: Vec<OsString>) -> Result<(), Error> {
     use lexopt::prelude::*;
     if args.first().is_some_and(|a| a == "measure") {
-        let rest = match args.get(1) {
-            Some(a) if a == "--" => &args[2..],
-            _ => &args[1..],
-        };
-        println!("{}", bench::measure::helper(rest)?);
+        println!("{}", bench::measure::helper(&args[1..])?);
         return Ok(());
     }
+    if args.first().is_some_and(|a| a == "rescan") {
+        return rescan(args);
+    }
     if args.first().is_some_and(|a| a == "parse") {
-        let mut p = lexopt::Parser::from_args(args.into_iter().skip(1));
-        let mut file: Option<PathBuf> = None;
-        let mut iters = 300usize;
-        while let Some(arg) = p.next()? {
-            match arg {
-                Long("iters") => iters = p.value()?.parse()?,
-                Value(v) if file.is_none() => file = Some(v.into()),
-                _ => return Err(arg.unexpected().into()),
-            }
-        }
-        let file = file.ok_or_else(|| Error::Usage("parse: missing FILE".into()))?;
-        let t = cases::parse_in_process(&file, iters)?;
-        println!(
-            "{} {} ns (wall, CPU), {} tunnels",
-            t.wall.as_nanos(),
-            t.cpu.as_nanos(),
-            t.tunnels
-        );
-        return Ok(());
+        return parse(args);
     }
     let mut p = lexopt::Parser::from_args(args);
     let mut quick = false;
@@ -92,6 +95,7 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     while let Some(arg) = p.next()? {
         match arg {
             Long("quick") => quick = true,
+            Long("peers") => only.extend(PEERS.map(String::from)),
             Long("scratch") => scratch = Some(p.value()?.into()),
             Long("data") => data = p.value()?.into(),
             Long("bin") => bin = p.value()?.into(),
@@ -124,36 +128,57 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
         musl_self: musl_self.filter(|p| p.exists()),
         scale,
     };
-    let want = |c: &str| only.is_empty() || only.iter().any(|o| o == c);
+    let named = |c: &str| only.iter().any(|o| o == c);
+    let all = only.iter().all(|o| PEERS.contains(&o.as_str()));
+    let want = |c: &str| named(c) || (all && !PEERS.contains(&c));
 
     let load_before = load_average();
-    let capture = cases::capture(&setup)?;
+    // Made (or checked) before any case, which all may use it.
+    cases::capture(&setup)?;
     if want("webgen") || want("scaling") {
         let mut days = setup.scale.scale_days.clone();
         days.push(setup.scale.webgen_days);
         let longest = days.iter().copied().max().unwrap_or(1);
         bench::data::logs(&setup.data, longest, &days)?;
     }
+    let rows = run_cases(&setup, want);
+    let mut table = cases::table(&rows);
+    table.push_str(&format!(
+        "\nLoad average (1, 5, 15 min) at the start: {load_before}; at the end: {}.\n",
+        load_average()
+    ));
+    println!("{table}");
+    if let Some(out) = out {
+        std::fs::write(&out, &table).map_err(|e| Error::io("cannot write", &out, e))?;
+    }
+    Ok(())
+}
+
+/// Runs the cases of the plan that `want` says, in order; a case that
+/// fails gives a row saying so, and the others still run.
+fn run_cases(setup: &Setup, want: impl Fn(&str) -> bool) -> Vec<Row> {
     let mut rows: Vec<Row> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
     type Case = fn(&Setup) -> Result<Vec<Row>, Error>;
-    let plan: [(&str, Case); 8] = [
+    let plan: [(&str, Case); 11] = [
         ("parse", |s| cases::parse(s, &cases::capture(s)?)),
         ("client", |s| cases::client(s, &cases::capture(s)?)),
         ("live", cases::live),
+        ("watch", bench::watch::case),
+        ("latency", bench::latency::case),
         ("rtt", cases::round_trip),
         ("idle", cases::idle),
         ("ingest", cases::ingest),
         ("webgen", cases::webgen),
         ("scaling", cases::webgen_scaling),
+        ("peers-client", bench::peers_client::run),
     ];
-    let _ = capture;
     for (name, case) in plan {
         if !want(name) {
             continue;
         }
         eprintln!("bench: {name} ...");
-        match case(&setup) {
+        match case(setup) {
             Ok(r) => {
                 for row in &r {
                     eprintln!("bench:   {} | {}", row.case, row.figure);
@@ -172,15 +197,53 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
             }
         }
     }
-    let mut table = cases::table(&rows);
-    table.push_str(&format!(
-        "\nLoad average (1, 5, 15 min) at the start: {load_before}; at the end: {}.\n",
-        load_average()
-    ));
-    println!("{table}");
-    if let Some(out) = out {
-        std::fs::write(&out, &table).map_err(|e| Error::io("cannot write", &out, e))?;
+    rows
+}
+
+/// `bench parse`: see the help.
+fn parse(args: Vec<OsString>) -> Result<(), Error> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args.into_iter().skip(1));
+    let mut file: Option<PathBuf> = None;
+    let mut iters = 300usize;
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("iters") => iters = p.value()?.parse()?,
+            Value(v) if file.is_none() => file = Some(v.into()),
+            _ => return Err(arg.unexpected().into()),
+        }
     }
+    let file = file.ok_or_else(|| Error::Usage("parse: missing FILE".into()))?;
+    let t = cases::parse_in_process(&file, iters)?;
+    println!(
+        "{} {} ns (wall, CPU), {} tunnels",
+        t.wall.as_nanos(),
+        t.cpu.as_nanos(),
+        t.tunnels
+    );
+    Ok(())
+}
+
+/// `bench rescan`: see the help.
+fn rescan(args: Vec<OsString>) -> Result<(), Error> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args.into_iter().skip(1));
+    let mut iters = 300usize;
+    let mut connections = true;
+    let mut bin = PathBuf::from("target/release");
+    while let Some(arg) = p.next()? {
+        match arg {
+            Long("iters") => iters = p.value()?.parse()?,
+            Long("no-connections") => connections = false,
+            Long("bin") => bin = p.value()?.into(),
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    let (cpu, counted) = cases::rescan_in_process(&bin, iters.max(1), connections)?;
+    println!(
+        "{} ns CPU (median of {iters}), {counted} connections",
+        cpu.as_nanos()
+    );
     Ok(())
 }
 

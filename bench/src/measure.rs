@@ -27,9 +27,22 @@ pub struct Measured {
 /// is then the floor of the figure. stdout of the measured program is
 /// discarded, stderr passed through.
 pub fn run_clean(cmd: &Command) -> Result<Measured, Error> {
+    clean(cmd, None)
+}
+
+/// [`run_clean`] with the file `stdin` on the command's standard input.
+pub fn run_clean_with_stdin(cmd: &Command, stdin: &std::path::Path) -> Result<Measured, Error> {
+    clean(cmd, Some(stdin))
+}
+
+fn clean(cmd: &Command, stdin: Option<&std::path::Path>) -> Result<Measured, Error> {
     let me = std::env::current_exe().map_err(|e| Error::command("bench", e.to_string()))?;
-    let out = Command::new(&me)
-        .arg("measure")
+    let mut helper = Command::new(&me);
+    helper.arg("measure");
+    if let Some(file) = stdin {
+        helper.arg("--stdin").arg(file);
+    }
+    let out = helper
         .arg("--")
         .arg(cmd.get_program())
         .args(cmd.get_args())
@@ -63,10 +76,25 @@ pub fn numbers_in(stdout: &[u8]) -> (String, Vec<u64>) {
 /// The helper's side of [`run_clean`]: runs `argv` with stdout discarded
 /// and prints `wall_ns cpu_ns max_rss_bytes`.
 pub fn helper(argv: &[std::ffi::OsString]) -> Result<String, Error> {
+    // [--stdin FILE] [--] CMD ARGS...
+    let (stdin, argv) = match argv {
+        [flag, file, rest @ ..] if flag == "--stdin" => (Some(file), rest),
+        _ => (None, argv),
+    };
+    let argv = argv.strip_prefix(&["--".into()]).unwrap_or(argv);
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| Error::Usage("measure: missing the command".into()))?;
-    let m = run(Command::new(program).args(args).stdout(Stdio::null()))?;
+    let input = match stdin {
+        Some(f) => Stdio::from(
+            std::fs::File::open(f).map_err(|e| Error::io("cannot read", f.as_ref(), e))?,
+        ),
+        None => Stdio::null(),
+    };
+    let m = run_with(
+        Command::new(program).args(args).stdout(Stdio::null()),
+        input,
+    )?;
     Ok(format!(
         "{} {} {}",
         m.wall.as_nanos(),
@@ -79,8 +107,13 @@ pub fn helper(argv: &[std::ffi::OsString]) -> Result<String, Error> {
 /// measures it. A non-zero exit is an error naming the command. Its peak RSS
 /// is at least this process's (see [`run_clean`]).
 pub fn run(cmd: &mut Command) -> Result<Measured, Error> {
+    run_with(cmd, Stdio::null())
+}
+
+/// [`run`] with `stdin` on the command's standard input.
+fn run_with(cmd: &mut Command, stdin: Stdio) -> Result<Measured, Error> {
     let name = format!("{cmd:?}");
-    cmd.stdin(Stdio::null());
+    cmd.stdin(stdin);
     let start = Instant::now();
     let child = cmd
         .spawn()

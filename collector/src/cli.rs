@@ -35,14 +35,19 @@ Options:
                       a reverse proxy in front when it must face a network
   --site DIR          serve the files of DIR at / (e.g. webgen's output)
   --config FILE       the monitoring host's config file, shared with webgen:
-                      late, down, keep_days, notify, page_url and the
-                      inventory of expected tunnels ([[tunnel]]); the flags
-                      below win over it [default: /etc/roc-tunnel-monitor/
+                      late, down, keep_days, notify, page_url, thresholds
+                      of single gateways ([[gateway]]) and the inventory
+                      of expected tunnels ([[tunnel]]); the flags below
+                      win over it [default: /etc/roc-tunnel-monitor/
                       monitor.toml when it exists]. An edited file is
-                      loaded within 10 s (inventory, late, down); a bad
-                      edit is refused and logged, the last good one stays
-  --late DURATION     a gateway silent this long is late [default: 150s]
-  --down DURATION     a gateway silent this long is down [default: 10m]
+                      loaded within 10 s (inventory, late, down,
+                      [[gateway]]); a bad edit is refused and logged, the
+                      last good one stays
+  --late DURATION     a gateway silent this long is late [default: 150s];
+                      one that declares a period (gateway-client --watch)
+                      is late after 2.5 periods instead
+  --down DURATION     a gateway silent this long is down [default: 10m];
+                      one that declares a period: after 10 periods
   --hold DURATION     a tunnel alert is sent once its state held this long;
                       a change back before cancels it [default: 30s]
   --flap N            a tunnel that changes state more than N times in an
@@ -53,8 +58,9 @@ Options:
   --max-skew DURATION refuse datagrams whose send time is further than this
                       from our clock (stale) [default: 5m]
   --on-collect CMD    run CMD with sh -c after accepted reports are written
-                      (typically webgen); never two at once, at most once
-                      every 5 s, and once more after a burst
+                      and when a gateway goes late or down (typically
+                      webgen): at once when idle; never two at once, starts
+                      at least 5 s apart, and once more after a burst
   --notify CMD        run CMD with sh -c on every alert (replaces the config
                       file's notify routes), with ROCTM_EVENT
                       (gateway_late, gateway_down, gateway_up, tunnel_up,

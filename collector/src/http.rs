@@ -162,6 +162,11 @@ struct GatewayJson<'a> {
     last_report: Option<String>,
     message: Option<String>,
     message_time: Option<String>,
+    /// The period the gateway declares (`null`: none), and the thresholds
+    /// it is judged by (`logs::Staleness`).
+    period: OptNum,
+    late_after_seconds: u64,
+    down_after_seconds: u64,
     tunnels: Vec<TunnelJson<'a>>,
 }
 
@@ -186,6 +191,18 @@ impl SerJson for OptText {
     fn ser_json(&self, d: usize, s: &mut SerJsonState) {
         match &self.0 {
             Some(t) => t.ser_json(d, s),
+            None => s.out.push_str("null"),
+        }
+    }
+}
+
+/// A number or `null`.
+struct OptNum(Option<u32>);
+
+impl SerJson for OptNum {
+    fn ser_json(&self, _d: usize, s: &mut SerJsonState) {
+        match self.0 {
+            Some(n) => s.out.push_str(&n.to_string()),
             None => s.out.push_str("null"),
         }
     }
@@ -253,6 +270,9 @@ pub(crate) fn status_json(snap: &Snapshot, now: u64) -> String {
                 last_report: g.last_report.map(rfc3339),
                 message: g.message.as_ref().map(|(_, m)| m.clone()),
                 message_time: g.message.as_ref().map(|(t, _)| rfc3339(*t)),
+                period: OptNum(g.period),
+                late_after_seconds: g.thresholds.late,
+                down_after_seconds: g.thresholds.down,
                 tunnels: g.tunnels.iter().map(TunnelJson).collect(),
             }
         })
@@ -319,6 +339,8 @@ pub(crate) fn metrics_text(m: &Metrics, snap: &Snapshot, now: u64) -> String {
             last_seen: g.last_seen,
             state: g.state,
             tunnels: g.tunnels.len(),
+            late: g.thresholds.late,
+            down: g.thresholds.down,
         })
         .collect();
     let silenced: Vec<&logs::silence::Silence> =

@@ -25,7 +25,8 @@
 //!    once for the batch, before the acks. Alerts go to `--notify`, and
 //!    `--on-collect` is poked: both queue and return, so ingest never waits
 //!    on a command or on an HTTP client. A shutdown, once acked, stops the
-//!    loop.
+//!    loop. A gateway going late or down pokes `--on-collect` too, so the
+//!    pages follow the state as `status.json` does.
 //!
 //! While a batch is being synced the loop takes what has been queued since
 //! and checks it (step 1 for the next batch, which settles the one before it
@@ -62,7 +63,7 @@ use logs::inventory::Expected;
 use logs::reader::{self, Item};
 use logs::schema::{EventRef, EventRow, TunnelRef};
 use logs::silence::Silence;
-use logs::{EventKind, Thresholds};
+use logs::{EventKind, Staleness};
 
 use crate::csvlog::{Committer, Rows};
 use crate::error::Error;
@@ -75,7 +76,7 @@ use crate::reload::Reload;
 use crate::replay::{self, ReplayGuard, Verdict};
 use crate::say::say;
 use crate::silencer::Silencer;
-use crate::state::{Alert, AlertKind, State};
+use crate::state::{Alert, AlertKind, Heard, State};
 use gateway_client::reassembly::{Dropped, Reassembler};
 
 /// Rejection lines logged per reason per minute before they are summarised.
@@ -324,7 +325,7 @@ impl Ingest {
     pub(crate) fn new(
         key: Key,
         max_skew: u64,
-        thresholds: Thresholds,
+        staleness: Staleness,
         log: Committer,
         metrics: Arc<Metrics>,
         snapshot: SharedSnapshot,
@@ -338,7 +339,7 @@ impl Ingest {
             in_flight: None,
             replay: ReplayGuard::new(max_skew, replay::CAP_PER_GATEWAY),
             reassembler: Reassembler::new(max_skew),
-            state: State::new(thresholds),
+            state: State::new(staleness),
             metrics,
             snapshot,
             notifiers,
@@ -387,7 +388,7 @@ impl Ingest {
                     loaded.config.path.display(),
                     loaded.config.summary()
                 );
-                self.state.set_thresholds(loaded.thresholds);
+                self.state.set_staleness(loaded.staleness);
                 self.damper.set(loaded.damping);
                 self.silencer.set(loaded.config.silences.clone());
                 let alerts = self.state.set_inventory(loaded.config.tunnels, now);
@@ -478,8 +479,11 @@ impl Ingest {
         if !self.state.has_room_for(&e.gateway) {
             return;
         }
-        self.state
-            .seen(&e.gateway, e.kind, &e.text, &e.source, e.received);
+        self.state.seen(
+            &e.gateway,
+            heard(e.kind, &e.text, &e.source, e.period),
+            e.received,
+        );
         if e.kind == EventKind::Maintenance {
             let until = e.until.unwrap_or(e.sent);
             self.silencer
@@ -971,7 +975,8 @@ impl Ingest {
             self.replay.record(&gw, body.seq, body.part, body.sent, now);
             acks.push((wire::ack(&self.key, &body, "ok"), peer));
             let kind = body.kind;
-            alerts.extend(self.state.seen(&gw, kind.into(), &body.text, &source, now));
+            let what = heard(kind.into(), &body.text, &source, body.period);
+            alerts.extend(self.state.seen(&gw, what, now));
             match kind {
                 MsgKind::Report => {
                     let (report, dropped) = self.reassembler.add(body, now);
@@ -1079,7 +1084,14 @@ impl Ingest {
         }
         self.limiter.roll(now);
         let mut alerts = self.reload_config(now);
-        alerts.extend(self.state.tick(now));
+        let ticked = self.state.tick(now);
+        // A gateway gone late or down: the pages say so at once too.
+        if !ticked.is_empty()
+            && let Some(c) = &self.on_collect
+        {
+            c.poke();
+        }
+        alerts.extend(ticked);
         let silences_changed = self.silencer.changed(now);
         if !alerts.is_empty() || std::mem::take(&mut self.refusals_changed) || silences_changed {
             self.publish();
@@ -1091,6 +1103,16 @@ impl Ingest {
             .replay_entries
             .store(self.replay.len() as u64, Relaxed);
         self.alert(alerts, now);
+    }
+}
+
+/// What a datagram (or its row) said of its gateway.
+fn heard<'a>(kind: EventKind, text: &'a str, source: &'a str, period: Option<u32>) -> Heard<'a> {
+    Heard {
+        kind,
+        text,
+        source,
+        period,
     }
 }
 
@@ -1159,7 +1181,7 @@ mod tests {
         let ingest = Ingest::new(
             Key::from_text(KEY),
             300,
-            Thresholds::default(),
+            Staleness::default(),
             log,
             metrics.clone(),
             snapshot,

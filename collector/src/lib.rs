@@ -227,7 +227,10 @@ impl Collector {
         let mut ingest = Ingest::new(
             key,
             args.max_skew,
-            args.thresholds,
+            logs::Staleness::new(
+                args.thresholds,
+                args.config.as_ref().map_or(&[], |c| &c.gateways),
+            ),
             log,
             metrics.clone(),
             snapshot.clone(),

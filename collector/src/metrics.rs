@@ -137,6 +137,9 @@ pub(crate) struct GatewaySeries {
     pub last_seen: u64,
     pub state: GatewayState,
     pub tunnels: usize,
+    /// Its thresholds (`logs::Staleness`), seconds.
+    pub late: u64,
+    pub down: u64,
 }
 
 /// A label value with `\`, `"` and newlines escaped.
@@ -379,6 +382,18 @@ const FAMILIES: &[Family] = &[
         Samples::GatewayStates,
     ),
     family(
+        "roctm_gateway_late_after_seconds",
+        "gauge",
+        "Seconds of silence after which the gateway is late: 2.5 periods when it declares one, else the global late, unless a [[gateway]] of the config sets it.",
+        Samples::Gateway(|g| g.late),
+    ),
+    family(
+        "roctm_gateway_down_after_seconds",
+        "gauge",
+        "Seconds of silence after which the gateway is down: 10 periods when it declares one, else the global down, unless a [[gateway]] of the config sets it.",
+        Samples::Gateway(|g| g.down),
+    ),
+    family(
         "roctm_gateway_tunnels",
         "gauge",
         "Tunnels in the gateway's last complete report.",
@@ -507,6 +522,8 @@ mod tests {
                 last_seen: 1_700_000_000,
                 state: GatewayState::Late,
                 tunnels: 3,
+                late: 75,
+                down: 300,
             }],
             &Inventory::default(),
             &[],
@@ -517,5 +534,11 @@ mod tests {
             text.contains("roctm_gateway_state{gateway=\"we\\\"ird\\\\gw\",state=\"late\"} 1\n")
         );
         assert!(text.contains("roctm_gateway_tunnels{gateway=\"we\\\"ird\\\\gw\"} 3\n"));
+        assert!(
+            text.contains("roctm_gateway_late_after_seconds{gateway=\"we\\\"ird\\\\gw\"} 75\n")
+        );
+        assert!(
+            text.contains("roctm_gateway_down_after_seconds{gateway=\"we\\\"ird\\\\gw\"} 300\n")
+        );
     }
 }

@@ -2,10 +2,13 @@
 //!
 //! Ingest only [`OnCollect::poke`]s: sets a flag and wakes one thread, never
 //! waits. That thread runs `sh -c CMD` when the flag is set, one run at a
-//! time, starts are at least [`MIN_INTERVAL`] apart, and a poke that comes
-//! while a run is going (or during the pause after it) causes exactly one
-//! more run: a burst of reports gives one run at its start and one after it,
-//! so the last report is always reflected. Failures are logged and counted;
+//! time. A poke when idle (no run going, and the last one started at least
+//! [`MIN_INTERVAL`] ago) starts a run at once: a lone report, or a gateway
+//! going late, is on the pages as soon as the command has run. Only under a
+//! burst does the throttle show: starts are at least [`MIN_INTERVAL`]
+//! apart, and a poke that comes while a run is going (or during the pause
+//! after it) causes exactly one more run: a burst of reports gives one run
+//! at its start and one after it, so the last report is always reflected. Failures are logged and counted;
 //! a run that hangs is killed after [`LIMIT`].
 //!
 //! At a signed shutdown, [`OnCollect::finish`] skips the pause: a run still

@@ -5,14 +5,14 @@
 //! `--late`/`--down` still win); a bad one is refused with its
 //! `FILE:LINE: what is wrong`, and the previous config stays in force.
 //!
-//! What is taken from an edited file: the inventory, `late`, `down`, `hold`
-//! and `flap`.
+//! What is taken from an edited file: the inventory, `late`, `down`, the
+//! `[[gateway]]` overrides, `hold` and `flap`.
 //! `keep_days`, `notify` and `page_url` are read at start only.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use logs::Thresholds;
+use logs::Staleness;
 use logs::config::Config;
 use logs::damping::Damping;
 
@@ -44,7 +44,7 @@ pub(crate) struct Reload {
 /// An edited file, loaded and checked.
 pub(crate) struct Loaded {
     pub config: Config,
-    pub thresholds: Thresholds,
+    pub staleness: Staleness,
     pub damping: Damping,
 }
 
@@ -84,8 +84,8 @@ impl Reload {
             .map_err(|e| format!("{}: {e}", self.path.display()))?;
         let damping = crate::cli::damping(self.hold_flag, self.flap_flag, Some(&config));
         Ok(Loaded {
+            staleness: Staleness::new(thresholds, &config.gateways),
             config,
-            thresholds,
             damping,
         })
     }

@@ -1,9 +1,12 @@
 //! What the collector believes about each gateway, and the alerts that
 //! changes of that belief raise.
 //!
-//! A gateway is up, late or down by the rule of `logs::Thresholds`; any
-//! accepted datagram (report, heartbeat, message, shutdown request) counts
-//! as a sign of life; only complete reports replace the tunnel list.
+//! A gateway is up, late or down by the rule of `logs::Thresholds`, with
+//! the thresholds `logs::Staleness` gives it (the period its last report or
+//! heartbeat declared, the config's `[[gateway]]` overrides, else the
+//! global ones); any accepted datagram (report, heartbeat, message,
+//! shutdown request) counts as a sign of life; only complete reports
+//! replace the tunnel list.
 //! Tunnels are compared report to report by their identity
 //! (`logs::TunnelKey`): new ones *appeared*, missing ones *disappeared*.
 //!
@@ -25,7 +28,7 @@ use std::sync::Arc;
 use gateway_client::tunnel::Tunnel;
 use gateway_client::wire::Report;
 use logs::inventory::{Expected, Inventory, TunnelState};
-use logs::{EventKind, GatewayState, Thresholds, TunnelKey};
+use logs::{EventKind, GatewayState, Staleness, Thresholds, TunnelKey};
 
 /// Most gateways tracked.
 pub const MAX_GATEWAYS: usize = 1000;
@@ -64,7 +67,36 @@ pub(crate) struct Gateway {
     pub message: Option<(u64, String)>,
     /// The state as last evaluated (for alerts).
     pub state: GatewayState,
+    /// The period in force (`logs::declared_period`), and the thresholds
+    /// it judges the gateway by (`logs::Staleness::of`).
+    pub period: Option<u32>,
+    pub thresholds: Thresholds,
     hold_tunnel_alerts: bool,
+}
+
+/// What a datagram said of its gateway, for [`State::seen`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Heard<'a> {
+    pub kind: EventKind,
+    /// A message's text.
+    pub text: &'a str,
+    /// Its source address.
+    pub source: &'a str,
+    /// The period it declared.
+    pub period: Option<u32>,
+}
+
+impl<'a> Heard<'a> {
+    /// A datagram of `kind` that declared nothing, with no text, from `a`.
+    #[cfg(test)]
+    fn of(kind: EventKind) -> Heard<'a> {
+        Heard {
+            kind,
+            text: "",
+            source: "a",
+            period: None,
+        }
+    }
 }
 
 /// What happened, for `--notify`.
@@ -153,28 +185,35 @@ impl Alert {
 /// All gateways.
 #[derive(Debug)]
 pub(crate) struct State {
-    thresholds: Thresholds,
+    staleness: Staleness,
     gateways: BTreeMap<String, Arc<Gateway>>,
     /// The expected tunnels and their states (shared with the snapshot).
     inventory: Arc<Inventory>,
 }
 
 impl State {
-    pub(crate) fn new(thresholds: Thresholds) -> State {
+    pub(crate) fn new(staleness: Staleness) -> State {
         State {
-            thresholds,
+            staleness,
             gateways: BTreeMap::new(),
             inventory: Arc::new(Inventory::default()),
         }
     }
 
+    /// The thresholds of gateways without a period or an override.
     pub(crate) fn thresholds(&self) -> Thresholds {
-        self.thresholds
+        self.staleness.global()
     }
 
     /// New thresholds (an edited config file), used from the next tick on.
-    pub(crate) fn set_thresholds(&mut self, thresholds: Thresholds) {
-        self.thresholds = thresholds;
+    pub(crate) fn set_staleness(&mut self, staleness: Staleness) {
+        self.staleness = staleness;
+        for g in self.gateways.values_mut() {
+            let t = self.staleness.of(&g.name, g.period);
+            if t != g.thresholds {
+                Arc::make_mut(g).thresholds = t;
+            }
+        }
     }
 
     pub(crate) fn inventory(&self) -> &Arc<Inventory> {
@@ -266,15 +305,14 @@ impl State {
     }
 
     /// An accepted datagram: a sign of life, unless it is a shutdown
-    /// request (`EventKind::is_sign_of_life`).
-    pub(crate) fn seen(
-        &mut self,
-        gateway: &str,
-        kind: EventKind,
-        text: &str,
-        source: &str,
-        now: u64,
-    ) -> Vec<Alert> {
+    /// request (`EventKind::is_sign_of_life`), and the period it declared.
+    pub(crate) fn seen(&mut self, gateway: &str, heard: Heard<'_>, now: u64) -> Vec<Alert> {
+        let Heard {
+            kind,
+            text,
+            source,
+            period,
+        } = heard;
         if !kind.is_sign_of_life() {
             return Vec::new();
         }
@@ -294,6 +332,8 @@ impl State {
                 tunnels: Arc::new([]),
                 message: None,
                 state: GatewayState::Up,
+                period: None,
+                thresholds: self.staleness.of(gateway, None),
                 // A new gateway's first tunnels are not news.
                 hold_tunnel_alerts: true,
             })
@@ -310,6 +350,8 @@ impl State {
             g.state = GatewayState::Up;
         }
         g.last_seen = g.last_seen.max(now);
+        g.period = logs::declared_period(g.period, kind, period);
+        g.thresholds = self.staleness.of(gateway, g.period);
         g.last_kind = kind;
         g.source = source.to_string();
         if kind == EventKind::Message {
@@ -394,7 +436,7 @@ impl State {
         let mut alerts = Vec::new();
         for g in self.gateways.values_mut() {
             let age = now.saturating_sub(g.last_seen);
-            let state = self.thresholds.state(age);
+            let state = g.thresholds.state(age);
             if state == g.state || state == GatewayState::Up {
                 continue;
             }
@@ -422,7 +464,7 @@ impl State {
     /// When `gateway`, silent since it was last seen, went late.
     fn late_since(&self, gateway: &str) -> Option<u64> {
         let g = self.gateways.get(gateway)?;
-        Some(g.last_seen.saturating_add(self.thresholds.late))
+        Some(g.last_seen.saturating_add(g.thresholds.late))
     }
 
     /// Reading the logs back: before a datagram of `gateway` received at
@@ -434,9 +476,7 @@ impl State {
         let Some(g) = self.gateways.get_mut(gateway) else {
             return;
         };
-        if g.state != GatewayState::Up
-            || !self.thresholds.is_silence(at.saturating_sub(g.last_seen))
-        {
+        if g.state != GatewayState::Up || !g.thresholds.is_silence(at.saturating_sub(g.last_seen)) {
             return;
         }
         Arc::make_mut(g).state = GatewayState::Late;
@@ -482,9 +522,9 @@ mod tests {
 
     #[test]
     fn up_late_down_up_with_tunnel_alerts_held_while_down() {
-        let mut s = State::new(Thresholds::default());
+        let mut s = State::new(Staleness::default());
         assert_eq!(
-            kinds(&s.seen("gw", EventKind::Report, "", "a", 1000)),
+            kinds(&s.seen("gw", Heard::of(EventKind::Report), 1000)),
             ["gateway_up"]
         );
         // The first tunnels of a new gateway are not news.
@@ -503,7 +543,7 @@ mod tests {
         assert!(s.tick(1000 + 151).is_empty());
         assert_eq!(kinds(&s.tick(1000 + 600)), ["gateway_down"]);
         assert_eq!(
-            kinds(&s.seen("gw", EventKind::Report, "", "a", 2000)),
+            kinds(&s.seen("gw", Heard::of(EventKind::Report), 2000)),
             ["gateway_up"]
         );
         // Back from down: the first report re-baselines quietly.
@@ -511,12 +551,46 @@ mod tests {
         assert_eq!(kinds(&s.report(report(4, vec![]), 2060)), ["tunnel_down"]);
     }
 
+    /// A watching gateway (every 30 s) that dies is late at 75 s, down at
+    /// 300 s; back on cron (no period) it has the global thresholds again,
+    /// and a `[[gateway]]` override wins over both.
+    #[test]
+    fn a_declared_period_sets_when_the_gateway_is_late_and_down() {
+        let over = logs::Override {
+            name: "slow".into(),
+            late: Some(400),
+            down: None,
+        };
+        let mut s = State::new(Staleness::new(Thresholds::default(), &[over]));
+        let every = |kind, period| Heard {
+            period,
+            ..Heard::of(kind)
+        };
+        s.seen("gw", every(EventKind::Report, Some(30)), 1000);
+        s.seen("gw", every(EventKind::Message, None), 1010);
+        assert_eq!(s.get("gw").unwrap().period, Some(30), "a message keeps it");
+        assert!(s.tick(1010 + 74).is_empty());
+        assert_eq!(kinds(&s.tick(1010 + 75)), ["gateway_late"]);
+        assert_eq!(kinds(&s.tick(1010 + 300)), ["gateway_down"]);
+        s.seen("gw", every(EventKind::Heartbeat, None), 2000);
+        assert_eq!(s.get("gw").unwrap().thresholds, Thresholds::DEFAULT);
+        assert!(s.tick(2000 + 149).is_empty());
+        assert_eq!(kinds(&s.tick(2000 + 150)), ["gateway_late"]);
+        s.seen("slow", every(EventKind::Heartbeat, Some(30)), 2000);
+        let t = s.get("slow").unwrap().thresholds;
+        assert_eq!((t.late, t.down), (400, 1600));
+        // An edited config: the override gone, the period rules.
+        s.set_staleness(Staleness::default());
+        let t = s.get("slow").unwrap().thresholds;
+        assert_eq!((t.late, t.down), (75, 300));
+    }
+
     #[test]
     fn a_report_with_the_largest_seq_does_not_freeze_the_tunnel_list() {
-        let mut s = State::new(Thresholds::default());
-        s.seen("gw", EventKind::Report, "", "a", 1000);
+        let mut s = State::new(Staleness::default());
+        s.seen("gw", Heard::of(EventKind::Report), 1000);
         s.report(report(u64::MAX, vec![tunnel(1, 5901)]), 1000);
-        s.seen("gw", EventKind::Report, "", "a", 1060);
+        s.seen("gw", Heard::of(EventKind::Report), 1060);
         // In the same second, the higher seq stays (as the logs are read).
         assert!(s.report(report(999, vec![]), 1000).is_empty());
         assert_eq!(s.get("gw").unwrap().tunnels.len(), 1);
@@ -535,8 +609,8 @@ mod tests {
 
     #[test]
     fn a_report_of_many_tunnels_is_capped_per_gateway() {
-        let mut s = State::new(Thresholds::default());
-        s.seen("gw", EventKind::Report, "", "a", 1000);
+        let mut s = State::new(Staleness::default());
+        s.seen("gw", Heard::of(EventKind::Report), 1000);
         let many = (0..2000).map(|i| tunnel(i, (i % 60000) as u16)).collect();
         s.report(report(1, many), 1000);
         assert_eq!(s.get("gw").unwrap().tunnels.len(), MAX_TUNNELS_PER_GATEWAY);
@@ -544,10 +618,10 @@ mod tests {
 
     #[test]
     fn first_seen_survives_reports() {
-        let mut s = State::new(Thresholds::default());
-        s.seen("gw", EventKind::Report, "", "a", 1000);
+        let mut s = State::new(Staleness::default());
+        s.seen("gw", Heard::of(EventKind::Report), 1000);
         s.report(report(1, vec![tunnel(1, 5901)]), 1000);
-        s.seen("gw", EventKind::Report, "", "a", 1060);
+        s.seen("gw", Heard::of(EventKind::Report), 1060);
         s.report(report(2, vec![tunnel(1, 5901), tunnel(2, 5902)]), 1060);
         let firsts: Vec<_> = s
             .get("gw")
@@ -563,7 +637,7 @@ mod tests {
     /// from when the gateway went late, as a running collector's ticks did.
     #[test]
     fn a_silence_in_the_logs_makes_expected_tunnels_unknown_from_late_on() {
-        let mut s = State::new(Thresholds::default());
+        let mut s = State::new(Staleness::default());
         let entry = logs::inventory::Expected {
             gateway: "gw".into(),
             listen: 5901,
@@ -574,7 +648,7 @@ mod tests {
             owner: None,
         };
         s.set_inventory(vec![entry], 0);
-        s.seen("gw", EventKind::Report, "", "a", 1000);
+        s.seen("gw", Heard::of(EventKind::Report), 1000);
         s.report(report(1, vec![tunnel(1, 5901)]), 1000);
         let judged = |s: &State| {
             let (_, j) = s.inventory().iter().next().unwrap();
@@ -585,16 +659,16 @@ mod tests {
         assert_eq!(judged(&s), (TunnelState::Up, 1000), "not a silence");
         s.catch_up("gw", 1400);
         assert_eq!(judged(&s), (TunnelState::Unknown, 1150));
-        s.seen("gw", EventKind::Report, "", "a", 1400);
+        s.seen("gw", Heard::of(EventKind::Report), 1400);
         s.report(report(2, vec![tunnel(1, 5901)]), 1400);
         assert_eq!(judged(&s), (TunnelState::Up, 1400));
     }
 
     #[test]
     fn gateways_are_capped() {
-        let mut s = State::new(Thresholds::default());
+        let mut s = State::new(Staleness::default());
         for i in 0..MAX_GATEWAYS + 5 {
-            s.seen(&format!("gw{i}"), EventKind::Heartbeat, "", "a", 1);
+            s.seen(&format!("gw{i}"), Heard::of(EventKind::Heartbeat), 1);
         }
         assert_eq!(s.gateways().count(), MAX_GATEWAYS);
         assert!(!s.has_room_for("another"));
@@ -602,10 +676,10 @@ mod tests {
         // Full of recent names: no room. A day later the longest-silent one
         // gives way, once per new name.
         assert!(!s.forget_one_silent(1 + FORGET_AFTER));
-        s.seen("gw7", EventKind::Heartbeat, "", "a", FORGET_AFTER);
+        s.seen("gw7", Heard::of(EventKind::Heartbeat), FORGET_AFTER);
         assert!(s.forget_one_silent(2 + FORGET_AFTER));
         assert!(s.has_room_for("another"));
-        s.seen("another", EventKind::Heartbeat, "", "a", 2 + FORGET_AFTER);
+        s.seen("another", Heard::of(EventKind::Heartbeat), 2 + FORGET_AFTER);
         assert_eq!(s.gateways().count(), MAX_GATEWAYS);
         assert!(s.get("another").is_some() && s.get("gw7").is_some());
     }

@@ -11,7 +11,9 @@
 //! - [`free_tcp_port`], [`free_udp_port`], [`http_get`]: loopback only.
 //! - [`build_static_client`] and [`cargo_bin`] build the binaries under
 //!   test; [`chromium_dom`] loads a page in headless Chromium and returns the
-//!   DOM it rendered; [`Collector`] runs a real collector on free ports.
+//!   DOM it rendered; [`webdriver`] keeps a page open in headless Chromium
+//!   and reads it as it changes; [`Collector`] runs a real collector on
+//!   free ports.
 //! - [`sshd`]: a real OpenSSH server on 127.0.0.1 and throwaway accounts.
 //!
 //! A tool a test needs that is missing is an [`Error::Missing`] naming the
@@ -19,6 +21,7 @@
 
 pub mod error;
 pub mod sshd;
+pub mod webdriver;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};

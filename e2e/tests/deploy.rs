@@ -8,7 +8,9 @@
 //! the gateway, the config (with `--probe`: `probe = true`), exactly one
 //! cron line (the account's other lines kept), and the collector's ack of
 //! the first report (the deploy's output, the collector's `/metrics` and
-//! `status.json`). Then two failures: a collector
+//! `status.json`). A third deploy with `--watch` and a second collector
+//! (same key): the watch line replaces the other, the config lists both
+//! collectors, both acknowledge. Then two failures: a collector
 //! with another key (exit 3, counted as `bad_signature`) and no SSH server
 //! (exit 1).
 //!
@@ -51,6 +53,54 @@ fn deploy(ssh_port: u16, identity: &Path, args: &[&str], target: &str) -> Result
 /// The lines of a crontab that carry our mark.
 fn marked(crontab: &str) -> Vec<&str> {
     crontab.lines().filter(|l| l.contains(MARK)).collect()
+}
+
+/// What the watch-mode deploy needs of the main test.
+struct Watching<'a> {
+    ssh_port: u16,
+    identity: &'a Path,
+    args: &'a [&'a str],
+    target: &'a str,
+    account: &'a Account,
+    dir: &'a Path,
+    collector: &'a Collector,
+    collector_bin: &'a Path,
+    key: &'a Path,
+    tmp: &'a Path,
+}
+
+/// Watch mode, and a second collector with the same key: the watch line
+/// replaces the other, the config lists both, and both got the report.
+fn watch_deploy_to_two_collectors(w: &Watching) -> Result<()> {
+    let reports_before = w.collector.metric(ACCEPTED)?;
+    let second = Collector::start(w.collector_bin, &w.tmp.join("second"), w.key)?;
+    let second_arg = second.udp.to_string();
+    let mut watching = w.args.to_vec();
+    watching.extend(["--watch", "--collector", &second_arg]);
+    let (code, out) = deploy(w.ssh_port, w.identity, &watching, w.target)?;
+    if code != 0 || !out.contains("cron starts its watching client within a minute") {
+        return Err(Error::check("the watch deploy to exit 0", out));
+    }
+    let watch_line = format!(
+        "* * * * * {}/gateway-client --watch -q {MARK}",
+        w.dir.display()
+    );
+    let crontab = w.account.crontab()?;
+    if marked(&crontab) != [watch_line.as_str()] {
+        return Err(Error::check(format!("one line '{watch_line}'"), crontab));
+    }
+    let conf = read_file(&w.dir.join("gateway-client.conf"))?;
+    let both = format!("address = {}, {second_arg}", w.collector.udp);
+    if !conf.lines().any(|l| l == both) {
+        return Err(Error::check(
+            format!("'{both}' in gateway-client.conf"),
+            conf,
+        ));
+    }
+    if w.collector.metric(ACCEPTED)? <= reports_before || second.metric(ACCEPTED)? == 0 {
+        return Err(Error::check("the report at both collectors", out));
+    }
+    Ok(())
 }
 
 #[test]
@@ -201,6 +251,19 @@ fn deploy_over_ssh_twice_one_cron_line_and_an_ack() -> Result<()> {
     if reports_after <= reports {
         return Err(Error::check("a second report after the second deploy", out));
     }
+
+    watch_deploy_to_two_collectors(&Watching {
+        ssh_port,
+        identity: &identity,
+        args: &with_client,
+        target: &target,
+        account: &account,
+        dir: &dir,
+        collector: &collector,
+        collector_bin: &collector_bin,
+        key: &key,
+        tmp: tmp.path(),
+    })?;
 
     // A collector with another key never acks: the deploy says so, exit 3.
     let other_key = make_key(&tmp.join("other.key"))?;

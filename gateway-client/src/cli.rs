@@ -2,11 +2,14 @@
 //!
 //! The options of the original tool stay as operators know them: `-a HOST`
 //! and `-p PORT` choose the collector, `-b` sends a heartbeat, `-m TEXT` a
-//! message, `-s` a shutdown. A config file (`gateway-client.conf` beside the
-//! binary, or `--config FILE`) holds `key = value` lines for the long
-//! options, so a crontab line can stay short; the command line wins.
+//! message, `-s` a shutdown. `-a` may be repeated (and `address` in the
+//! config may be a comma-separated list): every collector named gets every
+//! report. A config file (`gateway-client.conf` beside the binary, or
+//! `--config FILE`) holds `key = value` lines for the long options, so a
+//! crontab line can stay short; the command line wins.
 
 use std::ffi::OsString;
+use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,6 +19,10 @@ use crate::error::Error;
 pub(crate) const DEFAULT_ADDRESS: &str = "127.0.0.1";
 pub(crate) const DEFAULT_PORT: u16 = 9555;
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Watch mode: time between two looks at the processes.
+pub(crate) const DEFAULT_INTERVAL: Duration = Duration::from_secs(2);
+/// Watch mode: the longest time between two reports.
+pub(crate) const DEFAULT_EVERY: Duration = Duration::from_secs(30);
 /// Name of the config and key files looked for beside the binary.
 pub(crate) const CONFIG_NAME: &str = "gateway-client.conf";
 pub(crate) const KEY_NAME: &str = "gateway-client.key";
@@ -24,7 +31,8 @@ pub(crate) const HELP: &str = "\
 gateway-client: report this gateway's SSH tunnels to the ROC tunnel monitor
 
 USAGE:
-    gateway-client [OPTIONS]          report the tunnels found in `ps auxww`
+    gateway-client [OPTIONS]          report the tunnels found in `ps auxww`, once
+    gateway-client --watch [OPTIONS]  keep watching: report each change at once
     gateway-client -b                 send a heartbeat
     gateway-client -m TEXT            send an operator's message
     gateway-client -s                 ask the collector to shut down
@@ -32,8 +40,10 @@ USAGE:
                                       silence this gateway's alerts for DURATION
 
 OPTIONS:
-    -a HOST             collector host [default: 127.0.0.1, or `address` in the config]
-    -p PORT             collector UDP port [default: 9555, or `port` in the config]
+    -a HOST[:PORT]      a collector; repeat it to deliver to several [default: 127.0.0.1,
+                        or `address` in the config]. IPv6: [ADDR]:PORT, or ADDR alone
+    -p PORT             collector UDP port, for each -a given without one
+                        [default: 9555, or `port` in the config]
     -b                  send a heartbeat instead of a report
     -m TEXT             send TEXT as a message instead of a report
     -s                  send a (signed) shutdown request to the collector
@@ -41,6 +51,11 @@ OPTIONS:
                         silence this gateway's alerts for DURATION (`90s`, `30m`,
                         `2h`, `1d`, or seconds) from now, for planned work; -m says
                         why (required, shown on the pages); `0` ends it early
+    --watch             keep running and report changes at once (see WATCH MODE)
+    --interval SECS     watch: time between two looks at the processes
+                        [default: 2, or `interval` in the config]
+    --every SECS        watch: the longest time between two reports
+                        [default: 30, or `every` in the config]
     --ps-file FILE      parse a saved `ps aux` capture instead of running ps ('-' = stdin)
     --dry-run           find the tunnels but send nothing
     --json              print one JSON object per tunnel, one per line
@@ -55,14 +70,40 @@ OPTIONS:
 
 CONFIG FILE:
     `key = value` lines, `#` starts a comment. Keys: address, port, name,
-    key-file, timeout, probe (true/false). Relative paths are taken from the
-    config file's folder.
+    key-file, timeout, probe (true/false), interval, every. `address` may
+    list several collectors, comma-separated, each HOST or HOST:PORT
+    ([ADDR]:PORT for IPv6), e.g. `address = mon-a.example, mon-b.example:9556`.
+    Relative paths are taken from the config file's folder.
+
+SEVERAL COLLECTORS:
+    Every report goes to every collector named (-a repeated, or the list in
+    `address`), at the same time; each one that does not acknowledge is
+    named on stderr, and the exit status is 0 only when all acknowledged.
+
+WATCH MODE:
+    For the crontab line `* * * * * gateway-client --watch -q`: cron starts
+    it, and starts it again within a minute after a crash or a reboot. A
+    lock file beside the key file (gateway-client-watch.NAME.lock) keeps one
+    running per gateway name: a second start exits 0 at once, silently.
+    Every --interval it reads /proc (no ps), and it sends a report at once
+    when the tunnels change (one appears or goes, starts or stops listening,
+    its number of connections changes), and at least every --every. Each
+    report declares a period of --every rounded up plus 1 s: the longest
+    the gateway will stay silent (the collector judges it late after 2.5
+    periods). A collector that does not answer is named once on stderr, and
+    once more when it answers again; meanwhile the client keeps watching and
+    sends it the current state, never a backlog. SIGTERM or SIGINT stop it
+    (exit 0); so does the replacement of its binary, config or key file, and
+    cron then starts the new one. With --probe the VNC check runs before
+    each report, not at every look.
 
 EXIT STATUS:
-    0   the collector acknowledged everything (or --dry-run found what it found)
-    1   the collector did not acknowledge: not running, wrong key, network, timeout
+    0   the collector acknowledged everything (or --dry-run found what it found);
+        watch mode: stopped by a signal, already running, or its files replaced
+    1   a collector did not acknowledge: not running, wrong key, network, timeout
     2   bad command line or config file, or a message too long to send
-    3   local failure: key file, running ps, reading the capture
+    3   local failure: key file, running ps, reading the capture; watch mode:
+        the lock file, or /proc unreadable at start
 ";
 
 /// What to send.
@@ -79,12 +120,56 @@ pub(crate) enum Mode {
     },
 }
 
+/// One collector as written: a host, and the port given with it if any.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Target {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// One collector to deliver to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Collector {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Collector {
+    /// `host:port`, `[v6]:port`: as `-a` takes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// Watch mode's timing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Watch {
+    pub interval: Duration,
+    pub every: Duration,
+}
+
+impl Watch {
+    /// The period each report declares: the longest the gateway stays
+    /// silent. The loop wakes for the forced report `every` after the one
+    /// before, so the silence is at most `every` plus the time a look and
+    /// a send take: one second covers those, a retransmission, and the
+    /// collector's whole seconds.
+    pub(crate) fn period(&self) -> u32 {
+        let secs = self.every.as_secs_f64().ceil();
+        (secs as u32).saturating_add(1)
+    }
+}
+
 /// The settled options: command line over config file over defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Args {
     pub mode: Mode,
-    pub address: String,
-    pub port: u16,
+    /// At least one.
+    pub collectors: Vec<Collector>,
     pub ps_file: Option<PathBuf>,
     pub dry_run: bool,
     pub json: bool,
@@ -93,6 +178,10 @@ pub(crate) struct Args {
     pub timeout: Duration,
     pub probe: bool,
     pub quiet: bool,
+    /// `--watch`, with its timing.
+    pub watch: Option<Watch>,
+    /// The config file read, if any (watch mode stops when it is replaced).
+    pub config: Option<PathBuf>,
 }
 
 /// What the command line asks for.
@@ -100,18 +189,35 @@ pub(crate) struct Args {
 pub(crate) enum Action {
     Help,
     Version,
-    Run(Args),
+    Run(Box<Args>),
 }
 
 /// Options as given, before defaults fill the gaps.
 #[derive(Debug, Default)]
 struct Given {
-    address: Option<String>,
+    addresses: Option<Vec<Target>>,
     port: Option<u16>,
     name: Option<String>,
     key_file: Option<PathBuf>,
     timeout: Option<Duration>,
     probe: Option<bool>,
+    interval: Option<Duration>,
+    every: Option<Duration>,
+}
+
+/// What only the command line gives.
+#[derive(Debug, Default)]
+struct Flags {
+    given: Given,
+    modes: Vec<Mode>,
+    ps_file: Option<PathBuf>,
+    dry_run: bool,
+    json: bool,
+    quiet: bool,
+    watch: bool,
+    /// `--maintenance`, in seconds.
+    maintenance: Option<u64>,
+    config: Option<PathBuf>,
 }
 
 const OPTION_NAMES: &[&str] = &[
@@ -135,6 +241,9 @@ const OPTION_NAMES: &[&str] = &[
     "--quiet",
     "--help",
     "--version",
+    "--watch",
+    "--interval",
+    "--every",
 ];
 
 /// lexopt's `value()` takes the next argument whatever it is, so `-m -a host`
@@ -168,6 +277,25 @@ pub(crate) fn parse_timeout(s: &str, what: &str) -> Result<Duration, String> {
     }
 }
 
+/// A number of seconds above `min` and at most `max`.
+fn parse_seconds(s: &str, what: &str, min: f64, max: f64) -> Result<Duration, String> {
+    match s.trim().parse::<f64>() {
+        Ok(t) if t.is_finite() && t > min && t <= max => Ok(Duration::from_secs_f64(t)),
+        _ => Err(format!(
+            "{what}: '{s}' is not a number of seconds above {min} and at most {max}"
+        )),
+    }
+}
+
+fn parse_interval(s: &str, what: &str) -> Result<Duration, String> {
+    // Below a tenth of a second the loop would be busy for nothing.
+    parse_seconds(s, what, 0.099, 3600.0)
+}
+
+fn parse_every(s: &str, what: &str) -> Result<Duration, String> {
+    parse_seconds(s, what, 0.999, 86_400.0)
+}
+
 fn parse_bool(s: &str, what: &str) -> Result<bool, String> {
     match s.trim() {
         "true" | "yes" | "1" | "on" => Ok(true),
@@ -176,96 +304,182 @@ fn parse_bool(s: &str, what: &str) -> Result<bool, String> {
     }
 }
 
+/// One collector as written: `HOST`, `HOST:PORT`, `[IPV6]:PORT`, `[IPV6]`
+/// or a bare IPv6 address (`::1`, which has no room for a port).
+pub(crate) fn parse_target(s: &str, what: &str) -> Result<Target, String> {
+    let s = s.trim();
+    let bad = |why: &str| Err(format!("{what}: '{s}' {why}"));
+    if let Some(rest) = s.strip_prefix('[') {
+        let Some((host, after)) = rest.split_once(']') else {
+            return bad("has no closing ']' (write [ADDR]:PORT)");
+        };
+        if host.parse::<Ipv6Addr>().is_err() {
+            return bad("holds no IPv6 address between the brackets");
+        }
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(p) => Some(parse_port(p, what)?),
+                None => return bad("has text after ']' that is not :PORT"),
+            },
+        };
+        return Ok(Target {
+            host: host.to_string(),
+            port,
+        });
+    }
+    match s.matches(':').count() {
+        0 if !s.is_empty() => Ok(Target {
+            host: s.to_string(),
+            port: None,
+        }),
+        0 => bad("is empty: give a host name or address"),
+        1 => {
+            let (host, port) = s.split_once(':').unwrap_or((s, ""));
+            if host.is_empty() {
+                return bad("has no host before ':'");
+            }
+            Ok(Target {
+                host: host.to_string(),
+                port: Some(parse_port(port, what)?),
+            })
+        }
+        _ if s.parse::<Ipv6Addr>().is_ok() => Ok(Target {
+            host: s.to_string(),
+            port: None,
+        }),
+        _ => bad("is neither HOST:PORT nor an IPv6 address (write [ADDR]:PORT)"),
+    }
+}
+
+/// A comma-separated list of collectors (the config's `address`).
+fn parse_targets(s: &str, what: &str) -> Result<Vec<Target>, String> {
+    s.split(',').map(|t| parse_target(t, what)).collect()
+}
+
+impl Flags {
+    /// The mode, checked against the options that go with it.
+    fn mode(&mut self) -> Result<Mode, Error> {
+        if let Some(seconds) = self.maintenance {
+            self.modes = maintenance_mode(seconds, std::mem::take(&mut self.modes))?;
+        }
+        if self.modes.len() > 1 {
+            return Err(Error::Usage(
+                "give at most one of -b, -m, -s and --maintenance".into(),
+            ));
+        }
+        let mode = self.modes.pop().unwrap_or(Mode::Report);
+        if mode != Mode::Report && (self.ps_file.is_some() || self.json) {
+            return Err(Error::Usage(
+                "--ps-file and --json go with a report, not with -b, -m, -s or --maintenance"
+                    .into(),
+            ));
+        }
+        if self.watch && (mode != Mode::Report || self.ps_file.is_some() || self.json) {
+            return Err(Error::Usage(
+                "--watch reports the live tunnels: it goes with neither -b, -m, -s, --maintenance, --ps-file nor --json".into(),
+            ));
+        }
+        let g = &self.given;
+        if !self.watch && (g.interval.is_some() || g.every.is_some()) {
+            return Err(Error::Usage(
+                "--interval and --every go with --watch".into(),
+            ));
+        }
+        Ok(mode)
+    }
+}
+
 /// Parses the command line (without the program name).
 pub(crate) fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Action, Error> {
     use lexopt::prelude::*;
-    let usage = |e: lexopt::Error| Error::Usage(e.to_string());
+    let usage = Error::Usage;
     let mut parser = lexopt::Parser::from_args(args);
-    let mut given = Given::default();
-    let mut modes = Vec::new();
-    let mut maintenance = None;
-    let (mut ps_file, mut dry_run, mut json, mut quiet, mut config) =
-        (None, false, false, false, None);
-    while let Some(arg) = parser.next().map_err(usage)? {
+    let mut flags = Flags::default();
+    while let Some(arg) = parser.next().map_err(|e| usage(e.to_string()))? {
+        let g = &mut flags.given;
         match arg {
-            Short('a') => given.address = Some(value(&mut parser, "-a")?),
-            Short('p') => {
-                given.port =
-                    Some(parse_port(&value(&mut parser, "-p")?, "-p").map_err(Error::Usage)?)
+            Short('a') => {
+                let t = parse_target(&value(&mut parser, "-a")?, "-a").map_err(usage)?;
+                g.addresses.get_or_insert_with(Vec::new).push(t);
             }
-            Short('b') => modes.push(Mode::Heartbeat),
+            Short('p') => {
+                g.port = Some(parse_port(&value(&mut parser, "-p")?, "-p").map_err(usage)?)
+            }
+            Short('b') => flags.modes.push(Mode::Heartbeat),
             Short('m') => {
                 let text = value(&mut parser, "-m")?;
                 if text.trim().is_empty() {
-                    return Err(Error::Usage(
-                        "-m needs a message to send, got an empty one".into(),
-                    ));
+                    return Err(usage("-m needs a message to send, got an empty one".into()));
                 }
-                modes.push(Mode::Message(text))
+                flags.modes.push(Mode::Message(text))
             }
-            Short('s') => modes.push(Mode::Shutdown),
+            Short('s') => flags.modes.push(Mode::Shutdown),
             Long("maintenance") => {
                 let v = value(&mut parser, "--maintenance")?;
-                maintenance = Some(parse_duration(&v, "--maintenance").map_err(Error::Usage)?);
+                flags.maintenance = Some(parse_duration(&v, "--maintenance").map_err(usage)?);
             }
-            Long("ps-file") => ps_file = Some(PathBuf::from(value(&mut parser, "--ps-file")?)),
-            Long("dry-run") => dry_run = true,
-            Long("json") => json = true,
-            Long("name") => given.name = Some(value(&mut parser, "--name")?),
-            Long("key-file") => given.key_file = Some(value(&mut parser, "--key-file")?.into()),
+            Long("watch") => flags.watch = true,
+            Long("interval") => {
+                let v = value(&mut parser, "--interval")?;
+                g.interval = Some(parse_interval(&v, "--interval").map_err(usage)?)
+            }
+            Long("every") => {
+                let v = value(&mut parser, "--every")?;
+                g.every = Some(parse_every(&v, "--every").map_err(usage)?)
+            }
+            Long("ps-file") => {
+                flags.ps_file = Some(PathBuf::from(value(&mut parser, "--ps-file")?))
+            }
+            Long("dry-run") => flags.dry_run = true,
+            Long("json") => flags.json = true,
+            Long("name") => g.name = Some(value(&mut parser, "--name")?),
+            Long("key-file") => g.key_file = Some(value(&mut parser, "--key-file")?.into()),
             Long("timeout") => {
-                given.timeout = Some(
-                    parse_timeout(&value(&mut parser, "--timeout")?, "--timeout")
-                        .map_err(Error::Usage)?,
-                )
+                let v = value(&mut parser, "--timeout")?;
+                g.timeout = Some(parse_timeout(&v, "--timeout").map_err(usage)?)
             }
-            Long("probe") => given.probe = Some(true),
-            Long("config") => config = Some(PathBuf::from(value(&mut parser, "--config")?)),
-            Short('q') | Long("quiet") => quiet = true,
+            Long("probe") => g.probe = Some(true),
+            Long("config") => flags.config = Some(PathBuf::from(value(&mut parser, "--config")?)),
+            Short('q') | Long("quiet") => flags.quiet = true,
             Short('h') | Long("help") => return Ok(Action::Help),
             Short('V') | Long("version") => return Ok(Action::Version),
-            _ => return Err(usage(arg.unexpected())),
+            _ => return Err(usage(arg.unexpected().to_string())),
         }
     }
-    if let Some(seconds) = maintenance {
-        modes = maintenance_mode(seconds, modes)?;
-    }
-    if modes.len() > 1 {
-        return Err(Error::Usage(
-            "give at most one of -b, -m, -s and --maintenance".into(),
-        ));
-    }
-    let mode = modes.pop().unwrap_or(Mode::Report);
-    if mode != Mode::Report && (ps_file.is_some() || json) {
-        return Err(Error::Usage(
-            "--ps-file and --json go with a report, not with -b, -m, -s or --maintenance".into(),
-        ));
-    }
+    settle(flags)
+}
+
+/// The options settled: command line over config file over defaults.
+fn settle(mut flags: Flags) -> Result<Action, Error> {
+    let mode = flags.mode()?;
 
     let exe_dir = std::env::current_exe()
         .ok()
         .and_then(|p| p.parent().map(Path::to_path_buf));
-    let (file, required) = match config {
+    let (file, required) = match flags.config.take() {
         Some(p) => (Some(p), true),
         None => (exe_dir.as_ref().map(|d| d.join(CONFIG_NAME)), false),
     };
-    let from_file = match file {
-        Some(path) if required || path.is_file() => read_config(&path)?,
-        _ => Given::default(),
+    let (from_file, config) = match file {
+        Some(path) if required || path.is_file() => (read_config(&path)?, Some(path)),
+        _ => (Given::default(), None),
     };
     let key_default = exe_dir
         .map(|d| d.join(KEY_NAME))
         .unwrap_or_else(|| PathBuf::from(KEY_NAME));
-    Ok(Action::Run(Args {
+    let given = flags.given;
+    let watch = if flags.watch {
+        Some(settle_watch(&given, &from_file)?)
+    } else {
+        None
+    };
+    Ok(Action::Run(Box::new(Args {
         mode,
-        address: given
-            .address
-            .or(from_file.address)
-            .unwrap_or_else(|| DEFAULT_ADDRESS.to_string()),
-        port: given.port.or(from_file.port).unwrap_or(DEFAULT_PORT),
-        ps_file,
-        dry_run,
-        json,
+        collectors: settle_collectors(&given, &from_file)?,
+        ps_file: flags.ps_file,
+        dry_run: flags.dry_run,
+        json: flags.json,
         name: given.name.or(from_file.name),
         key_file: given.key_file.or(from_file.key_file).unwrap_or(key_default),
         timeout: given
@@ -273,8 +487,56 @@ pub(crate) fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Ac
             .or(from_file.timeout)
             .unwrap_or(DEFAULT_TIMEOUT),
         probe: given.probe.or(from_file.probe).unwrap_or(false),
-        quiet,
-    }))
+        quiet: flags.quiet,
+        watch,
+        config,
+    })))
+}
+
+/// The collectors: `-a` (all of them) over the config's `address`, each
+/// with its own port, else `-p`, else the config's `port`, else 9555. The
+/// same one twice is refused.
+fn settle_collectors(given: &Given, file: &Given) -> Result<Vec<Collector>, Error> {
+    let default = [Target {
+        host: DEFAULT_ADDRESS.to_string(),
+        port: None,
+    }];
+    let targets = given
+        .addresses
+        .as_deref()
+        .or(file.addresses.as_deref())
+        .unwrap_or(&default);
+    let port = given.port.or(file.port).unwrap_or(DEFAULT_PORT);
+    let mut out: Vec<Collector> = Vec::new();
+    for t in targets {
+        let c = Collector {
+            host: t.host.clone(),
+            port: t.port.unwrap_or(port),
+        };
+        if out.contains(&c) {
+            return Err(Error::Usage(format!(
+                "the collector {c} is named twice (-a or `address` in the config): name each once"
+            )));
+        }
+        out.push(c);
+    }
+    Ok(out)
+}
+
+/// `--interval` and `--every` over the config's `interval` and `every`.
+fn settle_watch(given: &Given, file: &Given) -> Result<Watch, Error> {
+    let w = Watch {
+        interval: given.interval.or(file.interval).unwrap_or(DEFAULT_INTERVAL),
+        every: given.every.or(file.every).unwrap_or(DEFAULT_EVERY),
+    };
+    if w.every < w.interval {
+        return Err(Error::Usage(format!(
+            "--every ({} s) is shorter than --interval ({} s): a report cannot come more often than a look",
+            w.every.as_secs_f64(),
+            w.interval.as_secs_f64()
+        )));
+    }
+    Ok(w)
 }
 
 /// The modes with `--maintenance SECONDS` in: its reason is `-m`'s text,
@@ -337,6 +599,9 @@ fn read_config(path: &Path) -> Result<Given, Error> {
     })
 }
 
+/// The config's keys, for the message about an unknown one.
+const CONFIG_KEYS: &str = "address, port, name, key-file, timeout, probe, interval, every";
+
 /// Parses config text; relative paths are taken from `base`. Errors carry
 /// the line number. A key given twice is refused (which one would win is
 /// a guess), and a name that could not be sent is refused here, where its
@@ -361,24 +626,20 @@ fn parse_config(text: &str, base: &Path) -> Result<Given, (usize, String)> {
             ));
         }
         seen.push((k.to_string(), n));
+        let at = |e| (n, e);
         match k {
-            "address" => g.address = Some(v.to_string()),
-            "port" => g.port = Some(parse_port(v, k).map_err(|e| (n, e))?),
+            "address" => g.addresses = Some(parse_targets(v, k).map_err(at)?),
+            "port" => g.port = Some(parse_port(v, k).map_err(at)?),
             "name" => {
                 crate::wire::check_name(v).map_err(|e| (n, format!("name: {e}")))?;
                 g.name = Some(v.to_string());
             }
             "key-file" => g.key_file = Some(base.join(v)),
-            "timeout" => g.timeout = Some(parse_timeout(v, k).map_err(|e| (n, e))?),
-            "probe" => g.probe = Some(parse_bool(v, k).map_err(|e| (n, e))?),
-            _ => {
-                return Err((
-                    n,
-                    format!(
-                        "unknown key '{k}' (known: address, port, name, key-file, timeout, probe)"
-                    ),
-                ));
-            }
+            "timeout" => g.timeout = Some(parse_timeout(v, k).map_err(at)?),
+            "probe" => g.probe = Some(parse_bool(v, k).map_err(at)?),
+            "interval" => g.interval = Some(parse_interval(v, k).map_err(at)?),
+            "every" => g.every = Some(parse_every(v, k).map_err(at)?),
+            _ => return Err((n, format!("unknown key '{k}' (known: {CONFIG_KEYS})"))),
         }
     }
     Ok(g)
@@ -390,7 +651,7 @@ mod tests {
 
     fn run(args: &[&str]) -> Result<Args, String> {
         match parse_args(args.iter().map(OsString::from)) {
-            Ok(Action::Run(a)) => Ok(a),
+            Ok(Action::Run(a)) => Ok(*a),
             Ok(other) => Err(format!("{other:?}")),
             Err(e) => Err(e.to_string()),
         }
@@ -399,7 +660,13 @@ mod tests {
     #[test]
     fn seed_options_keep_their_meaning() {
         let a = run(&["-a", "collector.example", "-p", "6000", "-m", "my message"]).unwrap();
-        assert_eq!((a.address.as_str(), a.port), ("collector.example", 6000));
+        assert_eq!(
+            a.collectors,
+            [Collector {
+                host: "collector.example".into(),
+                port: 6000
+            }]
+        );
         assert_eq!(a.mode, Mode::Message("my message".into()));
         assert_eq!(run(&["-b"]).unwrap().mode, Mode::Heartbeat);
         assert_eq!(run(&["-s"]).unwrap().mode, Mode::Shutdown);
@@ -462,7 +729,13 @@ mod tests {
             Path::new("/etc/x"),
         )
         .unwrap();
-        assert_eq!(g.address.as_deref(), Some("mon.example"));
+        assert_eq!(
+            g.addresses,
+            Some(vec![Target {
+                host: "mon.example".into(),
+                port: None
+            }])
+        );
         assert_eq!(g.port, Some(7000));
         assert_eq!(g.key_file, Some(PathBuf::from("/etc/x/k")));
         assert_eq!(g.probe, Some(true));

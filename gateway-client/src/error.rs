@@ -65,13 +65,28 @@ pub(crate) enum Error {
     },
     /// Writing our own output failed.
     Output(std::io::Error),
+    /// Watch mode: the lock file could not be opened or locked.
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Watch mode: `/proc` could not be read at the first look.
+    Proc(std::io::Error),
+    /// Watch mode: SIGTERM and SIGINT could not be blocked.
+    Signals(std::io::Error),
 }
 
 impl Error {
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::Config { .. } | Error::Encode(_) => EXIT_USAGE,
-            Error::Key(_) | Error::Capture { .. } | Error::Live(_) | Error::Output(_) => EXIT_LOCAL,
+            Error::Key(_)
+            | Error::Capture { .. }
+            | Error::Live(_)
+            | Error::Output(_)
+            | Error::Lock { .. }
+            | Error::Proc(_)
+            | Error::Signals(_) => EXIT_LOCAL,
             Error::Resolve { .. }
             | Error::Net { .. }
             | Error::Refused { .. }
@@ -139,6 +154,16 @@ impl fmt::Display for Error {
                 }
             }
             Error::Output(e) => write!(f, "cannot write output: {e}"),
+            Error::Lock { path, source } => write!(
+                f,
+                "cannot lock {}: {source} (watch mode keeps its lock file beside the key file: that folder must be writable)",
+                path.display()
+            ),
+            Error::Proc(e) => write!(
+                f,
+                "cannot read /proc: {e} (watch mode reads /proc; where it cannot, run the client from cron without --watch)"
+            ),
+            Error::Signals(e) => write!(f, "cannot block SIGTERM and SIGINT: {e}"),
         }
     }
 }

@@ -421,6 +421,25 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// The bytes [`write_str`] looks at: control characters, `"`, `\\`,
+/// `<`, `>`, `&`, and 0xE2 (which starts U+2028 and U+2029). A table,
+/// since every byte of every string written goes through it.
+static MAY_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        t[b] = true;
+        b += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t[b'<' as usize] = true;
+    t[b'>' as usize] = true;
+    t[b'&' as usize] = true;
+    t[0xE2] = true;
+    t
+};
+
 /// Appends `s` as a JSON string literal.
 pub(crate) fn write_str(out: &mut String, s: &str) {
     out.reserve(s.len() + 2);
@@ -430,7 +449,7 @@ pub(crate) fn write_str(out: &mut String, s: &str) {
     // before it at once, and look at characters only from there on.
     let first = s
         .bytes()
-        .position(|b| b < 0x20 || matches!(b, b'"' | b'\\' | b'<' | b'>' | b'&' | 0xE2))
+        .position(|b| MAY_ESCAPE[usize::from(b)])
         .unwrap_or(s.len());
     // Runs of characters that need no escape are copied at once.
     let mut plain = 0;
@@ -469,9 +488,17 @@ pub(crate) fn write_str(out: &mut String, s: &str) {
 /// Appends `"key":"value"`, preceded by a comma.
 pub(crate) fn field_str(out: &mut String, key: &str, value: &str) {
     out.push(',');
-    write_str(out, key);
-    out.push(':');
+    write_key(out, key);
     write_str(out, value);
+}
+
+/// Appends `"key":`. Keys are the program's own field names, which need no
+/// escape (checked in debug builds).
+fn write_key(out: &mut String, key: &str) {
+    debug_assert!(!key.bytes().any(|b| MAY_ESCAPE[usize::from(b)]), "{key}");
+    out.push('"');
+    out.push_str(key);
+    out.push_str("\":");
 }
 
 /// Appends `"key":n`, preceded by a comma unless `first`.
@@ -479,8 +506,7 @@ pub(crate) fn field_u64(out: &mut String, key: &str, n: u64, first: bool) {
     if !first {
         out.push(',');
     }
-    write_str(out, key);
-    out.push(':');
+    write_key(out, key);
     push_u64(out, n);
 }
 
@@ -497,7 +523,8 @@ pub(crate) fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    out.extend(digits[start..].iter().map(|&d| char::from(d)));
+    // ASCII digits, so always UTF-8.
+    out.push_str(std::str::from_utf8(&digits[start..]).unwrap_or_default());
 }
 
 pub(crate) fn want_str<'a>(key: &str, v: &'a Value) -> Result<&'a str, String> {

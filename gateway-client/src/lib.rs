@@ -16,6 +16,12 @@
 //! - [`json`]: the small strict JSON reader and writer the wire uses.
 //! - [`key`]: the shared secret, read from a file.
 //!
+//! The binary's modules: `run` (command line to exit status), `cli`,
+//! `send` (delivery with retries, to each collector named), `printout`,
+//! and watch mode (`--watch`): `watch` (a look at `/proc` every interval
+//! with [`live::rescan`], a report at each change), `lock` (one watcher per
+//! gateway name) and `signals` (SIGTERM and SIGINT between looks).
+//!
 //! This crate's normal dependencies are std plus crates with no dependencies
 //! of their own: it is built statically and copied to machines that have
 //! nothing else.
@@ -29,14 +35,18 @@ pub mod json;
 pub mod key;
 mod lines;
 pub mod live;
+mod lock;
+mod printout;
 pub mod ps;
 pub mod reassembly;
 pub mod run;
 mod send;
+mod signals;
 pub mod sockets;
 mod ssh_args;
 pub mod tunnel;
 mod utc;
+mod watch;
 pub mod wire;
 
 pub use tunnel::{Health, Kind, Tunnel};

@@ -21,7 +21,7 @@
 //! boot time are read ([`Context`]); after it, each ssh process's `/proc`
 //! files once, relative to one descriptor of its directory ([`ProcDir`]).
 //! [`rescan`] finds the same records from `/proc` alone, without `ps`, as
-//! a watch mode would.
+//! watch mode does at each look.
 //!
 //! A process that has gone, or whose PID now belongs to something that is
 //! not ssh (ps and `/proc` are read at different moments), keeps what ps
@@ -462,6 +462,11 @@ pub struct Context {
     pub btime: Option<u64>,
     /// The sockets and account names for the health check.
     pub host: health::Host,
+    /// The ESTABLISHED sockets of the last rescan's walk, given again while
+    /// none came or went ([`sockets::Established`]): a watch mode that
+    /// keeps its `Context` walks the kernel's established hash only after
+    /// a change.
+    established: sockets::Established,
 }
 
 impl Context {
@@ -472,7 +477,7 @@ impl Context {
         ctx.host.sockets = if connections {
             sockets::own_namespace()
         } else {
-            sockets::own_namespace_for(|_| false)
+            sockets::own_namespace_for(|_| false, &ctx.established)
         };
         ctx.host.connections = connections;
         ctx
@@ -481,9 +486,10 @@ impl Context {
     /// The boot time, the accounts and our network namespace, without the
     /// sockets (`host.sockets` is `None`): what a rescan reads once.
     pub fn without_sockets() -> Context {
-        let btime = fs::read_to_string("/proc/stat")
+        let mut buf = Vec::new();
+        let btime = read_file("/proc/stat", &mut buf)
             .ok()
-            .and_then(|s| parse_btime(&s));
+            .and_then(|()| parse_btime(&String::from_utf8_lossy(&buf)));
         let names = fs::read_to_string("/etc/passwd")
             .map(|s| parse_passwd(&s))
             .unwrap_or_default();
@@ -495,6 +501,7 @@ impl Context {
                 names,
                 connections: false,
             },
+            established: sockets::Established::default(),
         }
     }
 }
@@ -847,6 +854,13 @@ fn read_cmdline_at(proc: &OwnedFd, pid: u32, buf: &mut Vec<u8>) -> bool {
     read_proc_file(file, buf).is_ok()
 }
 
+/// The whole of `/proc` file `path` into `buf`, with one read when it
+/// fits ([`read_proc_file`]; `fs::read` would read it in growing steps,
+/// since `/proc` gives its files no size).
+pub(crate) fn read_file(path: &str, buf: &mut Vec<u8>) -> io::Result<()> {
+    read_proc_file(fs::File::open(path)?, buf)
+}
+
 /// The whole of a `/proc` file of one record (`cmdline`, `stat`, `status`)
 /// into `buf`, with one read when it fits: a short read of these files is
 /// their end (the kernel formats the whole record at once and copies all
@@ -1041,8 +1055,8 @@ fn complete_with(
     }
 }
 
-/// The tunnels of this machine from `/proc` alone, without `ps`: what a
-/// watch mode would do on each rescan. One pass over `/proc`: every
+/// The tunnels of this machine from `/proc` alone, without `ps`: what
+/// watch mode (`crate::watch`) does at each look. One pass over `/proc`: every
 /// process's `cmdline`, and for ssh and autossh processes their `status`
 /// and `stat`; then the sockets, fresh (the ESTABLISHED ones only of the
 /// address families that have a listener on a forward's port, see
@@ -1051,10 +1065,14 @@ fn complete_with(
 /// Without `connections` the ESTABLISHED sockets are not asked for (the
 /// kernel's walk of its established hash is most of a rescan's cost, see
 /// [`sockets::dump`]) and `connections` stays unknown.
-/// Records have `start` empty (ps's START column needs the local time
-/// zone, which the client never reads; `started` has the time) and
-/// `cpu_time` as `M:SS`.
+/// `start` and `cpu_time` are written as procps `ps aux` writes START
+/// (with `TZ=UTC0`, as [`collect`] runs it) and TIME, so that a record is
+/// the one [`collect`] gives for the same process (`tests/live.rs` compares
+/// them).
 pub fn rescan(ctx: &Context, connections: bool) -> io::Result<Vec<Tunnel>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let mut procs = Vec::new();
     let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
     let proc = ProcDir::open_path(c"/proc")?;
@@ -1093,7 +1111,10 @@ pub fn rescan(ctx: &Context, connections: bool) -> io::Result<Vec<Tunnel>> {
         procs.push(ps::ArgvProcess {
             pid,
             user,
-            start: String::new(),
+            start: info
+                .started
+                .map(|s| crate::utc::ps_start(s, now))
+                .unwrap_or_default(),
             cpu_time: info.cpu_ticks.map(cpu_time_text).unwrap_or_default(),
             argv: text.split('\0').map(str::to_string).collect(),
         });
@@ -1110,7 +1131,10 @@ pub fn rescan(ctx: &Context, connections: bool) -> io::Result<Vec<Tunnel>> {
         .collect();
     let host = health::Host {
         own_ns: ctx.host.own_ns.clone(),
-        sockets: sockets::own_namespace_for(|s| connections && ports.contains(&s.local.port())),
+        sockets: sockets::own_namespace_for(
+            |s| connections && ports.contains(&s.local.port()),
+            &ctx.established,
+        ),
         names: ctx.host.names.clone(),
         connections,
     };
@@ -1285,9 +1309,10 @@ mod tests {
 
     #[test]
     fn our_own_process() {
-        let btime = fs::read_to_string("/proc/stat")
+        let mut buf = Vec::new();
+        let btime = read_file("/proc/stat", &mut buf)
             .ok()
-            .and_then(|s| parse_btime(&s));
+            .and_then(|()| parse_btime(&String::from_utf8_lossy(&buf)));
         let Some(btime) = btime else { return };
         let me = fs::read_to_string("/proc/self/stat").unwrap();
         let ticks = parse_stat_starttime(&me).unwrap();

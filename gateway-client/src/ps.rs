@@ -421,11 +421,11 @@ fn command_start(line: &[u8], layout: &Layout) -> Option<usize> {
     let mut in_word = 0;
     let mut at = 0;
     while at < line.len() {
-        let words = word_marks(load8(line, at));
-        let mut starts = words & !((words << 8) | in_word);
-        in_word = words >> 56;
+        let words = word_bits(line, at);
+        let mut starts = words & !((words << 1) | in_word);
+        in_word = words >> 15;
         while starts != 0 {
-            let start = at + byte_of(starts);
+            let start = at + starts.trailing_zeros() as usize;
             if count == layout.words {
                 return Some(start);
             }
@@ -435,9 +435,61 @@ fn command_start(line: &[u8], layout: &Layout) -> Option<usize> {
             count += 1;
             starts &= starts - 1;
         }
-        at += 8;
+        at += 16;
     }
     None
+}
+
+/// Bit `k` set when `line[at + k]` is not white space ([`is_space`]), for
+/// the 16 bytes from `at` (past the end of `line`: white space). Every line
+/// of a capture goes through this up to its COMMAND, 16 bytes a step: with
+/// SSE2 (part of every x86_64) one compare, elsewhere [`word_marks`] with
+/// the marks gathered into bits.
+fn word_bits(line: &[u8], at: usize) -> u32 {
+    let mut padded = [0u8; 16];
+    let chunk = match line.get(at..at + 16) {
+        Some(c) => c,
+        None => {
+            let rest = line.get(at..).unwrap_or_default();
+            padded[..rest.len()].copy_from_slice(rest);
+            &padded
+        }
+    };
+    #[cfg(target_arch = "x86_64")]
+    {
+        sse2_word_bits(chunk)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        portable_word_bits(chunk)
+    }
+}
+
+/// [`word_bits`] of 16 bytes with SSE2.
+#[cfg(target_arch = "x86_64")]
+fn sse2_word_bits(chunk: &[u8]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_max_epu8, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    assert!(chunk.len() >= 16);
+    // SAFETY: SSE2 is always there on x86_64; the load is unaligned and of
+    // 16 bytes of `chunk`, which has them.
+    let space = unsafe {
+        let v = _mm_loadu_si128(chunk.as_ptr().cast());
+        let blank = _mm_set1_epi8(b' ' as i8);
+        // max(b, ' ') == ' ' exactly when b <= ' ' (unsigned).
+        _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(v, blank), blank))
+    };
+    !(space as u32) & 0xFFFF
+}
+
+/// [`word_bits`] of 16 bytes, eight at a time: the high bit of each byte's
+/// mark ([`word_marks`]) gathered into one byte by a multiplication, byte
+/// `k`'s on bit `k`.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn portable_word_bits(chunk: &[u8]) -> u32 {
+    let bits = |x: u64| ((word_marks(x) >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u32;
+    bits(load8(chunk, 0)) | (bits(load8(chunk, 8)) << 8)
 }
 
 /// The PID whose word starts at `line[at]`: digits up to white space or the
@@ -507,6 +559,30 @@ fn trim_command(command: &str) -> &str {
 /// Where the line starting at `at` ends: its newline, or the end of `b`.
 /// Sixteen bytes a step; std's `memchr` costs more on lines this short.
 fn line_end(b: &[u8], mut at: usize) -> usize {
+    // 32 bytes a step with SSE2 (part of every x86_64): the lines of a
+    // busy host's `ps auxww` are long (Java class paths), and every byte of
+    // every line is looked at here.
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        while let Some(chunk) = b.get(at..at + 32) {
+            // SAFETY: SSE2 is always there on x86_64; both loads are
+            // unaligned and inside `chunk`.
+            let found = unsafe {
+                let nl = _mm_set1_epi8(b'\n' as i8);
+                let lo = _mm_loadu_si128(chunk.as_ptr().cast());
+                let hi = _mm_loadu_si128(chunk.as_ptr().add(16).cast());
+                (_mm_movemask_epi8(_mm_cmpeq_epi8(lo, nl)) as u32)
+                    | (_mm_movemask_epi8(_mm_cmpeq_epi8(hi, nl)) as u32) << 16
+            };
+            if found != 0 {
+                return at + found.trailing_zeros() as usize;
+            }
+            at += 32;
+        }
+    }
     const ONES: u64 = 0x0101_0101_0101_0101;
     const NEWLINES: u64 = 0x0a0a_0a0a_0a0a_0a0a;
     // Bit 7 of each byte of `x` that is a newline; bytes above the first may
@@ -1533,6 +1609,24 @@ bad line
     fn fast_split_agrees_with_naive_on_real_lines() {
         let text = format!("{AUX}root 1 0.0 0.0 1 1 ? S 21:22 0:00 x\n\nroot 2\tx");
         assert_eq!(parse_processes(&text), naive_processes(&text));
+    }
+
+    proptest::proptest! {
+        /// The word bits of 16 bytes, every way they are computed, are
+        /// those of a byte-by-byte look.
+        #[test]
+        fn word_bits_agree(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..40)) {
+            for at in 0..bytes.len() {
+                let naive = (0..16)
+                    .filter(|k| bytes.get(at + k).is_some_and(|&b| !is_space(b)))
+                    .fold(0u32, |m, k| m | (1 << k));
+                proptest::prop_assert_eq!(word_bits(&bytes, at), naive);
+                let mut padded = [0u8; 16];
+                let rest = &bytes[at..bytes.len().min(at + 16)];
+                padded[..rest.len()].copy_from_slice(rest);
+                proptest::prop_assert_eq!(portable_word_bits(&padded), naive);
+            }
+        }
     }
 
     proptest::proptest! {

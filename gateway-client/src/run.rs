@@ -11,13 +11,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{self, Action, Args, Mode};
-use crate::error::{EXIT_OK, Error};
+use crate::error::{EXIT_NOT_ACKED, EXIT_OK, Error};
 use crate::key::Key;
-use crate::send::{self, Delivery};
-use crate::tunnel::Tunnel;
-use crate::utc::utc_string;
+use crate::printout::{print_delivery, print_header, print_maintenance};
+use crate::send;
 use crate::wire::{self, Body, MsgKind};
-use crate::{live, ps};
+use crate::{live, ps, watch};
 
 /// How long a live `ps` may take before it is killed.
 pub(crate) const PS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,13 +45,16 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
             writeln!(out, "gateway-client {}", env!("CARGO_PKG_VERSION")).map_err(Error::Output)?;
             return Ok(EXIT_OK);
         }
-        Action::Run(args) => args,
+        Action::Run(args) => *args,
     };
     let name = match &args.name {
         Some(n) => n.clone(),
         None => host_name(),
     };
     wire::check_name(&name).map_err(|e| Error::Encode(format!("--name: {e}")))?;
+    if let Some(w) = args.watch {
+        return watch::watch(&args, w, name, out);
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -85,19 +87,7 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
     };
 
     if args.json {
-        // Lines gathered into blocks: stdout is line-buffered, and a write
-        // per line was 1,000 system calls for 1,000 tunnels (~10 µs each).
-        const BLOCK: usize = 64 << 10;
-        let mut s = String::with_capacity(BLOCK + 1024);
-        for t in &tunnels {
-            t.write_json_all(&mut s);
-            s.push('\n');
-            if s.len() >= BLOCK {
-                out.write_all(s.as_bytes()).map_err(Error::Output)?;
-                s.clear();
-            }
-        }
-        out.write_all(s.as_bytes()).map_err(Error::Output)?;
+        write_json_lines(out, &tunnels).map_err(Error::Output)?;
     } else if !args.quiet {
         print_header(out, &name, now.as_secs(), kind, &text, &tunnels).map_err(Error::Output)?;
         if let Some(until) = until {
@@ -125,12 +115,72 @@ fn execute<I: IntoIterator<Item = OsString>>(args: I, out: &mut impl Write) -> R
         until,
     };
     let parts = wire::encode_all(&key, &body).map_err(Error::Encode)?;
-    let addr = send::resolve(&args.address, args.port)?;
-    let delivery = send::deliver(addr, &key, &parts, args.timeout)?;
+    if let [c] = args.collectors.as_slice() {
+        let addr = send::resolve(&c.host, c.port)?;
+        let delivery = send::deliver(addr, &key, &parts, args.timeout)?;
+        if !args.json && !args.quiet {
+            print_delivery(out, kind, &delivery).map_err(Error::Output)?;
+            writeln!(out, "--- done").map_err(Error::Output)?;
+        }
+        return Ok(EXIT_OK);
+    }
+    deliver_to_all(&args, &key, kind, &parts, out)
+}
+
+/// Delivers to every collector at once, prints each ack, and names on
+/// stderr each collector that did not acknowledge (then exit status 1).
+fn deliver_to_all(
+    args: &Args,
+    key: &Key,
+    kind: MsgKind,
+    parts: &[(Body, Vec<u8>)],
+    out: &mut impl Write,
+) -> Result<i32, Error> {
+    let results = send::deliver_each(&args.collectors, key, parts, args.timeout);
+    let mut failed = Vec::new();
+    for (c, r) in args.collectors.iter().zip(results) {
+        match r {
+            Ok(d) if !args.json && !args.quiet => {
+                print_delivery(out, kind, &d).map_err(Error::Output)?
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let _ = writeln!(io::stderr(), "gateway-client: {e}");
+                failed.push(c.to_string());
+            }
+        }
+    }
+    if !failed.is_empty() {
+        let _ = writeln!(
+            io::stderr(),
+            "gateway-client: {} of {} collectors did not acknowledge: {}",
+            failed.len(),
+            args.collectors.len(),
+            failed.join(", ")
+        );
+        return Ok(EXIT_NOT_ACKED);
+    }
     if !args.json && !args.quiet {
-        print_delivery(out, kind, &delivery).map_err(Error::Output)?;
+        writeln!(out, "--- done").map_err(Error::Output)?;
     }
     Ok(EXIT_OK)
+}
+
+/// `--json`: one line per tunnel, gathered into blocks: stdout is
+/// line-buffered, and a write per line was 1,000 system calls for 1,000
+/// tunnels (~10 µs each).
+fn write_json_lines(out: &mut impl Write, tunnels: &[crate::tunnel::Tunnel]) -> io::Result<()> {
+    const BLOCK: usize = 64 << 10;
+    let mut s = String::with_capacity(BLOCK + 1024);
+    for t in tunnels {
+        t.write_json_all(&mut s);
+        s.push('\n');
+        if s.len() >= BLOCK {
+            out.write_all(s.as_bytes())?;
+            s.clear();
+        }
+    }
+    out.write_all(s.as_bytes())
 }
 
 /// The tunnels of a capture file (`-` for stdin) or of live `ps`, with the
@@ -187,152 +237,4 @@ pub(crate) fn host_name() -> String {
         })
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| "unknown-host".to_string())
-}
-
-/// The account running the client, from `/etc/passwd` (then `$USER`).
-fn user_name() -> String {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| live::parse_status_uid(&s));
-    let names = std::fs::read_to_string("/etc/passwd")
-        .map(|t| live::parse_passwd(&t))
-        .unwrap_or_default();
-    live::resolve_user(
-        uid,
-        &names,
-        &std::env::var("USER").unwrap_or_else(|_| "?".to_string()),
-    )
-}
-
-fn print_header(
-    out: &mut impl Write,
-    name: &str,
-    now: u64,
-    kind: MsgKind,
-    text: &str,
-    tunnels: &[Tunnel],
-) -> io::Result<()> {
-    let mut s = String::new();
-    s.push_str(&format!("--- ROC tunnel monitor: {}\n", kind.as_str()));
-    s.push_str(&format!("--- time: {}\n", utc_string(now)));
-    s.push_str(&format!("--- user: {}\n", user_name()));
-    s.push_str(&format!("--- gateway: {name}\n"));
-    match kind {
-        MsgKind::Report => {
-            s.push_str(&format!("--- tunnels: {}\n", tunnels.len()));
-            if !tunnels.is_empty() {
-                s.push_str(&format!(
-                    "{:<5} {:<5} {:<21} {:<28} {:<4} {:<12} {:<24} {:<8} {:<8} {:<9} {:<10} {}\n",
-                    "KIND",
-                    "PID",
-                    "LISTEN",
-                    "TARGET",
-                    "VNC",
-                    "USER",
-                    "DEST",
-                    "START",
-                    "TIME",
-                    "LISTENING",
-                    "VNC-ANSWER",
-                    "CONNECTED"
-                ));
-            }
-            for t in tunnels {
-                let listen = if t.bind.is_empty() {
-                    t.listen_port.to_string()
-                } else {
-                    format!("{}:{}", t.bind, t.listen_port)
-                };
-                let target = if t.target_host.is_empty() {
-                    "-".to_string()
-                } else {
-                    format!("{}:{}", t.target_host, t.target_port)
-                };
-                let display = t
-                    .vnc_display()
-                    .map(|d| format!(":{d}"))
-                    .unwrap_or_else(|| "-".into());
-                s.push_str(&format!(
-                    "{:<5} {:<5} {:<21} {:<28} {:<4} {:<12} {:<24} {:<8} {:<8} {:<9} {:<10} {}\n",
-                    t.kind.letter(),
-                    t.pid,
-                    listen,
-                    target,
-                    display,
-                    t.user,
-                    t.dest,
-                    t.start,
-                    t.cpu_time,
-                    t.listening.as_str(),
-                    t.vnc.as_str(),
-                    connected_text(t)
-                ));
-            }
-        }
-        MsgKind::Message => s.push_str(&format!("--- message: {text}\n")),
-        _ => {}
-    }
-    out.write_all(s.as_bytes())
-}
-
-/// What `--maintenance` asks for, in words.
-fn print_maintenance(out: &mut impl Write, now: u64, until: u64, reason: &str) -> io::Result<()> {
-    if until <= now {
-        writeln!(out, "--- maintenance: ends this gateway's silence now")
-    } else {
-        writeln!(
-            out,
-            "--- maintenance: alerts of this gateway silenced until {} ({reason})",
-            utc_string(until)
-        )
-    }
-}
-
-/// The CONNECTED column: `-` when unknown, else the count and who
-/// (`2: novaroc1, 192.0.2.15`).
-fn connected_text(t: &Tunnel) -> String {
-    match t.connections {
-        None => "-".to_string(),
-        Some(0) => "0".to_string(),
-        Some(n) if t.connected.is_empty() => n.to_string(),
-        Some(n) => format!("{n}: {}", t.connected.join(", ")),
-    }
-}
-
-fn print_delivery(out: &mut impl Write, kind: MsgKind, d: &Delivery) -> io::Result<()> {
-    let dup = if d.duplicates > 0 {
-        format!(", {} already received", d.duplicates)
-    } else {
-        String::new()
-    };
-    writeln!(
-        out,
-        "--- {} sent to {} in {} datagram{}: acknowledged in {} ms ({} sends{dup})",
-        kind.as_str(),
-        d.addr,
-        d.datagrams,
-        if d.datagrams == 1 { "" } else { "s" },
-        d.elapsed.as_millis(),
-        d.sends
-    )?;
-    writeln!(out, "--- done")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn connected_column() {
-        let mut t = Tunnel::default();
-        assert_eq!(connected_text(&t), "-");
-        t.connections = Some(0);
-        assert_eq!(connected_text(&t), "0");
-        t.connections = Some(2);
-        t.connected = vec!["192.0.2.15".into(), "novaroc1".into()];
-        assert_eq!(connected_text(&t), "2: 192.0.2.15, novaroc1");
-        // A list shortened to fit a datagram: the count still says all.
-        t.connected.truncate(1);
-        assert_eq!(connected_text(&t), "2: 192.0.2.15");
-    }
 }

@@ -18,6 +18,7 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::{Duration, Instant};
 
+use crate::cli::Collector;
 use crate::error::Error;
 use crate::key::Key;
 use crate::wire::{self, Body, MsgKind};
@@ -40,8 +41,12 @@ pub(crate) struct Delivery {
 
 /// Resolves `host:port`, preferring the first address returned.
 pub(crate) fn resolve(host: &str, port: u16) -> Result<SocketAddr, Error> {
-    let addr = format!("{host}:{port}");
     let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addr = Collector {
+        host: host.to_string(),
+        port,
+    }
+    .to_string();
     (host, port)
         .to_socket_addrs()
         .map_err(|e| Error::Resolve {
@@ -154,6 +159,37 @@ pub(crate) fn deliver(
         acked: acked.iter().filter(|a| **a).count(),
         total: parts.len(),
         timeout_ms: timeout.as_millis(),
+    })
+}
+
+/// Resolves each collector and delivers `parts` to it as [`deliver`]
+/// does, all at once (a thread each), so that one that does not answer
+/// delays none of the others. The results are in the order of
+/// `collectors`.
+pub(crate) fn deliver_each(
+    collectors: &[Collector],
+    key: &Key,
+    parts: &[(Body, Vec<u8>)],
+    timeout: Duration,
+) -> Vec<Result<Delivery, Error>> {
+    let one =
+        |c: &Collector| resolve(&c.host, c.port).and_then(|a| deliver(a, key, parts, timeout));
+    std::thread::scope(|s| {
+        let running: Vec<_> = collectors
+            .iter()
+            .map(|c| (c, s.spawn(move || one(c))))
+            .collect();
+        running
+            .into_iter()
+            .map(|(c, h)| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::Net {
+                        addr: c.to_string(),
+                        source: std::io::Error::other("the delivery thread failed"),
+                    })
+                })
+            })
+            .collect()
     })
 }
 

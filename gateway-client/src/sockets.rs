@@ -25,11 +25,15 @@ use std::fs;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Mutex;
 
 /// TCP state ESTABLISHED (`st` 01 in `/proc/net/tcp`, `TCP_ESTABLISHED`).
 pub const TCP_ESTABLISHED: u8 = 1;
 /// TCP state LISTEN (`st` 0A in `/proc/net/tcp`, `TCP_LISTEN`).
 pub const TCP_LISTEN: u8 = 10;
+/// TCP state SYN_SENT (`TCP_SYN_SENT`): a connection this host is opening.
+/// Asked for only by [`Established`]'s walk, and never kept in a table.
+const TCP_SYN_SENT: u8 = 2;
 
 /// One TCP socket in LISTEN or ESTABLISHED state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -159,12 +163,120 @@ pub(crate) fn own_namespace() -> Option<Vec<Socket>> {
 }
 
 /// Like [`own_namespace`], with the ESTABLISHED sockets only when `wanted`
-/// says so of one of the listeners (see [`dump`]); from `/proc` there is no
-/// saving, and all come.
-pub(crate) fn own_namespace_for(wanted: impl Fn(&Socket) -> bool) -> Option<Vec<Socket>> {
-    dump(wanted)
+/// says so of one of the listeners, and those of the last walk again
+/// when `walks` shows none came or went since (see [`dump`]); from `/proc`
+/// there is no saving, and all come.
+pub(crate) fn own_namespace_for(
+    wanted: impl Fn(&Socket) -> bool,
+    walks: &Established,
+) -> Option<Vec<Socket>> {
+    dump_with(wanted, Some(walks))
         .ok()
         .or_else(|| read_proc_tables(Path::new("/proc")))
+}
+
+// ---- the ESTABLISHED sockets again, without a walk ----
+
+/// The kernel's TCP counters of our network namespace that move whenever a
+/// socket enters or leaves ESTABLISHED (`/proc/net/snmp`): `ActiveOpens`
+/// (a connect, counted when its SYN leaves), `PassiveOpens` (an accepted
+/// connection, counted as it is established), `AttemptFails`,
+/// `EstabResets` and `CurrEstab` (ESTABLISHED and CLOSE_WAIT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TcpCounters([u64; 5]);
+
+/// [`TcpCounters`] from the text of `/proc/net/snmp`: the two `Tcp:` lines,
+/// names then values, the counters found by name.
+pub(crate) fn parse_snmp_tcp(text: &str) -> Option<TcpCounters> {
+    const NAMES: [&str; 5] = [
+        "ActiveOpens",
+        "PassiveOpens",
+        "AttemptFails",
+        "EstabResets",
+        "CurrEstab",
+    ];
+    let mut tcp = text.lines().filter_map(|l| l.strip_prefix("Tcp:"));
+    let names: Vec<&str> = tcp.next()?.split_ascii_whitespace().collect();
+    let values: Vec<&str> = tcp.next()?.split_ascii_whitespace().collect();
+    if names.len() != values.len() {
+        return None;
+    }
+    let mut out = [0u64; 5];
+    for (slot, name) in out.iter_mut().zip(NAMES) {
+        let i = names.iter().position(|n| *n == name)?;
+        // CurrEstab is a gauge the kernel prints signed.
+        *slot = values[i].parse::<i64>().ok()? as u64;
+    }
+    Some(TcpCounters(out))
+}
+
+/// [`parse_snmp_tcp`] of this network namespace, `None` when unreadable.
+fn tcp_counters() -> Option<TcpCounters> {
+    let mut buf = Vec::new();
+    crate::live::read_file("/proc/net/snmp", &mut buf).ok()?;
+    parse_snmp_tcp(std::str::from_utf8(&buf).ok()?)
+}
+
+/// The ESTABLISHED sockets of the last walk of the kernel's established
+/// hash, kept between rescans (a watch mode's) with the [`TcpCounters`]
+/// read just before that walk. When the counters have not moved since, no
+/// socket has entered or left ESTABLISHED, and the rows are given again
+/// instead of walking (~1 ms). Why that holds: a socket enters ESTABLISHED
+/// by an accept (`PassiveOpens` moves) or a connect whose SYN left after
+/// the counters were read (`ActiveOpens`) or before: then the walk saw it
+/// in SYN_SENT, and a walk that sees any SYN_SENT socket is not kept. It
+/// leaves by a close or a reset (`CurrEstab`, `EstabResets`), or into
+/// CLOSE_WAIT when the peer closed first, which `CurrEstab` still counts:
+/// such a connection is given as ESTABLISHED until its owner closes it
+/// (ssh does at once). Counters that cannot be read keep nothing.
+#[derive(Debug, Default)]
+pub(crate) struct Established(Mutex<Option<(TcpCounters, Vec<Socket>)>>);
+
+/// A copy starts with nothing kept (a `Context` cloned for another thread
+/// walks once of its own).
+impl Clone for Established {
+    fn clone(&self) -> Established {
+        Established::default()
+    }
+}
+
+impl Established {
+    /// Adds the ESTABLISHED sockets to `out`: those kept, when the counters
+    /// say they are still all, else those of a fresh walk (`walk`, asked
+    /// for ESTABLISHED and SYN_SENT), kept when it saw no SYN_SENT.
+    fn add(
+        &self,
+        out: &mut Vec<Socket>,
+        walk: impl FnOnce(u32, &mut Vec<Socket>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        self.add_at(tcp_counters(), out, walk)
+    }
+
+    /// [`Established::add`] with the counters read now.
+    fn add_at(
+        &self,
+        now: Option<TcpCounters>,
+        out: &mut Vec<Socket>,
+        walk: impl FnOnce(u32, &mut Vec<Socket>) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(now), Some((then, rows))) = (now, kept.as_ref())
+            && now == *then
+        {
+            out.extend_from_slice(rows);
+            return Ok(());
+        }
+        *kept = None;
+        let mut rows = Vec::new();
+        walk((1 << TCP_ESTABLISHED) | (1 << TCP_SYN_SENT), &mut rows)?;
+        let opening = rows.iter().any(|s| s.state == TCP_SYN_SENT);
+        rows.retain(|s| s.state == TCP_ESTABLISHED);
+        out.extend_from_slice(&rows);
+        if let (Some(now), false) = (now, opening) {
+            *kept = Some((now, rows));
+        }
+        Ok(())
+    }
 }
 
 // ---- netlink sock_diag ----
@@ -278,7 +390,7 @@ fn parse_diag_msg(p: &[u8]) -> Option<Socket> {
         return None;
     }
     let state = p[1];
-    if state != TCP_LISTEN && state != TCP_ESTABLISHED {
+    if state != TCP_LISTEN && state != TCP_ESTABLISHED && state != TCP_SYN_SENT {
         return None;
     }
     let port = |i: usize| u16::from_be_bytes([p[i], p[i + 1]]);
@@ -409,6 +521,14 @@ const MAX_ROWS: usize = 1 << 20;
 /// ([`request_both_families`]); a kernel that refuses that request is
 /// asked one family at a time ([`request`]).
 pub(crate) fn dump(wanted: impl Fn(&Socket) -> bool) -> io::Result<Vec<Socket>> {
+    dump_with(wanted, None)
+}
+
+/// [`dump`], with the ESTABLISHED sockets through `walks` when given.
+fn dump_with(
+    wanted: impl Fn(&Socket) -> bool,
+    walks: Option<&Established>,
+) -> io::Result<Vec<Socket>> {
     let nl = Netlink::open()?;
     let mut out = Vec::new();
     // The kernel fills a buffer up to the size the reader offers (32 KiB).
@@ -419,7 +539,10 @@ pub(crate) fn dump(wanted: impl Fn(&Socket) -> bool) -> io::Result<Vec<Socket>> 
     };
     if both(1 << TCP_LISTEN, 1, &mut out, &mut buf).is_ok() {
         if out.iter().any(&wanted) {
-            both(1 << TCP_ESTABLISHED, 2, &mut out, &mut buf)?;
+            match walks {
+                None => both(1 << TCP_ESTABLISHED, 2, &mut out, &mut buf)?,
+                Some(w) => w.add(&mut out, |states, rows| both(states, 2, rows, &mut buf))?,
+            }
         }
         return Ok(once_each(out));
     }
@@ -748,6 +871,73 @@ mod tests {
             Answer::Error(libc::EBADMSG)
         );
         assert_eq!(out.len(), 3);
+    }
+
+    #[test]
+    fn tcp_counters_of_a_captured_snmp_table() {
+        let text = include_str!("../../testdata/net/snmp.txt");
+        // Tcp: ... ActiveOpens PassiveOpens AttemptFails EstabResets CurrEstab ...
+        assert_eq!(
+            parse_snmp_tcp(text),
+            Some(TcpCounters([73807, 68597, 5181, 35739, 97]))
+        );
+        assert_eq!(parse_snmp_tcp("Tcp: ActiveOpens\nTcp: 1 2\n"), None);
+        assert_eq!(parse_snmp_tcp("Udp: InDatagrams\nUdp: 1\n"), None);
+        assert_eq!(
+            parse_snmp_tcp(&text.replace("CurrEstab", "Other")),
+            None,
+            "a counter missing"
+        );
+    }
+
+    /// The kept rows come back while the counters stay, and a walk that saw
+    /// a connection being opened, or counters that cannot be read, keep
+    /// nothing.
+    #[test]
+    fn established_rows_kept_while_the_counters_stay() {
+        let conn = |port: u16, state: u8| Socket {
+            state,
+            local: SocketAddr::from(([127, 0, 0, 1], port)),
+            remote: SocketAddr::from(([127, 0, 0, 1], 40000)),
+            uid: 1000,
+            inode: 7,
+        };
+        let walks = std::cell::Cell::new(0);
+        let walk = |rows: Vec<Socket>| {
+            let walks = &walks;
+            move |states: u32, out: &mut Vec<Socket>| {
+                assert_eq!(states, (1 << TCP_ESTABLISHED) | (1 << TCP_SYN_SENT));
+                walks.set(walks.get() + 1);
+                out.extend(rows);
+                Ok(())
+            }
+        };
+        let at = |n: u64| Some(TcpCounters([n, n, 0, 0, 1]));
+        let e = Established::default();
+        let mut out = Vec::new();
+        e.add_at(at(1), &mut out, walk(vec![conn(5901, TCP_ESTABLISHED)]))
+            .unwrap();
+        e.add_at(at(1), &mut out, walk(vec![])).unwrap();
+        assert_eq!(walks.get(), 1);
+        assert_eq!(out, vec![conn(5901, TCP_ESTABLISHED); 2]);
+        // Moved: a fresh walk, whose SYN_SENT row is dropped and not kept.
+        out.clear();
+        let opening = vec![conn(5902, TCP_ESTABLISHED), conn(5903, TCP_SYN_SENT)];
+        e.add_at(at(2), &mut out, walk(opening)).unwrap();
+        assert_eq!(out, vec![conn(5902, TCP_ESTABLISHED)]);
+        e.add_at(at(2), &mut out, walk(vec![])).unwrap();
+        assert_eq!(walks.get(), 3, "not kept: a connection was being opened");
+        e.add_at(at(2), &mut out, walk(vec![])).unwrap();
+        assert_eq!(walks.get(), 3, "kept: the last walk saw none");
+        // Unreadable counters: every time a walk, nothing kept.
+        e.add_at(None, &mut out, walk(vec![])).unwrap();
+        e.add_at(None, &mut out, walk(vec![])).unwrap();
+        assert_eq!(walks.get(), 5);
+        assert_eq!(
+            e.clone().0.lock().unwrap().as_ref(),
+            None,
+            "a copy keeps nothing"
+        );
     }
 
     proptest::proptest! {

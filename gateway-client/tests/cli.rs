@@ -412,3 +412,114 @@ fn config_file_sets_defaults_and_command_line_wins() {
     assert!(err.contains("gateway-client.conf:1: port"), "{err}");
     drop(key);
 }
+
+/// Watch mode declares its period (`--every` rounded up, plus 1 s) in each
+/// report; the one-shot run declares none. SIGTERM stops the watcher: exit 0.
+#[test]
+fn watch_reports_declare_their_period_and_one_shot_reports_none() {
+    let dir = TempDir::new("period");
+    let key = dir.key_file();
+    let acker = Acker::start(0, KEY, 10);
+    let port = acker.port.to_string();
+    let common = ["-q", "--name", "gw-period", "-p", &port, "--key-file"];
+    let (code, _, err) = run(client().args(common).arg(&key));
+    assert_eq!(code, 0, "{err}");
+    let mut watcher = client()
+        .args(["--watch", "--interval", "0.2", "--every", "7.5"])
+        .args(common)
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if acker.bodies().len() >= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let pid = watcher.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let mut status = None;
+    for _ in 0..100 {
+        status = watcher.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = watcher.kill();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "exit on SIGTERM");
+    let bodies = acker.bodies();
+    assert!(bodies.len() >= 2, "{bodies:?}");
+    assert_eq!((bodies[0].kind, bodies[0].period), (MsgKind::Report, None));
+    assert_eq!(
+        (bodies[1].kind, bodies[1].period),
+        (MsgKind::Report, Some(9))
+    );
+}
+
+#[test]
+fn watch_and_collector_mistakes_exit_2_naming_the_option() {
+    for (args, said) in [
+        (&["--watch", "-b"][..], "--watch"),
+        (&["--watch", "--json"], "--watch"),
+        (&["--interval", "1"], "go with --watch"),
+        (&["--watch", "--interval", "0"], "--interval"),
+        (&["--watch", "--every", "1", "--interval", "2"], "--every"),
+        (&["-a", "[::1"], "-a: '[::1'"),
+        (&["-a", "host:port"], "-a: 'port'"),
+        (&["-a", "a.example", "-a", "a.example:9555"], "named twice"),
+    ] {
+        let (code, out, err) = run(client().args(args));
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(said), "{args:?}: {err}");
+    }
+}
+
+/// A watcher stops by itself (exit 0) when its config file is replaced, as
+/// a re-deploy replaces it, so that cron starts the new set.
+#[test]
+fn a_watcher_stops_when_its_config_file_is_replaced() {
+    let dir = TempDir::new("replaced");
+    let key = dir.key_file();
+    let acker = Acker::start(0, KEY, 10);
+    let conf = dir.0.join("gateway-client.conf");
+    let text = format!("name = gw-replaced\nport = {}\n", acker.port);
+    std::fs::write(&conf, &text).unwrap();
+    let mut watcher = Command::new(env!("CARGO_BIN_EXE_gateway-client"))
+        .args(["--watch", "--interval", "0.2", "-q", "--config"])
+        .arg(&conf)
+        .arg("--key-file")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if !acker.bodies().is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!acker.bodies().is_empty(), "no report from the watcher");
+    let new = dir.0.join("gateway-client.conf.new");
+    std::fs::write(&new, &text).unwrap();
+    std::fs::rename(&new, &conf).unwrap();
+    let mut status = None;
+    for _ in 0..100 {
+        status = watcher.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert_eq!(status.and_then(|s| s.code()), Some(0), "{status:?}");
+}

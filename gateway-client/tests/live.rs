@@ -723,10 +723,161 @@ fn rescan_without_ps() {
     assert_eq!(mine[0].listening, Health::Yes);
     assert_eq!(mine[0].connections, Some(1));
     assert_eq!(mine[0].connected, vec![my_user()]);
-    assert_eq!(mine[0].start, "");
+    // As ps prints START (the comparison with collect is below).
+    assert!(!mine[0].start.is_empty(), "{:?}", mine[0]);
     check_started(&mine[0], &p);
     let fast = tunnels_of(&live::rescan(&ctx, false).unwrap(), &p);
     assert_eq!(fast[0].listening, Health::Yes);
     assert_eq!((fast[0].connections, fast[0].connected.len()), (None, 0));
     drop(c);
+}
+
+/// Rescans with one `Context` kept, as a watch mode keeps it, give the
+/// ESTABLISHED sockets of the last walk again while the kernel's counters
+/// say none came or went: a connection made or closed in between is seen
+/// by the next rescan all the same, and the records are those of a rescan
+/// with a fresh `Context`.
+#[test]
+fn rescans_with_a_kept_context_follow_connections() {
+    let port = free_port();
+    let p = spawn(
+        &s(&[
+            "-N",
+            "-L",
+            &format!("{port}:localhost:5951"),
+            "fakehost.invalid",
+        ]),
+        Spawn {
+            bind: Some(port),
+            ..Spawn::default()
+        },
+    );
+    let c1 = connect_when_listening(port);
+    let ctx = live::Context::without_sockets();
+    let count = |ctx: &live::Context| {
+        let mine = tunnels_of(&live::rescan(ctx, true).unwrap(), &p);
+        assert_eq!(mine.len(), 1, "{mine:?}");
+        assert_eq!(mine[0].listening, Health::Yes);
+        mine[0].connections
+    };
+    assert_eq!(count(&ctx), Some(1));
+    assert_eq!(count(&ctx), Some(1), "kept rows, nothing changed");
+    let c2 = connect_when_listening(port);
+    // The forward accepts in its own time: at most 5 s for the second.
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = count(&ctx);
+    for _ in 0..100 {
+        if seen == Some(2) || std::time::Instant::now() > end {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        seen = count(&ctx);
+    }
+    assert_eq!(seen, Some(2), "a new connection after the last walk");
+    assert_eq!(
+        count(&ctx),
+        count(&live::Context::without_sockets()),
+        "kept context and fresh one agree"
+    );
+    drop(c1);
+    let end = std::time::Instant::now() + Duration::from_secs(5);
+    let mut seen = count(&ctx);
+    for _ in 0..100 {
+        if seen == Some(1) || std::time::Instant::now() > end {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        seen = count(&ctx);
+    }
+    assert_eq!(seen, Some(1), "a connection closed after the last walk");
+    drop(c2);
+}
+
+/// The ssh-like command lines of a real capture (`testdata/ps/NAME.txt`,
+/// procps `auxww`): the COMMAND column of every line that mentions ssh,
+/// tunnels and look-alikes (sshd, ssh-agent, sftp, `grep ssh`) alike.
+fn capture_commands(name: &str) -> Vec<Vec<String>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/ps")
+        .join(name);
+    let text = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .skip(1)
+        .filter(|l| l.contains("ssh"))
+        .map(|l| l.split_whitespace().skip(10).map(str::to_string).collect())
+        .filter(|argv: &Vec<String>| !argv.is_empty())
+        .collect()
+}
+
+/// Records sorted, with `start` (ps's minute, which ps computes from its
+/// own idea of the boot time, a second off /proc's at times) checked
+/// apart: equal, except for a process that started within a second of a
+/// minute's turn.
+fn same_records(mut oneshot: Vec<Tunnel>, mut watch: Vec<Tunnel>) {
+    let key = |t: &Tunnel| (t.pid, t.kind, t.listen_port, t.bind.clone());
+    oneshot.sort_by_key(key);
+    watch.sort_by_key(key);
+    assert_eq!(oneshot.len(), watch.len(), "{oneshot:#?}\n{watch:#?}");
+    for (a, mut b) in oneshot.into_iter().zip(watch) {
+        let near_turn = b.started.is_some_and(|s| matches!(s % 60, 59 | 0));
+        if a.start != b.start && near_turn {
+            b.start = a.start.clone();
+        }
+        assert_eq!(a, b, "one-shot (left) and watch mode's look (right) differ");
+    }
+}
+
+/// Watch mode's look (`live::rescan`: /proc alone) gives the very records
+/// of the one-shot run (`live::collect`: ps, then /proc) for the same live
+/// processes: the ssh command lines of two real captures (tunnels of every
+/// form the parser knows, and the look-alikes that are not tunnels), and a
+/// forward that listens with two connections in it. The processes are
+/// looked at with collect, rescan, collect; a pass where the two collects
+/// differ (a process still starting) is done again, at most 5 times.
+#[test]
+fn a_look_gives_the_records_of_the_one_shot_run() {
+    assert!(have_proc(), "this test needs /proc");
+    let mut procs = Vec::new();
+    for name in ["procps-auxww.txt", "after-restart-auxww.txt"] {
+        for argv in capture_commands(name) {
+            let arg0: &'static str = Box::leak(argv[0].clone().into_boxed_str());
+            let how = Spawn {
+                arg0: Some(arg0),
+                ..Spawn::default()
+            };
+            procs.push(spawn(&argv[1..], how));
+        }
+    }
+    assert!(procs.len() >= 20, "{} processes", procs.len());
+    let port = free_port();
+    let forward = format!("{port}:novadaq-far-master-01:5901");
+    let how = Spawn {
+        bind: Some(port),
+        ..Spawn::default()
+    };
+    procs.push(spawn(&s(&["-N", "-L", &forward, "novacr01@gw"]), how));
+    let conns = (connect_when_listening(port), connect_when_listening(port));
+    let pids: Vec<u32> = procs.iter().map(Proc::pid).collect();
+    let ours = |all: Vec<Tunnel>| -> Vec<Tunnel> {
+        all.into_iter().filter(|t| pids.contains(&t.pid)).collect()
+    };
+    let ctx = live::Context::without_sockets();
+    for _ in 0..5 {
+        let before = ours(collect(false));
+        let look = ours(live::rescan(&ctx, true).unwrap());
+        let after = ours(collect(false));
+        if before != after {
+            continue;
+        }
+        assert!(before.len() >= 20, "{before:#?}");
+        let listening = before.iter().find(|t| t.listen_port == port).unwrap();
+        assert_eq!(
+            (listening.listening, listening.connections),
+            (Health::Yes, Some(2))
+        );
+        same_records(before, look);
+        drop(conns);
+        return;
+    }
+    panic!("the processes kept changing between two ps runs in 5 passes");
 }

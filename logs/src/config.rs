@@ -19,6 +19,13 @@
 //! # events = ["tunnel_missing", "tunnel_broken", "tunnel_restored"]
 //! # roc = "Caltech"
 //!
+//! # a gateway judged by its own thresholds (over the global ones and
+//! # those of the period it declares; see `crate::Staleness`)
+//! [[gateway]]
+//! name = "novadaq-near-gateway-01"
+//! late = "5m"            # optional
+//! down = "30m"           # optional
+//!
 //! [[tunnel]]
 //! gateway = "novadaq-far-gateway-01"
 //! listen = 5901
@@ -40,7 +47,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::duration;
-use crate::gateway::Thresholds;
+use crate::gateway::{Override, Thresholds};
 use crate::inventory::Expected;
 use crate::route::{EVENTS, Route};
 use crate::silence::Silence;
@@ -62,9 +69,19 @@ struct File {
     flap: Option<Spanned<i64>>,
     idle_after: Option<Spanned<Duration>>,
     #[serde(default)]
+    gateway: Vec<Spanned<GatewayEntry>>,
+    #[serde(default)]
     tunnel: Vec<Spanned<TunnelEntry>>,
     #[serde(default)]
     silence: Vec<Spanned<SilenceEntry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GatewayEntry {
+    name: String,
+    late: Option<Duration>,
+    down: Option<Duration>,
 }
 
 #[derive(Deserialize)]
@@ -116,6 +133,8 @@ pub struct Config {
     /// How long a tunnel must have been idle to be a candidate to close
     /// (`crate::usage`).
     pub idle_after: Option<u64>,
+    /// The `[[gateway]]` thresholds, in file order (one per name).
+    pub gateways: Vec<Override>,
     /// The expected tunnels, in file order.
     pub tunnels: Vec<Expected>,
     /// Planned silences, in file order.
@@ -190,11 +209,8 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let duration = |d: Option<Spanned<Duration>>, key: &str| -> Result<Option<u64>, ConfigError> {
         let Some(d) = d else { return Ok(None) };
         let span = d.span();
-        let secs = match d.into_inner() {
-            Duration::Text(s) => duration::parse(&s).map_err(|e| e.to_string()),
-            Duration::Seconds(n) => u64::try_from(n).map_err(|_| format!("'{n}': not negative")),
-        };
-        secs.map(Some)
+        seconds(d.into_inner())
+            .map(Some)
             .map_err(|e| at(Some(span), format!("{key} {e}")))
     };
     let mut config = Config {
@@ -245,6 +261,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
             )
         })?);
     }
+    config.gateways = gateways(file.gateway, &at)?;
     for t in file.tunnel {
         let entry = expected(t, &at)?;
         if let Some(first) = config
@@ -268,6 +285,67 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         config.silences.push(silence(s, &at)?);
     }
     Ok(config)
+}
+
+/// A duration's seconds, or what is wrong with it (after the key).
+fn seconds(d: Duration) -> Result<u64, String> {
+    match d {
+        Duration::Text(s) => duration::parse(&s).map_err(|e| e.to_string()),
+        Duration::Seconds(n) => u64::try_from(n).map_err(|_| format!("'{n}': not negative")),
+    }
+}
+
+/// The `[[gateway]]` tables, checked, one per name.
+fn gateways(
+    tables: Vec<Spanned<GatewayEntry>>,
+    at: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
+) -> Result<Vec<Override>, ConfigError> {
+    let mut out: Vec<Override> = Vec::with_capacity(tables.len());
+    for g in tables {
+        let (entry, span) = gateway(g, at)?;
+        if out.iter().any(|o| o.name == entry.name) {
+            return Err(at(
+                Some(span),
+                format!(
+                    "a second [[gateway]] for {}: one per gateway, with late, down or both",
+                    entry.name
+                ),
+            ));
+        }
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// One `[[gateway]]`, checked, and the span of the table.
+fn gateway(
+    g: Spanned<GatewayEntry>,
+    at: &impl Fn(Option<Range<usize>>, String) -> ConfigError,
+) -> Result<(Override, Range<usize>), ConfigError> {
+    let span = g.span();
+    let g = g.into_inner();
+    let bad = |why: String| at(Some(span.clone()), format!("[[gateway]] {why}"));
+    let name = g.name.trim().to_string();
+    if name.is_empty() {
+        return Err(bad("name is empty: name the gateway as it reports".into()));
+    }
+    let secs = |d: Option<Duration>, key: &str| -> Result<Option<u64>, ConfigError> {
+        d.map(|d| seconds(d).map_err(|e| bad(format!("{name}: {key} {e}"))))
+            .transpose()
+    };
+    let (late, down) = (secs(g.late, "late")?, secs(g.down, "down")?);
+    match (late, down) {
+        (None, None) => Err(bad(format!(
+            "{name}: gives neither late nor down; give one or both, or leave the table out"
+        ))),
+        (Some(0), _) | (_, Some(0)) => {
+            Err(bad(format!("{name}: late and down must be at least 1s")))
+        }
+        (Some(l), Some(d)) if d <= l => Err(bad(format!(
+            "{name}: down ({d}s) must be longer than late ({l}s)"
+        ))),
+        _ => Ok((Override { name, late, down }, span)),
+    }
 }
 
 fn nonempty(
@@ -540,6 +618,57 @@ roc = "Fermilab"
             (
                 "[[silence]]\nroc = \"C\"\nfrom = \"2026-12-07T08:00:00Z\"\nuntil = \"2026-12-07T09:00:00Z\"\nreason = \" \"\n",
                 "reason is empty",
+            ),
+        ] {
+            let e = check(text).unwrap_err();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn gateway_overrides() {
+        let c = check(
+            "[[gateway]]\nname = \"near\"\nlate = \"5m\"\ndown = \"30m\"\n\n[[gateway]]\nname = \"far\"\nlate = 90\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.gateways,
+            [
+                Override {
+                    name: "near".into(),
+                    late: Some(300),
+                    down: Some(1800)
+                },
+                Override {
+                    name: "far".into(),
+                    late: Some(90),
+                    down: None
+                }
+            ]
+        );
+        for (text, want) in [
+            (
+                "[[gateway]]\nname = \"g\"\n",
+                "monitor.toml:1: [[gateway]] g: gives neither late nor down",
+            ),
+            (
+                "\n[[gateway]]\nname = \"g\"\nlate = \"5m\"\ndown = \"1m\"\n",
+                "monitor.toml:2: [[gateway]] g: down (60s) must be longer than late (300s)",
+            ),
+            (
+                "[[gateway]]\nname = \"g\"\nlate = \"5x\"\n",
+                "[[gateway]] g: late '5x': unit must be",
+            ),
+            ("[[gateway]]\nname = \"g\"\ndown = 0\n", "at least 1s"),
+            ("[[gateway]]\nname = \" \"\nlate = 9\n", "name is empty"),
+            (
+                "[[gateway]]\nname = \"g\"\nlate = 9\nperiod = 3\n",
+                "unknown field `period`",
+            ),
+            ("[[gateway]]\nlate = 9\n", "missing field `name`"),
+            (
+                "[[gateway]]\nname = \"g\"\nlate = 9\n\n[[gateway]]\nname = \"g\"\ndown = 99\n",
+                "monitor.toml:5: a second [[gateway]] for g",
             ),
         ] {
             let e = check(text).unwrap_err();

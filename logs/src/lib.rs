@@ -13,7 +13,9 @@
 //!   plain reference reader [`reader::read`];
 //! - [`EventKind`]: what an event row says happened;
 //! - [`Thresholds`] and [`GatewayState`]: when a gateway is up, late or
-//!   down, and what a silence is, with the defaults;
+//!   down, and what a silence is, with the defaults; [`Staleness`] which
+//!   thresholds apply to each gateway (its declared period, the config's
+//!   `[[gateway]]` overrides);
 //! - [`TunnelKey`] and [`LaneKey`]: when two tunnel records are the same
 //!   tunnel;
 //! - [`duration`]: durations as operators write them (`150s`, `10m`);
@@ -46,7 +48,7 @@ pub mod silence;
 pub mod usage;
 
 pub use error::Error;
-pub use gateway::{GatewayState, Thresholds};
+pub use gateway::{GatewayState, Override, Staleness, Thresholds, declared_period};
 pub use identity::{IDENTITY, LaneKey, TunnelKey};
 pub use kind::EventKind;
 pub use schema::{Column, EventCol, EventRow, LogKind, TunnelCol, TunnelRow};

@@ -9,11 +9,11 @@ use jiff::tz::TimeZone;
 
 use crate::error::Error;
 use crate::history::Range;
-use logs::Thresholds;
 use logs::config;
 use logs::damping::Damping;
 use logs::inventory::Expected;
 use logs::silence::Silence;
+use logs::{Staleness, Thresholds};
 
 pub(crate) const HELP: &str = "\
 webgen: renders the ROC tunnel monitor's pages from the collector's CSV logs
@@ -34,9 +34,9 @@ availability and outages.
 
 OPTIONS:
     --config FILE     the monitoring host's config file (TOML, shared with the
-                      collector): late, down, tz, idle_after and the
-                      inventory (its
-                      keep_days, notify and page_url are the collector's);
+                      collector): late, down, [[gateway]] thresholds, tz,
+                      idle_after and the inventory (its keep_days, notify
+                      and page_url are the collector's);
                       the flags below override it; a file that cannot be
                       read or is wrong is exit 2, FILE:LINE: what is wrong
                       [/etc/roc-tunnel-monitor/monitor.toml when it exists]
@@ -45,8 +45,10 @@ OPTIONS:
                       warning on stderr naming it)
     --out DIR         where to write the pages (created if missing); each
                       page is written to a temporary file, then renamed
-    --late DURATION   a gateway not heard for this long is late [150s]
-    --down DURATION   a gateway not heard for this long is down [10m]
+    --late DURATION   a gateway not heard for this long is late [150s]; one
+                      that declares a period: after 2.5 periods
+    --down DURATION   a gateway not heard for this long is down [10m]; one
+                      that declares a period: after 10 periods
     --recent DURATION how far back 'went away recently' looks [24h]
     --idle-after DURATION
                       a tunnel whose every report for this long found no
@@ -89,7 +91,8 @@ EXIT STATUS:
 pub(crate) struct Config {
     pub data: PathBuf,
     pub out: PathBuf,
-    pub thresholds: Thresholds,
+    /// The thresholds: the global ones and the `[[gateway]]` overrides.
+    pub staleness: Staleness,
     pub recent: u64,
     /// How long a tunnel must have been idle to be a candidate to close.
     pub idle_after: u64,
@@ -298,7 +301,7 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
     Ok(Command::Run(Box::new(Config {
         data,
         out,
-        thresholds,
+        staleness: Staleness::new(thresholds, &file.gateways),
         recent: f.recent.unwrap_or(86_400),
         idle_after: f
             .idle_after
@@ -352,7 +355,7 @@ mod tests {
         };
         let labels: Vec<&str> = c.ranges.iter().map(|r| r.label.as_str()).collect();
         assert_eq!(labels, ["24h", "7d", "30d", "2h"]);
-        assert_eq!(c.thresholds, Thresholds::default());
+        assert_eq!(c.staleness.global(), Thresholds::default());
         assert_eq!(c.idle_after, logs::usage::DEFAULT_IDLE_AFTER);
         assert_eq!(c.now, 5);
         let Command::Run(c) = parse(args("--data d --out o --idle-after 2d")).unwrap() else {

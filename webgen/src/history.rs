@@ -18,8 +18,8 @@
 use std::collections::HashMap;
 
 use gateway_client::tunnel::{Health, Tunnel};
+use logs::LaneKey;
 use logs::inventory::{Expected, TunnelState};
-use logs::{LaneKey, Thresholds};
 
 use crate::logs::Catalog;
 use crate::state::{GatewayTrack, Message, Session, Tracker};
@@ -225,14 +225,14 @@ impl RangeHistory {
 }
 
 /// Builds the history of every range. `data_start` is the earliest event
-/// in the logs read; `thresholds` say when a silence going on now began.
+/// in the logs read; each gateway's thresholds say when a silence going on
+/// now began.
 pub(crate) fn build(
     tracker: &Tracker,
     catalog: &Catalog,
     now: u64,
     ranges: &[Range],
     data_start: Option<u64>,
-    thresholds: Thresholds,
 ) -> Vec<RangeHistory> {
     ranges
         .iter()
@@ -242,7 +242,7 @@ pub(crate) fn build(
                 .gateways_by_name(catalog)
                 .into_iter()
                 .filter(|g| g.last_heard >= start)
-                .map(|g| gateway(g, catalog, start, now, thresholds))
+                .map(|g| gateway(g, catalog, start, now))
                 .collect();
             let in_range = |m: &&Message| m.received >= start && m.received <= now;
             let messages_total = tracker.messages.iter().filter(in_range).count();
@@ -268,16 +268,10 @@ pub(crate) fn build(
         .collect()
 }
 
-fn gateway(
-    g: &GatewayTrack,
-    catalog: &Catalog,
-    start: u64,
-    end: u64,
-    thresholds: Thresholds,
-) -> GatewayHistory {
+fn gateway(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64) -> GatewayHistory {
     let (buckets, max_count, reports) = tunnel_counts(g, start, end);
     let window = (start.max(g.first_heard), end);
-    let all = silences(g, start, end, thresholds);
+    let all = silences(g, start, end);
     let silent: u64 = all
         .iter()
         .map(|&(a, b)| b.min(window.1).saturating_sub(a.max(window.0)))
@@ -325,14 +319,14 @@ fn tunnel_counts(g: &GatewayTrack, start: u64, end: u64) -> (Vec<Option<Bucket>>
 
 /// The silences overlapping `start..=end`, oldest first, including one
 /// going on at `end`.
-fn silences(g: &GatewayTrack, start: u64, end: u64, thresholds: Thresholds) -> Vec<(u64, u64)> {
+fn silences(g: &GatewayTrack, start: u64, end: u64) -> Vec<(u64, u64)> {
     let mut all: Vec<(u64, u64)> = g
         .silences
         .iter()
         .copied()
         .filter(|&(a, b)| b >= start && a <= end)
         .collect();
-    if thresholds.is_silence(end.saturating_sub(g.last_heard)) {
+    if g.thresholds.is_silence(end.saturating_sub(g.last_heard)) {
         all.push((g.last_heard, end));
     }
     all

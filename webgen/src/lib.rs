@@ -160,7 +160,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
     let to = day(cfg.now);
 
     let mut catalog = Catalog::default();
-    let mut tracker = Tracker::new(cfg.thresholds, cfg.inventory.clone());
+    let mut tracker = Tracker::new(cfg.staleness.clone(), cfg.inventory.clone());
     let stats = logs::read(&cfg.data, from, to, cfg.now, &mut catalog, &mut tracker)?;
     tracker.finish(&catalog, cfg.now);
 
@@ -168,7 +168,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         &tracker,
         &catalog,
         cfg.now,
-        cfg.thresholds,
+        cfg.staleness.global(),
         cfg.recent,
         STATUS_LIST_LIMIT,
     );
@@ -180,7 +180,6 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         cfg.now,
         &cfg.ranges,
         stats.first_received,
-        cfg.thresholds,
     );
 
     let clock = Clock::new(cfg.tz.clone(), cfg.now);

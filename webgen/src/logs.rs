@@ -119,6 +119,8 @@ pub struct Event {
     pub sent: u64,
     /// The end of a `maintenance` silence, by the gateway's clock.
     pub until: Option<u64>,
+    /// The longest silence the gateway declared (`logs::declared_period`).
+    pub period: Option<u32>,
 }
 
 impl Event {
@@ -585,6 +587,7 @@ impl DayParse {
             },
             sent: row.sent,
             until: row.until,
+            period: row.period,
         });
     }
 
@@ -894,6 +897,7 @@ struct EventView<'a> {
     text: &'a str,
     sent: u64,
     until: Option<u64>,
+    period: Option<u32>,
 }
 
 impl<'a> EventView<'a> {
@@ -910,17 +914,18 @@ impl<'a> EventView<'a> {
         let s = |c: C| get(c).and_then(|b| std::str::from_utf8(b).ok());
         let n = |c: C| get(c).and_then(uint);
         let n32 = |c: C| n(c).and_then(|v| u32::try_from(v).ok());
-        // `sent`, `source` and `kind` are checked only (an unknown kind is
-        // still a kind, but the row must be text), and so are `period` and
-        // `until`, empty or missing in older files.
+        // `source` and `kind` are checked only (an unknown kind is still a
+        // kind, but the row must be text); `period` and `until` are empty
+        // or missing in older files.
         let sent = n(C::Sent)?;
         let until = match get(C::Until) {
             None | Some(b"") => None,
             Some(b) => Some(uint(b)?),
         };
-        get(C::Period)
-            .filter(|b| !b.is_empty())
-            .map_or(Some(0), |b| uint(b).and_then(|v| u32::try_from(v).ok()))?;
+        let period = match get(C::Period) {
+            None | Some(b"") => None,
+            Some(b) => Some(u32::try_from(uint(b)?).ok()?),
+        };
         let kind = get(C::Kind)?;
         if !text_ok(get(C::Source)?) || !text_ok(kind) {
             return None;
@@ -939,6 +944,7 @@ impl<'a> EventView<'a> {
             },
             sent,
             until,
+            period,
         })
     }
 
@@ -954,6 +960,7 @@ impl<'a> EventView<'a> {
             text: &row.text,
             sent: row.sent,
             until: row.until,
+            period: row.period,
         }
     }
 }

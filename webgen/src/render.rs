@@ -331,7 +331,26 @@ pub(crate) fn in_use_text(connections: Option<u32>, connected: &[String]) -> Opt
 /// kept first and the rest are counted.
 pub(crate) const MAX_TUNNEL_ROWS: usize = 200;
 
-fn gateway_status(clock: &Clock, g: &GatewayStatus) -> Value {
+/// How a gateway is judged, when not by the global thresholds: "reports
+/// at least every 30 s: late after 1 min 15 s, down after 5 min".
+fn judged_by(g: &GatewayStatus, global: logs::Thresholds) -> Option<String> {
+    let t = g.thresholds;
+    let rule = format!(
+        "late after {}, down after {}",
+        threshold(t.late),
+        threshold(t.down)
+    );
+    match g.period {
+        Some(p) => Some(format!(
+            "reports at least every {}: {rule}",
+            threshold(p.into())
+        )),
+        None if t != global => Some(rule),
+        None => None,
+    }
+}
+
+fn gateway_status(clock: &Clock, g: &GatewayStatus, global: logs::Thresholds) -> Value {
     let broken = g.tunnels.iter().filter(|t| t.broken()).count() as u64;
     let mut shown: Vec<&TunnelNow> = g.tunnels.iter().collect();
     if shown.len() > MAX_TUNNEL_ROWS {
@@ -345,6 +364,7 @@ fn gateway_status(clock: &Clock, g: &GatewayStatus) -> Value {
         state => g.state.as_str(),
         last_heard => clock.time_full(g.last_heard),
         last_heard_ago => clock.ago(g.last_heard),
+        judged_by => judged_by(g, global),
         last_report => g.last_report.map(|t| clock.time(t)),
         last_report_ago => g.last_report.map(|t| clock.ago(t)),
         tunnels => shown.iter().map(|t| tunnel_now(clock, t)).collect::<Vec<_>>(),
@@ -534,7 +554,7 @@ pub(crate) fn status_context(clock: &Clock, stats: &ReadStats, s: &Status) -> Va
         inventory => inventory_context(clock, s),
         silences => silences(clock, s),
         silent => silent,
-        gateways => s.gateways.iter().map(|g| gateway_status(clock, g)).collect::<Vec<_>>(),
+        gateways => s.gateways.iter().map(|g| gateway_status(clock, g, s.thresholds)).collect::<Vec<_>>(),
         summary => context! {
             up => counts("up"), late => counts("late"), down => counts("down"),
             tunnels => plural(s.gateways.iter().map(|g| g.tunnels.len() as u64).sum(), "tunnel", "tunnels"),

@@ -20,7 +20,7 @@ use gateway_client::tunnel::{Health, Tunnel};
 use logs::inventory::{Expected, TunnelState};
 use logs::silence::{Maintenance, Silence};
 use logs::usage::Usage;
-use logs::{EventKind, GatewayState, Thresholds};
+use logs::{EventKind, GatewayState, Staleness, Thresholds};
 
 use crate::expected::Judging;
 use crate::logs::{Catalog, Event, GwId, Obs, Report, TunnelId, Visitor};
@@ -93,11 +93,17 @@ pub(crate) struct GatewayTrack {
     /// Who was on the tunnels of the latest complete report (those with
     /// someone on them), by tunnel id.
     pub connected: Vec<(TunnelId, std::sync::Arc<str>)>,
+    /// The period in force (`logs::declared_period`) and the thresholds it
+    /// judges the gateway by (`logs::Staleness::of`), as of its last event.
+    pub period: Option<u32>,
+    pub thresholds: Thresholds,
 }
 
 impl GatewayTrack {
-    fn new(id: GwId, at: u64) -> GatewayTrack {
+    fn new(id: GwId, at: u64, thresholds: Thresholds) -> GatewayTrack {
         GatewayTrack {
+            period: None,
+            thresholds,
             id,
             first_heard: at,
             last_heard: at,
@@ -157,10 +163,26 @@ impl GatewayTrack {
     }
 }
 
+/// The track of `gw` in `gateways`, made on its first event at `at`.
+fn track<'a>(
+    gateways: &'a mut Vec<Option<GatewayTrack>>,
+    staleness: &Staleness,
+    catalog: &Catalog,
+    gw: GwId,
+    at: u64,
+) -> &'a mut GatewayTrack {
+    let i = gw as usize;
+    if gateways.len() <= i {
+        gateways.resize_with(i + 1, || None);
+    }
+    gateways[i]
+        .get_or_insert_with(|| GatewayTrack::new(gw, at, staleness.of(catalog.gateway(gw), None)))
+}
+
 /// The aggregate of the whole log stream (see the module doc).
 #[derive(Debug)]
 pub(crate) struct Tracker {
-    thresholds: Thresholds,
+    staleness: Staleness,
     /// Indexed by gateway id; `None` for a gateway not heard yet.
     pub gateways: Vec<Option<GatewayTrack>>,
     /// The newest messages, oldest first.
@@ -174,9 +196,9 @@ pub(crate) struct Tracker {
 
 impl Tracker {
     /// `inventory`: the expected tunnels (empty: none).
-    pub(crate) fn new(thresholds: Thresholds, inventory: Vec<Expected>) -> Tracker {
+    pub(crate) fn new(staleness: Staleness, inventory: Vec<Expected>) -> Tracker {
         Tracker {
-            thresholds,
+            staleness,
             gateways: Vec::new(),
             messages: VecDeque::new(),
             messages_total: 0,
@@ -189,20 +211,12 @@ impl Tracker {
     /// down at `now` are unknown from when it went late.
     pub(crate) fn finish(&mut self, catalog: &Catalog, now: u64) {
         self.judging.start(now);
-        let late = self.thresholds.late;
         for g in self.gateways.iter().flatten() {
-            if self.thresholds.is_silence(now.saturating_sub(g.last_heard)) {
+            if g.thresholds.is_silence(now.saturating_sub(g.last_heard)) {
+                let late = g.thresholds.late;
                 self.judging.silence(catalog, g.id, g.last_heard + late);
             }
         }
-    }
-
-    fn track(&mut self, gw: GwId, at: u64) -> &mut GatewayTrack {
-        let i = gw as usize;
-        if self.gateways.len() <= i {
-            self.gateways.resize_with(i + 1, || None);
-        }
-        self.gateways[i].get_or_insert_with(|| GatewayTrack::new(gw, at))
     }
 
     /// The gateways heard, in name order.
@@ -217,15 +231,28 @@ impl Visitor for Tracker {
     fn event(&mut self, catalog: &Catalog, ev: &Event) {
         self.judging.start(ev.received);
         if ev.kind.is_sign_of_life() {
-            let thresholds = self.thresholds;
-            let g = self.track(ev.gateway, ev.received);
+            let g = track(
+                &mut self.gateways,
+                &self.staleness,
+                catalog,
+                ev.gateway,
+                ev.received,
+            );
             let mut went_late = None;
-            if thresholds.is_silence(ev.received.saturating_sub(g.last_heard)) {
+            // The gap is judged by the thresholds in force during it.
+            if g.thresholds
+                .is_silence(ev.received.saturating_sub(g.last_heard))
+            {
                 g.silences.push((g.last_heard, ev.received));
-                went_late = Some(g.last_heard + thresholds.late);
+                went_late = Some(g.last_heard + g.thresholds.late);
             }
             g.last_heard = g.last_heard.max(ev.received);
             g.events += 1;
+            let period = logs::declared_period(g.period, ev.kind, ev.period);
+            if period != g.period {
+                g.period = period;
+                g.thresholds = self.staleness.of(catalog.gateway(ev.gateway), period);
+            }
             if let Some(at) = went_late {
                 self.judging.silence(catalog, ev.gateway, at);
             }
@@ -273,7 +300,13 @@ impl Visitor for Tracker {
         };
         self.judging
             .report(catalog, r.gateway, r.seq, tunnels, r.received);
-        let g = self.track(r.gateway, r.received);
+        let g = track(
+            &mut self.gateways,
+            &self.staleness,
+            catalog,
+            r.gateway,
+            r.received,
+        );
         g.reports += 1;
         g.last_report = Some(r.received);
         let up = r
@@ -350,6 +383,9 @@ impl TunnelNow {
 pub(crate) struct GatewayStatus {
     pub name: String,
     pub state: GatewayState,
+    /// The thresholds it is judged by, and the period it declares.
+    pub thresholds: Thresholds,
+    pub period: Option<u32>,
     pub last_heard: u64,
     pub last_report: Option<u64>,
     /// By listen port.
@@ -413,6 +449,7 @@ fn expected_now(tracker: &Tracker) -> Vec<ExpectedNow> {
 /// The status page's facts.
 #[derive(Clone, Debug)]
 pub(crate) struct Status {
+    /// The thresholds of gateways without a period or a `[[gateway]]`.
     pub thresholds: Thresholds,
     /// Down first, then late, then up; by name within each.
     pub gateways: Vec<GatewayStatus>,
@@ -464,13 +501,14 @@ impl Status {
         recent: u64,
         limit: usize,
     ) -> Status {
+        // Each gateway by its own thresholds; `thresholds` are for the page.
         let since = now.saturating_sub(recent);
         let mut gateways = Vec::new();
         let mut gone = Vec::new();
         let mut gone_gateways = Vec::new();
         for g in tracker.gateways_by_name(catalog) {
             let name = catalog.gateway(g.id).to_string();
-            let state = thresholds.state(now.saturating_sub(g.last_heard));
+            let state = g.thresholds.state(now.saturating_sub(g.last_heard));
             if state == GatewayState::Down {
                 gone_gateways.push((name.clone(), g.last_heard));
             }
@@ -515,6 +553,8 @@ impl Status {
             gateways.push(GatewayStatus {
                 name,
                 state,
+                thresholds: g.thresholds,
+                period: g.period,
                 last_heard: g.last_heard,
                 last_report: g.last_report,
                 tunnels,

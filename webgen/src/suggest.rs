@@ -44,12 +44,12 @@ pub(crate) fn suggest(cfg: &Config, secs: u64) -> Result<String, Error> {
     let (from, to) = (day(start), day(cfg.now));
     // First pass: what was there.
     let mut catalog = Catalog::default();
-    let mut seen = Tracker::new(cfg.thresholds, Vec::new());
+    let mut seen = Tracker::new(cfg.staleness.clone(), Vec::new());
     logs::read(&cfg.data, from, to, cfg.now, &mut catalog, &mut seen)?;
     let candidates = candidates(&catalog);
     // Second pass: each candidate judged over the range.
     let mut catalog = Catalog::default();
-    let mut tracker = Tracker::new(cfg.thresholds, candidates.clone());
+    let mut tracker = Tracker::new(cfg.staleness.clone(), candidates.clone());
     let stats = logs::read(&cfg.data, from, to, cfg.now, &mut catalog, &mut tracker)?;
     tracker.finish(&catalog, cfg.now);
     let covered_from = stats.first_received.unwrap_or(cfg.now).max(start);

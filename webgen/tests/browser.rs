@@ -237,7 +237,7 @@ fn pages_in_headless_chromium() {
                         assert_eq!(count(&doc, "tr.tunnel.broken"), 2, "{what}");
                         assert_eq!(count(&doc, "#messages .msgs li"), 2, "{what}");
                         if js {
-                            assert_eq!(count(&doc, "script"), 1, "{what}");
+                            assert_eq!(count(&doc, "script"), 2, "{what}");
                         }
                     }
                     _ => {
