@@ -493,7 +493,8 @@ mod tests {
                 },
             });
         }
-        let mut tracker = Tracker::new(Thresholds::DEFAULT, Vec::new());
+        let staleness = logs::Staleness::new(logs::Thresholds::DEFAULT, &[]);
+        let mut tracker = Tracker::new(staleness, Vec::new());
         for (i, conns) in reports.iter().enumerate() {
             let obs: Vec<Obs> = (0..2)
                 .map(|id| Obs {
