@@ -81,11 +81,15 @@ impl Far {
         })
     }
 
+    /// How many connections came through so far (the checks that a
+    /// forward listens make some too).
+    fn count(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
     /// Waits until `n` connections came through.
     fn wait(&self, n: usize, what: &str) -> Result<()> {
-        wait_for(what, LIMIT, || {
-            (self.accepted.load(Ordering::SeqCst) >= n).then_some(())
-        })
+        wait_for(what, LIMIT, || (self.count() >= n).then_some(()))
     }
 }
 
@@ -155,6 +159,24 @@ fn client_json(watcher: &Account, client: &Path) -> Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Runs the client as `watcher` until it reports `want` (`who`'s text) on
+/// `port`: a bounded number of runs in a bounded time (a connection that
+/// just closed, such as a check that a forward listens, may take a moment
+/// to leave ESTABLISHED on a busy machine).
+fn expect_who(watcher: &Account, client: &Path, port: u16, want: &str) -> Result<()> {
+    let mut last = String::new();
+    let found = wait_for(&format!("a run that finds {want}"), LIMIT, || {
+        last = client_json(watcher, client).ok()?;
+        (who(&last, port).as_deref() == Some(want)).then_some(())
+    });
+    found.map_err(|_| {
+        Error::check(
+            format!("{want} on port {port} (the client as {})", watcher.name),
+            last,
+        )
+    })
+}
+
 /// The client binary, copied where every account may run it.
 fn client_copy(tmp: &TempDir) -> Result<PathBuf> {
     let built = cargo_bin("gateway-client", "gateway-client")?;
@@ -199,17 +221,18 @@ fn two_accounts_on_a_real_tunnel_then_one() -> Result<()> {
     let log = |name: &str| tmp.path().join(format!("{name}.log"));
     let _tunnel = ssh_forward(&owner, &owner_key, &sshd, port, far.port, &log("owner"))?;
     // Before anyone is on it.
-    let json = client_json(&watcher, &client)?;
-    if who(&json, port).as_deref() != Some("0 []") {
-        return Err(Error::check(format!("0 [] on port {port}"), json));
-    }
+    expect_who(&watcher, &client, port, "0 []")?;
 
     // The shifter through its own session into the gateway's sshd.
     let hop = free_tcp_port()?;
     let _hop = ssh_forward(&shifter, &shifter_key, &sshd, hop, port, &log("shifter"))?;
+    let before = far.count();
     let _via_sshd = TcpStream::connect((Ipv4Addr::LOCALHOST, hop))
         .map_err(|e| Error::io("connecting", format!("127.0.0.1:{hop}"), e))?;
-    far.wait(1, "the shifter's connection to come through the tunnel")?;
+    far.wait(
+        before + 1,
+        "the shifter's connection to come through the tunnel",
+    )?;
     // The local account directly, from a process of its own.
     let mut direct = local.command("bash");
     direct.args([
@@ -218,37 +241,19 @@ fn two_accounts_on_a_real_tunnel_then_one() -> Result<()> {
     ]);
     let direct = Proc::spawn("the local account's connection", &mut direct, &log("local"))?;
     far.wait(
-        2,
+        before + 2,
         "the local account's connection to come through the tunnel",
     )?;
 
     let mut both = [shifter.name.as_str(), local.name.as_str()];
     both.sort_unstable();
-    let want = format!("2 [{}]", both.join(","));
-    let json = client_json(&watcher, &client)?;
-    if who(&json, port).as_deref() != Some(want.as_str()) {
-        return Err(Error::check(
-            format!("{want} on port {port} (the client as {})", watcher.name),
-            json,
-        ));
-    }
+    expect_who(&watcher, &client, port, &format!("2 [{}]", both.join(",")))?;
 
     // One connection closes: the next run finds the other alone. The
     // owner's ssh closes its end when it reads the end of the stream;
     // each run is bounded, and so is the number of runs.
     drop(direct);
-    let want = format!("1 [{}]", shifter.name);
-    let mut last = String::new();
-    let found = wait_for("a run that finds one connection", LIMIT, || {
-        last = client_json(&watcher, &client).ok()?;
-        (who(&last, port).as_deref() == Some(want.as_str())).then_some(())
-    });
-    if found.is_err() {
-        return Err(Error::check(
-            format!("{want} on port {port} after the local connection closed"),
-            last,
-        ));
-    }
+    expect_who(&watcher, &client, port, &format!("1 [{}]", shifter.name))?;
     Ok(())
 }
 
