@@ -330,9 +330,75 @@ pub fn live(setup: &Setup) -> Result<Vec<Row>, Error> {
             Some(over <= Duration::from_millis(3)),
         ));
     }
+    rows.push(live_pass(setup, &fw)?);
     rows.extend(rescans(setup, &fw)?);
     drop(fw);
     Ok(rows)
+}
+
+/// The process's CPU time so far (all its threads).
+fn process_cpu() -> Duration {
+    // SAFETY: timespec is plain old data; clock_gettime only writes it.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid pointer to a local.
+    unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// The client's whole live pass ([`gateway_client::live::collect`]: `ps`,
+/// its parse, `/proc`, the sockets, the checks) in this process, before
+/// and after counting the connections (issue 13), interleaved round by
+/// round with the order alternating: both medians side by side, and the
+/// median of the rounds' differences.
+fn live_pass(setup: &Setup, fw: &crate::forwards::Forwards) -> Result<Row, Error> {
+    let pass = |connections: bool| -> Result<(Duration, Duration, u32), Error> {
+        let (t, c) = (Instant::now(), process_cpu());
+        let outcome =
+            gateway_client::live::collect_counting(Duration::from_secs(10), false, connections)
+                .map_err(|e| Error::case("live pass", e.to_string()))?;
+        let (wall, cpu) = (t.elapsed(), process_cpu().saturating_sub(c));
+        let ours = outcome.tunnels.iter().filter(|t| fw.pids.contains(&t.pid));
+        Ok((wall, cpu, ours.filter_map(|t| t.connections).sum()))
+    };
+    let (mut before, mut after) = ((Vec::new(), Vec::new()), (Vec::new(), Vec::new()));
+    let mut diffs = Vec::new();
+    let mut counted = (0, 0);
+    for i in 0..setup.scale.live_rounds + 3 {
+        let (b, a) = if i % 2 == 0 {
+            let b = pass(false)?;
+            (b, pass(true)?)
+        } else {
+            let a = pass(true)?;
+            (pass(false)?, a)
+        };
+        counted = (b.2, a.2);
+        if i >= 3 {
+            before.0.push(b.0);
+            before.1.push(b.1);
+            after.0.push(a.0);
+            after.1.push(a.1);
+            diffs.push(a.0.as_secs_f64() - b.0.as_secs_f64());
+        }
+    }
+    diffs.sort_by(f64::total_cmp);
+    let paired = diffs.get(diffs.len() / 2).copied().unwrap_or(0.0);
+    let want = fw.connections() as u32;
+    Ok(Row::new(
+        "client's whole live pass in process, before / after counting connections, interleaved",
+        format!(
+            "before {} wall, {} CPU; after {} wall, {} CPU (medians of {}, CPU of this process, its ps not included); after − before: {:.2} ms (median paired); {} connections counted after, {} before",
+            fmt_duration(measure::median(&mut before.0)),
+            fmt_duration(measure::median(&mut before.1)),
+            fmt_duration(measure::median(&mut after.0)),
+            fmt_duration(measure::median(&mut after.1)),
+            setup.scale.live_rounds,
+            paired * 1e3,
+            counted.1,
+            counted.0,
+        ),
+        "the counts right (the whole run's target is the row above)",
+        Some(counted == (0, want)),
+    ))
 }
 
 /// `live::rescan` in this process with the live case's forwards `fw`

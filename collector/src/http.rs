@@ -134,12 +134,14 @@ fn rfc3339(secs: u64) -> String {
         .unwrap_or_default()
 }
 
-/// One tunnel in `status.json`: the record's own JSON plus `first_seen`.
+/// One tunnel in `status.json`: the record's own JSON, every field
+/// (`connections` `null` and `connected` `[]` when unknown), plus
+/// `first_seen`.
 struct TunnelJson<'a>(&'a crate::state::TunnelSeen);
 
 impl SerJson for TunnelJson<'_> {
     fn ser_json(&self, _d: usize, s: &mut SerJsonState) {
-        let mut json = self.0.tunnel.to_json();
+        let mut json = self.0.tunnel.to_json_all();
         json.pop(); // the closing brace
         json.push_str(",\"first_seen\":");
         json.push_str(&self.0.first_seen.to_string());
@@ -168,13 +170,14 @@ struct GatewayJson<'a> {
     tunnels: Vec<TunnelJson<'a>>,
 }
 
-/// A tunnel record as the client sends it (`null` when there is none).
+/// A tunnel record as the client sends it, every field (`null` when there
+/// is none).
 struct RecordJson<'a>(Option<&'a gateway_client::tunnel::Tunnel>);
 
 impl SerJson for RecordJson<'_> {
     fn ser_json(&self, _d: usize, s: &mut SerJsonState) {
         match self.0 {
-            Some(t) => s.out.push_str(&t.to_json()),
+            Some(t) => s.out.push_str(&t.to_json_all()),
             None => s.out.push_str("null"),
         }
     }

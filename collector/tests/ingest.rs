@@ -68,6 +68,14 @@ fn report_is_acked_written_and_shown_in_status() {
     assert_eq!(tunnels.len(), 2);
     let t = gateway_client::tunnel::Tunnel::from_json(&tunnels[0]).unwrap();
     assert_eq!(t, tunnel(1));
+    // Every field, the unknown connections too, as the client's --json.
+    assert!(
+        status
+            .body_text()
+            .contains(r#""connections":null,"connected":[],"first_seen":"#),
+        "{}",
+        status.body_text()
+    );
 }
 
 #[test]

@@ -14,11 +14,13 @@
 //!   DOM it rendered; [`webdriver`] keeps a page open in headless Chromium
 //!   and reads it as it changes; [`Collector`] runs a real collector on
 //!   free ports.
+//! - [`sshd`]: a real OpenSSH server on 127.0.0.1 and throwaway accounts.
 //!
 //! A tool a test needs that is missing is an [`Error::Missing`] naming the
 //! Debian package: these tests fail, they never skip.
 
 pub mod error;
+pub mod sshd;
 pub mod webdriver;
 
 use std::io::{Read, Write};

@@ -17,146 +17,19 @@
 //! It needs root (to add the account and run sshd) and the Debian packages
 //! openssh-server, openssh-client and cron.
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
+use e2e::sshd::{Account, Sshd, keygen};
 use e2e::{
-    Collector, Error, Proc, Result, TempDir, free_tcp_port, make_key, need_tool, read_file,
-    repo_root, run, run_ok, set_mode, tcp_open, text, wait_for, write_file,
+    Collector, Error, Result, TempDir, free_tcp_port, make_key, need_tool, read_file, repo_root,
+    run, text,
 };
 
 const MARK: &str = "# roc-tunnel-monitor gateway-client";
 const GATEWAY: &str = "e2e-deploy-gateway";
-const SHORT: Duration = Duration::from_secs(30);
 const ACCEPTED: &str = "roctm_collector_datagrams_total{outcome=\"accepted\"}";
 const BAD_SIGNATURE: &str = "roctm_collector_datagrams_total{outcome=\"bad_signature\"}";
-
-/// A local account for the test, removed with its crontab on drop.
-struct Account {
-    name: String,
-    home: PathBuf,
-}
-
-impl Account {
-    fn create(name: &str, home: &Path) -> Result<Account> {
-        // A leftover from a test that was killed: remove it first.
-        let _ = run(Command::new("userdel").arg(name), SHORT);
-        // Password '*': no password login, but not "locked" for sshd.
-        run_ok(
-            Command::new("useradd")
-                .args(["--no-create-home", "--shell", "/bin/sh", "--password", "*"])
-                .arg("--home-dir")
-                .arg(home)
-                .arg(name),
-            SHORT,
-        )?;
-        let account = Account {
-            name: name.to_string(),
-            home: home.to_path_buf(),
-        };
-        std::fs::create_dir(home).map_err(|e| Error::io("making the home folder", home, e))?;
-        run_ok(
-            Command::new("chown").arg(format!("{name}:")).arg(home),
-            SHORT,
-        )?;
-        Ok(account)
-    }
-
-    fn crontab(&self) -> Result<String> {
-        let out = run(
-            Command::new("crontab").args(["-l", "-u", &self.name]),
-            SHORT,
-        )?;
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
-
-    fn set_crontab(&self, lines: &str, dir: &Path) -> Result<()> {
-        let file = dir.join("crontab.before");
-        write_file(&file, lines)?;
-        run_ok(
-            Command::new("crontab").args(["-u", &self.name]).arg(&file),
-            SHORT,
-        )?;
-        Ok(())
-    }
-}
-
-impl Drop for Account {
-    fn drop(&mut self) {
-        let _ = run(
-            Command::new("crontab").args(["-r", "-u", &self.name]),
-            SHORT,
-        );
-        let _ = run(
-            Command::new("pkill").args(["-KILL", "-u", &self.name]),
-            SHORT,
-        );
-        let _ = run(Command::new("userdel").arg(&self.name), SHORT);
-    }
-}
-
-/// ssh-keygen: a new ed25519 key pair without a passphrase.
-fn keygen(path: &Path) -> Result<()> {
-    run_ok(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "roctm-e2e", "-f"])
-            .arg(path),
-        SHORT,
-    )?;
-    Ok(())
-}
-
-/// An sshd on 127.0.0.1:`port` that lets `user` in with `client_key`.
-fn start_sshd(tmp: &TempDir, port: u16, user: &str, client_key: &Path) -> Result<Proc> {
-    let sshd = need_tool("/usr/sbin/sshd", "openssh-server")?;
-    // Privilege separation needs this folder; a fresh container may lack it.
-    std::fs::create_dir_all("/run/sshd").map_err(|e| Error::io("making", "/run/sshd", e))?;
-    let host_key = tmp.join("ssh_host_ed25519_key");
-    keygen(&host_key)?;
-    let authorized = tmp.join("authorized_keys");
-    let public = read_file(&client_key.with_extension("pub"))?;
-    write_file(&authorized, &public)?;
-    set_mode(&authorized, 0o644)?;
-    let config = tmp.join("sshd_config");
-    write_file(
-        &config,
-        &format!(
-            "Port {port}\n\
-             ListenAddress 127.0.0.1\n\
-             HostKey {host}\n\
-             PidFile {pid}\n\
-             AuthorizedKeysFile {authorized}\n\
-             AllowUsers {user}\n\
-             PermitRootLogin no\n\
-             PubkeyAuthentication yes\n\
-             PasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\n\
-             UsePAM no\n\
-             StrictModes no\n\
-             Subsystem sftp internal-sftp\n\
-             LogLevel VERBOSE\n",
-            host = host_key.display(),
-            pid = tmp.join("sshd.pid").display(),
-            authorized = authorized.display(),
-        ),
-    )?;
-    run_ok(Command::new(&sshd).arg("-t").arg("-f").arg(&config), SHORT)?;
-    let mut proc = Proc::spawn(
-        "sshd",
-        Command::new(&sshd).args(["-D", "-e", "-f"]).arg(&config),
-        &tmp.join("sshd.log"),
-    )?;
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    wait_for("sshd to listen", SHORT, || {
-        (tcp_open(addr) || proc.exited().is_some()).then_some(())
-    })?;
-    if proc.exited().is_some() {
-        return Err(proc.fail("sshd exited at start"));
-    }
-    Ok(proc)
-}
 
 /// Runs `scripts/deploy-gateway` with the test's SSH settings.
 fn deploy(ssh_port: u16, identity: &Path, args: &[&str], target: &str) -> Result<(i32, String)> {
@@ -255,7 +128,7 @@ fn deploy_over_ssh_twice_one_cron_line_and_an_ack() -> Result<()> {
     let identity = tmp.join("id_ed25519");
     keygen(&identity)?;
     let ssh_port = free_tcp_port()?;
-    let sshd = start_sshd(&tmp, ssh_port, &user, &identity)?;
+    let sshd = Sshd::start(&tmp, ssh_port, &[&user], &[&identity])?;
     let key = make_key(&tmp.join("roctm.key"))?;
     let collector_bin = e2e::cargo_bin("collector", "collector")?;
     let collector = Collector::start(&collector_bin, &tmp.join("collector"), &key)?;

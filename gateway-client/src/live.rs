@@ -470,11 +470,16 @@ pub struct Context {
 }
 
 impl Context {
-    /// Everything, the sockets of both address families included.
-    pub(crate) fn read() -> Context {
+    /// Everything, the sockets of both address families included; the
+    /// ESTABLISHED ones only when `connections` are counted.
+    pub(crate) fn read(connections: bool) -> Context {
         let mut ctx = Context::without_sockets();
-        ctx.host.sockets = sockets::own_namespace();
-        ctx.host.connections = true;
+        ctx.host.sockets = if connections {
+            sockets::own_namespace()
+        } else {
+            sockets::own_namespace_for(|_| false, &ctx.established)
+        };
+        ctx.host.connections = connections;
         ctx
     }
 
@@ -509,6 +514,17 @@ impl Context {
 /// While `ps` runs, the sockets and accounts are read ([`Context`]); then
 /// each ssh process's `/proc` files once ([`proc_info`]).
 pub fn collect(timeout: Duration, probe: bool) -> Result<ps::PsOutcome, LiveError> {
+    collect_counting(timeout, probe, true)
+}
+
+/// [`collect`], counting the connections to each forward only when
+/// `connections` (else they stay unknown): the benchmark's before and
+/// after of that count.
+pub fn collect_counting(
+    timeout: Duration,
+    probe: bool,
+    connections: bool,
+) -> Result<ps::PsOutcome, LiveError> {
     let deadline = Instant::now() + timeout;
     let ps = find_ps()?;
     let mut args = ps.prefix.clone();
@@ -518,10 +534,10 @@ pub fn collect(timeout: Duration, probe: bool) -> Result<ps::PsOutcome, LiveErro
         &ps.path,
         &args,
         timeout,
-        || ctx = Some(Context::read()),
+        || ctx = Some(Context::read(connections)),
         |out| ps::PsReader::read(out, lines::CHUNK),
     )?;
-    let ctx = ctx.unwrap_or_else(Context::read);
+    let ctx = ctx.unwrap_or_else(|| Context::read(connections));
     let mut infos: HashMap<u32, ProcInfo> = HashMap::new();
     for pid in reader.pids() {
         infos

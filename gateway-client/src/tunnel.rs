@@ -182,6 +182,15 @@ impl Tunnel {
         s
     }
 
+    /// The record as one JSON object with every field, unknown ones as
+    /// `null` or `[]` (as `--json` prints it; the collector's
+    /// `status.json`).
+    pub fn to_json_all(&self) -> String {
+        let mut s = String::with_capacity(256);
+        self.write_json_all(&mut s);
+        s
+    }
+
     /// Reads a record from a parsed JSON object. Unknown keys are ignored;
     /// missing keys take their empty value; wrong types are errors.
     pub fn from_json(v: &Value) -> Result<Tunnel, String> {

@@ -11,6 +11,7 @@
 //! page_url = "https://monitor.example.org/"  # named in alerts
 //! hold = "30s"           # a tunnel alert waits until its state held this long
 //! flap = 4               # more changes in an hour: one tunnel_flapping
+//! idle_after = "7d"      # a tunnel idle this long: a candidate to close (webgen)
 //!
 //! # or, instead of notify = "...", routes (see `crate::route`):
 //! # [[notify]]
@@ -66,6 +67,7 @@ struct File {
     page_url: Option<Spanned<String>>,
     hold: Option<Spanned<Duration>>,
     flap: Option<Spanned<i64>>,
+    idle_after: Option<Spanned<Duration>>,
     #[serde(default)]
     gateway: Vec<Spanned<GatewayEntry>>,
     #[serde(default)]
@@ -128,6 +130,9 @@ pub struct Config {
     /// Damping of tunnel alerts (`crate::damping`).
     pub hold: Option<u64>,
     pub flap: Option<u32>,
+    /// How long a tunnel must have been idle to be a candidate to close
+    /// (`crate::usage`).
+    pub idle_after: Option<u64>,
     /// The `[[gateway]]` thresholds, in file order (one per name).
     pub gateways: Vec<Override>,
     /// The expected tunnels, in file order.
@@ -245,6 +250,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     }
     config.page_url = nonempty(file.page_url, "page_url", &at)?;
     config.hold = duration(file.hold, "hold")?;
+    config.idle_after = duration(file.idle_after, "idle_after")?;
     if let Some(f) = file.flap {
         let span = f.span();
         let n = *f.get_ref();
@@ -569,6 +575,21 @@ roc = "Fermilab"
         assert_eq!(
             check("").unwrap().summary(),
             "0 expected tunnels on 0 gateways"
+        );
+    }
+
+    #[test]
+    fn idle_after() {
+        assert_eq!(
+            check("idle_after = \"7d\"\n").unwrap().idle_after,
+            Some(604_800)
+        );
+        assert_eq!(check("idle_after = 3600\n").unwrap().idle_after, Some(3600));
+        assert_eq!(check("").unwrap().idle_after, None);
+        let e = check("\nidle_after = \"2w\"\n").unwrap_err();
+        assert!(
+            e.starts_with("monitor.toml:2: idle_after '2w': unit must be"),
+            "{e}"
         );
     }
 

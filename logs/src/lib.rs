@@ -23,7 +23,9 @@
 //! - [`inventory`]: the tunnels that should be up, and how each is judged;
 //! - [`route`]: which alerts go to which notify command;
 //! - [`damping`]: when a tunnel alert is held back or thinned out;
-//! - [`silence`]: planned work that must not page anyone.
+//! - [`silence`]: planned work that must not page anyone;
+//! - [`usage`]: when a tunnel was in use, and when an idle one is a
+//!   candidate to close.
 //!
 //! It depends on `gateway-client` for the tunnel record, and on `csv`,
 //! `jiff` and `toml`; nothing of HTTP, UDP or HTML.
@@ -43,6 +45,7 @@ pub mod reader;
 pub mod route;
 pub mod schema;
 pub mod silence;
+pub mod usage;
 
 pub use error::Error;
 pub use gateway::{GatewayState, Override, Staleness, Thresholds, declared_period};

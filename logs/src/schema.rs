@@ -283,7 +283,7 @@ impl std::fmt::Display for Field<'_> {
 }
 
 /// The entries of a `connected` column: split on spaces, none when empty.
-fn list(s: &str) -> Vec<String> {
+pub fn connected_list(s: &str) -> Vec<String> {
     s.split(' ')
         .filter(|x| !x.is_empty())
         .map(str::to_string)
@@ -461,7 +461,7 @@ impl TunnelRow {
                 listening: health(C::Listening)?,
                 vnc: health(C::Vnc)?,
                 connections: opt_num(rec, C::Connections)?,
-                connected: list(rec.get(C::Connected.index()).unwrap_or("")),
+                connected: connected_list(rec.get(C::Connected.index()).unwrap_or("")),
             },
         })
     }

@@ -46,12 +46,14 @@ use std::io::ErrorKind;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gateway_client::tunnel::{Health, Kind, Tunnel};
 use jiff::civil::Date;
 use logs::files::DayFiles;
 use logs::inventory::{Inventory, Judged, TunnelState};
 use logs::silence::{Maintenance, Silence};
+use logs::usage::Usage;
 use logs::{EventKind, Thresholds};
 
 use crate::cli::Config;
@@ -61,11 +63,11 @@ use crate::logs::{
     self as reading, Assembly, Carry, Catalog, FileStats, GwId, Obs, ReadStats, Reading,
     TunnelEntry, TunnelId,
 };
-use crate::state::{GatewayTrack, Message, Session, Tracker};
+use crate::state::{GatewayTrack, InUse, Message, Session, Tracker};
 
 /// The checkpoint's format: bump it whenever what is saved changes shape
 /// or meaning.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 const MAGIC: &[u8] = b"roc-tunnel-monitor webgen checkpoint\n";
 const CHECKPOINT: &str = "checkpoint.bin";
 /// Bytes hashed at each end of a log file for its key.
@@ -671,9 +673,18 @@ fn get_tunnel(i: &mut In) -> Option<Tunnel> {
 
 fn put_obs(o: &mut Out, obs: &[Obs]) {
     o.u(obs.len() as u64);
-    for &Obs { id, listening, vnc } in obs {
-        o.u(u64::from(id));
-        o.0.push(health_byte(listening) << 2 | health_byte(vnc));
+    for Obs {
+        id,
+        listening,
+        vnc,
+        connections,
+        connected,
+    } in obs
+    {
+        o.u(u64::from(*id));
+        o.0.push(health_byte(*listening) << 2 | health_byte(*vnc));
+        o.opt_u(connections.map(u64::from));
+        o.opt_str(&connected.as_deref().map(str::to_string));
     }
 }
 
@@ -687,10 +698,16 @@ fn get_obs(i: &mut In, tunnels: usize) -> Option<Vec<Obs>> {
             2 => Some(Health::Unknown),
             _ => None,
         };
+        let listening = health(h >> 2)?;
+        let vnc = health(h & 3)?;
+        let connections = i.opt(In::u32)?;
+        let connected = i.opt(In::string)?.map(Arc::<str>::from);
         Some(Obs {
             id,
-            listening: health(h >> 2)?,
-            vnc: health(h & 3)?,
+            listening,
+            vnc,
+            connections,
+            connected,
         })
     })
 }
@@ -903,12 +920,22 @@ fn put_session(o: &mut Out, s: &Session) {
         ended,
         listening,
         vnc,
+        connections,
+        usage,
     } = s;
     o.u(u64::from(*id));
     o.u(*first);
     o.u(*last);
     o.opt_u(*ended);
     o.0.push(health_byte(*listening) << 2 | health_byte(*vnc));
+    o.opt_u(connections.map(u64::from));
+    let (in_use, idle_since) = usage.parts();
+    o.flag(in_use.is_some());
+    if let Some((a, b)) = in_use {
+        o.u(a);
+        o.u(b);
+    }
+    o.opt_u(idle_since);
 }
 
 fn get_session(i: &mut In, tunnels: usize) -> Option<Session> {
@@ -920,13 +947,19 @@ fn get_session(i: &mut In, tunnels: usize) -> Option<Session> {
             .get(b as usize)
             .copied()
     };
+    let (listening, vnc) = (health(h >> 2)?, health(h & 3)?);
+    let connections = i.opt(In::u32)?;
+    let in_use = i.opt(|i| Some((i.u()?, i.u()?)))?;
+    let idle_since = i.opt(In::u)?;
     Some(Session {
         id,
         first,
         last,
         ended,
-        listening: health(h >> 2)?,
-        vnc: health(h & 3)?,
+        listening,
+        vnc,
+        connections,
+        usage: Usage::from_parts(in_use, idle_since),
     })
 }
 
@@ -943,6 +976,9 @@ fn put_gateway(o: &mut Out, g: &GatewayTrack) {
         closed_dropped,
         series,
         silences,
+        in_use,
+        in_use_dropped,
+        connected,
         period,
         thresholds,
     } = g;
@@ -974,6 +1010,18 @@ fn put_gateway(o: &mut Out, g: &GatewayTrack) {
         o.u(a);
         o.u(b);
     }
+    o.u(in_use.len() as u64);
+    for &InUse { id, first, last } in in_use {
+        o.u(u64::from(id));
+        o.u(first);
+        o.u(last);
+    }
+    o.u(*in_use_dropped);
+    o.u(connected.len() as u64);
+    for (id, who) in connected {
+        o.u(u64::from(*id));
+        o.str(who);
+    }
 }
 
 fn get_gateway(i: &mut In, id: usize, tunnels: usize) -> Option<GatewayTrack> {
@@ -995,6 +1043,19 @@ fn get_gateway(i: &mut In, id: usize, tunnels: usize) -> Option<GatewayTrack> {
         Some((t as u64, i.u32()?))
     })?;
     let silences = i.vec(|i| Some((i.u()?, i.u()?)))?;
+    let in_use = i.vec(|i| {
+        let id = i.u32().filter(|&t| (t as usize) < tunnels)?;
+        Some(InUse {
+            id,
+            first: i.u()?,
+            last: i.u()?,
+        })
+    })?;
+    let in_use_dropped = i.u()?;
+    let connected = i.vec(|i| {
+        let id = i.u32().filter(|&t| (t as usize) < tunnels)?;
+        Some((id, Arc::<str>::from(i.string()?)))
+    })?;
     Some(GatewayTrack {
         id: gid,
         first_heard,
@@ -1007,6 +1068,9 @@ fn get_gateway(i: &mut In, id: usize, tunnels: usize) -> Option<GatewayTrack> {
         closed_dropped,
         series,
         silences,
+        in_use,
+        in_use_dropped,
+        connected,
         period,
         thresholds,
     })

@@ -34,9 +34,9 @@ availability and outages.
 
 OPTIONS:
     --config FILE     the monitoring host's config file (TOML, shared with the
-                      collector): late, down, [[gateway]] thresholds, tz
-                      and the inventory (its keep_days, notify and
-                      page_url are the collector's);
+                      collector): late, down, [[gateway]] thresholds, tz,
+                      idle_after and the inventory (its keep_days, notify
+                      and page_url are the collector's);
                       the flags below override it; a file that cannot be
                       read or is wrong is exit 2, FILE:LINE: what is wrong
                       [/etc/roc-tunnel-monitor/monitor.toml when it exists]
@@ -50,6 +50,10 @@ OPTIONS:
     --down DURATION   a gateway not heard for this long is down [10m]; one
                       that declares a period: after 10 periods
     --recent DURATION how far back 'went away recently' looks [24h]
+    --idle-after DURATION
+                      a tunnel whose every report for this long found no
+                      connection on it is listed on the history page as a
+                      candidate to close [7d]
     --range DURATION  add a history range ending now, e.g. 2h or 90d
                       (repeatable; 24h, 7d and 30d are always shown)
     --tz ZONE         IANA time zone for the pages, e.g. America/Chicago
@@ -96,6 +100,8 @@ pub(crate) struct Config {
     /// The thresholds: the global ones and the `[[gateway]]` overrides.
     pub staleness: Staleness,
     pub recent: u64,
+    /// How long a tunnel must have been idle to be a candidate to close.
+    pub idle_after: u64,
     /// In display order; the defaults first.
     pub ranges: Vec<Range>,
     pub tz: TimeZone,
@@ -188,6 +194,7 @@ struct Flags {
     late: Option<u64>,
     down: Option<u64>,
     recent: Option<u64>,
+    idle_after: Option<u64>,
     extra_ranges: Vec<u64>,
     tz: Option<TimeZone>,
     templates: Option<PathBuf>,
@@ -215,6 +222,9 @@ fn flags(args: impl IntoIterator<Item = OsString>) -> Result<Result<Flags, Comma
             Long("late") => f.late = Some(duration_value(&mut parser, "--late")?),
             Long("down") => f.down = Some(duration_value(&mut parser, "--down")?),
             Long("recent") => f.recent = Some(duration_value(&mut parser, "--recent")?),
+            Long("idle-after") => {
+                f.idle_after = Some(duration_value(&mut parser, "--idle-after")?);
+            }
             Long("range") => {
                 let secs = duration_value(&mut parser, "--range")?;
                 if secs == 0 {
@@ -316,6 +326,10 @@ pub(crate) fn parse(args: impl IntoIterator<Item = OsString>) -> Result<Command,
         out,
         staleness: Staleness::new(thresholds, &file.gateways),
         recent: f.recent.unwrap_or(86_400),
+        idle_after: f
+            .idle_after
+            .or(file.idle_after)
+            .unwrap_or(logs::usage::DEFAULT_IDLE_AFTER),
         ranges,
         tz,
         templates: f.templates,
@@ -366,7 +380,12 @@ mod tests {
         let labels: Vec<&str> = c.ranges.iter().map(|r| r.label.as_str()).collect();
         assert_eq!(labels, ["24h", "7d", "30d", "2h"]);
         assert_eq!(c.staleness.global(), Thresholds::default());
+        assert_eq!(c.idle_after, logs::usage::DEFAULT_IDLE_AFTER);
         assert_eq!(c.now, 5);
+        let Command::Run(c) = parse(args("--data d --out o --idle-after 2d")).unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.idle_after, 2 * 86_400);
         assert!(
             parse(args("--out o"))
                 .unwrap_err()

@@ -64,6 +64,9 @@ pub(crate) struct Lane {
     /// Its session is still open, but its latest report found it not
     /// listening: running, not up.
     pub broken: bool,
+    /// The stretches its tunnels were in use (`logs::usage`), first to
+    /// last report, oldest first, at most `MAX_SEGMENTS`.
+    pub in_use: Vec<(u64, u64)>,
 }
 
 impl Lane {
@@ -359,6 +362,7 @@ fn lanes(
                 segments: Vec::new(),
                 segments_total: 0,
                 broken: false,
+                in_use: Vec::new(),
             });
             lanes.len() - 1
         });
@@ -379,6 +383,7 @@ fn lanes(
         let extra = lane.segments.len().saturating_sub(MAX_SEGMENTS);
         lane.segments.drain(..extra);
     }
+    in_use(g, catalog, start, end, &index, &mut lanes);
     let lanes_total = lanes.len();
     // Keep the most recently seen lanes, then draw them in order of first seen.
     lanes.sort_by_key(|l| std::cmp::Reverse(l.last_seen()));
@@ -387,9 +392,167 @@ fn lanes(
     (lanes, hidden_lanes, lanes_total, sessions)
 }
 
+/// Adds to each lane the in-use stretches of its tunnels that overlap
+/// `start..=end`: those that ended (`GatewayTrack::in_use`) and those
+/// still going on in open sessions.
+fn in_use(
+    g: &GatewayTrack,
+    catalog: &Catalog,
+    start: u64,
+    end: u64,
+    index: &HashMap<LaneKey, usize, rustc_hash::FxBuildHasher>,
+    lanes: &mut [Lane],
+) {
+    let first = g.in_use.partition_point(|u| u.last < start);
+    let open = g
+        .open
+        .iter()
+        .filter_map(|s| s.usage.in_use().map(|(a, b)| (s.id, a, b)));
+    for (id, a, b) in g.in_use[first..]
+        .iter()
+        .map(|u| (u.id, u.first, u.last))
+        .chain(open)
+    {
+        if b < start || a > end {
+            continue;
+        }
+        if let Some(&i) = index.get(&LaneKey::of(&catalog.tunnel(id).tunnel)) {
+            lanes[i].in_use.push((a, b));
+        }
+    }
+    for lane in lanes {
+        lane.in_use.sort_unstable();
+        let extra = lane.in_use.len().saturating_sub(MAX_SEGMENTS);
+        lane.in_use.drain(..extra);
+    }
+}
+
+/// A tunnel up now that every report for at least `idle_after` seconds
+/// found idle: a candidate to close.
+#[derive(Clone, Debug)]
+pub(crate) struct IdleTunnel {
+    pub gateway: String,
+    pub tunnel: Tunnel,
+    /// The first of the reports without a connection, up to its latest.
+    pub idle_since: u64,
+    /// Its latest report.
+    pub last: u64,
+    /// Since when it is up (its session's first report).
+    pub up_since: u64,
+}
+
+/// The candidates to close: tunnels in their gateway's latest report idle
+/// for `idle_after` as of that report (`logs::usage::Usage::is_candidate`),
+/// idle longest first.
+pub(crate) fn idle(tracker: &Tracker, catalog: &Catalog, idle_after: u64) -> Vec<IdleTunnel> {
+    let mut out = Vec::new();
+    for g in tracker.gateways_by_name(catalog) {
+        for s in &g.open {
+            let Some(idle_since) = s.usage.idle_since() else {
+                continue;
+            };
+            if s.usage.is_candidate(s.last, idle_after) {
+                out.push(IdleTunnel {
+                    gateway: catalog.gateway(g.id).to_string(),
+                    tunnel: catalog.tunnel(s.id).tunnel.clone(),
+                    idle_since,
+                    last: s.last,
+                    up_since: s.first,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        (a.idle_since, &a.gateway, a.tunnel.listen_port).cmp(&(
+            b.idle_since,
+            &b.gateway,
+            b.tunnel.listen_port,
+        ))
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::logs::{Obs, Report, TunnelEntry, Visitor};
+
+    /// A tracker fed reports of one gateway's two tunnels (ports 5901 and
+    /// 5902), one report a minute: (connections of each).
+    fn fed(reports: &[[Option<u32>; 2]]) -> (Tracker, Catalog) {
+        let mut catalog = Catalog::default();
+        catalog.gateways.push("gw".into());
+        for port in [5901, 5902] {
+            catalog.tunnels.push(TunnelEntry {
+                gateway: 0,
+                tunnel: Tunnel {
+                    pid: u32::from(port),
+                    user: "novacr01".into(),
+                    listen_port: port,
+                    ..Tunnel::default()
+                },
+            });
+        }
+        let staleness = logs::Staleness::new(logs::Thresholds::DEFAULT, &[]);
+        let mut tracker = Tracker::new(staleness, Vec::new());
+        for (i, conns) in reports.iter().enumerate() {
+            let obs: Vec<Obs> = (0..2)
+                .map(|id| Obs {
+                    id: id as u32,
+                    listening: Health::Yes,
+                    vnc: Health::Unknown,
+                    connections: conns[id],
+                    connected: None,
+                })
+                .collect();
+            let report = Report {
+                received: 60 * (i as u64 + 1),
+                gateway: 0,
+                seq: i as u64,
+                tunnels: &obs,
+            };
+            tracker.report(&catalog, &report);
+        }
+        (tracker, catalog)
+    }
+
+    #[test]
+    fn in_use_stretches_on_the_lanes() {
+        let (tracker, catalog) = fed(&[
+            [Some(1), Some(0)],
+            [Some(2), Some(0)],
+            [Some(0), Some(0)],
+            [Some(1), None],
+        ]);
+        let g = tracker.gateways[0].as_ref().unwrap();
+        let (drawn, _, _, _) = lanes(g, &catalog, 0, 300);
+        let by_port = |p: u16| drawn.iter().find(|l| l.tunnel.listen_port == p).unwrap();
+        // Ended at the third report, and one going on since the fourth.
+        assert_eq!(by_port(5901).in_use, [(60, 120), (240, 240)]);
+        assert!(by_port(5902).in_use.is_empty());
+        // A range that starts after the first stretch shows the second only.
+        let (drawn, _, _, _) = lanes(g, &catalog, 200, 300);
+        assert_eq!(drawn[0].in_use, [(240, 240)]);
+    }
+
+    #[test]
+    fn idle_candidates_since_their_first_idle_report() {
+        let (tracker, catalog) = fed(&[[Some(1), Some(0)], [Some(0), Some(0)], [Some(0), Some(0)]]);
+        let idle_ports = |after: u64| -> Vec<(u16, u64)> {
+            idle(&tracker, &catalog, after)
+                .iter()
+                .map(|i| (i.tunnel.listen_port, i.idle_since))
+                .collect()
+        };
+        assert_eq!(idle_ports(60), [(5902, 60), (5901, 120)]);
+        assert_eq!(idle_ports(120), [(5902, 60)]);
+        assert_eq!(idle_ports(121), []);
+        // Unknown in the latest report: not idle, whatever came before.
+        let (tracker, catalog) = fed(&[[Some(0), Some(0)], [Some(0), None]]);
+        let list = idle(&tracker, &catalog, 0);
+        assert_eq!(list.len(), 1);
+        assert_eq!(list[0].tunnel.listen_port, 5901);
+    }
 
     #[test]
     fn availability_is_share_of_time() {

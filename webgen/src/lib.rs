@@ -199,7 +199,8 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
     let env = render::make_env(cfg.templates.as_deref());
     let index_context = render::status_context(&clock, &stats, &status);
     let index = render::render(&env, "index.html", index_context.clone())?;
-    let history_context = render::history_context(&clock, &stats, &ranges);
+    let idle = history::idle(&tracker, &catalog, cfg.idle_after);
+    let history_context = render::history_context(&clock, &stats, &ranges, &idle, cfg.idle_after);
     let history = render::render(&env, "history.html", history_context.clone())?;
     let gateways = status.gateways.len();
     // The process ends after this run: the model and the pages' contexts are
@@ -211,6 +212,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         catalog,
         status,
         ranges,
+        idle,
         index_context,
         history_context,
     ));

@@ -32,7 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 
 use gateway_client::tunnel::{Health, Tunnel};
 use jiff::civil::Date;
@@ -91,12 +91,19 @@ impl Catalog {
     }
 }
 
-/// One tunnel in one report, with the health it had then.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// One tunnel in one report, with the health it had then and who was on
+/// it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Obs {
     pub id: TunnelId,
     pub listening: Health,
     pub vnc: Health,
+    /// Connections to it (`None`: unknown, as in older files).
+    pub connections: Option<u32>,
+    /// Who made them, as the `connected` column holds it (entries joined by
+    /// a space); `None` when none or unknown. Shared by the rows of a day
+    /// that say the same.
+    pub connected: Option<Arc<str>>,
 }
 
 /// One accepted datagram (each part of a long report is one).
@@ -1089,7 +1096,7 @@ type FastSet<K> = HashSet<K, rustc_hash::FxBuildHasher>;
 /// checked in full by `TunnelRow::from_record` the first time that identity
 /// is seen; after that a row with the same identity bytes has the same,
 /// valid, values.
-fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Health), String> {
+fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<Checked, String> {
     use TunnelCol as C;
     if !LogKind::Tunnels.widths().contains(&rec.len()) {
         let n = schema::TUNNEL_HEADER.len();
@@ -1110,13 +1117,13 @@ fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Healt
     if !f(C::Started).is_empty() && uint(f(C::Started)).is_none() {
         return Err(not_a_number(rec, C::Started));
     }
-    if !f(C::Connections).is_empty()
-        && uint(f(C::Connections))
-            .and_then(|v| u32::try_from(v).ok())
-            .is_none()
-    {
-        return Err(not_a_number(rec, C::Connections));
-    }
+    let connections = match f(C::Connections) {
+        b"" => None,
+        b => match uint(b).and_then(|v| u32::try_from(v).ok()) {
+            Some(n) => Some(n),
+            None => return Err(not_a_number(rec, C::Connections)),
+        },
+    };
     if !(text_ok(f(C::User))
         && text_ok(f(C::Start))
         && text_ok(f(C::CpuTime))
@@ -1127,7 +1134,40 @@ fn check_tunnel<R: Read>(rec: &FastReader<R>) -> Result<(u64, u32, Health, Healt
     let listening =
         health(f(C::Listening)).ok_or("column 'listening' is not yes, no or unknown")?;
     let vnc = health(f(C::Vnc)).ok_or("column 'vnc' is not yes, no or unknown")?;
-    Ok((seq, part, listening, vnc))
+    Ok(Checked {
+        seq,
+        part,
+        listening,
+        vnc,
+        connections,
+    })
+}
+
+/// What [`check_tunnel`] read of a row besides its identity.
+struct Checked {
+    seq: u64,
+    part: u32,
+    listening: Health,
+    vnc: Health,
+    connections: Option<u32>,
+}
+
+/// The row's `connected` column (empty in older files), once checked;
+/// `seen` holds the day's lists, so that equal ones are one allocation.
+fn connected<R: Read>(
+    rec: &FastReader<R>,
+    seen: &mut FastMap<Box<[u8]>, Arc<str>>,
+) -> Option<Arc<str>> {
+    let b = rec.get(TunnelCol::Connected.index()).unwrap_or(b"");
+    if b.is_empty() {
+        return None;
+    }
+    if let Some(a) = seen.get(b) {
+        return Some(a.clone());
+    }
+    let a: Arc<str> = std::str::from_utf8(b).ok()?.into();
+    seen.insert(b.into(), a.clone());
+    Some(a)
 }
 
 #[cold]
@@ -1154,8 +1194,15 @@ fn read_tunnels<R: Read>(
     // an equal identity, so a hit is what the index would answer.
     let (first, last) = (IDENTITY[0].index(), IDENTITY[IDENTITY.len() - 1].index());
     let mut by_line: Vec<FastMap<Box<[u8]>, TunnelId>> = Vec::new();
+    let mut who: FastMap<Box<[u8]>, Arc<str>> = FastMap::default();
     for_each_row(&mut rdr, LogKind::Tunnels, fs, |rdr, line, fs| {
-        let (seq, part, listening, vnc) = match check_tunnel(rdr) {
+        let Checked {
+            seq,
+            part,
+            listening,
+            vnc,
+            connections,
+        } = match check_tunnel(rdr) {
             Ok(v) => v,
             Err(why) => {
                 fs.bad(line, why);
@@ -1179,7 +1226,16 @@ fn read_tunnels<R: Read>(
         if let Some(bytes) = raw_identity
             && let Some(&id) = by_line.get(gw as usize).and_then(|m| m.get(bytes))
         {
-            push_obs(asm, Obs { id, listening, vnc });
+            push_obs(
+                asm,
+                Obs {
+                    id,
+                    listening,
+                    vnc,
+                    connections,
+                    connected: connected(rdr, &mut who),
+                },
+            );
             return;
         }
         // Identity: the gateway and the identity columns.
@@ -1211,7 +1267,16 @@ fn read_tunnels<R: Read>(
             }
             by_line[gw as usize].insert(bytes.into(), id);
         }
-        push_obs(asm, Obs { id, listening, vnc });
+        push_obs(
+            asm,
+            Obs {
+                id,
+                listening,
+                vnc,
+                connections,
+                connected: connected(rdr, &mut who),
+            },
+        );
     });
 }
 

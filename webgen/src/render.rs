@@ -19,7 +19,7 @@ use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, context};
 
 use crate::error::Error;
-use crate::history::{BUCKETS, GatewayHistory, RangeHistory, RocHistory};
+use crate::history::{BUCKETS, GatewayHistory, IdleTunnel, RangeHistory, RocHistory};
 use logs::EventKind;
 
 use crate::logs::ReadStats;
@@ -296,7 +296,35 @@ fn tunnel_now(clock: &Clock, t: &TunnelNow) -> Value {
         vnc => health(t.vnc),
         broken => t.broken(),
         not_expected => t.expected == Some(false),
+        connections => t.connections,
+        in_use => in_use_text(t.connections, &t.connected),
     }
+}
+
+/// Names listed per tunnel on the status page; past that, a count.
+const MAX_CONNECTED_SHOWN: usize = 5;
+
+/// Who is on a tunnel, as the status page says it: `in use: 2 — novaroc1,
+/// 192.0.2.15`, `idle`, or nothing when unknown. A list shorter than the
+/// count (cut to fit a datagram) ends in `…`.
+pub(crate) fn in_use_text(connections: Option<u32>, connected: &[String]) -> Option<String> {
+    let n = connections?;
+    if n == 0 {
+        return Some("idle".to_string());
+    }
+    let shown = connected.len().min(MAX_CONNECTED_SHOWN);
+    let mut text = format!("in use: {n}");
+    if shown > 0 {
+        text.push_str(" — ");
+        text.push_str(&connected[..shown].join(", "));
+        let more = (n as usize).saturating_sub(shown);
+        if more > 0 && connected.len() > shown {
+            text.push_str(&format!(" and {more} more"));
+        } else if more > 0 {
+            text.push_str(", …");
+        }
+    }
+    Some(text)
 }
 
 /// Tunnel rows shown per gateway panel; past that, the broken ones are
@@ -653,6 +681,7 @@ fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
             context! {
                 t => tunnel_value(clock, &lane.tunnel),
                 bars => bars,
+                in_use => in_use_bars(clock, r, &lane.in_use),
                 open => lane.open(),
                 broken => lane.broken,
                 sessions => lane.segments_total,
@@ -660,6 +689,45 @@ fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
             }
         })
         .collect()
+}
+
+/// The marks of a lane's in-use stretches on its track, as its bars.
+fn in_use_bars(clock: &Clock, r: &RangeHistory, stretches: &[(u64, u64)]) -> Vec<Value> {
+    let span = r.end.saturating_sub(r.start).max(1) as f64;
+    stretches
+        .iter()
+        .map(|&(first, last)| {
+            let a = first.max(r.start).saturating_sub(r.start) as f64 / span * 100.0;
+            let e = last.min(r.end).saturating_sub(r.start) as f64 / span * 100.0;
+            let left = a.min(99.6);
+            context! {
+                left => format!("{left:.2}"),
+                width => format!("{:.2}", (e - a).max(0.4).min(100.0 - left)),
+                first => clock.time(first),
+                last => clock.time(last),
+                lasted => duration(last.saturating_sub(first)),
+                first_unix => first,
+                last_unix => last,
+            }
+        })
+        .collect()
+}
+
+/// The candidates to close on the history page.
+fn idle_value(clock: &Clock, idle: &[IdleTunnel], idle_after: u64) -> Value {
+    context! {
+        after => range_title(idle_after),
+        after_secs => idle_after,
+        tunnels => idle.iter().map(|i| context! {
+            gateway => i.gateway.as_str(),
+            t => tunnel_value(clock, &i.tunnel),
+            since => clock.time(i.idle_since),
+            since_unix => i.idle_since,
+            idle_for => duration(i.last.saturating_sub(i.idle_since)),
+            up_since => clock.time(i.up_since),
+            last => clock.time(i.last),
+        }).collect::<Vec<_>>(),
+    }
 }
 
 fn roc_history(clock: &Clock, roc: &RocHistory) -> Value {
@@ -735,17 +803,46 @@ fn range_value(clock: &Clock, r: &RangeHistory) -> Value {
     }
 }
 
-/// The context of `history.html`.
-pub(crate) fn history_context(clock: &Clock, stats: &ReadStats, ranges: &[RangeHistory]) -> Value {
+/// The context of `history.html`; `idle`: the candidates to close, idle
+/// for `idle_after` seconds.
+pub(crate) fn history_context(
+    clock: &Clock,
+    stats: &ReadStats,
+    ranges: &[RangeHistory],
+    idle: &[IdleTunnel],
+    idle_after: u64,
+) -> Value {
     context! {
         page => page(clock, stats, "history", "ROC tunnels — history"),
         ranges => ranges.iter().map(|r| range_value(clock, r)).collect::<Vec<_>>(),
+        idle => idle_value(clock, idle, idle_after),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn who_is_on_a_tunnel() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(in_use_text(None, &[]), None);
+        assert_eq!(in_use_text(Some(0), &[]).as_deref(), Some("idle"));
+        assert_eq!(
+            in_use_text(Some(2), &names(&["novaroc1", "192.0.2.15"])).as_deref(),
+            Some("in use: 2 — novaroc1, 192.0.2.15")
+        );
+        // The list was cut to fit a datagram: the count stays.
+        assert_eq!(
+            in_use_text(Some(3), &names(&["novaroc1"])).as_deref(),
+            Some("in use: 3 — novaroc1, …")
+        );
+        let seven = names(&["a", "b", "c", "d", "e", "f", "g"]);
+        assert_eq!(
+            in_use_text(Some(7), &seven).as_deref(),
+            Some("in use: 7 — a, b, c, d, e and 2 more")
+        );
+    }
 
     #[test]
     fn numbers() {

@@ -19,6 +19,7 @@ use gateway_client::tunnel::{Health, Tunnel};
 
 use logs::inventory::{Expected, TunnelState};
 use logs::silence::{Maintenance, Silence};
+use logs::usage::Usage;
 use logs::{EventKind, GatewayState, Staleness, Thresholds};
 
 use crate::expected::Judging;
@@ -41,6 +42,19 @@ pub(crate) struct Session {
     /// Health in the latest report that contained it.
     pub listening: Health,
     pub vnc: Health,
+    /// Connections in the latest report that contained it.
+    pub connections: Option<u32>,
+    /// Its use across its reports (`logs::usage`).
+    pub usage: Usage,
+}
+
+/// A stretch of consecutive reports that found a tunnel in use
+/// (`logs::usage`), first to last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct InUse {
+    pub id: TunnelId,
+    pub first: u64,
+    pub last: u64,
 }
 
 /// An operator's message or a shutdown request.
@@ -72,6 +86,13 @@ pub(crate) struct GatewayTrack {
     pub series: Vec<(u64, u32)>,
     /// Gaps between consecutive events longer than the late threshold.
     pub silences: Vec<(u64, u64)>,
+    /// In-use stretches that ended, oldest first; those of open sessions
+    /// are in their `usage`.
+    pub in_use: Vec<InUse>,
+    pub in_use_dropped: u64,
+    /// Who was on the tunnels of the latest complete report (those with
+    /// someone on them), by tunnel id.
+    pub connected: Vec<(TunnelId, std::sync::Arc<str>)>,
     /// The period in force (`logs::declared_period`) and the thresholds it
     /// judges the gateway by (`logs::Staleness::of`), as of its last event.
     pub period: Option<u32>,
@@ -94,10 +115,44 @@ impl GatewayTrack {
             closed_dropped: 0,
             series: Vec::new(),
             silences: Vec::new(),
+            in_use: Vec::new(),
+            in_use_dropped: 0,
+            connected: Vec::new(),
         }
     }
 
+    /// Keeps an in-use stretch that ended (capped as the closed sessions).
+    fn used(&mut self, id: TunnelId, stretch: Option<(u64, u64)>) {
+        let Some((first, last)) = stretch else { return };
+        self.in_use.push(InUse { id, first, last });
+        if self.in_use.len() >= 2 * MAX_CLOSED {
+            let drop = self.in_use.len() - MAX_CLOSED;
+            self.in_use.drain(..drop);
+            self.in_use_dropped += drop as u64;
+        }
+    }
+
+    /// Who is on each tunnel of the report `r`, for the status page.
+    fn note_connected(&mut self, r: &Report<'_>) {
+        self.connected.clear();
+        self.connected.extend(
+            r.tunnels
+                .iter()
+                .filter_map(|o| Some((o.id, o.connected.clone()?))),
+        );
+    }
+
+    /// Who was on tunnel `id` in the latest report, one entry each.
+    pub(crate) fn connected_to(&self, id: TunnelId) -> Vec<String> {
+        self.connected
+            .iter()
+            .find(|c| c.0 == id)
+            .map(|c| logs::schema::connected_list(&c.1))
+            .unwrap_or_default()
+    }
+
     fn close(&mut self, mut s: Session, at: u64) {
+        self.used(s.id, s.usage.in_use());
         s.ended = Some(at);
         self.closed.push(s);
         if self.closed.len() >= 2 * MAX_CLOSED {
@@ -233,6 +288,12 @@ impl Visitor for Tracker {
                 .map(|o| Tunnel {
                     listening: o.listening,
                     vnc: o.vnc,
+                    connections: o.connections,
+                    connected: o
+                        .connected
+                        .as_deref()
+                        .map(logs::schema::connected_list)
+                        .unwrap_or_default(),
                     ..catalog.tunnel(o.id).tunnel.clone()
                 })
                 .collect()
@@ -258,13 +319,19 @@ impl Visitor for Tracker {
         let old = std::mem::take(&mut g.open);
         let mut open = Vec::with_capacity(r.tunnels.len());
         let mut old = old.into_iter().peekable();
-        let start = |o: &Obs| Session {
-            id: o.id,
-            first: r.received,
-            last: r.received,
-            ended: None,
-            listening: o.listening,
-            vnc: o.vnc,
+        let start = |o: &Obs| {
+            let mut usage = Usage::default();
+            usage.observe(r.received, o.connections);
+            Session {
+                id: o.id,
+                first: r.received,
+                last: r.received,
+                ended: None,
+                listening: o.listening,
+                vnc: o.vnc,
+                connections: o.connections,
+                usage,
+            }
         };
         for o in r.tunnels {
             while let Some(s) = old.next_if(|s| s.id < o.id) {
@@ -275,6 +342,8 @@ impl Visitor for Tracker {
                     s.last = r.received;
                     s.listening = o.listening;
                     s.vnc = o.vnc;
+                    s.connections = o.connections;
+                    g.used(s.id, s.usage.observe(r.received, o.connections));
                     open.push(s);
                 }
                 None => open.push(start(o)),
@@ -284,6 +353,7 @@ impl Visitor for Tracker {
             g.close(s, r.received);
         }
         g.open = open;
+        g.note_connected(r);
     }
 }
 
@@ -294,6 +364,10 @@ pub(crate) struct TunnelNow {
     pub since: u64,
     pub listening: Health,
     pub vnc: Health,
+    /// Connections in the latest report (`None`: unknown) and who made
+    /// them.
+    pub connections: Option<u32>,
+    pub connected: Vec<String>,
     /// With an inventory: whether it is one of the expected tunnels.
     pub expected: Option<bool>,
 }
@@ -446,6 +520,8 @@ impl Status {
                     since: s.first,
                     listening: s.listening,
                     vnc: s.vnc,
+                    connections: s.connections,
+                    connected: g.connected_to(s.id),
                     expected: None,
                 })
                 .collect();

@@ -102,11 +102,20 @@ fn run_chromium(js: bool, args: &[String]) -> std::process::Output {
 }
 
 fn site(tag: &str, now: Option<&str>) -> PathBuf {
+    site_of("two-gateways", tag, now)
+}
+
+/// The pages of the fixture logs `testdata/logs/FIXTURE`.
+fn site_of(fixture: &str, tag: &str, now: Option<&str>) -> PathBuf {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("browser-{tag}"));
     let _ = std::fs::remove_dir_all(&out);
     let mut cmd = assert_cmd::Command::cargo_bin("webgen").unwrap();
     cmd.arg("--data")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/logs/two-gateways"))
+        .arg(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../testdata/logs")
+                .join(fixture),
+        )
         .arg("--out")
         .arg(&out)
         .args(["--tz", "America/Chicago", "-q"]);
@@ -331,6 +340,65 @@ fn the_problems_are_in_the_first_screen() {
             width,
             true,
             &format!("index-inventory-{width}.png"),
+        );
+    }
+}
+
+/// Who is on each tunnel (the `connections` fixture: seven names on one
+/// tunnel, in-use marks, idle tunnels listed with `--idle-after 20m`) as
+/// Chromium shows it, and nothing wider than a desktop's or a phone's
+/// screen.
+#[test]
+fn connections_in_headless_chromium() {
+    let out = site_of("connections", "connections", Some(NOW));
+    // The idle list needs --idle-after: render history.html again with it.
+    assert_cmd::Command::cargo_bin("webgen")
+        .unwrap()
+        .arg("--data")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/logs/connections"))
+        .arg("--out")
+        .arg(&out)
+        .args([
+            "--tz",
+            "America/Chicago",
+            "-q",
+            "--now",
+            NOW,
+            "--idle-after",
+            "20m",
+        ])
+        .assert()
+        .success();
+    for width in WIDTHS {
+        let doc = dump_dom(&out.join("index.html"), width, false);
+        assert_eq!(count(&doc, "td.inuse.busy"), 2, "index.html at {width} px");
+        let doc = dump_dom(&out.join("history.html"), width, false);
+        assert_eq!(
+            count(&doc, "#r-24h .timeline .use"),
+            3,
+            "history.html at {width} px"
+        );
+        assert_eq!(
+            count(&doc, "#idle tr.idle-tunnel"),
+            2,
+            "history.html at {width} px"
+        );
+        for page in ["index.html", "history.html"] {
+            let doc = dump_dom(&overflow_probe(&out, page, width), width, true);
+            let body = doc.select(&sel("body")).next().unwrap();
+            let attr = |n: &str| body.value().attr(n).unwrap_or_default().to_string();
+            assert_eq!(
+                attr("data-scroll-width"),
+                width.to_string(),
+                "{page} at {width} px scrolls sideways; too wide: {}",
+                attr("data-too-wide")
+            );
+        }
+        screenshot(
+            &out.join("index.html"),
+            width,
+            false,
+            &format!("connections-index-{width}.png"),
         );
     }
 }

@@ -807,3 +807,76 @@ fn a_dead_output_pipe_does_not_make_webgen_panic() {
     assert_eq!(run(&["--help"]), Some(0));
     assert_eq!(run(&["--bogus"]), Some(2));
 }
+
+/// The `connections` fixture (see its README): who is on each tunnel now,
+/// the stretches in use, and the idle ones.
+#[test]
+fn who_is_on_each_tunnel_and_idle_ones() {
+    let run = webgen(&fixture("connections"), &["--idle-after", "20m"]);
+    let doc = run.page("index.html");
+    let panel = gateway_panel(&doc, FAR);
+    let in_use = |port: &str| cell(tunnel_row(panel, port), "inuse");
+    assert_eq!(in_use("5901"), "in use: 1 — novaroc1");
+    assert_eq!(in_use("5902"), "idle");
+    assert_eq!(in_use("5903"), "unknown");
+    assert_eq!(in_use("5904"), "idle");
+    assert_eq!(
+        in_use("5905"),
+        "in use: 7 — 10.1.2.3, 10.1.2.4, 192.0.2.200, 2001:db8::15, novaroc1 and 2 more"
+    );
+    assert_eq!(run.stderr, "", "an older day's file is read without a word");
+
+    // The stretches in use on the lanes of the last 24 hours, first to last
+    // report in use (Unix seconds).
+    let doc = run.page("history.html");
+    let day = one(doc.root_element(), "#r-24h");
+    let marks = |port: &str| -> Vec<(u64, u64)> {
+        let lane = day
+            .select(&sel("li.session"))
+            .find(|l| texts(*l, ".label .mono").first().map(String::as_str) == Some(port))
+            .unwrap_or_else(|| panic!("no lane for {port}"));
+        lane.select(&sel(".use"))
+            .map(|u| {
+                let n = |a: &str| u.value().attr(a).unwrap().parse::<u64>().unwrap();
+                (n("data-first"), n("data-last"))
+            })
+            .collect()
+    };
+    // 17:10:40–17:29:40 and 17:40:40–17:59:40 UTC.
+    assert_eq!(
+        marks("5901"),
+        [
+            (1_795_453_840, 1_795_454_980),
+            (1_795_455_640, 1_795_456_780)
+        ]
+    );
+    assert_eq!(marks("5902"), []);
+    assert_eq!(marks("5903"), []);
+    assert_eq!(marks("5905"), [(1_795_453_240, 1_795_456_780)]);
+
+    // Idle for 20 minutes up to their last report: 5902 since 17:00:40
+    // (the reports of the day before, from an older client, did not know),
+    // 5904 since 17:30:40; the R forward never.
+    let idle = |extra: &[&str]| -> Vec<(String, String)> {
+        let run = webgen(&fixture("connections"), extra);
+        let doc = run.page("history.html");
+        doc.select(&sel("#idle tr.idle-tunnel"))
+            .map(|r| {
+                let a = |n: &str| r.value().attr(n).unwrap().to_string();
+                (a("data-listen"), a("data-since"))
+            })
+            .collect()
+    };
+    let own = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+        v.iter().map(|&(a, b)| (a.into(), b.into())).collect()
+    };
+    assert_eq!(
+        idle(&["--idle-after", "20m"]),
+        own(&[("5902", "1795453240"), ("5904", "1795455040")])
+    );
+    assert_eq!(
+        idle(&["--idle-after", "30m"]),
+        own(&[("5902", "1795453240")])
+    );
+    assert_eq!(idle(&[]), own(&[]), "the default: 7 days");
+}

@@ -1,9 +1,12 @@
 //! A stand-in for a VNC server, for `scripts/demo` and the tests: `fake-vnc
 //! PORT` listens on 127.0.0.1:PORT and greets every connection as a VNC
-//! server does, with the 12 bytes `RFB 003.008\n`, then closes it after the
-//! peer's answer or two seconds. That greeting is all the gateway client's
-//! `--probe` reads. It exits after `FAKE_VNC_SECONDS` (default 300, at most
-//! 86,400) or when the process that started it is gone.
+//! server does, with the 12 bytes `RFB 003.008\n`, then keeps it open, as a
+//! viewer's session, until the peer closes it (whatever the peer sends is
+//! read and dropped). That greeting is all the gateway client's `--probe`
+//! reads before it closes; a viewer that stays (the demo's) keeps the
+//! connection through the forward in use. It exits after
+//! `FAKE_VNC_SECONDS` (default 300, at most 86,400) or when the process that
+//! started it is gone.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpListener};
@@ -27,8 +30,8 @@ fn main() -> ExitCode {
             std::thread::spawn(move || {
                 let mut conn = conn;
                 if conn.write_all(b"RFB 003.008\n").is_ok() {
-                    let _ = conn.set_read_timeout(Some(Duration::from_secs(2)));
-                    let _ = conn.read(&mut [0u8; 12]);
+                    let mut buf = [0u8; 4096];
+                    while matches!(conn.read(&mut buf), Ok(n) if n > 0) {}
                 }
             });
         }
