@@ -126,7 +126,8 @@ impl RecvBatch {
                     socket.as_raw_fd(),
                     self.hdrs[start..].as_mut_ptr(),
                     (MAX_BATCH - start) as libc::c_uint,
-                    flags,
+                    // glibc takes the flags as int, musl as unsigned int.
+                    flags as _,
                     std::ptr::null_mut(),
                 )
             };
