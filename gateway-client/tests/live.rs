@@ -762,34 +762,33 @@ fn rescans_with_a_kept_context_follow_connections() {
     };
     assert_eq!(count(&ctx), Some(1));
     assert_eq!(count(&ctx), Some(1), "kept rows, nothing changed");
-    let c2 = connect_when_listening(port);
-    // The forward accepts in its own time: at most 5 s for the second.
-    let end = std::time::Instant::now() + Duration::from_secs(5);
-    let mut seen = count(&ctx);
-    for _ in 0..100 {
-        if seen == Some(2) || std::time::Instant::now() > end {
-            break;
+    // The forward accepts (and sees a close) in its own time: rescans
+    // until `want`, at most 100 and 5 s.
+    let settle = |want: u32| {
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        let mut seen = count(&ctx);
+        for _ in 0..100 {
+            if seen == Some(want) || std::time::Instant::now() > end {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            seen = count(&ctx);
         }
-        std::thread::sleep(Duration::from_millis(50));
-        seen = count(&ctx);
-    }
-    assert_eq!(seen, Some(2), "a new connection after the last walk");
+        seen
+    };
+    let c2 = connect_when_listening(port);
+    assert_eq!(settle(2), Some(2), "a new connection after the last walk");
     assert_eq!(
         count(&ctx),
         count(&live::Context::without_sockets()),
         "kept context and fresh one agree"
     );
     drop(c1);
-    let end = std::time::Instant::now() + Duration::from_secs(5);
-    let mut seen = count(&ctx);
-    for _ in 0..100 {
-        if seen == Some(1) || std::time::Instant::now() > end {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        seen = count(&ctx);
-    }
-    assert_eq!(seen, Some(1), "a connection closed after the last walk");
+    assert_eq!(
+        settle(1),
+        Some(1),
+        "a connection closed after the last walk"
+    );
     drop(c2);
 }
 
