@@ -551,13 +551,18 @@ fn health_byte(h: Health) -> u8 {
     }
 }
 
-fn get_health(i: &mut In) -> Option<Health> {
-    match i.byte()? {
+/// The health [`health_byte`] wrote.
+fn health_of_byte(b: u8) -> Option<Health> {
+    match b {
         0 => Some(Health::Yes),
         1 => Some(Health::No),
         2 => Some(Health::Unknown),
         _ => None,
     }
+}
+
+fn get_health(i: &mut In) -> Option<Health> {
+    health_of_byte(i.byte()?)
 }
 
 fn kind_byte(k: EventKind) -> u8 {
@@ -692,14 +697,8 @@ fn get_obs(i: &mut In, tunnels: usize) -> Option<Vec<Obs>> {
     i.vec(|i| {
         let id = i.u32().filter(|&id| (id as usize) < tunnels)?;
         let h = i.byte()?;
-        let health = |b: u8| match b {
-            0 => Some(Health::Yes),
-            1 => Some(Health::No),
-            2 => Some(Health::Unknown),
-            _ => None,
-        };
-        let listening = health(h >> 2)?;
-        let vnc = health(h & 3)?;
+        let listening = health_of_byte(h >> 2)?;
+        let vnc = health_of_byte(h & 3)?;
         let connections = i.opt(In::u32)?;
         let connected = i.opt(In::string)?.map(Arc::<str>::from);
         Some(Obs {
@@ -942,12 +941,7 @@ fn get_session(i: &mut In, tunnels: usize) -> Option<Session> {
     let id = i.u32().filter(|&t| (t as usize) < tunnels)?;
     let (first, last, ended) = (i.u()?, i.u()?, i.opt(In::u)?);
     let h = i.byte()?;
-    let health = |b: u8| {
-        [Health::Yes, Health::No, Health::Unknown]
-            .get(b as usize)
-            .copied()
-    };
-    let (listening, vnc) = (health(h >> 2)?, health(h & 3)?);
+    let (listening, vnc) = (health_of_byte(h >> 2)?, health_of_byte(h & 3)?);
     let connections = i.opt(In::u32)?;
     let in_use = i.opt(|i| Some((i.u()?, i.u()?)))?;
     let idle_since = i.opt(In::u)?;
