@@ -234,23 +234,26 @@ fn history_gives_each_roc_its_availability_and_outages() {
             .find(|r| attr(*r, "data-roc") == name)
             .unwrap_or_else(|| panic!("no {name}"))
     };
+    // (state, start, end) of each outage listed in a ROC's panel.
+    let outages = |panel: ElementRef<'_>| -> Vec<(String, String, String)> {
+        panel
+            .select(&sel("tr.outage"))
+            .map(|r| {
+                (
+                    attr(r, "data-state"),
+                    text(one(r, "td.start")),
+                    text(one(r, "td.end")),
+                )
+            })
+            .collect()
+    };
     // Caltech: 5901 up 7,200 s; 5902 up 6,000 of 7,200 s (missing 10 min,
     // broken 10 min): 13,200 / 14,400.
     let caltech = roc("Caltech");
     assert_eq!(text(one(caltech, ".availability")), "91.66 %");
     assert_eq!(text(one(caltech, ".known-time")), "4 h 00 min");
-    let outages: Vec<(String, String, String)> = caltech
-        .select(&sel("tr.outage"))
-        .map(|r| {
-            (
-                attr(r, "data-state"),
-                text(one(r, "td.start")),
-                text(one(r, "td.end")),
-            )
-        })
-        .collect();
     assert_eq!(
-        outages,
+        outages(caltech),
         [
             (
                 "broken".into(),
@@ -270,18 +273,8 @@ fn history_gives_each_roc_its_availability_and_outages() {
     let minnesota = roc("Minnesota");
     assert_eq!(text(one(minnesota, ".availability")), "63.88 %");
     assert_eq!(text(one(minnesota, ".known-time")), "3 h 00 min");
-    let outages: Vec<(String, String, String)> = minnesota
-        .select(&sel("tr.outage"))
-        .map(|r| {
-            (
-                attr(r, "data-state"),
-                text(one(r, "td.start")),
-                text(one(r, "td.end")),
-            )
-        })
-        .collect();
     assert_eq!(
-        outages,
+        outages(minnesota),
         [
             (
                 "wrong_target".into(),
