@@ -21,7 +21,7 @@ use gateway_client::tunnel::{Health, Tunnel};
 use logs::LaneKey;
 use logs::inventory::{Expected, TunnelState};
 
-use crate::logs::Catalog;
+use crate::logs::{Catalog, TunnelId};
 use crate::state::{GatewayTrack, Message, Session, Tracker};
 
 /// Buckets of a tunnel-count chart.
@@ -54,9 +54,10 @@ pub(crate) struct Bucket {
 
 /// One timeline row: the sessions of one owner, listen port and target.
 #[derive(Clone, Debug)]
-pub(crate) struct Lane {
-    /// The tunnel of its latest session.
-    pub tunnel: Tunnel,
+pub(crate) struct Lane<'a> {
+    /// The tunnel of its latest session (the catalog's), and its id.
+    pub tunnel: &'a Tunnel,
+    pub id: TunnelId,
     /// (first seen, last seen, still up: open and not found not listening),
     /// oldest first, at most `MAX_SEGMENTS`.
     pub segments: Vec<(u64, u64, bool)>,
@@ -69,7 +70,7 @@ pub(crate) struct Lane {
     pub in_use: Vec<(u64, u64)>,
 }
 
-impl Lane {
+impl Lane<'_> {
     pub(crate) fn open(&self) -> bool {
         self.segments.iter().any(|s| s.2)
     }
@@ -80,7 +81,7 @@ impl Lane {
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct GatewayHistory {
+pub(crate) struct GatewayHistory<'a> {
     pub name: String,
     /// `BUCKETS` buckets over the range; `None` where no report came.
     pub buckets: Vec<Option<Bucket>>,
@@ -96,16 +97,16 @@ pub(crate) struct GatewayHistory {
     pub silences_total: usize,
     /// Timeline lanes, ordered by first seen, at most `MAX_LANES` (the most
     /// recently seen).
-    pub lanes: Vec<Lane>,
+    pub lanes: Vec<Lane<'a>>,
     pub lanes_total: usize,
     /// The lanes not drawn (seen longest ago), most recently seen first.
-    pub hidden_lanes: Vec<Lane>,
+    pub hidden_lanes: Vec<Lane<'a>>,
     /// Sessions overlapping the range.
     pub sessions: usize,
     pub reports: usize,
 }
 
-impl GatewayHistory {
+impl GatewayHistory<'_> {
     /// Availability in [0, 1]; `None` for an empty window.
     pub(crate) fn availability(&self) -> Option<f64> {
         let len = self.window.1.saturating_sub(self.window.0);
@@ -203,14 +204,14 @@ fn rocs(tracker: &Tracker, start: u64, end: u64) -> Vec<RocHistory> {
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct RangeHistory {
+pub(crate) struct RangeHistory<'a> {
     pub range: Range,
     pub start: u64,
     pub end: u64,
     /// The earliest data in the logs is later than `start`: the range is
     /// longer than the data.
     pub data_start: Option<u64>,
-    pub gateways: Vec<GatewayHistory>,
+    pub gateways: Vec<GatewayHistory<'a>>,
     /// The expected tunnels per ROC (empty without an inventory).
     pub rocs: Vec<RocHistory>,
     /// Newest first, at most `MAX_MESSAGES`.
@@ -218,7 +219,7 @@ pub(crate) struct RangeHistory {
     pub messages_total: usize,
 }
 
-impl RangeHistory {
+impl RangeHistory<'_> {
     pub(crate) fn longer_than_data(&self) -> bool {
         self.data_start.is_some_and(|d| d > self.start)
     }
@@ -227,13 +228,13 @@ impl RangeHistory {
 /// Builds the history of every range. `data_start` is the earliest event
 /// in the logs read; each gateway's thresholds say when a silence going on
 /// now began.
-pub(crate) fn build(
+pub(crate) fn build<'a>(
     tracker: &Tracker,
-    catalog: &Catalog,
+    catalog: &'a Catalog,
     now: u64,
     ranges: &[Range],
     data_start: Option<u64>,
-) -> Vec<RangeHistory> {
+) -> Vec<RangeHistory<'a>> {
     ranges
         .iter()
         .map(|range| {
@@ -268,7 +269,7 @@ pub(crate) fn build(
         .collect()
 }
 
-fn gateway(g: &GatewayTrack, catalog: &Catalog, start: u64, end: u64) -> GatewayHistory {
+fn gateway<'a>(g: &GatewayTrack, catalog: &'a Catalog, start: u64, end: u64) -> GatewayHistory<'a> {
     let (buckets, max_count, reports) = tunnel_counts(g, start, end);
     let window = (start.max(g.first_heard), end);
     let all = silences(g, start, end);
@@ -303,13 +304,28 @@ fn tunnel_counts(g: &GatewayTrack, start: u64, end: u64) -> (Vec<Option<Bucket>>
     let from = g.series.partition_point(|&(t, _)| t < start);
     let mut reports = 0;
     let mut max_count = 0;
+    // A report's bucket is `(t - start) × BUCKETS ÷ len`; the reports come
+    // in order, so that division (128-bit: a tenth of a run over 90 days,
+    // done for each report) is done only when one leaves the bucket before.
+    let bucket_of =
+        |d: u64| ((d as u128 * BUCKETS as u128 / len as u128) as usize).min(BUCKETS - 1);
+    // The first offset in bucket `i`; past the last one, none.
+    let first_in = |i: usize| match i {
+        BUCKETS => u64::MAX,
+        i => (i as u128 * len as u128).div_ceil(BUCKETS as u128) as u64,
+    };
+    let (mut i, mut lo, mut hi) = (0, 0, first_in(1));
     for &(t, n) in &g.series[from..] {
         if t > end {
             break;
         }
         reports += 1;
         max_count = max_count.max(n);
-        let i = (((t - start) as u128 * BUCKETS as u128 / len as u128) as usize).min(BUCKETS - 1);
+        let d = t - start;
+        if d < lo || d >= hi {
+            i = bucket_of(d);
+            (lo, hi) = (first_in(i), first_in(i + 1));
+        }
         let b = buckets[i].get_or_insert(Bucket { min: n, max: n });
         b.min = b.min.min(n);
         b.max = b.max.max(n);
@@ -335,12 +351,12 @@ fn silences(g: &GatewayTrack, start: u64, end: u64) -> Vec<(u64, u64)> {
 /// The sessions overlapping `start..=end` (closed, then open), grouped in
 /// lanes by [`LaneKey`]: the lanes drawn, how many there were, and how many
 /// sessions.
-fn lanes(
+fn lanes<'a>(
     g: &GatewayTrack,
-    catalog: &Catalog,
+    catalog: &'a Catalog,
     start: u64,
     end: u64,
-) -> (Vec<Lane>, Vec<Lane>, usize, usize) {
+) -> (Vec<Lane<'a>>, Vec<Lane<'a>>, usize, usize) {
     let first_closed = g
         .closed
         .partition_point(|s| s.ended.unwrap_or(s.last) < start);
@@ -358,7 +374,8 @@ fn lanes(
         let t = &catalog.tunnel(s.id).tunnel;
         let i = *index.entry(LaneKey::of(t)).or_insert_with(|| {
             lanes.push(Lane {
-                tunnel: t.clone(),
+                tunnel: t,
+                id: s.id,
                 segments: Vec::new(),
                 segments_total: 0,
                 broken: false,
@@ -367,7 +384,8 @@ fn lanes(
             lanes.len() - 1
         });
         let lane = &mut lanes[i];
-        lane.tunnel = t.clone();
+        lane.tunnel = t;
+        lane.id = s.id;
         let not_listening = s.listening == Health::No;
         lane.broken = open && not_listening;
         lane.segments
@@ -401,7 +419,7 @@ fn in_use(
     start: u64,
     end: u64,
     index: &HashMap<LaneKey, usize, rustc_hash::FxBuildHasher>,
-    lanes: &mut [Lane],
+    lanes: &mut [Lane<'_>],
 ) {
     let first = g.in_use.partition_point(|u| u.last < start);
     let open = g
@@ -552,6 +570,38 @@ mod tests {
         let list = idle(&tracker, &catalog, 0);
         assert_eq!(list.len(), 1);
         assert_eq!(list[0].tunnel.listen_port, 5901);
+    }
+
+    #[test]
+    fn reports_in_the_bucket_the_division_gives() {
+        let (mut tracker, _) = fed(&[[Some(0), Some(0)]]);
+        let g = tracker.gateways[0].as_mut().unwrap();
+        // A report every 61 s, two pairs out of order.
+        let mut series: Vec<(u64, u32)> = (0..5000)
+            .map(|k| (1_000 + k * 61, (k % 7) as u32))
+            .collect();
+        series.swap(100, 101);
+        series.swap(2000, 2500);
+        g.series = series;
+        let ranges = [
+            (1_000, 1_000 + 4999 * 61),
+            (500, 100_000),
+            (50_000, 50_000),
+            (1_000, 1_239),
+        ];
+        for (start, end) in ranges {
+            let len = (end - start).max(1);
+            let mut want = vec![None; BUCKETS];
+            let from = g.series.partition_point(|&(t, _)| t < start);
+            for &(t, n) in g.series[from..].iter().take_while(|&&(t, _)| t <= end) {
+                let i = ((t - start) as u128 * BUCKETS as u128 / len as u128) as usize;
+                let b: &mut Bucket =
+                    want[i.min(BUCKETS - 1)].get_or_insert(Bucket { min: n, max: n });
+                b.min = b.min.min(n);
+                b.max = b.max.max(n);
+            }
+            assert_eq!(tunnel_counts(g, start, end).0, want, "{start}..{end}");
+        }
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! the templates only place them.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -17,12 +19,13 @@ use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use minijinja::value::Value;
 use minijinja::{AutoEscape, Environment, context};
+use rustc_hash::FxBuildHasher;
 
 use crate::error::Error;
-use crate::history::{BUCKETS, GatewayHistory, IdleTunnel, RangeHistory, RocHistory};
+use crate::history::{BUCKETS, GatewayHistory, IdleTunnel, Lane, RangeHistory, RocHistory};
 use logs::EventKind;
 
-use crate::logs::ReadStats;
+use crate::logs::{ReadStats, TunnelId};
 use crate::state::{ExpectedNow, GatewayStatus, Message, Status, TunnelNow};
 use logs::GatewayState;
 use logs::inventory::TunnelState;
@@ -124,9 +127,25 @@ impl Clock {
         ts.to_zoned(self.tz.clone())
     }
 
-    /// `2026-11-23 15:14`
+    /// `2026-11-23 15:14`. The history page prints tens of thousands of
+    /// these, so the digits are written here rather than by `strftime`
+    /// (which reads its format string each time): the same text.
     pub(crate) fn time(&self, t: u64) -> String {
-        self.zoned(t).strftime("%Y-%m-%d %H:%M").to_string()
+        let Some(d) = i64::try_from(t)
+            .ok()
+            .and_then(|s| Timestamp::from_second(s).ok())
+            .map(|ts| self.tz.to_offset(ts).to_datetime(ts))
+        else {
+            return self.zoned(t).strftime("%Y-%m-%d %H:%M").to_string();
+        };
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}",
+            d.year(),
+            d.month(),
+            d.day(),
+            d.hour(),
+            d.minute()
+        )
     }
 
     /// `2026-11-23 15:14:05 CST`
@@ -653,7 +672,49 @@ fn chart(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Value {
     }
 }
 
-fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
+/// Values the ranges share, made once: each tunnel's (by its catalog id),
+/// and each hidden lane's. The longer ranges repeat most of the shorter
+/// ones' lanes (the 365-day range's hidden lanes hold nearly all of the
+/// 30-day range's), and a value is shared by a reference count.
+#[derive(Default)]
+struct Shared {
+    tunnels: RefCell<HashMap<TunnelId, Value, FxBuildHasher>>,
+    hidden: RefCell<HashMap<HiddenKey, Value, FxBuildHasher>>,
+}
+
+/// What a hidden lane's value is made of: its tunnel, last seen, sessions,
+/// open and broken.
+type HiddenKey = (TunnelId, u64, usize, bool, bool);
+
+impl Shared {
+    fn tunnel(&self, clock: &Clock, id: TunnelId, t: &Tunnel) -> Value {
+        self.tunnels
+            .borrow_mut()
+            .entry(id)
+            .or_insert_with(|| tunnel_value(clock, t))
+            .clone()
+    }
+
+    /// A lane listed without bars.
+    fn hidden(&self, clock: &Clock, l: &Lane<'_>) -> Value {
+        let last_seen = l.last_seen();
+        let key = (l.id, last_seen, l.segments_total, l.open(), l.broken);
+        if let Some(v) = self.hidden.borrow().get(&key) {
+            return v.clone();
+        }
+        let v = context! {
+            t => self.tunnel(clock, l.id, l.tunnel),
+            last_seen => clock.time(last_seen),
+            sessions => l.segments_total,
+            open => key.3,
+            broken => l.broken,
+        };
+        self.hidden.borrow_mut().insert(key, v.clone());
+        v
+    }
+}
+
+fn lanes(clock: &Clock, shared: &Shared, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
     let span = r.end.saturating_sub(r.start).max(1) as f64;
     g.lanes
         .iter()
@@ -679,7 +740,7 @@ fn lanes(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
                 })
                 .collect();
             context! {
-                t => tunnel_value(clock, &lane.tunnel),
+                t => shared.tunnel(clock, lane.id, lane.tunnel),
                 bars => bars,
                 in_use => in_use_bars(clock, r, &lane.in_use),
                 open => lane.open(),
@@ -753,7 +814,7 @@ fn roc_history(clock: &Clock, roc: &RocHistory) -> Value {
     }
 }
 
-fn range_value(clock: &Clock, r: &RangeHistory) -> Value {
+fn range_value(clock: &Clock, shared: &Shared, r: &RangeHistory) -> Value {
     let gateways: Vec<Value> = r
         .gateways
         .iter()
@@ -767,15 +828,9 @@ fn range_value(clock: &Clock, r: &RangeHistory) -> Value {
                 silent => duration(g.silent),
                 reports => count(g.reports as u64),
                 chart => chart(clock, r, g),
-                lanes => lanes(clock, r, g),
+                lanes => lanes(clock, shared, r, g),
                 lanes_more => g.hidden_lanes.len(),
-                hidden_lanes => g.hidden_lanes.iter().map(|l| context! {
-                    t => tunnel_value(clock, &l.tunnel),
-                    last_seen => clock.time(l.last_seen()),
-                    sessions => l.segments_total,
-                    open => l.open(),
-                    broken => l.broken,
-                }).collect::<Vec<_>>(),
+                hidden_lanes => g.hidden_lanes.iter().map(|l| shared.hidden(clock, l)).collect::<Vec<_>>(),
                 lanes_total => g.lanes_total,
                 sessions => count(g.sessions as u64),
                 silences => g.silences.iter().map(|&(a, b)| context! {
@@ -812,9 +867,10 @@ pub(crate) fn history_context(
     idle: &[IdleTunnel],
     idle_after: u64,
 ) -> Value {
+    let shared = Shared::default();
     context! {
         page => page(clock, stats, "history", "ROC tunnels — history"),
-        ranges => ranges.iter().map(|r| range_value(clock, r)).collect::<Vec<_>>(),
+        ranges => ranges.iter().map(|r| range_value(clock, &shared, r)).collect::<Vec<_>>(),
         idle => idle_value(clock, idle, idle_after),
     }
 }
@@ -871,6 +927,27 @@ mod tests {
         assert_eq!(c.time_full(1_763_932_800), "2025-11-23 15:20:00 CST");
         assert_eq!(c.zone_label(), "America/Chicago (CST, UTC-06:00)");
         assert_eq!(c.ago(1_763_932_800 - 300), "5 min ago");
+    }
+
+    #[test]
+    fn minutes_as_strftime_writes_them() {
+        // Across a DST change each way, the epoch, and past what jiff holds.
+        for zone in [
+            "UTC",
+            "America/Chicago",
+            "Asia/Kolkata",
+            "Australia/Lord_Howe",
+        ] {
+            let c = Clock::new(TimeZone::get(zone).unwrap(), 0);
+            let times = (1_772_900_000..1_773_000_000)
+                .step_by(3_571)
+                .chain((1_793_500_000..1_793_600_000).step_by(3_571))
+                .chain([0, 59, 60, 253_402_300_799, u64::MAX]);
+            for t in times {
+                let slow = c.zoned(t).strftime("%Y-%m-%d %H:%M").to_string();
+                assert_eq!(c.time(t), slow, "{zone} {t}");
+            }
+        }
     }
 
     #[test]
