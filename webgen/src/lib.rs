@@ -46,6 +46,7 @@ mod suggest;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 
@@ -176,6 +177,8 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         resumed,
     } = cache::read(cfg, from, to)?;
     tracker.finish(&catalog, cfg.now);
+    // Shared with the history page's values, made as its template reads them.
+    let catalog = Arc::new(catalog);
 
     let mut status = Status::build(
         &tracker,
@@ -200,7 +203,11 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
     let index_context = render::status_context(&clock, &stats, &status);
     let index = render::render(&env, "index.html", index_context.clone())?;
     let idle = history::idle(&tracker, &catalog, cfg.idle_after);
-    let history_context = render::history_context(&clock, &stats, &ranges, &idle, cfg.idle_after);
+    let source = Arc::new(render::Source {
+        catalog: Arc::clone(&catalog),
+        clock: clock.clone(),
+    });
+    let history_context = render::history_context(&source, &stats, &ranges, &idle, cfg.idle_after);
     let history = render::render(&env, "history.html", history_context.clone())?;
     let gateways = status.gateways.len();
     // The process ends after this run: the model and the pages' contexts are
@@ -208,7 +215,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
     // was a tenth of a run that reads from the cache. Exiting frees them at
     // once.
     std::mem::forget((ranges, idle, index_context, history_context));
-    std::mem::forget((tracker, catalog, status));
+    std::mem::forget((tracker, catalog, status, source));
 
     std::fs::create_dir_all(&cfg.out).map_err(|source| Error::Write {
         path: cfg.out.clone(),

@@ -9,23 +9,21 @@
 //! the templates only place them.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gateway_client::tunnel::{Health, Tunnel};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use minijinja::value::Value;
+use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
 use minijinja::{AutoEscape, Environment, context};
-use rustc_hash::FxBuildHasher;
 
 use crate::error::Error;
 use crate::history::{BUCKETS, GatewayHistory, IdleTunnel, Lane, RangeHistory, RocHistory};
 use logs::EventKind;
 
-use crate::logs::{ReadStats, TunnelId};
+use crate::logs::{Catalog, ReadStats, TunnelId};
 use crate::state::{ExpectedNow, GatewayStatus, Message, Status, TunnelNow};
 use logs::GatewayState;
 use logs::inventory::TunnelState;
@@ -293,16 +291,17 @@ fn listen(t: &Tunnel) -> String {
 }
 
 fn tunnel_value(clock: &Clock, t: &Tunnel) -> Value {
+    let f = |name| tunnel_field(clock, t, name);
     context! {
-        pid => t.pid,
-        kind => t.kind.letter(),
-        listen => listen(t),
-        listen_port => t.listen_port,
-        target => target(t),
-        display => t.vnc_display().map(|d| format!(":{d}")),
-        user => t.user.as_str(),
-        dest => t.dest.as_str(),
-        started => t.started.map(|s| clock.time(s)),
+        pid => f("pid"),
+        kind => f("kind"),
+        listen => f("listen"),
+        listen_port => f("listen_port"),
+        target => f("target"),
+        display => f("display"),
+        user => f("user"),
+        dest => f("dest"),
+        started => f("started"),
     }
 }
 
@@ -672,49 +671,161 @@ fn chart(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Value {
     }
 }
 
-/// Values the ranges share, made once: each tunnel's (by its catalog id),
-/// and each hidden lane's. The longer ranges repeat most of the shorter
-/// ones' lanes (the 365-day range's hidden lanes hold nearly all of the
-/// 30-day range's), and a value is shared by a reference count.
-#[derive(Default)]
-struct Shared {
-    tunnels: RefCell<HashMap<TunnelId, Value, FxBuildHasher>>,
-    hidden: RefCell<HashMap<HiddenKey, Value, FxBuildHasher>>,
+/// What the history page's lazy values read from: the catalog the lanes'
+/// tunnels are in, and the clock.
+#[derive(Debug)]
+pub(crate) struct Source {
+    pub catalog: Arc<Catalog>,
+    pub clock: Clock,
 }
 
-/// What a hidden lane's value is made of: its tunnel, last seen, sessions,
-/// open and broken.
-type HiddenKey = (TunnelId, u64, usize, bool, bool);
+/// The history page lists tens of thousands of lanes (most of them hidden
+/// ones, without bars), and a map made for each, with every field of its
+/// tunnel formatted, cost more than the page's rendering; so a lane's
+/// tunnel, a hidden lane and the list of them are values made as the
+/// template reads them, and dropped when it moves on. Their fields are the
+/// maps' that [`tunnel_value`] and the hidden lanes had: the same text.
+#[derive(Debug)]
+struct TunnelView {
+    src: Arc<Source>,
+    id: TunnelId,
+}
 
-impl Shared {
-    fn tunnel(&self, clock: &Clock, id: TunnelId, t: &Tunnel) -> Value {
-        self.tunnels
-            .borrow_mut()
-            .entry(id)
-            .or_insert_with(|| tunnel_value(clock, t))
-            .clone()
+/// A tunnel's fields as the templates name them.
+const TUNNEL_FIELDS: [&str; 9] = [
+    "pid",
+    "kind",
+    "listen",
+    "listen_port",
+    "target",
+    "display",
+    "user",
+    "dest",
+    "started",
+];
+
+/// A tunnel's field `name` (one of [`TUNNEL_FIELDS`]).
+fn tunnel_field(clock: &Clock, t: &Tunnel, name: &str) -> Option<Value> {
+    Some(match name {
+        "pid" => Value::from(t.pid),
+        "kind" => Value::from(t.kind.letter()),
+        "listen" => Value::from(listen(t)),
+        "listen_port" => Value::from(t.listen_port),
+        "target" => Value::from(target(t)),
+        "display" => Value::from(t.vnc_display().map(|d| format!(":{d}"))),
+        "user" => Value::from(t.user.as_str()),
+        "dest" => Value::from(t.dest.as_str()),
+        "started" => Value::from(t.started.map(|s| clock.time(s))),
+        _ => return None,
+    })
+}
+
+impl Object for TunnelView {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
     }
 
-    /// A lane listed without bars.
-    fn hidden(&self, clock: &Clock, l: &Lane<'_>) -> Value {
-        let last_seen = l.last_seen();
-        let key = (l.id, last_seen, l.segments_total, l.open(), l.broken);
-        if let Some(v) = self.hidden.borrow().get(&key) {
-            return v.clone();
-        }
-        let v = context! {
-            t => self.tunnel(clock, l.id, l.tunnel),
-            last_seen => clock.time(last_seen),
-            sessions => l.segments_total,
-            open => key.3,
-            broken => l.broken,
-        };
-        self.hidden.borrow_mut().insert(key, v.clone());
-        v
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let t = &self.src.catalog.tunnel(self.id).tunnel;
+        tunnel_field(&self.src.clock, t, key.as_str()?)
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&TUNNEL_FIELDS)
     }
 }
 
-fn lanes(clock: &Clock, shared: &Shared, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
+fn tunnel_view(src: &Arc<Source>, id: TunnelId) -> Value {
+    Value::from_object(TunnelView {
+        src: Arc::clone(src),
+        id,
+    })
+}
+
+/// A lane listed without bars: its tunnel, last seen, sessions, open and
+/// broken.
+#[derive(Clone, Copy, Debug)]
+struct HiddenLane {
+    id: TunnelId,
+    last_seen: u64,
+    sessions: usize,
+    open: bool,
+    broken: bool,
+}
+
+/// The hidden lanes of one gateway and range, a value each as the template
+/// reaches it.
+#[derive(Debug)]
+struct HiddenLanes {
+    src: Arc<Source>,
+    lanes: Vec<HiddenLane>,
+}
+
+#[derive(Debug)]
+struct HiddenLaneView {
+    src: Arc<Source>,
+    lane: HiddenLane,
+}
+
+impl Object for HiddenLanes {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Seq
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let lane = *self.lanes.get(key.as_usize()?)?;
+        Some(Value::from_object(HiddenLaneView {
+            src: Arc::clone(&self.src),
+            lane,
+        }))
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Seq(self.lanes.len())
+    }
+}
+
+impl Object for HiddenLaneView {
+    fn repr(self: &Arc<Self>) -> ObjectRepr {
+        ObjectRepr::Map
+    }
+
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        let l = &self.lane;
+        Some(match key.as_str()? {
+            "t" => tunnel_view(&self.src, l.id),
+            "last_seen" => Value::from(self.src.clock.time(l.last_seen)),
+            "sessions" => Value::from(l.sessions),
+            "open" => Value::from(l.open),
+            "broken" => Value::from(l.broken),
+            _ => return None,
+        })
+    }
+
+    fn enumerate(self: &Arc<Self>) -> Enumerator {
+        Enumerator::Str(&["t", "last_seen", "sessions", "open", "broken"])
+    }
+}
+
+fn hidden_lanes(src: &Arc<Source>, lanes: &[Lane<'_>]) -> Value {
+    let lanes = lanes
+        .iter()
+        .map(|l| HiddenLane {
+            id: l.id,
+            last_seen: l.last_seen(),
+            sessions: l.segments_total,
+            open: l.open(),
+            broken: l.broken,
+        })
+        .collect();
+    Value::from_object(HiddenLanes {
+        src: Arc::clone(src),
+        lanes,
+    })
+}
+
+fn lanes(src: &Arc<Source>, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> {
+    let clock = &src.clock;
     let span = r.end.saturating_sub(r.start).max(1) as f64;
     g.lanes
         .iter()
@@ -740,7 +851,7 @@ fn lanes(clock: &Clock, shared: &Shared, r: &RangeHistory, g: &GatewayHistory) -
                 })
                 .collect();
             context! {
-                t => shared.tunnel(clock, lane.id, lane.tunnel),
+                t => tunnel_view(src, lane.id),
                 bars => bars,
                 in_use => in_use_bars(clock, r, &lane.in_use),
                 open => lane.open(),
@@ -814,7 +925,8 @@ fn roc_history(clock: &Clock, roc: &RocHistory) -> Value {
     }
 }
 
-fn range_value(clock: &Clock, shared: &Shared, r: &RangeHistory) -> Value {
+fn range_value(src: &Arc<Source>, r: &RangeHistory) -> Value {
+    let clock = &src.clock;
     let gateways: Vec<Value> = r
         .gateways
         .iter()
@@ -828,9 +940,9 @@ fn range_value(clock: &Clock, shared: &Shared, r: &RangeHistory) -> Value {
                 silent => duration(g.silent),
                 reports => count(g.reports as u64),
                 chart => chart(clock, r, g),
-                lanes => lanes(clock, shared, r, g),
+                lanes => lanes(src, r, g),
                 lanes_more => g.hidden_lanes.len(),
-                hidden_lanes => g.hidden_lanes.iter().map(|l| shared.hidden(clock, l)).collect::<Vec<_>>(),
+                hidden_lanes => hidden_lanes(src, &g.hidden_lanes),
                 lanes_total => g.lanes_total,
                 sessions => count(g.sessions as u64),
                 silences => g.silences.iter().map(|&(a, b)| context! {
@@ -861,16 +973,16 @@ fn range_value(clock: &Clock, shared: &Shared, r: &RangeHistory) -> Value {
 /// The context of `history.html`; `idle`: the candidates to close, idle
 /// for `idle_after` seconds.
 pub(crate) fn history_context(
-    clock: &Clock,
+    src: &Arc<Source>,
     stats: &ReadStats,
     ranges: &[RangeHistory],
     idle: &[IdleTunnel],
     idle_after: u64,
 ) -> Value {
-    let shared = Shared::default();
+    let clock = &src.clock;
     context! {
         page => page(clock, stats, "history", "ROC tunnels — history"),
-        ranges => ranges.iter().map(|r| range_value(clock, &shared, r)).collect::<Vec<_>>(),
+        ranges => ranges.iter().map(|r| range_value(src, r)).collect::<Vec<_>>(),
         idle => idle_value(clock, idle, idle_after),
     }
 }
