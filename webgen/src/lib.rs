@@ -208,7 +208,13 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         clock: clock.clone(),
     });
     let history_context = render::history_context(&source, &stats, &ranges, &idle, cfg.idle_after);
-    let history = render::render(&env, "history.html", history_context.clone())?;
+    std::fs::create_dir_all(&cfg.out).map_err(|source| Error::Write {
+        path: cfg.out.clone(),
+        source,
+    })?;
+    let pages = vec![cfg.out.join("index.html"), cfg.out.join("history.html")];
+    // Written to its file as it renders; put in place after the index.
+    let history = render::render_to_page(&env, "history.html", history_context.clone(), &pages[1])?;
     let gateways = status.gateways.len();
     // The process ends after this run: the model and the pages' contexts are
     // hundreds of thousands of small allocations, and freeing them one by one
@@ -217,16 +223,8 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
     std::mem::forget((ranges, idle, index_context, history_context));
     std::mem::forget((tracker, catalog, status, source));
 
-    std::fs::create_dir_all(&cfg.out).map_err(|source| Error::Write {
-        path: cfg.out.clone(),
-        source,
-    })?;
-    let mut pages = Vec::new();
-    for (name, html) in [("index.html", index), ("history.html", history)] {
-        let path = cfg.out.join(name);
-        render::write_atomic(&path, html.as_bytes())?;
-        pages.push(path);
-    }
+    render::write_atomic(&pages[0], index.as_bytes())?;
+    history.commit()?;
     Ok(Summary {
         pages,
         gateways,

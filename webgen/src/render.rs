@@ -9,6 +9,7 @@
 //! the templates only place them.
 
 use std::borrow::Cow;
+use std::error::Error as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -79,23 +80,100 @@ pub(crate) fn render(env: &Environment<'_>, name: &str, ctx: Value) -> Result<St
 /// Writes `bytes` to `path` atomically: a temporary file in the same
 /// directory, synced, then renamed over the old page.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let err = |source| Error::Write {
-        path: path.to_path_buf(),
+    let page = Pending::new(path);
+    page.fill(|f| f.write_all(bytes))?;
+    page.commit()
+}
+
+/// Renders a template straight into the temporary file of the page at
+/// `path` (the history page is megabytes: this keeps no copy of it in
+/// memory), synced; [`Pending::commit`] puts it in place.
+pub(crate) fn render_to_page(
+    env: &Environment<'_>,
+    name: &str,
+    ctx: Value,
+    path: &Path,
+) -> Result<Pending, Error> {
+    let template = env.get_template(name).map_err(|source| Error::Template {
+        name: name.to_string(),
         source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    let tmp: PathBuf = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    })?;
+    let page = Pending::new(path);
+    let mut failed = None;
+    page.fill(|f| {
+        let mut w = std::io::BufWriter::with_capacity(1 << 16, f);
+        match template.render_captured_to(ctx, &mut w) {
+            Ok(_) => w.flush(),
+            // An I/O error is the file's; any other, the template's.
+            Err(e) => match e.source().and_then(|s| s.downcast_ref::<std::io::Error>()) {
+                Some(io) => Err(std::io::Error::new(io.kind(), io.to_string())),
+                None => {
+                    failed = Some(e);
+                    Ok(())
+                }
+            },
+        }
+    })?;
+    match failed {
+        Some(source) => Err(Error::Template {
+            name: name.to_string(),
+            source,
+        }),
+        None => Ok(page),
     }
-    result.map_err(err)
+}
+
+/// A page written to its temporary file, not yet in place; dropped, the
+/// file is removed.
+pub(crate) struct Pending {
+    path: PathBuf,
+    tmp: PathBuf,
+    done: bool,
+}
+
+impl Pending {
+    fn new(path: &Path) -> Pending {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        Pending {
+            path: path.to_path_buf(),
+            tmp: dir.join(format!(".{name}.{}.tmp", std::process::id())),
+            done: false,
+        }
+    }
+
+    fn error(&self, source: std::io::Error) -> Error {
+        Error::Write {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Creates the temporary file, lets `write` fill it, and syncs it.
+    fn fill(
+        &self,
+        write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    ) -> Result<(), Error> {
+        let mut f = std::fs::File::create(&self.tmp).map_err(|e| self.error(e))?;
+        write(&mut f)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| self.error(e))
+    }
+
+    /// Renames the temporary file over the page.
+    pub(crate) fn commit(mut self) -> Result<(), Error> {
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| self.error(e))?;
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Formats times for the pages: local time in the chosen zone, ages
