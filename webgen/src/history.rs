@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use gateway_client::tunnel::{Health, Tunnel};
 use logs::LaneKey;
 use logs::inventory::{Expected, TunnelState};
+use rustc_hash::FxBuildHasher;
 
 use crate::logs::{Catalog, TunnelId};
 use crate::state::{GatewayTrack, Message, Session, Tracker};
@@ -361,7 +362,7 @@ fn lanes<'a>(
         .closed
         .partition_point(|s| s.ended.unwrap_or(s.last) < start);
     let overlaps = |s: &&Session| s.last >= start && s.first <= end;
-    let mut index: HashMap<LaneKey, usize, rustc_hash::FxBuildHasher> = HashMap::default();
+    let mut index = LaneIndex::default();
     let mut lanes: Vec<Lane> = Vec::new();
     let mut sessions = 0;
     for (s, open) in g.closed[first_closed..]
@@ -372,17 +373,24 @@ fn lanes<'a>(
     {
         sessions += 1;
         let t = &catalog.tunnel(s.id).tunnel;
-        let i = *index.entry(LaneKey::of(t)).or_insert_with(|| {
-            lanes.push(Lane {
-                tunnel: t,
-                id: s.id,
-                segments: Vec::new(),
-                segments_total: 0,
-                broken: false,
-                in_use: Vec::new(),
-            });
-            lanes.len() - 1
-        });
+        let i = match index.by_id.get(&s.id) {
+            Some(&i) => i,
+            None => {
+                let i = *index.by_key.entry(LaneKey::of(t)).or_insert_with(|| {
+                    lanes.push(Lane {
+                        tunnel: t,
+                        id: s.id,
+                        segments: Vec::new(),
+                        segments_total: 0,
+                        broken: false,
+                        in_use: Vec::new(),
+                    });
+                    lanes.len() - 1
+                });
+                index.by_id.insert(s.id, i);
+                i
+            }
+        };
         let lane = &mut lanes[i];
         lane.tunnel = t;
         lane.id = s.id;
@@ -410,6 +418,27 @@ fn lanes<'a>(
     (lanes, hidden_lanes, lanes_total, sessions)
 }
 
+/// Which lane a tunnel is on: by its [`LaneKey`], and by its id, which
+/// finds it again without hashing its strings (a range's in-use stretches
+/// are hundreds of thousands over a year).
+#[derive(Default)]
+struct LaneIndex<'a> {
+    by_key: HashMap<LaneKey<'a>, usize, FxBuildHasher>,
+    by_id: HashMap<TunnelId, usize, FxBuildHasher>,
+}
+
+impl LaneIndex<'_> {
+    fn find(&self, catalog: &Catalog, id: TunnelId) -> Option<usize> {
+        match self.by_id.get(&id) {
+            Some(&i) => Some(i),
+            None => self
+                .by_key
+                .get(&LaneKey::of(&catalog.tunnel(id).tunnel))
+                .copied(),
+        }
+    }
+}
+
 /// Adds to each lane the in-use stretches of its tunnels that overlap
 /// `start..=end`: those that ended (`GatewayTrack::in_use`) and those
 /// still going on in open sessions.
@@ -418,7 +447,7 @@ fn in_use(
     catalog: &Catalog,
     start: u64,
     end: u64,
-    index: &HashMap<LaneKey, usize, rustc_hash::FxBuildHasher>,
+    index: &LaneIndex<'_>,
     lanes: &mut [Lane<'_>],
 ) {
     let first = g.in_use.partition_point(|u| u.last < start);
@@ -434,7 +463,7 @@ fn in_use(
         if b < start || a > end {
             continue;
         }
-        if let Some(&i) = index.get(&LaneKey::of(&catalog.tunnel(id).tunnel)) {
+        if let Some(i) = index.find(catalog, id) {
             lanes[i].in_use.push((a, b));
         }
     }
