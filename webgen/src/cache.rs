@@ -63,6 +63,7 @@ use crate::logs::{
     self as reading, Assembly, Carry, Catalog, FileStats, GwId, Obs, ReadStats, Reading,
     TunnelEntry, TunnelId,
 };
+use crate::series::Series;
 use crate::state::{GatewayTrack, InUse, Message, Session, Tracker};
 
 /// The checkpoint's format: bump it whenever what is saved changes shape
@@ -993,12 +994,7 @@ fn put_gateway(o: &mut Out, g: &GatewayTrack) {
     o.u(*closed_dropped);
     // One entry a report: as differences, most a byte or two.
     o.u(series.len() as u64);
-    let mut last = 0i64;
-    for &(t, n) in series {
-        o.i((t as i64).wrapping_sub(last));
-        o.u(u64::from(n));
-        last = t as i64;
-    }
+    o.0.extend_from_slice(series.bytes());
     o.u(silences.len() as u64);
     for &(a, b) in silences {
         o.u(a);
@@ -1030,12 +1026,9 @@ fn get_gateway(i: &mut In, id: usize, tunnels: usize) -> Option<GatewayTrack> {
     let open = i.vec(|i| get_session(i, tunnels))?;
     let closed = i.vec(|i| get_session(i, tunnels))?;
     let closed_dropped = i.u()?;
-    let mut last = 0i64;
-    let series = i.vec(|i| {
-        let t = last.wrapping_add(i.i()?);
-        last = t;
-        Some((t as u64, i.u32()?))
-    })?;
+    let n = i.count()?;
+    let (series, used) = Series::read(&i.b[i.pos..], n)?;
+    i.pos += used;
     let silences = i.vec(|i| Some((i.u()?, i.u()?)))?;
     let in_use = i.vec(|i| {
         let id = i.u32().filter(|&t| (t as usize) < tunnels)?;

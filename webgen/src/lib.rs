@@ -19,6 +19,7 @@
 //!   `logs::inventory` as the logs stream by, for the tracker.
 //! - `history` derives each range's charts, availability, sessions,
 //!   messages and each ROC's availability and outages from the same tracker.
+//! - `series` keeps each gateway's tunnel count per report, packed.
 //! - `render` formats times and numbers in Rust, builds the template
 //!   contexts, renders the minijinja templates (embedded, or from
 //!   `--templates DIR`; HTML escaping always on) and writes each page
@@ -41,6 +42,7 @@ mod expected;
 mod history;
 pub mod logs;
 mod render;
+mod series;
 mod state;
 mod suggest;
 

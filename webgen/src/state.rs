@@ -24,6 +24,7 @@ use logs::{EventKind, GatewayState, Staleness, Thresholds};
 
 use crate::expected::Judging;
 use crate::logs::{Catalog, Event, GwId, Obs, Report, TunnelId, Visitor};
+use crate::series::Series;
 
 /// Messages kept in memory (newest); older ones are only counted.
 pub(crate) const MAX_MESSAGES: usize = 5_000;
@@ -83,7 +84,7 @@ pub(crate) struct GatewayTrack {
     pub closed_dropped: u64,
     /// Tunnels up per complete report: (received, count). A tunnel found
     /// not listening is not up; one not checked (`unknown`) counts.
-    pub series: Vec<(u64, u32)>,
+    pub series: Series,
     /// Gaps between consecutive events longer than the late threshold.
     pub silences: Vec<(u64, u64)>,
     /// In-use stretches that ended, oldest first; those of open sessions
@@ -113,7 +114,7 @@ impl GatewayTrack {
             open: Vec::new(),
             closed: Vec::new(),
             closed_dropped: 0,
-            series: Vec::new(),
+            series: Series::default(),
             silences: Vec::new(),
             in_use: Vec::new(),
             in_use_dropped: 0,
@@ -314,7 +315,7 @@ impl Visitor for Tracker {
             .iter()
             .filter(|o| o.listening != Health::No)
             .count();
-        g.series.push((r.received, up as u32));
+        g.series.push(r.received, up as u32);
         // Merge the open sessions with the report, both sorted by id.
         let old = std::mem::take(&mut g.open);
         let mut open = Vec::with_capacity(r.tunnels.len());
