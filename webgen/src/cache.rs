@@ -751,6 +751,7 @@ fn get_catalog(i: &mut In) -> Option<Catalog> {
         Some(TunnelEntry { gateway, tunnel })
     })?;
     let n = i.count()?;
+    c.tunnel_index.reserve(n);
     for _ in 0..n {
         let key = i.bytes()?;
         let id: TunnelId = i.u32().filter(|&t| (t as usize) < c.tunnels.len())?;

@@ -8,7 +8,6 @@
 //! always text. Charts are inline SVG whose coordinates are computed here;
 //! the templates only place them.
 
-use std::borrow::Cow;
 use std::error::Error as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -350,22 +349,48 @@ fn target(t: &Tunnel) -> String {
             _ => "—".to_string(),
         };
     }
-    let host: Cow<str> = if t.target_host.contains(':') {
-        format!("[{}]", t.target_host).into()
-    } else {
-        t.target_host.as_str().into()
-    };
-    format!("{host}:{}", t.target_port)
+    host_port(&t.target_host, t.target_port)
 }
 
 fn listen(t: &Tunnel) -> String {
     if t.bind.is_empty() {
-        t.listen_port.to_string()
-    } else if t.bind.contains(':') {
-        format!("[{}]:{}", t.bind, t.listen_port)
+        let mut s = String::with_capacity(5);
+        push_number(&mut s, t.listen_port.into());
+        s
     } else {
-        format!("{}:{}", t.bind, t.listen_port)
+        host_port(&t.bind, t.listen_port)
     }
+}
+
+/// `host:port`, an IPv6 host in brackets. Written without `format!`: the
+/// history page asks for tens of thousands.
+fn host_port(host: &str, port: u16) -> String {
+    let mut s = String::with_capacity(host.len() + 8);
+    if host.contains(':') {
+        s.push('[');
+        s.push_str(host);
+        s.push(']');
+    } else {
+        s.push_str(host);
+    }
+    s.push(':');
+    push_number(&mut s, port.into());
+    s
+}
+
+/// Appends `n` in decimal.
+fn push_number(s: &mut String, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits[i..].iter().map(|&d| char::from(d)));
 }
 
 fn tunnel_value(clock: &Clock, t: &Tunnel) -> Value {
@@ -790,7 +815,11 @@ fn tunnel_field(clock: &Clock, t: &Tunnel, name: &str) -> Option<Value> {
         "listen" => Value::from(listen(t)),
         "listen_port" => Value::from(t.listen_port),
         "target" => Value::from(target(t)),
-        "display" => Value::from(t.vnc_display().map(|d| format!(":{d}"))),
+        "display" => Value::from(t.vnc_display().map(|d| {
+            let mut s = String::from(":");
+            push_number(&mut s, d.into());
+            s
+        })),
         "user" => Value::from(t.user.as_str()),
         "dest" => Value::from(t.dest.as_str()),
         "started" => Value::from(t.started.map(|s| clock.time(s))),
@@ -842,6 +871,8 @@ struct HiddenLanes {
 #[derive(Debug)]
 struct HiddenLaneView {
     src: Arc<Source>,
+    /// Its tunnel's value, which the template reads four or five times.
+    t: Value,
     lane: HiddenLane,
 }
 
@@ -854,6 +885,7 @@ impl Object for HiddenLanes {
         let lane = *self.lanes.get(key.as_usize()?)?;
         Some(Value::from_object(HiddenLaneView {
             src: Arc::clone(&self.src),
+            t: tunnel_view(&self.src, lane.id),
             lane,
         }))
     }
@@ -871,7 +903,7 @@ impl Object for HiddenLaneView {
     fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
         let l = &self.lane;
         Some(match key.as_str()? {
-            "t" => tunnel_view(&self.src, l.id),
+            "t" => self.t.clone(),
             "last_seen" => Value::from(self.src.clock.time(l.last_seen)),
             "sessions" => Value::from(l.sessions),
             "open" => Value::from(l.open),
@@ -1088,6 +1120,41 @@ mod tests {
             in_use_text(Some(7), &seven).as_deref(),
             Some("in use: 7 — a, b, c, d, e and 2 more")
         );
+    }
+
+    #[test]
+    fn addresses() {
+        let t = |bind: &str, listen_port, host: &str, target_port| Tunnel {
+            bind: bind.into(),
+            listen_port,
+            target_host: host.into(),
+            target_port,
+            ..Tunnel::default()
+        };
+        let cases = [
+            (
+                t("", 5901, "novadaq-far-dcm-03", 5927),
+                "5901",
+                "novadaq-far-dcm-03:5927",
+            ),
+            (t("127.0.0.1", 0, "", 1), "127.0.0.1:0", ":1"),
+            (
+                t("::1", 65535, "fe80::1", 10),
+                "[::1]:65535",
+                "[fe80::1]:10",
+            ),
+            (t("", 7, "", 0), "7", "—"),
+        ];
+        for (tunnel, want_listen, want_target) in cases {
+            assert_eq!(listen(&tunnel), want_listen);
+            assert_eq!(target(&tunnel), want_target);
+        }
+        let mut s = String::new();
+        for n in [0, 9, 10, 59, 100, 4_294_967_295] {
+            s.clear();
+            push_number(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
     }
 
     #[test]
