@@ -11,7 +11,7 @@
 use std::error::Error as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use gateway_client::tunnel::{Health, Tunnel};
 use jiff::Timestamp;
@@ -700,46 +700,72 @@ pub(crate) fn status_context(clock: &Clock, stats: &ReadStats, s: &Status) -> Va
     }
 }
 
+/// The left and right edges of each chart bucket as the charts print them
+/// (`{:.1}`), formatted once: the same for every chart.
+fn bucket_edges() -> &'static [(String, String)] {
+    static EDGES: OnceLock<Vec<(String, String)>> = OnceLock::new();
+    EDGES.get_or_init(|| {
+        let w = 1000.0 / BUCKETS as f64;
+        (0..BUCKETS)
+            .map(|i| {
+                let x0 = i as f64 * w;
+                (format!("{x0:.1}"), format!("{:.1}", x0 + w))
+            })
+            .collect()
+    })
+}
+
+/// A chart's step line, one run per stretch of buckets with reports, and
+/// the area under each; each height is formatted once per chart.
+fn step_lines(g: &GatewayHistory, ymax: u32) -> (Vec<String>, Vec<String>) {
+    let edges = bucket_edges();
+    let mut heights: Vec<(u32, String)> = Vec::new();
+    let (mut runs, mut areas) = (Vec::new(), Vec::new());
+    let mut cur = String::new();
+    let (mut first, mut last) = (0, 0);
+    let mut close = |cur: &mut String, first: usize, last: usize| {
+        runs.push(cur.trim_end().to_string());
+        areas.push(format!("{},100 {cur}{},100", edges[first].0, edges[last].1));
+        cur.clear();
+    };
+    for (i, b) in g.buckets.iter().enumerate() {
+        match b {
+            Some(b) => {
+                if cur.is_empty() {
+                    first = i;
+                }
+                let k = match heights.iter().position(|h| h.0 == b.max) {
+                    Some(k) => k,
+                    None => {
+                        let y = 100.0 - f64::from(b.max) * 92.0 / f64::from(ymax);
+                        heights.push((b.max, format!("{y:.1}")));
+                        heights.len() - 1
+                    }
+                };
+                let (x0, x1) = &edges[i];
+                let y = &heights[k].1;
+                for part in [x0, ",", y, " ", x1, ",", y, " "] {
+                    cur.push_str(part);
+                }
+                last = i;
+            }
+            None if !cur.is_empty() => close(&mut cur, first, last),
+            None => {}
+        }
+    }
+    if !cur.is_empty() {
+        close(&mut cur, first, last);
+    }
+    (runs, areas)
+}
+
 /// Chart geometry: the plot is a 0..1000 × 0..100 box (y down), scaled
 /// to any width by the SVG viewBox with `preserveAspectRatio="none"`.
 fn chart(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Value {
     let span = r.end.saturating_sub(r.start).max(1);
     let ymax = g.max_count.max(1);
     let y = |n: u32| 100.0 - f64::from(n) * 92.0 / f64::from(ymax);
-    let w = 1000.0 / BUCKETS as f64;
-    // One step-line run per stretch of buckets with reports.
-    let mut runs: Vec<String> = Vec::new();
-    let mut areas: Vec<String> = Vec::new();
-    let mut cur = String::new();
-    let mut area = String::new();
-    let mut first_x = 0.0;
-    let mut last_x = 0.0;
-    for (i, b) in g.buckets.iter().enumerate() {
-        let x0 = i as f64 * w;
-        let x1 = x0 + w;
-        match b {
-            Some(b) => {
-                if cur.is_empty() {
-                    first_x = x0;
-                }
-                let yy = y(b.max);
-                cur.push_str(&format!("{x0:.1},{yy:.1} {x1:.1},{yy:.1} "));
-                area.push_str(&format!("{x0:.1},{yy:.1} {x1:.1},{yy:.1} "));
-                last_x = x1;
-            }
-            None => {
-                if !cur.is_empty() {
-                    runs.push(std::mem::take(&mut cur).trim_end().to_string());
-                    areas.push(format!("{first_x:.1},100 {}{last_x:.1},100", area));
-                    area.clear();
-                }
-            }
-        }
-    }
-    if !cur.is_empty() {
-        runs.push(cur.trim_end().to_string());
-        areas.push(format!("{first_x:.1},100 {area}{last_x:.1},100"));
-    }
+    let (runs, areas) = step_lines(g, ymax);
     let xpos = |t: u64| (t.saturating_sub(r.start).min(span)) as f64 * 1000.0 / span as f64;
     let silences: Vec<Value> = g
         .silences
