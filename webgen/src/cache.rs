@@ -876,6 +876,7 @@ fn get_reading(i: &mut In) -> Option<Reading> {
     let gw = |i: &mut In| i.u32().filter(|&g| (g as usize) < gateways);
     let mut carry = Carry::default();
     let n = i.count()?;
+    carry.previous.reserve(n);
     let mut last: u64 = 0;
     for _ in 0..n {
         let g = gw(i)?;

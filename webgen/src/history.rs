@@ -379,7 +379,8 @@ fn lanes<'a>(
                     lanes.push(Lane {
                         tunnel: t,
                         id: s.id,
-                        segments: Vec::new(),
+                        // Most lanes hold one session.
+                        segments: Vec::with_capacity(1),
                         segments_total: 0,
                         broken: false,
                         in_use: Vec::new(),

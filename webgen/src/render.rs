@@ -213,14 +213,23 @@ impl Clock {
         else {
             return self.zoned(t).strftime("%Y-%m-%d %H:%M").to_string();
         };
-        format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}",
-            d.year(),
-            d.month(),
-            d.day(),
-            d.hour(),
-            d.minute()
-        )
+        let mut s = String::with_capacity(16);
+        let two = |s: &mut String, n: i8| {
+            s.push(char::from(b'0' + (n / 10) as u8));
+            s.push(char::from(b'0' + (n % 10) as u8));
+        };
+        two(&mut s, (d.year() / 100) as i8);
+        two(&mut s, (d.year() % 100) as i8);
+        for (sep, n) in [
+            ('-', d.month()),
+            ('-', d.day()),
+            (' ', d.hour()),
+            (':', d.minute()),
+        ] {
+            s.push(sep);
+            two(&mut s, n);
+        }
+        s
     }
 
     /// `2026-11-23 15:14:05 CST`
