@@ -23,6 +23,7 @@ use logs::inventory::{Expected, TunnelState};
 use rustc_hash::FxBuildHasher;
 
 use crate::logs::{Catalog, TunnelId};
+use crate::series::Summary;
 use crate::state::{GatewayTrack, Message, Session, Tracker};
 
 /// Buckets of a tunnel-count chart.
@@ -300,37 +301,111 @@ fn gateway<'a>(g: &GatewayTrack, catalog: &'a Catalog, start: u64, end: u64) -> 
 /// The tunnel counts reported in `start..=end`, bucketed: the buckets, the
 /// largest count and the number of reports.
 fn tunnel_counts(g: &GatewayTrack, start: u64, end: u64) -> (Vec<Option<Bucket>>, u32, usize) {
-    let len = end.saturating_sub(start).max(1);
-    let mut buckets: Vec<Option<Bucket>> = vec![None; BUCKETS];
-    let mut reports = 0;
-    let mut max_count = 0;
-    // A report's bucket is `(t - start) × BUCKETS ÷ len`; the reports come
-    // in order, so that division (128-bit: a tenth of a run over 90 days,
-    // done for each report) is done only when one leaves the bucket before.
-    let bucket_of =
-        |d: u64| ((d as u128 * BUCKETS as u128 / len as u128) as usize).min(BUCKETS - 1);
-    // The first offset in bucket `i`; past the last one, none.
-    let first_in = |i: usize| match i {
-        BUCKETS => u64::MAX,
-        i => (i as u128 * len as u128).div_ceil(BUCKETS as u128) as u64,
-    };
-    let (mut i, mut lo, mut hi) = (0, 0, first_in(1));
-    for (t, n) in g.series.from(start) {
-        if t > end {
-            break;
+    let mut c = Counts::new(start, end);
+    match g.series.chunks_from(start) {
+        // In order: a block of reports that falls in one bucket is taken
+        // whole, from its summary (a year's range takes nearly all so).
+        Some(chunks) => {
+            'chunks: for chunk in chunks {
+                if let Some(s) = chunk.summary
+                    && s.last <= end
+                    && c.block(s)
+                {
+                    continue;
+                }
+                for (t, n) in chunk.reports {
+                    if t > end {
+                        break 'chunks;
+                    }
+                    c.report(t, n);
+                }
+            }
         }
-        reports += 1;
-        max_count = max_count.max(n);
-        let d = t - start;
-        if d < lo || d >= hi {
-            i = bucket_of(d);
-            (lo, hi) = (first_in(i), first_in(i + 1));
+        None => {
+            for (t, n) in g.series.from(start) {
+                if t > end {
+                    break;
+                }
+                c.report(t, n);
+            }
         }
-        let b = buckets[i].get_or_insert(Bucket { min: n, max: n });
-        b.min = b.min.min(n);
-        b.max = b.max.max(n);
     }
-    (buckets, max_count, reports)
+    (c.buckets, c.max_count, c.reports)
+}
+
+/// The chart buckets of `start..=end` as the reports are added.
+struct Counts {
+    start: u64,
+    len: u64,
+    buckets: Vec<Option<Bucket>>,
+    max_count: u32,
+    reports: usize,
+    /// The bucket of the last report, and the offsets it spans: a
+    /// report's bucket is `(t - start) × BUCKETS ÷ len`, and that division
+    /// (128-bit) is done only when a report leaves the bucket before.
+    i: usize,
+    lo: u64,
+    hi: u64,
+}
+
+impl Counts {
+    fn new(start: u64, end: u64) -> Counts {
+        let len = end.saturating_sub(start).max(1);
+        let mut c = Counts {
+            start,
+            len,
+            buckets: vec![None; BUCKETS],
+            max_count: 0,
+            reports: 0,
+            i: 0,
+            lo: 0,
+            hi: 0,
+        };
+        c.hi = c.first_in(1);
+        c
+    }
+
+    fn bucket_of(&self, d: u64) -> usize {
+        ((d as u128 * BUCKETS as u128 / self.len as u128) as usize).min(BUCKETS - 1)
+    }
+
+    /// The first offset in bucket `i`; past the last one, none.
+    fn first_in(&self, i: usize) -> u64 {
+        match i {
+            BUCKETS => u64::MAX,
+            i => (i as u128 * self.len as u128).div_ceil(BUCKETS as u128) as u64,
+        }
+    }
+
+    fn add(&mut self, i: usize, min: u32, max: u32) {
+        self.max_count = self.max_count.max(max);
+        let b = self.buckets[i].get_or_insert(Bucket { min, max });
+        b.min = b.min.min(min);
+        b.max = b.max.max(max);
+    }
+
+    /// A report at `t` (not before `start`) of `n` tunnels.
+    fn report(&mut self, t: u64, n: u32) {
+        let d = t - self.start;
+        if d < self.lo || d >= self.hi {
+            self.i = self.bucket_of(d);
+            (self.lo, self.hi) = (self.first_in(self.i), self.first_in(self.i + 1));
+        }
+        self.reports += 1;
+        self.add(self.i, n, n);
+    }
+
+    /// A block of reports in order, from `start` on: taken whole when they
+    /// all fall in one bucket (false: they do not).
+    fn block(&mut self, s: Summary) -> bool {
+        let i = self.bucket_of(s.first - self.start);
+        if i != self.bucket_of(s.last - self.start) {
+            return false;
+        }
+        self.reports += s.len;
+        self.add(i, s.min, s.max);
+        true
+    }
 }
 
 /// The silences overlapping `start..=end`, oldest first, including one
@@ -605,34 +680,43 @@ mod tests {
     fn reports_in_the_bucket_the_division_gives() {
         let (mut tracker, _) = fed(&[[Some(0), Some(0)]]);
         let g = tracker.gateways[0].as_mut().unwrap();
-        // A report every 61 s, two pairs out of order.
-        let mut series: Vec<(u64, u32)> = (0..5000)
-            .map(|k| (1_000 + k * 61, (k % 7) as u32))
+        // A report every 61 s, in order (blocks of them taken whole), and
+        // with two pairs out of order (one by one).
+        let sorted: Vec<(u64, u32)> = (0..5000)
+            .map(|k| (1_000 + k * 61, (k % 7 + k / 900) as u32))
             .collect();
-        series.swap(100, 101);
-        series.swap(2000, 2500);
-        g.series = Default::default();
-        for &(t, n) in &series {
-            g.series.push(t, n);
-        }
+        let mut shuffled = sorted.clone();
+        shuffled.swap(100, 101);
+        shuffled.swap(2000, 2500);
         let ranges = [
             (1_000, 1_000 + 4999 * 61),
             (500, 100_000),
             (50_000, 50_000),
             (1_000, 1_239),
+            (0, 1_000_000),
+            (61_000, 200_000),
         ];
-        for (start, end) in ranges {
-            let len = (end - start).max(1);
-            let mut want = vec![None; BUCKETS];
-            let from = series.partition_point(|&(t, _)| t < start);
-            for &(t, n) in series[from..].iter().take_while(|&&(t, _)| t <= end) {
-                let i = ((t - start) as u128 * BUCKETS as u128 / len as u128) as usize;
-                let b: &mut Bucket =
-                    want[i.min(BUCKETS - 1)].get_or_insert(Bucket { min: n, max: n });
-                b.min = b.min.min(n);
-                b.max = b.max.max(n);
+        for series in [sorted, shuffled] {
+            g.series = Default::default();
+            for &(t, n) in &series {
+                g.series.push(t, n);
             }
-            assert_eq!(tunnel_counts(g, start, end).0, want, "{start}..{end}");
+            for (start, end) in ranges {
+                let len = (end - start).max(1);
+                let mut want = vec![None; BUCKETS];
+                let from = series.partition_point(|&(t, _)| t < start);
+                let taken = series[from..].iter().take_while(|&&(t, _)| t <= end);
+                for &(t, n) in taken.clone() {
+                    let i = ((t - start) as u128 * BUCKETS as u128 / len as u128) as usize;
+                    let b: &mut Bucket =
+                        want[i.min(BUCKETS - 1)].get_or_insert(Bucket { min: n, max: n });
+                    b.min = b.min.min(n);
+                    b.max = b.max.max(n);
+                }
+                let max = taken.clone().map(|r| r.1).max().unwrap_or(0);
+                let got = tunnel_counts(g, start, end);
+                assert_eq!(got, (want, max, taken.count()), "{start}..{end}");
+            }
         }
     }
 

@@ -11,18 +11,36 @@
 //! number: the encoding the checkpoint has always given the series.
 
 /// Reports between two entries of [`Series::blocks`].
-const BLOCK: usize = 1024;
+const BLOCK: usize = 64;
 
 /// Where a run of reports starts, so that a range is found without
-/// decoding the reports before it.
+/// decoding the reports before it, and what the run holds, so that a
+/// chart bucket that takes it whole need not decode it.
 #[derive(Clone, Copy, Debug)]
 struct Block {
     /// Its first report's offset in the bytes.
     at: usize,
     /// The time of the report before it (0 for the first).
     before: i64,
-    /// Its first report's time.
-    first: u64,
+    summary: Summary,
+}
+
+/// A run of reports: its first and last report's time, how many, and the
+/// least and most tunnels in them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Summary {
+    pub first: u64,
+    pub last: u64,
+    pub len: usize,
+    pub min: u32,
+    pub max: u32,
+}
+
+/// A whole block of reports, with its [`Summary`], or the part of one
+/// that a range starts in.
+pub(crate) struct Chunk<'a> {
+    pub summary: Option<Summary>,
+    pub reports: Reports<'a>,
 }
 
 /// A gateway's tunnel counts (see the module doc).
@@ -58,20 +76,30 @@ impl Series {
     /// Adds a report at the end.
     pub(crate) fn push(&mut self, t: u64, n: u32) {
         let at = self.bytes.len();
-        self.note(at, t);
+        self.note(at, t, n);
         put_u(&mut self.bytes, zigzag((t as i64).wrapping_sub(self.last)));
         put_u(&mut self.bytes, u64::from(n));
         self.last = t as i64;
     }
 
-    /// Counts the report at `at` whose time is `t`.
-    fn note(&mut self, at: usize, t: u64) {
-        if self.len.is_multiple_of(BLOCK) {
-            self.blocks.push(Block {
+    /// Counts the report at `at`: at `t`, `n` tunnels.
+    fn note(&mut self, at: usize, t: u64, n: u32) {
+        match self.blocks.last_mut() {
+            Some(b) if !self.len.is_multiple_of(BLOCK) => {
+                let s = &mut b.summary;
+                (s.last, s.len, s.min, s.max) = (t, s.len + 1, s.min.min(n), s.max.max(n));
+            }
+            _ => self.blocks.push(Block {
                 at,
                 before: self.last,
-                first: t,
-            });
+                summary: Summary {
+                    first: t,
+                    last: t,
+                    len: 1,
+                    min: n,
+                    max: n,
+                },
+            }),
         }
         self.sorted &= self.len == 0 || t >= self.last as u64;
         self.len += 1;
@@ -90,8 +118,8 @@ impl Series {
         for _ in 0..len {
             let at = pos;
             let t = s.last.wrapping_add(unzigzag(get_u(b, &mut pos)?));
-            u32::try_from(get_u(b, &mut pos)?).ok()?;
-            s.note(at, t as u64);
+            let n = u32::try_from(get_u(b, &mut pos)?).ok()?;
+            s.note(at, t as u64, n);
             s.last = t;
         }
         s.bytes = b[..pos].to_vec();
@@ -105,7 +133,7 @@ impl Series {
         let k = if self.sorted {
             let b = self
                 .blocks
-                .partition_point(|x| x.first < start)
+                .partition_point(|x| x.summary.first < start)
                 .saturating_sub(1);
             b * BLOCK + self.block(b).take_while(|&(t, _)| t < start).count()
         } else {
@@ -117,6 +145,35 @@ impl Series {
             reports.next();
         }
         reports
+    }
+
+    /// With the reports in order, the reports from the first at or after
+    /// `start` on (as [`Series::from`]), as the rest of the block it is in,
+    /// then whole blocks; `None` when they are not in order.
+    pub(crate) fn chunks_from(&self, start: u64) -> Option<impl Iterator<Item = Chunk<'_>>> {
+        if !self.sorted {
+            return None;
+        }
+        let mut first = self.from(start);
+        let k = self.len - first.left;
+        let b = k.div_ceil(BLOCK);
+        first.left = (b * BLOCK).min(self.len) - k;
+        let head = Chunk {
+            summary: None,
+            reports: first,
+        };
+        let blocks = self.blocks[b.min(self.blocks.len())..]
+            .iter()
+            .map(|x| Chunk {
+                summary: Some(x.summary),
+                reports: Reports {
+                    bytes: &self.bytes,
+                    pos: x.at,
+                    last: x.before,
+                    left: x.summary.len,
+                },
+            });
+        Some(std::iter::once(head).chain(blocks))
     }
 
     /// The reports from the start of block `b` on.
@@ -246,6 +303,35 @@ mod tests {
             assert_eq!(back.from(0).collect::<Vec<_>>(), list);
             assert_eq!(back.from(62_000).count(), s.from(62_000).count());
         }
+    }
+
+    #[test]
+    fn chunks_hold_the_reports_from_start() {
+        let list: Vec<(u64, u32)> = (0..1000u64).map(|k| (k * 60, (k % 13) as u32)).collect();
+        let s = series(&list);
+        for start in [0, 1, 60 * 64, 60 * 64 + 1, 60 * 999, 60 * 1000] {
+            let k = list.partition_point(|&(t, _)| t < start);
+            let mut got = Vec::new();
+            for c in s.chunks_from(start).unwrap() {
+                let reports: Vec<(u64, u32)> = c.reports.collect();
+                if let Some(sum) = c.summary {
+                    let n = reports.iter().map(|r| r.1);
+                    let want = Summary {
+                        first: reports[0].0,
+                        last: reports[reports.len() - 1].0,
+                        len: reports.len(),
+                        min: n.clone().min().unwrap(),
+                        max: n.max().unwrap(),
+                    };
+                    assert_eq!(sum, want);
+                }
+                got.extend(reports);
+            }
+            assert_eq!(got, list[k..], "{start}");
+        }
+        let mut unsorted = s;
+        unsorted.push(0, 0);
+        assert!(unsorted.chunks_from(0).is_none());
     }
 
     #[test]
