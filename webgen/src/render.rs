@@ -352,29 +352,40 @@ fn health(h: Health) -> &'static str {
 
 /// The target as `host:port` (IPv6 in brackets), or `—` when there is none.
 fn target(t: &Tunnel) -> String {
-    if t.target_host.is_empty() && t.target_port == 0 {
-        return match t.kind {
-            gateway_client::tunnel::Kind::Dynamic => "SOCKS (dynamic)".to_string(),
-            _ => "—".to_string(),
-        };
-    }
-    host_port(&t.target_host, t.target_port)
+    let mut s = String::new();
+    push_target(&mut s, t);
+    s
 }
 
-fn listen(t: &Tunnel) -> String {
-    if t.bind.is_empty() {
-        let mut s = String::with_capacity(5);
-        push_number(&mut s, t.listen_port.into());
-        s
+fn push_target(s: &mut String, t: &Tunnel) {
+    if t.target_host.is_empty() && t.target_port == 0 {
+        s.push_str(match t.kind {
+            gateway_client::tunnel::Kind::Dynamic => "SOCKS (dynamic)",
+            _ => "—",
+        });
     } else {
-        host_port(&t.bind, t.listen_port)
+        push_host_port(s, &t.target_host, t.target_port);
+    }
+}
+
+#[cfg(test)]
+fn listen(t: &Tunnel) -> String {
+    let mut s = String::new();
+    push_listen(&mut s, t);
+    s
+}
+
+fn push_listen(s: &mut String, t: &Tunnel) {
+    if t.bind.is_empty() {
+        push_number(s, t.listen_port.into());
+    } else {
+        push_host_port(s, &t.bind, t.listen_port);
     }
 }
 
 /// `host:port`, an IPv6 host in brackets. Written without `format!`: the
 /// history page asks for tens of thousands.
-fn host_port(host: &str, port: u16) -> String {
-    let mut s = String::with_capacity(host.len() + 8);
+fn push_host_port(s: &mut String, host: &str, port: u16) {
     if host.contains(':') {
         s.push('[');
         s.push_str(host);
@@ -383,8 +394,20 @@ fn host_port(host: &str, port: u16) -> String {
         s.push_str(host);
     }
     s.push(':');
-    push_number(&mut s, port.into());
-    s
+    push_number(s, port.into());
+}
+
+/// A text value written by `write` into one reused buffer, then copied
+/// into the value (inline when short): no string is made per field.
+fn text_value(write: impl FnOnce(&mut String)) -> Value {
+    thread_local! {
+        static BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+    }
+    BUF.with_borrow_mut(|s| {
+        s.clear();
+        write(s);
+        Value::from(s.as_str())
+    })
 }
 
 /// Appends `n` in decimal.
@@ -847,14 +870,16 @@ fn tunnel_field(clock: &Clock, t: &Tunnel, name: &str) -> Option<Value> {
     Some(match name {
         "pid" => Value::from(t.pid),
         "kind" => Value::from(t.kind.letter()),
-        "listen" => Value::from(listen(t)),
+        "listen" => text_value(|s| push_listen(s, t)),
         "listen_port" => Value::from(t.listen_port),
-        "target" => Value::from(target(t)),
-        "display" => Value::from(t.vnc_display().map(|d| {
-            let mut s = String::from(":");
-            push_number(&mut s, d.into());
-            s
-        })),
+        "target" => text_value(|s| push_target(s, t)),
+        "display" => match t.vnc_display() {
+            Some(d) => text_value(|s| {
+                s.push(':');
+                push_number(s, d.into());
+            }),
+            None => Value::from(()),
+        },
         "user" => Value::from(t.user.as_str()),
         "dest" => Value::from(t.dest.as_str()),
         "started" => Value::from(t.started.map(|s| clock.time(s))),
