@@ -59,7 +59,7 @@ pub(crate) struct Bucket {
 pub(crate) struct Lane<'a> {
     /// The tunnel of its latest session (the catalog's), and its id.
     pub tunnel: &'a Tunnel,
-    pub id: TunnelId,
+    pub(crate) id: TunnelId,
     /// (first seen, last seen, still up: open and not found not listening),
     /// oldest first, at most `MAX_SEGMENTS`.
     pub segments: Vec<(u64, u64, bool)>,

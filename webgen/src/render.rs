@@ -836,8 +836,8 @@ fn chart(clock: &Clock, r: &RangeHistory, g: &GatewayHistory) -> Value {
 /// tunnels are in, and the clock.
 #[derive(Debug)]
 pub(crate) struct Source {
-    pub catalog: Arc<Catalog>,
-    pub clock: Clock,
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) clock: Clock,
 }
 
 /// The history page lists tens of thousands of lanes (most of them hidden

@@ -29,18 +29,18 @@ struct Block {
 /// least and most tunnels in them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Summary {
-    pub first: u64,
-    pub last: u64,
-    pub len: usize,
-    pub min: u32,
-    pub max: u32,
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+    pub(crate) len: usize,
+    pub(crate) min: u32,
+    pub(crate) max: u32,
 }
 
 /// A whole block of reports, with its [`Summary`], or the part of one
 /// that a range starts in.
 pub(crate) struct Chunk<'a> {
-    pub summary: Option<Summary>,
-    pub reports: Reports<'a>,
+    pub(crate) summary: Option<Summary>,
+    pub(crate) reports: Reports<'a>,
 }
 
 /// A gateway's tunnel counts (see the module doc).
