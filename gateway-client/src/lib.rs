@@ -30,8 +30,8 @@
 
 mod cli;
 mod error;
-pub mod health;
-pub mod json;
+mod health;
+mod json;
 pub mod key;
 mod lines;
 pub mod live;
@@ -42,7 +42,7 @@ pub mod reassembly;
 pub mod run;
 mod send;
 mod signals;
-pub mod sockets;
+mod sockets;
 mod ssh_args;
 pub mod tunnel;
 mod utc;

@@ -459,9 +459,9 @@ fn first_line(b: &[u8]) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct Context {
     /// `btime` of `/proc/stat`: boot time, Unix seconds.
-    pub btime: Option<u64>,
+    pub(crate) btime: Option<u64>,
     /// The sockets and account names for the health check.
-    pub host: health::Host,
+    pub(crate) host: health::Host,
     /// The ESTABLISHED sockets of the last rescan's walk, given again while
     /// none came or went ([`sockets::Established`]): a watch mode that
     /// keeps its `Context` walks the kernel's established hash only after

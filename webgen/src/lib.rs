@@ -39,7 +39,7 @@ mod csvread;
 mod error;
 mod expected;
 mod history;
-pub mod logs;
+mod logs;
 mod render;
 mod state;
 mod suggest;
