@@ -50,3 +50,6 @@ mod watch;
 pub mod wire;
 
 pub use tunnel::{Health, Kind, Tunnel};
+
+#[cfg(test)]
+mod tests;

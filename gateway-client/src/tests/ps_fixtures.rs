@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use gateway_client::Tunnel;
-use gateway_client::ps::{PsOutcome, PsReader, parse_ps};
+use crate::Tunnel;
+use crate::ps::{PsOutcome, PsReader, parse_ps};
 
 /// Fewer captures than this means fixtures went missing.
 const MIN_FIXTURES: usize = 12;
