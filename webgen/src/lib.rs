@@ -181,7 +181,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         &tracker,
         &catalog,
         cfg.now,
-        cfg.staleness.global(),
+        cfg.staleness.global,
         cfg.recent,
         STATUS_LIST_LIMIT,
     );
