@@ -532,6 +532,17 @@ fn argument_with_spaces_is_read_from_proc() {
     );
 }
 
+/// A fake ssh holding one forward (`-L PORT:localhost:5951`) and
+/// listening on it, as ssh does.
+fn forward_on(port: u16) -> Proc {
+    let forward = format!("{port}:localhost:5951");
+    let how = Spawn {
+        bind: Some(port),
+        ..Spawn::default()
+    };
+    spawn(&s(&["-N", "-L", &forward, "fakehost.invalid"]), how)
+}
+
 /// Connects to 127.0.0.1:`port` once the fake ssh there listens (it binds
 /// after it starts): at most 100 tries, 20 ms apart.
 fn connect_when_listening(port: u16) -> TcpStream {
@@ -551,18 +562,7 @@ fn connect_when_listening(port: u16) -> TcpStream {
 fn connections_to_a_forward_and_who_made_them() {
     let _quiet = no_probes();
     let port = free_port();
-    let p = spawn(
-        &s(&[
-            "-N",
-            "-L",
-            &format!("{port}:localhost:5951"),
-            "fakehost.invalid",
-        ]),
-        Spawn {
-            bind: Some(port),
-            ..Spawn::default()
-        },
-    );
+    let p = forward_on(port);
     let c1 = connect_when_listening(port);
     let c2 = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mine = tunnels_of(&collect(false), &p);
@@ -653,18 +653,7 @@ fn an_unprivileged_account_sees_who_is_on_a_tunnel() {
 fn rescan_without_ps() {
     let _quiet = no_probes();
     let port = free_port();
-    let p = spawn(
-        &s(&[
-            "-N",
-            "-L",
-            &format!("{port}:localhost:5951"),
-            "fakehost.invalid",
-        ]),
-        Spawn {
-            bind: Some(port),
-            ..Spawn::default()
-        },
-    );
+    let p = forward_on(port);
     let c = connect_when_listening(port);
     let ctx = live::Context::without_sockets();
     let found = live::rescan(&ctx, true).unwrap();
@@ -693,18 +682,7 @@ fn rescan_without_ps() {
 fn rescans_with_a_kept_context_follow_connections() {
     let _quiet = no_probes();
     let port = free_port();
-    let p = spawn(
-        &s(&[
-            "-N",
-            "-L",
-            &format!("{port}:localhost:5951"),
-            "fakehost.invalid",
-        ]),
-        Spawn {
-            bind: Some(port),
-            ..Spawn::default()
-        },
-    );
+    let p = forward_on(port);
     let c1 = connect_when_listening(port);
     let ctx = live::Context::without_sockets();
     let count = |ctx: &live::Context| {
