@@ -353,9 +353,8 @@ fn process_cpu() -> Duration {
 fn live_pass(setup: &Setup, fw: &crate::forwards::Forwards) -> Result<Row, Error> {
     let pass = |connections: bool| -> Result<(Duration, Duration, u32), Error> {
         let (t, c) = (Instant::now(), process_cpu());
-        let outcome =
-            gateway_client::live::collect_counting(Duration::from_secs(10), false, connections)
-                .map_err(|e| Error::case("live pass", e.to_string()))?;
+        let outcome = gateway_client::live::collect(Duration::from_secs(10), false, connections)
+            .map_err(|e| Error::case("live pass", e.to_string()))?;
         let (wall, cpu) = (t.elapsed(), process_cpu().saturating_sub(c));
         let ours = outcome.tunnels.iter().filter(|t| fw.pids.contains(&t.pid));
         Ok((wall, cpu, ours.filter_map(|t| t.connections).sum()))

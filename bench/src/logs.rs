@@ -353,7 +353,7 @@ fn minute_of(
         let ev = EventRow {
             received,
             gateway: gw.name.clone(),
-            kind: ::logs::EventKind::parse(kind),
+            kind: ::logs::EventKind::from_bytes(kind.as_bytes()),
             seq: seq + 1,
             part: 1,
             parts: 1,

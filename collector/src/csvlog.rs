@@ -890,9 +890,9 @@ mod tests {
     fn append(w: &mut LogWriter, tunnels: &[TunnelRow], event: &EventRow) -> Result<(), Error> {
         let mut rows = Rows::default();
         for t in tunnels {
-            rows.tunnel(t.as_ref());
+            rows.tunnel(t.into());
         }
-        rows.event(event.as_ref());
+        rows.event(event.into());
         w.append_rows(&rows)
     }
 

@@ -87,7 +87,7 @@ pub enum Outcome {
 /// datagrams) overflows when many gateways send at once, and every datagram
 /// dropped costs its gateway a resend a second later. The kernel grants at
 /// most `net.core.rmem_max`; `/metrics` shows what it granted.
-pub const UDP_RECEIVE_BUFFER: usize = 4 << 20;
+pub(crate) const UDP_RECEIVE_BUFFER: usize = 4 << 20;
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()

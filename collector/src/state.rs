@@ -202,7 +202,7 @@ impl State {
 
     /// The thresholds of gateways without a period or an override.
     pub(crate) fn thresholds(&self) -> Thresholds {
-        self.staleness.global()
+        self.staleness.global
     }
 
     /// New thresholds (an edited config file), used from the next tick on.

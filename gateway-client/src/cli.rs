@@ -123,15 +123,15 @@ pub(crate) enum Mode {
 /// One collector as written: a host, and the port given with it if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Target {
-    pub host: String,
-    pub port: Option<u16>,
+    pub(crate) host: String,
+    pub(crate) port: Option<u16>,
 }
 
 /// One collector to deliver to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Collector {
-    pub host: String,
-    pub port: u16,
+    pub(crate) host: String,
+    pub(crate) port: u16,
 }
 
 impl std::fmt::Display for Collector {
@@ -159,8 +159,8 @@ pub(crate) fn secs_text(d: Duration) -> String {
 /// Watch mode's timing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Watch {
-    pub interval: Duration,
-    pub every: Duration,
+    pub(crate) interval: Duration,
+    pub(crate) every: Duration,
 }
 
 impl Watch {
@@ -180,21 +180,21 @@ impl Watch {
 /// The settled options: command line over config file over defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Args {
-    pub mode: Mode,
+    pub(crate) mode: Mode,
     /// At least one.
-    pub collectors: Vec<Collector>,
-    pub ps_file: Option<PathBuf>,
-    pub dry_run: bool,
-    pub json: bool,
-    pub name: Option<String>,
-    pub key_file: PathBuf,
-    pub timeout: Duration,
-    pub probe: bool,
-    pub quiet: bool,
+    pub(crate) collectors: Vec<Collector>,
+    pub(crate) ps_file: Option<PathBuf>,
+    pub(crate) dry_run: bool,
+    pub(crate) json: bool,
+    pub(crate) name: Option<String>,
+    pub(crate) key_file: PathBuf,
+    pub(crate) timeout: Duration,
+    pub(crate) probe: bool,
+    pub(crate) quiet: bool,
     /// `--watch`, with its timing.
-    pub watch: Option<Watch>,
+    pub(crate) watch: Option<Watch>,
     /// The config file read, if any (watch mode stops when it is replaced).
-    pub config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 /// What the command line asks for.

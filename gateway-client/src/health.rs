@@ -136,7 +136,7 @@ fn candidates<'a>(t: &Tunnel, table: &'a [Socket]) -> impl Iterator<Item = &'a S
 
 /// The judgement for one forward, given the sockets of its network
 /// namespace and the process's socket inodes (`None`: unreadable).
-pub fn judge(t: &Tunnel, table: &[Socket], inodes: Option<&HashSet<u64>>) -> Health {
+pub(crate) fn judge(t: &Tunnel, table: &[Socket], inodes: Option<&HashSet<u64>>) -> Health {
     if !checkable(t) {
         return Health::Unknown;
     }
@@ -227,7 +227,8 @@ fn connections(
 /// namespace's sockets alone (see [`check`], which reads the rest from
 /// `/proc`): `inodes` are the process's socket inodes when readable,
 /// `owner` its real uid. `None` when its listeners cannot be told.
-pub fn who_is_on(
+#[cfg(test)]
+pub(crate) fn who_is_on(
     t: &Tunnel,
     table: &[Socket],
     inodes: Option<&HashSet<u64>>,
@@ -259,23 +260,23 @@ fn namespace_of(dir: &ProcDir) -> Option<PathBuf> {
 /// What the checks need of this host, read once per run: our network
 /// namespace's sockets and the account names.
 #[derive(Clone, Debug, Default)]
-pub struct Host {
+pub(crate) struct Host {
     /// Our network namespace (the link `/proc/self/ns/net`), if readable.
-    pub own_ns: Option<PathBuf>,
+    pub(crate) own_ns: Option<PathBuf>,
     /// Its LISTEN and ESTABLISHED sockets ([`sockets::own_namespace`]);
     /// `None` when they cannot be read.
-    pub sockets: Option<Vec<Socket>>,
+    pub(crate) sockets: Option<Vec<Socket>>,
     /// uid to account name (`/etc/passwd`).
-    pub names: HashMap<u32, String>,
+    pub(crate) names: HashMap<u32, String>,
     /// Whether `sockets` has the ESTABLISHED ones; without them,
     /// `connections` stay unknown.
-    pub connections: bool,
+    pub(crate) connections: bool,
 }
 
 impl Host {
     /// Reads our namespace's sockets; `names` are the accounts.
     #[cfg(test)]
-    pub fn read(names: HashMap<u32, String>) -> Host {
+    pub(crate) fn read(names: HashMap<u32, String>) -> Host {
         Host {
             own_ns: net_namespace("self"),
             sockets: sockets::own_namespace(),
@@ -306,7 +307,7 @@ pub(crate) fn check_listening(tunnels: &mut [Tunnel]) {
 /// namespace's tables once, and each process's `fd` directory once, only
 /// for processes whose port has a listener, and only until the candidate
 /// listeners are found.
-pub fn check(tunnels: &mut [Tunnel], host: &Host, owner: impl Fn(u32) -> Option<u32>) {
+pub(crate) fn check(tunnels: &mut [Tunnel], host: &Host, owner: impl Fn(u32) -> Option<u32>) {
     // The namespace of each process: None is our own (or unreadable).
     let mut ns_of: HashMap<u32, Option<PathBuf>> = HashMap::new();
     // Other namespaces' tables.
@@ -508,6 +509,9 @@ pub(crate) fn probe_vnc(tunnels: &mut [Tunnel]) {
         tunnels[i].vnc = h;
     }
 }
+
+#[cfg(test)]
+mod net_tables;
 
 #[cfg(test)]
 mod tests {

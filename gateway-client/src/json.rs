@@ -26,7 +26,7 @@ pub(crate) const MAX_INPUT: usize = 1 << 20;
 
 /// A parsed JSON value. Objects keep their keys in order (duplicates kept).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Value {
+pub(crate) enum Value {
     Null,
     Bool(bool),
     Num(u64),
@@ -44,7 +44,7 @@ impl Value {
     }
 
     /// The first value under `key` in an object.
-    pub fn get(&self, key: &str) -> Option<&Value> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Value> {
         self.as_object()?
             .iter()
             .find(|(k, _)| k == key)
@@ -53,7 +53,7 @@ impl Value {
 }
 
 /// Parses one JSON document (surrounding white space allowed).
-pub fn parse(input: &str) -> Result<Value, String> {
+pub(crate) fn parse(input: &str) -> Result<Value, String> {
     if input.len() > MAX_INPUT {
         return Err(format!(
             "JSON of {} bytes is longer than {MAX_INPUT}",

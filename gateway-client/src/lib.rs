@@ -13,8 +13,14 @@
 //!   line to the forwards it sets up.
 //! - [`wire`]: the datagram format: header, HMAC, JSON body, split and
 //!   reassembly. The collector uses it too, so it lives here.
-//! - [`json`]: the small strict JSON reader and writer the wire uses.
+//! - `json`: the small strict JSON reader and writer the wire uses
+//!   (private: other crates read `--json` lines with
+//!   [`Tunnel::from_json_line`]).
 //! - [`key`]: the shared secret, read from a file.
+//! - [`live`]: the live run: `ps`, completed from `/proc`, and each
+//!   forward's listener and connections checked (`health`, from the
+//!   kernel's socket table read by `sockets`); [`live::rescan`] looks
+//!   again from `/proc` alone.
 //!
 //! The binary's modules: `run` (command line to exit status), `cli`,
 //! `send` (delivery with retries, to each collector named), `printout`,
@@ -30,8 +36,8 @@
 
 mod cli;
 mod error;
-pub mod health;
-pub mod json;
+mod health;
+mod json;
 pub mod key;
 mod lines;
 pub mod live;
@@ -42,7 +48,7 @@ pub mod reassembly;
 pub mod run;
 mod send;
 mod signals;
-pub mod sockets;
+mod sockets;
 mod ssh_args;
 pub mod tunnel;
 mod utc;
@@ -50,3 +56,6 @@ mod watch;
 pub mod wire;
 
 pub use tunnel::{Health, Kind, Tunnel};
+
+#[cfg(test)]
+mod tests;

@@ -190,8 +190,10 @@ pub fn find_ps() -> Result<PsProgram, LiveError> {
     })
 }
 
-/// Runs `ps auxww` (see [`find_ps`]) and returns what it printed.
-pub fn run_ps(timeout: Duration) -> Result<String, LiveError> {
+/// Runs `ps auxww` (see [`find_ps`]) and returns what it printed (the
+/// tests' look at the real `ps`; [`collect`] reads it as it comes).
+#[cfg(test)]
+pub(crate) fn run_ps(timeout: Duration) -> Result<String, LiveError> {
     let ps = find_ps()?;
     let mut args = ps.prefix.clone();
     args.extend_from_slice(PS_ARGS);
@@ -209,7 +211,7 @@ fn read_all(r: &mut impl Read) -> io::Result<Vec<u8>> {
 /// when it exits 0 within `timeout`. A program still running at the
 /// deadline is killed (and reaped); output still held open by a program's
 /// children past the deadline is given up on. Neither case waits longer.
-pub fn run_ps_program(
+pub(crate) fn run_ps_program(
     program: &Path,
     args: &[&str],
     timeout: Duration,
@@ -459,9 +461,9 @@ fn first_line(b: &[u8]) -> String {
 #[derive(Clone, Debug, Default)]
 pub struct Context {
     /// `btime` of `/proc/stat`: boot time, Unix seconds.
-    pub btime: Option<u64>,
+    pub(crate) btime: Option<u64>,
     /// The sockets and account names for the health check.
-    pub host: health::Host,
+    pub(crate) host: health::Host,
     /// The ESTABLISHED sockets of the last rescan's walk, given again while
     /// none came or went ([`sockets::Established`]): a watch mode that
     /// keeps its `Context` walks the kernel's established hash only after
@@ -509,18 +511,13 @@ impl Context {
 /// The tunnels of this machine, completed from `/proc` (see the module
 /// doc), with what the `ps` pass skipped. Each ssh process's exact argv is
 /// read from `/proc` where possible ([`argv_matching`]). `probe` also probes
-/// the VNC forwards ([`health::probe_vnc`]).
+/// the VNC forwards ([`health::probe_vnc`]); `connections` counts the
+/// connections to each forward and who made them (else they stay unknown:
+/// the benchmark's before and after of that count).
 ///
 /// While `ps` runs, the sockets and accounts are read ([`Context`]); then
 /// each ssh process's `/proc` files once ([`proc_info`]).
-pub fn collect(timeout: Duration, probe: bool) -> Result<ps::PsOutcome, LiveError> {
-    collect_counting(timeout, probe, true)
-}
-
-/// [`collect`], counting the connections to each forward only when
-/// `connections` (else they stay unknown): the benchmark's before and
-/// after of that count.
-pub fn collect_counting(
+pub fn collect(
     timeout: Duration,
     probe: bool,
     connections: bool,
@@ -1328,5 +1325,95 @@ mod tests {
         );
         let uid = parse_status_uid(&fs::read_to_string("/proc/self/status").unwrap());
         assert!(uid.is_some());
+    }
+
+    /// Whether any process's command line holds `token`.
+    fn process_with(token: &str) -> bool {
+        let Ok(dir) = fs::read_dir("/proc") else {
+            return false;
+        };
+        dir.flatten().any(|e| {
+            fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| String::from_utf8_lossy(&c).contains(token))
+        })
+    }
+
+    #[test]
+    fn hung_ps_is_killed() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let token = format!("hung-ps-{}-{nanos}", std::process::id());
+        // A ps that never answers.
+        let script = format!("sleep 30; : {token}");
+        let r = run_ps_program(
+            Path::new("/bin/sh"),
+            &["-c", &script],
+            Duration::from_millis(300),
+        );
+        match r {
+            Err(e @ LiveError::Timeout { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains("did not finish within 300 ms"), "{msg}");
+                assert!(msg.contains("/bin/sh"), "names the program: {msg}");
+            }
+            other => panic!("expected a timeout, got {other:?}"),
+        }
+        assert!(!process_with(&token), "the hung program is gone");
+    }
+
+    #[test]
+    fn ps_leaving_a_child_on_its_output_does_not_hang() {
+        // ps exits, but a child of its holds stdout open past the deadline.
+        let r = run_ps_program(
+            Path::new("/bin/sh"),
+            &["-c", "sleep 3 & echo partial"],
+            Duration::from_millis(300),
+        );
+        assert!(matches!(r, Err(LiveError::Timeout { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn failing_ps_gives_its_first_stderr_line() {
+        let r = run_ps_program(
+            Path::new("/bin/sh"),
+            &[
+                "-c",
+                "echo 'ps: unknown option -- q' >&2; echo usage >&2; exit 1",
+            ],
+            Duration::from_secs(10),
+        );
+        let e = r.unwrap_err();
+        assert!(matches!(e, LiveError::Failed { .. }), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.starts_with("/bin/sh failed (exit status: 1)"), "{msg}");
+        assert!(msg.ends_with(": ps: unknown option -- q"), "{msg}");
+    }
+
+    #[test]
+    fn missing_ps_is_named() {
+        let e = run_ps_program(
+            Path::new("/nonexistent/ps"),
+            &["auxww"],
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
+        assert!(matches!(e, LiveError::Spawn { .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with("cannot run /nonexistent/ps: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn real_ps_output_has_a_header_and_us() {
+        let text = run_ps(Duration::from_secs(10)).unwrap();
+        let mut lines = text.lines();
+        assert!(lines.next().unwrap().trim_end().ends_with("COMMAND"));
+        let me = std::process::id().to_string();
+        assert!(
+            lines.any(|l| l.split_whitespace().take(2).any(|w| w == me)),
+            "our own pid {me} is in ps"
+        );
     }
 }

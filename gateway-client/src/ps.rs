@@ -52,10 +52,11 @@ use crate::tunnel::{Health, Tunnel};
 pub(crate) const MAX_PROBLEMS: usize = 100;
 
 /// One process line of a `ps` capture, as ps printed it.
+#[cfg(test)]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Process {
+pub(crate) struct Process {
     /// USER column, possibly cut by ps (`averylo+`).
-    pub user: String,
+    pub(crate) user: String,
     pub pid: u32,
     /// START column (`21:06`, `Apr04`, `2016`), empty where the format has none.
     pub start: String,
@@ -67,7 +68,7 @@ pub struct Process {
 
 /// Something in a capture that was skipped, with its line number (from 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Problem {
+pub(crate) struct Problem {
     pub line: usize,
     pub message: String,
 }
@@ -89,7 +90,7 @@ pub struct PsOutcome {
     /// Forward specs of ssh processes that ssh would refuse (not reported).
     pub bad_forwards: usize,
     /// The first [`MAX_PROBLEMS`] skipped lines and bad forwards.
-    pub problems: Vec<Problem>,
+    pub(crate) problems: Vec<Problem>,
 }
 
 impl PsOutcome {
@@ -779,7 +780,8 @@ pub(crate) fn parse_processes(text: &str) -> (Vec<Process>, usize) {
 /// The tunnels one process holds (none unless it is an ssh/autossh with
 /// forwards). This looks at the one process only: see [`tunnels_of_all`]
 /// for autossh.
-pub fn tunnels_of(p: &Process) -> Vec<Tunnel> {
+#[cfg(test)]
+pub(crate) fn tunnels_of(p: &Process) -> Vec<Tunnel> {
     let Some(inv) = ssh_args::parse_command(&p.command) else {
         return Vec::new();
     };
@@ -820,7 +822,7 @@ pub(crate) fn tunnels_of_all(procs: &[Process]) -> Vec<Tunnel> {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct ArgvProcess {
     pub pid: u32,
-    pub user: String,
+    pub(crate) user: String,
     pub start: String,
     pub cpu_time: String,
     pub argv: Vec<String>,
@@ -883,7 +885,7 @@ pub(crate) fn read_ps(r: impl Read) -> io::Result<PsOutcome> {
 /// and the first [`MAX_PROBLEMS`], shortened for a message: later ones
 /// cannot be among the problems reported (those are the first by line).
 #[derive(Debug, Default)]
-pub struct PsReader {
+pub(crate) struct PsReader {
     walker: Walker,
     /// The fields of the ssh and autossh lines, one after the other.
     kept: String,
@@ -898,7 +900,7 @@ pub struct PsReader {
 impl PsReader {
     /// Reads all of `r` through a buffer of `chunk` bytes (see
     /// [`lines::read_lines`]).
-    pub fn read(r: impl Read, chunk: usize) -> io::Result<PsReader> {
+    pub(crate) fn read(r: impl Read, chunk: usize) -> io::Result<PsReader> {
         // Room for the ssh lines of a busy gateway from the start: growing
         // copies what is kept and, with musl's malloc, maps fresh pages
         // each time.
@@ -913,7 +915,7 @@ impl PsReader {
 
     /// Parses the lines of `block`, which follows the blocks added before
     /// and ends at a line end (`\n`) or at the end of the capture.
-    pub fn add(&mut self, block: &str) {
+    pub(crate) fn add(&mut self, block: &str) {
         self.walk(block, true);
     }
 
@@ -964,12 +966,12 @@ impl PsReader {
     }
 
     /// The pids of the ssh and autossh lines read so far, in order.
-    pub fn pids(&self) -> impl Iterator<Item = u32> + '_ {
+    pub(crate) fn pids(&self) -> impl Iterator<Item = u32> + '_ {
         self.rows.iter().map(|(_, _, f)| f.pid)
     }
 
     /// The outcome of the capture added so far, which ends there.
-    pub fn finish(self) -> PsOutcome {
+    pub(crate) fn finish(self) -> PsOutcome {
         self.finish_with(|_, _| None)
     }
 

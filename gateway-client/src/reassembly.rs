@@ -24,7 +24,7 @@ pub const PER_GATEWAY: usize = 4;
 pub const TOTAL: usize = 1024;
 /// Parts of incomplete reports held at once, all gateways: with parts of
 /// at most 1,400 bytes, about 23 MB.
-pub const TOTAL_PARTS: usize = 16_384;
+pub(crate) const TOTAL_PARTS: usize = 16_384;
 
 struct Pending {
     first_seen: u64,

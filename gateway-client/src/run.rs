@@ -187,7 +187,7 @@ fn write_json_lines(out: &mut impl Write, tunnels: &[crate::tunnel::Tunnel]) -> 
 /// name of where they came from (for warnings).
 fn find_tunnels(args: &Args) -> Result<(String, ps::PsOutcome), Error> {
     let Some(path) = &args.ps_file else {
-        let outcome = live::collect(PS_TIMEOUT, args.probe).map_err(Error::Live)?;
+        let outcome = live::collect(PS_TIMEOUT, args.probe, true).map_err(Error::Live)?;
         return Ok(("ps auxww".to_string(), outcome));
     };
     let capture_err = |source| Error::Capture {

@@ -28,25 +28,25 @@ use std::path::Path;
 use std::sync::Mutex;
 
 /// TCP state ESTABLISHED (`st` 01 in `/proc/net/tcp`, `TCP_ESTABLISHED`).
-pub const TCP_ESTABLISHED: u8 = 1;
+pub(crate) const TCP_ESTABLISHED: u8 = 1;
 /// TCP state LISTEN (`st` 0A in `/proc/net/tcp`, `TCP_LISTEN`).
-pub const TCP_LISTEN: u8 = 10;
+pub(crate) const TCP_LISTEN: u8 = 10;
 /// TCP state SYN_SENT (`TCP_SYN_SENT`): a connection this host is opening.
 /// Asked for only by [`Established`]'s walk, and never kept in a table.
 const TCP_SYN_SENT: u8 = 2;
 
 /// One TCP socket in LISTEN or ESTABLISHED state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Socket {
+pub(crate) struct Socket {
     /// [`TCP_LISTEN`] or [`TCP_ESTABLISHED`].
-    pub state: u8,
-    pub local: SocketAddr,
+    pub(crate) state: u8,
+    pub(crate) local: SocketAddr,
     /// The peer; the unspecified address and port 0 for a listener.
-    pub remote: SocketAddr,
+    pub(crate) remote: SocketAddr,
     /// The socket's owner (for an accepted connection, the listener's).
-    pub uid: u32,
+    pub(crate) uid: u32,
     /// 0 for a connection not yet accepted (or otherwise orphaned).
-    pub inode: u64,
+    pub(crate) inode: u64,
 }
 
 impl Socket {
@@ -74,7 +74,7 @@ pub(crate) fn canonical_addr(a: SocketAddr) -> (IpAddr, u16) {
 /// The LISTEN and ESTABLISHED sockets of a `/proc/net/tcp` or
 /// `/proc/net/tcp6` table (the address width tells which). Lines in other
 /// states, the header and malformed lines are skipped.
-pub fn parse_tcp_table(text: &str) -> Vec<Socket> {
+pub(crate) fn parse_tcp_table(text: &str) -> Vec<Socket> {
     text.lines().filter_map(parse_tcp_line).collect()
 }
 

@@ -191,9 +191,15 @@ impl Tunnel {
         s
     }
 
+    /// Reads one line of `--json` output (one record, as [`Tunnel::to_json`]
+    /// writes it) back into a record, with the rules of [`Tunnel::from_json`].
+    pub fn from_json_line(line: &str) -> Result<Tunnel, String> {
+        Tunnel::from_json(&json::parse(line)?)
+    }
+
     /// Reads a record from a parsed JSON object. Unknown keys are ignored;
     /// missing keys take their empty value; wrong types are errors.
-    pub fn from_json(v: &Value) -> Result<Tunnel, String> {
+    pub(crate) fn from_json(v: &Value) -> Result<Tunnel, String> {
         let obj = v.as_object().ok_or("tunnel is not a JSON object")?;
         let mut t = Tunnel::default();
         for (k, v) in obj {

@@ -73,7 +73,7 @@ impl MsgKind {
         }
     }
 
-    pub fn parse(s: &str) -> Option<MsgKind> {
+    pub(crate) fn parse(s: &str) -> Option<MsgKind> {
         [
             MsgKind::Report,
             MsgKind::Heartbeat,
@@ -158,13 +158,13 @@ fn reject<T>(reason: Reject, detail: impl Into<String>) -> Result<T, WireError> 
 }
 
 /// The HMAC-SHA-256 of `body` under `key`.
-pub fn sign(key: &Key, body: &[u8]) -> [u8; 32] {
+pub(crate) fn sign(key: &Key, body: &[u8]) -> [u8; 32] {
     hmac_sha256::HMAC::mac(body, key.as_bytes())
 }
 
 /// Something that computes the HMAC-SHA-256 of a body under the shared key.
-/// Every implementation must give the same bytes as [`sign`]; the collector
-/// tests its own against it.
+/// Every implementation must give the same bytes as [`Key`]'s; the
+/// collector tests its own against it.
 pub trait Mac {
     fn mac(&self, body: &[u8]) -> [u8; 32];
 }

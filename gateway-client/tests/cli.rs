@@ -331,8 +331,7 @@ fn json_lines_and_a_closed_pipe() {
     assert_eq!(code, 0, "{err}");
     let lines: Vec<_> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
-    let v = gateway_client::json::parse(lines[2]).unwrap();
-    let t = gateway_client::Tunnel::from_json(&v).unwrap();
+    let t = gateway_client::Tunnel::from_json_line(lines[2]).unwrap();
     assert_eq!(
         (t.pid, t.listen_port, t.target_port, t.user.as_str()),
         (10_002, 20_002, 5902, "novacr02")

@@ -12,10 +12,11 @@ use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{OnceLock, RwLock, RwLockReadGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use gateway_client::live::{self, LiveError};
+use gateway_client::live;
 use gateway_client::{Health, Kind, Tunnel};
 
 /// The stand-in ssh, compiled once per test run.
@@ -132,10 +133,29 @@ fn s(words: &[&str]) -> Vec<String> {
 }
 
 fn bound() -> (TcpListener, u16) {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    (l, port)
+    // Below the kernel's range of ephemeral ports, as forwards are (59xx):
+    // a port from that range could also be the local port of a client
+    // connection another test makes meanwhile, which would then look like
+    // a connection accepted by the forward (same address, port and uid).
+    let range = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let low: u32 = range
+        .split_whitespace()
+        .next()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(32768);
+    let span = low.saturating_sub(10_000).max(1);
+    let seed = std::process::id() ^ now() as u32 ^ NEXT.fetch_add(7919, Ordering::Relaxed);
+    for i in 0..2000 {
+        let port = 10_000 + (seed.wrapping_add(i * 104_729) % span);
+        if let Ok(l) = TcpListener::bind(("127.0.0.1", port as u16)) {
+            return (l, port as u16);
+        }
+    }
+    panic!("no free port between 10000 and {low} in 2000 tries");
 }
+
+/// Spreads the ports [`bound`] tries from one call to the next.
+static NEXT: AtomicU32 = AtomicU32::new(0);
 
 /// A port nothing listens on (bound and released; another process could
 /// take it meanwhile, and then it is still not ours).
@@ -159,9 +179,19 @@ fn skip(why: &str) {
 }
 
 fn collect(probe: bool) -> Vec<Tunnel> {
-    live::collect(Duration::from_secs(10), probe)
+    let _probing = probe.then(|| PROBES.write().unwrap_or_else(|e| e.into_inner()));
+    live::collect(Duration::from_secs(10), probe, true)
         .expect("live collect")
         .tunnels
+}
+
+/// A probe (`collect(true)`) connects to every forward on the machine, so
+/// it would be one more connection in another test's count: the tests
+/// that count connections hold [`no_probes`] for as long as they count.
+static PROBES: RwLock<()> = RwLock::new(());
+
+fn no_probes() -> RwLockReadGuard<'static, ()> {
+    PROBES.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The account name of our uid, read independently of the library.
@@ -449,7 +479,8 @@ fn long_account_name_in_full() {
         }
     };
     // What ps itself printed for the process: cut.
-    let text = live::run_ps(Duration::from_secs(10)).unwrap();
+    let ps = Command::new("ps").arg("auxww").output().unwrap();
+    let text = String::from_utf8_lossy(&ps.stdout);
     let pid = p.pid().to_string();
     let line = text
         .lines()
@@ -466,88 +497,6 @@ fn long_account_name_in_full() {
     assert_eq!(mine.len(), 1, "{mine:?}");
     assert_eq!(mine[0].user, name);
     check_started(&mine[0], &p);
-}
-
-/// Whether any process's command line holds `token`.
-fn process_with(token: &str) -> bool {
-    let Ok(dir) = fs::read_dir("/proc") else {
-        return false;
-    };
-    dir.flatten().any(|e| {
-        fs::read(e.path().join("cmdline"))
-            .is_ok_and(|c| String::from_utf8_lossy(&c).contains(token))
-    })
-}
-
-#[test]
-fn hung_ps_is_killed() {
-    let token = format!("hung-ps-{}-{}", std::process::id(), now());
-    // The fake ssh sleeps whatever its arguments: a ps that never answers.
-    let r = live::run_ps_program(fake_ssh(), &[token.as_str()], Duration::from_millis(300));
-    match r {
-        Err(e @ LiveError::Timeout { .. }) => {
-            let msg = e.to_string();
-            assert!(msg.contains("did not finish within 300 ms"), "{msg}");
-            assert!(msg.contains("ssh"), "names the program: {msg}");
-        }
-        other => panic!("expected a timeout, got {other:?}"),
-    }
-    assert!(!process_with(&token), "the hung program is gone");
-}
-
-#[test]
-fn ps_leaving_a_child_on_its_output_does_not_hang() {
-    // ps exits, but a child of its holds stdout open past the deadline.
-    let r = live::run_ps_program(
-        Path::new("/bin/sh"),
-        &["-c", "sleep 3 & echo partial"],
-        Duration::from_millis(300),
-    );
-    assert!(matches!(r, Err(LiveError::Timeout { .. })), "{r:?}");
-}
-
-#[test]
-fn failing_ps_gives_its_first_stderr_line() {
-    let r = live::run_ps_program(
-        Path::new("/bin/sh"),
-        &[
-            "-c",
-            "echo 'ps: unknown option -- q' >&2; echo usage >&2; exit 1",
-        ],
-        Duration::from_secs(10),
-    );
-    let e = r.unwrap_err();
-    assert!(matches!(e, LiveError::Failed { .. }), "{e:?}");
-    let msg = e.to_string();
-    assert!(msg.starts_with("/bin/sh failed (exit status: 1)"), "{msg}");
-    assert!(msg.ends_with(": ps: unknown option -- q"), "{msg}");
-}
-
-#[test]
-fn missing_ps_is_named() {
-    let e = live::run_ps_program(
-        Path::new("/nonexistent/ps"),
-        &["auxww"],
-        Duration::from_secs(1),
-    )
-    .unwrap_err();
-    assert!(matches!(e, LiveError::Spawn { .. }), "{e:?}");
-    assert!(
-        e.to_string().starts_with("cannot run /nonexistent/ps: "),
-        "{e}"
-    );
-}
-
-#[test]
-fn real_ps_output_has_a_header_and_us() {
-    let text = live::run_ps(Duration::from_secs(10)).unwrap();
-    let mut lines = text.lines();
-    assert!(lines.next().unwrap().trim_end().ends_with("COMMAND"));
-    let me = std::process::id().to_string();
-    assert!(
-        lines.any(|l| l.split_whitespace().take(2).any(|w| w == me)),
-        "our own pid {me} is in ps"
-    );
 }
 
 /// An argument holding spaces (`-i "/keys/my key"`) shows in ps as several
@@ -583,6 +532,17 @@ fn argument_with_spaces_is_read_from_proc() {
     );
 }
 
+/// A fake ssh holding one forward (`-L PORT:localhost:5951`) and
+/// listening on it, as ssh does.
+fn forward_on(port: u16) -> Proc {
+    let forward = format!("{port}:localhost:5951");
+    let how = Spawn {
+        bind: Some(port),
+        ..Spawn::default()
+    };
+    spawn(&s(&["-N", "-L", &forward, "fakehost.invalid"]), how)
+}
+
 /// Connects to 127.0.0.1:`port` once the fake ssh there listens (it binds
 /// after it starts): at most 100 tries, 20 ms apart.
 fn connect_when_listening(port: u16) -> TcpStream {
@@ -600,19 +560,9 @@ fn connect_when_listening(port: u16) -> TcpStream {
 /// 50 rescans, 20 ms apart, for the kernel to see the close.
 #[test]
 fn connections_to_a_forward_and_who_made_them() {
+    let _quiet = no_probes();
     let port = free_port();
-    let p = spawn(
-        &s(&[
-            "-N",
-            "-L",
-            &format!("{port}:localhost:5951"),
-            "fakehost.invalid",
-        ]),
-        Spawn {
-            bind: Some(port),
-            ..Spawn::default()
-        },
-    );
+    let p = forward_on(port);
     let c1 = connect_when_listening(port);
     let c2 = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mine = tunnels_of(&collect(false), &p);
@@ -642,6 +592,7 @@ fn connections_to_a_forward_and_who_made_them() {
 /// root's run answers (yes). Needs root to run the three accounts.
 #[test]
 fn an_unprivileged_account_sees_who_is_on_a_tunnel() {
+    let _quiet = no_probes();
     let owner = 54323;
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
     let nobody = passwd.lines().any(|l| l.starts_with("nobody:x:65534:"));
@@ -700,19 +651,9 @@ fn an_unprivileged_account_sees_who_is_on_a_tunnel() {
 /// listener and connection; without counting connections they are unknown.
 #[test]
 fn rescan_without_ps() {
+    let _quiet = no_probes();
     let port = free_port();
-    let p = spawn(
-        &s(&[
-            "-N",
-            "-L",
-            &format!("{port}:localhost:5951"),
-            "fakehost.invalid",
-        ]),
-        Spawn {
-            bind: Some(port),
-            ..Spawn::default()
-        },
-    );
+    let p = forward_on(port);
     let c = connect_when_listening(port);
     let ctx = live::Context::without_sockets();
     let found = live::rescan(&ctx, true).unwrap();
@@ -739,19 +680,9 @@ fn rescan_without_ps() {
 /// with a fresh `Context`.
 #[test]
 fn rescans_with_a_kept_context_follow_connections() {
+    let _quiet = no_probes();
     let port = free_port();
-    let p = spawn(
-        &s(&[
-            "-N",
-            "-L",
-            &format!("{port}:localhost:5951"),
-            "fakehost.invalid",
-        ]),
-        Spawn {
-            bind: Some(port),
-            ..Spawn::default()
-        },
-    );
+    let p = forward_on(port);
     let c1 = connect_when_listening(port);
     let ctx = live::Context::without_sockets();
     let count = |ctx: &live::Context| {
@@ -835,6 +766,7 @@ fn same_records(mut oneshot: Vec<Tunnel>, mut watch: Vec<Tunnel>) {
 /// differ (a process still starting) is done again, at most 5 times.
 #[test]
 fn a_look_gives_the_records_of_the_one_shot_run() {
+    let _quiet = no_probes();
     assert!(have_proc(), "this test needs /proc");
     let mut procs = Vec::new();
     for name in ["procps-auxww.txt", "after-restart-auxww.txt"] {

@@ -199,7 +199,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 /// Checks `text` as the config file `path`.
-pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+pub(crate) fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
     let at = |span: Option<Range<usize>>, message: String| ConfigError {
         path: path.to_path_buf(),
         line: span.map_or(1, |s| line_of(text, s.start)),

@@ -54,7 +54,7 @@ impl Thresholds {
     /// For a gateway that declares a period of `period` seconds: late after
     /// 2.5 periods (rounded up), down after 10. `None` for a period of 0,
     /// which declares nothing.
-    pub fn of_period(period: u32) -> Option<Thresholds> {
+    pub(crate) fn of_period(period: u32) -> Option<Thresholds> {
         let p = u64::from(period);
         (p > 0).then(|| Thresholds {
             late: (5 * p).div_ceil(2),
@@ -111,7 +111,9 @@ pub struct Override {
 /// overrides, and the period rule (see the module doc).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Staleness {
-    global: Thresholds,
+    /// The thresholds for gateways that declare no period and have no
+    /// override.
+    pub global: Thresholds,
     overrides: BTreeMap<String, (Option<u64>, Option<u64>)>,
 }
 
@@ -126,12 +128,6 @@ impl Staleness {
                 .map(|o| (o.name.clone(), (o.late, o.down)))
                 .collect(),
         }
-    }
-
-    /// The thresholds for gateways that declare no period and have no
-    /// override.
-    pub fn global(&self) -> Thresholds {
-        self.global
     }
 
     /// The thresholds of `gateway`, which declared `period` (see
@@ -247,7 +243,7 @@ mod tests {
         assert_eq!(s.of("down", Some(30)), t(75, 1000));
         assert_eq!(s.of("down", None), t(150, 1000));
         assert_eq!(s.of("other", Some(30)), t(75, 300));
-        assert_eq!(s.global(), Thresholds::DEFAULT);
+        assert_eq!(s.global, Thresholds::DEFAULT);
     }
 
     #[test]

@@ -30,12 +30,12 @@ pub const IDENTITY: [TunnelCol; 6] = [
 /// name) without making it another tunnel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TunnelKey<'a> {
-    pub pid: u32,
-    pub kind: Kind,
-    pub bind: &'a str,
-    pub listen_port: u16,
-    pub target_host: &'a str,
-    pub target_port: u16,
+    pid: u32,
+    kind: Kind,
+    bind: &'a str,
+    listen_port: u16,
+    target_host: &'a str,
+    target_port: u16,
 }
 
 impl<'a> TunnelKey<'a> {
@@ -56,12 +56,12 @@ impl<'a> TunnelKey<'a> {
 /// pid, or through another host, stays on its row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LaneKey<'a> {
-    pub user: &'a str,
-    pub kind: Kind,
-    pub bind: &'a str,
-    pub listen_port: u16,
-    pub target_host: &'a str,
-    pub target_port: u16,
+    user: &'a str,
+    kind: Kind,
+    bind: &'a str,
+    listen_port: u16,
+    target_host: &'a str,
+    target_port: u16,
 }
 
 impl<'a> LaneKey<'a> {

@@ -27,7 +27,7 @@ pub enum EventKind {
 
 impl EventKind {
     /// The kind of a row's text; anything unknown is [`EventKind::Other`].
-    pub fn parse(s: &str) -> EventKind {
+    pub(crate) fn parse(s: &str) -> EventKind {
         EventKind::from_bytes(s.as_bytes())
     }
 

@@ -117,7 +117,7 @@ macro_rules! columns {
 
         impl $ty {
             /// Every column, in the order of the file.
-            pub const ALL: [$ty; $n] = [$($ty::$col,)*];
+            pub(crate) const ALL: [$ty; $n] = [$($ty::$col,)*];
         }
 
         impl Column for $ty {
@@ -368,26 +368,30 @@ impl<'a> TunnelRef<'a> {
     }
 }
 
-impl EventRow {
-    pub fn as_ref(&self) -> EventRef<'_> {
+/// A row seen as the writer's borrowed row (what the collector writes).
+impl<'a> From<&'a EventRow> for EventRef<'a> {
+    fn from(row: &'a EventRow) -> EventRef<'a> {
         EventRef {
-            received: self.received,
-            gateway: &self.gateway,
-            kind: self.kind,
-            seq: self.seq,
-            part: self.part,
-            parts: self.parts,
-            sent: self.sent,
-            source: &self.source,
-            tunnels: self.tunnels,
-            text: &self.text,
-            period: self.period,
-            until: self.until,
+            received: row.received,
+            gateway: &row.gateway,
+            kind: row.kind,
+            seq: row.seq,
+            part: row.part,
+            parts: row.parts,
+            sent: row.sent,
+            source: &row.source,
+            tunnels: row.tunnels,
+            text: &row.text,
+            period: row.period,
+            until: row.until,
         }
     }
+}
 
+impl EventRow {
+    /// The row's fields as the collector writes them.
     pub fn to_record(&self) -> [String; EVENT_HEADER.len()] {
-        self.as_ref().fields().map(|f| f.to_string())
+        EventRef::from(self).fields().map(|f| f.to_string())
     }
 
     /// The row of a record, or why it is malformed.
@@ -411,19 +415,23 @@ impl EventRow {
     }
 }
 
-impl TunnelRow {
-    pub fn as_ref(&self) -> TunnelRef<'_> {
+/// A row seen as the writer's borrowed row (what the collector writes).
+impl<'a> From<&'a TunnelRow> for TunnelRef<'a> {
+    fn from(row: &'a TunnelRow) -> TunnelRef<'a> {
         TunnelRef {
-            received: self.received,
-            gateway: &self.gateway,
-            seq: self.seq,
-            part: self.part,
-            tunnel: &self.tunnel,
+            received: row.received,
+            gateway: &row.gateway,
+            seq: row.seq,
+            part: row.part,
+            tunnel: &row.tunnel,
         }
     }
+}
 
+impl TunnelRow {
+    /// The row's fields as the collector writes them.
     pub fn to_record(&self) -> [String; TUNNEL_HEADER.len()] {
-        self.as_ref().fields().map(|f| f.to_string())
+        TunnelRef::from(self).fields().map(|f| f.to_string())
     }
 
     /// The row of a record, or why it is malformed.

@@ -23,13 +23,16 @@
 pub const DEFAULT_IDLE_AFTER: u64 = 7 * 86_400;
 
 /// One tunnel's use across the reports that held it, in the order they
-/// were received. Small and `Copy`: one per open session.
+/// were received. Small and `Copy`: one per open session. The two fields
+/// are its whole state (webgen's cache saves and restores them); at most
+/// one of them is set after [`Usage::observe`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Usage {
-    /// The current in-use stretch: (first, last) report in use.
-    in_use: Option<(u64, u64)>,
-    /// The first report of the current run of reports without connection.
-    idle_since: Option<u64>,
+    /// The in-use stretch still going on at the latest report: (first,
+    /// last) report in use.
+    pub in_use: Option<(u64, u64)>,
+    /// When the tunnel's current run of reports without connection began.
+    pub idle_since: Option<u64>,
 }
 
 impl Usage {
@@ -52,27 +55,6 @@ impl Usage {
                 self.in_use.take()
             }
         }
-    }
-
-    /// The in-use stretch still going on at the latest report.
-    pub fn in_use(&self) -> Option<(u64, u64)> {
-        self.in_use
-    }
-
-    /// When the tunnel's current run of reports without connection began.
-    pub fn idle_since(&self) -> Option<u64> {
-        self.idle_since
-    }
-
-    /// The state as two values, to be saved (webgen's cache) and given back
-    /// to [`Usage::from_parts`].
-    pub fn parts(&self) -> (Option<(u64, u64)>, Option<u64>) {
-        (self.in_use, self.idle_since)
-    }
-
-    /// The usage [`Usage::parts`] gave.
-    pub fn from_parts(in_use: Option<(u64, u64)>, idle_since: Option<u64>) -> Usage {
-        Usage { in_use, idle_since }
     }
 
     /// Whether at `at` it has been idle for at least `idle_after` seconds.
@@ -110,15 +92,15 @@ mod tests {
             (300, Some(1)),
         ]);
         assert_eq!(ended, [(120, 180)]);
-        assert_eq!(u.in_use(), Some((300, 300)));
-        assert_eq!(u.idle_since(), None);
+        assert_eq!(u.in_use, Some((300, 300)));
+        assert_eq!(u.idle_since, None);
     }
 
     #[test]
     fn idle_since_the_first_report_without_connection() {
         let (ended, u) = feed(&[(60, Some(3)), (120, Some(0)), (180, Some(0))]);
         assert_eq!(ended, [(60, 60)]);
-        assert_eq!(u.idle_since(), Some(120));
+        assert_eq!(u.idle_since, Some(120));
         assert!(u.is_candidate(120 + DEFAULT_IDLE_AFTER, DEFAULT_IDLE_AFTER));
         assert!(!u.is_candidate(119 + DEFAULT_IDLE_AFTER, DEFAULT_IDLE_AFTER));
     }
@@ -128,11 +110,11 @@ mod tests {
         // An older client's reports in between: the idle run starts again.
         let (ended, u) = feed(&[(60, Some(0)), (120, None), (180, Some(0))]);
         assert!(ended.is_empty());
-        assert_eq!(u.idle_since(), Some(180));
+        assert_eq!(u.idle_since, Some(180));
         // Unknown ends a stretch in use, and never makes a tunnel idle.
         let (ended, u) = feed(&[(60, Some(1)), (120, None)]);
         assert_eq!(ended, [(60, 60)]);
-        assert_eq!((u.in_use(), u.idle_since()), (None, None));
+        assert_eq!((u.in_use, u.idle_since), (None, None));
         assert!(!u.is_candidate(u64::MAX, 0));
     }
 }

@@ -931,7 +931,7 @@ fn put_session(o: &mut Out, s: &Session) {
     o.opt_u(*ended);
     o.0.push(health_byte(*listening) << 2 | health_byte(*vnc));
     o.opt_u(connections.map(u64::from));
-    let (in_use, idle_since) = usage.parts();
+    let Usage { in_use, idle_since } = *usage;
     o.flag(in_use.is_some());
     if let Some((a, b)) = in_use {
         o.u(a);
@@ -956,7 +956,7 @@ fn get_session(i: &mut In, tunnels: usize) -> Option<Session> {
         listening,
         vnc,
         connections,
-        usage: Usage::from_parts(in_use, idle_since),
+        usage: Usage { in_use, idle_since },
     })
 }
 

@@ -379,7 +379,7 @@ mod tests {
         };
         let labels: Vec<&str> = c.ranges.iter().map(|r| r.label.as_str()).collect();
         assert_eq!(labels, ["24h", "7d", "30d", "2h"]);
-        assert_eq!(c.staleness.global(), Thresholds::default());
+        assert_eq!(c.staleness.global, Thresholds::default());
         assert_eq!(c.idle_after, logs::usage::DEFAULT_IDLE_AFTER);
         assert_eq!(c.now, 5);
         let Command::Run(c) = parse(args("--data d --out o --idle-after 2d")).unwrap() else {

@@ -16,7 +16,7 @@ pub(crate) const EXIT_FAILED: i32 = 1;
 pub(crate) const EXIT_USAGE: i32 = 2;
 
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     /// A bad command line: the message names the option and the value.
     Usage(String),
     /// The config file cannot be read or is wrong (`FILE:LINE: what`).
@@ -42,7 +42,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) | Error::TimeZone { .. } | Error::Config(_) => EXIT_USAGE,
             _ => EXIT_FAILED,

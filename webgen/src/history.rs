@@ -529,7 +529,7 @@ fn in_use(
     let open = g
         .open
         .iter()
-        .filter_map(|s| s.usage.in_use().map(|(a, b)| (s.id, a, b)));
+        .filter_map(|s| s.usage.in_use.map(|(a, b)| (s.id, a, b)));
     for (id, a, b) in g.in_use[first..]
         .iter()
         .map(|u| (u.id, u.first, u.last))
@@ -570,7 +570,7 @@ pub(crate) fn idle(tracker: &Tracker, catalog: &Catalog, idle_after: u64) -> Vec
     let mut out = Vec::new();
     for g in tracker.gateways_by_name(catalog) {
         for s in &g.open {
-            let Some(idle_since) = s.usage.idle_since() else {
+            let Some(idle_since) = s.usage.idle_since else {
                 continue;
             };
             if s.usage.is_candidate(s.last, idle_after) {

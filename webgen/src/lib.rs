@@ -40,7 +40,7 @@ mod csvread;
 mod error;
 mod expected;
 mod history;
-pub mod logs;
+mod logs;
 mod render;
 mod series;
 mod state;
@@ -186,7 +186,7 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         &tracker,
         &catalog,
         cfg.now,
-        cfg.staleness.global(),
+        cfg.staleness.global,
         cfg.recent,
         STATUS_LIST_LIMIT,
     );

@@ -45,13 +45,13 @@ use crate::csvread::FastReader;
 use crate::error::Error;
 
 /// Index of a gateway in [`Catalog::gateways`].
-pub type GwId = u32;
+pub(crate) type GwId = u32;
 /// Index of a tunnel in [`Catalog::tunnels`].
-pub type TunnelId = u32;
+pub(crate) type TunnelId = u32;
 
 /// Every gateway and tunnel seen, each stored once.
 #[derive(Debug, Default)]
-pub struct Catalog {
+pub(crate) struct Catalog {
     pub gateways: Vec<String>,
     pub(crate) gw_index: FastMap<Box<[u8]>, GwId>,
     /// The tunnel as first seen (owner, destination and ps columns included).
@@ -62,7 +62,7 @@ pub struct Catalog {
 }
 
 #[derive(Debug)]
-pub struct TunnelEntry {
+pub(crate) struct TunnelEntry {
     pub gateway: GwId,
     pub tunnel: Tunnel,
 }
@@ -82,11 +82,11 @@ impl Catalog {
         self.gw_index.get(name).copied()
     }
 
-    pub fn gateway(&self, id: GwId) -> &str {
+    pub(crate) fn gateway(&self, id: GwId) -> &str {
         &self.gateways[id as usize]
     }
 
-    pub fn tunnel(&self, id: TunnelId) -> &TunnelEntry {
+    pub(crate) fn tunnel(&self, id: TunnelId) -> &TunnelEntry {
         &self.tunnels[id as usize]
     }
 }
@@ -94,7 +94,7 @@ impl Catalog {
 /// One tunnel in one report, with the health it had then and who was on
 /// it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Obs {
+pub(crate) struct Obs {
     pub id: TunnelId,
     pub listening: Health,
     pub vnc: Health,
@@ -108,7 +108,7 @@ pub struct Obs {
 
 /// One accepted datagram (each part of a long report is one).
 #[derive(Debug)]
-pub struct Event {
+pub(crate) struct Event {
     pub received: u64,
     pub gateway: GwId,
     pub kind: EventKind,
@@ -145,7 +145,7 @@ impl Event {
 
 /// One complete report: every tunnel the gateway saw at `sent`.
 #[derive(Debug)]
-pub struct Report<'a> {
+pub(crate) struct Report<'a> {
     /// When its last part was received.
     pub received: u64,
     pub gateway: GwId,
@@ -157,14 +157,14 @@ pub struct Report<'a> {
 /// The consumer of the stream. Calls come in the order the collector
 /// received the datagrams; a report comes right after the event row that
 /// completed it.
-pub trait Visitor {
+pub(crate) trait Visitor {
     fn event(&mut self, catalog: &Catalog, event: &Event);
     fn report(&mut self, catalog: &Catalog, report: &Report<'_>);
 }
 
 /// What reading found, for stderr and the pages' footers.
 #[derive(Debug, Default)]
-pub struct ReadStats {
+pub(crate) struct ReadStats {
     /// The data directory does not exist.
     pub missing_dir: bool,
     pub files: Vec<FileStats>,
@@ -204,16 +204,16 @@ impl ReadStats {
         }
     }
 
-    pub fn malformed(&self) -> u64 {
+    pub(crate) fn malformed(&self) -> u64 {
         self.files.iter().map(|f| f.malformed).sum()
     }
 
-    pub fn has_data(&self) -> bool {
+    pub(crate) fn has_data(&self) -> bool {
         self.first_received.is_some()
     }
 
     /// One line per file with skipped rows or trouble, ready for stderr.
-    pub fn warnings(&self) -> Vec<String> {
+    pub(crate) fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
         for f in &self.files {
             if let Some(problem) = &f.problem {
@@ -241,7 +241,7 @@ impl ReadStats {
 }
 
 #[derive(Debug)]
-pub struct FileStats {
+pub(crate) struct FileStats {
     pub path: PathBuf,
     pub rows: u64,
     pub malformed: u64,
@@ -272,7 +272,7 @@ impl FileStats {
 
 /// The log files of a directory, by day, for the days in `from..=to`.
 /// A missing directory is `Ok(None)`: there is no data yet.
-pub fn list_days(dir: &Path, from: Date, to: Date) -> Result<Option<Vec<DayFiles>>, Error> {
+pub(crate) fn list_days(dir: &Path, from: Date, to: Date) -> Result<Option<Vec<DayFiles>>, Error> {
     match logs::files::days(dir, from, to) {
         Ok(days) => Ok(Some(days)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -357,7 +357,7 @@ impl Reading {
 
 /// Reads the logs of `dir` for the UTC days `from..=to`, skipping rows
 /// received after `until`, and feeds them to `visitor` in order.
-pub fn read(
+pub(crate) fn read(
     dir: &Path,
     from: Date,
     to: Date,
@@ -1288,6 +1288,11 @@ fn push_obs(asm: &mut Assembly, obs: Obs) {
     }
     asm.tunnels.push(obs);
 }
+
+#[cfg(test)]
+mod fast_reader_agrees;
+#[cfg(test)]
+mod read_rules;
 
 #[cfg(test)]
 mod tests {

@@ -153,7 +153,7 @@ impl GatewayTrack {
     }
 
     fn close(&mut self, mut s: Session, at: u64) {
-        self.used(s.id, s.usage.in_use());
+        self.used(s.id, s.usage.in_use);
         s.ended = Some(at);
         self.closed.push(s);
         if self.closed.len() >= 2 * MAX_CLOSED {

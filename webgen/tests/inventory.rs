@@ -400,7 +400,7 @@ fn a_suggested_inventory_loads_and_is_all_up() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("suggested.toml");
     std::fs::write(&path, &suggested).unwrap();
-    let loaded = logs::config::parse(&path, &suggested).unwrap();
+    let loaded = logs::config::load(&path).unwrap();
     // Up at least 80 % of the 2 h the logs cover, and up now: 5901 (100 %),
     // 5902 (83.33 %) and 6000 (100 %); not 5903 (66.66 %, wrong target now)
     // nor the near gateway's 5901 (down now).

@@ -301,11 +301,18 @@ impl Drop for Collector {
 
 /// Sends a datagram from a fresh socket and waits for the matching ack.
 pub fn send_to(addr: SocketAddr, datagram: &[u8], tries: u32) -> Option<Body> {
+    send_counting(addr, datagram, tries).0
+}
+
+/// [`send_to`], and how many times the datagram went out: a reply slower
+/// than 300 ms (a sync on a loaded machine) makes it send again, and the
+/// collector counts each copy.
+pub fn send_counting(addr: SocketAddr, datagram: &[u8], tries: u32) -> (Option<Body>, u32) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     sock.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();
     let mut buf = [0u8; 2048];
-    for _ in 0..tries {
+    for sent in 1..=tries {
         sock.send_to(datagram, addr).unwrap();
         let deadline = Instant::now() + Duration::from_millis(300);
         while Instant::now() < deadline {
@@ -314,14 +321,14 @@ pub fn send_to(addr: SocketAddr, datagram: &[u8], tries: u32) -> Option<Body> {
                     if let Ok(b) = wire::decode(&key(), &buf[..n])
                         && b.kind == MsgKind::Ack
                     {
-                        return Some(b);
+                        return (Some(b), sent);
                     }
                 }
                 Err(_) => break,
             }
         }
     }
-    None
+    (None, tries)
 }
 
 /// An HTTP answer.

@@ -3,9 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::logs::{self, Catalog, Event, Report, Visitor};
 use ::logs::EventKind;
 use jiff::civil::date;
-use webgen::logs::{self, Catalog, Event, Report, Visitor};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -78,8 +78,7 @@ fn fixture_counts() {
 }
 
 fn write_logs(name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("logs-{name}-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("logs-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     for (file, text) in files {

@@ -7,9 +7,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 
-use gateway_client::health;
-use gateway_client::sockets::{self, Socket, TCP_ESTABLISHED, TCP_LISTEN};
-use gateway_client::{Health, Kind, Tunnel};
+use crate::health;
+use crate::sockets::{self, Socket, TCP_ESTABLISHED, TCP_LISTEN};
+use crate::{Health, Kind, Tunnel};
 
 fn table() -> Vec<Socket> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/net");

@@ -25,11 +25,11 @@
 //! seconds in a debug build; `PROPTEST_CASES=10000 cargo test -p
 //! gateway-client --test properties` runs it longer.
 
-use gateway_client::key::Key;
-use gateway_client::ps;
-use gateway_client::reassembly::Reassembler;
-use gateway_client::tunnel::{Health, Kind, Tunnel};
-use gateway_client::wire::{self, Body, MsgKind, Reject};
+use crate::key::Key;
+use crate::ps;
+use crate::reassembly::Reassembler;
+use crate::tunnel::{Health, Kind, Tunnel};
+use crate::wire::{self, Body, MsgKind, Reject};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::string::string_regex;
