@@ -1240,10 +1240,13 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Fixture {
-        let now = std::time::SystemTime::now()
+        // Noon of today (UTC): a test that moves `now` on by minutes stays
+        // in the same day's files however near midnight it runs.
+        let real = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
+        let now = real - real % 86_400 + 43_200;
         let (ingest, dir, metrics) = setup(name, now);
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
         let client = UdpSocket::bind("127.0.0.1:0").unwrap();
