@@ -970,12 +970,12 @@ impl Ingest {
         let mut shutdown = None;
         for Taken { body, peer, source } in taken {
             self.metrics.count(Outcome::Accepted);
-            let gw = body.gateway.clone();
-            self.replay.record(&gw, body.seq, body.part, body.sent, now);
+            let gw = &body.gateway;
+            self.replay.record(gw, body.seq, body.part, body.sent, now);
             acks.push((wire::ack(&self.key, &body, "ok"), peer));
             let kind = body.kind;
             let what = heard(kind.into(), &body.text, &source, body.period);
-            alerts.extend(self.state.seen(&gw, what, now));
+            alerts.extend(self.state.seen(gw, what, now));
             match kind {
                 MsgKind::Report => {
                     let (report, dropped) = self.reassembler.add(body, now);
@@ -990,14 +990,14 @@ impl Ingest {
                 }
                 MsgKind::Shutdown => {
                     shutdown = Some(Step::Shutdown {
-                        gateway: gw,
+                        gateway: body.gateway,
                         source,
                     });
                 }
                 MsgKind::Maintenance => {
                     let until = body.until.unwrap_or(body.sent);
                     self.silencer
-                        .maintenance(&gw, now, body.sent, until, &body.text);
+                        .maintenance(&body.gateway, now, body.sent, until, &body.text);
                     collected = true;
                 }
                 _ => collected = true,

@@ -320,9 +320,9 @@ impl State {
         if !self.has_room_for(gateway) {
             return alerts;
         }
-        let g = self.gateways.entry(gateway.to_string()).or_insert_with(|| {
+        if !self.gateways.contains_key(gateway) {
             alerts.push(Alert::new(AlertKind::GatewayUp, gateway, None, now, 0));
-            Arc::new(Gateway {
+            let g = Gateway {
                 name: gateway.to_string(),
                 last_seen: now,
                 last_kind: kind,
@@ -336,8 +336,14 @@ impl State {
                 thresholds: self.staleness.of(gateway, None),
                 // A new gateway's first tunnels are not news.
                 hold_tunnel_alerts: true,
-            })
-        });
+            };
+            self.gateways.insert(gateway.to_string(), Arc::new(g));
+        }
+        // Looked up by `&str`: `entry` would take (and allocate) a String
+        // for every datagram of a gateway already known.
+        let Some(g) = self.gateways.get_mut(gateway) else {
+            return alerts;
+        };
         let g = Arc::make_mut(g);
         if g.state != GatewayState::Up {
             alerts.push(Alert::new(
@@ -353,7 +359,9 @@ impl State {
         g.period = logs::declared_period(g.period, kind, period);
         g.thresholds = self.staleness.of(gateway, g.period);
         g.last_kind = kind;
-        g.source = source.to_string();
+        if g.source != source {
+            source.clone_into(&mut g.source);
+        }
         if kind == EventKind::Message {
             g.message = Some((now, text.to_string()));
         }
@@ -386,48 +394,15 @@ impl State {
             return alerts;
         }
         let g = Arc::make_mut(g);
-        let quiet = g.hold_tunnel_alerts;
-        let old_list = g.tunnels.clone();
-        let mut old: BTreeMap<TunnelKey, &TunnelSeen> = old_list
-            .iter()
-            .map(|t| (TunnelKey::of(&t.tunnel), t))
-            .collect();
-        // When each tunnel of the report was first seen, if it was before.
-        let firsts: Vec<Option<u64>> = report
-            .tunnels
-            .iter()
-            .map(|t| old.remove(&TunnelKey::of(t)).map(|prev| prev.first_seen))
-            .collect();
-        let gone: Vec<Tunnel> = match quiet {
-            true => Vec::new(),
-            false => old.into_values().map(|t| t.tunnel.clone()).collect(),
-        };
-        let mut tunnels = Vec::with_capacity(report.tunnels.len());
-        for (t, first_seen) in report.tunnels.into_iter().zip(firsts) {
-            if first_seen.is_none() && !quiet {
-                alerts.push(Alert::new(
-                    AlertKind::TunnelUp,
-                    &g.name,
-                    Some(t.clone()),
-                    now,
-                    0,
-                ));
-            }
-            tunnels.push(TunnelSeen {
-                tunnel: t,
-                first_seen: first_seen.unwrap_or(now),
-            });
+        // Most reports list what the one before did: the list (and when
+        // each was first seen) stays, and nothing is alerted.
+        if !same_tunnels(&g.tunnels, &report.tunnels) {
+            alerts = replace_tunnels(g, report.tunnels, now);
         }
-        alerts.extend(
-            gone.into_iter()
-                .map(|t| Alert::new(AlertKind::TunnelDown, &g.name, Some(t), now, 0)),
-        );
-        g.tunnels = tunnels.into();
         g.last_report = Some(now);
         g.last_report_seq = report.seq;
         g.hold_tunnel_alerts = false;
-        let name = g.name.clone();
-        alerts.extend(self.judge(&name, now));
+        alerts.extend(self.judge(&report.gateway, now));
         alerts
     }
 
@@ -483,6 +458,65 @@ impl State {
         let since = self.late_since(gateway).unwrap_or(at);
         let _ = self.judge(gateway, since);
     }
+}
+
+/// Whether `new` is `old` over again: the same tunnels in the same order,
+/// none twice by its identity (a tunnel listed twice is judged anew each
+/// report by [`replace_tunnels`], so that list takes the long way).
+fn same_tunnels(old: &[TunnelSeen], new: &[Tunnel]) -> bool {
+    /// Longer lists take the long way rather than a quadratic check.
+    const MOST: usize = 64;
+    old.len() == new.len()
+        && new.len() <= MOST
+        && old.iter().zip(new).all(|(o, n)| o.tunnel == *n)
+        && new.iter().enumerate().all(|(i, t)| {
+            let key = TunnelKey::of(t);
+            new[..i].iter().all(|u| TunnelKey::of(u) != key)
+        })
+}
+
+/// Replaces `g`'s tunnel list with `tunnels`, keeping when each was first
+/// seen; the alerts of the tunnels that appeared and went (none while `g`
+/// holds its tunnel alerts).
+fn replace_tunnels(g: &mut Gateway, tunnels: Vec<Tunnel>, now: u64) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    let quiet = g.hold_tunnel_alerts;
+    let old_list = g.tunnels.clone();
+    let mut old: BTreeMap<TunnelKey, &TunnelSeen> = old_list
+        .iter()
+        .map(|t| (TunnelKey::of(&t.tunnel), t))
+        .collect();
+    // When each tunnel of the report was first seen, if it was before.
+    let firsts: Vec<Option<u64>> = tunnels
+        .iter()
+        .map(|t| old.remove(&TunnelKey::of(t)).map(|prev| prev.first_seen))
+        .collect();
+    let gone: Vec<Tunnel> = match quiet {
+        true => Vec::new(),
+        false => old.into_values().map(|t| t.tunnel.clone()).collect(),
+    };
+    let mut list = Vec::with_capacity(tunnels.len());
+    for (t, first_seen) in tunnels.into_iter().zip(firsts) {
+        if first_seen.is_none() && !quiet {
+            alerts.push(Alert::new(
+                AlertKind::TunnelUp,
+                &g.name,
+                Some(t.clone()),
+                now,
+                0,
+            ));
+        }
+        list.push(TunnelSeen {
+            tunnel: t,
+            first_seen: first_seen.unwrap_or(now),
+        });
+    }
+    alerts.extend(
+        gone.into_iter()
+            .map(|t| Alert::new(AlertKind::TunnelDown, &g.name, Some(t), now, 0)),
+    );
+    g.tunnels = list.into();
+    alerts
 }
 
 #[cfg(test)]
@@ -631,6 +665,44 @@ mod tests {
             .map(|t| t.first_seen)
             .collect();
         assert_eq!(firsts, [1000, 1060]);
+    }
+
+    /// A list the same as the one before is kept as it is; the long way
+    /// would make the same list with no alert. A list with a tunnel twice,
+    /// reordered, or changed takes the long way.
+    #[test]
+    fn a_repeated_list_is_kept_as_the_long_way_would_make_it() {
+        let (a, b, c) = (tunnel(1, 5901), tunnel(2, 5902), tunnel(3, 5903));
+        let mut changed = b.clone();
+        changed.cpu_time = "0:01".into();
+        let lists = [
+            vec![],
+            vec![a.clone()],
+            vec![a.clone(), b.clone(), c.clone()],
+            vec![c.clone(), b.clone(), a.clone()],
+            vec![a.clone(), changed],
+            vec![a.clone(), a.clone()],
+            vec![a.clone(), b.clone(), a.clone()],
+        ];
+        for before in &lists {
+            for after in &lists {
+                let mut s = State::new(Staleness::default());
+                s.seen("gw", Heard::of(EventKind::Report), 1000);
+                s.report(report(1, before.clone()), 1000);
+                let mut long_way = s.get("gw").unwrap().clone();
+                let alerts = replace_tunnels(&mut long_way, after.clone(), 1060);
+                let kept = same_tunnels(&s.get("gw").unwrap().tunnels, after);
+                let duplicated = after.len() > 1 && after[0] == after[after.len() - 1];
+                assert_eq!(kept, before == after && !duplicated, "{before:?} {after:?}");
+                s.seen("gw", Heard::of(EventKind::Report), 1060);
+                let got = s.report(report(2, after.clone()), 1060);
+                assert_eq!(s.get("gw").unwrap().tunnels, long_way.tunnels);
+                assert_eq!(kinds(&got), kinds(&alerts), "{before:?} {after:?}");
+                if kept {
+                    assert!(got.is_empty());
+                }
+            }
+        }
     }
 
     /// Reading the logs back, a silence makes the expected tunnels unknown

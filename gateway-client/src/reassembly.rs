@@ -49,6 +49,11 @@ pub struct Reassembler {
     waiting: HashMap<String, HashMap<u64, Pending>>,
     count: usize,
     parts_held: usize,
+    /// At most the earliest `first_seen` of the reports waiting (`u64::MAX`
+    /// when none is): while it is within `max_age` of now, nothing can
+    /// expire and [`Reassembler::expire`] need not look (every part added
+    /// calls it).
+    oldest: u64,
 }
 
 impl Reassembler {
@@ -58,6 +63,7 @@ impl Reassembler {
             waiting: HashMap::new(),
             count: 0,
             parts_held: 0,
+            oldest: u64::MAX,
         }
     }
 
@@ -69,6 +75,9 @@ impl Reassembler {
     /// Gives up the reports first seen more than `max_age` before `now`.
     pub fn expire(&mut self, now: u64) -> Vec<Dropped> {
         let mut dropped = Vec::new();
+        if now.saturating_sub(self.oldest) <= self.max_age {
+            return dropped;
+        }
         for (gateway, reports) in &mut self.waiting {
             reports.retain(|&seq, p| {
                 let keep = now.saturating_sub(p.first_seen) <= self.max_age;
@@ -79,6 +88,13 @@ impl Reassembler {
             });
         }
         self.waiting.retain(|_, r| !r.is_empty());
+        self.oldest = self
+            .waiting
+            .values()
+            .flat_map(HashMap::values)
+            .map(|p| p.first_seen)
+            .min()
+            .unwrap_or(u64::MAX);
         self.count -= dropped.len();
         self.parts_held -= dropped.iter().map(|d| d.have as usize).sum::<usize>();
         dropped
@@ -118,6 +134,7 @@ impl Reassembler {
         }
         if !known(self) {
             self.count += 1;
+            self.oldest = self.oldest.min(now);
         }
         let reports = self.waiting.entry(gw.clone()).or_default();
         let entry = reports.entry(seq).or_insert_with(|| Pending {

@@ -29,6 +29,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::io::Write as _;
 
 use crate::json::{self, Value};
 use crate::key::Key;
@@ -175,14 +176,13 @@ impl Mac for Key {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Appends `bytes` in lower-case hex.
+fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
     for b in bytes {
-        s.push(DIGITS[usize::from(b >> 4)] as char);
-        s.push(DIGITS[usize::from(b & 15)] as char);
+        out.push(DIGITS[usize::from(b >> 4)]);
+        out.push(DIGITS[usize::from(b & 15)]);
     }
-    s
 }
 
 fn unhex(s: &[u8]) -> Option<[u8; 32]> {
@@ -332,9 +332,9 @@ fn write_head(s: &mut String, body: &Body, kind: MsgKind, text: &str, extras: bo
 pub fn frame(key: &impl Mac, body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(HEADER_LEN + 4 + body.len());
     out.extend_from_slice(MAGIC.as_bytes());
-    out.extend_from_slice(VERSION.to_string().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(hex(&key.mac(body)).as_bytes());
+    // Writing into a Vec cannot fail.
+    let _ = write!(out, "{VERSION} ");
+    push_hex(&mut out, &key.mac(body));
     out.push(b'\n');
     out.extend_from_slice(body);
     out
