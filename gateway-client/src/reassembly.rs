@@ -285,6 +285,25 @@ mod tests {
         assert_eq!(r.pending(), 0);
     }
 
+    /// Expiry gives up each report once it is due, not before, whatever
+    /// the order of the calls (the scan is skipped only while nothing can
+    /// be due), and a clock that went back expires nothing early.
+    #[test]
+    fn each_report_expires_when_due_and_not_before() {
+        let mut r = Reassembler::new(300);
+        let seqs = |d: Vec<Dropped>| d.iter().map(|d| d.seq).collect::<Vec<_>>();
+        r.add(part("a", 1, 1, 2), 1000);
+        r.add(part("b", 2, 1, 2), 1200);
+        r.add(part("c", 3, 1, 2), 1250);
+        assert_eq!(r.expire(1300), []);
+        assert_eq!(r.expire(900), []);
+        assert_eq!(seqs(r.expire(1301)), [1]);
+        assert_eq!(r.expire(1500), []);
+        assert_eq!(seqs(r.expire(1501)), [2]);
+        assert_eq!(seqs(r.add(part("d", 4, 1, 2), 1551).1), [3]);
+        assert_eq!(r.pending(), 1);
+    }
+
     #[test]
     fn the_parts_held_in_all_are_bounded_and_the_busiest_gateway_gives_way() {
         let mut r = Reassembler::new(300);
