@@ -44,8 +44,11 @@ mod mi {
 }
 
 /// Bounds what mimalloc keeps (see the module doc): no transparent huge
-/// pages for this process (also for the memory mimalloc mapped before
-/// `main`), and freed memory given back at once.
+/// pages for this process, and freed memory given back at once. mimalloc's
+/// own switch alone is not enough: the memory it mapped before `main` keeps
+/// its huge pages (the flood test then still grows ~215 MB), hence the
+/// process-wide `prctl`. The commands the collector starts (`--notify`,
+/// `--on-collect`) inherit it; they run without huge pages too.
 #[cfg(target_env = "gnu")]
 fn bound_allocator() {
     // SAFETY: prctl with PR_SET_THP_DISABLE takes plain integers; the two
