@@ -96,13 +96,14 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
     let mut static_bin = PathBuf::from("target/static");
     let mut musl_self: Option<PathBuf> = None;
     let mut only: Vec<String> = Vec::new();
+    let mut peers = false;
     let mut out: Option<PathBuf> = None;
     let mut scratch: Option<PathBuf> = None;
     let mut senders: Option<usize> = None;
     while let Some(arg) = p.next()? {
         match arg {
             Long("quick") => quick = true,
-            Long("peers") => only.extend(PEERS.map(String::from)),
+            Long("peers") => peers = true,
             Long("scratch") => scratch = Some(p.value()?.into()),
             Long("senders") => senders = Some(p.value()?.parse::<usize>()?.max(1)),
             Long("data") => data = p.value()?.into(),
@@ -139,9 +140,14 @@ fn run(args: Vec<OsString>) -> Result<(), Error> {
         musl_self: musl_self.filter(|p| p.exists()),
         scale,
     };
+    // `--only` runs the cases named; without it, every case but the peers,
+    // which `--peers` adds.
     let named = |c: &str| only.iter().any(|o| o == c);
-    let all = only.iter().all(|o| PEERS.contains(&o.as_str()));
-    let want = |c: &str| named(c) || (all && !PEERS.contains(&c));
+    let want = |c: &str| {
+        named(c)
+            || (only.is_empty() && (!PEERS.contains(&c) || peers))
+            || (peers && PEERS.contains(&c))
+    };
 
     let load_before = load_average();
     // Made (or checked) before any case, which all may use it.

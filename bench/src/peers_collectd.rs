@@ -316,7 +316,10 @@ impl Collectd {
         std::fs::write(&auth, format!("{USER}: {PASSWORD}\n"))
             .map_err(|e| Error::io("cannot write", &auth, e))?;
         let conf = dir.join("collectd.conf");
-        std::fs::write(&conf, config(dir, port))
+        // collectd moves into BaseDir: every path it is given must be
+        // absolute, or its csv files land below BaseDir a second time.
+        let absolute = std::path::absolute(dir).map_err(|e| Error::io("cannot resolve", dir, e))?;
+        std::fs::write(&conf, config(&absolute, port))
             .map_err(|e| Error::io("cannot write", &conf, e))?;
         let log = dir.join("collectd.log");
         let stderr =
@@ -509,7 +512,10 @@ fn run_collectd(dir: &Path, rate: u32, secs: Duration) -> Result<Run, Error> {
     let names: Vec<String> = (0..GATEWAYS).map(|g| format!("peer-gw-{g:02}")).collect();
     // Strictly increasing times per host: collectd drops a value not newer
     // than the last of its name.
-    let t0 = (live::unix_micros() << 30) / 1_000_000;
+    // collectd's time: seconds in units of 2^-30 (shifting the micros
+    // first would overflow 64 bits).
+    let us = live::unix_micros();
+    let t0 = ((us / 1_000_000) << 30) + (((us % 1_000_000) << 30) / 1_000_000);
     let cpu_before = cpu_of(pid);
     let start = Instant::now();
     offer(rate, secs, |i| {
