@@ -411,18 +411,8 @@ fn text_value(write: impl FnOnce(&mut String)) -> Value {
 }
 
 /// Appends `n` in decimal.
-fn push_number(s: &mut String, mut n: u32) {
-    let mut digits = [0u8; 10];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    s.extend(digits[i..].iter().map(|&d| char::from(d)));
+fn push_number(s: &mut String, n: u32) {
+    s.push_str(itoa::Buffer::new().format(n));
 }
 
 fn tunnel_value(clock: &Clock, t: &Tunnel) -> Value {
