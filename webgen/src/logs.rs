@@ -1223,50 +1223,45 @@ fn read_tunnels<R: Read>(
             return;
         }
         let raw_identity = rdr.raw_fields(first, last);
-        if let Some(bytes) = raw_identity
-            && let Some(&id) = by_line.get(gw as usize).and_then(|m| m.get(bytes))
-        {
-            push_obs(
-                asm,
-                Obs {
-                    id,
-                    listening,
-                    vnc,
-                    connections,
-                    connected: connected(rdr, &mut who),
-                },
-            );
-            return;
-        }
-        // Identity: the gateway and the identity columns.
-        key.clear();
-        key.extend_from_slice(&gw.to_le_bytes());
-        for col in IDENTITY {
-            let v = rdr.get(col.index()).unwrap_or(b"");
-            key.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            key.extend_from_slice(v);
-        }
-        let id = match catalog.tunnel_index.get(key.as_slice()) {
-            Some(&id) => id,
+        let known = raw_identity
+            .and_then(|bytes| by_line.get(gw as usize).and_then(|m| m.get(bytes)))
+            .copied();
+        let id = match known {
+            Some(id) => id,
             None => {
-                let Some(row) = schema_row(rdr, &mut raw, fs, line, TunnelRow::from_record) else {
-                    return;
+                // Identity: the gateway and the identity columns.
+                key.clear();
+                key.extend_from_slice(&gw.to_le_bytes());
+                for col in IDENTITY {
+                    let v = rdr.get(col.index()).unwrap_or(b"");
+                    key.extend_from_slice(&(v.len() as u32).to_le_bytes());
+                    key.extend_from_slice(v);
+                }
+                let id = match catalog.tunnel_index.get(key.as_slice()) {
+                    Some(&id) => id,
+                    None => {
+                        let Some(row) = schema_row(rdr, &mut raw, fs, line, TunnelRow::from_record)
+                        else {
+                            return;
+                        };
+                        let id = catalog.tunnels.len() as TunnelId;
+                        catalog.tunnels.push(TunnelEntry {
+                            gateway: gw,
+                            tunnel: row.tunnel,
+                        });
+                        catalog.tunnel_index.insert(key.as_slice().into(), id);
+                        id
+                    }
                 };
-                let id = catalog.tunnels.len() as TunnelId;
-                catalog.tunnels.push(TunnelEntry {
-                    gateway: gw,
-                    tunnel: row.tunnel,
-                });
-                catalog.tunnel_index.insert(key.as_slice().into(), id);
+                if let Some(bytes) = raw_identity {
+                    if by_line.len() <= gw as usize {
+                        by_line.resize_with(gw as usize + 1, FastMap::default);
+                    }
+                    by_line[gw as usize].insert(bytes.into(), id);
+                }
                 id
             }
         };
-        if let Some(bytes) = raw_identity {
-            if by_line.len() <= gw as usize {
-                by_line.resize_with(gw as usize + 1, FastMap::default);
-            }
-            by_line[gw as usize].insert(bytes.into(), id);
-        }
         push_obs(
             asm,
             Obs {

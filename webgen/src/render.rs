@@ -996,12 +996,10 @@ fn lanes(src: &Arc<Source>, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> 
                 .iter()
                 .enumerate()
                 .map(|(i, &(first, last, open))| {
-                    let a = first.max(r.start).saturating_sub(r.start) as f64 / span * 100.0;
-                    let e = last.min(r.end).saturating_sub(r.start) as f64 / span * 100.0;
-                    let left = a.min(99.6);
+                    let (left, width) = placed(r, span, first, last);
                     context! {
-                        left => format!("{left:.2}"),
-                        width => format!("{:.2}", (e - a).max(0.4).min(100.0 - left)),
+                        left => left,
+                        width => width,
                         first => clock.time(first),
                         last => clock.time(last),
                         lasted => duration(last.saturating_sub(first)),
@@ -1023,18 +1021,27 @@ fn lanes(src: &Arc<Source>, r: &RangeHistory, g: &GatewayHistory) -> Vec<Value> 
         .collect()
 }
 
+/// Where a bar from `first` to `last` sits on range `r`'s track (`span`
+/// seconds wide): its left edge and width in percent, as the page writes
+/// them. A bar is at least 0.4 % wide and never runs past the track.
+fn placed(r: &RangeHistory, span: f64, first: u64, last: u64) -> (String, String) {
+    let a = first.max(r.start).saturating_sub(r.start) as f64 / span * 100.0;
+    let e = last.min(r.end).saturating_sub(r.start) as f64 / span * 100.0;
+    let left = a.min(99.6);
+    let width = (e - a).max(0.4).min(100.0 - left);
+    (format!("{left:.2}"), format!("{width:.2}"))
+}
+
 /// The marks of a lane's in-use stretches on its track, as its bars.
 fn in_use_bars(clock: &Clock, r: &RangeHistory, stretches: &[(u64, u64)]) -> Vec<Value> {
     let span = r.end.saturating_sub(r.start).max(1) as f64;
     stretches
         .iter()
         .map(|&(first, last)| {
-            let a = first.max(r.start).saturating_sub(r.start) as f64 / span * 100.0;
-            let e = last.min(r.end).saturating_sub(r.start) as f64 / span * 100.0;
-            let left = a.min(99.6);
+            let (left, width) = placed(r, span, first, last);
             context! {
-                left => format!("{left:.2}"),
-                width => format!("{:.2}", (e - a).max(0.4).min(100.0 - left)),
+                left => left,
+                width => width,
                 first => clock.time(first),
                 last => clock.time(last),
                 lasted => duration(last.saturating_sub(first)),
