@@ -436,17 +436,7 @@ fn rescans(setup: &Setup, fw: &crate::forwards::Forwards) -> Result<Vec<Row>, Er
                 cpus.push(cpu);
             }
         }
-        let procs = std::fs::read_dir("/proc")
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| {
-                        e.file_name()
-                            .to_str()
-                            .is_some_and(|n| n.parse::<u32>().is_ok())
-                    })
-                    .count()
-            })
-            .unwrap_or(0);
+        let procs = crate::watch::processes();
         let cpu = measure::median(&mut cpus);
         let (what, want) = match (connections, kept) {
             (true, true) => (

@@ -58,6 +58,21 @@ fn free_tcp_port() -> Result<u16, Error> {
         .port())
 }
 
+/// A process's CPU time (user + system) from `/proc/PID/stat`, or `None`
+/// when it cannot be read.
+pub fn cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let tick = u64::try_from(tick).ok().filter(|t| *t > 0)?;
+    Some(Duration::from_micros((utime + stime) * 1_000_000 / tick))
+}
+
 pub fn unix_micros() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -199,17 +214,7 @@ impl Collector {
     /// The collector's CPU time so far (user + system, from
     /// `/proc/PID/stat`), or `None` when it cannot be read.
     pub fn cpu_time(&self) -> Option<Duration> {
-        let pid = self.child.as_ref()?.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // Fields after the command name (which may hold spaces) in parentheses.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        // SAFETY: sysconf has no preconditions.
-        let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let tick = u64::try_from(tick).ok().filter(|t| *t > 0)?;
-        Some(Duration::from_millis((utime + stime) * 1000 / tick))
+        cpu_of(self.child.as_ref()?.id())
     }
 }
 

@@ -162,19 +162,6 @@ fn row(offered: u32, ours: &Run, theirs: &Run) -> Row {
     }
 }
 
-/// A process's CPU time (user + system) from `/proc/PID/stat`.
-fn cpu_of(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let tick = u64::try_from(tick).ok().filter(|t| *t > 0)?;
-    Some(Duration::from_micros((utime + stime) * 1_000_000 / tick))
-}
-
 /// A process's peak resident memory (`VmHWM`) in bytes.
 fn peak_rss_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -230,7 +217,7 @@ fn run_collector(bin: &Path, dir: &Path, rate: u32, secs: Duration) -> Result<Ru
         .map(|gw| live::report(gw, 0, &live::tunnels(TUNNELS, gw)))
         .collect();
     let base = live::unix_micros();
-    let cpu_before = cpu_of(pid);
+    let cpu_before = live::cpu_of(pid);
     let start = Instant::now();
     let mut parts_sent = 0u64;
     let mut failed = None;
@@ -250,7 +237,7 @@ fn run_collector(bin: &Path, dir: &Path, rate: u32, secs: Duration) -> Result<Ru
     });
     std::thread::sleep(GRACE);
     let elapsed = start.elapsed() - GRACE;
-    let cpu = cpu_of(pid)
+    let cpu = live::cpu_of(pid)
         .zip(cpu_before)
         .map(|(a, b)| a.saturating_sub(b));
     let peak = peak_rss_of(pid);
@@ -516,7 +503,7 @@ fn run_collectd(dir: &Path, rate: u32, secs: Duration) -> Result<Run, Error> {
     // first would overflow 64 bits).
     let us = live::unix_micros();
     let t0 = ((us / 1_000_000) << 30) + (((us % 1_000_000) << 30) / 1_000_000);
-    let cpu_before = cpu_of(pid);
+    let cpu_before = live::cpu_of(pid);
     let start = Instant::now();
     offer(rate, secs, |i| {
         let time_hr = t0 + (start.elapsed().as_nanos() as u64) + i;
@@ -525,7 +512,7 @@ fn run_collectd(dir: &Path, rate: u32, secs: Duration) -> Result<Run, Error> {
     });
     std::thread::sleep(GRACE);
     let elapsed = start.elapsed() - GRACE;
-    let cpu = cpu_of(pid)
+    let cpu = live::cpu_of(pid)
         .zip(cpu_before)
         .map(|(a, b)| a.saturating_sub(b));
     let peak = peak_rss_of(pid);

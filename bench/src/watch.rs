@@ -77,7 +77,8 @@ fn process_cpu(pid: u32) -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
-fn processes() -> usize {
+/// How many processes the machine runs (the numbered entries of `/proc`).
+pub(crate) fn processes() -> usize {
     std::fs::read_dir("/proc")
         .map(|d| {
             d.flatten()
