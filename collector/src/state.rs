@@ -356,8 +356,13 @@ impl State {
             g.state = GatewayState::Up;
         }
         g.last_seen = g.last_seen.max(now);
-        g.period = logs::declared_period(g.period, kind, period);
-        g.thresholds = self.staleness.of(gateway, g.period);
+        // The thresholds follow the period (and the config, which
+        // `set_staleness` applies): judged again only when the period moves.
+        let declared = logs::declared_period(g.period, kind, period);
+        if declared != g.period {
+            g.period = declared;
+            g.thresholds = self.staleness.of(gateway, declared);
+        }
         g.last_kind = kind;
         if g.source != source {
             source.clone_into(&mut g.source);
