@@ -622,11 +622,32 @@ fn may_run_ssh(command: &str) -> bool {
     {
         return true;
     }
-    let end = b
-        .iter()
-        .position(u8::is_ascii_whitespace)
-        .unwrap_or(b.len());
-    b[..end].ends_with(b"ssh")
+    b[..first_word_end(b)].ends_with(b"ssh")
+}
+
+/// Where the first word of `b` ends: its first ASCII white space, or the
+/// end. Every process line's program goes through this, so it looks 16
+/// bytes a step for a byte up to `' '` ([`word_bits`]); only a control
+/// character, which is no word's end, sends it on a byte at a time.
+fn first_word_end(b: &[u8]) -> usize {
+    let mut at = 0;
+    while at < b.len() {
+        let blank = !word_bits(b, at) & 0xFFFF;
+        if blank != 0 {
+            let end = (at + blank.trailing_zeros() as usize).min(b.len());
+            if b.get(end).is_none_or(u8::is_ascii_whitespace) {
+                return end;
+            }
+            // A control character: not white space to ssh's words.
+            return end
+                + b[end..]
+                    .iter()
+                    .position(u8::is_ascii_whitespace)
+                    .unwrap_or(b.len() - end);
+        }
+        at += 16;
+    }
+    b.len()
 }
 
 /// Where a walk over the lines of a capture is: the layout of the last
@@ -1628,6 +1649,22 @@ bad line
                 padded[..rest.len()].copy_from_slice(rest);
                 proptest::prop_assert_eq!(portable_word_bits(&padded), naive);
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The end of the first word, 16 bytes a step, is where a
+        /// byte-by-byte look for ASCII white space finds it, control
+        /// characters included.
+        #[test]
+        fn first_word_end_agrees(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b's', b'h', b' ', b'\t', b'\n', 0x0b, 0x01, 0, b'\r', 0x0c, 0xc3]),
+                0..70,
+            )
+        ) {
+            let naive = bytes.iter().position(u8::is_ascii_whitespace).unwrap_or(bytes.len());
+            proptest::prop_assert_eq!(first_word_end(&bytes), naive);
         }
     }
 
