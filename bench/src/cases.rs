@@ -585,8 +585,11 @@ pub fn client(setup: &Setup, capture: &Path) -> Result<Vec<Row>, Error> {
 const SEED_CLIENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/seed-client.py");
 
 /// The interpreters to run the seed-style client with: the real one
-/// (`sys.executable` of the `python3` in `PATH`) and, when that `python3`
-/// is something else (a version manager's shim), that too.
+/// (`sys.executable` of the `python3` in `PATH`); when that `python3` is
+/// something else (a version manager's shim), that too; and the
+/// distribution's `/usr/bin/python3` when it is another interpreter (its
+/// build can be much faster or slower than the first: the ratio depends on
+/// which Python as much as on the client).
 fn pythons() -> Result<Vec<(String, PathBuf)>, Error> {
     let out = Command::new("python3")
         .args(["-c", "import sys; print(sys.executable)"])
@@ -604,6 +607,14 @@ fn pythons() -> Result<Vec<(String, PathBuf)>, Error> {
         found.push((
             format!("python3 as PATH finds it ({})", first.display()),
             first,
+        ));
+    }
+    let system = PathBuf::from("/usr/bin/python3");
+    let same = |p: &PathBuf| std::fs::canonicalize(p).ok() == std::fs::canonicalize(&system).ok();
+    if system.is_file() && !found.iter().any(|(_, p)| same(p)) {
+        found.push((
+            "the distribution's python3 (/usr/bin/python3)".to_string(),
+            system,
         ));
     }
     Ok(found)
