@@ -1092,7 +1092,8 @@ fn roc_history(clock: &Clock, roc: &RocHistory) -> Value {
     }
 }
 
-fn range_value(src: &Arc<Source>, r: &RangeHistory) -> Value {
+/// A range's value on the history page.
+pub(crate) fn range_value(src: &Arc<Source>, r: &RangeHistory) -> Value {
     let clock = &src.clock;
     let gateways: Vec<Value> = r
         .gateways
@@ -1137,19 +1138,19 @@ fn range_value(src: &Arc<Source>, r: &RangeHistory) -> Value {
     }
 }
 
-/// The context of `history.html`; `idle`: the candidates to close, idle
-/// for `idle_after` seconds.
+/// The context of `history.html`: `ranges` made by [`range_value`];
+/// `idle`: the candidates to close, idle for `idle_after` seconds.
 pub(crate) fn history_context(
     src: &Arc<Source>,
     stats: &ReadStats,
-    ranges: &[RangeHistory],
+    ranges: Vec<Value>,
     idle: &[IdleTunnel],
     idle_after: u64,
 ) -> Value {
     let clock = &src.clock;
     context! {
         page => page(clock, stats, "history", "ROC tunnels — history"),
-        ranges => ranges.iter().map(|r| range_value(src, r)).collect::<Vec<_>>(),
+        ranges => ranges,
         idle => idle_value(clock, idle, idle_after),
     }
 }
