@@ -186,7 +186,9 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         clock: Clock::new(cfg.tz.clone(), cfg.now),
     });
     let env = render::make_env(cfg.templates.as_deref());
-    let (index, ranges, gateways) = status_and_ranges(cfg, &tracker, &source, &stats, &env)?;
+    let sections = Arc::new(render::Sections::new(cfg.ranges.len()));
+    let (index, ranges, gateways) =
+        status_and_ranges(cfg, &tracker, &source, &sections, &stats, &env)?;
     let idle = history::idle(&tracker, &catalog, cfg.idle_after);
     let history_context = render::history_context(&source, &stats, ranges, &idle, cfg.idle_after);
     std::fs::create_dir_all(&cfg.out).map_err(|source| Error::Write {
@@ -194,14 +196,25 @@ fn execute(cfg: &Config) -> Result<Summary, Error> {
         source,
     })?;
     let pages = vec![cfg.out.join("index.html"), cfg.out.join("history.html")];
-    // Written to its file as it renders; put in place after the index.
-    let history = render::render_to_page(&env, "history.html", history_context.clone(), &pages[1])?;
+    // Written to its file as it renders, its gateways' sections rendered
+    // ahead on a second thread; put in place after the index.
+    let history = std::thread::scope(|s| {
+        let ahead = s.spawn(|| sections.render_ahead(&env));
+        let page = {
+            let _end = EndSections(&sections);
+            render::render_to_page(&env, "history.html", history_context.clone(), &pages[1])
+        };
+        ahead
+            .join()
+            .map_err(|_| Error::Thread("the history page"))?;
+        page
+    })?;
     // The process ends after this run: the model and the pages' contexts are
     // hundreds of thousands of small allocations, and freeing them one by one
     // was a tenth of a run that reads from the cache. Exiting frees them at
     // once.
     std::mem::forget((idle, history_context));
-    std::mem::forget((tracker, catalog, source));
+    std::mem::forget((tracker, catalog, source, sections));
 
     render::write_atomic(&pages[0], index.as_bytes())?;
     history.commit()?;
@@ -223,10 +236,11 @@ fn status_and_ranges(
     cfg: &Config,
     tracker: &state::Tracker,
     source: &Arc<render::Source>,
+    sections: &Arc<render::Sections>,
     stats: &ReadStats,
     env: &minijinja::Environment<'_>,
 ) -> Result<(String, Vec<minijinja::Value>, usize), Error> {
-    let value = |range: &history::Range| {
+    let value = |i: usize, range: &history::Range| {
         let r = history::build(
             tracker,
             &source.catalog,
@@ -234,16 +248,16 @@ fn status_and_ranges(
             range,
             stats.first_received,
         );
-        let v = render::range_value(source, &r);
+        let v = render::range_value(source, sections, i, &r);
         // Freed at exit (see `execute`).
         std::mem::forget(r);
         v
     };
     let longest = (0..cfg.ranges.len()).max_by_key(|&i| cfg.ranges[i].secs);
     std::thread::scope(|s| {
-        let far = longest.map(|i| s.spawn(move || value(&cfg.ranges[i])));
+        let far = longest.map(|i| s.spawn(move || value(i, &cfg.ranges[i])));
         let mut ranges: Vec<Option<minijinja::Value>> = (cfg.ranges.iter().enumerate())
-            .map(|(i, r)| (Some(i) != longest).then(|| value(r)))
+            .map(|(i, r)| (Some(i) != longest).then(|| value(i, r)))
             .collect();
         let mut status = Status::build(
             tracker,
@@ -264,6 +278,16 @@ fn status_and_ranges(
         }
         Ok((index?, ranges.into_iter().flatten().collect(), gateways))
     })
+}
+
+/// Ends the history page's second thread however its render ends (an
+/// unwinding panic included), so that waiting for it never hangs.
+struct EndSections<'a>(&'a render::Sections);
+
+impl Drop for EndSections<'_> {
+    fn drop(&mut self) {
+        self.0.end();
+    }
 }
 
 /// Writes one message in one write, ignoring a failure: `print!` and

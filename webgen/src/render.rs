@@ -11,13 +11,13 @@
 use std::error::Error as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use gateway_client::tunnel::{Health, Tunnel};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
-use minijinja::{AutoEscape, Environment, context};
+use minijinja::{AutoEscape, Environment, State, context};
 
 use crate::error::Error;
 use crate::history::{BUCKETS, GatewayHistory, IdleTunnel, Lane, RangeHistory, RocHistory};
@@ -29,11 +29,15 @@ use logs::GatewayState;
 use logs::inventory::TunnelState;
 
 /// The templates built into the binary.
-pub(crate) const TEMPLATES: [(&str, &str); 4] = [
+pub(crate) const TEMPLATES: [(&str, &str); 5] = [
     ("base.html", include_str!("../templates/base.html")),
     ("macros.html", include_str!("../templates/macros.html")),
     ("index.html", include_str!("../templates/index.html")),
     ("history.html", include_str!("../templates/history.html")),
+    (
+        "history-gateway.html",
+        include_str!("../templates/history-gateway.html"),
+    ),
 ];
 
 /// The template environment: the built-in templates, or with `dir` the
@@ -43,6 +47,7 @@ pub(crate) fn make_env(dir: Option<&Path>) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_function("gateway_section", gateway_section);
     match dir {
         None => {
             for (name, src) in TEMPLATES {
@@ -1093,13 +1098,18 @@ fn roc_history(clock: &Clock, roc: &RocHistory) -> Value {
 }
 
 /// A range's value on the history page.
-pub(crate) fn range_value(src: &Arc<Source>, r: &RangeHistory) -> Value {
+pub(crate) fn range_value(
+    src: &Arc<Source>,
+    sections: &Arc<Sections>,
+    range: usize,
+    r: &RangeHistory,
+) -> Value {
     let clock = &src.clock;
     let gateways: Vec<Value> = r
         .gateways
         .iter()
         .map(|g| {
-            context! {
+            let value = context! {
                 name => g.name.as_str(),
                 availability => g.availability().map(percent),
                 window => duration(g.window.1.saturating_sub(g.window.0)),
@@ -1119,7 +1129,8 @@ pub(crate) fn range_value(src: &Arc<Source>, r: &RangeHistory) -> Value {
                 }).collect::<Vec<_>>(),
                 silences_total => g.silences_total,
                 silences_more => g.silences_total.saturating_sub(g.silences.len()),
-            }
+            };
+            sections.add(range, value)
         })
         .collect();
     context! {
@@ -1135,6 +1146,218 @@ pub(crate) fn range_value(src: &Arc<Source>, r: &RangeHistory) -> Value {
         messages => r.messages.iter().map(|(gw, m)| message(clock, gw, m)).collect::<Vec<_>>(),
         messages_total => r.messages_total,
         messages_more => r.messages_total.saturating_sub(r.messages.len()),
+    }
+}
+
+/// `gateway_section(g)` in a template: gateway `g`'s section of the history
+/// page, `history-gateway.html` rendered with `g` (by [`Sections`] when `g`
+/// is one of theirs).
+fn gateway_section(state: &State<'_, '_>, g: Value) -> Result<Value, minijinja::Error> {
+    let section = g.get_attr("section")?;
+    let html = match section.downcast_object_ref::<SectionRef>() {
+        Some(s) => s.sections.take(state.env(), s.range, s.index)?,
+        None => render_section(state.env(), &g)?,
+    };
+    Ok(Value::from_safe_string(html))
+}
+
+fn render_section(env: &Environment<'_>, g: &Value) -> Result<String, minijinja::Error> {
+    env.get_template("history-gateway.html")?
+        .render(context! { g => g })
+}
+
+/// The history page's gateway sections: most of the page (the lanes of
+/// every gateway and range, tens of thousands), and most of a warm run's
+/// time. While the page renders from its first section on, a second thread
+/// renders them from the last one back ([`Sections::render_ahead`]); each
+/// is rendered once, by the thread that claims it first, so the two meet
+/// in the middle and the page takes what the other made.
+#[derive(Default)]
+pub(crate) struct Sections {
+    made: Mutex<Made>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Made {
+    /// By range, then gateway, in the page's order: the gateway's value
+    /// (without its `section`) and its section.
+    ranges: Vec<Vec<(Value, Slot)>>,
+    /// The page has asked for a section: its template uses them.
+    started: bool,
+    /// The page is rendered (or failed): none will be asked for now.
+    ended: bool,
+}
+
+enum Slot {
+    /// Not claimed yet.
+    Waiting,
+    /// Being rendered by the second thread.
+    Claimed,
+    /// Rendered by the second thread, for the page to take.
+    Done(String),
+    /// The page renders it when it asks (taken once already, or the second
+    /// thread failed on it: the page's own render gives the error).
+    Page,
+}
+
+/// What a gateway's value carries to find its section.
+struct SectionRef {
+    sections: Arc<Sections>,
+    range: usize,
+    index: usize,
+}
+
+impl std::fmt::Debug for SectionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "gateway section {}.{}", self.range, self.index)
+    }
+}
+
+impl Object for SectionRef {}
+
+impl Sections {
+    /// Sections for `ranges` ranges.
+    pub(crate) fn new(ranges: usize) -> Sections {
+        let made = Made {
+            ranges: (0..ranges).map(|_| Vec::new()).collect(),
+            ..Made::default()
+        };
+        Sections {
+            made: Mutex::new(made),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Made> {
+        self.made.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next gateway's value of range `range`, with its `section`.
+    fn add(self: &Arc<Self>, range: usize, gateway: Value) -> Value {
+        let mut made = self.lock();
+        let Some(list) = made.ranges.get_mut(range) else {
+            return gateway;
+        };
+        let index = list.len();
+        list.push((gateway.clone(), Slot::Waiting));
+        let section = Value::from_object(SectionRef {
+            sections: Arc::clone(self),
+            range,
+            index,
+        });
+        context! { section => section, ..gateway }
+    }
+
+    /// A section for the page: the second thread's, or rendered here.
+    fn take(
+        &self,
+        env: &Environment<'_>,
+        range: usize,
+        index: usize,
+    ) -> Result<String, minijinja::Error> {
+        let mut made = self.lock();
+        if !made.started {
+            made.started = true;
+            self.changed.notify_all();
+        }
+        loop {
+            let Some((gateway, slot)) = made.ranges.get_mut(range).and_then(|r| r.get_mut(index))
+            else {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    "no such gateway section",
+                ));
+            };
+            match std::mem::replace(slot, Slot::Page) {
+                Slot::Done(html) => return Ok(html),
+                Slot::Claimed => {
+                    *slot = Slot::Claimed;
+                    made = self
+                        .changed
+                        .wait(made)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                Slot::Waiting | Slot::Page => {
+                    let gateway = gateway.clone();
+                    drop(made);
+                    return render_section(env, &gateway);
+                }
+            }
+        }
+    }
+
+    /// The second thread: once the page asks for its first section, renders
+    /// them from the last one back until it reaches one the page has
+    /// claimed, or the page is done.
+    pub(crate) fn render_ahead(&self, env: &Environment<'_>) {
+        let mut made = self.lock();
+        while !made.started && !made.ended {
+            made = self
+                .changed
+                .wait(made)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let order: Vec<(usize, usize)> = (made.ranges.iter().enumerate())
+            .flat_map(|(r, list)| (0..list.len()).map(move |i| (r, i)))
+            .rev()
+            .collect();
+        for (range, index) in order {
+            if made.ended {
+                return;
+            }
+            let Some((gateway, slot)) = made.ranges.get_mut(range).and_then(|r| r.get_mut(index))
+            else {
+                return;
+            };
+            if !matches!(slot, Slot::Waiting) {
+                return;
+            }
+            *slot = Slot::Claimed;
+            let gateway = gateway.clone();
+            drop(made);
+            let mut claim = Claim {
+                sections: self,
+                range,
+                index,
+                html: None,
+            };
+            claim.html = render_section(env, &gateway).ok();
+            drop(claim);
+            made = self.lock();
+        }
+    }
+
+    /// Nothing more will be asked for: the second thread stops.
+    pub(crate) fn end(&self) {
+        self.lock().ended = true;
+        self.changed.notify_all();
+    }
+}
+
+/// A section the second thread is rendering: dropped, its slot gets what
+/// was made, or goes back to the page (a failure, or a panic unwinding).
+struct Claim<'a> {
+    sections: &'a Sections,
+    range: usize,
+    index: usize,
+    html: Option<String>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut made = self.sections.lock();
+        if let Some((_, slot)) = made
+            .ranges
+            .get_mut(self.range)
+            .and_then(|r| r.get_mut(self.index))
+        {
+            *slot = match self.html.take() {
+                Some(html) => Slot::Done(html),
+                None => Slot::Page,
+            };
+        }
+        self.sections.changed.notify_all();
     }
 }
 
