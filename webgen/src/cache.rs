@@ -120,13 +120,23 @@ pub(crate) fn read(cfg: &Config, from: Date, to: Date) -> Result<Read, Error> {
     let today = logs::files::day_of(cfg.now);
     let closed = days.iter().take_while(|d| d.day < today).count();
     // Keys first, files read after: a file changed in between is saved
-    // under its old key, so the next run reads it again.
-    let keys: Option<Vec<DayKey>> = days[..closed].iter().map(DayKey::of).collect();
-    let fingerprint = fingerprint(cfg, from);
+    // under its old key, so the next run reads it again. The checkpoint is
+    // read meanwhile (each is a few milliseconds of a warm run).
     let path = dir.join(CHECKPOINT);
+    let (keys, saved) = std::thread::scope(|s| {
+        let keys = s.spawn(|| {
+            (days[..closed].iter())
+                .map(DayKey::of)
+                .collect::<Option<Vec<DayKey>>>()
+        });
+        let saved = std::fs::read(&path);
+        (keys.join(), saved)
+    });
+    let keys = keys.map_err(|_| Error::Thread("the cache's keys"))?;
+    let fingerprint = fingerprint(cfg, from);
     let mut resumed = 0;
     if let Some(keys) = &keys {
-        match load(&path, &fingerprint, keys, cfg) {
+        match load(saved, &fingerprint, keys, cfg) {
             Ok(Some((n, saved, saved_tracker))) => {
                 resumed = n;
                 state = saved;
@@ -315,16 +325,17 @@ impl DayKey {
     }
 }
 
-/// The checkpoint at `path`, when it was made from the same fingerprint and
-/// its days are the first of `keys`: how many days it holds, and the state
-/// after them. `Ok(None)`: none, or out of date; `Err`: unreadable.
+/// The checkpoint read (`saved`), when it was made from the same
+/// fingerprint and its days are the first of `keys`: how many days it
+/// holds, and the state after them. `Ok(None)`: none, or out of date;
+/// `Err`: unreadable.
 fn load(
-    path: &Path,
+    saved: std::io::Result<Vec<u8>>,
     fingerprint: &str,
     keys: &[DayKey],
     cfg: &Config,
 ) -> Result<Option<(usize, Reading, Tracker)>, String> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match saved {
         Ok(b) => b,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(format!("cannot read it ({e})")),
