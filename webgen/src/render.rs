@@ -1162,8 +1162,21 @@ fn gateway_section(state: &State<'_, '_>, g: Value) -> Result<Value, minijinja::
 }
 
 fn render_section(env: &Environment<'_>, g: &Value) -> Result<String, minijinja::Error> {
-    env.get_template("history-gateway.html")?
-        .render(context! { g => g })
+    thread_local! {
+        static IN_SECTION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    // A section asking for a section would recurse until the stack ran out.
+    if IN_SECTION.replace(true) {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "gateway_section() inside history-gateway.html",
+        ));
+    }
+    let html = env
+        .get_template("history-gateway.html")
+        .and_then(|t| t.render(context! { g => g }));
+    IN_SECTION.set(false);
+    html
 }
 
 /// The history page's gateway sections: most of the page (the lanes of
@@ -1486,6 +1499,59 @@ mod tests {
                 assert_eq!(c.time(t), slow, "{zone} {t}");
             }
         }
+    }
+
+    #[test]
+    fn sections_rendered_ahead_are_the_page_own() {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::Html);
+        env.add_function("gateway_section", gateway_section);
+        env.add_template("history-gateway.html", "<p>{{ g.name }}</p>")
+            .unwrap();
+        env.add_template(
+            "page.html",
+            "{% for r in ranges %}[{% for g in r %}{{ gateway_section(g) }}{% endfor %}]{% endfor %}",
+        )
+        .unwrap();
+        let names = |r: usize| (0..40).map(move |i| format!("gw{r}-{i}<"));
+        let expected: String = (0..3)
+            .map(|r| {
+                format!(
+                    "[{}]",
+                    names(r)
+                        .map(|n| format!("<p>{}</p>", n.replace('<', "&lt;")))
+                        .collect::<String>()
+                )
+            })
+            .collect();
+        for _ in 0..20 {
+            let sections = Arc::new(Sections::new(3));
+            let ranges: Vec<Vec<Value>> = (0..3)
+                .map(|r| {
+                    names(r)
+                        .map(|n| sections.add(r, context! { name => n }))
+                        .collect()
+                })
+                .collect();
+            let page = std::thread::scope(|s| {
+                let ahead = s.spawn(|| sections.render_ahead(&env));
+                let page = env
+                    .get_template("page.html")
+                    .unwrap()
+                    .render(context! { ranges => ranges });
+                sections.end();
+                ahead.join().unwrap();
+                page.unwrap()
+            });
+            assert_eq!(page, expected);
+        }
+        // A page that never asks: the second thread stops when it ends.
+        let sections = Sections::new(1);
+        std::thread::scope(|s| {
+            let ahead = s.spawn(|| sections.render_ahead(&env));
+            sections.end();
+            ahead.join().unwrap();
+        });
     }
 
     #[test]
