@@ -59,8 +59,9 @@ OPTIONS:
     --tz ZONE         IANA time zone for the pages, e.g. America/Chicago
                       [the host's]
     --templates DIR   use the templates in DIR (base.html, macros.html,
-                      index.html, history.html; missing ones are built in);
-                      DIR must exist
+                      index.html, history.html, history-gateway.html: a
+                      gateway's section of history.html, given only g;
+                      missing ones are built in); DIR must exist
     --now TIME        take TIME as now: Unix seconds or RFC 3339
                       (for tests and replays of old logs) [the clock]
     --cache DIR       keep the state after the last closed UTC day here, so

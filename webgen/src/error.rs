@@ -39,6 +39,8 @@ pub(crate) enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A thread making part of the pages stopped without finishing it.
+    Thread(&'static str),
 }
 
 impl Error {
@@ -78,6 +80,7 @@ impl fmt::Display for Error {
             Error::Write { path, source } => {
                 write!(f, "{}: cannot write: {source}", path.display())
             }
+            Error::Thread(what) => write!(f, "the thread making {what} failed"),
         }
     }
 }

@@ -227,48 +227,43 @@ impl RangeHistory<'_> {
     }
 }
 
-/// Builds the history of every range. `data_start` is the earliest event
+/// Builds the history of one range. `data_start` is the earliest event
 /// in the logs read; each gateway's thresholds say when a silence going on
 /// now began.
 pub(crate) fn build<'a>(
     tracker: &Tracker,
     catalog: &'a Catalog,
     now: u64,
-    ranges: &[Range],
+    range: &Range,
     data_start: Option<u64>,
-) -> Vec<RangeHistory<'a>> {
-    ranges
+) -> RangeHistory<'a> {
+    let start = now.saturating_sub(range.secs);
+    let gateways = tracker
+        .gateways_by_name(catalog)
+        .into_iter()
+        .filter(|g| g.last_heard >= start)
+        .map(|g| gateway(g, catalog, start, now))
+        .collect();
+    let in_range = |m: &&Message| m.received >= start && m.received <= now;
+    let messages_total = tracker.messages.iter().filter(in_range).count();
+    let messages = tracker
+        .messages
         .iter()
-        .map(|range| {
-            let start = now.saturating_sub(range.secs);
-            let gateways = tracker
-                .gateways_by_name(catalog)
-                .into_iter()
-                .filter(|g| g.last_heard >= start)
-                .map(|g| gateway(g, catalog, start, now))
-                .collect();
-            let in_range = |m: &&Message| m.received >= start && m.received <= now;
-            let messages_total = tracker.messages.iter().filter(in_range).count();
-            let messages = tracker
-                .messages
-                .iter()
-                .rev()
-                .filter(in_range)
-                .take(MAX_MESSAGES)
-                .map(|m| (catalog.gateway(m.gateway).to_string(), m.clone()))
-                .collect();
-            RangeHistory {
-                range: range.clone(),
-                start,
-                end: now,
-                data_start,
-                gateways,
-                rocs: rocs(tracker, start, now),
-                messages,
-                messages_total,
-            }
-        })
-        .collect()
+        .rev()
+        .filter(in_range)
+        .take(MAX_MESSAGES)
+        .map(|m| (catalog.gateway(m.gateway).to_string(), m.clone()))
+        .collect();
+    RangeHistory {
+        range: range.clone(),
+        start,
+        end: now,
+        data_start,
+        gateways,
+        rocs: rocs(tracker, start, now),
+        messages,
+        messages_total,
+    }
 }
 
 fn gateway<'a>(g: &GatewayTrack, catalog: &'a Catalog, start: u64, end: u64) -> GatewayHistory<'a> {

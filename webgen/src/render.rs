@@ -11,13 +11,13 @@
 use std::error::Error as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use gateway_client::tunnel::{Health, Tunnel};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
 use minijinja::value::{Enumerator, Object, ObjectRepr, Value};
-use minijinja::{AutoEscape, Environment, context};
+use minijinja::{AutoEscape, Environment, State, context};
 
 use crate::error::Error;
 use crate::history::{BUCKETS, GatewayHistory, IdleTunnel, Lane, RangeHistory, RocHistory};
@@ -29,11 +29,15 @@ use logs::GatewayState;
 use logs::inventory::TunnelState;
 
 /// The templates built into the binary.
-pub(crate) const TEMPLATES: [(&str, &str); 4] = [
+pub(crate) const TEMPLATES: [(&str, &str); 5] = [
     ("base.html", include_str!("../templates/base.html")),
     ("macros.html", include_str!("../templates/macros.html")),
     ("index.html", include_str!("../templates/index.html")),
     ("history.html", include_str!("../templates/history.html")),
+    (
+        "history-gateway.html",
+        include_str!("../templates/history-gateway.html"),
+    ),
 ];
 
 /// The template environment: the built-in templates, or with `dir` the
@@ -43,6 +47,7 @@ pub(crate) fn make_env(dir: Option<&Path>) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_auto_escape_callback(|_| AutoEscape::Html);
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    env.add_function("gateway_section", gateway_section);
     match dir {
         None => {
             for (name, src) in TEMPLATES {
@@ -1092,13 +1097,19 @@ fn roc_history(clock: &Clock, roc: &RocHistory) -> Value {
     }
 }
 
-fn range_value(src: &Arc<Source>, r: &RangeHistory) -> Value {
+/// A range's value on the history page.
+pub(crate) fn range_value(
+    src: &Arc<Source>,
+    sections: &Arc<Sections>,
+    range: usize,
+    r: &RangeHistory,
+) -> Value {
     let clock = &src.clock;
     let gateways: Vec<Value> = r
         .gateways
         .iter()
         .map(|g| {
-            context! {
+            let value = context! {
                 name => g.name.as_str(),
                 availability => g.availability().map(percent),
                 window => duration(g.window.1.saturating_sub(g.window.0)),
@@ -1118,7 +1129,8 @@ fn range_value(src: &Arc<Source>, r: &RangeHistory) -> Value {
                 }).collect::<Vec<_>>(),
                 silences_total => g.silences_total,
                 silences_more => g.silences_total.saturating_sub(g.silences.len()),
-            }
+            };
+            sections.add(range, value)
         })
         .collect();
     context! {
@@ -1137,19 +1149,244 @@ fn range_value(src: &Arc<Source>, r: &RangeHistory) -> Value {
     }
 }
 
-/// The context of `history.html`; `idle`: the candidates to close, idle
-/// for `idle_after` seconds.
+/// `gateway_section(g)` in a template: gateway `g`'s section of the history
+/// page, `history-gateway.html` rendered with `g` (by [`Sections`] when `g`
+/// is one of theirs).
+fn gateway_section(state: &State<'_, '_>, g: Value) -> Result<Value, minijinja::Error> {
+    let section = g.get_attr("section")?;
+    let html = match section.downcast_object_ref::<SectionRef>() {
+        Some(s) => s.sections.take(state.env(), s.range, s.index)?,
+        None => render_section(state.env(), &g)?,
+    };
+    Ok(Value::from_safe_string(html))
+}
+
+fn render_section(env: &Environment<'_>, g: &Value) -> Result<String, minijinja::Error> {
+    thread_local! {
+        static IN_SECTION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    // A section asking for a section would recurse until the stack ran out.
+    if IN_SECTION.replace(true) {
+        return Err(minijinja::Error::new(
+            minijinja::ErrorKind::InvalidOperation,
+            "gateway_section() inside history-gateway.html",
+        ));
+    }
+    let html = env
+        .get_template("history-gateway.html")
+        .and_then(|t| t.render(context! { g => g }));
+    IN_SECTION.set(false);
+    html
+}
+
+/// The history page's gateway sections: most of the page (the lanes of
+/// every gateway and range, tens of thousands), and most of a warm run's
+/// time. While the page renders from its first section on, a second thread
+/// renders them from the last one back ([`Sections::render_ahead`]); each
+/// is rendered once, by the thread that claims it first, so the two meet
+/// in the middle and the page takes what the other made.
+#[derive(Default)]
+pub(crate) struct Sections {
+    made: Mutex<Made>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct Made {
+    /// By range, then gateway, in the page's order: the gateway's value
+    /// (without its `section`) and its section.
+    ranges: Vec<Vec<(Value, Slot)>>,
+    /// The page has asked for a section: its template uses them.
+    started: bool,
+    /// The page is rendered (or failed): none will be asked for now.
+    ended: bool,
+}
+
+enum Slot {
+    /// Not claimed yet.
+    Waiting,
+    /// Being rendered by the second thread.
+    Claimed,
+    /// Rendered by the second thread, for the page to take.
+    Done(String),
+    /// The page renders it when it asks (taken once already, or the second
+    /// thread failed on it: the page's own render gives the error).
+    Page,
+}
+
+/// What a gateway's value carries to find its section.
+struct SectionRef {
+    sections: Arc<Sections>,
+    range: usize,
+    index: usize,
+}
+
+impl std::fmt::Debug for SectionRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "gateway section {}.{}", self.range, self.index)
+    }
+}
+
+impl Object for SectionRef {}
+
+impl Sections {
+    /// Sections for `ranges` ranges.
+    pub(crate) fn new(ranges: usize) -> Sections {
+        let made = Made {
+            ranges: (0..ranges).map(|_| Vec::new()).collect(),
+            ..Made::default()
+        };
+        Sections {
+            made: Mutex::new(made),
+            changed: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Made> {
+        self.made.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next gateway's value of range `range`, with its `section`.
+    fn add(self: &Arc<Self>, range: usize, gateway: Value) -> Value {
+        let mut made = self.lock();
+        let Some(list) = made.ranges.get_mut(range) else {
+            return gateway;
+        };
+        let index = list.len();
+        list.push((gateway.clone(), Slot::Waiting));
+        let section = Value::from_object(SectionRef {
+            sections: Arc::clone(self),
+            range,
+            index,
+        });
+        context! { section => section, ..gateway }
+    }
+
+    /// A section for the page: the second thread's, or rendered here.
+    fn take(
+        &self,
+        env: &Environment<'_>,
+        range: usize,
+        index: usize,
+    ) -> Result<String, minijinja::Error> {
+        let mut made = self.lock();
+        if !made.started {
+            made.started = true;
+            self.changed.notify_all();
+        }
+        loop {
+            let Some((gateway, slot)) = made.ranges.get_mut(range).and_then(|r| r.get_mut(index))
+            else {
+                return Err(minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    "no such gateway section",
+                ));
+            };
+            match std::mem::replace(slot, Slot::Page) {
+                Slot::Done(html) => return Ok(html),
+                Slot::Claimed => {
+                    *slot = Slot::Claimed;
+                    made = self
+                        .changed
+                        .wait(made)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+                Slot::Waiting | Slot::Page => {
+                    let gateway = gateway.clone();
+                    drop(made);
+                    return render_section(env, &gateway);
+                }
+            }
+        }
+    }
+
+    /// The second thread: once the page asks for its first section, renders
+    /// them from the last one back until it reaches one the page has
+    /// claimed, or the page is done.
+    pub(crate) fn render_ahead(&self, env: &Environment<'_>) {
+        let mut made = self.lock();
+        while !made.started && !made.ended {
+            made = self
+                .changed
+                .wait(made)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        let order: Vec<(usize, usize)> = (made.ranges.iter().enumerate())
+            .flat_map(|(r, list)| (0..list.len()).map(move |i| (r, i)))
+            .rev()
+            .collect();
+        for (range, index) in order {
+            if made.ended {
+                return;
+            }
+            let Some((gateway, slot)) = made.ranges.get_mut(range).and_then(|r| r.get_mut(index))
+            else {
+                return;
+            };
+            if !matches!(slot, Slot::Waiting) {
+                return;
+            }
+            *slot = Slot::Claimed;
+            let gateway = gateway.clone();
+            drop(made);
+            let mut claim = Claim {
+                sections: self,
+                range,
+                index,
+                html: None,
+            };
+            claim.html = render_section(env, &gateway).ok();
+            drop(claim);
+            made = self.lock();
+        }
+    }
+
+    /// Nothing more will be asked for: the second thread stops.
+    pub(crate) fn end(&self) {
+        self.lock().ended = true;
+        self.changed.notify_all();
+    }
+}
+
+/// A section the second thread is rendering: dropped, its slot gets what
+/// was made, or goes back to the page (a failure, or a panic unwinding).
+struct Claim<'a> {
+    sections: &'a Sections,
+    range: usize,
+    index: usize,
+    html: Option<String>,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        let mut made = self.sections.lock();
+        if let Some((_, slot)) = made
+            .ranges
+            .get_mut(self.range)
+            .and_then(|r| r.get_mut(self.index))
+        {
+            *slot = match self.html.take() {
+                Some(html) => Slot::Done(html),
+                None => Slot::Page,
+            };
+        }
+        self.sections.changed.notify_all();
+    }
+}
+
+/// The context of `history.html`: `ranges` made by [`range_value`];
+/// `idle`: the candidates to close, idle for `idle_after` seconds.
 pub(crate) fn history_context(
     src: &Arc<Source>,
     stats: &ReadStats,
-    ranges: &[RangeHistory],
+    ranges: Vec<Value>,
     idle: &[IdleTunnel],
     idle_after: u64,
 ) -> Value {
     let clock = &src.clock;
     context! {
         page => page(clock, stats, "history", "ROC tunnels — history"),
-        ranges => ranges.iter().map(|r| range_value(src, r)).collect::<Vec<_>>(),
+        ranges => ranges,
         idle => idle_value(clock, idle, idle_after),
     }
 }
@@ -1262,6 +1499,59 @@ mod tests {
                 assert_eq!(c.time(t), slow, "{zone} {t}");
             }
         }
+    }
+
+    #[test]
+    fn sections_rendered_ahead_are_the_page_own() {
+        let mut env = Environment::new();
+        env.set_auto_escape_callback(|_| AutoEscape::Html);
+        env.add_function("gateway_section", gateway_section);
+        env.add_template("history-gateway.html", "<p>{{ g.name }}</p>")
+            .unwrap();
+        env.add_template(
+            "page.html",
+            "{% for r in ranges %}[{% for g in r %}{{ gateway_section(g) }}{% endfor %}]{% endfor %}",
+        )
+        .unwrap();
+        let names = |r: usize| (0..40).map(move |i| format!("gw{r}-{i}<"));
+        let expected: String = (0..3)
+            .map(|r| {
+                format!(
+                    "[{}]",
+                    names(r)
+                        .map(|n| format!("<p>{}</p>", n.replace('<', "&lt;")))
+                        .collect::<String>()
+                )
+            })
+            .collect();
+        for _ in 0..20 {
+            let sections = Arc::new(Sections::new(3));
+            let ranges: Vec<Vec<Value>> = (0..3)
+                .map(|r| {
+                    names(r)
+                        .map(|n| sections.add(r, context! { name => n }))
+                        .collect()
+                })
+                .collect();
+            let page = std::thread::scope(|s| {
+                let ahead = s.spawn(|| sections.render_ahead(&env));
+                let page = env
+                    .get_template("page.html")
+                    .unwrap()
+                    .render(context! { ranges => ranges });
+                sections.end();
+                ahead.join().unwrap();
+                page.unwrap()
+            });
+            assert_eq!(page, expected);
+        }
+        // A page that never asks: the second thread stops when it ends.
+        let sections = Sections::new(1);
+        std::thread::scope(|s| {
+            let ahead = s.spawn(|| sections.render_ahead(&env));
+            sections.end();
+            ahead.join().unwrap();
+        });
     }
 
     #[test]
