@@ -311,6 +311,15 @@ impl Sender {
     }
 }
 
+/// Numbers `report` as a gateway numbers its reports: `seq` the time of
+/// sending in microseconds (past the one before), `sent` that time in
+/// seconds. (A send time that stays put makes the collector's replay
+/// guard, past its cap, refuse every later part as a replay.)
+pub(crate) fn stamp(report: &mut Body) {
+    report.seq = report.seq.max(unix_micros()) + 1;
+    report.sent = report.seq / 1_000_000;
+}
+
 /// A report of `tunnels` from `gateway`, in one part until encoded.
 pub(crate) fn report(gateway: &str, seq: u64, tunnels: &[Tunnel]) -> Body {
     Body {
@@ -389,7 +398,6 @@ struct Flow {
     gw: String,
     /// The report it sends, again and again with a new `seq`.
     report: Body,
-    seq: u64,
     parts: Vec<(Body, Vec<u8>)>,
     acked: Vec<bool>,
     tries: u32,
@@ -408,9 +416,7 @@ struct FlowTally {
 impl Flow {
     /// Signs the next report and sends all its parts.
     fn start_report(&mut self, key: &FastKey, to: SocketAddr) -> Result<(), Error> {
-        self.seq = self.seq.max(unix_micros()) + 1;
-        self.report.seq = self.seq;
-        self.report.sent = self.seq / 1_000_000;
+        stamp(&mut self.report);
         self.parts = wire::encode_all(key, &self.report).map_err(|e| Error::case("ingest", e))?;
         self.acked = vec![false; self.parts.len()];
         self.tries = 1;
@@ -433,7 +439,7 @@ impl Flow {
             let Ok(ack) = wire::decode(key, &buf[..n]) else {
                 continue;
             };
-            if ack.kind != MsgKind::Ack || ack.gateway != self.gw || ack.seq != self.seq {
+            if ack.kind != MsgKind::Ack || ack.gateway != self.gw || ack.seq != self.report.seq {
                 continue;
             }
             if let Some(i) = self.parts.iter().position(|(b, _)| b.part == ack.part) {
@@ -530,7 +536,6 @@ pub fn ingest(
             sock,
             report: report(&gw, 0, &tunnels(n_tunnels, &gw)),
             gw,
-            seq: 0,
             parts: Vec::new(),
             acked: Vec::new(),
             tries: 0,

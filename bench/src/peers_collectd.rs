@@ -222,12 +222,7 @@ fn run_collector(bin: &Path, dir: &Path, rate: u32, secs: Duration) -> Result<Ru
     let mut failed = None;
     offer(rate, secs, |i| {
         let body = &mut bodies[i as usize % GATEWAYS];
-        // As a gateway numbers its reports: the time of sending in
-        // microseconds, and the send time in seconds with it. (A send time
-        // fixed at the start made every part past the replay guard's cap
-        // look older than what it had to forget: refused as replays.)
-        body.seq = body.seq.max(live::unix_micros()) + 1;
-        body.sent = body.seq / 1_000_000;
+        live::stamp(body);
         match wire::encode_all(c.key(), body) {
             Ok(parts) => {
                 for (_, bytes) in parts {
