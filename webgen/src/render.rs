@@ -1185,7 +1185,6 @@ fn render_section(env: &Environment<'_>, g: &Value) -> Result<String, minijinja:
 /// renders them from the last one back ([`Sections::render_ahead`]); each
 /// is rendered once, by the thread that claims it first, so the two meet
 /// in the middle and the page takes what the other made.
-#[derive(Default)]
 pub(crate) struct Sections {
     made: Mutex<Made>,
     changed: Condvar,
